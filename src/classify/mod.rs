@@ -1,0 +1,1093 @@
+//! The classifier: raw message bytes in, a [`Verdict`] out.
+//!
+//! Pure: no I/O, no async, no error type. Malformed, truncated, binary or
+//! huge input is a verdict (`normal`, i.e. keep), never a panic, and the work
+//! per message is bounded (at most [`MAX_MESSAGE_BYTES`] are read; all
+//! matching is linear-time).
+//!
+//! How it decides, in three steps:
+//! 1. **Signals.** Evidence is collected from the message's structure
+//!    (RFC 3464/5965/8098 reports), its headers (RFC 3834 `Auto-Submitted`,
+//!    vendor auto-reply headers, `X-Failed-Recipients`, a null `Return-Path`,
+//!    daemon senders) and its text (the lexicon's phrases, MTA signatures).
+//!    Each signal is strong, moderate or weak, and belongs to a kind or is
+//!    generic.
+//! 2. **Automated or not.** A message is an automated response only when a
+//!    kind has at least one moderate-or-strong signal of its own, the total
+//!    reaches the threshold, and at least one signal comes from the *sender
+//!    side* (headers or structure a person's mail client does not produce).
+//!    Weak signals alone (`Precedence: bulk`, a `noreply` sender,
+//!    `X-Auto-Response-Suppress`) never suffice, and a person forwarding or
+//!    quoting a bounce stays `normal`.
+//! 3. **Provenance.** The original is looked for (attached message, attached
+//!    headers, report fields, quoted `Message-ID:` lines, `In-Reply-To`,
+//!    `References`, failed recipients) and matched against the
+//!    [`SentIndex`]: a match makes it `legitimate`, no match `backscatter`.
+
+pub mod fields;
+
+use crate::lexicon::{Lexicon, Phrase, LEXICON};
+use crate::sent::{normalize_subject, SentIndex, SentMatch};
+use fields::{
+    all_message_ids, delivery_status, feedback_report, normalize_address,
+    quoted_message_ids, text_recipients, DeliveryStatus, FeedbackReport,
+};
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// At most this many bytes of a message are read. Everything that matters
+/// (headers, the report, the start of the text, the original's headers)
+/// sits well inside this in every real sample; a 50 MB attachment does not
+/// make classification slower.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
+/// Phrases are looked for in this much of the message's text.
+const BODY_SCAN_BYTES: usize = 16 * 1024;
+/// Quoted headers of the original are looked for in this much text.
+const QUOTE_SCAN_BYTES: usize = 128 * 1024;
+
+/// The decision about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// An automated response to mail the user did not send: quarantine.
+    Backscatter,
+    /// An automated response to mail the user did send: keep.
+    Legitimate,
+    /// Not an automated response: keep.
+    Normal,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Backscatter => "backscatter",
+            Decision::Legitimate => "legitimate",
+            Decision::Normal => "normal",
+        }
+    }
+}
+
+/// What kind of automated response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Bounce,
+    Autoreply,
+    Challenge,
+    VirusNotice,
+    FeedbackReport,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Bounce,
+        Kind::Autoreply,
+        Kind::Challenge,
+        Kind::VirusNotice,
+        Kind::FeedbackReport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bounce => "bounce",
+            Kind::Autoreply => "autoreply",
+            Kind::Challenge => "challenge",
+            Kind::VirusNotice => "virus_notice",
+            Kind::FeedbackReport => "feedback_report",
+        }
+    }
+
+    /// When several kinds qualify, the most specific wins: a bounce caused by
+    /// a virus is a virus notice, a feedback report is never a bounce, and a
+    /// bounce that also says `Auto-Submitted: auto-replied` is a bounce.
+    fn priority(self) -> u8 {
+        match self {
+            Kind::FeedbackReport => 5,
+            Kind::VirusNotice => 4,
+            Kind::Challenge => 3,
+            Kind::Bounce => 2,
+            Kind::Autoreply => 1,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Kind::Bounce => 0,
+            Kind::Autoreply => 1,
+            Kind::Challenge => 2,
+            Kind::VirusNotice => 3,
+            Kind::FeedbackReport => 4,
+        }
+    }
+}
+
+/// What was learned about the message the automated response is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Original {
+    /// The original's Message-ID, with angle brackets.
+    pub message_id: Option<String>,
+    /// Where it was found (`message/rfc822`, `text/rfc822-headers`,
+    /// `delivery-status`, `quoted text`, `In-Reply-To`, `References`).
+    pub message_id_source: Option<String>,
+    /// The original's recipients (failed recipients for a bounce, the
+    /// auto-replier for an auto-reply), lowercased.
+    pub recipients: Vec<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    /// RFC 3339, when the original's Date was found.
+    pub date: Option<String>,
+    /// From the report: the MTA that wrote it, the status code, the
+    /// diagnostic (bounces), the feedback type (ARF).
+    pub reporting_mta: Option<String>,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+}
+
+/// The classifier's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub verdict: Decision,
+    pub kind: Option<Kind>,
+    pub original: Original,
+    /// Human-readable evidence, most important first.
+    pub reasons: Vec<String>,
+}
+
+/// What the classifier knows about the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub sent: &'a SentIndex,
+    /// The user's own addresses, lowercased.
+    pub own_addresses: &'a [String],
+}
+
+/// Classify one raw message.
+pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Verdict {
+    classify_with(raw, ctx, &LEXICON)
+}
+
+/// Classify with an explicit lexicon (tests use small ones).
+pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
+    let bytes = bounded(raw);
+    let Some(msg) = MessageParser::default().parse(bytes.as_ref()) else {
+        return normal(vec!["no message headers could be parsed".into()]);
+    };
+    if msg.parts.is_empty() {
+        return normal(vec!["no message headers could be parsed".into()]);
+    }
+    let facts = Facts::gather(&msg);
+    let evidence = Evidence::collect(&facts, lex);
+    let Some((kind, reasons)) = evidence.decide() else {
+        let mut reasons = vec!["not an automated response".to_string()];
+        reasons.extend(evidence.weak_notes());
+        return normal(reasons);
+    };
+    let original = find_original(&facts, kind);
+    decide_provenance(kind, original, reasons, ctx)
+}
+
+fn normal(reasons: Vec<String>) -> Verdict {
+    Verdict {
+        verdict: Decision::Normal,
+        kind: None,
+        original: Original::default(),
+        reasons,
+    }
+}
+
+/// Cap the input and repair CR-only line endings (old Mac mail), which the
+/// parser would otherwise read as one endless header line.
+fn bounded(raw: &[u8]) -> Cow<'_, [u8]> {
+    let raw = &raw[..raw.len().min(MAX_MESSAGE_BYTES)];
+    let probe = &raw[..raw.len().min(8192)];
+    if memchr::memchr(b'\n', probe).is_none() && memchr::memchr(b'\r', probe).is_some() {
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'\r' { b'\n' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Facts: what the message says, extracted once.
+
+/// The parts of the message the classifier looks at, already decoded.
+struct Facts {
+    own_message_id: Option<String>,
+    from_address: Option<String>,
+    from_name: Option<String>,
+    /// `From:` present but empty or `<>`.
+    null_from: bool,
+    /// `Return-Path: <>` (set by the delivering server for a null sender).
+    null_return_path: bool,
+    subject: String,
+    subject_lower: String,
+    auto_submitted: Option<String>,
+    precedence: Option<String>,
+    auto_response_suppress: bool,
+    failed_recipients: Vec<String>,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+    /// Outer headers as (name, value) with folding collapsed.
+    headers: Vec<(String, String)>,
+    /// `report-type` of a top-level `multipart/report`, lowercased.
+    report_type: Option<String>,
+    delivery_status: Option<DeliveryStatus>,
+    feedback: Option<FeedbackReport>,
+    has_mdn: bool,
+    /// Originals attached as `message/rfc822` / `message/global`.
+    attached: Vec<OriginalHeaders>,
+    /// Originals attached as `text/rfc822-headers`.
+    attached_headers: Vec<OriginalHeaders>,
+    /// The message's text (plain parts, or HTML turned to text).
+    text: String,
+    /// The first [`BODY_SCAN_BYTES`] of `text`, lowercased.
+    text_head_lower: String,
+}
+
+/// Header facts of an attached original.
+#[derive(Default)]
+struct OriginalHeaders {
+    message_id: Option<String>,
+    recipients: Vec<String>,
+    from: Option<String>,
+    subject: Option<String>,
+    date: Option<String>,
+}
+
+impl OriginalHeaders {
+    fn from_message(m: &Message<'_>) -> OriginalHeaders {
+        let mut recipients = Vec::new();
+        for a in [m.to(), m.cc()].into_iter().flatten() {
+            for addr in a.iter() {
+                if let Some(x) = addr.address.as_deref() {
+                    let n = normalize_address(x);
+                    if n.contains('@') && !recipients.contains(&n) {
+                        recipients.push(n);
+                    }
+                }
+            }
+        }
+        OriginalHeaders {
+            message_id: m
+                .message_id()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| format!("<{}>", s.trim())),
+            recipients,
+            from: m
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address.as_deref())
+                .map(normalize_address),
+            subject: m.subject().map(str::to_string),
+            date: m.date().map(|d| d.to_rfc3339()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.message_id.is_none()
+            && self.recipients.is_empty()
+            && self.from.is_none()
+            && self.subject.is_none()
+    }
+}
+
+fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn truncate_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl Facts {
+    fn gather(msg: &Message<'_>) -> Facts {
+        let raw = msg.raw_message();
+        let root = &msg.parts[0];
+        let mut headers = Vec::with_capacity(root.headers.len());
+        let mut null_return_path = false;
+        let mut auto_submitted = None;
+        let mut precedence = None;
+        let mut auto_response_suppress = false;
+        let mut failed_recipients = Vec::new();
+        for h in &root.headers {
+            let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
+            let value = if s <= e && e <= raw.len() {
+                collapse_ws(&String::from_utf8_lossy(&raw[s..e]))
+            } else {
+                String::new()
+            };
+            let name = h.name().to_string();
+            match name.to_ascii_lowercase().as_str() {
+                "return-path" => {
+                    let v = value.trim();
+                    if v == "<>" || v == "<<>>" || v.is_empty() {
+                        null_return_path = true;
+                    }
+                }
+                "auto-submitted" if auto_submitted.is_none() => {
+                    auto_submitted = Some(value.to_ascii_lowercase());
+                }
+                "precedence" if precedence.is_none() => {
+                    precedence = Some(value.to_ascii_lowercase());
+                }
+                "x-auto-response-suppress" => auto_response_suppress = true,
+                "x-failed-recipients" => {
+                    for a in value.split(',') {
+                        let a = normalize_address(a);
+                        if a.contains('@') && !failed_recipients.contains(&a) {
+                            failed_recipients.push(a);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if headers.len() < 256 {
+                headers.push((name, value));
+            }
+        }
+
+        let from = msg.from().and_then(|a| a.first());
+        let from_address = from
+            .and_then(|a| a.address.as_deref())
+            .map(normalize_address)
+            .filter(|a| !a.is_empty());
+        let from_name = from
+            .and_then(|a| a.name.as_deref())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        let has_from_header = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("From"));
+        let null_from = has_from_header && from_address.is_none() && {
+            let v = msg.header_raw("From").unwrap_or("").trim().to_string();
+            v.is_empty() || v == "<>"
+        };
+
+        let subject = msg.subject().unwrap_or("").trim().to_string();
+        let subject_lower = subject.to_lowercase();
+
+        let report_type = msg.content_type().and_then(|ct| {
+            (ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")))
+            .then(|| {
+                ct.attribute("report-type")
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            })
+        });
+
+        let mut delivery = None;
+        let mut feedback = None;
+        let mut has_mdn = false;
+        let mut attached = Vec::new();
+        let mut attached_headers = Vec::new();
+        let mut text = String::new();
+        for part in msg.parts.iter() {
+            let (ctype, subtype) = match part.content_type() {
+                Some(ct) => (
+                    ct.ctype().to_ascii_lowercase(),
+                    ct.subtype().unwrap_or("").to_ascii_lowercase(),
+                ),
+                None => ("text".to_string(), "plain".to_string()),
+            };
+            match (ctype.as_str(), subtype.as_str()) {
+                ("message", "delivery-status") | ("message", "global-delivery-status") => {
+                    if delivery.is_none() {
+                        delivery = Some(delivery_status(part.contents()));
+                    }
+                }
+                ("message", "feedback-report") => {
+                    if feedback.is_none() {
+                        feedback = Some(feedback_report(part.contents()));
+                    }
+                }
+                ("message", "disposition-notification") => has_mdn = true,
+                ("text", "rfc822-headers") | ("text", "rfc822-header") => {
+                    if let Some(m) = MessageParser::default().parse_headers(part.contents()) {
+                        let oh = OriginalHeaders::from_message(&m);
+                        if !oh.is_empty() {
+                            attached_headers.push(oh);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            match &part.body {
+                PartType::Message(m) => {
+                    let oh = OriginalHeaders::from_message(m);
+                    if !oh.is_empty() {
+                        attached.push(oh);
+                    }
+                }
+                PartType::Text(t) if text.len() < QUOTE_SCAN_BYTES => {
+                    if !(ctype == "text" && subtype.starts_with("rfc822")) {
+                        text.push_str(truncate_at_char(t, QUOTE_SCAN_BYTES - text.len()));
+                        text.push('\n');
+                    }
+                }
+                PartType::Html(h) if text.len() < QUOTE_SCAN_BYTES => {
+                    let h = truncate_at_char(h, QUOTE_SCAN_BYTES);
+                    let t = mail_parser::decoders::html::html_to_text(h);
+                    text.push_str(truncate_at_char(&t, QUOTE_SCAN_BYTES - text.len()));
+                    text.push('\n');
+                }
+                _ => {}
+            }
+        }
+        let text_head_lower = truncate_at_char(&text, BODY_SCAN_BYTES).to_lowercase();
+
+        let in_reply_to = msg
+            .header_raw("In-Reply-To")
+            .and_then(first_message_id_strict);
+        let references = msg
+            .header_raw("References")
+            .map(all_message_ids)
+            .unwrap_or_default();
+
+        Facts {
+            own_message_id: msg.message_id().map(|s| format!("<{}>", s.trim())),
+            from_address,
+            from_name,
+            null_from,
+            null_return_path,
+            subject,
+            subject_lower,
+            auto_submitted,
+            precedence,
+            auto_response_suppress,
+            failed_recipients,
+            in_reply_to,
+            references,
+            headers,
+            report_type,
+            delivery_status: delivery,
+            feedback,
+            has_mdn,
+            attached,
+            attached_headers,
+            text,
+            text_head_lower,
+        }
+    }
+
+    fn from_localpart(&self) -> Option<&str> {
+        self.from_address
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@').map(|(l, _)| l))
+    }
+
+    fn has_attached_original(&self) -> bool {
+        !self.attached.is_empty() || !self.attached_headers.is_empty()
+    }
+
+    /// `Fwd:`-style subject: a person passing a report along.
+    fn subject_is_forward(&self) -> bool {
+        const PREFIXES: [&str; 12] = [
+            "fwd:", "fw:", "wg:", "tr:", "rv:", "enc:", "doorst:", "vs:", "vb:", "i:",
+            "fwd ", "пересл:",
+        ];
+        let s = self.subject_lower.trim_start();
+        PREFIXES.iter().any(|p| s.starts_with(p))
+    }
+}
+
+/// `In-Reply-To` must carry a bracketed ID (free text there is common).
+fn first_message_id_strict(v: &str) -> Option<String> {
+    all_message_ids(v).into_iter().next()
+}
+
+// ---------------------------------------------------------------------------
+// Evidence.
+
+const STRONG: u8 = 4;
+const MODERATE: u8 = 2;
+const WEAK: u8 = 1;
+/// Total weight that makes a kind qualify.
+const THRESHOLD: u8 = 4;
+
+struct Signal {
+    /// `None` = generic (counts for every kind).
+    kind: Option<Kind>,
+    weight: u8,
+    /// Comes from headers or structure a person's mail client does not write.
+    sender_side: bool,
+    reason: String,
+}
+
+struct Evidence {
+    signals: Vec<Signal>,
+}
+
+fn quote(p: &Phrase) -> String {
+    let mut s = format!("\"{}\"", p.text);
+    if let Some(m) = &p.mta {
+        s.push_str(&format!(" ({m})"));
+    }
+    s
+}
+
+impl Evidence {
+    fn push(&mut self, kind: Option<Kind>, weight: u8, sender_side: bool, reason: String) {
+        self.signals.push(Signal {
+            kind,
+            weight,
+            sender_side,
+            reason,
+        });
+    }
+
+    fn collect(f: &Facts, lex: &Lexicon) -> Evidence {
+        let mut ev = Evidence {
+            signals: Vec::new(),
+        };
+        let forward = f.subject_is_forward();
+
+        // --- structure
+        match f.report_type.as_deref() {
+            Some("delivery-status") | Some("global-delivery-status") => ev.push(
+                Some(Kind::Bounce),
+                STRONG,
+                true,
+                "RFC 3464 delivery status report (multipart/report; report-type=delivery-status)"
+                    .into(),
+            ),
+            Some("feedback-report") => ev.push(
+                Some(Kind::FeedbackReport),
+                STRONG,
+                true,
+                "RFC 5965 abuse feedback report (multipart/report; report-type=feedback-report)"
+                    .into(),
+            ),
+            Some("disposition-notification") => ev.push(
+                Some(Kind::Autoreply),
+                STRONG,
+                true,
+                "RFC 8098 read receipt (multipart/report; report-type=disposition-notification)"
+                    .into(),
+            ),
+            _ => {}
+        }
+        if f.report_type.as_deref() != Some("delivery-status") && f.delivery_status.is_some() {
+            ev.push(
+                Some(Kind::Bounce),
+                STRONG,
+                true,
+                "carries a message/delivery-status part".into(),
+            );
+        }
+        if f.report_type.as_deref() != Some("feedback-report") && f.feedback.is_some() {
+            ev.push(
+                Some(Kind::FeedbackReport),
+                STRONG,
+                true,
+                "carries a message/feedback-report part".into(),
+            );
+        }
+        if f.report_type.as_deref() != Some("disposition-notification") && f.has_mdn {
+            ev.push(
+                Some(Kind::Autoreply),
+                STRONG,
+                true,
+                "carries a message/disposition-notification part (read receipt)".into(),
+            );
+        }
+        if !f.failed_recipients.is_empty() {
+            ev.push(
+                Some(Kind::Bounce),
+                STRONG,
+                true,
+                format!("X-Failed-Recipients: {}", f.failed_recipients.join(", ")),
+            );
+        }
+
+        // --- headers
+        if let Some(a) = f.auto_submitted.as_deref() {
+            if a.starts_with("auto-replied") {
+                ev.push(
+                    Some(Kind::Autoreply),
+                    STRONG,
+                    true,
+                    "Auto-Submitted: auto-replied (RFC 3834)".into(),
+                );
+            } else if !a.starts_with("no") {
+                ev.push(
+                    None,
+                    WEAK,
+                    true,
+                    format!("Auto-Submitted: {a} (RFC 3834)"),
+                );
+            }
+        }
+        let mut vendor = false;
+        let mut challenge_hdr = false;
+        for (name, value) in &f.headers {
+            if !vendor {
+                if lex.autoreply_header(name, value).is_some() {
+                    vendor = true;
+                    ev.push(
+                        Some(Kind::Autoreply),
+                        STRONG,
+                        true,
+                        format!("auto-reply header {}: {}", name, truncate_at_char(value, 60)),
+                    );
+                }
+            }
+            if !challenge_hdr && lex.challenge_header(name, value).is_some() {
+                challenge_hdr = true;
+                ev.push(
+                    Some(Kind::Challenge),
+                    STRONG,
+                    true,
+                    format!(
+                        "challenge-response header {}: {}",
+                        name,
+                        truncate_at_char(value, 60)
+                    ),
+                );
+            }
+        }
+        if f.null_return_path {
+            ev.push(
+                None,
+                MODERATE,
+                true,
+                "null envelope sender (Return-Path: <>)".into(),
+            );
+        }
+        if f.null_from {
+            ev.push(None, MODERATE, true, "empty From: address".into());
+        }
+        let local = f.from_localpart();
+        let daemon_by_local = local.is_some_and(|l| lex.is_daemon_localpart(l));
+        let daemon_by_name = if daemon_by_local {
+            None
+        } else {
+            f.from_name
+                .as_deref()
+                .map(|n| n.to_lowercase())
+                .and_then(|n| lex.daemon_display_name.find(&n).map(|p| p.text.clone()))
+        };
+        if daemon_by_local {
+            ev.push(
+                Some(Kind::Bounce),
+                MODERATE,
+                true,
+                format!(
+                    "sender {} is a mail delivery daemon",
+                    f.from_address.as_deref().unwrap_or("")
+                ),
+            );
+        } else if let Some(name) = daemon_by_name {
+            ev.push(
+                Some(Kind::Bounce),
+                MODERATE,
+                true,
+                format!("sender name \"{name}\" is a mail delivery daemon's"),
+            );
+        }
+        if let Some(p) = f.precedence.as_deref() {
+            if p.starts_with("bulk") || p.starts_with("junk") {
+                ev.push(None, WEAK, true, format!("Precedence: {p}"));
+            }
+        }
+        if f.auto_response_suppress {
+            ev.push(None, WEAK, true, "X-Auto-Response-Suppress present".into());
+        }
+        if local.is_some_and(is_noreply_local) {
+            ev.push(
+                None,
+                WEAK,
+                true,
+                format!(
+                    "sender {} does not take replies",
+                    f.from_address.as_deref().unwrap_or("")
+                ),
+            );
+        }
+
+        // --- text
+        if !forward {
+            if let Some(p) = lex.bounce_subject.find(&f.subject_lower) {
+                ev.push(
+                    Some(Kind::Bounce),
+                    MODERATE,
+                    false,
+                    format!("subject matches bounce phrase {}", quote(p)),
+                );
+            }
+            if let Some(p) = lex.autoreply_subject.find(&f.subject_lower) {
+                ev.push(
+                    Some(Kind::Autoreply),
+                    MODERATE,
+                    false,
+                    format!("subject matches auto-reply phrase {}", quote(p)),
+                );
+            }
+        }
+        if let Some(p) = lex.bounce_body.find_best(&f.text_head_lower) {
+            let w = if p.strength.as_deref() == Some("strong") {
+                STRONG
+            } else {
+                MODERATE
+            };
+            ev.push(
+                Some(Kind::Bounce),
+                w,
+                false,
+                format!("text matches delivery-failure notice {}", quote(p)),
+            );
+        }
+        if let Some(p) = lex.autoreply_body.find(&f.text_head_lower) {
+            ev.push(
+                Some(Kind::Autoreply),
+                MODERATE,
+                false,
+                format!("text matches out-of-office phrase {}", quote(p)),
+            );
+        }
+        let challenge = lex
+            .challenge
+            .find(&f.subject_lower)
+            .or_else(|| lex.challenge.find(&f.text_head_lower));
+        if let Some(p) = challenge {
+            ev.push(
+                Some(Kind::Challenge),
+                MODERATE,
+                false,
+                format!("challenge-response request {}", quote(p)),
+            );
+        }
+        let diag_lower: String = f
+            .delivery_status
+            .iter()
+            .flat_map(|d| d.recipients.iter())
+            .filter_map(|r| r.diagnostic.as_deref())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_lowercase();
+        let virus = lex
+            .virus_notice
+            .find(&f.subject_lower)
+            .or_else(|| lex.virus_notice.find(&diag_lower))
+            .or_else(|| lex.virus_notice.find(&f.text_head_lower));
+        if let Some(p) = virus {
+            ev.push(
+                Some(Kind::VirusNotice),
+                MODERATE,
+                false,
+                format!("virus/content-filter notice {}", quote(p)),
+            );
+        }
+        if f.has_attached_original() {
+            ev.push(
+                None,
+                WEAK,
+                false,
+                "carries a copy of an original message".into(),
+            );
+        }
+        ev
+    }
+
+    /// The kind, with the reasons for it, or `None` for ordinary mail.
+    fn decide(&self) -> Option<(Kind, Vec<String>)> {
+        let sender_side = self.signals.iter().any(|s| s.sender_side);
+        if !sender_side {
+            return None;
+        }
+        let generic: u8 = self
+            .signals
+            .iter()
+            .filter(|s| s.kind.is_none())
+            .map(|s| s.weight)
+            .sum();
+        let mut specific = [0u8; 5];
+        let mut best = [0u8; 5];
+        for s in &self.signals {
+            if let Some(k) = s.kind {
+                specific[k.index()] = specific[k.index()].saturating_add(s.weight);
+                best[k.index()] = best[k.index()].max(s.weight);
+            }
+        }
+        let kind = Kind::ALL
+            .into_iter()
+            .filter(|k| {
+                best[k.index()] >= MODERATE
+                    && specific[k.index()].saturating_add(generic) >= THRESHOLD
+            })
+            .max_by_key(|k| k.priority())?;
+        let mut reasons: Vec<String> = Vec::new();
+        // The chosen kind's evidence first, then the generic, then other kinds'.
+        for pass in 0..3 {
+            for s in &self.signals {
+                let take = match pass {
+                    0 => s.kind == Some(kind),
+                    1 => s.kind.is_none(),
+                    _ => s.kind.is_some() && s.kind != Some(kind),
+                };
+                if take {
+                    reasons.push(s.reason.clone());
+                }
+            }
+        }
+        Some((kind, reasons))
+    }
+
+    /// For ordinary mail: the weak hints that were seen and not enough.
+    fn weak_notes(&self) -> Vec<String> {
+        self.signals
+            .iter()
+            .take(4)
+            .map(|s| format!("seen, not enough on its own: {}", s.reason))
+            .collect()
+    }
+}
+
+fn is_noreply_local(l: &str) -> bool {
+    let l = l.to_ascii_lowercase();
+    l.contains("noreply")
+        || l.contains("no-reply")
+        || l.contains("no_reply")
+        || l.contains("donotreply")
+        || l.contains("do-not-reply")
+        || l.contains("do_not_reply")
+}
+
+// ---------------------------------------------------------------------------
+// The original.
+
+struct Found {
+    original: Original,
+    /// Every Message-ID that may be the original's, best first.
+    candidate_ids: Vec<String>,
+}
+
+fn find_original(f: &Facts, kind: Kind) -> Found {
+    let mut o = Original::default();
+    let mut ids: Vec<(String, &'static str)> = Vec::new();
+    let own = f.own_message_id.as_deref().map(fields::id_key);
+    let add = |id: String, src: &'static str, ids: &mut Vec<(String, &'static str)>| {
+        let k = fields::id_key(&id);
+        if k.is_empty() || Some(&k) == own.as_ref() {
+            return;
+        }
+        if !ids.iter().any(|(i, _)| fields::id_key(i) == k) {
+            ids.push((id, src));
+        }
+    };
+
+    for a in &f.attached {
+        if let Some(id) = &a.message_id {
+            add(id.clone(), "message/rfc822", &mut ids);
+        }
+    }
+    for a in &f.attached_headers {
+        if let Some(id) = &a.message_id {
+            add(id.clone(), "text/rfc822-headers", &mut ids);
+        }
+    }
+    if let Some(id) = f
+        .delivery_status
+        .as_ref()
+        .and_then(|d| d.original_message_id.clone())
+    {
+        add(id, "delivery-status", &mut ids);
+    }
+    for id in quoted_message_ids(&f.text) {
+        add(id, "quoted text", &mut ids);
+    }
+    if let Some(id) = &f.in_reply_to {
+        add(id.clone(), "In-Reply-To", &mut ids);
+    }
+    for id in f.references.iter().rev() {
+        add(id.clone(), "References", &mut ids);
+    }
+    if let Some((id, src)) = ids.first() {
+        o.message_id = Some(id.clone());
+        o.message_id_source = Some(src.to_string());
+    }
+
+    // Recipients: what the report says failed, else the original's headers.
+    let mut recips: Vec<String> = Vec::new();
+    let push = |a: &str, recips: &mut Vec<String>| {
+        let a = normalize_address(a);
+        if a.contains('@') && !recips.contains(&a) && recips.len() < 32 {
+            recips.push(a);
+        }
+    };
+    if let Some(ds) = &f.delivery_status {
+        o.reporting_mta = ds.reporting_mta.clone();
+        let failed: Vec<_> = ds
+            .recipients
+            .iter()
+            .filter(|r| {
+                r.action
+                    .as_deref()
+                    .is_none_or(|a| a.starts_with("failed") || a.starts_with("delayed"))
+            })
+            .collect();
+        let list = if failed.is_empty() {
+            ds.recipients.iter().collect()
+        } else {
+            failed
+        };
+        for r in list {
+            if let Some(a) = &r.final_recipient {
+                push(a, &mut recips);
+            }
+            if o.status.is_none() {
+                o.status = r.status.clone();
+            }
+            if o.diagnostic.is_none() {
+                o.diagnostic = r.diagnostic.clone();
+            }
+        }
+    }
+    for a in &f.failed_recipients {
+        push(a, &mut recips);
+    }
+    if let Some(fr) = &f.feedback {
+        for a in &fr.original_rcpt_to {
+            push(a, &mut recips);
+        }
+        o.status = fr.feedback_type.clone();
+        o.reporting_mta = fr.user_agent.clone();
+    }
+    let headers = f.attached.iter().chain(f.attached_headers.iter());
+    let mut first_headers: Option<&OriginalHeaders> = None;
+    for h in headers {
+        if first_headers.is_none() {
+            first_headers = Some(h);
+        }
+        if recips.is_empty() {
+            for r in &h.recipients {
+                push(r, &mut recips);
+            }
+        }
+    }
+    if kind == Kind::Autoreply || kind == Kind::Challenge {
+        // The responder itself is the address the user would have written to.
+        if let Some(a) = &f.from_address {
+            push(a, &mut recips);
+        }
+    }
+    if recips.is_empty() && kind == Kind::Bounce {
+        for a in text_recipients(&f.text) {
+            push(&a, &mut recips);
+        }
+    }
+    o.recipients = recips;
+    if let Some(h) = first_headers {
+        o.from = h.from.clone();
+        o.subject = h.subject.clone();
+        o.date = h.date.clone();
+    }
+    if o.subject.is_none() && matches!(kind, Kind::Autoreply | Kind::Challenge) {
+        let s = normalize_subject(&f.subject);
+        if !s.is_empty() {
+            o.subject = Some(s);
+        }
+    }
+    if let Some(d) = &o.diagnostic {
+        o.diagnostic = Some(truncate_at_char(d, 300).to_string());
+    }
+    Found {
+        original: o,
+        candidate_ids: ids.into_iter().map(|(i, _)| i).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Provenance.
+
+fn fmt_date(ts: Option<i64>) -> String {
+    match ts.and_then(|t| mail_parser::DateTime::from_timestamp(t).into()) {
+        Some(d) => {
+            let s = d.to_rfc3339();
+            format!(" on {}", &s[..s.len().min(10)])
+        }
+        None => String::new(),
+    }
+}
+
+fn decide_provenance(
+    kind: Kind,
+    found: Found,
+    mut reasons: Vec<String>,
+    ctx: &Context<'_>,
+) -> Verdict {
+    let Found {
+        original,
+        candidate_ids,
+    } = found;
+    let verdict = |decision, original, reasons| Verdict {
+        verdict: decision,
+        kind: Some(kind),
+        original,
+        reasons,
+    };
+
+    // Evidence that the user sent the original.
+    let mut matched: Option<SentMatch> = candidate_ids
+        .iter()
+        .find_map(|id| ctx.sent.contains_id(id));
+    if matched.is_none() {
+        matched = original.recipients.iter().find_map(|r| ctx.sent.wrote_to(r));
+    }
+    if matched.is_none() {
+        matched = original
+            .subject
+            .as_deref()
+            .and_then(|s| ctx.sent.sent_subject(s));
+    }
+    if let Some(m) = matched {
+        let why = match m {
+            SentMatch::MessageId { id, date } => {
+                format!("original {id} is in your sent mail{}", fmt_date(date))
+            }
+            SentMatch::Recipient { address, date } => {
+                format!("you wrote to {address}{}", fmt_date(date))
+            }
+            SentMatch::Subject { subject } => {
+                format!("you sent a message with the subject \"{subject}\"")
+            }
+        };
+        reasons.insert(0, why);
+        return verdict(Decision::Legitimate, original, reasons);
+    }
+
+    // Not the user's: say what was compared.
+    let n = ctx.sent.len();
+    let why = if n == 0 {
+        "no sent mail to compare with: an automated response counts as backscatter".to_string()
+    } else {
+        match (&original.message_id, original.recipients.first()) {
+            (Some(id), _) => format!(
+                "original {id} is not among the {n} messages of your sent mail"
+            ),
+            (None, Some(r)) => format!(
+                "original not identified; you have not written to {r} in the {n} messages of your sent mail"
+            ),
+            (None, None) => format!(
+                "nothing in it links it to the {n} messages of your sent mail"
+            ),
+        }
+    };
+    reasons.insert(0, why);
+    if let (Some(from), false) = (&original.from, ctx.own_addresses.is_empty()) {
+        if !ctx.own_addresses.iter().any(|a| a == from) {
+            reasons.push(format!("the original was from {from}, not one of your addresses"));
+        }
+    }
+    verdict(Decision::Backscatter, original, reasons)
+}

@@ -1,0 +1,286 @@
+//! The recognition lexicon: phrases, header names and sender names that mark
+//! automated responses, loaded once from the data file `src/lexicon.toml`
+//! (embedded at compile time) and compiled into matchers.
+//!
+//! The data lives in one TOML file so that a new phrase, language or vendor
+//! header is a one-line change with its source cited beside it. This module
+//! owns parsing that file and matching text against it; it does no I/O at run
+//! time. Every phrase is matched case-insensitively as a substring of
+//! lowercased text, through Aho-Corasick automata (linear time, no
+//! backtracking), so hostile input cannot make matching slow.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+/// The lexicon file, as shipped.
+pub const LEXICON_TOML: &str = include_str!("lexicon.toml");
+
+/// One phrase entry of the data file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phrase {
+    pub text: String,
+    pub source: String,
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// For MTA signatures: the MTA or provider that writes this sentence.
+    #[serde(default)]
+    pub mta: Option<String>,
+    /// `strong` marks a machine-only marker (e.g. a JSON field of a bounce
+    /// notification) that is enough on its own; default is moderate.
+    #[serde(default)]
+    pub strength: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A header that marks an automated response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMark {
+    pub name: String,
+    /// Substring of the value (case-insensitive); empty means any value.
+    #[serde(default)]
+    pub value: String,
+    pub source: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The data file's shape.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LexiconData {
+    #[serde(default)]
+    pub bounce_subject: Vec<Phrase>,
+    #[serde(default)]
+    pub bounce_body: Vec<Phrase>,
+    #[serde(default)]
+    pub autoreply_subject: Vec<Phrase>,
+    #[serde(default)]
+    pub autoreply_body: Vec<Phrase>,
+    #[serde(default)]
+    pub challenge: Vec<Phrase>,
+    #[serde(default)]
+    pub virus_notice: Vec<Phrase>,
+    #[serde(default)]
+    pub daemon_localpart: Vec<Phrase>,
+    #[serde(default)]
+    pub daemon_display_name: Vec<Phrase>,
+    #[serde(default)]
+    pub autoreply_header: Vec<HeaderMark>,
+    #[serde(default)]
+    pub challenge_header: Vec<HeaderMark>,
+}
+
+/// A compiled phrase table: find which entry (if any) occurs in a text.
+pub struct PhraseSet {
+    entries: Vec<Phrase>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl PhraseSet {
+    fn new(entries: Vec<Phrase>) -> Self {
+        // Deduplicate by lowercased text; the first entry keeps its source.
+        let mut seen = HashSet::new();
+        let entries: Vec<Phrase> = entries
+            .into_iter()
+            .filter(|p| !p.text.trim().is_empty())
+            .filter(|p| seen.insert(p.text.to_lowercase()))
+            .collect();
+        let patterns: Vec<String> = entries.iter().map(|p| p.text.to_lowercase()).collect();
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&patterns)
+                    .expect("lexicon phrases compile"),
+            )
+        };
+        PhraseSet { entries, automaton }
+    }
+
+    /// The first entry found in `lowered` (text already lowercased).
+    pub fn find(&self, lowered: &str) -> Option<&Phrase> {
+        let ac = self.automaton.as_ref()?;
+        ac.find(lowered).map(|m| &self.entries[m.pattern().as_usize()])
+    }
+
+    /// The first entry found with a strong marker, else the first entry.
+    pub fn find_best(&self, lowered: &str) -> Option<&Phrase> {
+        let ac = self.automaton.as_ref()?;
+        let mut first = None;
+        for m in ac.find_iter(lowered) {
+            let p = &self.entries[m.pattern().as_usize()];
+            if p.strength.as_deref() == Some("strong") {
+                return Some(p);
+            }
+            first.get_or_insert(p);
+        }
+        first
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[Phrase] {
+        &self.entries
+    }
+}
+
+/// The compiled lexicon.
+pub struct Lexicon {
+    pub bounce_subject: PhraseSet,
+    pub bounce_body: PhraseSet,
+    pub autoreply_subject: PhraseSet,
+    pub autoreply_body: PhraseSet,
+    pub challenge: PhraseSet,
+    pub virus_notice: PhraseSet,
+    pub daemon_display_name: PhraseSet,
+    daemon_localparts: HashSet<String>,
+    /// lowercased header name -> marks for it
+    autoreply_headers: HashMap<String, Vec<HeaderMark>>,
+    challenge_headers: HashMap<String, Vec<HeaderMark>>,
+}
+
+fn header_map(marks: Vec<HeaderMark>) -> HashMap<String, Vec<HeaderMark>> {
+    let mut map: HashMap<String, Vec<HeaderMark>> = HashMap::new();
+    for mut m in marks {
+        m.value = m.value.to_lowercase();
+        map.entry(m.name.trim().to_ascii_lowercase())
+            .or_default()
+            .push(m);
+    }
+    map
+}
+
+fn match_header<'a>(
+    map: &'a HashMap<String, Vec<HeaderMark>>,
+    name: &str,
+    value: &str,
+) -> Option<&'a HeaderMark> {
+    let marks = map.get(&name.to_ascii_lowercase())?;
+    let v = value.to_lowercase();
+    marks
+        .iter()
+        .find(|m| m.value.is_empty() || v.contains(&m.value))
+}
+
+impl Lexicon {
+    /// Compile lexicon data; errors name the problem (used by tests on the
+    /// shipped file, so a bad edit fails the build's tests, not a user's run).
+    pub fn from_toml(text: &str) -> Result<Lexicon, String> {
+        let data: LexiconData = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Lexicon::from_data(data))
+    }
+
+    pub fn from_data(data: LexiconData) -> Lexicon {
+        Lexicon {
+            bounce_subject: PhraseSet::new(data.bounce_subject),
+            bounce_body: PhraseSet::new(data.bounce_body),
+            autoreply_subject: PhraseSet::new(data.autoreply_subject),
+            autoreply_body: PhraseSet::new(data.autoreply_body),
+            challenge: PhraseSet::new(data.challenge),
+            virus_notice: PhraseSet::new(data.virus_notice),
+            daemon_display_name: PhraseSet::new(data.daemon_display_name),
+            daemon_localparts: data
+                .daemon_localpart
+                .iter()
+                .map(|p| p.text.trim().to_ascii_lowercase())
+                .collect(),
+            autoreply_headers: header_map(data.autoreply_header),
+            challenge_headers: header_map(data.challenge_header),
+        }
+    }
+
+    /// Is this address local part (any case) a delivery daemon's?
+    pub fn is_daemon_localpart(&self, local: &str) -> bool {
+        self.daemon_localparts.contains(&local.to_ascii_lowercase())
+    }
+
+    pub fn autoreply_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
+        match_header(&self.autoreply_headers, name, value)
+    }
+
+    pub fn challenge_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
+        match_header(&self.challenge_headers, name, value)
+    }
+}
+
+/// The shipped lexicon, compiled on first use.
+pub static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| {
+    Lexicon::from_toml(LEXICON_TOML).expect("src/lexicon.toml is valid (checked by tests)")
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_lexicon_parses_and_every_entry_has_a_source() {
+        let data: LexiconData = toml::from_str(LEXICON_TOML).expect("lexicon.toml parses");
+        let all = data
+            .bounce_subject
+            .iter()
+            .chain(&data.bounce_body)
+            .chain(&data.autoreply_subject)
+            .chain(&data.autoreply_body)
+            .chain(&data.challenge)
+            .chain(&data.virus_notice)
+            .chain(&data.daemon_localpart)
+            .chain(&data.daemon_display_name);
+        for p in all {
+            assert!(!p.source.trim().is_empty(), "entry {:?} has no source", p.text);
+            assert!(p.text.trim().len() >= 3, "entry {:?} is too short", p.text);
+        }
+        for h in data.autoreply_header.iter().chain(&data.challenge_header) {
+            assert!(!h.source.trim().is_empty(), "header {:?} has no source", h.name);
+        }
+    }
+
+    #[test]
+    fn autoreply_subjects_cover_twelve_languages() {
+        let data: LexiconData = toml::from_str(LEXICON_TOML).unwrap();
+        let langs: HashSet<&str> = data
+            .autoreply_subject
+            .iter()
+            .filter_map(|p| p.lang.as_deref())
+            .collect();
+        for l in ["en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "ja", "zh"] {
+            assert!(langs.contains(l), "no autoreply subject for language {l}");
+        }
+    }
+
+    #[test]
+    fn phrases_match_case_insensitively_including_non_ascii() {
+        let lex = Lexicon::from_toml(
+            r#"
+[[autoreply_subject]]
+text = "Автоматический ответ"
+source = "unit test (hand-written)"
+[[bounce_subject]]
+text = "Undelivered Mail"
+source = "unit test (hand-written)"
+"#,
+        )
+        .unwrap();
+        assert!(lex
+            .autoreply_subject
+            .find(&"АВТОМАТИЧЕСКИЙ ОТВЕТ: привет".to_lowercase())
+            .is_some());
+        assert!(lex
+            .bounce_subject
+            .find(&"UNDELIVERED MAIL returned".to_lowercase())
+            .is_some());
+        assert!(lex.bounce_subject.find("delivered mail").is_none());
+    }
+}

@@ -1,0 +1,15 @@
+//! backscatter: protects a mailbox from backscatter — the bounces,
+//! auto-replies, challenges and virus notices that arrive when a spammer
+//! forges your address.
+//!
+//! The library is a pure core (classification, sent-mail matching, mbox
+//! splitting) under a thin command-line shell (`src/main.rs`, `src/cli/`).
+
+pub mod classify;
+pub mod cli;
+pub mod lexicon;
+pub mod mbox;
+pub mod sent;
+
+pub use classify::{classify, Context, Decision, Kind, Original, Verdict};
+pub use sent::{SentIndex, SentMessage};

@@ -1,0 +1,16 @@
+//! The `backscatter` binary: parses the command line, runs the command, and
+//! prints an error once, mapping it to the exit status of the contract
+//! (0 success, 1 runtime failure, 2 usage or configuration error).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = backscatter::cli::parse();
+    match backscatter::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("backscatter: {}", err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Golden tests: every real message in the corpora is classified (with an
+//! empty sent index, so every automated response is `backscatter`) and
+//! compared with its expected `.json` (verdict, kind, original Message-ID).
+//!
+//! A mismatch writes `NNN.failed` beside `NNN.eml` with what the classifier
+//! said, for review. Deliberate, explained differences are listed in
+//! `tests/corpus/known-differences.tsv`; a listed difference that no longer
+//! occurs fails too, so the list stays true.
+
+use crate::util::{cases, corpora, rel, Case};
+use backscatter::{classify, Context, SentIndex, Verdict};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn known_differences() -> BTreeSet<(String, String)> {
+    let p = crate::util::root().join("tests/corpus/known-differences.tsv");
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut it = l.split('\t');
+            (
+                it.next().unwrap_or("").to_string(),
+                it.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn kind_str(v: &Verdict) -> Option<String> {
+    v.kind.map(|k| k.as_str().to_string())
+}
+
+/// Which fields of a case differ from expectations.
+fn diffs(c: &Case, v: &Verdict) -> Vec<&'static str> {
+    let mut d = Vec::new();
+    if v.verdict.as_str() != c.expected.verdict {
+        d.push("verdict");
+    }
+    if kind_str(v) != c.expected.kind {
+        d.push("kind");
+    }
+    let norm = |s: &Option<String>| s.as_ref().map(|x| x.trim().to_lowercase());
+    if norm(&v.original.message_id) != norm(&c.expected.original_message_id) {
+        d.push("original_message_id");
+    }
+    d
+}
+
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    detected: usize,
+    kind_right: usize,
+    with_id: usize,
+    id_right: usize,
+}
+
+#[test]
+fn golden_corpora() {
+    let known = known_differences();
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    let mut unexpected = Vec::new();
+    let mut seen_known = BTreeSet::new();
+    let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut n = 0;
+    for dir in corpora() {
+        for c in cases(&dir) {
+            n += 1;
+            let raw = std::fs::read(&c.eml).unwrap();
+            let v = classify(&raw, &ctx);
+            let path = rel(&c.eml);
+            let label = c.expected.kind.clone().unwrap_or_else(|| "normal".into());
+            let t = tally.entry(label).or_default();
+            t.total += 1;
+            if v.verdict.as_str() == c.expected.verdict {
+                t.detected += 1;
+            }
+            if kind_str(&v) == c.expected.kind {
+                t.kind_right += 1;
+            }
+            if c.expected.original_message_id.is_some() {
+                t.with_id += 1;
+                if !diffs(&c, &v).contains(&"original_message_id") {
+                    t.id_right += 1;
+                }
+            }
+            let failed = c.eml.with_extension("failed");
+            let mut bad = Vec::new();
+            for field in diffs(&c, &v) {
+                let key = (path.clone(), field.to_string());
+                if known.contains(&key) {
+                    seen_known.insert(key);
+                } else {
+                    bad.push(field);
+                }
+            }
+            if bad.is_empty() {
+                let _ = std::fs::remove_file(&failed);
+            } else {
+                let _ = std::fs::write(&failed, serde_json::to_string_pretty(&v).unwrap());
+                unexpected.push(format!(
+                    "{path}: {} (expected {:?}/{:?}/{:?}, got {}/{:?}/{:?}; see {})",
+                    bad.join(", "),
+                    c.expected.verdict,
+                    c.expected.kind,
+                    c.expected.original_message_id,
+                    v.verdict.as_str(),
+                    kind_str(&v),
+                    v.original.message_id,
+                    rel(&failed)
+                ));
+            }
+        }
+    }
+    eprintln!("golden: {n} messages");
+    eprintln!("{:<16} {:>6} {:>9} {:>9} {:>12}", "label", "count", "verdict", "kind", "original-id");
+    for (label, t) in &tally {
+        eprintln!(
+            "{:<16} {:>6} {:>8.1}% {:>8.1}% {:>12}",
+            label,
+            t.total,
+            100.0 * t.detected as f64 / t.total as f64,
+            100.0 * t.kind_right as f64 / t.total as f64,
+            if t.with_id > 0 {
+                format!("{}/{} ({:.1}%)", t.id_right, t.with_id, 100.0 * t.id_right as f64 / t.with_id as f64)
+            } else {
+                "-".into()
+            }
+        );
+    }
+    let stale: Vec<_> = known.difference(&seen_known).collect();
+    assert!(n > 600, "corpus not found: only {n} cases");
+    assert!(
+        unexpected.is_empty() && stale.is_empty(),
+        "{} unexpected golden differences:\n{}\n{} listed differences no longer occur (remove them from tests/corpus/known-differences.tsv):\n{:?}",
+        unexpected.len(),
+        unexpected.join("\n"),
+        stale.len(),
+        stale
+    );
+}

@@ -1,0 +1,9 @@
+//! The integration test suite, one binary split into themed modules
+//! (ripgrep's layout): golden classification over real corpora, provenance
+//! against a sent index, the command line, and never-panic properties.
+
+mod cli;
+mod golden;
+mod properties;
+mod provenance;
+mod util;

@@ -1,0 +1,61 @@
+//! Shared helpers: locating the corpora and reading their expectations.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The golden corpora: every `.eml` under these has an expected `.json`.
+pub fn corpora() -> Vec<PathBuf> {
+    let mut v = vec![root().join("tests/corpus/sisimai")];
+    let extra = root().join("tests/fixtures/extra");
+    if extra.join("labels.tsv").exists() {
+        v.push(extra);
+    }
+    v
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Expected {
+    pub verdict: String,
+    pub kind: Option<String>,
+    pub original_message_id: Option<String>,
+    #[serde(default)]
+    pub label: String,
+}
+
+pub struct Case {
+    pub eml: PathBuf,
+    pub expected: Expected,
+}
+
+/// Every (.eml, .json) pair under `dir`, sorted.
+pub fn cases(dir: &Path) -> Vec<Case> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.expect("walk corpus");
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) == Some("eml") {
+            let j = p.with_extension("json");
+            let text = std::fs::read_to_string(&j)
+                .unwrap_or_else(|_| panic!("{} has no expected {}", p.display(), j.display()));
+            let expected: Expected = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", j.display()));
+            out.push(Case {
+                eml: p.to_path_buf(),
+                expected,
+            });
+        }
+    }
+    out
+}
+
+/// Path relative to the repository root, with `/` separators.
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(root())
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}

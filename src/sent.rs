@@ -6,7 +6,7 @@
 //! the index from an IMAP Sent folder or from files is the shell's job.
 
 use crate::classify::fields::{id_key, normalize_address};
-use mail_parser::{Address, MessageParser};
+use mail_parser::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -25,7 +25,7 @@ impl SentMessage {
     /// `None` when the bytes have no headers at all.
     pub fn from_raw(raw: &[u8]) -> Option<SentMessage> {
         let head = &raw[..raw.len().min(64 * 1024)];
-        let msg = MessageParser::default().parse_headers(head)?;
+        let msg = crate::classify::PARSER.parse_headers(head)?;
         let mut recipients = Vec::new();
         for hv in [msg.to(), msg.cc(), msg.bcc()].into_iter().flatten() {
             push_addresses(hv, &mut recipients);

@@ -35,6 +35,10 @@ use fields::{
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+/// One parser for the process: building one allocates its header table.
+pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
 
 /// At most this many bytes of a message are read. Everything that matters
 /// (headers, the report, the start of the text, the original's headers)
@@ -170,7 +174,7 @@ pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Verdict {
 /// Classify with an explicit lexicon (tests use small ones).
 pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
     let bytes = bounded(raw);
-    let Some(msg) = MessageParser::default().parse(bytes.as_ref()) else {
+    let Some(msg) = PARSER.parse(bytes.as_ref()) else {
         return normal(vec!["no message headers could be parsed".into()]);
     };
     if msg.parts.is_empty() {
@@ -183,7 +187,8 @@ pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
         reasons.extend(evidence.weak_notes());
         return normal(reasons);
     };
-    let original = find_original(&facts, kind);
+    let body_start = (msg.parts[0].raw_body_offset() as usize).min(bytes.len());
+    let original = find_original(&facts, kind, &bytes[body_start..]);
     decide_provenance(kind, original, reasons, ctx)
 }
 
@@ -217,7 +222,6 @@ fn bounded(raw: &[u8]) -> Cow<'_, [u8]> {
 
 /// The parts of the message the classifier looks at, already decoded.
 struct Facts {
-    own_message_id: Option<String>,
     from_address: Option<String>,
     from_name: Option<String>,
     /// `From:` present but empty or `<>`.
@@ -275,8 +279,9 @@ impl OriginalHeaders {
         OriginalHeaders {
             message_id: m
                 .message_id()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| format!("<{}>", s.trim())),
+                .map(str::trim)
+                .filter(|s| s.contains('@') && !s.contains(char::is_whitespace))
+                .map(|s| format!("<{}>", s)),
             recipients,
             from: m
                 .from()
@@ -368,10 +373,8 @@ impl Facts {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty());
         let has_from_header = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("From"));
-        let null_from = has_from_header && from_address.is_none() && {
-            let v = msg.header_raw("From").unwrap_or("").trim().to_string();
-            v.is_empty() || v == "<>"
-        };
+        // `From: <>` or `From: MAILER-DAEMON <>`: no address at all.
+        let null_from = has_from_header && from_address.is_none();
 
         let subject = msg.subject().unwrap_or("").trim().to_string();
         let subject_lower = subject.to_lowercase();
@@ -413,7 +416,7 @@ impl Facts {
                 }
                 ("message", "disposition-notification") => has_mdn = true,
                 ("text", "rfc822-headers") | ("text", "rfc822-header") => {
-                    if let Some(m) = MessageParser::default().parse_headers(part.contents()) {
+                    if let Some(m) = PARSER.parse_headers(part.contents()) {
                         let oh = OriginalHeaders::from_message(&m);
                         if !oh.is_empty() {
                             attached_headers.push(oh);
@@ -455,7 +458,6 @@ impl Facts {
             .unwrap_or_default();
 
         Facts {
-            own_message_id: msg.message_id().map(|s| format!("<{}>", s.trim())),
             from_address,
             from_name,
             null_from,
@@ -668,7 +670,10 @@ impl Evidence {
             ev.push(None, MODERATE, true, "empty From: address".into());
         }
         let local = f.from_localpart();
-        let daemon_by_local = local.is_some_and(|l| lex.is_daemon_localpart(l));
+        let daemon_by_local = local.is_some_and(|l| lex.is_daemon_localpart(l))
+            || f.from_name
+                .as_deref()
+                .is_some_and(|n| lex.is_daemon_localpart(n.trim_matches('"').trim()));
         let daemon_by_name = if daemon_by_local {
             None
         } else {
@@ -872,13 +877,14 @@ struct Found {
     candidate_ids: Vec<String>,
 }
 
-fn find_original(f: &Facts, kind: Kind) -> Found {
+fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     let mut o = Original::default();
     let mut ids: Vec<(String, &'static str)> = Vec::new();
-    let own = f.own_message_id.as_deref().map(fields::id_key);
+    // The response's own Message-ID is not excluded: several real MTAs (and
+    // Sisimai's anonymised samples) reuse the original's ID for the report.
     let add = |id: String, src: &'static str, ids: &mut Vec<(String, &'static str)>| {
         let k = fields::id_key(&id);
-        if k.is_empty() || Some(&k) == own.as_ref() {
+        if k.is_empty() {
             return;
         }
         if !ids.iter().any(|(i, _)| fields::id_key(i) == k) {
@@ -904,6 +910,12 @@ fn find_original(f: &Facts, kind: Kind) -> Found {
         add(id, "delivery-status", &mut ids);
     }
     for id in quoted_message_ids(&f.text) {
+        add(id, "quoted text", &mut ids);
+    }
+    // Headers of an original pasted as a MIME part without its own headers
+    // (the parser takes them for part headers), or in an undecoded part.
+    let raw_body = &raw_body[..raw_body.len().min(QUOTE_SCAN_BYTES)];
+    for id in quoted_message_ids(&String::from_utf8_lossy(raw_body)) {
         add(id, "quoted text", &mut ids);
     }
     if let Some(id) = &f.in_reply_to {

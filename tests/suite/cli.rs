@@ -1,1 +1,155 @@
-//! The command line, run as a user would.
+//! The command line, run as a user would: exit statuses, the table, the
+//! JSON contract, and clear errors.
+
+use crate::util::root;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_backscatter"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run backscatter")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn quick_start_classifies_the_bundled_samples() {
+    let o = run(&[
+        "classify",
+        "--sent",
+        "assets/samples/sent",
+        "assets/samples/inbox",
+    ]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert!(out.starts_with("VERDICT"), "{out}");
+    let summary = out.lines().last().unwrap();
+    assert!(summary.contains("backscatter"), "{summary}");
+    for v in ["backscatter", "legitimate", "normal"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(v)),
+            "the samples show a {v} verdict:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn json_lines_follow_the_contract() {
+    let o = run(&["classify", "--json", "assets/samples/inbox"]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let mut n = 0;
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
+        let obj = v.as_object().unwrap();
+        assert!(obj["path"].as_str().unwrap().ends_with(".eml"));
+        let verdict = obj["verdict"].as_str().unwrap();
+        assert!(["backscatter", "legitimate", "normal"].contains(&verdict));
+        match obj["kind"].as_str() {
+            None => assert!(obj["kind"].is_null() && verdict == "normal"),
+            Some(k) => assert!([
+                "bounce",
+                "autoreply",
+                "challenge",
+                "virus_notice",
+                "feedback_report"
+            ]
+            .contains(&k)),
+        }
+        let id = &obj["original_message_id"];
+        assert!(id.is_null() || id.as_str().unwrap().starts_with('<'));
+        assert!(obj["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+        n += 1;
+    }
+    assert!(n >= 10, "{n} messages");
+}
+
+#[test]
+fn sent_ids_turn_backscatter_into_legitimate() {
+    let dir = tempdir();
+    let ids = dir.join("ids.txt");
+    // The original of a real Postfix bounce in the corpus.
+    let eml = "tests/corpus/sisimai/bsd/lhost-postfix-01.eml";
+    let first = run(&["classify", "--json", eml]);
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(v["verdict"], "backscatter");
+    let id = v["original_message_id"].as_str().unwrap().to_string();
+    std::fs::write(&ids, format!("# my sent mail\n{id}\n")).unwrap();
+    let o = run(&["classify", "--json", "--sent-ids", ids.to_str().unwrap(), eml]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "legitimate", "{v}");
+    assert!(v["reasons"][0].as_str().unwrap().contains("is in your sent mail"));
+}
+
+#[test]
+fn mbox_sent_folder_is_read() {
+    let dir = tempdir();
+    let mbox = dir.join("Sent");
+    // A real original, extracted from the sample set's sent folder, in an mbox.
+    let mut data = Vec::new();
+    for e in std::fs::read_dir(root().join("assets/samples/sent")).unwrap() {
+        let p = e.unwrap().path();
+        data.extend_from_slice(b"From me@example.org Mon Jan  1 00:00:00 2024\n");
+        data.extend_from_slice(&std::fs::read(p).unwrap());
+        data.extend_from_slice(b"\n");
+    }
+    std::fs::write(&mbox, data).unwrap();
+    let a = run(&["classify", "--sent", "assets/samples/sent", "--json", "assets/samples/inbox"]);
+    let b = run(&["classify", "--sent", mbox.to_str().unwrap(), "--json", "assets/samples/inbox"]);
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+}
+
+#[test]
+fn usage_errors_exit_2_runtime_errors_exit_1() {
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["classify"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["classify", "--sent", "/nonexistent/Sent", "assets/samples/inbox"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.starts_with("backscatter: /nonexistent/Sent does not exist"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+
+    // A missing input: the others are still classified, then exit 1.
+    let o = run(&["classify", "/nonexistent/x.eml", "assets/samples/inbox"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("messages:"));
+    let err = text(&o.stderr);
+    assert!(err.contains("cannot read /nonexistent/x.eml"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn help_teaches() {
+    let o = run(&["classify", "--help"]);
+    assert!(o.status.success());
+    let h = text(&o.stdout);
+    for w in ["--sent", "--sent-ids", "--json", "backscatter", "legitimate", "normal", "Examples"] {
+        assert!(h.contains(w), "help lacks {w}:\n{h}");
+    }
+}
+
+/// A fresh private directory under the target dir (no tempfile crate needed).
+fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

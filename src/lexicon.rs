@@ -66,6 +66,8 @@ pub struct LexiconData {
     #[serde(default)]
     pub virus_notice: Vec<Phrase>,
     #[serde(default)]
+    pub feedback_report: Vec<Phrase>,
+    #[serde(default)]
     pub daemon_localpart: Vec<Phrase>,
     #[serde(default)]
     pub daemon_display_name: Vec<Phrase>,
@@ -107,7 +109,8 @@ impl PhraseSet {
     /// The first entry found in `lowered` (text already lowercased).
     pub fn find(&self, lowered: &str) -> Option<&Phrase> {
         let ac = self.automaton.as_ref()?;
-        ac.find(lowered).map(|m| &self.entries[m.pattern().as_usize()])
+        ac.find(lowered)
+            .map(|m| &self.entries[m.pattern().as_usize()])
     }
 
     /// The first entry found with a strong marker, else the first entry.
@@ -145,8 +148,10 @@ pub struct Lexicon {
     pub autoreply_body: PhraseSet,
     pub challenge: PhraseSet,
     pub virus_notice: PhraseSet,
+    pub feedback_report: PhraseSet,
     pub daemon_display_name: PhraseSet,
-    daemon_localparts: HashSet<String>,
+    /// lowercased local part -> strong (a name no person ever uses)
+    daemon_localparts: HashMap<String, bool>,
     /// lowercased header name -> marks for it
     autoreply_headers: HashMap<String, Vec<HeaderMark>>,
     challenge_headers: HashMap<String, Vec<HeaderMark>>,
@@ -191,11 +196,17 @@ impl Lexicon {
             autoreply_body: PhraseSet::new(data.autoreply_body),
             challenge: PhraseSet::new(data.challenge),
             virus_notice: PhraseSet::new(data.virus_notice),
+            feedback_report: PhraseSet::new(data.feedback_report),
             daemon_display_name: PhraseSet::new(data.daemon_display_name),
             daemon_localparts: data
                 .daemon_localpart
                 .iter()
-                .map(|p| p.text.trim().to_ascii_lowercase())
+                .map(|p| {
+                    (
+                        p.text.trim().to_ascii_lowercase(),
+                        p.strength.as_deref() == Some("strong"),
+                    )
+                })
                 .collect(),
             autoreply_headers: header_map(data.autoreply_header),
             challenge_headers: header_map(data.challenge_header),
@@ -203,8 +214,12 @@ impl Lexicon {
     }
 
     /// Is this address local part (any case) a delivery daemon's?
-    pub fn is_daemon_localpart(&self, local: &str) -> bool {
-        self.daemon_localparts.contains(&local.to_ascii_lowercase())
+    /// `Some(true)` for names only software uses (`MAILER-DAEMON`),
+    /// `Some(false)` for names people use too (`postmaster`).
+    pub fn daemon_localpart(&self, local: &str) -> Option<bool> {
+        self.daemon_localparts
+            .get(&local.to_ascii_lowercase())
+            .copied()
     }
 
     pub fn autoreply_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
@@ -236,14 +251,23 @@ mod tests {
             .chain(&data.autoreply_body)
             .chain(&data.challenge)
             .chain(&data.virus_notice)
+            .chain(&data.feedback_report)
             .chain(&data.daemon_localpart)
             .chain(&data.daemon_display_name);
         for p in all {
-            assert!(!p.source.trim().is_empty(), "entry {:?} has no source", p.text);
+            assert!(
+                !p.source.trim().is_empty(),
+                "entry {:?} has no source",
+                p.text
+            );
             assert!(p.text.trim().len() >= 3, "entry {:?} is too short", p.text);
         }
         for h in data.autoreply_header.iter().chain(&data.challenge_header) {
-            assert!(!h.source.trim().is_empty(), "header {:?} has no source", h.name);
+            assert!(
+                !h.source.trim().is_empty(),
+                "header {:?} has no source",
+                h.name
+            );
         }
     }
 
@@ -255,7 +279,9 @@ mod tests {
             .iter()
             .filter_map(|p| p.lang.as_deref())
             .collect();
-        for l in ["en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "ja", "zh"] {
+        for l in [
+            "en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "ja", "zh",
+        ] {
             assert!(langs.contains(l), "no autoreply subject for language {l}");
         }
     }

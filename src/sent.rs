@@ -34,7 +34,7 @@ impl SentMessage {
             message_id: msg.message_id().map(|s| format!("<{}>", s)),
             recipients,
             subject: msg.subject().map(str::to_string),
-            date: msg.date().map(|d| d.to_timestamp()),
+            date: crate::classify::header_date(&msg).map(|d| d.to_timestamp()),
         })
     }
 }
@@ -124,7 +124,10 @@ impl SentIndex {
             }
         }
         for r in &m.recipients {
-            let e = self.recipients.entry(normalize_address(r)).or_insert(m.date);
+            let e = self
+                .recipients
+                .entry(normalize_address(r))
+                .or_insert(m.date);
             *e = max_date(*e, m.date);
         }
         if let Some(s) = &m.subject {
@@ -213,7 +216,10 @@ mod tests {
             normalize_subject("Undeliverable: RE: Budget  2027 draft"),
             "budget 2027 draft"
         );
-        assert_eq!(normalize_subject("自動返信: 会議の件について"), "会議の件について");
+        assert_eq!(
+            normalize_subject("自動返信: 会議の件について"),
+            "会議の件について"
+        );
         assert_eq!(normalize_subject("Meeting at 10:30"), "meeting at 10:30");
     }
 
@@ -227,7 +233,9 @@ mod tests {
         assert!(idx.contains_id("<other@example.org>").is_none());
         assert!(idx.wrote_to("bob@example.net").is_some());
         assert!(idx.wrote_to("c@example.com").is_some());
-        assert!(idx.sent_subject("Automatic reply: Budget 2027 draft").is_some());
+        assert!(idx
+            .sent_subject("Automatic reply: Budget 2027 draft")
+            .is_some());
         assert!(idx.sent_subject("hi").is_none());
         assert_eq!(idx.len(), 1);
     }

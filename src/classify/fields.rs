@@ -126,13 +126,9 @@ pub fn delivery_status(bytes: &[u8]) -> DeliveryStatus {
                     .map(typed_value)
                     .filter(|s| !s.is_empty()),
                 action: get(g, "Action").map(|s| s.to_ascii_lowercase()),
-                status: get(g, "Status").map(|s| {
-                    s.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string()
-                }),
-                diagnostic: get(g, "Diagnostic-Code").map(|s| typed_value_keep(s)),
+                status: get(g, "Status")
+                    .map(|s| s.split_whitespace().next().unwrap_or_default().to_string()),
+                diagnostic: get(g, "Diagnostic-Code").map(typed_value_keep),
                 remote_mta: get(g, "Remote-MTA").map(typed_value),
             });
         }
@@ -216,22 +212,126 @@ pub fn all_message_ids(v: &str) -> Vec<String> {
 
 /// `Message-ID:` lines quoted in text: a copy of the original's headers
 /// pasted into a bounce body, possibly indented or `>`-quoted, with the ID
-/// on the same or the next line.
-static QUOTED_MSGID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?im)^[ \t>|]*(?:x-)?(?:original-)?message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?<?([^<>\s@]{1,250}@[^<>\s@]{1,250}?)>?[ \t]*\r?$",
-    )
-    .expect("regex")
-});
-
-/// Message-IDs quoted in `text`, in order of appearance, without duplicates.
-pub fn quoted_message_ids(text: &str) -> Vec<String> {
+/// on the same or the next line (`X-`/`Original-` prefixes allowed).
+/// Returned in order of appearance, without duplicates.
+///
+/// A hand-written line scanner rather than a regex: it runs over up to
+/// 128 KiB of every automated response, and this is several times faster.
+pub fn quoted_message_ids(text: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for c in QUOTED_MSGID.captures_iter(text).take(32) {
-        let id = format!("<{}>", &c[1]);
-        if !out.contains(&id) {
-            out.push(id);
+    let mut lines = text.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        if out.len() >= 32 {
+            break;
         }
+        let Some(rest) = message_id_field(line) else {
+            continue;
+        };
+        let rest = trim_bytes(rest);
+        let value = if rest.is_empty() {
+            // Folded: the ID is on the next, indented line.
+            match lines.peek() {
+                Some(next) if next.first().is_some_and(|b| *b == b' ' || *b == b'\t') => {
+                    trim_bytes(next)
+                }
+                _ => continue,
+            }
+        } else {
+            rest
+        };
+        if let Some(id) = parse_bare_id(value) {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn strip_prefix_ci<'a>(b: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (b.len() >= prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &b[prefix.len()..])
+}
+
+/// If `line` is a (quoted) `Message-ID:` field, the text after the colon.
+fn message_id_field(line: &[u8]) -> Option<&[u8]> {
+    let i = line
+        .iter()
+        .position(|&c| !matches!(c, b' ' | b'\t' | b'>' | b'|'))?;
+    let mut b = &line[i..];
+    if !matches!(b[0], b'm' | b'M' | b'x' | b'X' | b'o' | b'O') {
+        return None;
+    }
+    if let Some(r) = strip_prefix_ci(b, b"x-") {
+        b = r;
+    }
+    if let Some(r) = strip_prefix_ci(b, b"original-") {
+        b = r;
+    }
+    let b = strip_prefix_ci(b, b"message-id")?;
+    let j = b.iter().position(|&c| c != b' ' && c != b'\t')?;
+    (b[j] == b':').then(|| &b[j + 1..])
+}
+
+/// `<local@domain>` or `local@domain` alone (trailing white space allowed).
+fn parse_bare_id(v: &[u8]) -> Option<String> {
+    let v = v.strip_prefix(b"<").unwrap_or(v);
+    let end = v
+        .iter()
+        .position(|&c| c == b'>' || c.is_ascii_whitespace() || c == b'<')
+        .unwrap_or(v.len());
+    let id = &v[..end];
+    let tail = trim_bytes(&v[end..]);
+    if !(tail.is_empty() || tail == b">") {
+        return None;
+    }
+    let at = id.iter().position(|&c| c == b'@')?;
+    let (local, domain) = (&id[..at], &id[at + 1..]);
+    if local.is_empty() || domain.is_empty() || local.len() > 250 || domain.len() > 250 {
+        return None;
+    }
+    if domain.contains(&b'@') {
+        return None;
+    }
+    Some(format!("<{}>", String::from_utf8_lossy(id)))
+}
+
+/// IDs given in prose, as AOL's and SocketLabs' abuse reports do: "an
+/// email message with the message-id of <id@host> received from ...".
+pub fn message_id_of_phrase(text: &str) -> Vec<String> {
+    const NEEDLE: &[u8] = b"message-id of ";
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while out.len() < 4 {
+        let Some(i) = bytes[from..]
+            .windows(NEEDLE.len())
+            .position(|w| w.eq_ignore_ascii_case(NEEDLE))
+        else {
+            break;
+        };
+        let start = from + i + NEEDLE.len();
+        let rest = &bytes[start..bytes.len().min(start + 520)];
+        if rest.first() == Some(&b'<') {
+            if let Some(end) = rest.iter().position(|&c| c == b'>') {
+                if let Some(id) = parse_bare_id(&rest[..=end]) {
+                    out.push(id);
+                }
+            }
+        }
+        from = start;
     }
     out
 }
@@ -302,7 +402,9 @@ Diagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\r\n  user unknown\r\n",
     #[test]
     fn quoted_ids_same_or_next_line() {
         let t = "blah\n  Message-Id: <a@b.c>\n> Message-ID:\n   <x.y@z>\nReferences: <no@no>\n";
-        assert_eq!(quoted_message_ids(t), vec!["<a@b.c>", "<x.y@z>"]);
+        assert_eq!(quoted_message_ids(t.as_bytes()), vec!["<a@b.c>", "<x.y@z>"]);
+        let t = "X-Original-Message-ID: <q@r>\r\nMessage-ID: not an id here\r\n";
+        assert_eq!(quoted_message_ids(t.as_bytes()), vec!["<q@r>"]);
         assert_eq!(first_message_id(" <a@b> junk"), Some("<a@b>".into()));
         assert_eq!(first_message_id("a@b"), Some("<a@b>".into()));
         assert_eq!(first_message_id("no id here"), None);

@@ -29,16 +29,27 @@ pub mod fields;
 use crate::lexicon::{Lexicon, Phrase, LEXICON};
 use crate::sent::{normalize_subject, SentIndex, SentMatch};
 use fields::{
-    all_message_ids, delivery_status, feedback_report, normalize_address,
-    quoted_message_ids, text_recipients, DeliveryStatus, FeedbackReport,
+    all_message_ids, delivery_status, feedback_report, normalize_address, quoted_message_ids,
+    text_recipients, DeliveryStatus, FeedbackReport,
 };
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 /// One parser for the process: building one allocates its header table.
-pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
+/// `Received:` and other trace headers are kept raw: parsing them is a
+/// tenth of the classifier's time and nothing here reads them. `Date:` is
+/// kept raw too and parsed on its own with [`header_date`]: mail-parser
+/// 0.11's date parser swallows the next header line after an unknown zone
+/// such as `UT` (a real bounce in the corpus lost its `From:` that way).
+pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .with_address_headers()
+        .with_message_ids()
+        .header_text(HeaderName::Subject)
+});
 
 /// At most this many bytes of a message are read. Everything that matters
 /// (headers, the report, the start of the text, the original's headers)
@@ -204,6 +215,16 @@ fn normal(reasons: Vec<String>) -> Verdict {
 /// Cap the input and repair CR-only line endings (old Mac mail), which the
 /// parser would otherwise read as one endless header line.
 fn bounded(raw: &[u8]) -> Cow<'_, [u8]> {
+    // Saved files sometimes start with blank lines or an mbox `From ` line.
+    let skip = raw
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(raw.len());
+    let mut raw = &raw[skip..];
+    if raw.starts_with(b"From ") {
+        let end = memchr::memchr(b'\n', raw).map_or(raw.len(), |i| i + 1);
+        raw = &raw[end..];
+    }
     let raw = &raw[..raw.len().min(MAX_MESSAGE_BYTES)];
     let probe = &raw[..raw.len().min(8192)];
     if memchr::memchr(b'\n', probe).is_none() && memchr::memchr(b'\r', probe).is_some() {
@@ -289,7 +310,7 @@ impl OriginalHeaders {
                 .and_then(|a| a.address.as_deref())
                 .map(normalize_address),
             subject: m.subject().map(str::to_string),
-            date: m.date().map(|d| d.to_rfc3339()),
+            date: header_date(m).map(|d| d.to_rfc3339()),
         }
     }
 
@@ -301,7 +322,21 @@ impl OriginalHeaders {
     }
 }
 
+/// The message's `Date:`, parsed on its own (see [`PARSER`]).
+pub(crate) fn header_date(m: &Message<'_>) -> Option<mail_parser::DateTime> {
+    m.header_raw(HeaderName::Date)
+        .and_then(|v| mail_parser::DateTime::parse_rfc822(v.trim()))
+}
+
 fn collapse_ws(s: &str) -> String {
+    let b = s.as_bytes();
+    let simple = !b.windows(2).any(|w| w == b"  ")
+        && !b.iter().any(|&c| c == b'\r' || c == b'\n' || c == b'\t')
+        && !s.starts_with(' ')
+        && !s.ends_with(' ');
+    if simple {
+        return s.to_string();
+    }
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -381,7 +416,9 @@ impl Facts {
 
         let report_type = msg.content_type().and_then(|ct| {
             (ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")))
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report")))
             .then(|| {
                 ct.attribute("report-type")
                     .unwrap_or("")
@@ -395,6 +432,7 @@ impl Facts {
         let mut attached = Vec::new();
         let mut attached_headers = Vec::new();
         let mut text = String::new();
+        let mut first_html = None;
         for part in msg.parts.iter() {
             let (ctype, subtype) = match part.content_type() {
                 Some(ct) => (
@@ -404,15 +442,13 @@ impl Facts {
                 None => ("text".to_string(), "plain".to_string()),
             };
             match (ctype.as_str(), subtype.as_str()) {
-                ("message", "delivery-status") | ("message", "global-delivery-status") => {
-                    if delivery.is_none() {
-                        delivery = Some(delivery_status(part.contents()));
-                    }
+                ("message", "delivery-status") | ("message", "global-delivery-status")
+                    if delivery.is_none() =>
+                {
+                    delivery = Some(delivery_status(part.contents()));
                 }
-                ("message", "feedback-report") => {
-                    if feedback.is_none() {
-                        feedback = Some(feedback_report(part.contents()));
-                    }
+                ("message", "feedback-report") if feedback.is_none() => {
+                    feedback = Some(feedback_report(part.contents()));
                 }
                 ("message", "disposition-notification") => has_mdn = true,
                 ("text", "rfc822-headers") | ("text", "rfc822-header") => {
@@ -432,19 +468,35 @@ impl Facts {
                         attached.push(oh);
                     }
                 }
-                PartType::Text(t) if text.len() < QUOTE_SCAN_BYTES => {
-                    if !(ctype == "text" && subtype.starts_with("rfc822")) {
-                        text.push_str(truncate_at_char(t, QUOTE_SCAN_BYTES - text.len()));
-                        text.push('\n');
-                    }
+                // Attached headers were read above; they are not the text.
+                PartType::Text(t)
+                    if text.len() < QUOTE_SCAN_BYTES
+                        && !(ctype == "text" && subtype.starts_with("rfc822")) =>
+                {
+                    text.push_str(truncate_at_char(t, QUOTE_SCAN_BYTES - text.len()));
+                    text.push('\n');
                 }
-                PartType::Html(h) if text.len() < QUOTE_SCAN_BYTES => {
-                    let h = truncate_at_char(h, QUOTE_SCAN_BYTES);
-                    let t = mail_parser::decoders::html::html_to_text(h);
-                    text.push_str(truncate_at_char(&t, QUOTE_SCAN_BYTES - text.len()));
+                PartType::Html(h) if first_html.is_none() => first_html = Some(h),
+                // A multipart whose boundary could not be read (a broken
+                // continuation line): its raw bytes are the best text there is.
+                PartType::Binary(b) | PartType::InlineBinary(b)
+                    if ctype == "multipart" && text.len() < QUOTE_SCAN_BYTES =>
+                {
+                    let b = &b[..b.len().min(QUOTE_SCAN_BYTES - text.len())];
+                    text.push_str(&String::from_utf8_lossy(b));
                     text.push('\n');
                 }
                 _ => {}
+            }
+        }
+        // HTML-only messages (some Exchange and webmail NDRs): their text.
+        if text.trim().is_empty() {
+            if let Some(h) = first_html {
+                let t = mail_parser::decoders::html::html_to_text(truncate_at_char(
+                    h,
+                    QUOTE_SCAN_BYTES,
+                ));
+                text.push_str(truncate_at_char(&t, QUOTE_SCAN_BYTES));
             }
         }
         let text_head_lower = truncate_at_char(&text, BODY_SCAN_BYTES).to_lowercase();
@@ -482,7 +534,7 @@ impl Facts {
         }
     }
 
-    fn from_localpart(&self) -> Option<&str> {
+    fn sender_localpart(&self) -> Option<&str> {
         self.from_address
             .as_deref()
             .and_then(|a| a.rsplit_once('@').map(|(l, _)| l))
@@ -495,8 +547,18 @@ impl Facts {
     /// `Fwd:`-style subject: a person passing a report along.
     fn subject_is_forward(&self) -> bool {
         const PREFIXES: [&str; 12] = [
-            "fwd:", "fw:", "wg:", "tr:", "rv:", "enc:", "doorst:", "vs:", "vb:", "i:",
-            "fwd ", "пересл:",
+            "fwd:",
+            "fw:",
+            "wg:",
+            "tr:",
+            "rv:",
+            "enc:",
+            "doorst:",
+            "vs:",
+            "vb:",
+            "i:",
+            "fwd ",
+            "пересл:",
         ];
         let s = self.subject_lower.trim_start();
         PREFIXES.iter().any(|p| s.starts_with(p))
@@ -622,27 +684,28 @@ impl Evidence {
                     "Auto-Submitted: auto-replied (RFC 3834)".into(),
                 );
             } else if !a.starts_with("no") {
-                ev.push(
-                    None,
-                    WEAK,
-                    true,
-                    format!("Auto-Submitted: {a} (RFC 3834)"),
-                );
+                ev.push(None, WEAK, true, format!("Auto-Submitted: {a} (RFC 3834)"));
             }
         }
         let mut vendor = false;
         let mut challenge_hdr = false;
         for (name, value) in &f.headers {
-            if !vendor {
-                if lex.autoreply_header(name, value).is_some() {
-                    vendor = true;
-                    ev.push(
-                        Some(Kind::Autoreply),
-                        STRONG,
-                        true,
-                        format!("auto-reply header {}: {}", name, truncate_at_char(value, 60)),
-                    );
-                }
+            // Auto-Submitted is judged above, with its RFC 3834 meaning.
+            if !vendor
+                && !name.eq_ignore_ascii_case("auto-submitted")
+                && lex.autoreply_header(name, value).is_some()
+            {
+                vendor = true;
+                ev.push(
+                    Some(Kind::Autoreply),
+                    STRONG,
+                    true,
+                    format!(
+                        "auto-reply header {}: {}",
+                        name,
+                        truncate_at_char(value, 60)
+                    ),
+                );
             }
             if !challenge_hdr && lex.challenge_header(name, value).is_some() {
                 challenge_hdr = true;
@@ -669,30 +732,30 @@ impl Evidence {
         if f.null_from {
             ev.push(None, MODERATE, true, "empty From: address".into());
         }
-        let local = f.from_localpart();
-        let daemon_by_local = local.is_some_and(|l| lex.is_daemon_localpart(l))
-            || f.from_name
-                .as_deref()
-                .is_some_and(|n| lex.is_daemon_localpart(n.trim_matches('"').trim()));
-        let daemon_by_name = if daemon_by_local {
-            None
-        } else {
-            f.from_name
+        let local = f.sender_localpart();
+        // The sender: its local part, or a bare `From: MAILER-DAEMON`, or a
+        // display name such as "Mail Delivery Subsystem".
+        let bare = f.from_name.as_deref().map(|n| n.trim_matches('"').trim());
+        let by_local = local
+            .and_then(|l| lex.daemon_localpart(l).map(|s| (s, l.to_string())))
+            .or_else(|| bare.and_then(|n| lex.daemon_localpart(n).map(|s| (s, n.to_string()))));
+        let by_name = match by_local {
+            Some(_) => None,
+            None => f
+                .from_name
                 .as_deref()
                 .map(|n| n.to_lowercase())
-                .and_then(|n| lex.daemon_display_name.find(&n).map(|p| p.text.clone()))
+                .and_then(|n| lex.daemon_display_name.find(&n).map(|p| p.text.clone())),
         };
-        if daemon_by_local {
+        if let Some((strong, who)) = by_local {
+            let who = f.from_address.clone().unwrap_or(who);
             ev.push(
                 Some(Kind::Bounce),
-                MODERATE,
+                if strong { STRONG } else { MODERATE },
                 true,
-                format!(
-                    "sender {} is a mail delivery daemon",
-                    f.from_address.as_deref().unwrap_or("")
-                ),
+                format!("sender {who} is a mail delivery daemon"),
             );
-        } else if let Some(name) = daemon_by_name {
+        } else if let Some(name) = by_name {
             ev.push(
                 Some(Kind::Bounce),
                 MODERATE,
@@ -701,7 +764,11 @@ impl Evidence {
             );
         }
         if let Some(p) = f.precedence.as_deref() {
-            if p.starts_with("bulk") || p.starts_with("junk") {
+            // Vacation programs mark their replies `junk` (so that other
+            // robots do not answer them); newsletters say `bulk`.
+            if p.starts_with("junk") {
+                ev.push(None, MODERATE, true, format!("Precedence: {p}"));
+            } else if p.starts_with("bulk") {
                 ev.push(None, WEAK, true, format!("Precedence: {p}"));
             }
         }
@@ -739,17 +806,25 @@ impl Evidence {
                 );
             }
         }
+        // A phrase marked strong is machine-only text (a JSON field of a
+        // notification service): it is enough, and counts as sender-side.
+        let strong = |p: &Phrase| p.strength.as_deref() == Some("strong");
         if let Some(p) = lex.bounce_body.find_best(&f.text_head_lower) {
-            let w = if p.strength.as_deref() == Some("strong") {
-                STRONG
-            } else {
-                MODERATE
-            };
+            let s = strong(p);
             ev.push(
                 Some(Kind::Bounce),
-                w,
-                false,
+                if s { STRONG } else { MODERATE },
+                s,
                 format!("text matches delivery-failure notice {}", quote(p)),
+            );
+        }
+        if let Some(p) = lex.feedback_report.find_best(&f.text_head_lower) {
+            let s = strong(p);
+            ev.push(
+                Some(Kind::FeedbackReport),
+                if s { STRONG } else { MODERATE },
+                s,
+                format!("text matches abuse-report marker {}", quote(p)),
             );
         }
         if let Some(p) = lex.autoreply_body.find(&f.text_head_lower) {
@@ -824,12 +899,16 @@ impl Evidence {
                 best[k.index()] = best[k.index()].max(s.weight);
             }
         }
+        // Automated: some kind has evidence of its own and enough in all.
+        Kind::ALL.into_iter().find(|k| {
+            best[k.index()] >= MODERATE && specific[k.index()].saturating_add(generic) >= THRESHOLD
+        })?;
+        // Which kind: the most specific one with evidence of its own (a
+        // bounce that says "virus" is a virus notice, a vacation robot's
+        // "please confirm" is a challenge).
         let kind = Kind::ALL
             .into_iter()
-            .filter(|k| {
-                best[k.index()] >= MODERATE
-                    && specific[k.index()].saturating_add(generic) >= THRESHOLD
-            })
+            .filter(|k| best[k.index()] >= MODERATE)
             .max_by_key(|k| k.priority())?;
         let mut reasons: Vec<String> = Vec::new();
         // The chosen kind's evidence first, then the generic, then other kinds'.
@@ -909,13 +988,16 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     {
         add(id, "delivery-status", &mut ids);
     }
-    for id in quoted_message_ids(&f.text) {
+    for id in fields::message_id_of_phrase(&f.text) {
+        add(id, "report text", &mut ids);
+    }
+    for id in quoted_message_ids(f.text.as_bytes()) {
         add(id, "quoted text", &mut ids);
     }
     // Headers of an original pasted as a MIME part without its own headers
     // (the parser takes them for part headers), or in an undecoded part.
     let raw_body = &raw_body[..raw_body.len().min(QUOTE_SCAN_BYTES)];
-    for id in quoted_message_ids(&String::from_utf8_lossy(raw_body)) {
+    for id in quoted_message_ids(raw_body) {
         add(id, "quoted text", &mut ids);
     }
     if let Some(id) = &f.in_reply_to {
@@ -1050,11 +1132,13 @@ fn decide_provenance(
     };
 
     // Evidence that the user sent the original.
-    let mut matched: Option<SentMatch> = candidate_ids
-        .iter()
-        .find_map(|id| ctx.sent.contains_id(id));
+    let mut matched: Option<SentMatch> =
+        candidate_ids.iter().find_map(|id| ctx.sent.contains_id(id));
     if matched.is_none() {
-        matched = original.recipients.iter().find_map(|r| ctx.sent.wrote_to(r));
+        matched = original
+            .recipients
+            .iter()
+            .find_map(|r| ctx.sent.wrote_to(r));
     }
     if matched.is_none() {
         matched = original
@@ -1080,25 +1164,24 @@ fn decide_provenance(
 
     // Not the user's: say what was compared.
     let n = ctx.sent.len();
+    let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
     let why = if n == 0 {
         "no sent mail to compare with: an automated response counts as backscatter".to_string()
     } else {
         match (&original.message_id, original.recipients.first()) {
-            (Some(id), _) => format!(
-                "original {id} is not among the {n} messages of your sent mail"
-            ),
-            (None, Some(r)) => format!(
-                "original not identified; you have not written to {r} in the {n} messages of your sent mail"
-            ),
-            (None, None) => format!(
-                "nothing in it links it to the {n} messages of your sent mail"
-            ),
+            (Some(id), _) => format!("original {id} is not in your sent mail ({indexed})"),
+            (None, Some(r)) => {
+                format!("original not identified, and you have not written to {r} ({indexed})")
+            }
+            (None, None) => format!("nothing in it links it to your sent mail ({indexed})"),
         }
     };
     reasons.insert(0, why);
     if let (Some(from), false) = (&original.from, ctx.own_addresses.is_empty()) {
         if !ctx.own_addresses.iter().any(|a| a == from) {
-            reasons.push(format!("the original was from {from}, not one of your addresses"));
+            reasons.push(format!(
+                "the original was from {from}, not one of your addresses"
+            ));
         }
     }
     verdict(Decision::Backscatter, original, reasons)

@@ -304,7 +304,10 @@ fn write_row(out: &mut impl Write, path: &str, v: &Verdict, color: bool) -> io::
     let kind = v.kind.map_or("-", Kind::as_str);
     let id = v.original.message_id.as_deref().unwrap_or("-");
     let id = shorten(id, 40);
-    writeln!(out, "{pre}{verdict:<11}{post}  {kind:<15}  {id:<40}  {path}")?;
+    writeln!(
+        out,
+        "{pre}{verdict:<11}{post}  {kind:<15}  {id:<40}  {path}"
+    )?;
     if let Some(r) = v.reasons.first() {
         writeln!(out, "{:<11}  {:<15}  {:<40}    {}", "", "", "", sanitize(r))?;
     }

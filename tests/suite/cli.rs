@@ -78,16 +78,25 @@ fn sent_ids_turn_backscatter_into_legitimate() {
     let dir = tempdir();
     let ids = dir.join("ids.txt");
     // The original of a real Postfix bounce in the corpus.
-    let eml = "tests/corpus/sisimai/bsd/lhost-postfix-01.eml";
+    let eml = "tests/corpus/sisimai/bsd/lhost-postfix-03.eml";
     let first = run(&["classify", "--json", eml]);
     let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(v["verdict"], "backscatter");
     let id = v["original_message_id"].as_str().unwrap().to_string();
     std::fs::write(&ids, format!("# my sent mail\n{id}\n")).unwrap();
-    let o = run(&["classify", "--json", "--sent-ids", ids.to_str().unwrap(), eml]);
+    let o = run(&[
+        "classify",
+        "--json",
+        "--sent-ids",
+        ids.to_str().unwrap(),
+        eml,
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "legitimate", "{v}");
-    assert!(v["reasons"][0].as_str().unwrap().contains("is in your sent mail"));
+    assert!(v["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("is in your sent mail"));
 }
 
 #[test]
@@ -103,8 +112,20 @@ fn mbox_sent_folder_is_read() {
         data.extend_from_slice(b"\n");
     }
     std::fs::write(&mbox, data).unwrap();
-    let a = run(&["classify", "--sent", "assets/samples/sent", "--json", "assets/samples/inbox"]);
-    let b = run(&["classify", "--sent", mbox.to_str().unwrap(), "--json", "assets/samples/inbox"]);
+    let a = run(&[
+        "classify",
+        "--sent",
+        "assets/samples/sent",
+        "--json",
+        "assets/samples/inbox",
+    ]);
+    let b = run(&[
+        "classify",
+        "--sent",
+        mbox.to_str().unwrap(),
+        "--json",
+        "assets/samples/inbox",
+    ]);
     assert!(a.status.success() && b.status.success());
     assert_eq!(text(&a.stdout), text(&b.stdout));
 }
@@ -115,10 +136,18 @@ fn usage_errors_exit_2_runtime_errors_exit_1() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["classify"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = run(&["classify", "--sent", "/nonexistent/Sent", "assets/samples/inbox"]);
+    let o = run(&[
+        "classify",
+        "--sent",
+        "/nonexistent/Sent",
+        "assets/samples/inbox",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.starts_with("backscatter: /nonexistent/Sent does not exist"), "{err}");
+    assert!(
+        err.starts_with("backscatter: /nonexistent/Sent does not exist"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one sentence: {err}");
 
     // A missing input: the others are still classified, then exit 1.
@@ -135,7 +164,15 @@ fn help_teaches() {
     let o = run(&["classify", "--help"]);
     assert!(o.status.success());
     let h = text(&o.stdout);
-    for w in ["--sent", "--sent-ids", "--json", "backscatter", "legitimate", "normal", "Examples"] {
+    for w in [
+        "--sent",
+        "--sent-ids",
+        "--json",
+        "backscatter",
+        "legitimate",
+        "normal",
+        "Examples",
+    ] {
         assert!(h.contains(w), "help lacks {w}:\n{h}");
     }
 }

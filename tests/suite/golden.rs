@@ -118,7 +118,10 @@ fn golden_corpora() {
         }
     }
     eprintln!("golden: {n} messages");
-    eprintln!("{:<16} {:>6} {:>9} {:>9} {:>12}", "label", "count", "verdict", "kind", "original-id");
+    eprintln!(
+        "{:<16} {:>6} {:>9} {:>9} {:>12}",
+        "label", "count", "verdict", "kind", "original-id"
+    );
     for (label, t) in &tally {
         eprintln!(
             "{:<16} {:>6} {:>8.1}% {:>8.1}% {:>12}",
@@ -127,7 +130,12 @@ fn golden_corpora() {
             100.0 * t.detected as f64 / t.total as f64,
             100.0 * t.kind_right as f64 / t.total as f64,
             if t.with_id > 0 {
-                format!("{}/{} ({:.1}%)", t.id_right, t.with_id, 100.0 * t.id_right as f64 / t.with_id as f64)
+                format!(
+                    "{}/{} ({:.1}%)",
+                    t.id_right,
+                    t.with_id,
+                    100.0 * t.id_right as f64 / t.with_id as f64
+                )
             } else {
                 "-".into()
             }

@@ -145,7 +145,8 @@ fn huge_and_degenerate_inputs_get_a_verdict() {
     let mut nested = Vec::new();
     for i in 0..2000 {
         nested.extend_from_slice(
-            format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n").as_bytes(),
+            format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n")
+                .as_bytes(),
         );
     }
     check(&nested);

@@ -12,14 +12,13 @@ use std::collections::BTreeSet;
 
 #[test]
 fn half_of_the_originals_sent() {
-    let known: BTreeSet<String> = std::fs::read_to_string(
-        crate::util::root().join("tests/corpus/known-differences.tsv"),
-    )
-    .unwrap_or_default()
-    .lines()
-    .skip(1)
-    .filter_map(|l| l.split('\t').next().map(str::to_string))
-    .collect();
+    let known: BTreeSet<String> =
+        std::fs::read_to_string(crate::util::root().join("tests/corpus/known-differences.tsv"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect();
     let all: Vec<_> = corpora()
         .iter()
         .flat_map(|d| cases(d))
@@ -28,7 +27,13 @@ fn half_of_the_originals_sent() {
         .collect();
     let ids: BTreeSet<String> = all
         .iter()
-        .map(|c| c.expected.original_message_id.clone().unwrap().to_lowercase())
+        .map(|c| {
+            c.expected
+                .original_message_id
+                .clone()
+                .unwrap()
+                .to_lowercase()
+        })
         .collect();
     let sent_ids: BTreeSet<&String> = ids.iter().step_by(2).collect();
     let mut sent = SentIndex::new();
@@ -41,7 +46,12 @@ fn half_of_the_originals_sent() {
     };
     let (mut legit, mut back, mut wrong) = (0, 0, Vec::new());
     for c in &all {
-        let id = c.expected.original_message_id.clone().unwrap().to_lowercase();
+        let id = c
+            .expected
+            .original_message_id
+            .clone()
+            .unwrap()
+            .to_lowercase();
         let want = if sent_ids.contains(&id) {
             Decision::Legitimate
         } else {
@@ -51,7 +61,11 @@ fn half_of_the_originals_sent() {
         match v.verdict {
             d if d == want && d == Decision::Legitimate => legit += 1,
             d if d == want => back += 1,
-            d => wrong.push(format!("{}: want {want:?}, got {d:?}: {:?}", rel(&c.eml), v.reasons)),
+            d => wrong.push(format!(
+                "{}: want {want:?}, got {d:?}: {:?}",
+                rel(&c.eml),
+                v.reasons
+            )),
         }
     }
     eprintln!(
@@ -61,5 +75,10 @@ fn half_of_the_originals_sent() {
         sent_ids.len()
     );
     assert!(legit > 200 && back > 200, "too few cases: {legit} / {back}");
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -22,8 +22,6 @@ pub struct Expected {
     pub verdict: String,
     pub kind: Option<String>,
     pub original_message_id: Option<String>,
-    #[serde(default)]
-    pub label: String,
 }
 
 pub struct Case {
@@ -41,8 +39,8 @@ pub fn cases(dir: &Path) -> Vec<Case> {
             let j = p.with_extension("json");
             let text = std::fs::read_to_string(&j)
                 .unwrap_or_else(|_| panic!("{} has no expected {}", p.display(), j.display()));
-            let expected: Expected = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", j.display()));
+            let expected: Expected =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", j.display()));
             out.push(Case {
                 eml: p.to_path_buf(),
                 expected,

@@ -222,6 +222,20 @@ impl Lexicon {
             .copied()
     }
 
+    /// Every header name the lexicon looks at (for fetching only those).
+    pub fn header_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .autoreply_headers
+            .values()
+            .chain(self.challenge_headers.values())
+            .flatten()
+            .map(|m| m.name.trim().to_string())
+            .collect();
+        v.sort_by_key(|n| n.to_ascii_lowercase());
+        v.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        v
+    }
+
     pub fn autoreply_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
         match_header(&self.autoreply_headers, name, value)
     }

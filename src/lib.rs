@@ -7,9 +7,15 @@
 
 pub mod classify;
 pub mod cli;
+pub mod config;
+pub mod imap;
+pub mod journal;
 pub mod lexicon;
 pub mod mbox;
+pub mod paths;
+pub mod secret;
 pub mod sent;
+pub mod skeleton;
 
 pub use classify::{classify, Context, Decision, Kind, Original, Verdict};
 pub use sent::{SentIndex, SentMessage};

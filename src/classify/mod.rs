@@ -818,7 +818,11 @@ impl Evidence {
                 format!("text matches delivery-failure notice {}", quote(p)),
             );
         }
-        if let Some(p) = lex.feedback_report.find_best(&f.text_head_lower) {
+        let feedback = lex
+            .feedback_report
+            .find_best(&f.text_head_lower)
+            .or_else(|| lex.feedback_report.find(&f.subject_lower));
+        if let Some(p) = feedback {
             let s = strong(p);
             ev.push(
                 Some(Kind::FeedbackReport),

@@ -4,6 +4,7 @@
 
 mod cli;
 mod golden;
+mod languages;
 mod properties;
 mod provenance;
 mod util;

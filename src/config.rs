@@ -1,0 +1,450 @@
+//! The configuration file: where it is, its TOML shape (one `[accounts.NAME]`
+//! table per account, kebab-case keys, unknown keys rejected), validation,
+//! and the errors that name the file, the key and what is allowed.
+//!
+//! Loading reads one file; everything else here is pure. See
+//! `assets/config.sample.toml` for every key, documented.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The file's shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    #[serde(default)]
+    accounts: BTreeMap<String, FileAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAccount {
+    #[serde(default)]
+    default: bool,
+    host: String,
+    port: Option<u16>,
+    #[serde(default)]
+    tls: TlsMode,
+    tls_ca_file: Option<PathBuf>,
+    username: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+    password: Option<PasswordSource>,
+    #[serde(default)]
+    auth: AuthMechanism,
+    #[serde(default = "default_quarantine")]
+    quarantine: String,
+    sent: Option<Vec<String>>,
+    #[serde(default = "default_sent_days")]
+    sent_days: u32,
+    sieve: Option<FileSieve>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSieve {
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+fn default_quarantine() -> String {
+    "Backscatter".into()
+}
+
+fn default_sent_days() -> u32 {
+    30
+}
+
+/// How to reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS, port 993).
+    #[default]
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143); refused if the
+    /// server does not offer it.
+    Starttls,
+    /// No TLS: only to a loopback address.
+    Plain,
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMechanism {
+    /// LOGIN with the password.
+    #[default]
+    Password,
+    /// SASL XOAUTH2: the secret is an OAuth2 access token (Gmail, Outlook).
+    Xoauth2,
+}
+
+/// Where the password (or token) comes from. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PasswordSource {
+    /// A command (no shell) whose first line of output is the secret.
+    pub command: Option<Vec<String>>,
+    /// The OS keyring (see `backscatter account login`).
+    pub keyring: Option<bool>,
+    /// An environment variable holding the secret.
+    pub env: Option<String>,
+}
+
+/// Where the secret comes from, once validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    Command(Vec<String>),
+    Keyring,
+    Env(String),
+}
+
+/// One account, validated, with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub default: bool,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub tls_ca_file: Option<PathBuf>,
+    pub username: String,
+    /// The user's own addresses, lowercased.
+    pub addresses: Vec<String>,
+    pub secret: Option<Secret>,
+    pub auth: AuthMechanism,
+    pub quarantine: String,
+    /// Configured Sent mailboxes; `None` = those marked `\Sent`.
+    pub sent: Option<Vec<String>>,
+    pub sent_days: u32,
+    pub sieve_host: String,
+    pub sieve_port: u16,
+}
+
+/// A configuration error: always names the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub accounts: Vec<Account>,
+}
+
+/// Is `host` a loopback address or `localhost`?
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_matches(['[', ']']);
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The config file to use: `--config`, else `$BACKSCATTER_CONFIG`, else the
+/// platform's config dir (`~/.config/backscatter/config.toml` on Linux).
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("BACKSCATTER_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    crate::paths::project_dirs().map(|d| d.config_dir().join("config.toml"))
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (create it from assets/config.sample.toml, or give --config FILE)"
+        } else {
+            ""
+        };
+        ConfigError(format!(
+            "cannot read config file {}: {}{hint}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    parse(&text, path)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parse and validate config text (`path` is for messages).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().trim().replace('\n', " ");
+        match line {
+            Some(l) => ConfigError(format!("{}:{l}: {msg}", path.display())),
+            None => ConfigError(format!("{}: {msg}", path.display())),
+        }
+    })?;
+    let err = |account: &str, key: &str, msg: String| {
+        ConfigError(format!(
+            "{}: accounts.{account}.{key}: {msg}",
+            path.display()
+        ))
+    };
+    let mut accounts = Vec::new();
+    for (name, a) in file.accounts {
+        if a.host.trim().is_empty() {
+            return Err(err(&name, "host", "must not be empty".into()));
+        }
+        if a.username.trim().is_empty() {
+            return Err(err(&name, "username", "must not be empty".into()));
+        }
+        if a.tls == TlsMode::Plain && !is_loopback(&a.host) {
+            return Err(err(
+                &name,
+                "tls",
+                format!(
+                    "\"plain\" sends your password unencrypted and is allowed only to a loopback address, not {}; use \"implicit\" or \"starttls\"",
+                    a.host
+                ),
+            ));
+        }
+        if let Some(ca) = &a.tls_ca_file {
+            if !ca.exists() {
+                return Err(err(
+                    &name,
+                    "tls-ca-file",
+                    format!("{} does not exist", ca.display()),
+                ));
+            }
+        }
+        let secret = match &a.password {
+            None => None,
+            Some(p) => {
+                let n =
+                    p.command.is_some() as u8 + p.keyring.is_some() as u8 + p.env.is_some() as u8;
+                if n != 1 {
+                    return Err(err(
+                        &name,
+                        "password",
+                        "give exactly one of password.command, password.keyring, password.env"
+                            .into(),
+                    ));
+                }
+                if let Some(c) = &p.command {
+                    if c.is_empty() || c[0].trim().is_empty() {
+                        return Err(err(
+                            &name,
+                            "password.command",
+                            "must name a program, e.g. [\"pass\", \"show\", \"mail/work\"]".into(),
+                        ));
+                    }
+                    Some(Secret::Command(c.clone()))
+                } else if let Some(k) = p.keyring {
+                    if !k {
+                        return Err(err(
+                            &name,
+                            "password.keyring",
+                            "only `true` means something here; remove the key otherwise".into(),
+                        ));
+                    }
+                    Some(Secret::Keyring)
+                } else {
+                    let v = p.env.clone().unwrap_or_default();
+                    if v.trim().is_empty() {
+                        return Err(err(&name, "password.env", "must name a variable".into()));
+                    }
+                    Some(Secret::Env(v))
+                }
+            }
+        };
+        if a.quarantine.trim().is_empty() {
+            return Err(err(&name, "quarantine", "must not be empty".into()));
+        }
+        if a.quarantine.eq_ignore_ascii_case("INBOX") {
+            return Err(err(
+                &name,
+                "quarantine",
+                "must be a mailbox other than INBOX".into(),
+            ));
+        }
+        if a.sent_days == 0 {
+            return Err(err(&name, "sent-days", "must be at least 1".into()));
+        }
+        let addresses = if a.addresses.is_empty() {
+            if a.username.contains('@') {
+                vec![a.username.to_lowercase()]
+            } else {
+                Vec::new()
+            }
+        } else {
+            a.addresses
+                .iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect()
+        };
+        let port = a.port.unwrap_or(match a.tls {
+            TlsMode::Implicit => 993,
+            TlsMode::Starttls | TlsMode::Plain => 143,
+        });
+        let (sieve_host, sieve_port) = match &a.sieve {
+            Some(s) => (
+                s.host.clone().unwrap_or_else(|| a.host.clone()),
+                s.port.unwrap_or(4190),
+            ),
+            None => (a.host.clone(), 4190),
+        };
+        accounts.push(Account {
+            name,
+            default: a.default,
+            host: a.host,
+            port,
+            tls: a.tls,
+            tls_ca_file: a.tls_ca_file,
+            username: a.username,
+            addresses,
+            secret,
+            auth: a.auth,
+            quarantine: a.quarantine,
+            sent: a.sent,
+            sent_days: a.sent_days,
+            sieve_host,
+            sieve_port,
+        });
+    }
+    if accounts.iter().filter(|a| a.default).count() > 1 {
+        return Err(ConfigError(format!(
+            "{}: more than one account has default = true",
+            path.display()
+        )));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        accounts,
+    })
+}
+
+impl Config {
+    /// The account called `name`, or the default one (the one marked
+    /// `default = true`, or the only one).
+    pub fn account(&self, name: Option<&str>) -> Result<&Account, ConfigError> {
+        let names = || {
+            self.accounts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self.accounts.iter().find(|a| a.name == n).ok_or_else(|| {
+                ConfigError(format!(
+                    "{}: no account called \"{n}\" (accounts: {})",
+                    self.path.display(),
+                    names()
+                ))
+            }),
+            None => {
+                if self.accounts.is_empty() {
+                    return Err(ConfigError(format!(
+                        "{}: no accounts configured (add an [accounts.NAME] table; see assets/config.sample.toml)",
+                        self.path.display()
+                    )));
+                }
+                if let Some(a) = self.accounts.iter().find(|a| a.default) {
+                    return Ok(a);
+                }
+                if self.accounts.len() == 1 {
+                    return Ok(&self.accounts[0]);
+                }
+                Err(ConfigError(format!(
+                    "{}: several accounts ({}) and none has default = true: name one with --account",
+                    self.path.display(),
+                    names()
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/cfg.toml"))
+    }
+
+    #[test]
+    fn minimal_account_gets_defaults() {
+        let c = p(r#"
+[accounts.work]
+host = "imap.example.org"
+username = "Me@Example.org"
+password.command = ["pass", "show", "mail/work"]
+"#)
+        .unwrap();
+        let a = c.account(None).unwrap();
+        assert_eq!(a.port, 993);
+        assert_eq!(a.tls, TlsMode::Implicit);
+        assert_eq!(a.addresses, vec!["me@example.org"]);
+        assert_eq!(a.quarantine, "Backscatter");
+        assert_eq!(a.sent_days, 30);
+        assert_eq!(a.sieve_host, "imap.example.org");
+        assert_eq!(a.sieve_port, 4190);
+        assert_eq!(
+            a.secret,
+            Some(Secret::Command(vec![
+                "pass".into(),
+                "show".into(),
+                "mail/work".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_what_is_allowed() {
+        let e = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\nhots = 1\n").unwrap_err();
+        assert!(e.0.starts_with("/cfg.toml:"), "{e}");
+        assert!(e.0.contains("hots"), "{e}");
+        let e = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\ntls = \"tsl\"\n").unwrap_err();
+        assert!(e.0.contains("tsl") && e.0.contains("starttls"), "{e}");
+        let e = p("[accounts.a]\nhost = \"imap.example.org\"\nusername = \"u\"\ntls = \"plain\"\n")
+            .unwrap_err();
+        assert!(
+            e.0.contains("accounts.a.tls") && e.0.contains("loopback"),
+            "{e}"
+        );
+        let e = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\npassword.env = \"X\"\npassword.keyring = true\n")
+            .unwrap_err();
+        assert!(e.0.contains("exactly one"), "{e}");
+        assert!(
+            p("[accounts.a]\nhost = \"127.0.0.1\"\nusername = \"u\"\ntls = \"plain\"\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn account_selection() {
+        let c = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\n[accounts.b]\nhost = \"h\"\nusername = \"u\"\n").unwrap();
+        assert!(c.account(None).unwrap_err().0.contains("--account"));
+        assert_eq!(c.account(Some("b")).unwrap().name, "b");
+        assert!(c
+            .account(Some("z"))
+            .unwrap_err()
+            .0
+            .contains("accounts: a, b"));
+    }
+}

@@ -1,0 +1,616 @@
+//! The IMAP layer: connecting (implicit TLS, STARTTLS, plaintext to
+//! loopback only) with certificate verification, authenticating (LOGIN or
+//! XOAUTH2), and the handful of commands backscatter needs, each with a
+//! timeout and an error that is one clear sentence without the password.
+//!
+//! This is I/O; the decisions (what to fetch, what to move) are made by the
+//! pure modules `skeleton`, `classify` and `plan`.
+
+pub mod structure;
+
+use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};
+use crate::secret::Secret;
+use async_imap::types::{Fetch, NameAttribute};
+use futures::TryStreamExt;
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// How long one command (or connect, or handshake) may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An IMAP failure, as one sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Connect,
+    Tls,
+    Auth,
+    /// The server answered NO (a missing mailbox, a read-only one, ...).
+    No,
+    /// The connection dropped or timed out.
+    Lost,
+    Protocol,
+}
+
+impl fmt::Display for ImapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ImapError {}
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
+    ImapError {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Map an async-imap error for a command described by `what`.
+fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
+    use async_imap::error::Error as E;
+    match e {
+        E::No(m) => err(
+            ErrorKind::No,
+            format!("the server refused to {what}: {}", m.trim()),
+        ),
+        E::Bad(m) => err(
+            ErrorKind::Protocol,
+            format!("the server rejected the command to {what}: {}", m.trim()),
+        ),
+        E::ConnectionLost => err(
+            ErrorKind::Lost,
+            format!("the connection was lost while trying to {what}"),
+        ),
+        E::Io(io) => err(
+            ErrorKind::Lost,
+            format!("the connection failed while trying to {what}: {io}"),
+        ),
+        other => err(
+            ErrorKind::Protocol,
+            format!("unexpected server response while trying to {what}: {other}"),
+        ),
+    }
+}
+
+/// Run `f` with the command timeout.
+async fn timed<T>(
+    what: &str,
+    f: impl Future<Output = Result<T, async_imap::error::Error>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| map_err(what, e)),
+        Err(_) => Err(err(
+            ErrorKind::Lost,
+            format!(
+                "the server did not answer within {} s while trying to {what}",
+                COMMAND_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A plain or TLS connection.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_native_tls::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapError> {
+    let mut b = tokio_native_tls::native_tls::TlsConnector::builder();
+    if let Some(ca) = &a.tls_ca_file {
+        let pem = std::fs::read(ca).map_err(|e| {
+            err(
+                ErrorKind::Tls,
+                format!("cannot read tls-ca-file {}: {e}", ca.display()),
+            )
+        })?;
+        let cert = tokio_native_tls::native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            err(
+                ErrorKind::Tls,
+                format!("tls-ca-file {} is not a PEM certificate: {e}", ca.display()),
+            )
+        })?;
+        b.add_root_certificate(cert);
+    }
+    let c = b
+        .build()
+        .map_err(|e| err(ErrorKind::Tls, format!("cannot set up TLS: {e}")))?;
+    Ok(tokio_native_tls::TlsConnector::from(c))
+}
+
+async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
+    let connector = tls_connector(a)?;
+    let host = a.host.trim_matches(['[', ']']);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(host, tcp)).await {
+        Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            let detail = e.to_string();
+            let hint = if detail.contains("certificate") || detail.contains("verify") {
+                " (if the server is self-hosted, set tls-ca-file to its CA certificate)"
+            } else {
+                ""
+            };
+            Err(err(
+                ErrorKind::Tls,
+                format!(
+                    "the TLS certificate of {}:{} could not be verified: {}{hint}",
+                    a.host,
+                    a.port,
+                    detail.trim()
+                ),
+            ))
+        }
+        Err(_) => Err(err(
+            ErrorKind::Tls,
+            format!("the TLS handshake with {}:{} timed out", a.host, a.port),
+        )),
+    }
+}
+
+struct XOAuth2 {
+    user: String,
+    token: String,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token)
+    }
+}
+
+/// A logged-in session.
+pub struct Imap {
+    session: async_imap::Session<Conn>,
+    caps: HashSet<String>,
+    pub account: String,
+}
+
+/// A mailbox as LIST shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub name: String,
+    pub special_use: Vec<String>,
+    pub selectable: bool,
+}
+
+/// What SELECT/EXAMINE says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    pub exists: u32,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+}
+
+/// Connect and log in.
+pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
+    if a.tls == TlsMode::Plain && !is_loopback(&a.host) {
+        return Err(err(
+            ErrorKind::Tls,
+            format!(
+                "refusing a plaintext connection to {}: only loopback addresses may use tls = \"plain\"",
+                a.host
+            ),
+        ));
+    }
+    let addr = (a.host.trim_matches(['[', ']']), a.port);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            return Err(err(
+                ErrorKind::Connect,
+                format!("cannot connect to {}:{}: {e}", a.host, a.port),
+            ))
+        }
+        Err(_) => {
+            return Err(err(
+                ErrorKind::Connect,
+                format!("connecting to {}:{} timed out", a.host, a.port),
+            ))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let mut client = match a.tls {
+        TlsMode::Implicit => async_imap::Client::new(tls_wrap(a, tcp).await?),
+        TlsMode::Plain => async_imap::Client::new(Conn::Plain(tcp)),
+        TlsMode::Starttls => {
+            let mut c = async_imap::Client::new(Conn::Plain(tcp));
+            read_greeting(&mut c, a).await?;
+            match tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                c.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(err(
+                        ErrorKind::Tls,
+                        format!(
+                            "{}:{} does not offer STARTTLS: refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
+                            a.host, a.port
+                        ),
+                    ))
+                }
+                Err(_) => return Err(err(ErrorKind::Lost, "STARTTLS timed out")),
+            }
+            let Conn::Plain(tcp) = c.into_inner() else {
+                unreachable!("STARTTLS starts from a plain connection")
+            };
+            async_imap::Client::new(tls_wrap(a, tcp).await?)
+        }
+    };
+    if a.tls != TlsMode::Starttls {
+        read_greeting(&mut client, a).await?;
+    }
+    let login = async {
+        match a.auth {
+            AuthMechanism::Password => client
+                .login(&a.username, secret.expose())
+                .await
+                .map_err(|(e, _)| e),
+            AuthMechanism::Xoauth2 => client
+                .authenticate(
+                    "XOAUTH2",
+                    XOAuth2 {
+                        user: a.username.clone(),
+                        token: secret.expose().to_string(),
+                    },
+                )
+                .await
+                .map_err(|(e, _)| e),
+        }
+    };
+    let session = match tokio::time::timeout(COMMAND_TIMEOUT, login).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(async_imap::error::Error::No(m))) | Ok(Err(async_imap::error::Error::Bad(m))) => {
+            return Err(err(
+                ErrorKind::Auth,
+                format!(
+                    "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\")",
+                    a.host,
+                    a.port,
+                    a.username,
+                    m.trim()
+                ),
+            ))
+        }
+        Ok(Err(e)) => return Err(map_err("log in", e)),
+        Err(_) => return Err(err(ErrorKind::Lost, "the login timed out")),
+    };
+    let mut imap = Imap {
+        session,
+        caps: HashSet::new(),
+        account: a.name.clone(),
+    };
+    let caps = timed("read capabilities", imap.session.capabilities()).await?;
+    imap.caps = caps
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .map(|s| capability_name(&s))
+        .collect();
+    Ok(imap)
+}
+
+/// async-imap's `Capability` Debug forms (`Imap4rev1`, `Auth("PLAIN")`,
+/// `Atom("IDLE")`) as capability names.
+fn capability_name(debug: &str) -> String {
+    if let Some(rest) = debug.strip_prefix("Atom(\"") {
+        return rest.trim_end_matches("\")").to_ascii_uppercase();
+    }
+    if let Some(rest) = debug.strip_prefix("Auth(\"") {
+        return format!("AUTH={}", rest.trim_end_matches("\")").to_ascii_uppercase());
+    }
+    debug.to_ascii_uppercase()
+}
+
+async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<(), ImapError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, c.read_response()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(None)) => Err(err(
+            ErrorKind::Lost,
+            format!(
+                "{}:{} closed the connection before greeting",
+                a.host, a.port
+            ),
+        )),
+        Ok(Err(e)) => Err(err(
+            ErrorKind::Lost,
+            format!("reading the greeting of {}:{} failed: {e}", a.host, a.port),
+        )),
+        Err(_) => Err(err(
+            ErrorKind::Lost,
+            format!("{}:{} sent no greeting", a.host, a.port),
+        )),
+    }
+}
+
+/// IMAP `date` for SEARCH SINCE: `1-Feb-2026`.
+pub fn imap_date(ts: i64) -> String {
+    let d = mail_parser::DateTime::from_timestamp(ts);
+    const M: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}-{}-{}",
+        d.day,
+        M[(d.month.clamp(1, 12) - 1) as usize],
+        d.year
+    )
+}
+
+/// A UID set in IMAP syntax with ranges: `1:5,9,12:14`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut v: Vec<u32> = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+impl Imap {
+    pub fn has(&self, cap: &str) -> bool {
+        self.caps.contains(&cap.to_ascii_uppercase())
+    }
+
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.caps.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Every mailbox with its SPECIAL-USE attributes.
+    pub async fn list(&mut self) -> Result<Vec<MailboxInfo>, ImapError> {
+        let names: Vec<_> = timed("list mailboxes", async {
+            self.session
+                .list(Some(""), Some("*"))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(names
+            .iter()
+            .map(|n| {
+                let mut special = Vec::new();
+                let mut selectable = true;
+                for a in n.attributes() {
+                    match a {
+                        NameAttribute::Sent => special.push("\\Sent".to_string()),
+                        NameAttribute::Junk => special.push("\\Junk".to_string()),
+                        NameAttribute::Trash => special.push("\\Trash".to_string()),
+                        NameAttribute::Drafts => special.push("\\Drafts".to_string()),
+                        NameAttribute::Archive => special.push("\\Archive".to_string()),
+                        NameAttribute::All => special.push("\\All".to_string()),
+                        NameAttribute::Flagged => special.push("\\Flagged".to_string()),
+                        NameAttribute::NoSelect => selectable = false,
+                        NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent") => {
+                            selectable = false
+                        }
+                        _ => {}
+                    }
+                }
+                MailboxInfo {
+                    name: n.name().to_string(),
+                    special_use: special,
+                    selectable,
+                }
+            })
+            .collect())
+    }
+
+    /// SELECT (read-write) a mailbox.
+    pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
+        let what = format!("open mailbox \"{mailbox}\"");
+        let m = timed(&what, self.session.select(mailbox)).await?;
+        Ok(Selected {
+            exists: m.exists,
+            uid_validity: m.uid_validity.unwrap_or(0),
+            uid_next: m.uid_next.unwrap_or(0),
+        })
+    }
+
+    /// EXAMINE (read-only) a mailbox.
+    pub async fn examine(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
+        let what = format!("open mailbox \"{mailbox}\"");
+        let m = timed(&what, self.session.examine(mailbox)).await?;
+        Ok(Selected {
+            exists: m.exists,
+            uid_validity: m.uid_validity.unwrap_or(0),
+            uid_next: m.uid_next.unwrap_or(0),
+        })
+    }
+
+    /// Create a mailbox; an existing one is fine.
+    pub async fn ensure_mailbox(&mut self, mailbox: &str) -> Result<(), ImapError> {
+        let what = format!("create mailbox \"{mailbox}\"");
+        match timed(&what, self.session.create(mailbox)).await {
+            Ok(()) => Ok(()),
+            Err(e)
+                if e.kind == ErrorKind::No && e.message.to_ascii_uppercase().contains("EXISTS") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// UID SEARCH, sorted ascending.
+    pub async fn uid_search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
+        let set = timed("search the mailbox", self.session.uid_search(query)).await?;
+        let mut v: Vec<u32> = set.into_iter().collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// UID FETCH and collect the responses.
+    pub async fn uid_fetch(&mut self, uids: &[u32], items: &str) -> Result<Vec<Fetch>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        timed("fetch messages", async {
+            self.session
+                .uid_fetch(&set, items)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await
+    }
+
+    /// Move messages: UID MOVE where the server has MOVE, otherwise UID
+    /// COPY + `\Deleted` + UID EXPUNGE of exactly those UIDs (never a plain
+    /// EXPUNGE, which would remove other `\Deleted` mail).
+    pub async fn uid_move(&mut self, uids: &[u32], dest: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let what = format!("move messages to \"{dest}\"");
+        if self.has("MOVE") && std::env::var_os("BACKSCATTER_TEST_NO_MOVE").is_none() {
+            timed(&what, self.session.uid_mv(&set, dest)).await?;
+        } else {
+            if !self.has("UIDPLUS") {
+                return Err(err(
+                    ErrorKind::Protocol,
+                    "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
+                ));
+            }
+            timed(&what, self.session.uid_copy(&set, dest)).await?;
+            self.uid_delete(uids).await?;
+        }
+        self.drain_unsolicited();
+        Ok(())
+    }
+
+    /// Mark exactly these UIDs `\Deleted` and expunge exactly them
+    /// (UIDPLUS). Used after a COPY, never on its own.
+    pub async fn uid_delete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        let set = uid_set(uids);
+        timed("mark moved messages", async {
+            self.session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        timed("expunge moved messages", async {
+            self.session
+                .uid_expunge(&set)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Forget pushed responses (they are re-checked with searches, never
+    /// trusted; async-imap drops them past 100 anyway).
+    fn drain_unsolicited(&mut self) {
+        while self.session.unsolicited_responses.try_recv().is_ok() {}
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_use_ranges() {
+        assert_eq!(uid_set(&[5, 1, 2, 3, 9, 12, 13, 14, 3]), "1:3,5,9,12:14");
+        assert_eq!(uid_set(&[7]), "7");
+    }
+
+    #[test]
+    fn imap_dates() {
+        assert_eq!(imap_date(1_767_225_600), "1-Jan-2026");
+    }
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(capability_name("Atom(\"IDLE\")"), "IDLE");
+        assert_eq!(capability_name("Auth(\"PLAIN\")"), "AUTH=PLAIN");
+        assert_eq!(capability_name("Imap4rev1"), "IMAP4REV1");
+    }
+}

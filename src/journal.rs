@@ -1,0 +1,266 @@
+//! The move journal: one JSON object per line in the data dir
+//! (`journal-ACCOUNT.jsonl`, mode 0600), recording every message moved to
+//! quarantine and back, so that `restore` can undo a sweep and an
+//! interrupted sweep can be finished.
+//!
+//! Protocol (crash safety): before a batch is moved, one `intent` line per
+//! message is written and synced; after the server confirms the move, one
+//! `commit` line for the batch. An intent without a commit is a batch the
+//! process may have been killed in; the next run reconciles it against the
+//! server (see `clean`). Reading and folding the journal is pure.
+
+use crate::classify::Kind;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// About to move a message into quarantine.
+    Quarantine,
+    /// About to move a message back out of quarantine.
+    Restore,
+    /// The batch's moves were confirmed by the server.
+    Commit,
+    /// The batch was checked after an interruption: `moved` tells whether
+    /// the messages had left the source mailbox.
+    Reconciled,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Unix seconds.
+    pub ts: i64,
+    pub op: Op,
+    pub batch: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// The mailbox the message is moved out of.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mailbox: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uidvalidity: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The mailbox the message is moved into.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub to: String,
+    /// For `reconciled`: the UIDs found moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<u32>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// The journal file of an account.
+pub fn path_for(data_dir: &Path, account: &str) -> PathBuf {
+    let safe: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join(format!("journal-{safe}.jsonl"))
+}
+
+/// Read every entry; a torn last line (a crash mid-write) is skipped.
+pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in io::BufReader::new(f).lines() {
+        let line = line?;
+        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Append entries and sync them to disk.
+pub fn append(path: &Path, entries: &[Entry]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::paths::private_dir(dir)?;
+    }
+    let mut f = crate::paths::append_private(path)?;
+    let mut buf = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut buf, e).map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
+/// Batches with intents but neither a commit nor a reconciliation.
+pub fn unfinished(entries: &[Entry]) -> Vec<Vec<Entry>> {
+    let closed: HashSet<&str> = entries
+        .iter()
+        .filter(|e| matches!(e.op, Op::Commit | Op::Reconciled))
+        .map(|e| e.batch.as_str())
+        .collect();
+    let mut order: Vec<&str> = Vec::new();
+    let mut by: HashMap<&str, Vec<Entry>> = HashMap::new();
+    for e in entries {
+        if matches!(e.op, Op::Quarantine | Op::Restore) && !closed.contains(e.batch.as_str()) {
+            if !by.contains_key(e.batch.as_str()) {
+                order.push(&e.batch);
+            }
+            by.entry(&e.batch).or_default().push(e.clone());
+        }
+    }
+    order.into_iter().filter_map(|b| by.remove(b)).collect()
+}
+
+/// Messages now in quarantine according to the journal: committed
+/// quarantine moves not followed by a committed restore of the same
+/// Message-ID. Newest last.
+pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
+    let mut moved_uids: HashMap<&str, HashSet<u32>> = HashMap::new();
+    let mut committed: HashSet<&str> = HashSet::new();
+    for e in entries {
+        match e.op {
+            Op::Commit => {
+                committed.insert(&e.batch);
+            }
+            Op::Reconciled => {
+                moved_uids.entry(&e.batch).or_default().extend(&e.moved);
+            }
+            _ => {}
+        }
+    }
+    let done = |e: &Entry| {
+        committed.contains(e.batch.as_str())
+            || moved_uids
+                .get(e.batch.as_str())
+                .is_some_and(|s| s.contains(&e.uid))
+    };
+    let mut out: Vec<Entry> = Vec::new();
+    for e in entries {
+        if !done(e) {
+            continue;
+        }
+        match e.op {
+            Op::Quarantine => out.push(e.clone()),
+            Op::Restore => {
+                if let Some(i) = out
+                    .iter()
+                    .rposition(|q| q.message_id.is_some() && q.message_id == e.message_id)
+                {
+                    out.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A batch identifier: time and a counter, unique within a process.
+pub fn batch_id(now: i64, n: usize) -> String {
+    format!("{now}-{}-{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(batch: &str, uid: u32, id: &str) -> Entry {
+        Entry {
+            ts: 1,
+            op: Op::Quarantine,
+            batch: batch.into(),
+            account: "a".into(),
+            mailbox: "INBOX".into(),
+            uidvalidity: 7,
+            uid,
+            message_id: Some(id.into()),
+            kind: Some(Kind::Bounce),
+            reasons: vec![],
+            to: "Backscatter".into(),
+            moved: vec![],
+        }
+    }
+
+    fn commit(batch: &str) -> Entry {
+        Entry {
+            ts: 2,
+            op: Op::Commit,
+            batch: batch.into(),
+            account: String::new(),
+            mailbox: String::new(),
+            uidvalidity: 0,
+            uid: 0,
+            message_id: None,
+            kind: None,
+            reasons: vec![],
+            to: String::new(),
+            moved: vec![],
+        }
+    }
+
+    #[test]
+    fn fold_commits_restores_and_unfinished() {
+        let mut r = q("b3", 0, "<x@y>");
+        r.op = Op::Restore;
+        let mut rec = commit("b2");
+        rec.op = Op::Reconciled;
+        rec.moved = vec![11];
+        let entries = vec![
+            q("b1", 10, "<x@y>"),
+            commit("b1"),
+            q("b2", 11, "<z@y>"),
+            q("b2", 12, "<w@y>"),
+            rec,
+            r,
+            commit("b3"),
+            q("b4", 13, "<v@y>"),
+        ];
+        let qd = quarantined(&entries);
+        assert_eq!(qd.iter().map(|e| e.uid).collect::<Vec<_>>(), vec![11]);
+        let un = unfinished(&entries);
+        assert_eq!(un.len(), 1);
+        assert_eq!(un[0][0].uid, 13);
+    }
+
+    #[test]
+    fn torn_lines_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("bs-journal-{}", std::process::id()));
+        let p = path_for(&dir, "work/x");
+        let _ = std::fs::remove_file(&p);
+        append(&p, &[q("b1", 1, "<a@b>"), commit("b1")]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"ts\":1,\"op\":\"quar")
+            .unwrap();
+        let e = read(&p).unwrap();
+        assert_eq!(e.len(), 2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

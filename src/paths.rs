@@ -1,0 +1,75 @@
+//! Where backscatter keeps its files: the platform's config, data and state
+//! directories (XDG variables honoured on Linux), and creating files that
+//! only the user can read.
+
+use directories::ProjectDirs;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub fn project_dirs() -> Option<ProjectDirs> {
+    ProjectDirs::from("", "", "backscatter")
+}
+
+/// The data dir (journal): `~/.local/share/backscatter` on Linux.
+pub fn data_dir() -> io::Result<PathBuf> {
+    project_dirs()
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| io::Error::other("no home directory to keep backscatter's data in"))
+}
+
+/// The state dir (caches, progress): `~/.local/state/backscatter` on Linux,
+/// the data dir elsewhere.
+pub fn state_dir() -> io::Result<PathBuf> {
+    match project_dirs() {
+        Some(d) => Ok(d
+            .state_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| d.data_dir().to_path_buf())),
+        None => Err(io::Error::other(
+            "no home directory to keep backscatter's state in",
+        )),
+    }
+}
+
+/// Create a directory (and parents) readable by the user alone.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Open a file for appending, created with mode 0600.
+pub fn append_private(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Replace a file atomically (write a temp file, fsync, rename), mode 0600.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut o = OpenOptions::new();
+        o.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}

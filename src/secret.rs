@@ -1,0 +1,142 @@
+//! Secrets: a `Secret` that never prints, and fetching one from a command,
+//! an environment variable or the OS keyring.
+//!
+//! Nothing here logs or formats the secret; errors say where the secret
+//! should have come from and what to do, never what it is.
+
+use crate::config::{Account, Secret as Source};
+use std::fmt;
+use std::process::{Command, Stdio};
+
+/// A password or token. `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    /// The secret itself, for the one place that sends it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The keyring service name; the entry's user is `ACCOUNT:USERNAME`.
+pub const KEYRING_SERVICE: &str = "backscatter";
+
+fn keyring_user(a: &Account) -> String {
+    format!("{}:{}", a.name, a.username)
+}
+
+/// Fetch the account's secret.
+pub fn fetch(a: &Account) -> Result<Secret, String> {
+    let Some(src) = &a.secret else {
+        return Err(format!(
+            "account \"{}\" has no password source: add password.command, password.env or password.keyring = true to its table",
+            a.name
+        ));
+    };
+    match src {
+        Source::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Secret(v)),
+            _ => Err(format!(
+                "account \"{}\": the environment variable {var} (password.env) is not set",
+                a.name
+            )),
+        },
+        Source::Command(argv) => {
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    format!(
+                        "account \"{}\": cannot run password.command `{}`: {}",
+                        a.name,
+                        argv[0],
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            "no such program".to_string()
+                        } else {
+                            e.to_string()
+                        }
+                    )
+                })?;
+            if !out.status.success() {
+                return Err(format!(
+                    "account \"{}\": password.command `{}` failed ({})",
+                    a.name, argv[0], out.status
+                ));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+            if first.is_empty() {
+                return Err(format!(
+                    "account \"{}\": password.command `{}` printed nothing",
+                    a.name, argv[0]
+                ));
+            }
+            Ok(Secret(first.to_string()))
+        }
+        Source::Keyring => {
+            let entry = keyring::Entry::new(KEYRING_SERVICE, &keyring_user(a))
+                .map_err(|e| keyring_error(a, &e))?;
+            entry
+                .get_password()
+                .map(Secret)
+                .map_err(|e| keyring_error(a, &e))
+        }
+    }
+}
+
+/// Store a secret in the keyring (`backscatter account login`).
+pub fn store(a: &Account, secret: &Secret) -> Result<(), String> {
+    let entry =
+        keyring::Entry::new(KEYRING_SERVICE, &keyring_user(a)).map_err(|e| keyring_error(a, &e))?;
+    entry
+        .set_password(secret.expose())
+        .map_err(|e| keyring_error(a, &e))
+}
+
+fn keyring_error(a: &Account, e: &keyring::Error) -> String {
+    match e {
+        keyring::Error::NoEntry => format!(
+            "no password for account \"{}\" in the keyring: run `backscatter account login {}`",
+            a.name, a.name
+        ),
+        keyring::Error::NoStorageAccess(_) => format!(
+            "the keyring is locked or refused access (account \"{}\"): unlock it, or use password.command / password.env instead",
+            a.name
+        ),
+        _ => format!(
+            "no keyring service is available here (no Secret Service on the session bus?) for account \"{}\": use password.command = [\"pass\", \"show\", \"...\"] or password.env = \"VAR\" instead",
+            a.name
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,142 @@
+//! Out-of-office replies in twelve languages.
+//!
+//! HAND-WRITTEN cases, not real messages: the real corpora hold auto-replies
+//! in only a few languages (en, es, fr, pl, lv). Each case is shaped like the
+//! out-of-office reply Exchange/Outlook sends (`Auto-Submitted:
+//! auto-generated`, `X-Auto-Response-Suppress: All`, a localised subject
+//! prefix), with a sentence in the language; the same subject and body from
+//! a person with no machine headers must stay `normal`.
+
+use backscatter::{classify, Context, Decision, Kind, SentIndex};
+
+const CASES: [(&str, &str, &str); 12] = [
+    (
+        "en",
+        "Automatic reply: Budget",
+        "I am out of the office until Monday.",
+    ),
+    (
+        "de",
+        "Automatische Antwort: Budget",
+        "Ich bin derzeit abwesend.",
+    ),
+    (
+        "fr",
+        "Réponse automatique : Budget",
+        "Je suis absent du bureau jusqu'au 3.",
+    ),
+    (
+        "es",
+        "Respuesta automática: Presupuesto",
+        "Estoy fuera de la oficina.",
+    ),
+    (
+        "it",
+        "Risposta automatica: Bilancio",
+        "Sarò assente dal 3 al 10.",
+    ),
+    (
+        "pt",
+        "Resposta automática: Orçamento",
+        "Estou fora do escritório.",
+    ),
+    (
+        "nl",
+        "Automatisch antwoord: Begroting",
+        "Ik ben afwezig tot en met vrijdag.",
+    ),
+    (
+        "pl",
+        "Automatyczna odpowiedź: Budżet",
+        "Jestem poza biurem.",
+    ),
+    ("sv", "Automatiskt svar: Budget", "Jag är inte på kontoret."),
+    (
+        "ru",
+        "Автоматический ответ: Бюджет",
+        "Отсутствую на рабочем месте.",
+    ),
+    ("ja", "自動応答: 予算", "不在にしております。"),
+    ("zh", "自动答复: 预算", "我不在办公室。"),
+];
+
+fn message(subject: &str, body: &str, machine: bool) -> Vec<u8> {
+    let mut m = String::new();
+    m.push_str("From: Kim Example <kim@example.net>\r\nTo: me@example.org\r\n");
+    // RFC 2047 so that the subject survives any transport; the parser decodes it.
+    m.push_str(&format!(
+        "Subject: =?utf-8?B?{}?=\r\n",
+        base64(subject.as_bytes())
+    ));
+    m.push_str("Message-ID: <r1@example.net>\r\nIn-Reply-To: <o1@example.org>\r\n");
+    if machine {
+        m.push_str("Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\n");
+    }
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    m.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
+    m.push_str(body);
+    m.push_str("\r\n");
+    m.into_bytes()
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn out_of_office_in_twelve_languages() {
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    for (lang, subject, body) in CASES {
+        let v = classify(&message(subject, body, true), &ctx);
+        assert_eq!(v.kind, Some(Kind::Autoreply), "{lang}: {:?}", v.reasons);
+        assert_eq!(v.verdict, Decision::Backscatter, "{lang}");
+        assert_eq!(v.original.message_id.as_deref(), Some("<o1@example.org>"));
+        let v = classify(&message(subject, body, false), &ctx);
+        assert_eq!(
+            v.verdict,
+            Decision::Normal,
+            "{lang}, from a person: {:?}",
+            v.reasons
+        );
+    }
+}
+
+#[test]
+fn the_auto_replier_is_someone_you_wrote_to() {
+    let mut sent = SentIndex::new();
+    sent.insert(&backscatter::SentMessage {
+        message_id: Some("<other@example.org>".into()),
+        recipients: vec!["kim@example.net".into()],
+        subject: Some("Something else entirely".into()),
+        date: Some(1_790_000_000),
+    });
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    let v = classify(&message(CASES[1].1, CASES[1].2, true), &ctx);
+    assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("you wrote to kim@example.net"),
+        "{:?}",
+        v.reasons
+    );
+}

@@ -6,6 +6,7 @@
 //! splitting) under a thin command-line shell (`src/main.rs`, `src/cli/`).
 
 pub mod classify;
+pub mod clean;
 pub mod cli;
 pub mod config;
 pub mod imap;
@@ -15,6 +16,7 @@ pub mod mbox;
 pub mod paths;
 pub mod secret;
 pub mod sent;
+pub mod sentsync;
 pub mod skeleton;
 
 pub use classify::{classify, Context, Decision, Kind, Original, Verdict};

@@ -87,6 +87,10 @@ impl Part {
     }
 
     fn is(&self, t: &str, s: &str) -> bool {
+        // A part without a usable type is text/plain (RFC 2045 §5.2).
+        if self.ctype.is_empty() {
+            return t == "text" && s == "plain";
+        }
         self.ctype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s)
     }
 
@@ -99,7 +103,9 @@ impl Part {
     pub fn leaves(&self) -> Vec<&Part> {
         let mut out = Vec::new();
         fn walk<'a>(p: &'a Part, out: &mut Vec<&'a Part>) {
-            if p.is_multipart() && !p.children.is_empty() {
+            // A multipart without a boundary is one opaque part: servers
+            // cannot split it either (Dovecot shows one empty child).
+            if p.is_multipart() && !p.children.is_empty() && p.param("boundary").is_some() {
                 for c in &p.children {
                     walk(c, out);
                 }
@@ -154,10 +160,33 @@ pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
         .find(|p| p.is("text", "plain"))
         .or_else(|| leaves.iter().find(|p| p.is("text", "html")))
         .or_else(|| {
+            // A multipart whose boundary the server could not read either:
+            // its raw bytes are the text.
+            leaves
+                .iter()
+                .find(|p| p.is_multipart() && !p.path.is_empty())
+        })
+        .or_else(|| {
             // A single-part message of an unknown type: its body is text.
             (leaves.len() == 1 && !leaves[0].ctype.eq_ignore_ascii_case("message"))
                 .then(|| &leaves[0])
         });
+    // No structured copy of the original (message/rfc822, rfc822-headers):
+    // old MTAs paste the original's headers as a part without MIME headers,
+    // which the server then reads as that part's MIME header. Fetch those.
+    let structured_original = leaves.iter().any(|p| {
+        p.envelope.is_some() || p.is("text", "rfc822-headers") || p.is("text", "rfc822-header")
+    });
+    if !structured_original && root.is_multipart() {
+        for p in leaves.iter().filter(|p| p.is("text", "plain")) {
+            if !p.path.is_empty() {
+                out.push(Section {
+                    path: format!("{}.MIME", p.path),
+                    max: TEXT_HEAD,
+                });
+            }
+        }
+    }
     if let Some(p) = text {
         let path = if p.path.is_empty() {
             "1".to_string()
@@ -165,10 +194,13 @@ pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
             p.path.clone()
         };
         if !out.iter().any(|s: &Section| s.path == path) {
-            out.push(Section {
-                path,
-                max: TEXT_HEAD.min(p.octets.max(1)),
-            });
+            // Multiparts have no size in BODYSTRUCTURE.
+            let max = if p.octets == 0 {
+                TEXT_HEAD
+            } else {
+                TEXT_HEAD.min(p.octets)
+            };
+            out.push(Section { path, max });
         }
     }
     out
@@ -187,7 +219,11 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 }
 
 fn content_type_line(p: &Part) -> String {
-    let mut s = format!("{}/{}", p.ctype, p.subtype);
+    let mut s = if p.ctype.is_empty() {
+        "text/plain".to_string()
+    } else {
+        format!("{}/{}", p.ctype, p.subtype)
+    };
     for (k, v) in &p.params {
         if k.eq_ignore_ascii_case("boundary") {
             continue;
@@ -251,8 +287,14 @@ pub fn build(header: &[u8], root: &Part, fetched: &HashMap<String, Vec<u8>>) -> 
                 push_header(&mut out, "In-Reply-To", v);
             }
             out.extend_from_slice(b"\r\n");
-        } else if let Some(b) = fetched.get(&p.path) {
-            out.extend_from_slice(b);
+        } else {
+            // A part's own MIME header (pasted original headers), as text.
+            if let Some(h) = fetched.get(&format!("{}.MIME", p.path)) {
+                out.extend_from_slice(h);
+            }
+            if let Some(b) = fetched.get(&p.path) {
+                out.extend_from_slice(b);
+            }
         }
         out.extend_from_slice(b"\r\n");
     }

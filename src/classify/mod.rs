@@ -203,6 +203,26 @@ pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
     decide_provenance(kind, original, reasons, ctx)
 }
 
+/// Could this message be an automated response at all? `false` when its
+/// headers and structure carry no sign from the sending side that a
+/// person's mail client would not produce: then [`classify`] says `normal`
+/// whatever the body holds, so the body need not be fetched. Used by
+/// `clean` on a skeleton of header fields and MIME structure.
+pub fn may_be_automated(raw: &[u8]) -> bool {
+    let bytes = bounded(raw);
+    let Some(msg) = PARSER.parse(bytes.as_ref()) else {
+        return false;
+    };
+    if msg.parts.is_empty() {
+        return false;
+    }
+    let facts = Facts::gather(&msg);
+    Evidence::collect(&facts, &LEXICON)
+        .signals
+        .iter()
+        .any(|s| s.sender_side)
+}
+
 fn normal(reasons: Vec<String>) -> Verdict {
     Verdict {
         verdict: Decision::Normal,

@@ -4,7 +4,11 @@
 //! This is the shell around the pure core: it reads files, writes to the
 //! terminal, and turns failures into one clear sentence and an exit code.
 
+pub mod account;
 pub mod classify;
+pub mod clean;
+pub mod common;
+pub mod restore;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -19,6 +23,11 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "backscatter", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
+    /// The config file (default: $BACKSCATTER_CONFIG, else
+    /// ~/.config/backscatter/config.toml or the platform's equivalent).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -26,6 +35,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Classify(classify::ClassifyArgs),
+    Clean(clean::CleanArgs),
+    Restore(restore::RestoreArgs),
+    /// Check an account, or store its password in the keyring.
+    Account(account::AccountArgs),
 }
 
 /// A failure, printed once by `main`.
@@ -61,7 +74,11 @@ pub fn parse() -> Cli {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let config = cli.config.as_deref();
     match cli.command {
         Command::Classify(args) => classify::run(args),
+        Command::Clean(args) => clean::run(args, config),
+        Command::Restore(args) => restore::run(args, config),
+        Command::Account(args) => account::run(args, config),
     }
 }

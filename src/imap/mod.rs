@@ -111,16 +111,24 @@ pub enum Conn {
     Tls(Box<tokio_native_tls::TlsStream<TcpStream>>),
 }
 
+/// Bytes received from IMAP servers by this process (after TLS), for the
+/// "bytes fetched" figure of `clean`.
+pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
+        let before = buf.filled().len();
+        let r = match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        };
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        BYTES_READ.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        r
     }
 }
 

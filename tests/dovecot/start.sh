@@ -29,7 +29,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 die() { echo "start.sh: $*" >&2; exit "${EXIT:-1}"; }
 # a pid counts as alive unless gone or a zombie (the daemonized master is re-parented to PID 1,
 # which may reap it late, so `kill -0` alone would still see it)
-alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1; [ -n "$st" ] && [ "$st" != Z ]; }
+# /proc/PID/stat fields from the state on (the command name before them may hold spaces)
+pstat() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null; }
+alive() { local f; f=($(pstat "$1")); [ -n "${f[0]:-}" ] && [ "${f[0]}" != Z ]; }
 
 D=${1:?usage: start.sh DIR}
 mkdir -p "$D"
@@ -70,6 +72,30 @@ fi
 
 mkdir -p "$D/run" "$D/state" "$D/log" "$D/ssl" "$D/mail"
 rm -f "$D/run/master.pid"
+
+# ---- watchdog: once the owner process is gone (same pid and start time), stop the server and
+# delete DIR. Started before dovecot so that no moment is left uncovered; it survives stop.sh
+# --kill (a restart) and is reused by the next start.sh for the same DIR and owner.
+if [ -n "${DOVECOT_OWNER_PID:-}" ]; then
+  OWNER_START=$(f=($(pstat "$DOVECOT_OWNER_PID")); echo "${f[19]:-}")
+  [ -n "$OWNER_START" ] || die "DOVECOT_OWNER_PID=$DOVECOT_OWNER_PID is not a running process"
+  WD_TAG="bs-dovecot-watchdog $DOVECOT_OWNER_PID $OWNER_START $D "
+  W=$(cat "$D/run/watchdog.pid" 2>/dev/null || true)
+  if [ -n "$W" ] && alive "$W" && tr '\0' ' ' < "/proc/$W/cmdline" 2>/dev/null | grep -qF -- "$WD_TAG"; then
+    :  # already watching
+  else
+    [ -n "$W" ] && alive "$W" && tr '\0' ' ' < "/proc/$W/cmdline" 2>/dev/null | grep -qF -- "bs-dovecot-watchdog" \
+      && { kill -TERM -- "-$W" 2>/dev/null || kill -TERM "$W" 2>/dev/null || true; }
+    setsid bash -c '
+      owner() { local f; f=($(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null))
+                [ "${f[0]:-Z}" != Z ] && [ "${f[19]:-}" = "$2" ]; }
+      while owner "$1" "$2" && [ -d "$3" ]; do sleep 1; done
+      [ -d "$3" ] && exec bash "$4" "$3" --kill --rm --from-watchdog' \
+      bs-dovecot-watchdog "$DOVECOT_OWNER_PID" "$OWNER_START" "$D" "$HERE/stop.sh" \
+      </dev/null >/dev/null 2>&1 &
+    echo $! > "$D/run/watchdog.pid"
+  fi
+fi
 
 # ---- who runs what
 if [ "$(id -u)" = 0 ]; then
@@ -287,21 +313,6 @@ until [ -s "$D/run/master.pid" ] && greets "$IMAP_PORT" "* OK" 2>/dev/null \
   sleep 0.01
 done
 PID=$(cat "$D/run/master.pid")
-
-# ---- watchdog: once the owner is gone (same pid, same start time), stop the server, delete DIR
-if [ -n "${DOVECOT_OWNER_PID:-}" ]; then
-  OWNER_START=$(awk '{print $22}' "/proc/$DOVECOT_OWNER_PID/stat" 2>/dev/null || true)
-  if [ -n "$OWNER_START" ]; then
-    setsid bash -c '
-      owner() { local s; s=$(awk "{print \$3, \$22}" "/proc/$1/stat" 2>/dev/null) || return 1
-                [ "${s#* }" = "$2" ] && [ "${s%% *}" != Z ]; }
-      while owner "$1" "$2" && [ -e "$3/dovecot.conf" ]; do sleep 1; done
-      [ -e "$3/dovecot.conf" ] && exec bash "$4" "$3" --kill --rm --from-watchdog' \
-      bs-dovecot-watchdog "$DOVECOT_OWNER_PID" "$OWNER_START" "$D" "$HERE/stop.sh" \
-      </dev/null >/dev/null 2>&1 &
-    echo $! > "$D/run/watchdog.pid"
-  fi
-fi
 
 t1=${EPOCHREALTIME/./}
 cat > "$D/env" <<EOF

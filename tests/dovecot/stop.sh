@@ -4,7 +4,7 @@
 #   --kill     SIGKILL the master's process group (master and all its children, ~20 ms)
 #   --rm       delete DIR afterwards
 # Only the pid in DIR/run/master.pid is signalled, and only if its command line names
-# DIR/dovecot.conf. The watchdog start.sh may have left (DIR/run/watchdog.pid) is stopped too.
+# DIR/dovecot.conf. With --rm the watchdog start.sh may have left (DIR/run/watchdog.pid) goes too.
 set -uo pipefail
 D=${1:?usage: stop.sh DIR [--kill] [--rm]}; shift
 KILL=0; RM=0; FROM_WATCHDOG=0
@@ -20,12 +20,15 @@ done
 D=$(cd "$D" && pwd -P)
 
 # gone or a zombie (re-parented to PID 1, which may reap late) both count as dead
-alive() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1; [ -n "$st" ] && [ "$st" != Z ]; }
+# /proc/PID/stat fields from the state on (the command name before them may hold spaces)
+pstat() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null; }
+alive() { local f; f=($(pstat "$1")); [ -n "${f[0]:-}" ] && [ "${f[0]}" != Z ]; }
 names() { tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
 
-# the watchdog first, so it cannot race us (it is its own process group: setsid)
+# The watchdog (its own process group: setsid) goes only with DIR: after a plain stop it keeps
+# watching, so a restart by start.sh leaves no moment uncovered.
 WPF="$D/run/watchdog.pid"
-if [ "$FROM_WATCHDOG" = 0 ] && [ -s "$WPF" ]; then
+if [ "$RM" = 1 ] && [ "$FROM_WATCHDOG" = 0 ] && [ -s "$WPF" ]; then
   W=$(cat "$WPF")
   if alive "$W" && names "$W" bs-dovecot-watchdog && names "$W" "$D"; then
     kill -TERM -- "-$W" 2>/dev/null || kill -TERM "$W" 2>/dev/null

@@ -4,7 +4,9 @@
 
 mod cli;
 mod golden;
+mod harness;
 mod languages;
 mod properties;
 mod provenance;
+mod sweep;
 mod util;

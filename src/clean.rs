@@ -1,0 +1,603 @@
+//! One sweep of a mailbox (`backscatter clean`) and its undo
+//! (`backscatter restore`): fetch little, classify, move backscatter to
+//! quarantine in journaled batches, and finish any batch an earlier run was
+//! killed in.
+//!
+//! I/O orchestration over the pure pieces: `skeleton` plans what to fetch
+//! and rebuilds the message, `classify` decides, `journal` records.
+
+use crate::classify::{classify, may_be_automated, Context, Decision, Kind, Verdict};
+use crate::config::Account;
+use crate::imap::{self, structure, Imap, ImapError};
+use crate::journal::{self, Entry, Op};
+use crate::secret::Secret;
+use crate::sent::SentIndex;
+use crate::sentsync::{self, SyncError};
+use crate::skeleton;
+use async_imap::imap_proto::{MessageSection, SectionPath};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Messages fetched and moved per batch: bounds memory and the work a
+/// crash can leave unfinished.
+pub const BATCH: usize = 500;
+
+/// Where the journal and caches live (the platform dirs, or a test's).
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub data: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Dirs {
+    pub fn platform() -> std::io::Result<Dirs> {
+        Ok(Dirs {
+            data: crate::paths::data_dir()?,
+            state: crate::paths::state_dir()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanOptions {
+    pub mailbox: String,
+    /// Only messages received since this Unix time (IMAP SINCE, by day).
+    pub since: Option<i64>,
+    pub dry_run: bool,
+}
+
+/// One message's outcome, for `--dry-run` listings.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub uid: u32,
+    pub verdict: Verdict,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub scanned: usize,
+    pub quarantined: usize,
+    pub legitimate: usize,
+    pub normal: usize,
+    pub errors: usize,
+    pub seconds: f64,
+    /// Messages an interrupted earlier run had left half-done, now finished.
+    pub recovered: usize,
+    pub bytes_fetched: u64,
+    pub sent_indexed: usize,
+    /// With `dry_run`: what would move.
+    pub would_move: Vec<Row>,
+}
+
+/// Why a sweep stopped.
+#[derive(Debug)]
+pub enum CleanError {
+    /// A configuration problem (exit status 2).
+    Config(String),
+    Imap(ImapError),
+    Io(String),
+}
+
+impl std::fmt::Display for CleanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CleanError::Config(m) | CleanError::Io(m) => f.write_str(m),
+            CleanError::Imap(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<ImapError> for CleanError {
+    fn from(e: ImapError) -> Self {
+        CleanError::Imap(e)
+    }
+}
+
+impl From<SyncError> for CleanError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::NoSentMailbox(m) => CleanError::Config(m),
+            SyncError::Imap(e) => CleanError::Imap(e),
+        }
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
+    move |e| CleanError::Io(format!("cannot {what}: {e}"))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn section_path(path: &str) -> SectionPath {
+    let (nums, suffix) = match path.strip_suffix(".MIME") {
+        Some(n) => (n, Some(MessageSection::Mime)),
+        None => (path, None),
+    };
+    SectionPath::Part(
+        nums.split('.').filter_map(|p| p.parse().ok()).collect(),
+        suffix,
+    )
+}
+
+/// Fetch, rebuild and classify a batch of UIDs of the selected mailbox.
+async fn classify_batch(
+    imap: &mut Imap,
+    uids: &[u32],
+    fields: &str,
+    ctx: &Context<'_>,
+) -> Result<Vec<Row>, ImapError> {
+    let first = imap
+        .uid_fetch(
+            uids,
+            &format!("(UID BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({fields})])"),
+        )
+        .await?;
+    struct Pending {
+        uid: u32,
+        header: Vec<u8>,
+        root: skeleton::Part,
+    }
+    let mut rows = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    for f in &first {
+        let Some(uid) = f.uid else { continue };
+        let header = f.header().unwrap_or_default().to_vec();
+        let root = f
+            .bodystructure()
+            .map(structure::convert)
+            .unwrap_or_default();
+        let bare = skeleton::build(&header, &root, &HashMap::new());
+        if may_be_automated(&bare) {
+            pending.push(Pending { uid, header, root });
+        } else {
+            rows.push(row(uid, &bare, classify(&bare, ctx)));
+        }
+    }
+    // Candidates: fetch their few parts, grouped by identical fetch lists.
+    let mut groups: BTreeMap<Vec<skeleton::Section>, Vec<usize>> = BTreeMap::new();
+    for (i, p) in pending.iter().enumerate() {
+        groups
+            .entry(skeleton::sections_to_fetch(&p.root))
+            .or_default()
+            .push(i);
+    }
+    let mut parts: HashMap<u32, HashMap<String, Vec<u8>>> = HashMap::new();
+    for (sections, members) in &groups {
+        if sections.is_empty() {
+            continue;
+        }
+        let items: Vec<String> = sections.iter().map(|s| s.fetch_item()).collect();
+        let set: Vec<u32> = members.iter().map(|&i| pending[i].uid).collect();
+        let fetched = imap
+            .uid_fetch(&set, &format!("(UID {})", items.join(" ")))
+            .await?;
+        for f in &fetched {
+            let Some(uid) = f.uid else { continue };
+            let m = parts.entry(uid).or_default();
+            for s in sections {
+                if let Some(b) = f.section(&section_path(&s.path)) {
+                    m.insert(s.path.clone(), b.to_vec());
+                }
+            }
+        }
+    }
+    for p in &pending {
+        let empty = HashMap::new();
+        let msg = skeleton::build(&p.header, &p.root, parts.get(&p.uid).unwrap_or(&empty));
+        rows.push(row(p.uid, &msg, classify(&msg, ctx)));
+    }
+    rows.sort_by_key(|r| r.uid);
+    Ok(rows)
+}
+
+fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
+    let head = crate::classify::PARSER.parse_headers(msg);
+    Row {
+        uid,
+        message_id: head
+            .as_ref()
+            .and_then(|m| m.message_id())
+            .map(|s| format!("<{s}>")),
+        subject: head.as_ref().and_then(|m| m.subject()).map(str::to_string),
+        verdict,
+    }
+}
+
+/// Finish batches an earlier run left without a commit (killed between
+/// writing the intent and confirming the move). Returns how many messages
+/// were found moved or finished.
+async fn reconcile(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+) -> Result<usize, CleanError> {
+    let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
+    let mut recovered = 0;
+    for batch in journal::unfinished(&entries) {
+        let first = &batch[0];
+        let source = first.mailbox.clone();
+        let dest = first.to.clone();
+        let sel = match imap.select(&source).await {
+            Ok(s) => s,
+            Err(e) if e.kind == imap::ErrorKind::No => {
+                // The mailbox is gone: nothing can be checked or finished.
+                close(journal_path, &first.batch, Vec::new())?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let uids: Vec<u32> = batch.iter().map(|e| e.uid).collect();
+        let still: HashSet<u32> = if sel.uid_validity == first.uidvalidity {
+            imap.uid_search(&format!("UID {}", imap::uid_set(&uids)))
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        // Still in the source: either never moved (MOVE is atomic), or
+        // copied without the expunge (COPY fallback). Finish the latter.
+        let left: Vec<&Entry> = batch.iter().filter(|e| still.contains(&e.uid)).collect();
+        let mut finished: Vec<u32> = Vec::new();
+        if !left.is_empty() && !dest.is_empty() {
+            let in_dest = message_ids_in(imap, &dest).await?;
+            imap.select(&source).await?;
+            let copied: Vec<u32> = left
+                .iter()
+                .filter(|e| {
+                    e.message_id.as_ref().is_some_and(|id| {
+                        in_dest.contains_key(&crate::classify::fields::id_key(id))
+                    })
+                })
+                .map(|e| e.uid)
+                .collect();
+            if !copied.is_empty() {
+                imap.uid_delete(&copied).await?;
+                finished = copied;
+            }
+        }
+        let moved: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !still.contains(u) || finished.contains(u))
+            .collect();
+        recovered += moved.len();
+        close(journal_path, &first.batch, moved)?;
+        let _ = a;
+    }
+    Ok(recovered)
+}
+
+fn close(path: &std::path::Path, batch: &str, moved: Vec<u32>) -> Result<(), CleanError> {
+    journal::append(
+        path,
+        &[Entry {
+            ts: now(),
+            op: Op::Reconciled,
+            batch: batch.to_string(),
+            account: String::new(),
+            mailbox: String::new(),
+            uidvalidity: 0,
+            uid: 0,
+            message_id: None,
+            kind: None,
+            reasons: Vec::new(),
+            to: String::new(),
+            moved,
+        }],
+    )
+    .map_err(io_err("write the journal"))
+}
+
+/// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
+async fn message_ids_in(
+    imap: &mut Imap,
+    mailbox: &str,
+) -> Result<HashMap<String, Vec<u32>>, ImapError> {
+    let mut out: HashMap<String, Vec<u32>> = HashMap::new();
+    let sel = imap.select(mailbox).await?;
+    if sel.exists == 0 {
+        return Ok(out);
+    }
+    let uids = imap.uid_search("ALL").await?;
+    for chunk in uids.chunks(2000) {
+        for f in imap
+            .uid_fetch(chunk, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            .await?
+        {
+            if let (Some(uid), Some(h)) = (f.uid, f.header()) {
+                let text = String::from_utf8_lossy(h);
+                if let Some(id) = crate::classify::fields::first_message_id(
+                    text.split_once(':').map(|x| x.1).unwrap_or(""),
+                ) {
+                    out.entry(crate::classify::fields::id_key(&id))
+                        .or_default()
+                        .push(uid);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Progress callback: (done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Sweep one mailbox.
+pub async fn clean(
+    a: &Account,
+    secret: &Secret,
+    opts: &CleanOptions,
+    dirs: &Dirs,
+    progress: Progress<'_>,
+) -> Result<Summary, CleanError> {
+    let start = Instant::now();
+    let bytes0 = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
+    let mut imap = imap::connect(a, secret).await?;
+    let (sent, stats) = sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let mut summary = Summary {
+        sent_indexed: stats.messages,
+        ..Summary::default()
+    };
+    if !opts.dry_run {
+        summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
+    }
+    let sel = imap.select(&opts.mailbox).await?;
+    if !opts.dry_run && sel.exists > 0 {
+        imap.ensure_mailbox(&a.quarantine).await?;
+    }
+    let uids = if sel.exists == 0 {
+        Vec::new()
+    } else {
+        match opts.since {
+            Some(t) => {
+                imap.uid_search(&format!("SINCE {}", imap::imap_date(t)))
+                    .await?
+            }
+            None => imap.uid_search("ALL").await?,
+        }
+    };
+    let fields = skeleton::header_fields().join(" ");
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &a.addresses,
+    };
+    let total = uids.len();
+    progress(0, total);
+    for (n, chunk) in uids.chunks(BATCH).enumerate() {
+        let rows = classify_batch(&mut imap, chunk, &fields, &ctx).await?;
+        summary.scanned += rows.len();
+        let mut to_move: Vec<&Row> = Vec::new();
+        for r in &rows {
+            match r.verdict.verdict {
+                Decision::Backscatter => to_move.push(r),
+                Decision::Legitimate => summary.legitimate += 1,
+                Decision::Normal => summary.normal += 1,
+            }
+        }
+        if opts.dry_run {
+            summary.quarantined += to_move.len();
+            summary.would_move.extend(to_move.into_iter().cloned());
+        } else if !to_move.is_empty() {
+            move_batch(
+                &mut imap,
+                a,
+                &journal_path,
+                &opts.mailbox,
+                sel.uid_validity,
+                &to_move,
+                n,
+            )
+            .await?;
+            summary.quarantined += to_move.len();
+        }
+        progress(summary.scanned, total);
+    }
+    imap.logout().await;
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.bytes_fetched = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed) - bytes0;
+    Ok(summary)
+}
+
+async fn move_batch(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+    mailbox: &str,
+    uidvalidity: u32,
+    rows: &[&Row],
+    n: usize,
+) -> Result<(), CleanError> {
+    let batch = journal::batch_id(now(), n);
+    let ts = now();
+    let intents: Vec<Entry> = rows
+        .iter()
+        .map(|r| Entry {
+            ts,
+            op: Op::Quarantine,
+            batch: batch.clone(),
+            account: a.name.clone(),
+            mailbox: mailbox.to_string(),
+            uidvalidity,
+            uid: r.uid,
+            message_id: r.message_id.clone(),
+            kind: r.verdict.kind,
+            reasons: r.verdict.reasons.clone(),
+            to: a.quarantine.clone(),
+            moved: Vec::new(),
+        })
+        .collect();
+    journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
+    let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
+    imap.uid_move(&uids, &a.quarantine).await?;
+    journal::append(
+        journal_path,
+        &[Entry {
+            ts: now(),
+            op: Op::Commit,
+            batch,
+            account: String::new(),
+            mailbox: String::new(),
+            uidvalidity: 0,
+            uid: 0,
+            message_id: None,
+            kind: None,
+            reasons: Vec::new(),
+            to: String::new(),
+            moved: Vec::new(),
+        }],
+    )
+    .map_err(io_err("write the journal"))
+}
+
+/// Which quarantined messages to restore.
+#[derive(Debug, Clone)]
+pub enum RestoreFilter {
+    All,
+    Since(i64),
+    MessageId(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreSummary {
+    pub restored: usize,
+    /// In the journal but no longer in quarantine (moved or deleted by hand).
+    pub missing: usize,
+    pub seconds: f64,
+}
+
+/// Move quarantined messages back where they came from, finding them in
+/// quarantine by Message-ID (UIDs change when a message moves).
+pub async fn restore(
+    a: &Account,
+    secret: &Secret,
+    filter: &RestoreFilter,
+    dirs: &Dirs,
+) -> Result<RestoreSummary, CleanError> {
+    let start = Instant::now();
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
+    let mut imap = imap::connect(a, secret).await?;
+    reconcile(&mut imap, a, &journal_path).await?;
+    let entries = {
+        // Re-read: reconciliation may have closed batches.
+        let mut e = journal::read(&journal_path).map_err(io_err("read the journal"))?;
+        if e.is_empty() {
+            e = entries;
+        }
+        e
+    };
+    let wanted: Vec<Entry> = journal::quarantined(&entries)
+        .into_iter()
+        .filter(|e| e.to == a.quarantine)
+        .filter(|e| match filter {
+            RestoreFilter::All => true,
+            RestoreFilter::Since(t) => e.ts >= *t,
+            RestoreFilter::MessageId(id) => e.message_id.as_deref().is_some_and(|m| {
+                crate::classify::fields::id_key(m) == crate::classify::fields::id_key(id)
+            }),
+        })
+        .collect();
+    let mut summary = RestoreSummary::default();
+    if wanted.is_empty() {
+        imap.logout().await;
+        summary.seconds = start.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    let in_q = message_ids_in(&mut imap, &a.quarantine).await?;
+    let sel = imap.select(&a.quarantine).await?;
+    // Group by the mailbox each message came from.
+    let mut by_dest: BTreeMap<String, Vec<(u32, &Entry)>> = BTreeMap::new();
+    let mut used: HashSet<u32> = HashSet::new();
+    for e in &wanted {
+        let found = e
+            .message_id
+            .as_ref()
+            .and_then(|id| in_q.get(&crate::classify::fields::id_key(id)))
+            .and_then(|uids| uids.iter().find(|u| !used.contains(u)).copied());
+        match found {
+            Some(uid) => {
+                used.insert(uid);
+                by_dest.entry(e.mailbox.clone()).or_default().push((uid, e));
+            }
+            None => summary.missing += 1,
+        }
+    }
+    for (dest, items) in &by_dest {
+        imap.ensure_mailbox(dest).await?;
+        for (n, chunk) in items.chunks(BATCH).enumerate() {
+            let batch = journal::batch_id(now(), n);
+            let intents: Vec<Entry> = chunk
+                .iter()
+                .map(|(uid, e)| Entry {
+                    ts: now(),
+                    op: Op::Restore,
+                    batch: batch.clone(),
+                    account: a.name.clone(),
+                    mailbox: a.quarantine.clone(),
+                    uidvalidity: sel.uid_validity,
+                    uid: *uid,
+                    message_id: e.message_id.clone(),
+                    kind: e.kind,
+                    reasons: Vec::new(),
+                    to: dest.clone(),
+                    moved: Vec::new(),
+                })
+                .collect();
+            journal::append(&journal_path, &intents).map_err(io_err("write the journal"))?;
+            let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
+            imap.uid_move(&uids, dest).await?;
+            journal::append(
+                &journal_path,
+                &[Entry {
+                    ts: now(),
+                    op: Op::Commit,
+                    batch,
+                    account: String::new(),
+                    mailbox: String::new(),
+                    uidvalidity: 0,
+                    uid: 0,
+                    message_id: None,
+                    kind: None,
+                    reasons: Vec::new(),
+                    to: String::new(),
+                    moved: Vec::new(),
+                }],
+            )
+            .map_err(io_err("write the journal"))?;
+            summary.restored += chunk.len();
+        }
+    }
+    imap.logout().await;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Kinds counted in a summary (for the CLI).
+pub fn kind_counts(rows: &[Row]) -> BTreeMap<Kind, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        if let Some(k) = r.verdict.kind {
+            *m.entry(k).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// The sent index alone (for `account check`).
+pub async fn sent_index(
+    imap: &mut Imap,
+    a: &Account,
+    dirs: &Dirs,
+) -> Result<(SentIndex, sentsync::SyncStats), CleanError> {
+    Ok(sentsync::refresh(imap, a, &dirs.state, now()).await?)
+}

@@ -1,0 +1,154 @@
+//! `backscatter account check|login`: test an account, store its password.
+
+use super::common::{account, load_config, runtime, secret};
+use super::Error;
+use crate::clean::Dirs;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Connect, log in, and show what backscatter will use.
+    ///
+    /// Prints the server's capabilities (IDLE, MOVE, UIDPLUS, SPECIAL-USE),
+    /// the Sent mailbox(es) read for the sent index, the quarantine
+    /// mailbox, and anything missing.
+    Check {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Store the account's password in the OS keyring (asks without echo).
+    ///
+    /// Then set `password.keyring = true` in the account's table. Where
+    /// there is no keyring (a headless server), use password.command or
+    /// password.env instead.
+    Login {
+        /// The account name (its [accounts.NAME] table).
+        name: String,
+    },
+}
+
+pub fn run(args: AccountArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    match args.command {
+        AccountCommand::Check { account: name } => check(name.as_deref(), config),
+        AccountCommand::Login { name } => login(&name, config),
+    }
+}
+
+fn login(name: &str, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let cfg = load_config(config)?;
+    let a = account(&cfg, Some(name))?;
+    let pw = rpassword::prompt_password(format!("Password for {} ({}): ", a.username, a.host))
+        .map_err(|e| Error::Runtime(format!("cannot read the password: {e}")))?;
+    if pw.is_empty() {
+        return Err(Error::Usage("no password given; nothing stored".into()));
+    }
+    crate::secret::store(a, &crate::secret::Secret::new(pw)).map_err(Error::Runtime)?;
+    println!(
+        "Stored the password of account \"{}\" in the keyring. Set password.keyring = true in [accounts.{}].",
+        a.name, a.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let cfg = load_config(config)?;
+    let a = account(&cfg, name)?.clone();
+    let secret = secret(&a)?;
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let rt = runtime()?;
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    rt.block_on(async {
+        let mut imap = crate::imap::connect(&a, &secret)
+            .await
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        writeln!(
+            out,
+            "Account \"{}\": logged in to {}:{} as {} ({}).",
+            a.name,
+            a.host,
+            a.port,
+            a.username,
+            match a.tls {
+                crate::config::TlsMode::Implicit => "TLS, certificate verified",
+                crate::config::TlsMode::Starttls => "STARTTLS, certificate verified",
+                crate::config::TlsMode::Plain => "plaintext on loopback",
+            }
+        )
+        .map_err(w)?;
+        let mut missing = Vec::new();
+        for (cap, why) in [
+            ("IDLE", "watch falls back to polling"),
+            ("MOVE", "moves use COPY + \\Deleted + UID EXPUNGE"),
+            ("UIDPLUS", "without MOVE, messages cannot be moved safely"),
+            ("SPECIAL-USE", "set sent = [...] to name your Sent mailbox"),
+        ] {
+            let has = imap.has(cap);
+            writeln!(out, "  {:<12} {}", cap, if has { "yes" } else { "no" }).map_err(w)?;
+            if !has {
+                missing.push(format!("{cap}: {why}"));
+            }
+        }
+        let list = imap
+            .list()
+            .await
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        let sent = crate::sentsync::sent_mailboxes(&mut imap, &a).await;
+        match &sent {
+            Ok(s) => writeln!(out, "  Sent:        {}", s.join(", ")).map_err(w)?,
+            Err(crate::sentsync::SyncError::NoSentMailbox(m)) => {
+                writeln!(out, "  Sent:        none found").map_err(w)?;
+                missing.push(m.clone());
+            }
+            Err(crate::sentsync::SyncError::Imap(e)) => return Err(Error::Runtime(e.to_string())),
+        }
+        let q_exists = list.iter().any(|m| m.name == a.quarantine);
+        writeln!(
+            out,
+            "  Quarantine:  {} ({})",
+            a.quarantine,
+            if q_exists {
+                "exists"
+            } else {
+                "will be created on first move"
+            }
+        )
+        .map_err(w)?;
+        if sent.is_ok() {
+            match crate::clean::sent_index(&mut imap, &a, &dirs).await {
+                Ok((_, stats)) => writeln!(
+                    out,
+                    "  Sent index:  {} messages of the last {} days",
+                    stats.messages, a.sent_days
+                )
+                .map_err(w)?,
+                Err(e) => missing.push(e.to_string()),
+            }
+        }
+        writeln!(
+            out,
+            "  ManageSieve: {}:{} (not checked yet)",
+            a.sieve_host, a.sieve_port
+        )
+        .map_err(w)?;
+        imap.logout().await;
+        if missing.is_empty() {
+            writeln!(out, "Everything backscatter needs is there.").map_err(w)?;
+        } else {
+            writeln!(out, "Missing:").map_err(w)?;
+            for m in &missing {
+                writeln!(out, "  - {m}").map_err(w)?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,168 @@
+//! Keeping the sent index from the account's Sent mailbox(es): which
+//! mailboxes (configured, or those marked `\Sent`), the recent window, and
+//! an incremental cache in the state dir (UIDVALIDITY + last UID per
+//! mailbox), so a sweep does not re-read all of Sent each time.
+
+use crate::config::Account;
+use crate::imap::{imap_date, Imap, ImapError};
+use crate::sent::{SentIndex, SentMessage};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const CACHE_VERSION: u32 = 1;
+const FETCH_CHUNK: usize = 1000;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Cache {
+    pub version: u32,
+    pub mailboxes: BTreeMap<String, MailboxCache>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MailboxCache {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+    pub messages: Vec<SentMessage>,
+}
+
+pub fn cache_path(state_dir: &Path, account: &str) -> PathBuf {
+    let safe: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state_dir.join(format!("sent-{safe}.json"))
+}
+
+fn load_cache(path: &Path) -> Cache {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
+        .filter(|c| c.version == CACHE_VERSION)
+        .unwrap_or_default()
+}
+
+/// Why the sent index could not be built.
+#[derive(Debug)]
+pub enum SyncError {
+    /// No Sent mailbox found and none configured: a configuration problem.
+    NoSentMailbox(String),
+    Imap(ImapError),
+}
+
+impl From<ImapError> for SyncError {
+    fn from(e: ImapError) -> Self {
+        SyncError::Imap(e)
+    }
+}
+
+/// The Sent mailboxes to read: the configured ones, else those marked
+/// `\Sent` (SPECIAL-USE).
+pub async fn sent_mailboxes(imap: &mut Imap, a: &Account) -> Result<Vec<String>, SyncError> {
+    if let Some(s) = &a.sent {
+        return Ok(s.clone());
+    }
+    let list = imap.list().await?;
+    let found: Vec<String> = list
+        .iter()
+        .filter(|m| m.selectable && m.special_use.iter().any(|s| s == "\\Sent"))
+        .map(|m| m.name.clone())
+        .collect();
+    if found.is_empty() {
+        return Err(SyncError::NoSentMailbox(format!(
+            "no mailbox of account \"{}\" is marked \\Sent, so backscatter cannot tell your own bounces from forged ones: set sent = [\"Sent\"] (your Sent folder's name) in [accounts.{}]",
+            a.name, a.name
+        )));
+    }
+    Ok(found)
+}
+
+/// What a refresh did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncStats {
+    pub fetched: usize,
+    pub messages: usize,
+}
+
+/// Bring the cache up to date and build the index. `now` is Unix seconds.
+pub async fn refresh(
+    imap: &mut Imap,
+    a: &Account,
+    state_dir: &Path,
+    now: i64,
+) -> Result<(SentIndex, SyncStats), SyncError> {
+    let mailboxes = sent_mailboxes(imap, a).await?;
+    let path = cache_path(state_dir, &a.name);
+    let mut cache = load_cache(&path);
+    cache.version = CACHE_VERSION;
+    let cutoff = now - i64::from(a.sent_days) * 86_400;
+    let mut stats = SyncStats::default();
+    cache.mailboxes.retain(|k, _| mailboxes.contains(k));
+    for mb in &mailboxes {
+        let sel = imap.examine(mb).await?;
+        let entry = cache.mailboxes.entry(mb.clone()).or_default();
+        if entry.uidvalidity != sel.uid_validity {
+            *entry = MailboxCache {
+                uidvalidity: sel.uid_validity,
+                ..MailboxCache::default()
+            };
+        }
+        let query = if entry.last_uid == 0 {
+            format!("SINCE {}", imap_date(cutoff))
+        } else {
+            format!("UID {}:* SINCE {}", entry.last_uid + 1, imap_date(cutoff))
+        };
+        let uids: Vec<u32> = imap
+            .uid_search(&query)
+            .await?
+            .into_iter()
+            .filter(|u| *u > entry.last_uid)
+            .collect();
+        for chunk in uids.chunks(FETCH_CHUNK) {
+            let fetches = imap
+                .uid_fetch(
+                    chunk,
+                    "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID TO CC BCC SUBJECT DATE)])",
+                )
+                .await?;
+            for f in &fetches {
+                if let (Some(uid), Some(h)) = (f.uid, f.header()) {
+                    if let Some(mut m) = SentMessage::from_raw(h) {
+                        // When it was saved in Sent: what the window means
+                        // (a Date header can be anything).
+                        if let Some(d) = f.internal_date() {
+                            m.date = Some(d.timestamp());
+                        }
+                        entry.messages.push(m);
+                    }
+                    entry.last_uid = entry.last_uid.max(uid);
+                    stats.fetched += 1;
+                }
+            }
+        }
+        // Forget what left the window (undated messages are kept).
+        entry
+            .messages
+            .retain(|m| m.date.is_none_or(|d| d >= cutoff));
+    }
+    if crate::paths::private_dir(state_dir).is_ok() {
+        if let Ok(bytes) = serde_json::to_vec(&cache) {
+            // A cache that cannot be written only costs time next run.
+            let _ = crate::paths::write_private_atomic(&path, &bytes);
+        }
+    }
+    let mut index = SentIndex::new();
+    for mc in cache.mailboxes.values() {
+        for m in &mc.messages {
+            index.insert(m);
+        }
+    }
+    stats.messages = index.len();
+    Ok((index, stats))
+}

@@ -1,0 +1,575 @@
+//! `clean` and `restore` against a real Dovecot: a flood of real automated
+//! responses (the corpora, cycled with fresh outer Message-IDs) and ordinary
+//! mail, with a Sent folder holding some of the originals.
+//!
+//! Exactly the messages the classifier calls backscatter (on their whole
+//! bytes, with the same sent index) must end up in quarantine, everything
+//! else must stay, restore must bring them back, and a `clean` killed with
+//! SIGKILL at many moments must, after a rerun, leave every message in
+//! exactly one mailbox with the journal agreeing.
+
+use crate::harness::{password, Dovecot};
+use crate::util::{cases, corpora};
+use backscatter::clean::{self, CleanOptions, Dirs, RestoreFilter};
+use backscatter::config::{Account, AuthMechanism, TlsMode};
+use backscatter::secret::Secret;
+use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Replace (or add) the outer Message-ID.
+pub fn with_message_id(raw: &[u8], id: &str) -> Vec<u8> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len());
+    let (head, body) = raw.split_at(end);
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut replaced = false;
+    let mut skipping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        if skipping && (line.starts_with(b" ") || line.starts_with(b"\t")) {
+            continue;
+        }
+        skipping = false;
+        if !replaced && line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
+            out.extend_from_slice(format!("Message-ID: {id}\r\n").as_bytes());
+            replaced = true;
+            skipping = true;
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    if !replaced {
+        let mut o = format!("Message-ID: {id}\r\n").into_bytes();
+        o.extend_from_slice(&out);
+        out = o;
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// The real originals attached (message/rfc822) to corpus messages.
+fn attached_originals(raws: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for raw in raws {
+        let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+            continue;
+        };
+        for p in &m.parts {
+            if let mail_parser::PartType::Message(inner) = &p.body {
+                if let Some(id) = inner.message_id() {
+                    if id.contains('@') && seen.insert(id.to_lowercase()) {
+                        out.push(inner.raw_message().to_vec());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub struct Flood {
+    /// The corpus file each inbox message was made from.
+    pub sources: Vec<PathBuf>,
+    pub inbox: Vec<Vec<u8>>,
+    pub sent: Vec<Vec<u8>>,
+    /// Outer Message-ID -> expected decision.
+    pub expected: HashMap<String, Decision>,
+}
+
+/// `n` messages cycled from the corpora, every third attached original in
+/// Sent.
+pub fn flood(n: usize) -> Flood {
+    let paths: Vec<PathBuf> = corpora()
+        .iter()
+        .flat_map(|d| cases(d))
+        .map(|c| c.eml)
+        .collect();
+    let raws: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let sent: Vec<Vec<u8>> = attached_originals(&raws).into_iter().step_by(3).collect();
+    let mut index = SentIndex::new();
+    for s in &sent {
+        index.insert(&SentMessage::from_raw(s).unwrap());
+    }
+    let ctx = Context {
+        sent: &index,
+        own_addresses: &[],
+    };
+    let mut inbox = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut expected = HashMap::new();
+    for i in 0..n {
+        let id = format!("<flood-{i}@test.invalid>");
+        let m = with_message_id(&raws[i % raws.len()], &id);
+        expected.insert(id, classify(&m, &ctx).verdict);
+        inbox.push(m);
+        sources.push(paths[i % paths.len()].clone());
+    }
+    Flood {
+        sources,
+        inbox,
+        sent,
+        expected,
+    }
+}
+
+pub fn account(dc: &Dovecot, user: &str) -> Account {
+    Account {
+        name: "test".into(),
+        default: true,
+        host: "127.0.0.1".into(),
+        port: dc.imap_port,
+        tls: TlsMode::Plain,
+        tls_ca_file: None,
+        username: user.into(),
+        addresses: vec![format!("{user}@example.test")],
+        secret: None,
+        auth: AuthMechanism::Password,
+        quarantine: "Backscatter".into(),
+        sent: None,
+        sent_days: 30,
+        sieve_host: "127.0.0.1".into(),
+        sieve_port: dc.sieve_port,
+    }
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dirs(base: &Path) -> Dirs {
+    Dirs {
+        data: base.join("data"),
+        state: base.join("state"),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Outer Message-ID -> mailboxes it is in (with multiplicity).
+pub fn where_is(dc: &Dovecot, user: &str) -> HashMap<String, Vec<String>> {
+    let mut imap = dc.imap(user);
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for mb in ["INBOX", "Backscatter"] {
+        if imap.command(&format!("EXAMINE {mb}")).is_err() {
+            continue;
+        }
+        for (_, id) in imap.fetch_message_ids(mb) {
+            if let Some(id) = id {
+                out.entry(id).or_default().push(mb.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every flood message is in exactly one mailbox: the expected one.
+pub fn check_placement(dc: &Dovecot, f: &Flood, user: &str) -> (usize, usize) {
+    let w = where_is(dc, user);
+    let (mut q, mut kept) = (0, 0);
+    let mut wrong = Vec::new();
+    for (id, want) in &f.expected {
+        let places = w.get(id).cloned().unwrap_or_default();
+        let want_mb = if *want == Decision::Backscatter {
+            "Backscatter"
+        } else {
+            "INBOX"
+        };
+        if places.len() != 1 || places[0] != want_mb {
+            wrong.push(format!(
+                "{id}: in {places:?}, expected {want_mb} ({want:?})"
+            ));
+        } else if want_mb == "Backscatter" {
+            q += 1;
+        } else {
+            kept += 1;
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} misplaced, e.g.:\n{}",
+        wrong.len(),
+        wrong
+            .iter()
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    (q, kept)
+}
+
+#[test]
+fn sweep_restore_and_resume() {
+    let Some(dc) = Dovecot::start_or_skip("sweep_restore_and_resume") else {
+        return;
+    };
+    let f = flood(3000);
+    let mut imap = dc.imap("alice");
+    let appended = imap.append_many("Sent", &f.sent);
+    assert_eq!(appended.len(), f.sent.len());
+    assert_eq!(imap.select("Sent") as usize, f.sent.len());
+    imap.append_many("INBOX", &f.inbox);
+    let a = account(&dc, "alice");
+    let secret = Secret::new(password("alice").into());
+    let base = tempdir("sweep");
+    let d = dirs(&base);
+    let want_q = f
+        .expected
+        .values()
+        .filter(|v| **v == Decision::Backscatter)
+        .count();
+
+    // A dry run moves nothing.
+    let opts = CleanOptions {
+        mailbox: "INBOX".into(),
+        since: None,
+        dry_run: true,
+    };
+    let s = rt()
+        .block_on(clean::clean(&a, &secret, &opts, &d, &mut |_, _| {}))
+        .unwrap();
+    assert_eq!(s.scanned, 3000);
+    assert_eq!(
+        s.sent_indexed,
+        f.sent.len(),
+        "every Sent message is indexed"
+    );
+    // The skeleton (header fields, structure, a few parts) decides as the
+    // whole message does.
+    let would: HashSet<String> = s
+        .would_move
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .collect();
+    let diff: Vec<String> = f
+        .expected
+        .iter()
+        .filter(|(id, v)| (**v == Decision::Backscatter) != would.contains(*id))
+        .map(|(id, v)| {
+            let n: usize = id[7..id.find('@').unwrap()].parse().unwrap();
+            let row = s
+                .would_move
+                .iter()
+                .find(|r| r.message_id.as_deref() == Some(id.as_str()));
+            format!(
+                "{id} ({}): expected {v:?}; skeleton said {:?}",
+                f.sources[n].display(),
+                row.map(|r| &r.verdict.reasons)
+            )
+        })
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "skeleton and whole message disagree:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(s.quarantined, want_q);
+    assert_eq!(imap.select("INBOX"), 3000);
+
+    // The sweep.
+    let opts = CleanOptions {
+        dry_run: false,
+        ..opts
+    };
+    let s = rt()
+        .block_on(clean::clean(&a, &secret, &opts, &d, &mut |_, _| {}))
+        .unwrap();
+    eprintln!(
+        "sweep: {} scanned, {} quarantined, {} legitimate, {} normal in {:.2} s, {} bytes fetched, sent index {}",
+        s.scanned, s.quarantined, s.legitimate, s.normal, s.seconds, s.bytes_fetched, s.sent_indexed
+    );
+    assert!(
+        s.legitimate > 100,
+        "the Sent originals make some legitimate"
+    );
+    let (q, kept) = check_placement(&dc, &f, "alice");
+    assert_eq!((q, kept), (want_q, 3000 - want_q));
+    assert_eq!(s.quarantined, want_q);
+
+    // A second sweep finds nothing more to move.
+    let s2 = rt()
+        .block_on(clean::clean(&a, &secret, &opts, &d, &mut |_, _| {}))
+        .unwrap();
+    assert_eq!(s2.quarantined, 0);
+    assert_eq!(s2.scanned, 3000 - want_q);
+
+    // Restore one, then all.
+    let one = f
+        .expected
+        .iter()
+        .find(|(_, v)| **v == Decision::Backscatter)
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    let r = rt()
+        .block_on(clean::restore(
+            &a,
+            &secret,
+            &RestoreFilter::MessageId(one.clone()),
+            &d,
+        ))
+        .unwrap();
+    assert_eq!(r.restored, 1);
+    assert_eq!(where_is(&dc, "alice")[&one], vec!["INBOX".to_string()]);
+    let r = rt()
+        .block_on(clean::restore(&a, &secret, &RestoreFilter::All, &d))
+        .unwrap();
+    assert_eq!(r.restored, want_q - 1);
+    assert_eq!(r.missing, 0);
+    let w = where_is(&dc, "alice");
+    assert_eq!(w.len(), 3000);
+    assert!(w.values().all(|v| v == &vec!["INBOX".to_string()]));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn copy_fallback_when_move_is_missing() {
+    // BACKSCATTER_TEST_NO_MOVE makes the client behave as with a server
+    // without MOVE: UID COPY + \Deleted + UID EXPUNGE of exactly those UIDs.
+    let Some(dc) = Dovecot::start_or_skip("copy_fallback_when_move_is_missing") else {
+        return;
+    };
+    let f = flood(300);
+    let mut imap = dc.imap("bob");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    // Another message already marked \Deleted must survive the sweep.
+    let keep = with_message_id(&f.inbox[0], "<deleted-but-kept@test.invalid>");
+    let uid = imap.append("INBOX", &keep);
+    imap.store("INBOX", &uid.to_string(), "+FLAGS (\\Deleted)");
+    let a = account(&dc, "bob");
+    let secret = Secret::new(password("bob").into());
+    let base = tempdir("fallback");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sweep::fallback_child",
+            "--nocapture",
+            "--include-ignored",
+        ])
+        .env("BACKSCATTER_TEST_NO_MOVE", "1")
+        .env("FALLBACK_PORT", dc.imap_port.to_string())
+        .env("FALLBACK_DIR", &base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = (a, secret);
+    check_placement(&dc, &f, "bob");
+    assert!(where_is(&dc, "bob").contains_key("<deleted-but-kept@test.invalid>"));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Run by `copy_fallback_when_move_is_missing` in a child process (so that
+/// its environment variable does not leak into other tests).
+#[test]
+#[ignore = "run as a child of copy_fallback_when_move_is_missing"]
+fn fallback_child() {
+    let port: u16 = std::env::var("FALLBACK_PORT").unwrap().parse().unwrap();
+    let base = PathBuf::from(std::env::var("FALLBACK_DIR").unwrap());
+    let a = Account {
+        port,
+        username: "bob".into(),
+        ..account_template()
+    };
+    let opts = CleanOptions {
+        mailbox: "INBOX".into(),
+        since: None,
+        dry_run: false,
+    };
+    rt().block_on(clean::clean(
+        &a,
+        &Secret::new("bobpw".into()),
+        &opts,
+        &dirs(&base),
+        &mut |_, _| {},
+    ))
+    .unwrap();
+}
+
+fn account_template() -> Account {
+    Account {
+        name: "test".into(),
+        default: true,
+        host: "127.0.0.1".into(),
+        port: 0,
+        tls: TlsMode::Plain,
+        tls_ca_file: None,
+        username: String::new(),
+        addresses: vec![],
+        secret: None,
+        auth: AuthMechanism::Password,
+        quarantine: "Backscatter".into(),
+        sent: None,
+        sent_days: 30,
+        sieve_host: "127.0.0.1".into(),
+        sieve_port: 4190,
+    }
+}
+
+/// Kill `backscatter clean` with SIGKILL at many moments of a sweep, rerun
+/// after each kill, and check that every message is in exactly one place
+/// and the journal agrees with the server.
+#[test]
+fn sigkill_mid_sweep_loses_and_duplicates_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("sigkill_mid_sweep") else {
+        return;
+    };
+    let f = flood(2500);
+    let mut imap = dc.imap("carol");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let base = tempdir("sigkill");
+    let cfg = base.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.carol]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"carol\"\npassword.env = \"BS_TEST_PASSWORD\"\n",
+            dc.imap_port
+        ),
+    )
+    .unwrap();
+    let run = |kill_after: Option<std::time::Duration>| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_backscatter"))
+            .args(["clean", "--json"])
+            .env("BACKSCATTER_CONFIG", &cfg)
+            .env("BS_TEST_PASSWORD", "carolpw")
+            .env("XDG_DATA_HOME", base.join("data"))
+            .env("XDG_STATE_HOME", base.join("state"))
+            .env("HOME", &base)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            let _ = child.kill(); // SIGKILL
+        }
+        child.wait_with_output().unwrap()
+    };
+    let mut killed = 0;
+    for ms in [40u64, 90, 150, 220, 300, 380, 470, 560, 650, 800] {
+        let out = run(Some(std::time::Duration::from_millis(ms)));
+        if !out.status.success() {
+            killed += 1;
+        }
+        // After every kill: nothing lost, nothing duplicated.
+        let w = where_is(&dc, "carol");
+        for id in f.expected.keys() {
+            let n = w.get(id).map_or(0, Vec::len);
+            assert_eq!(n, 1, "{id} is in {n} places after a kill at {ms} ms");
+        }
+    }
+    let out = run(None);
+    assert!(
+        out.status.success(),
+        "final run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (q, _) = check_placement(&dc, &f, "carol");
+    eprintln!("sigkill: {killed} runs killed mid-sweep; final state correct ({q} quarantined)");
+    assert!(killed >= 3, "the kills should land mid-sweep ({killed})");
+    // The journal agrees: what it says is quarantined is in quarantine.
+    let journal = base.join("data/backscatter/journal-carol.jsonl");
+    let entries = backscatter::journal::read(&journal).unwrap();
+    assert!(backscatter::journal::unfinished(&entries).is_empty());
+    let in_journal: BTreeMap<String, ()> = backscatter::journal::quarantined(&entries)
+        .into_iter()
+        .filter_map(|e| e.message_id.map(|m| (m, ())))
+        .collect();
+    let w = where_is(&dc, "carol");
+    let in_q: BTreeMap<String, ()> = w
+        .iter()
+        .filter(|(_, v)| v.contains(&"Backscatter".to_string()))
+        .map(|(k, _)| (k.clone(), ()))
+        .collect();
+    assert_eq!(in_journal.len(), in_q.len());
+    assert_eq!(in_journal, in_q);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Debugging aid: `SKELETON_FILE=path cargo test --test suite debug_skeleton -- --ignored --nocapture`
+/// prints the structure, the planned sections and the rebuilt message.
+#[test]
+#[ignore = "debugging aid"]
+fn debug_skeleton() {
+    let Some(dc) = Dovecot::start_or_skip("debug_skeleton") else {
+        return;
+    };
+    let raw = std::fs::read(std::env::var("SKELETON_FILE").unwrap()).unwrap();
+    let mut imap = dc.imap("alice");
+    imap.append("INBOX", &raw);
+    let a = account(&dc, "alice");
+    let rt = rt();
+    rt.block_on(async {
+        let mut s = backscatter::imap::connect(&a, &Secret::new("alicepw".into()))
+            .await
+            .unwrap();
+        s.select("INBOX").await.unwrap();
+        let fields = backscatter::skeleton::header_fields().join(" ");
+        let f = s
+            .uid_fetch(
+                &[1],
+                &format!("(UID BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({fields})])"),
+            )
+            .await
+            .unwrap();
+        let root = backscatter::imap::structure::convert(f[0].bodystructure().unwrap());
+        eprintln!("{root:#?}");
+        let secs = backscatter::skeleton::sections_to_fetch(&root);
+        eprintln!("{secs:?}");
+        let items: Vec<String> = secs.iter().map(|s| s.fetch_item()).collect();
+        let g = s
+            .uid_fetch(&[1], &format!("(UID {})", items.join(" ")))
+            .await
+            .unwrap();
+        let mut parts = HashMap::new();
+        for sec in &secs {
+            let (nums, mime) = match sec.path.strip_suffix(".MIME") {
+                Some(n) => (n, Some(async_imap::imap_proto::MessageSection::Mime)),
+                None => (sec.path.as_str(), None),
+            };
+            let sp = async_imap::imap_proto::SectionPath::Part(
+                nums.split('.').filter_map(|x| x.parse().ok()).collect(),
+                mime,
+            );
+            if let Some(b) = g[0].section(&sp) {
+                parts.insert(sec.path.clone(), b.to_vec());
+            }
+        }
+        let m = backscatter::skeleton::build(f[0].header().unwrap(), &root, &parts);
+        eprintln!(
+            "----- skeleton -----\n{}\n-----",
+            String::from_utf8_lossy(&m)
+        );
+        let sent = SentIndex::new();
+        let ctx = Context {
+            sent: &sent,
+            own_addresses: &[],
+        };
+        eprintln!("skeleton: {:?}", classify(&m, &ctx));
+        eprintln!("whole:    {:?}", classify(&raw, &ctx));
+    });
+}

@@ -448,3 +448,15 @@ password.command = ["pass", "show", "mail/work"]
             .contains("accounts: a, b"));
     }
 }
+
+#[cfg(test)]
+mod sample {
+    #[test]
+    fn the_sample_config_is_valid() {
+        let text = include_str!("../assets/config.sample.toml");
+        let c = super::parse(text, std::path::Path::new("assets/config.sample.toml"))
+            .expect("the shipped sample parses");
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.account(None).unwrap().name, "work");
+    }
+}

@@ -2,6 +2,7 @@
 //! (ripgrep's layout): golden classification over real corpora, provenance
 //! against a sent index, the command line, and never-panic properties.
 
+mod accounts;
 mod cli;
 mod golden;
 mod harness;

@@ -1,0 +1,233 @@
+//! Accounts against a real Dovecot: TLS (implicit and STARTTLS, verified
+//! against the test server's certificate), clear errors for an unknown
+//! certificate, a wrong password and a missing mailbox, and the `clean`,
+//! `restore` and `account check` commands as a user runs them.
+
+use crate::harness::{password, Dovecot};
+use crate::sweep::{account, tempdir};
+use backscatter::config::TlsMode;
+use backscatter::imap::{self, ErrorKind};
+use backscatter::secret::Secret;
+use std::path::Path;
+use std::process::Command;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn tls_is_verified_and_errors_are_one_clear_sentence() {
+    let Some(dc) = Dovecot::start_or_skip("tls_and_errors") else {
+        return;
+    };
+    let rt = rt();
+    let pw = Secret::new(password("alice").into());
+
+    // Implicit TLS, trusting the test server's certificate.
+    let mut a = account(&dc, "alice");
+    a.host = "localhost".into();
+    a.tls = TlsMode::Implicit;
+    a.port = dc.imaps_port;
+    a.tls_ca_file = Some(dc.ca_file.clone());
+    let s = rt
+        .block_on(imap::connect(&a, &pw))
+        .expect("IMAPS with the CA");
+    assert!(s.has("MOVE") && s.has("IDLE") && s.has("UIDPLUS"));
+    rt.block_on(s.logout());
+
+    // STARTTLS, same trust.
+    let mut b = a.clone();
+    b.tls = TlsMode::Starttls;
+    b.port = dc.imap_port;
+    let s = rt
+        .block_on(imap::connect(&b, &pw))
+        .expect("STARTTLS with the CA");
+    rt.block_on(s.logout());
+
+    // A self-signed certificate nobody trusts is refused.
+    let mut c = a.clone();
+    c.tls_ca_file = None;
+    let e = rt.block_on(imap::connect(&c, &pw)).err().expect("refused");
+    assert_eq!(e.kind, ErrorKind::Tls);
+    assert!(e.message.contains("could not be verified"), "{e}");
+    assert!(e.message.contains("tls-ca-file"), "{e}");
+    assert!(!e.message.contains('\n'), "one sentence: {e}");
+
+    // The wrong password: refused, and never echoed.
+    let wrong = Secret::new("Wr0ng-Pa55word!".into());
+    let e = rt
+        .block_on(imap::connect(&a, &wrong))
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(e.message.contains("refused the login for alice"), "{e}");
+    assert!(!e.message.contains("Wr0ng-Pa55word!"), "{e}");
+
+    // Nothing listens: a connection error, not a hang.
+    let mut d = account(&dc, "alice");
+    d.port = 1;
+    let e = rt
+        .block_on(imap::connect(&d, &pw))
+        .err()
+        .expect("no server");
+    assert_eq!(e.kind, ErrorKind::Connect);
+}
+
+fn write_config(dir: &Path, dc: &Dovecot, user: &str, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.{user}]\nhost = \"localhost\"\nport = {}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\nusername = \"{user}\"\npassword.env = \"BS_TEST_PASSWORD\"\n{extra}",
+            dc.imaps_port,
+            dc.ca_file.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn cli(dir: &Path, cfg: &Path, pw: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(args)
+        .env("BACKSCATTER_CONFIG", cfg)
+        .env("BS_TEST_PASSWORD", pw)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn clean_restore_and_check_from_the_command_line() {
+    let Some(dc) = Dovecot::start_or_skip("clean_cli") else {
+        return;
+    };
+    let f = crate::sweep::flood(400);
+    let mut imap = dc.imap("bob");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let dir = tempdir("cli-clean");
+    let cfg = write_config(&dir, &dc, "bob", "");
+
+    let o = cli(&dir, &cfg, "bobpw", &["account", "check"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}{}", out, text(&o.stderr));
+    assert!(out.contains("logged in to localhost"), "{out}");
+    assert!(out.contains("TLS, certificate verified"), "{out}");
+    assert!(
+        out.contains("MOVE") && out.contains("Sent:        Sent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Everything backscatter needs is there."),
+        "{out}"
+    );
+
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--dry-run"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.lines().any(|l| l.starts_with("would move  uid ")),
+        "{out}"
+    );
+    assert!(out.contains("Dry run: 400 messages of INBOX"), "{out}");
+    assert_eq!(imap.select("INBOX"), 400);
+
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    for k in [
+        "scanned",
+        "quarantined",
+        "legitimate",
+        "normal",
+        "errors",
+        "seconds",
+    ] {
+        assert!(v.get(k).is_some(), "clean --json has {k}: {v}");
+    }
+    assert_eq!(v["scanned"], 400);
+    let q = v["quarantined"].as_u64().unwrap();
+    assert!(q > 0);
+    assert_eq!(
+        v["quarantined"].as_u64().unwrap()
+            + v["legitimate"].as_u64().unwrap()
+            + v["normal"].as_u64().unwrap(),
+        400
+    );
+    crate::sweep::check_placement(&dc, &f, "bob");
+    // The journal is the user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let j = dir.join("data/backscatter/journal-bob.jsonl");
+        let mode = std::fs::metadata(&j).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "journal mode");
+        let s = dir.join("state/backscatter/sent-bob.json");
+        let mode = std::fs::metadata(&s).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "sent cache mode");
+    }
+
+    let o = cli(&dir, &cfg, "bobpw", &["restore", "--all", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["restored"].as_u64().unwrap(), q);
+    assert_eq!(imap.select("INBOX"), 400);
+
+    // A missing mailbox, a wrong password, a usage error: one line, the
+    // right exit status, no secret.
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--mailbox", "Nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("Nope") && err.lines().count() == 1, "{err}");
+    let o = cli(&dir, &cfg, "s3cret-wrong", &["clean"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("refused the login"), "{err}");
+    assert!(!err.contains("s3cret-wrong"), "{err}");
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--since", "last week"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("YYYY-MM-DD"));
+    let o = cli(&dir, &cfg, "bobpw", &["restore"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A bad config names the file and the key.
+    let bad = write_config(&dir, &dc, "bob", "quarantine = \"INBOX\"\n");
+    let o = cli(&dir, &bad, "bobpw", &["clean"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("config.toml") && err.contains("accounts.bob.quarantine"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_sent_mailbox_is_a_configuration_error() {
+    let Some(dc) = Dovecot::start_or_skip("no_sent_mailbox") else {
+        return;
+    };
+    let dir = tempdir("nosent");
+    let cfg = write_config(&dir, &dc, "carol", "sent = [\"Does Not Exist\"]\n");
+    let o = cli(&dir, &cfg, "carolpw", &["clean"]);
+    // A configured Sent mailbox that does not exist: the server says NO.
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("Does Not Exist"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -134,34 +134,65 @@ async fn classify_batch(
     fields: &str,
     ctx: &Context<'_>,
 ) -> Result<Vec<Row>, ImapError> {
+    // 1. The header fields of every message: most mail is settled here
+    //    (nothing from the sending side says "machine"), without the server
+    //    having to parse its MIME structure.
     let first = imap
-        .uid_fetch(
-            uids,
-            &format!("(UID BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({fields})])"),
-        )
+        .uid_fetch(uids, &format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])"))
         .await?;
     struct Pending {
         uid: u32,
         header: Vec<u8>,
         root: skeleton::Part,
+        /// Only a structure check: a report part may hide in a
+        /// multipart/mixed (Exchange re-wraps reports that way).
+        structure_only: bool,
     }
     let mut rows = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     for f in &first {
         let Some(uid) = f.uid else { continue };
         let header = f.header().unwrap_or_default().to_vec();
-        let root = f
-            .bodystructure()
-            .map(structure::convert)
-            .unwrap_or_default();
-        let bare = skeleton::build(&header, &root, &HashMap::new());
-        if may_be_automated(&bare) {
-            pending.push(Pending { uid, header, root });
+        let bare = skeleton::build(&header, &skeleton::Part::default(), &HashMap::new());
+        let automated = may_be_automated(&bare);
+        if automated || skeleton::may_hide_a_report(&header) {
+            pending.push(Pending {
+                uid,
+                header,
+                root: skeleton::Part::default(),
+                structure_only: !automated,
+            });
         } else {
             rows.push(row(uid, &bare, classify(&bare, ctx)));
         }
     }
-    // Candidates: fetch their few parts, grouped by identical fetch lists.
+    // 2. The MIME structure of the candidates.
+    if !pending.is_empty() {
+        let set: Vec<u32> = pending.iter().map(|p| p.uid).collect();
+        let structures: HashMap<u32, skeleton::Part> = imap
+            .uid_fetch(&set, "(UID BODYSTRUCTURE)")
+            .await?
+            .iter()
+            .filter_map(|f| Some((f.uid?, structure::convert(f.bodystructure()?))))
+            .collect();
+        for p in &mut pending {
+            if let Some(r) = structures.get(&p.uid) {
+                p.root = r.clone();
+            }
+        }
+        pending.retain(|p| {
+            if !p.structure_only {
+                return true;
+            }
+            let bare = skeleton::build(&p.header, &p.root, &HashMap::new());
+            if may_be_automated(&bare) {
+                return true;
+            }
+            rows.push(row(p.uid, &bare, classify(&bare, ctx)));
+            false
+        });
+    }
+    // 3. The few parts that matter, grouped by identical fetch lists.
     let mut groups: BTreeMap<Vec<skeleton::Section>, Vec<usize>> = BTreeMap::new();
     for (i, p) in pending.iter().enumerate() {
         groups

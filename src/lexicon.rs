@@ -9,7 +9,7 @@
 //! lowercased text, through Aho-Corasick automata (linear time, no
 //! backtracking), so hostile input cannot make matching slow.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -140,8 +140,81 @@ impl PhraseSet {
     }
 }
 
+/// The tables looked for in a message's text, in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTable {
+    BounceBody,
+    AutoreplyBody,
+    Challenge,
+    VirusNotice,
+    FeedbackReport,
+}
+
+/// What one pass over the text found: per table, the first strong entry if
+/// any, else the first entry.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TextHits<'a> {
+    pub bounce: Option<&'a Phrase>,
+    pub autoreply: Option<&'a Phrase>,
+    pub challenge: Option<&'a Phrase>,
+    pub virus: Option<&'a Phrase>,
+    pub feedback: Option<&'a Phrase>,
+}
+
+/// Every text table in one automaton (a DFA: the text of every automated
+/// response is scanned once, instead of once per table).
+struct TextMatcher {
+    entries: Vec<(TextTable, Phrase)>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl TextMatcher {
+    fn new(tables: &[(TextTable, &PhraseSet)]) -> Self {
+        let mut entries = Vec::new();
+        for (t, set) in tables {
+            for p in set.entries() {
+                entries.push((*t, p.clone()));
+            }
+        }
+        let patterns: Vec<String> = entries.iter().map(|(_, p)| p.text.to_lowercase()).collect();
+        let automaton = (!patterns.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&patterns)
+                .expect("lexicon phrases compile")
+        });
+        TextMatcher { entries, automaton }
+    }
+
+    fn scan<'a>(&'a self, lowered: &str) -> TextHits<'a> {
+        let mut hits = TextHits::default();
+        let Some(ac) = &self.automaton else {
+            return hits;
+        };
+        for m in ac.find_overlapping_iter(lowered) {
+            let (t, p) = &self.entries[m.pattern().as_usize()];
+            let slot = match t {
+                TextTable::BounceBody => &mut hits.bounce,
+                TextTable::AutoreplyBody => &mut hits.autoreply,
+                TextTable::Challenge => &mut hits.challenge,
+                TextTable::VirusNotice => &mut hits.virus,
+                TextTable::FeedbackReport => &mut hits.feedback,
+            };
+            let strong = p.strength.as_deref() == Some("strong");
+            match slot {
+                None => *slot = Some(p),
+                Some(old) if strong && old.strength.as_deref() != Some("strong") => *slot = Some(p),
+                _ => {}
+            }
+        }
+        hits
+    }
+}
+
 /// The compiled lexicon.
 pub struct Lexicon {
+    text: TextMatcher,
     pub bounce_subject: PhraseSet,
     pub bounce_body: PhraseSet,
     pub autoreply_subject: PhraseSet,
@@ -189,14 +262,27 @@ impl Lexicon {
     }
 
     pub fn from_data(data: LexiconData) -> Lexicon {
+        let bounce_body = PhraseSet::new(data.bounce_body);
+        let autoreply_body = PhraseSet::new(data.autoreply_body);
+        let challenge = PhraseSet::new(data.challenge);
+        let virus_notice = PhraseSet::new(data.virus_notice);
+        let feedback_report = PhraseSet::new(data.feedback_report);
+        let text = TextMatcher::new(&[
+            (TextTable::BounceBody, &bounce_body),
+            (TextTable::AutoreplyBody, &autoreply_body),
+            (TextTable::Challenge, &challenge),
+            (TextTable::VirusNotice, &virus_notice),
+            (TextTable::FeedbackReport, &feedback_report),
+        ]);
         Lexicon {
+            text,
             bounce_subject: PhraseSet::new(data.bounce_subject),
-            bounce_body: PhraseSet::new(data.bounce_body),
+            bounce_body,
             autoreply_subject: PhraseSet::new(data.autoreply_subject),
-            autoreply_body: PhraseSet::new(data.autoreply_body),
-            challenge: PhraseSet::new(data.challenge),
-            virus_notice: PhraseSet::new(data.virus_notice),
-            feedback_report: PhraseSet::new(data.feedback_report),
+            autoreply_body,
+            challenge,
+            virus_notice,
+            feedback_report,
             daemon_display_name: PhraseSet::new(data.daemon_display_name),
             daemon_localparts: data
                 .daemon_localpart
@@ -211,6 +297,11 @@ impl Lexicon {
             autoreply_headers: header_map(data.autoreply_header),
             challenge_headers: header_map(data.challenge_header),
         }
+    }
+
+    /// One pass over lowercased text for every text table.
+    pub fn scan_text<'a>(&'a self, lowered: &str) -> TextHits<'a> {
+        self.text.scan(lowered)
     }
 
     /// Is this address local part (any case) a delivery daemon's?

@@ -51,6 +51,29 @@ pub fn header_fields() -> Vec<String> {
     v
 }
 
+/// Is the top-level Content-Type (in these header fields) a
+/// multipart/mixed, where a report part could sit without any header
+/// saying so?
+pub fn may_hide_a_report(header: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(header).to_ascii_lowercase();
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        if let Some(v) = l.strip_prefix("content-type:") {
+            let mut v = v.to_string();
+            while let Some(n) = lines.peek() {
+                if n.starts_with([' ', '\t']) {
+                    v.push_str(n);
+                    lines.next();
+                } else {
+                    break;
+                }
+            }
+            return v.trim_start().starts_with("multipart/mixed");
+        }
+    }
+    false
+}
+
 /// An envelope (RFC 3501 §7.4.2) of an attached message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {

@@ -57,7 +57,7 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 /// make classification slower.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 /// Phrases are looked for in this much of the message's text.
-const BODY_SCAN_BYTES: usize = 16 * 1024;
+const BODY_SCAN_BYTES: usize = 8 * 1024;
 /// Quoted headers of the original are looked for in this much text.
 const QUOTE_SCAN_BYTES: usize = 128 * 1024;
 
@@ -829,7 +829,8 @@ impl Evidence {
         // A phrase marked strong is machine-only text (a JSON field of a
         // notification service): it is enough, and counts as sender-side.
         let strong = |p: &Phrase| p.strength.as_deref() == Some("strong");
-        if let Some(p) = lex.bounce_body.find_best(&f.text_head_lower) {
+        let hits = lex.scan_text(&f.text_head_lower);
+        if let Some(p) = hits.bounce {
             let s = strong(p);
             ev.push(
                 Some(Kind::Bounce),
@@ -838,9 +839,8 @@ impl Evidence {
                 format!("text matches delivery-failure notice {}", quote(p)),
             );
         }
-        let feedback = lex
-            .feedback_report
-            .find_best(&f.text_head_lower)
+        let feedback = hits
+            .feedback
             .or_else(|| lex.feedback_report.find(&f.subject_lower));
         if let Some(p) = feedback {
             let s = strong(p);
@@ -851,7 +851,7 @@ impl Evidence {
                 format!("text matches abuse-report marker {}", quote(p)),
             );
         }
-        if let Some(p) = lex.autoreply_body.find(&f.text_head_lower) {
+        if let Some(p) = hits.autoreply {
             ev.push(
                 Some(Kind::Autoreply),
                 MODERATE,
@@ -859,10 +859,7 @@ impl Evidence {
                 format!("text matches out-of-office phrase {}", quote(p)),
             );
         }
-        let challenge = lex
-            .challenge
-            .find(&f.subject_lower)
-            .or_else(|| lex.challenge.find(&f.text_head_lower));
+        let challenge = lex.challenge.find(&f.subject_lower).or(hits.challenge);
         if let Some(p) = challenge {
             ev.push(
                 Some(Kind::Challenge),
@@ -883,7 +880,7 @@ impl Evidence {
             .virus_notice
             .find(&f.subject_lower)
             .or_else(|| lex.virus_notice.find(&diag_lower))
-            .or_else(|| lex.virus_notice.find(&f.text_head_lower));
+            .or(hits.virus);
         if let Some(p) = virus {
             ev.push(
                 Some(Kind::VirusNotice),

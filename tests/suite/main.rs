@@ -4,6 +4,7 @@
 
 mod accounts;
 mod cli;
+mod flood;
 mod golden;
 mod harness;
 mod languages;

@@ -231,3 +231,109 @@ fn no_sent_mailbox_is_a_configuration_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn empty_mailbox_big_message_and_a_server_that_goes_away() {
+    let Some(mut dc) = Dovecot::start_or_skip("edge_cases") else {
+        return;
+    };
+    let dir = tempdir("edges");
+    let cfg = write_config(&dir, &dc, "alice", "");
+    let mut imap = dc.imap("alice");
+    imap.create("Empty");
+
+    // An empty mailbox: nothing to do, success.
+    let o = cli(
+        &dir,
+        &cfg,
+        "alicepw",
+        &["clean", "--mailbox", "Empty", "--json"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scanned"], 0);
+
+    // A 20 MB bounce (a huge attached original) is classified from a few
+    // KB and moved whole.
+    let bounce =
+        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-03.eml"))
+            .unwrap();
+    let mut big = bounce.clone();
+    let pad = b"X-Padding: ".iter().copied();
+    let mut filler: Vec<u8> = pad.collect();
+    filler.extend(std::iter::repeat_n(b'a', 76));
+    filler.extend_from_slice(b"\r\n");
+    // Put the padding inside the attached original's headers region at the end.
+    for _ in 0..(20 * 1024 * 1024 / filler.len()) {
+        big.extend_from_slice(&filler);
+    }
+    imap.append("INBOX", &big);
+    let o = cli(&dir, &cfg, "alicepw", &["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scanned"], 1);
+    assert!(
+        v["bytes_fetched"].as_u64().unwrap() < 256 * 1024,
+        "a 20 MB message costs a few KB: {v}"
+    );
+
+    // The server goes away in the middle of a sweep: a clear error, nothing
+    // lost; after it is back, the next run finishes the job.
+    let f = crate::sweep::flood(3000);
+    let mut imap = dc.imap("carol");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let cfg = write_config(&dir, &dc, "carol", "");
+    let child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["clean"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", &dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    dc.kill_server();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    dc.start_again();
+    let o = cli(&dir, &cfg, "carolpw", &["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    crate::sweep::check_placement(&dc, &f, "carol");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keyring_without_a_desktop_session_says_what_to_do() {
+    let dir = tempdir("keyring");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts.k]\nhost = \"127.0.0.1\"\nport = 1\ntls = \"plain\"\nusername = \"k\"\npassword.keyring = true\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["clean"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("password.command"),
+        "suggests the command form: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -161,8 +161,8 @@ pub struct TextHits<'a> {
     pub feedback: Option<&'a Phrase>,
 }
 
-/// Every text table in one automaton (a DFA: the text of every automated
-/// response is scanned once, instead of once per table).
+/// Every text table in one automaton (a DFA: the text of a message is
+/// scanned once, instead of once per table).
 struct TextMatcher {
     entries: Vec<(TextTable, Phrase)>,
     automaton: Option<AhoCorasick>,
@@ -179,7 +179,7 @@ impl TextMatcher {
         let patterns: Vec<String> = entries.iter().map(|(_, p)| p.text.to_lowercase()).collect();
         let automaton = (!patterns.is_empty()).then(|| {
             AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
                 .kind(Some(AhoCorasickKind::DFA))
                 .build(&patterns)
                 .expect("lexicon phrases compile")
@@ -192,7 +192,9 @@ impl TextMatcher {
         let Some(ac) = &self.automaton else {
             return hits;
         };
-        for m in ac.find_overlapping_iter(lowered) {
+        // Non-overlapping matches (prefilter-accelerated); a phrase hidden
+        // inside a longer one of another table is the only thing missed.
+        for m in ac.find_iter(lowered) {
             let (t, p) = &self.entries[m.pattern().as_usize()];
             let slot = match t {
                 TextTable::BounceBody => &mut hits.bounce,
@@ -297,6 +299,19 @@ impl Lexicon {
             autoreply_headers: header_map(data.autoreply_header),
             challenge_headers: header_map(data.challenge_header),
         }
+    }
+
+    /// Does the classifier read this header's value? (Others are skipped.)
+    pub fn reads_header(&self, lowercase_name: &str) -> bool {
+        matches!(
+            lowercase_name,
+            "return-path"
+                | "auto-submitted"
+                | "precedence"
+                | "x-auto-response-suppress"
+                | "x-failed-recipients"
+        ) || self.autoreply_headers.contains_key(lowercase_name)
+            || self.challenge_headers.contains_key(lowercase_name)
     }
 
     /// One pass over lowercased text for every text table.

@@ -43,12 +43,44 @@ use std::sync::LazyLock;
 /// kept raw too and parsed on its own with [`header_date`]: mail-parser
 /// 0.11's date parser swallows the next header line after an unknown zone
 /// such as `UT` (a real bounce in the corpus lost its `From:` that way).
+/// Headers nothing here reads are skipped without decoding.
 pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
-    MessageParser::new()
+    let mut p = MessageParser::new()
+        .default_header_ignore()
         .with_mime_headers()
         .with_address_headers()
         .with_message_ids()
         .header_text(HeaderName::Subject)
+        .header_raw(HeaderName::Date)
+        .header_raw(HeaderName::ReturnPath);
+    for name in [
+        "Auto-Submitted",
+        "Precedence",
+        "X-Auto-Response-Suppress",
+        "X-Failed-Recipients",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain(LEXICON.header_names())
+    {
+        let h = HeaderName::parse(name.clone())
+            .map(|h| h.into_owned())
+            .unwrap_or(HeaderName::Other(name.into()));
+        if !matches!(
+            h,
+            HeaderName::ContentType
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::Cc
+                | HeaderName::Subject
+                | HeaderName::MessageId
+                | HeaderName::InReplyTo
+                | HeaderName::References
+        ) {
+            p = p.header_raw(h);
+        }
+    }
+    p
 });
 
 /// At most this many bytes of a message are read. Everything that matters
@@ -57,7 +89,7 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 /// make classification slower.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 /// Phrases are looked for in this much of the message's text.
-const BODY_SCAN_BYTES: usize = 8 * 1024;
+const BODY_SCAN_BYTES: usize = 4 * 1024;
 /// Quoted headers of the original are looked for in this much text.
 const QUOTE_SCAN_BYTES: usize = 128 * 1024;
 
@@ -381,15 +413,23 @@ impl Facts {
         let mut precedence = None;
         let mut auto_response_suppress = false;
         let mut failed_recipients = Vec::new();
+        let lex: &Lexicon = &LEXICON;
         for h in &root.headers {
+            let name = h.name().to_string();
+            let lname = name.to_ascii_lowercase();
+            if !lex.reads_header(&lname) {
+                if lname == "from" && headers.len() < 256 {
+                    headers.push((name, String::new()));
+                }
+                continue;
+            }
             let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
             let value = if s <= e && e <= raw.len() {
                 collapse_ws(&String::from_utf8_lossy(&raw[s..e]))
             } else {
                 String::new()
             };
-            let name = h.name().to_string();
-            match name.to_ascii_lowercase().as_str() {
+            match lname.as_str() {
                 "return-path" => {
                     let v = value.trim();
                     if v == "<>" || v == "<<>>" || v.is_empty() {
@@ -1009,17 +1049,22 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     {
         add(id, "delivery-status", &mut ids);
     }
-    for id in fields::message_id_of_phrase(&f.text) {
-        add(id, "report text", &mut ids);
+    if kind == Kind::FeedbackReport {
+        for id in fields::message_id_of_phrase(&f.text) {
+            add(id, "report text", &mut ids);
+        }
     }
     for id in quoted_message_ids(f.text.as_bytes()) {
         add(id, "quoted text", &mut ids);
     }
     // Headers of an original pasted as a MIME part without its own headers
-    // (the parser takes them for part headers), or in an undecoded part.
-    let raw_body = &raw_body[..raw_body.len().min(QUOTE_SCAN_BYTES)];
-    for id in quoted_message_ids(raw_body) {
-        add(id, "quoted text", &mut ids);
+    // (the parser takes them for part headers), or in an undecoded part:
+    // looked for in the raw body when nothing above found the original.
+    if ids.is_empty() {
+        let raw_body = &raw_body[..raw_body.len().min(QUOTE_SCAN_BYTES)];
+        for id in quoted_message_ids(raw_body) {
+            add(id, "quoted text", &mut ids);
+        }
     }
     if let Some(id) = &f.in_reply_to {
         add(id.clone(), "In-Reply-To", &mut ids);

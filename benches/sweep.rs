@@ -35,6 +35,9 @@ fn timed(cmd: &mut Command) -> (f64, u64, f64, String) {
         .output()
         .expect("run /usr/bin/time (Debian package `time`)");
     let secs = start.elapsed().as_secs_f64();
+    if std::env::var_os("SHOW_STDERR").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     assert!(
         out.status.success(),
         "{:?} failed: {}",

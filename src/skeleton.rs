@@ -171,10 +171,12 @@ pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
             || p.is("message", "disposition-notification")
             || p.is("text", "rfc822-headers")
             || p.is("text", "rfc822-header");
+        // Fixed caps, not the part's size, so that messages of the same
+        // shape share one FETCH command.
         if report {
             out.push(Section {
                 path,
-                max: PART_CAP.min(p.octets.max(1)),
+                max: PART_CAP,
             });
         }
     }
@@ -217,13 +219,10 @@ pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
             p.path.clone()
         };
         if !out.iter().any(|s: &Section| s.path == path) {
-            // Multiparts have no size in BODYSTRUCTURE.
-            let max = if p.octets == 0 {
-                TEXT_HEAD
-            } else {
-                TEXT_HEAD.min(p.octets)
-            };
-            out.push(Section { path, max });
+            out.push(Section {
+                path,
+                max: TEXT_HEAD,
+            });
         }
     }
     out
@@ -377,7 +376,7 @@ mod tests {
             vec![
                 Section {
                     path: "2".into(),
-                    max: 300
+                    max: PART_CAP
                 },
                 Section {
                     path: "1".into(),

@@ -68,6 +68,9 @@ pub struct Summary {
     pub recovered: usize,
     pub bytes_fetched: u64,
     pub sent_indexed: usize,
+    /// Sent messages read from the server this run (the rest came from
+    /// the cache).
+    pub sent_fetched: usize,
     /// With `dry_run`: what would move.
     pub would_move: Vec<Row>,
 }
@@ -377,6 +380,7 @@ pub async fn clean(
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut summary = Summary {
         sent_indexed: stats.messages,
+        sent_fetched: stats.fetched,
         ..Summary::default()
     };
     if !opts.dry_run {

@@ -134,6 +134,24 @@ fn clean_restore_and_check_from_the_command_line() {
         "{out}"
     );
 
+    // --since a day long past: every message; a day to come: none.
+    let o = cli(
+        &dir,
+        &cfg,
+        "bobpw",
+        &["clean", "--dry-run", "--json", "--since", "2000-01-01"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scanned"], 400);
+    let o = cli(
+        &dir,
+        &cfg,
+        "bobpw",
+        &["clean", "--dry-run", "--json", "--since", "2999-01-01"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scanned"], 0);
+
     let o = cli(&dir, &cfg, "bobpw", &["clean", "--dry-run"]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -210,6 +228,42 @@ fn clean_restore_and_check_from_the_command_line() {
     assert!(
         err.contains("config.toml") && err.contains("accounts.bob.quarantine"),
         "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn password_command_is_run_without_a_shell() {
+    let Some(dc) = Dovecot::start_or_skip("password_command") else {
+        return;
+    };
+    let dir = tempdir("pwcmd");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.command = [\"printf\", \"%s\\\\nsecond line\\\\n\", \"alicepw\"]\n",
+            dc.imap_port
+        ),
+    )
+    .unwrap();
+    let o = cli(&dir, &cfg, "unused", &["account", "check"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A command that fails: its name and status, no output of it.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.command = [\"false\"]\n",
+            dc.imap_port
+        ),
+    )
+    .unwrap();
+    let o = cli(&dir, &cfg, "unused", &["account", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("password.command `false` failed"),
+        "{}",
+        text(&o.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

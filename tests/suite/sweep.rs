@@ -211,6 +211,10 @@ fn sweep_restore_and_resume() {
         .unwrap();
     assert_eq!(s2.quarantined, 0);
     assert_eq!(s2.scanned, 3000 - want_q);
+    // The sent index came from the cache: nothing re-read from Sent.
+    assert_eq!(s.sent_fetched, 0, "the dry run filled the cache");
+    assert_eq!(s2.sent_fetched, 0);
+    assert_eq!(s2.sent_indexed, f.sent.len());
 
     // Restore one, then all.
     let one = f

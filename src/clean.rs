@@ -131,7 +131,7 @@ fn section_path(path: &str) -> SectionPath {
 }
 
 /// Fetch, rebuild and classify a batch of UIDs of the selected mailbox.
-async fn classify_batch(
+pub(crate) async fn classify_batch(
     imap: &mut Imap,
     uids: &[u32],
     fields: &str,
@@ -248,7 +248,7 @@ fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
 /// Finish batches an earlier run left without a commit (killed between
 /// writing the intent and confirming the move). Returns how many messages
 /// were found moved or finished.
-async fn reconcile(
+pub(crate) async fn reconcile(
     imap: &mut Imap,
     a: &Account,
     journal_path: &std::path::Path,
@@ -282,7 +282,12 @@ async fn reconcile(
         let left: Vec<&Entry> = batch.iter().filter(|e| still.contains(&e.uid)).collect();
         let mut finished: Vec<u32> = Vec::new();
         if !left.is_empty() && !dest.is_empty() {
-            let in_dest = message_ids_in(imap, &dest).await?;
+            // A destination that does not exist holds no copies.
+            let in_dest = match message_ids_in(imap, &dest).await {
+                Ok(m) => m,
+                Err(e) if e.kind == imap::ErrorKind::No => HashMap::new(),
+                Err(e) => return Err(e.into()),
+            };
             imap.select(&source).await?;
             let copied: Vec<u32> = left
                 .iter()
@@ -443,7 +448,7 @@ pub async fn clean(
     Ok(summary)
 }
 
-async fn move_batch(
+pub(crate) async fn move_batch(
     imap: &mut Imap,
     a: &Account,
     journal_path: &std::path::Path,
@@ -473,7 +478,13 @@ async fn move_batch(
         .collect();
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
-    imap.uid_move(&uids, &a.quarantine).await?;
+    if let Err(e) = imap.uid_move(&uids, &a.quarantine).await {
+        if e.kind == imap::ErrorKind::No {
+            // The server refused the whole command: nothing moved.
+            close(journal_path, &batch, Vec::new())?;
+        }
+        return Err(e.into());
+    }
     journal::append(
         journal_path,
         &[Entry {

@@ -40,6 +40,10 @@ struct FileAccount {
     sent: Option<Vec<String>>,
     #[serde(default = "default_sent_days")]
     sent_days: u32,
+    #[serde(default = "default_watch")]
+    watch: Vec<String>,
+    #[serde(default = "default_catch_up_days")]
+    catch_up_days: u32,
     sieve: Option<FileSieve>,
 }
 
@@ -56,6 +60,14 @@ fn default_quarantine() -> String {
 
 fn default_sent_days() -> u32 {
     30
+}
+
+fn default_watch() -> Vec<String> {
+    vec!["INBOX".into()]
+}
+
+fn default_catch_up_days() -> u32 {
+    2
 }
 
 /// How to reach the server.
@@ -121,6 +133,10 @@ pub struct Account {
     /// Configured Sent mailboxes; `None` = those marked `\Sent`.
     pub sent: Option<Vec<String>>,
     pub sent_days: u32,
+    /// Mailboxes `watch` keeps clean (one connection each).
+    pub watch: Vec<String>,
+    /// On the first start of `watch`, how many days back to catch up.
+    pub catch_up_days: u32,
     pub sieve_host: String,
     pub sieve_port: u16,
 }
@@ -285,6 +301,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if a.sent_days == 0 {
             return Err(err(&name, "sent-days", "must be at least 1".into()));
         }
+        if a.watch.is_empty() || a.watch.iter().any(|m| m.trim().is_empty()) {
+            return Err(err(
+                &name,
+                "watch",
+                "must list at least one mailbox, e.g. [\"INBOX\"]".into(),
+            ));
+        }
+        if a.watch.iter().any(|m| m == &a.quarantine) {
+            return Err(err(
+                &name,
+                "watch",
+                "must not include the quarantine mailbox".into(),
+            ));
+        }
         let addresses = if a.addresses.is_empty() {
             if a.username.contains('@') {
                 vec![a.username.to_lowercase()]
@@ -322,6 +352,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             quarantine: a.quarantine,
             sent: a.sent,
             sent_days: a.sent_days,
+            watch: a.watch,
+            catch_up_days: a.catch_up_days,
             sieve_host,
             sieve_port,
         });

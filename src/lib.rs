@@ -18,6 +18,7 @@ pub mod secret;
 pub mod sent;
 pub mod sentsync;
 pub mod skeleton;
+pub mod watch;
 
 pub use classify::{classify, Context, Decision, Kind, Original, Verdict};
 pub use sent::{SentIndex, SentMessage};

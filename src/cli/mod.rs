@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clean;
 pub mod common;
 pub mod restore;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -37,6 +38,7 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     Clean(clean::CleanArgs),
     Restore(restore::RestoreArgs),
+    Watch(watch::WatchArgs),
     /// Check an account, or store its password in the keyring.
     Account(account::AccountArgs),
 }
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Classify(args) => classify::run(args),
         Command::Clean(args) => clean::run(args, config),
         Command::Restore(args) => restore::run(args, config),
+        Command::Watch(args) => watch::run(args, config),
         Command::Account(args) => account::run(args, config),
     }
 }

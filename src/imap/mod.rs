@@ -60,6 +60,20 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
     }
 }
 
+/// The server's own words from async-imap's NO/BAD text, which looks like
+/// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
+fn server_text(m: &str) -> String {
+    for key in ["information: Some(\"", "info: Some(\""] {
+        if let Some(i) = m.find(key) {
+            let rest = &m[i + key.len()..];
+            if let Some(j) = rest.find("\")") {
+                return rest[..j].replace("\\\"", "\"");
+            }
+        }
+    }
+    m.trim().to_string()
+}
+
 /// Map an async-imap error for a command described by `what`.
 fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
     use async_imap::error::Error as E;
@@ -70,7 +84,10 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
         ),
         E::Bad(m) => err(
             ErrorKind::Protocol,
-            format!("the server rejected the command to {what}: {}", m.trim()),
+            format!(
+                "the server rejected the command to {what}: {}",
+                server_text(&m)
+            ),
         ),
         E::ConnectionLost => err(
             ErrorKind::Lost,
@@ -230,6 +247,36 @@ pub struct Imap {
     pub account: String,
 }
 
+/// Drain pushed responses; did any announce new messages?
+fn new_mail_announced(
+    rx: &async_channel::Receiver<async_imap::types::UnsolicitedResponse>,
+) -> bool {
+    let mut new = false;
+    while let Ok(r) = rx.try_recv() {
+        if matches!(
+            r,
+            async_imap::types::UnsolicitedResponse::Exists(_)
+                | async_imap::types::UnsolicitedResponse::Recent(_)
+        ) {
+            new = true;
+        }
+    }
+    new
+}
+
+/// Why an IDLE ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleOutcome {
+    /// The server pushed something (EXISTS, EXPUNGE, ...): look.
+    NewData,
+    /// Time to re-IDLE (before the server's 29-minute limit).
+    Refresh,
+    /// Nothing at all for too long, not even a keepalive.
+    Silent,
+    /// Shutting down.
+    Stopped,
+}
+
 /// A mailbox as LIST shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxInfo {
@@ -335,7 +382,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                     a.host,
                     a.port,
                     a.username,
-                    m.trim()
+                    server_text(&m)
                 ),
             ))
         }
@@ -593,6 +640,63 @@ impl Imap {
     /// trusted; async-imap drops them past 100 anyway).
     fn drain_unsolicited(&mut self) {
         while self.session.unsolicited_responses.try_recv().is_ok() {}
+    }
+
+    /// IDLE until the server reports something, `max` passes (re-IDLE
+    /// well before the 29-minute limit), the connection stays silent for
+    /// `silent` (a dead connection: servers send keepalives every few
+    /// minutes), or `stop` resolves. Gives the session back after DONE.
+    pub async fn idle(
+        self,
+        max: Duration,
+        silent: Duration,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(Imap, IdleOutcome), ImapError> {
+        // Mail that arrived after the last search is announced by EXISTS
+        // responses that async-imap files away as unsolicited — before IDLE
+        // or while it starts. Look there first, or that mail would wait for
+        // the next push.
+        if new_mail_announced(&self.session.unsolicited_responses) {
+            return Ok((self, IdleOutcome::NewData));
+        }
+        let Imap {
+            session,
+            caps,
+            account,
+        } = self;
+        let announced = session.unsolicited_responses.clone();
+        let mut handle = session.idle();
+        timed("start IDLE", handle.init()).await?;
+        let outcome = if new_mail_announced(&announced) {
+            IdleOutcome::NewData
+        } else {
+            let (wait, interrupt) = handle.wait_with_timeout(silent);
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(max, wait) => match r {
+                    Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => IdleOutcome::NewData,
+                    Ok(Ok(async_imap::extensions::idle::IdleResponse::Timeout)) => IdleOutcome::Silent,
+                    Ok(Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt)) => IdleOutcome::Silent,
+                    Ok(Err(e)) => return Err(map_err("wait for new mail (IDLE)", e)),
+                    Err(_) => IdleOutcome::Refresh,
+                },
+                _ = stop => IdleOutcome::Stopped,
+            };
+            drop(interrupt);
+            outcome
+        };
+        let session = timed("end IDLE", handle.done()).await?;
+        let mut imap = Imap {
+            session,
+            caps,
+            account,
+        };
+        imap.drain_unsolicited();
+        Ok((imap, outcome))
+    }
+
+    /// NOOP: is the connection alive?
+    pub async fn noop(&mut self) -> Result<(), ImapError> {
+        timed("check the connection", self.session.noop()).await
     }
 
     pub async fn logout(mut self) {

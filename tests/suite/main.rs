@@ -3,6 +3,7 @@
 //! against a sent index, the command line, and never-panic properties.
 
 mod accounts;
+mod agent;
 mod cli;
 mod flood;
 mod golden;

@@ -32,6 +32,8 @@ pub fn account(dc: &Dovecot, user: &str) -> Account {
         quarantine: "Backscatter".into(),
         sent: None,
         sent_days: 30,
+        watch: vec!["INBOX".into()],
+        catch_up_days: 2,
         sieve_host: "127.0.0.1".into(),
         sieve_port: dc.sieve_port,
     }
@@ -328,6 +330,8 @@ fn account_template() -> Account {
         quarantine: "Backscatter".into(),
         sent: None,
         sent_days: 30,
+        watch: vec!["INBOX".into()],
+        catch_up_days: 2,
         sieve_host: "127.0.0.1".into(),
         sieve_port: 4190,
     }

@@ -1,0 +1,145 @@
+//! `backscatter watch`: the background agent.
+
+use super::common::{load_config, runtime, secret};
+use super::Error;
+use crate::clean::Dirs;
+use crate::watch::{watch_mailbox, Timing};
+use clap::Args;
+use std::path::Path;
+use std::process::ExitCode;
+use tracing::{error, info};
+
+/// Keep accounts clean as mail arrives (the background agent).
+///
+/// For every configured account (or those named), catches up on what
+/// arrived while it was not running, then waits for new mail with IMAP IDLE
+/// (polling where IDLE is missing), classifies each new message, and moves
+/// backscatter to quarantine. Reconnects by itself after network loss,
+/// server restarts or suspend; an account whose login is refused is stopped
+/// with a message while the others go on. SIGINT/SIGTERM finish the move in
+/// flight and exit 0. Logs one line per action to stderr (journald picks
+/// them up when run as a service).
+///
+/// Examples:
+///
+///   backscatter watch
+///
+///   backscatter watch --account work --account home -v
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct WatchArgs {
+    /// Watch only these accounts (repeatable; default: all).
+    #[arg(long)]
+    pub account: Vec<String>,
+    /// More detail in the log.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+fn init_logging(verbose: bool) {
+    use std::io::IsTerminal;
+    let level = if verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    init_logging(args.verbose);
+    let cfg = load_config(config)?;
+    let accounts: Vec<_> = if args.account.is_empty() {
+        cfg.accounts.clone()
+    } else {
+        args.account
+            .iter()
+            .map(|n| cfg.account(Some(n)).cloned().map_err(|e| Error::Usage(e.0)))
+            .collect::<Result<_, _>>()?
+    };
+    if accounts.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no accounts configured (see assets/config.sample.toml)",
+            cfg.path.display()
+        )));
+    }
+    let mut jobs = Vec::new();
+    for a in &accounts {
+        let s = secret(a)?;
+        for mb in &a.watch {
+            jobs.push((a.clone(), s.clone(), mb.clone()));
+        }
+    }
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut set = tokio::task::JoinSet::new();
+        for (a, s, mb) in jobs {
+            let (dirs, rx) = (dirs.clone(), rx.clone());
+            let name = a.name.clone();
+            set.spawn(async move {
+                let r = watch_mailbox(a, s, mb, dirs, Timing::default(), rx).await;
+                (name, r)
+            });
+        }
+        info!(
+            "watching {} mailbox(es); stop with Ctrl-C or SIGTERM",
+            set.len()
+        );
+        let signal = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async {
+                        match term.as_mut() {
+                            Some(t) => { t.recv().await; }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        tokio::pin!(signal);
+        let mut failed = Vec::new();
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                _ = &mut signal, if !stopping => {
+                    info!("stopping: finishing what is in flight");
+                    stopping = true;
+                    let _ = tx.send(true);
+                }
+                done = set.join_next() => match done {
+                    None => break,
+                    Some(Ok((name, Err(e)))) => {
+                        error!(account = %name, "stopped: {e}");
+                        failed.push(format!("{name}: {e}"));
+                    }
+                    Some(Ok((_, Ok(())))) => {}
+                    Some(Err(e)) => failed.push(format!("a watcher crashed: {e}")),
+                },
+            }
+        }
+        if stopping || failed.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Error::Runtime(format!(
+                "every watched account stopped: {}",
+                failed.join("; ")
+            )))
+        }
+    })
+}

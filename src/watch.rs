@@ -1,0 +1,323 @@
+//! The background agent (`backscatter watch`): for each account and watched
+//! mailbox, catch up on what arrived while it was not running, then IDLE
+//! and classify and move each new message as it arrives; reconnect with
+//! capped exponential backoff after any failure; stop an account whose
+//! login is refused; finish the move in flight and save state on shutdown.
+//!
+//! The decisions are the same pure ones `clean` uses; this module owns the
+//! loop, its state file and its timing.
+
+use crate::classify::{Context, Decision};
+use crate::clean::{self, classify_batch, move_batch, reconcile, CleanError, Dirs, Row};
+use crate::config::Account;
+use crate::imap::{self, ErrorKind, IdleOutcome, Imap};
+use crate::journal;
+use crate::secret::Secret;
+use crate::sentsync;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Timing of the loop (tests shorten them).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Re-IDLE after this long (servers drop IDLE after 29-30 minutes).
+    pub reidle: Duration,
+    /// No traffic at all for this long means the connection is dead
+    /// (Dovecot sends a keepalive every 2 minutes by default).
+    pub silent: Duration,
+    /// Poll interval where the server has no IDLE.
+    pub poll: Duration,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            reidle: Duration::from_secs(25 * 60),
+            silent: Duration::from_secs(5 * 60),
+            poll: Duration::from_secs(60),
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Per mailbox: where the agent got to.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub mailboxes: BTreeMap<String, MailboxState>,
+}
+
+fn state_path(dir: &Path, account: &str) -> PathBuf {
+    let safe: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("watch-{safe}.json"))
+}
+
+fn load_state(path: &Path) -> State {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_state(path: &Path, mailbox: &str, st: &MailboxState) -> Result<(), CleanError> {
+    // Several mailboxes of one account share the file: read-modify-write.
+    let mut all = load_state(path);
+    all.mailboxes.insert(mailbox.to_string(), st.clone());
+    if let Some(d) = path.parent() {
+        crate::paths::private_dir(d).map_err(|e| CleanError::Io(e.to_string()))?;
+    }
+    let bytes = serde_json::to_vec(&all).map_err(|e| CleanError::Io(e.to_string()))?;
+    crate::paths::write_private_atomic(path, &bytes)
+        .map_err(|e| CleanError::Io(format!("cannot save the agent's state: {e}")))
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    // A cheap, dependency-free jitter of up to a quarter of the delay.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0) as u64;
+    d + Duration::from_millis(nanos % (d.as_millis() as u64 / 4 + 1))
+}
+
+/// Watch one mailbox of one account until `shutdown` turns true. Returns an
+/// error only for a failure retrying cannot fix (a refused login, a
+/// configuration problem).
+pub async fn watch_mailbox(
+    a: Account,
+    secret: Secret,
+    mailbox: String,
+    dirs: Dirs,
+    timing: Timing,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CleanError> {
+    let mut backoff = timing.backoff;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        match session(&a, &secret, &mailbox, &dirs, &timing, shutdown.clone()).await {
+            Ok(()) => return Ok(()),
+            // Retrying cannot fix these: the caller says so once.
+            Err(CleanError::Imap(e)) if e.kind == ErrorKind::Auth => {
+                return Err(CleanError::Imap(e));
+            }
+            Err(CleanError::Config(m)) => return Err(CleanError::Config(m)),
+            Err(e) => {
+                let wait = jitter(backoff);
+                warn!(
+                    account = %a.name,
+                    mailbox = %mailbox,
+                    "{e}; reconnecting in {:.0} s",
+                    wait.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped(shutdown.clone()) => return Ok(()),
+                }
+                backoff = (backoff * 2).min(timing.max_backoff);
+            }
+        }
+    }
+}
+
+/// One connection's life: catch up, then IDLE/poll until it fails or we
+/// stop.
+async fn session(
+    a: &Account,
+    secret: &Secret,
+    mailbox: &str,
+    dirs: &Dirs,
+    timing: &Timing,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CleanError> {
+    let mut imap = imap::connect(a, secret).await?;
+    info!(account = %a.name, mailbox = %mailbox, "connected to {}:{}", a.host, a.port);
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let recovered = reconcile(&mut imap, a, &journal_path).await?;
+    if recovered > 0 {
+        info!(account = %a.name, "finished {recovered} moves an interrupted run had left");
+    }
+    imap.ensure_mailbox(&a.quarantine).await?;
+    let state_file = state_path(&dirs.state, &a.name);
+    let sel = imap.select(mailbox).await?;
+    let mut st = load_state(&state_file)
+        .mailboxes
+        .get(mailbox)
+        .cloned()
+        .unwrap_or_default();
+    let first_run = st.uidvalidity != sel.uid_validity;
+    if first_run {
+        st = MailboxState {
+            uidvalidity: sel.uid_validity,
+            last_uid: 0,
+        };
+    }
+    let fields = crate::skeleton::header_fields().join(" ");
+    let mut n = 0usize;
+    loop {
+        // Catch up / process whatever is new.
+        let query = if first_run && st.last_uid == 0 {
+            let since = clean::now() - i64::from(a.catch_up_days) * 86_400;
+            format!("SINCE {}", imap::imap_date(since))
+        } else {
+            format!("UID {}:*", st.last_uid + 1)
+        };
+        let uids: Vec<u32> = imap
+            .uid_search(&query)
+            .await?
+            .into_iter()
+            .filter(|u| *u > st.last_uid)
+            .collect();
+        for chunk in uids.chunks(clean::BATCH) {
+            process(
+                &mut imap,
+                a,
+                mailbox,
+                dirs,
+                &journal_path,
+                &fields,
+                sel.uid_validity,
+                chunk,
+                n,
+            )
+            .await?;
+            n += 1;
+            st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
+            save_state(&state_file, mailbox, &st)?;
+        }
+        if st.last_uid == 0 {
+            // Nothing yet: remember where "now" is, so that a restart does
+            // not re-read the catch-up window.
+            st.last_uid = sel.uid_next.saturating_sub(1);
+            save_state(&state_file, mailbox, &st)?;
+        }
+        if *shutdown.borrow() {
+            imap.logout().await;
+            return Ok(());
+        }
+        // Wait for more.
+        if imap.has("IDLE") {
+            let (back, outcome) = imap
+                .idle(timing.reidle, timing.silent, stopped(shutdown.clone()))
+                .await?;
+            imap = back;
+            match outcome {
+                IdleOutcome::Stopped => {
+                    imap.logout().await;
+                    return Ok(());
+                }
+                IdleOutcome::Silent => imap.noop().await?,
+                IdleOutcome::NewData | IdleOutcome::Refresh => {}
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(timing.poll) => {}
+                _ = stopped(shutdown.clone()) => {
+                    imap.logout().await;
+                    return Ok(());
+                }
+            }
+            imap.noop().await?;
+        }
+    }
+}
+
+/// Classify new messages and move the backscatter. Before moving, the sent
+/// index is refreshed and those messages classified again, so that the
+/// bounce of a message sent a minute ago is recognised.
+#[allow(clippy::too_many_arguments)]
+async fn process(
+    imap: &mut Imap,
+    a: &Account,
+    mailbox: &str,
+    dirs: &Dirs,
+    journal_path: &Path,
+    fields: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+    n: usize,
+) -> Result<(), CleanError> {
+    let (sent, _) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
+    imap.select(mailbox).await?;
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &a.addresses,
+    };
+    let rows = classify_batch(imap, uids, fields, &ctx).await?;
+    let mut forged: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.verdict.verdict == Decision::Backscatter)
+        .collect();
+    let fresh;
+    if !forged.is_empty() {
+        // The sent index again, in case the original was sent just now.
+        let (sent2, stats) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
+        imap.select(mailbox).await?;
+        if stats.fetched > 0 {
+            let ctx2 = Context {
+                sent: &sent2,
+                own_addresses: &a.addresses,
+            };
+            let again: Vec<u32> = forged.iter().map(|r| r.uid).collect();
+            fresh = classify_batch(imap, &again, fields, &ctx2).await?;
+            forged = fresh
+                .iter()
+                .filter(|r| r.verdict.verdict == Decision::Backscatter)
+                .collect();
+        }
+    }
+    for r in &rows {
+        let subject = r
+            .subject
+            .as_deref()
+            .unwrap_or("")
+            .replace(char::is_control, " ");
+        let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
+        let moving = forged.iter().any(|f| f.uid == r.uid);
+        info!(
+            account = %a.name,
+            mailbox = %mailbox,
+            uid = r.uid,
+            "{} {} \"{}\": {}",
+            if moving { "quarantine" } else { "keep" },
+            r.verdict.kind.map_or("normal", |k| k.as_str()),
+            subject,
+            reason
+        );
+    }
+    if !forged.is_empty() {
+        move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! `backscatter watch` against a real Dovecot: messages appended while it
+//! watches are moved (forged) or left alone (ordinary, legitimate), across
+//! a Dovecot restart, for two accounts at once, and SIGTERM exits 0.
+
+use crate::flood::flood;
+use crate::harness::Dovecot;
+use crate::sweep::{tempdir, where_is};
+use backscatter::Decision;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    wait_for_log(what, timeout, &mut f, &|| String::new())
+}
+
+fn wait_for_log(
+    what: &str,
+    timeout: Duration,
+    f: &mut dyn FnMut() -> bool,
+    log: &dyn Fn() -> String,
+) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "timed out after {timeout:?} waiting for {what}; log:\n{}",
+        log()
+    );
+}
+
+fn place(dc: &Dovecot, user: &str, id: &str) -> Vec<String> {
+    where_is(dc, user).get(id).cloned().unwrap_or_default()
+}
+
+#[test]
+fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
+    let Some(mut dc) = Dovecot::start_or_skip("watch") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: Decision, n: usize| -> Vec<Vec<u8>> {
+        f.inbox
+            .iter()
+            .zip(f.sources.iter())
+            .filter(|(m, _)| {
+                let id = id_of(m);
+                f.expected[&id] == d
+            })
+            .map(|(m, _)| m.clone())
+            .take(n)
+            .collect()
+    };
+    let forged = pick(Decision::Backscatter, 4);
+    let legit = pick(Decision::Legitimate, 1);
+    let normal = pick(Decision::Normal, 1);
+    for user in ["alice", "bob"] {
+        dc.imap(user).append_many("Sent", &f.sent);
+    }
+    let dir = tempdir("watch");
+    let cfg = dir.join("config.toml");
+    let mut text = String::new();
+    for user in ["alice", "bob"] {
+        text.push_str(&format!(
+            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"{user}\"\npassword.env = \"PW_{user}\"\n",
+            dc.imap_port
+        ));
+    }
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["watch"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env("PW_alice", "alicepw")
+        .env("PW_bob", "bobpw")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let connected = |n: usize| {
+        let log = log.clone();
+        move || log.lock().unwrap().matches("connected to").count() >= n
+    };
+    wait_for(
+        "both accounts to connect",
+        Duration::from_secs(15),
+        connected(2),
+    );
+
+    // New mail while watching: forged moves, the rest stays.
+    let t0 = Instant::now();
+    let mut imap = dc.imap("alice");
+    imap.append("INBOX", &forged[0]);
+    imap.append("INBOX", &legit[0]);
+    imap.append("INBOX", &normal[0]);
+    dc.imap("bob").append("INBOX", &forged[1]);
+    let (f0, f1) = (id_of(&forged[0]), id_of(&forged[1]));
+    let show = || log.lock().unwrap().clone();
+    wait_for_log(
+        "the forged response to be quarantined",
+        Duration::from_secs(15),
+        &mut || place(&dc, "alice", &f0) == ["Backscatter"],
+        &show,
+    );
+    eprintln!("watch: appended -> quarantined in {:?}", t0.elapsed());
+    wait_for(
+        "bob's forged response to be quarantined",
+        Duration::from_secs(15),
+        || place(&dc, "bob", &f1) == ["Backscatter"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(place(&dc, "alice", &id_of(&legit[0])), ["INBOX"]);
+    assert_eq!(place(&dc, "alice", &id_of(&normal[0])), ["INBOX"]);
+
+    // Dovecot goes down and comes back: what arrives afterwards is handled.
+    dc.restart();
+    let mut imap = dc.imap("alice");
+    imap.append("INBOX", &forged[2]);
+    let f2 = id_of(&forged[2]);
+    wait_for(
+        "a forged response after the restart",
+        Duration::from_secs(30),
+        || place(&dc, "alice", &f2) == ["Backscatter"],
+    );
+
+    // SIGTERM: exits 0 within a few seconds.
+    let t = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "watch did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    eprintln!("watch: stopped {:?} after SIGTERM", t.elapsed());
+    assert!(log.contains("quarantine"), "{log}");
+    assert!(
+        !log.contains("alicepw") && !log.contains("bobpw"),
+        "no secret in the log"
+    );
+    // One line per action, with its reason.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("quarantine bounce") || l.contains("quarantine ")),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_refused_login_stops_that_account_only() {
+    let Some(dc) = Dovecot::start_or_skip("watch_auth") else {
+        return;
+    };
+    let dir = tempdir("watch-auth");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.bad]\nhost = \"127.0.0.1\"\nport = {p}\ntls = \"plain\"\nusername = \"carol\"\npassword.env = \"PW_BAD\"\n[accounts.good]\nhost = \"127.0.0.1\"\nport = {p}\ntls = \"plain\"\nusername = \"bob\"\npassword.env = \"PW_GOOD\"\n",
+            p = dc.imap_port
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["watch"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env("PW_BAD", "not-carols-password")
+        .env("PW_GOOD", "bobpw")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // Still running for the good account.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch must keep the good account"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("refused the login for carol"), "{log}");
+    assert_eq!(
+        log.matches("refused the login").count(),
+        1,
+        "no fast retry: {log}"
+    );
+    assert!(!log.contains("not-carols-password"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn id_of(m: &[u8]) -> String {
+    let h = mail_parser::MessageParser::default()
+        .parse_headers(m)
+        .unwrap();
+    format!("<{}>", h.message_id().unwrap())
+}

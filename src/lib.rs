@@ -13,6 +13,7 @@ pub mod imap;
 pub mod journal;
 pub mod lexicon;
 pub mod mbox;
+pub mod notify;
 pub mod paths;
 pub mod secret;
 pub mod sent;

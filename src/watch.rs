@@ -113,6 +113,9 @@ fn jitter(d: Duration) -> Duration {
 /// Watch one mailbox of one account until `shutdown` turns true. Returns an
 /// error only for a failure retrying cannot fix (a refused login, a
 /// configuration problem).
+/// Reports of messages moved: (account, count), for notifications.
+pub type Events = tokio::sync::mpsc::UnboundedSender<(String, usize)>;
+
 pub async fn watch_mailbox(
     a: Account,
     secret: Secret,
@@ -120,13 +123,24 @@ pub async fn watch_mailbox(
     dirs: Dirs,
     timing: Timing,
     shutdown: watch::Receiver<bool>,
+    events: Option<Events>,
 ) -> Result<(), CleanError> {
     let mut backoff = timing.backoff;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        match session(&a, &secret, &mailbox, &dirs, &timing, shutdown.clone()).await {
+        match session(
+            &a,
+            &secret,
+            &mailbox,
+            &dirs,
+            &timing,
+            shutdown.clone(),
+            &events,
+        )
+        .await
+        {
             Ok(()) => return Ok(()),
             // Retrying cannot fix these: the caller says so once.
             Err(CleanError::Imap(e)) if e.kind == ErrorKind::Auth => {
@@ -160,6 +174,7 @@ async fn session(
     dirs: &Dirs,
     timing: &Timing,
     shutdown: watch::Receiver<bool>,
+    events: &Option<Events>,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     info!(account = %a.name, mailbox = %mailbox, "connected to {}:{}", a.host, a.port);
@@ -200,7 +215,7 @@ async fn session(
             .filter(|u| *u > st.last_uid)
             .collect();
         for chunk in uids.chunks(clean::BATCH) {
-            process(
+            let moved = process(
                 &mut imap,
                 a,
                 mailbox,
@@ -212,6 +227,9 @@ async fn session(
                 n,
             )
             .await?;
+            if let (Some(tx), true) = (events, moved > 0) {
+                let _ = tx.send((a.name.clone(), moved));
+            }
             n += 1;
             st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
             save_state(&state_file, mailbox, &st)?;
@@ -267,7 +285,7 @@ async fn process(
     uidvalidity: u32,
     uids: &[u32],
     n: usize,
-) -> Result<(), CleanError> {
+) -> Result<usize, CleanError> {
     let (sent, _) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
     imap.select(mailbox).await?;
     let ctx = Context {
@@ -319,5 +337,5 @@ async fn process(
     if !forged.is_empty() {
         move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
     }
-    Ok(())
+    Ok(forged.len())
 }

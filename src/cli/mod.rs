@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clean;
 pub mod common;
 pub mod restore;
+pub mod service;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Clean(clean::CleanArgs),
     Restore(restore::RestoreArgs),
     Watch(watch::WatchArgs),
+    /// Run `watch` as a user service (systemd --user, launchd).
+    Service(service::ServiceArgs),
     /// Check an account, or store its password in the keyring.
     Account(account::AccountArgs),
 }
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Clean(args) => clean::run(args, config),
         Command::Restore(args) => restore::run(args, config),
         Command::Watch(args) => watch::run(args, config),
+        Command::Service(args) => service::run_service(args),
         Command::Account(args) => account::run(args, config),
     }
 }

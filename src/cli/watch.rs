@@ -79,15 +79,39 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let rt = runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let (events, mut moved) = tokio::sync::mpsc::unbounded_channel::<(String, usize)>();
         let mut set = tokio::task::JoinSet::new();
         for (a, s, mb) in jobs {
-            let (dirs, rx) = (dirs.clone(), rx.clone());
+            let (dirs, rx, events) = (dirs.clone(), rx.clone(), events.clone());
             let name = a.name.clone();
             set.spawn(async move {
-                let r = watch_mailbox(a, s, mb, dirs, Timing::default(), rx).await;
+                let r = watch_mailbox(a, s, mb, dirs, Timing::default(), rx, Some(events)).await;
                 (name, r)
             });
         }
+        drop(events);
+        // Notifications: batched, never one per message.
+        let notifier = tokio::spawn(async move {
+            let mut digest = crate::notify::Digest::default();
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    ev = moved.recv() => match ev {
+                        Some((account, n)) => {
+                            if let Some(alert) = digest.record(&account, n, crate::clean::now()) {
+                                crate::notify::show(&alert).await;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if let Some(summary) = digest.due(crate::clean::now()) {
+                            crate::notify::show(&summary).await;
+                        }
+                    }
+                }
+            }
+        });
         info!(
             "watching {} mailbox(es); stop with Ctrl-C or SIGTERM",
             set.len()
@@ -133,6 +157,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                 },
             }
         }
+        notifier.abort();
         if stopping || failed.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {

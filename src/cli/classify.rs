@@ -199,6 +199,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode, Error> {
             )));
         }
     }
+    crate::lexicon::prefer_speed();
     let mut errors = Vec::new();
     let sent = build_sent_index(&args.sent, &args.sent_ids, &mut errors);
     let own: Vec<String> = args

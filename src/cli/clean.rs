@@ -43,6 +43,7 @@ pub struct CleanArgs {
 }
 
 pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    crate::lexicon::prefer_speed();
     let cfg = load_config(config)?;
     let a = account(&cfg, args.account.as_deref())?.clone();
     let since = args.since.as_deref().map(parse_date).transpose()?;

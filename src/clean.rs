@@ -378,6 +378,12 @@ pub async fn clean(
     dirs: &Dirs,
     progress: Progress<'_>,
 ) -> Result<Summary, CleanError> {
+    if opts.mailbox == a.quarantine {
+        return Err(CleanError::Config(format!(
+            "\"{}\" is the quarantine mailbox of account \"{}\": sweep another mailbox, or use `backscatter restore`",
+            opts.mailbox, a.name
+        )));
+    }
     let start = Instant::now();
     let bytes0 = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
     let mut imap = imap::connect(a, secret).await?;

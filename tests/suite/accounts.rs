@@ -209,6 +209,9 @@ fn clean_restore_and_check_from_the_command_line() {
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert!(err.contains("Nope") && err.lines().count() == 1, "{err}");
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--mailbox", "Backscatter"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("is the quarantine mailbox"));
     let o = cli(&dir, &cfg, "s3cret-wrong", &["clean"]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);

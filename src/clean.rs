@@ -316,24 +316,13 @@ pub(crate) async fn reconcile(
 }
 
 fn close(path: &std::path::Path, batch: &str, moved: Vec<u32>) -> Result<(), CleanError> {
-    journal::append(
-        path,
-        &[Entry {
-            ts: now(),
-            op: Op::Reconciled,
-            batch: batch.to_string(),
-            account: String::new(),
-            mailbox: String::new(),
-            uidvalidity: 0,
-            uid: 0,
-            message_id: None,
-            kind: None,
-            reasons: Vec::new(),
-            to: String::new(),
-            moved,
-        }],
-    )
-    .map_err(io_err("write the journal"))
+    journal::append(path, &[Entry::marker(Op::Reconciled, batch, now(), moved)])
+        .map_err(io_err("write the journal"))
+}
+
+fn commit(path: &std::path::Path, batch: &str) -> Result<(), CleanError> {
+    journal::append(path, &[Entry::marker(Op::Commit, batch, now(), Vec::new())])
+        .map_err(io_err("write the journal"))
 }
 
 /// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
@@ -491,24 +480,7 @@ pub(crate) async fn move_batch(
         }
         return Err(e.into());
     }
-    journal::append(
-        journal_path,
-        &[Entry {
-            ts: now(),
-            op: Op::Commit,
-            batch,
-            account: String::new(),
-            mailbox: String::new(),
-            uidvalidity: 0,
-            uid: 0,
-            message_id: None,
-            kind: None,
-            reasons: Vec::new(),
-            to: String::new(),
-            moved: Vec::new(),
-        }],
-    )
-    .map_err(io_err("write the journal"))
+    commit(journal_path, &batch)
 }
 
 /// Which quarantined messages to restore.
@@ -608,24 +580,7 @@ pub async fn restore(
             journal::append(&journal_path, &intents).map_err(io_err("write the journal"))?;
             let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
             imap.uid_move(&uids, dest).await?;
-            journal::append(
-                &journal_path,
-                &[Entry {
-                    ts: now(),
-                    op: Op::Commit,
-                    batch,
-                    account: String::new(),
-                    mailbox: String::new(),
-                    uidvalidity: 0,
-                    uid: 0,
-                    message_id: None,
-                    kind: None,
-                    reasons: Vec::new(),
-                    to: String::new(),
-                    moved: Vec::new(),
-                }],
-            )
-            .map_err(io_err("write the journal"))?;
+            commit(&journal_path, &batch)?;
             summary.restored += chunk.len();
         }
     }

@@ -63,19 +63,30 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
+impl Entry {
+    /// A batch marker: `commit` (the server confirmed the moves) or
+    /// `reconciled` (checked after an interruption; `moved` says which).
+    pub fn marker(op: Op, batch: &str, ts: i64, moved: Vec<u32>) -> Entry {
+        Entry {
+            ts,
+            op,
+            batch: batch.to_string(),
+            account: String::new(),
+            mailbox: String::new(),
+            uidvalidity: 0,
+            uid: 0,
+            message_id: None,
+            kind: None,
+            reasons: Vec::new(),
+            to: String::new(),
+            moved,
+        }
+    }
+}
+
 /// The journal file of an account.
 pub fn path_for(data_dir: &Path, account: &str) -> PathBuf {
-    let safe: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    data_dir.join(format!("journal-{safe}.jsonl"))
+    crate::paths::account_file(data_dir, "journal", account, "jsonl")
 }
 
 /// Read every entry; a torn last line (a crash mid-write) is skipped.
@@ -201,20 +212,7 @@ mod tests {
     }
 
     fn commit(batch: &str) -> Entry {
-        Entry {
-            ts: 2,
-            op: Op::Commit,
-            batch: batch.into(),
-            account: String::new(),
-            mailbox: String::new(),
-            uidvalidity: 0,
-            uid: 0,
-            message_id: None,
-            kind: None,
-            reasons: vec![],
-            to: String::new(),
-            moved: vec![],
-        }
+        Entry::marker(Op::Commit, batch, 2, vec![])
     }
 
     #[test]

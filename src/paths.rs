@@ -32,6 +32,22 @@ pub fn state_dir() -> io::Result<PathBuf> {
     }
 }
 
+/// `DIR/PREFIX-ACCOUNT.EXT`, with the account name made safe for a file
+/// name (it comes from the config's table name).
+pub fn account_file(dir: &Path, prefix: &str, account: &str, ext: &str) -> PathBuf {
+    let safe: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{prefix}-{safe}.{ext}"))
+}
+
 /// Create a directory (and parents) readable by the user alone.
 pub fn private_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;

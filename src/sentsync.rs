@@ -27,17 +27,7 @@ pub struct MailboxCache {
 }
 
 pub fn cache_path(state_dir: &Path, account: &str) -> PathBuf {
-    let safe: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    state_dir.join(format!("sent-{safe}.json"))
+    crate::paths::account_file(state_dir, "sent", account, "json")
 }
 
 fn load_cache(path: &Path) -> Cache {

@@ -61,17 +61,7 @@ pub struct State {
 }
 
 fn state_path(dir: &Path, account: &str) -> PathBuf {
-    let safe: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join(format!("watch-{safe}.json"))
+    crate::paths::account_file(dir, "watch", account, "json")
 }
 
 fn load_state(path: &Path) -> State {

@@ -330,6 +330,11 @@ impl Lexicon {
             || self.challenge_headers.contains_key(lowercase_name)
     }
 
+    /// Every daemon local part (lowercase).
+    pub fn daemon_localparts(&self) -> Vec<String> {
+        self.daemon_localparts.keys().cloned().collect()
+    }
+
     /// One pass over lowercased text for every text table.
     pub fn scan_text<'a>(&'a self, lowered: &str) -> TextHits<'a> {
         self.text.scan(lowered)

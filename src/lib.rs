@@ -18,6 +18,7 @@ pub mod paths;
 pub mod secret;
 pub mod sent;
 pub mod sentsync;
+pub mod sieve;
 pub mod skeleton;
 pub mod watch;
 

@@ -10,6 +10,7 @@ pub mod clean;
 pub mod common;
 pub mod restore;
 pub mod service;
+pub mod sieve;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
+    /// The same policy as a server-side Sieve script.
+    Sieve(sieve::SieveArgs),
     /// Check an account, or store its password in the keyring.
     Account(account::AccountArgs),
 }
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Restore(args) => restore::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args),
+        Command::Sieve(args) => sieve::run(args, config),
         Command::Account(args) => account::run(args, config),
     }
 }

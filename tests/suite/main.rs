@@ -11,5 +11,6 @@ mod harness;
 mod languages;
 mod properties;
 mod provenance;
+mod sieve;
 mod sweep;
 mod util;

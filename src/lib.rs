@@ -12,6 +12,7 @@ pub mod config;
 pub mod imap;
 pub mod journal;
 pub mod lexicon;
+pub mod managesieve;
 pub mod mbox;
 pub mod notify;
 pub mod paths;

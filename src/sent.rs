@@ -194,6 +194,17 @@ impl SentIndex {
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
+
+    /// Every address the user wrote to, newest first.
+    pub fn recipients_newest_first(&self) -> Vec<(String, Option<i64>)> {
+        let mut v: Vec<(String, Option<i64>)> = self
+            .recipients
+            .iter()
+            .map(|(k, d)| (k.clone(), *d))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
 }
 
 fn max_date(a: Option<i64>, b: Option<i64>) -> Option<i64> {

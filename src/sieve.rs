@@ -25,6 +25,9 @@ pub struct Policy<'a> {
     pub quarantine: &'a str,
     /// The user's recent sent Message-IDs (without brackets), newest first.
     pub sent_ids: &'a [String],
+    /// Addresses the user recently wrote to, newest first: a bounce naming
+    /// one, or an auto-reply from one, is the user's (as the agent's rule).
+    pub recipients: &'a [String],
     /// The server's SIEVE capability, space-separated.
     pub extensions: &'a str,
     /// The server's script size limit in bytes.
@@ -164,24 +167,39 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     );
     let tail = format!(") {{\n  {fileinto};\n  stop;\n}}\n");
 
-    // The IDs: as many of the newest as fit.
+    // The IDs, then the recipients: as many of the newest as fit.
     let ids: Vec<String> = p.sent_ids.iter().map(|i| id_pattern(i)).collect();
-    let ids_block = |n: usize| -> String {
-        if n == 0 {
+    let recips: Vec<String> = p
+        .recipients
+        .iter()
+        .map(|r| r.trim().to_lowercase())
+        .filter(|r| r.contains('@') && !r.contains(['"', '\\']) && !r.contains("${"))
+        .collect();
+    let ids_block = |n: usize, m: usize| -> String {
+        if n == 0 && m == 0 {
             return String::new();
         }
-        let l = list(&ids[..n]);
-        let mut b = String::from(
-            "  # and nothing of yours in it: your recent sent Message-IDs\n  not anyof (\n",
-        );
-        b.push_str(&format!(
-            "    header :contains [\"in-reply-to\", \"references\"] {l}"
-        ));
-        if has("body") {
-            b.push_str(&format!(",\n    body :raw :contains {l}"));
+        let mut tests = Vec::new();
+        if n > 0 {
+            let l = list(&ids[..n]);
+            tests.push(format!(
+                "    header :contains [\"in-reply-to\", \"references\"] {l}"
+            ));
+            if has("body") {
+                tests.push(format!("    body :raw :contains {l}"));
+            }
         }
-        b.push_str("\n  )\n");
-        b
+        if m > 0 {
+            let l = list(&recips[..m]);
+            tests.push(format!("    address :is \"from\" {l}"));
+            if has("body") {
+                tests.push(format!("    body :raw :contains {l}"));
+            }
+        }
+        format!(
+            "  # and nothing of yours in it: your recent sent Message-IDs and correspondents\n  not anyof (\n{}\n  )\n",
+            tests.join(",\n")
+        )
     };
     let fixed = head.len() + rules_head.len() + tail.len();
     if fixed > p.max_bytes {
@@ -190,23 +208,34 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
             p.max_bytes
         )));
     }
-    // Binary search for the largest prefix of IDs that fits.
+    let fits = |n: usize, m: usize| fixed + ids_block(n, m).len() + 2 <= p.max_bytes;
+    // Binary searches for the largest prefixes that fit: IDs first.
     let (mut lo, mut hi) = (0usize, ids.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        if fixed + ids_block(mid).len() + 2 <= p.max_bytes {
+        if fits(mid, 0) {
             lo = mid;
         } else {
             hi = mid - 1;
         }
     }
     let n = lo;
+    let (mut lo, mut hi) = (0usize, recips.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(n, mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let m = lo;
     let mut rules = rules_head;
-    if n == 0 {
+    if n == 0 && m == 0 {
         // Without IDs the last condition is gone: remove the trailing comma.
         rules = rules.trim_end_matches(",\n").to_string() + "\n";
     }
-    let text = format!("{head}{rules}{}{tail}", ids_block(n));
+    let text = format!("{head}{rules}{}{tail}", ids_block(n, m));
     Ok(Script {
         text,
         requires,
@@ -309,6 +338,7 @@ mod tests {
             account: "work",
             quarantine: "Backscatter",
             sent_ids: ids,
+            recipients: &[],
             extensions: ext,
             max_bytes: max,
             generated_at: "2026-11-23",

@@ -16,6 +16,22 @@ pub struct SieveArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SieveCommand {
+    /// Upload the script over ManageSieve and activate it, keeping your own
+    /// active script working (it runs after ours, through `include`).
+    Install {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Remove the script and re-activate what was active before.
+    Uninstall {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Show the server's scripts, which is active, and how old our ID list is.
+    Status {
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Print the Sieve script for an account (for servers without
     /// ManageSieve, or to read what would be installed).
     ///
@@ -38,43 +54,214 @@ pub enum SieveCommand {
     },
 }
 
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct InstallState {
+    /// The script that was active before ours.
+    original_active: Option<String>,
+    installed_at: i64,
+}
+
+fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    Ok(crate::paths::account_file(
+        &dirs.state,
+        "sieve",
+        &a.name,
+        "json",
+    ))
+}
+
+/// (sent Message-IDs, correspondents), newest first.
+fn sent_ids_from_imap(
+    a: &crate::config::Account,
+    secret: &crate::secret::Secret,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    runtime()?.block_on(async {
+        let mut imap = crate::imap::connect(a, secret)
+            .await
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        let (index, _) = crate::clean::sent_index(&mut imap, a, &dirs)
+            .await
+            .map_err(clean_error)?;
+        imap.logout().await;
+        Ok::<_, Error>((
+            index
+                .ids_newest_first()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            index
+                .recipients_newest_first()
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect(),
+        ))
+    })
+}
+
+fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> {
+    use crate::managesieve::{wrapper, Session, SCRIPT, WRAPPER};
+    let name = match &args {
+        SieveCommand::Install { account }
+        | SieveCommand::Uninstall { account }
+        | SieveCommand::Status { account } => account.clone(),
+        SieveCommand::Generate { .. } => unreachable!(),
+    };
+    let cfg = load_config(config)?;
+    let a = account(&cfg, name.as_deref())?.clone();
+    let secret = secret(&a)?;
+    let state_path = state_file(&a)?;
+    let (ids, recipients) = match args {
+        SieveCommand::Install { .. } => sent_ids_from_imap(&a, &secret)?,
+        _ => (Vec::new(), Vec::new()),
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let e = Error::Runtime;
+        let mut s = Session::connect(&a, &secret).await.map_err(e)?;
+        let scripts = s.list().await.map_err(Error::Runtime)?;
+        let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
+        match args {
+            SieveCommand::Install { .. } => {
+                let d = mail_parser::DateTime::from_timestamp(crate::clean::now()).to_rfc3339();
+                let script = crate::sieve::generate(&crate::sieve::Policy {
+                    account: &a.name,
+                    quarantine: &a.quarantine,
+                    sent_ids: &ids,
+                    recipients: &recipients,
+                    extensions: &s.extensions,
+                    max_bytes: 1 << 20,
+                    generated_at: &d,
+                })
+                .map_err(|e| Error::Runtime(e.0))?;
+                crate::sieve::validate(&script.text, &s.extensions).map_err(Error::Runtime)?;
+                s.check(&script.text).await.map_err(Error::Runtime)?;
+                s.put(SCRIPT, &script.text).await.map_err(Error::Runtime)?;
+                println!("Uploaded \"{SCRIPT}\" ({} bytes, {} sent Message-IDs).", script.text.len(), script.ids_included);
+                let mut state: InstallState = std::fs::read(&state_path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                match active.as_deref() {
+                    Some(n) if n == SCRIPT || n == WRAPPER => {
+                        println!("Already active (through \"{n}\"): updated.");
+                    }
+                    None => {
+                        s.set_active(SCRIPT).await.map_err(Error::Runtime)?;
+                        state.original_active = None;
+                        println!("Activated \"{SCRIPT}\" (no script was active).");
+                    }
+                    Some(user) => {
+                        let has_include = s.extensions.split_whitespace().any(|x| x == "include");
+                        if !has_include {
+                            return Err(Error::Runtime(format!(
+                                "the server has no Sieve \"include\", so your active script \"{user}\" and backscatter's cannot both run; \"{SCRIPT}\" is uploaded but not activated"
+                            )));
+                        }
+                        // A backup of the user's script, though it is not changed.
+                        let theirs = s.get(user).await.map_err(Error::Runtime)?;
+                        let backup = state_path.with_extension(format!("{user}.sieve").replace(['/', '\\'], "_"));
+                        if let Some(d) = backup.parent() {
+                            let _ = crate::paths::private_dir(d);
+                        }
+                        crate::paths::write_private_atomic(&backup, theirs.as_bytes())
+                            .map_err(|e| Error::Runtime(format!("cannot back up your script: {e}")))?;
+                        let w = wrapper(user);
+                        s.check(&w).await.map_err(Error::Runtime)?;
+                        s.put(WRAPPER, &w).await.map_err(Error::Runtime)?;
+                        s.set_active(WRAPPER).await.map_err(Error::Runtime)?;
+                        state.original_active = Some(user.to_string());
+                        println!(
+                            "Activated \"{WRAPPER}\", which runs \"{SCRIPT}\" and then your \"{user}\" (unchanged; a copy is in {}).",
+                            backup.display()
+                        );
+                    }
+                }
+                state.installed_at = crate::clean::now();
+                let bytes = serde_json::to_vec(&state).map_err(|e| Error::Runtime(e.to_string()))?;
+                if let Some(d) = state_path.parent() {
+                    let _ = crate::paths::private_dir(d);
+                }
+                crate::paths::write_private_atomic(&state_path, &bytes)
+                    .map_err(|e| Error::Runtime(format!("cannot save the install state: {e}")))?;
+            }
+            SieveCommand::Uninstall { .. } => {
+                let state: InstallState = std::fs::read(&state_path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if matches!(active.as_deref(), Some(n) if n == SCRIPT || n == WRAPPER) {
+                    let back = state.original_active.clone().unwrap_or_default();
+                    s.set_active(&back).await.map_err(Error::Runtime)?;
+                    if back.is_empty() {
+                        println!("Deactivated backscatter (no script was active before).");
+                    } else {
+                        println!("Re-activated your \"{back}\".");
+                    }
+                }
+                for n in [WRAPPER, SCRIPT] {
+                    if scripts.iter().any(|(x, _)| x == n) {
+                        s.delete(n).await.map_err(Error::Runtime)?;
+                        println!("Deleted \"{n}\".");
+                    }
+                }
+                let _ = std::fs::remove_file(&state_path);
+            }
+            SieveCommand::Status { .. } => {
+                for (n, act) in &scripts {
+                    println!("  {}{n}", if *act { "* " } else { "  " });
+                }
+                match active.as_deref() {
+                    Some(n) if n == SCRIPT || n == WRAPPER => {
+                        let text = s.get(SCRIPT).await.map_err(Error::Runtime)?;
+                        let generated = text
+                            .lines()
+                            .next()
+                            .and_then(|l| l.rsplit_once("generated "))
+                            .map(|x| x.1.trim_end_matches('.').to_string())
+                            .unwrap_or_else(|| "?".into());
+                        let ids = text.matches("\"<").count() / if text.contains("body :raw") { 2 } else { 1 };
+                        println!("backscatter is active (through \"{n}\"); its ID list was generated {generated} ({ids} sent Message-IDs).");
+                    }
+                    Some(n) => println!("backscatter is not active; \"{n}\" is."),
+                    None => println!("No script is active."),
+                }
+            }
+            SieveCommand::Generate { .. } => unreachable!(),
+        }
+        s.logout().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    if !matches!(args.command, SieveCommand::Generate { .. }) {
+        return manage(args.command, config);
+    }
     let SieveCommand::Generate {
         account: name,
         extensions,
         max_size,
         sent_ids,
-    } = args.command;
+    } = args.command
+    else {
+        unreachable!()
+    };
     let cfg = load_config(config)?;
     let a = account(&cfg, name.as_deref())?.clone();
-    let ids: Vec<String> = match &sent_ids {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect(),
-        None => {
-            let secret = secret(&a)?;
-            let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-            runtime()?.block_on(async {
-                let mut imap = crate::imap::connect(&a, &secret)
-                    .await
-                    .map_err(|e| Error::Runtime(e.to_string()))?;
-                let (index, _) = crate::clean::sent_index(&mut imap, &a, &dirs)
-                    .await
-                    .map_err(clean_error)?;
-                imap.logout().await;
-                Ok::<_, Error>(
-                    index
-                        .ids_newest_first()
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .collect(),
-                )
-            })?
-        }
+    let (ids, recipients): (Vec<String>, Vec<String>) = match &sent_ids {
+        Some(f) => (
+            std::fs::read_to_string(f)
+                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+            Vec::new(),
+        ),
+        None => sent_ids_from_imap(&a, &secret(&a)?)?,
     };
     let ext = extensions.unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
     let now = crate::clean::now();
@@ -83,6 +270,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         account: &a.name,
         quarantine: &a.quarantine,
         sent_ids: &ids,
+        recipients: &recipients,
         extensions: &ext,
         max_bytes: max_size,
         generated_at: &d,

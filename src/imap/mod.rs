@@ -199,7 +199,7 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
     Ok(tokio_native_tls::TlsConnector::from(c))
 }
 
-async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
+pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
     let connector = tls_connector(a)?;
     let host = a.host.trim_matches(['[', ']']);
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(host, tcp)).await {

@@ -20,6 +20,7 @@ fn policy<'a>(ids: &'a [String], ext: &'a str, max: usize) -> Policy<'a> {
         account: "test",
         quarantine: "Backscatter",
         sent_ids: ids,
+        recipients: &[],
         extensions: ext,
         max_bytes: max,
         generated_at: "2026-11-23",
@@ -230,5 +231,153 @@ fn sieve_generate_prints_a_script_pigeonhole_compiles() {
             .unwrap();
         assert!(st.success());
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Installed over ManageSieve into the test Dovecot, with a pre-existing
+/// user script: real deliveries over LMTP (null sender for the bounces)
+/// land where they should, the user's script still works, and uninstall
+/// puts back what was there.
+#[test]
+fn install_deliver_and_uninstall_over_managesieve() {
+    use crate::harness::{lmtp_deliver, Dovecot};
+    let Some(dc) = Dovecot::start_or_skip("sieve_install") else {
+        return;
+    };
+    let f = crate::flood::flood(900);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.create("Lists");
+    imap.create("Backscatter");
+    let dir = crate::sweep::tempdir("sieve-install");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\n",
+            dc.imap_port, dc.sieve_port
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_backscatter"))
+            .args(args)
+            .env("BACKSCATTER_CONFIG", &cfg)
+            .env("PW", "alicepw")
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    // The user's own script, active before backscatter (hand-written).
+    let mine = "require [\"fileinto\"];\nif header :contains \"list-id\" \"lists.example\" { fileinto \"Lists\"; }\n";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut a = crate::sweep::account(&dc, "alice");
+    a.sieve_port = dc.sieve_port;
+    let pw = backscatter::secret::Secret::new("alicepw".into());
+    rt.block_on(async {
+        let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+            .await
+            .unwrap();
+        s.put("mine", mine).await.unwrap();
+        s.set_active("mine").await.unwrap();
+        s.logout().await;
+    });
+
+    let o = cli(&["sieve", "install"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("runs \"backscatter\" and then your \"mine\""),
+        "{out}"
+    );
+
+    // Deliver: forged responses, legitimate ones, ordinary mail, list mail.
+    // The flood's messages carry Message-IDs <flood-N@test.invalid>.
+    let pick = |d: Decision, n: usize| -> Vec<(String, Vec<u8>)> {
+        f.inbox
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("<flood-{i}@test.invalid>"), m))
+            .filter(|(id, _)| f.expected[id] == d)
+            .take(n)
+            .map(|(id, m)| (id, m.clone()))
+            .collect()
+    };
+    let mut delivered = Vec::new();
+    for (d, n) in [
+        (Decision::Backscatter, 40),
+        (Decision::Legitimate, 20),
+        (Decision::Normal, 20),
+    ] {
+        for (id, m) in pick(d, n) {
+            let from = envelope_from(&m);
+            lmtp_deliver(dc.lmtp_port, &from, "alice@example.test", &m).unwrap();
+            delivered.push((id, d));
+        }
+    }
+    // Hand-written list message for the user's own rule.
+    let list_mail = b"From: someone@lists.example\r\nTo: alice@example.test\r\nList-Id: <dev.lists.example>\r\nSubject: list post\r\nMessage-ID: <list-1@lists.example>\r\n\r\nhello\r\n";
+    lmtp_deliver(
+        dc.lmtp_port,
+        "someone@lists.example",
+        "alice@example.test",
+        list_mail,
+    )
+    .unwrap();
+    let w = crate::sweep::where_is(&dc, "alice");
+    let lists = dc.imap("alice").select("Lists");
+    assert_eq!(lists, 1, "the user's own script still files list mail");
+    let (mut q_ok, mut kept_ok, mut q_wrong, mut missed) = (0, 0, Vec::new(), 0);
+    for (id, d) in &delivered {
+        let place = w.get(id).cloned().unwrap_or_default();
+        let in_q = place == ["Backscatter"];
+        match (d, in_q) {
+            (Decision::Backscatter, true) => q_ok += 1,
+            (Decision::Backscatter, false) => missed += 1,
+            (_, false) => kept_ok += 1,
+            (_, true) => q_wrong.push(id.clone()),
+        }
+    }
+    eprintln!(
+        "delivered over LMTP: {q_ok}/40 forged quarantined by the server ({missed} left for the agent), {kept_ok}/40 legitimate and ordinary kept"
+    );
+    assert!(
+        q_wrong.is_empty(),
+        "the server quarantined mail it must keep: {q_wrong:?}"
+    );
+    // The script keeps whatever names an address the user wrote to
+    // (anywhere in the body, where the agent looks only at the failed
+    // recipients), so it catches fewer than the agent; never more.
+    assert!(
+        q_ok >= 20,
+        "the script catches most forged responses: {q_ok}/40"
+    );
+
+    let o = cli(&["sieve", "status"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("backscatter is active (through \"backscatter-main\")"),
+        "{out}"
+    );
+    let o = cli(&["sieve", "uninstall"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scripts = rt.block_on(async {
+        let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+            .await
+            .unwrap();
+        let l = s.list().await.unwrap();
+        s.logout().await;
+        l
+    });
+    assert_eq!(
+        scripts,
+        vec![("mine".to_string(), true)],
+        "exactly what was there"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

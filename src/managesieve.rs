@@ -1,0 +1,473 @@
+//! ManageSieve (RFC 5804): a small client for uploading, checking,
+//! activating and removing scripts, and the install policy that keeps the
+//! user's own script working (RFC 6609 `include`).
+//!
+//! The response codec ([`parse_response`]) is pure: bytes in, a complete
+//! response (data lines and the final OK/NO/BYE) out, or "need more". The
+//! client around it does the I/O, with STARTTLS verified like IMAP and
+//! plaintext only to loopback.
+
+use crate::config::{is_loopback, Account, TlsMode};
+use crate::imap::Conn;
+use crate::secret::Secret;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One item of a response line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A quoted string or a literal.
+    Str(String),
+    Atom(String),
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Data lines before the status line.
+    pub lines: Vec<Vec<Item>>,
+    /// `OK`, `NO` or `BYE`.
+    pub status: String,
+    /// The status line's items after the status word (code, text).
+    pub rest: Vec<Item>,
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        self.status == "OK"
+    }
+
+    /// The human text of the status line.
+    pub fn text(&self) -> String {
+        self.rest
+            .iter()
+            .filter_map(|i| match i {
+                Item::Str(s) => Some(s.clone()),
+                Item::Atom(a) if a.starts_with('(') => Some(a.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Parse one line's items starting at `pos`; returns the items and the
+/// position after the line's CRLF, or `None` if more bytes are needed.
+fn parse_line(buf: &[u8], mut pos: usize) -> Result<Option<(Vec<Item>, usize)>, String> {
+    let mut items = Vec::new();
+    loop {
+        while pos < buf.len() && buf[pos] == b' ' {
+            pos += 1;
+        }
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        match buf[pos] {
+            b'\r' | b'\n' => {
+                let end = if buf[pos] == b'\r' {
+                    if pos + 1 >= buf.len() {
+                        return Ok(None);
+                    }
+                    pos + 2
+                } else {
+                    pos + 1
+                };
+                return Ok(Some((items, end)));
+            }
+            b'"' => {
+                let mut s = Vec::new();
+                pos += 1;
+                loop {
+                    if pos >= buf.len() {
+                        return Ok(None);
+                    }
+                    match buf[pos] {
+                        b'\\' if pos + 1 < buf.len() => {
+                            s.push(buf[pos + 1]);
+                            pos += 2;
+                        }
+                        b'\\' => return Ok(None),
+                        b'"' => {
+                            pos += 1;
+                            break;
+                        }
+                        c => {
+                            s.push(c);
+                            pos += 1;
+                        }
+                    }
+                }
+                items.push(Item::Str(String::from_utf8_lossy(&s).into_owned()));
+            }
+            b'{' => {
+                let close = match buf[pos..].iter().position(|&c| c == b'}') {
+                    Some(c) => pos + c,
+                    None => return Ok(None),
+                };
+                let n: usize = std::str::from_utf8(&buf[pos + 1..close])
+                    .ok()
+                    .map(|s| s.trim_end_matches('+'))
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("bad literal length")?;
+                if n > 16 * 1024 * 1024 {
+                    return Err("literal too large".into());
+                }
+                let mut p = close + 1;
+                if buf.get(p) == Some(&b'\r') {
+                    p += 1;
+                }
+                if p >= buf.len() {
+                    return Ok(None);
+                }
+                if buf[p] != b'\n' {
+                    return Err("malformed literal".into());
+                }
+                p += 1;
+                if buf.len() < p + n {
+                    return Ok(None);
+                }
+                items.push(Item::Str(
+                    String::from_utf8_lossy(&buf[p..p + n]).into_owned(),
+                ));
+                pos = p + n;
+            }
+            b'(' => {
+                let close = match buf[pos..].iter().position(|&c| c == b')') {
+                    Some(c) => pos + c,
+                    None => return Ok(None),
+                };
+                items.push(Item::Atom(
+                    String::from_utf8_lossy(&buf[pos..=close]).into_owned(),
+                ));
+                pos = close + 1;
+            }
+            _ => {
+                let end = buf[pos..]
+                    .iter()
+                    .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
+                    .map(|e| pos + e);
+                let Some(end) = end else { return Ok(None) };
+                items.push(Item::Atom(
+                    String::from_utf8_lossy(&buf[pos..end]).into_owned(),
+                ));
+                pos = end;
+            }
+        }
+    }
+}
+
+/// Parse a complete response from the start of `buf`. `Ok(None)`: more
+/// bytes needed. On success, also returns how many bytes it used.
+pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> {
+    let mut pos = 0;
+    let mut lines = Vec::new();
+    loop {
+        let Some((items, next)) = parse_line(buf, pos)? else {
+            return Ok(None);
+        };
+        pos = next;
+        if let Some(Item::Atom(a)) = items.first() {
+            let up = a.to_ascii_uppercase();
+            if up == "OK" || up == "NO" || up == "BYE" {
+                return Ok(Some((
+                    Response {
+                        lines,
+                        status: up,
+                        rest: items[1..].to_vec(),
+                    },
+                    pos,
+                )));
+            }
+        }
+        lines.push(items);
+        if lines.len() > 10_000 {
+            return Err("too many response lines".into());
+        }
+    }
+}
+
+/// A ManageSieve quoted string or, when it cannot be one, a literal.
+pub fn string_arg(s: &str) -> String {
+    if s.len() < 1024 && !s.contains(['"', '\\', '\r', '\n']) {
+        format!("\"{s}\"")
+    } else {
+        format!("{{{}+}}\r\n{s}", s.len())
+    }
+}
+
+/// A connected, authenticated ManageSieve session.
+pub struct Session {
+    conn: Conn,
+    buf: Vec<u8>,
+    /// The server's SIEVE extensions.
+    pub extensions: String,
+    pub max_redirects: Option<u32>,
+}
+
+fn caps_of(r: &Response) -> (String, bool) {
+    let mut sieve = String::new();
+    let mut starttls = false;
+    for l in &r.lines {
+        match (l.first(), l.get(1)) {
+            (Some(Item::Str(k)), Some(Item::Str(v))) if k.eq_ignore_ascii_case("SIEVE") => {
+                sieve = v.clone()
+            }
+            (Some(Item::Str(k)), _) if k.eq_ignore_ascii_case("STARTTLS") => starttls = true,
+            _ => {}
+        }
+    }
+    (sieve, starttls)
+}
+
+impl Session {
+    async fn read(&mut self) -> Result<Response, String> {
+        loop {
+            if let Some((r, used)) = parse_response(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(r);
+            }
+            let mut chunk = [0u8; 8192];
+            let n = tokio::time::timeout(TIMEOUT, self.conn.read(&mut chunk))
+                .await
+                .map_err(|_| "the ManageSieve server did not answer in time".to_string())?
+                .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
+            if n == 0 {
+                return Err("the ManageSieve server closed the connection".into());
+            }
+            if self.buf.len() > 32 * 1024 * 1024 {
+                return Err("the ManageSieve server sent too much".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn command(&mut self, cmd: &str) -> Result<Response, String> {
+        let mut line = cmd.as_bytes().to_vec();
+        line.extend_from_slice(b"\r\n");
+        tokio::time::timeout(TIMEOUT, self.conn.write_all(&line))
+            .await
+            .map_err(|_| "writing to the ManageSieve server timed out".to_string())?
+            .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
+        self.read().await
+    }
+
+    async fn ok(&mut self, what: &str, cmd: &str) -> Result<Response, String> {
+        let r = self.command(cmd).await?;
+        if r.ok() {
+            Ok(r)
+        } else {
+            Err(format!(
+                "the ManageSieve server refused to {what}: {}",
+                r.text()
+            ))
+        }
+    }
+
+    /// Connect (STARTTLS unless plaintext on loopback is configured) and
+    /// authenticate with SASL PLAIN.
+    pub async fn connect(a: &Account, secret: &Secret) -> Result<Session, String> {
+        let host = a.sieve_host.trim_matches(['[', ']']).to_string();
+        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((host.as_str(), a.sieve_port)))
+            .await
+            .map_err(|_| {
+                format!(
+                    "connecting to ManageSieve {host}:{} timed out",
+                    a.sieve_port
+                )
+            })?
+            .map_err(|e| format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port))?;
+        let mut s = Session {
+            conn: Conn::Plain(tcp),
+            buf: Vec::new(),
+            extensions: String::new(),
+            max_redirects: None,
+        };
+        let greeting = s.read().await?;
+        let (mut ext, starttls) = caps_of(&greeting);
+        let plain_ok = a.tls == TlsMode::Plain && is_loopback(&host);
+        if !plain_ok {
+            if !starttls {
+                return Err(format!(
+                    "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
+                    a.sieve_port
+                ));
+            }
+            s.ok("start TLS", "STARTTLS").await?;
+            let Conn::Plain(tcp) = s.conn else {
+                unreachable!()
+            };
+            let mut sieve_account = a.clone();
+            sieve_account.host = host.clone();
+            sieve_account.port = a.sieve_port;
+            s.conn = crate::imap::tls_wrap(&sieve_account, tcp)
+                .await
+                .map_err(|e| e.message)?;
+            let caps = s.read().await?;
+            ext = caps_of(&caps).0;
+        }
+        s.extensions = ext;
+        let token = format!("\0{}\0{}", a.username, secret.expose());
+        let b64 = base64(token.as_bytes());
+        let r = s
+            .command(&format!("AUTHENTICATE \"PLAIN\" \"{b64}\""))
+            .await?;
+        if !r.ok() {
+            return Err(format!(
+                "ManageSieve {host}:{} refused the login for {}: {}",
+                a.sieve_port,
+                a.username,
+                r.text()
+            ));
+        }
+        Ok(s)
+    }
+
+    /// (name, active) of every script.
+    pub async fn list(&mut self) -> Result<Vec<(String, bool)>, String> {
+        let r = self.ok("list scripts", "LISTSCRIPTS").await?;
+        Ok(r.lines
+            .iter()
+            .filter_map(|l| match l.first() {
+                Some(Item::Str(n)) => Some((
+                    n.clone(),
+                    matches!(l.get(1), Some(Item::Atom(a)) if a.eq_ignore_ascii_case("ACTIVE")),
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub async fn get(&mut self, name: &str) -> Result<String, String> {
+        let r = self
+            .ok(
+                &format!("read script \"{name}\""),
+                &format!("GETSCRIPT {}", string_arg(name)),
+            )
+            .await?;
+        Ok(r.lines
+            .first()
+            .and_then(|l| l.first())
+            .map(|i| match i {
+                Item::Str(s) | Item::Atom(s) => s.clone(),
+            })
+            .unwrap_or_default())
+    }
+
+    /// CHECKSCRIPT: the server's own compiler says yes or why not.
+    pub async fn check(&mut self, script: &str) -> Result<(), String> {
+        let r = self
+            .command(&format!("CHECKSCRIPT {{{}+}}\r\n{script}", script.len()))
+            .await?;
+        if r.ok() {
+            Ok(())
+        } else {
+            Err(format!("the server rejects the script: {}", r.text()))
+        }
+    }
+
+    pub async fn put(&mut self, name: &str, script: &str) -> Result<(), String> {
+        self.ok(
+            &format!("store script \"{name}\""),
+            &format!(
+                "PUTSCRIPT {} {{{}+}}\r\n{script}",
+                string_arg(name),
+                script.len()
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Activate a script; `""` deactivates all.
+    pub async fn set_active(&mut self, name: &str) -> Result<(), String> {
+        self.ok(
+            &format!("activate script \"{name}\""),
+            &format!("SETACTIVE {}", string_arg(name)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete(&mut self, name: &str) -> Result<(), String> {
+        self.ok(
+            &format!("delete script \"{name}\""),
+            &format!("DELETESCRIPT {}", string_arg(name)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn logout(mut self) {
+        let _ = self.command("LOGOUT").await;
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Our script's name on the server.
+pub const SCRIPT: &str = "backscatter";
+/// The wrapper that runs ours, then the user's.
+pub const WRAPPER: &str = "backscatter-main";
+
+/// The wrapper: our script first (it stops after filing into quarantine),
+/// then the user's own, unchanged.
+pub fn wrapper(users: &str) -> String {
+    format!(
+        "# backscatter: runs the backscatter filter, then your own script \"{}\".\n\
+         # Remove with `backscatter sieve uninstall`, which re-activates yours.\n\
+         require [\"include\"];\n\
+         include :personal \"{SCRIPT}\";\n\
+         include :personal {};\n",
+        users.replace(['\n', '\r'], " "),
+        crate::sieve::quote(users)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_greeting_lists_and_literals() {
+        let g = b"\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SIEVE\" \"fileinto envelope\"\r\n\"STARTTLS\"\r\nOK \"ready.\"\r\n";
+        let (r, used) = parse_response(g).unwrap().unwrap();
+        assert_eq!(used, g.len());
+        assert!(r.ok());
+        assert_eq!(caps_of(&r), ("fileinto envelope".into(), true));
+        let l = b"\"a\" ACTIVE\r\n\"b\\\"q\"\r\nOK\r\n";
+        let (r, _) = parse_response(l).unwrap().unwrap();
+        assert_eq!(
+            r.lines[0],
+            vec![Item::Str("a".into()), Item::Atom("ACTIVE".into())]
+        );
+        assert_eq!(r.lines[1], vec![Item::Str("b\"q".into())]);
+        let lit = b"{5}\r\nab\r\nc\r\nOK \"done\"\r\n";
+        let (r, _) = parse_response(lit).unwrap().unwrap();
+        assert_eq!(r.lines[0], vec![Item::Str("ab\r\nc".into())]);
+        assert_eq!(parse_response(b"{5}\r\nab").unwrap(), None);
+        let no = b"NO (QUOTA/MAXSIZE) \"Script is too large\"\r\n";
+        let (r, _) = parse_response(no).unwrap().unwrap();
+        assert!(!r.ok());
+        assert!(r.text().contains("too large"));
+        assert!(parse_response(b"{99999999999}\r\n").is_err());
+    }
+}

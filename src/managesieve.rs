@@ -423,6 +423,43 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
+/// A bounce for the dry run before every upload (hand-written, minimal).
+const SAMPLE_BOUNCE: &[u8] = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nTo: someone@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n";
+
+/// Generate the script for this server, validate it (sieve-rs compile,
+/// every `require` offered, a dry run on a sample bounce that must land in
+/// quarantine, the server's own CHECKSCRIPT) and upload it as [`SCRIPT`].
+pub async fn upload_script(
+    s: &mut Session,
+    a: &Account,
+    ids: &[String],
+    recipients: &[String],
+) -> Result<crate::sieve::Script, String> {
+    let d = mail_parser::DateTime::from_timestamp(crate::clean::now()).to_rfc3339();
+    let script = crate::sieve::generate(&crate::sieve::Policy {
+        account: &a.name,
+        quarantine: &a.quarantine,
+        sent_ids: ids,
+        recipients,
+        extensions: &s.extensions,
+        max_bytes: 1 << 20,
+        generated_at: &d,
+    })
+    .map_err(|e| e.0)?;
+    crate::sieve::validate(&script.text, &s.extensions)?;
+    match crate::sieve::run(&script.text, SAMPLE_BOUNCE, "")? {
+        Some(f) if f == a.quarantine => {}
+        other => {
+            return Err(format!(
+                "the generated script does not quarantine a sample bounce (it files into {other:?}); not uploaded"
+            ))
+        }
+    }
+    s.check(&script.text).await?;
+    s.put(SCRIPT, &script.text).await?;
+    Ok(script)
+}
+
 /// Our script's name on the server.
 pub const SCRIPT: &str = "backscatter";
 /// The wrapper that runs ours, then the user's.

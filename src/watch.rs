@@ -34,6 +34,9 @@ pub struct Timing {
     /// First reconnect delay; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// At most one Sieve re-upload per this interval, when the sent index
+    /// changed and `backscatter sieve install` was run.
+    pub sieve_every: Duration,
 }
 
 impl Default for Timing {
@@ -44,6 +47,7 @@ impl Default for Timing {
             poll: Duration::from_secs(60),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5 * 60),
+            sieve_every: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -190,6 +194,7 @@ async fn session(
     }
     let fields = crate::skeleton::header_fields().join(" ");
     let mut n = 0usize;
+    let mut sieve_mark: Option<i64> = None;
     loop {
         // Catch up / process whatever is new.
         let query = if first_run && st.last_uid == 0 {
@@ -230,6 +235,9 @@ async fn session(
             st.last_uid = sel.uid_next.saturating_sub(1);
             save_state(&state_file, mailbox, &st)?;
         }
+        if a.watch.first().map(String::as_str) == Some(mailbox) {
+            refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await?;
+        }
         if *shutdown.borrow() {
             imap.logout().await;
             return Ok(());
@@ -259,6 +267,70 @@ async fn session(
             imap.noop().await?;
         }
     }
+}
+
+/// Keep the server-side script fresh: when `sieve install` was run for
+/// this account, at most once per `timing.sieve_every`, and only when the
+/// sent index changed since the last upload, regenerate and upload it.
+/// Failures are logged; they never stop the agent.
+async fn refresh_sieve(
+    imap: &mut Imap,
+    a: &Account,
+    secret: &Secret,
+    mailbox: &str,
+    dirs: &Dirs,
+    timing: &Timing,
+    mark: &mut Option<i64>,
+) -> Result<(), CleanError> {
+    let installed = crate::paths::account_file(&dirs.state, "sieve", &a.name, "json");
+    if !installed.exists() {
+        return Ok(());
+    }
+    let now = clean::now();
+    if mark.is_some_and(|t| now - t < timing.sieve_every.as_secs() as i64) {
+        return Ok(());
+    }
+    *mark = Some(now);
+    let (index, _) = sentsync::refresh(imap, a, &dirs.state, now).await?;
+    imap.select(mailbox).await?;
+    let ids: Vec<String> = index
+        .ids_newest_first()
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    let recips: Vec<String> = index
+        .recipients_newest_first()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let fingerprint = format!(
+        "{}:{}:{}",
+        ids.len(),
+        ids.first().map_or("", |s| s),
+        recips.len()
+    );
+    let fp_file = crate::paths::account_file(&dirs.state, "sieve", &a.name, "fingerprint");
+    if std::fs::read_to_string(&fp_file).ok().as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    let upload = async {
+        let mut s = crate::managesieve::Session::connect(a, secret).await?;
+        let script = crate::managesieve::upload_script(&mut s, a, &ids, &recips).await?;
+        s.logout().await;
+        Ok::<_, String>(script)
+    };
+    match upload.await {
+        Ok(script) => {
+            let _ = crate::paths::write_private_atomic(&fp_file, fingerprint.as_bytes());
+            info!(
+                account = %a.name,
+                "sieve: uploaded a fresh script ({} sent Message-IDs)",
+                script.ids_included
+            );
+        }
+        Err(e) => warn!(account = %a.name, "sieve: could not refresh the server-side script: {e}"),
+    }
+    Ok(())
 }
 
 /// Classify new messages and move the backscatter. Before moving, the sent

@@ -124,20 +124,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
         let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
         match args {
             SieveCommand::Install { .. } => {
-                let d = mail_parser::DateTime::from_timestamp(crate::clean::now()).to_rfc3339();
-                let script = crate::sieve::generate(&crate::sieve::Policy {
-                    account: &a.name,
-                    quarantine: &a.quarantine,
-                    sent_ids: &ids,
-                    recipients: &recipients,
-                    extensions: &s.extensions,
-                    max_bytes: 1 << 20,
-                    generated_at: &d,
-                })
-                .map_err(|e| Error::Runtime(e.0))?;
-                crate::sieve::validate(&script.text, &s.extensions).map_err(Error::Runtime)?;
-                s.check(&script.text).await.map_err(Error::Runtime)?;
-                s.put(SCRIPT, &script.text).await.map_err(Error::Runtime)?;
+                let script = crate::managesieve::upload_script(&mut s, &a, &ids, &recipients)
+                    .await
+                    .map_err(Error::Runtime)?;
                 println!("Uploaded \"{SCRIPT}\" ({} bytes, {} sent Message-IDs).", script.text.len(), script.ids_included);
                 let mut state: InstallState = std::fs::read(&state_path)
                     .ok()

@@ -358,6 +358,48 @@ fn install_deliver_and_uninstall_over_managesieve() {
         "the script catches most forged responses: {q_ok}/40"
     );
 
+    // The agent keeps it fresh: a message sent after the install reaches
+    // the server-side script when `watch` runs.
+    let fresh = crate::flood::with_message_id(&f.sent[0], "<sent-after-install@test.invalid>");
+    dc.imap("alice").append("Sent", &fresh);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["watch"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env("PW", "alicepw")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let uploaded = loop {
+        let text = rt.block_on(async {
+            let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+                .await
+                .unwrap();
+            let t = s.get("backscatter").await.unwrap();
+            s.logout().await;
+            t
+        });
+        if text.contains("<sent-after-install@test.invalid>") {
+            break true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let out = watch.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(uploaded, "watch did not refresh the script:\n{log}");
+    assert!(log.contains("sieve: uploaded a fresh script"), "{log}");
+
     let o = cli(&["sieve", "status"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(

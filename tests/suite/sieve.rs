@@ -362,7 +362,7 @@ fn install_deliver_and_uninstall_over_managesieve() {
     // the server-side script when `watch` runs.
     let fresh = crate::flood::with_message_id(&f.sent[0], "<sent-after-install@test.invalid>");
     dc.imap("alice").append("Sent", &fresh);
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+    let watch = Command::new(env!("CARGO_BIN_EXE_backscatter"))
         .args(["watch"])
         .env("BACKSCATTER_CONFIG", &cfg)
         .env("PW", "alicepw")

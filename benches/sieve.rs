@@ -20,8 +20,14 @@ fn main() {
         eprintln!("dovecot is not installed: skipping");
         return;
     }
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let nids: usize = std::env::var("IDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let nids: usize = std::env::var("IDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let f = flood::flood(n);
     let dc = harness::Dovecot::start();
     dc.imap("alice").create("Backscatter");
@@ -45,8 +51,13 @@ fn main() {
         sieve_port: dc.sieve_port,
     };
     let pw = backscatter::secret::Secret::new("alicepw".into());
-    let ids: Vec<String> = (0..nids).map(|i| format!("{i}.bench@mail.example.org")).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ids: Vec<String> = (0..nids)
+        .map(|i| format!("{i}.bench@mail.example.org"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let deliver = |label: &str| {
         let start = Instant::now();
         for m in &f.inbox {
@@ -65,8 +76,12 @@ fn main() {
     };
     let without = deliver("no script");
     let size = rt.block_on(async {
-        let mut s = backscatter::managesieve::Session::connect(&a, &pw).await.unwrap();
-        let script = backscatter::managesieve::upload_script(&mut s, &a, &ids, &[]).await.unwrap();
+        let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+            .await
+            .unwrap();
+        let script = backscatter::managesieve::upload_script(&mut s, &a, &ids, &[])
+            .await
+            .unwrap();
         s.set_active("backscatter").await.unwrap();
         s.logout().await;
         script.text.len()

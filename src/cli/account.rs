@@ -134,12 +134,38 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
                 Err(e) => missing.push(e.to_string()),
             }
         }
-        writeln!(
-            out,
-            "  ManageSieve: {}:{} (not checked yet)",
-            a.sieve_host, a.sieve_port
-        )
-        .map_err(w)?;
+        match crate::managesieve::Session::connect(&a, &secret).await {
+            Ok(mut s) => {
+                let active = s
+                    .list()
+                    .await
+                    .ok()
+                    .and_then(|l| l.into_iter().find(|(_, act)| *act).map(|(n, _)| n));
+                writeln!(
+                    out,
+                    "  ManageSieve: {}:{} ({}; active script: {})",
+                    a.sieve_host,
+                    a.sieve_port,
+                    if s.extensions.split_whitespace().any(|x| x == "include") {
+                        "include available"
+                    } else {
+                        "no include"
+                    },
+                    active.as_deref().unwrap_or("none")
+                )
+                .map_err(w)?;
+                s.logout().await;
+            }
+            Err(e) => {
+                writeln!(
+                    out,
+                    "  ManageSieve: {}:{} not usable",
+                    a.sieve_host, a.sieve_port
+                )
+                .map_err(w)?;
+                missing.push(format!("ManageSieve (only for `backscatter sieve`): {e}"));
+            }
+        }
         imap.logout().await;
         if missing.is_empty() {
             writeln!(out, "Everything backscatter needs is there.").map_err(w)?;

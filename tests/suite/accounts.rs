@@ -81,9 +81,10 @@ fn write_config(dir: &Path, dc: &Dovecot, user: &str, extra: &str) -> std::path:
     std::fs::write(
         &cfg,
         format!(
-            "[accounts.{user}]\nhost = \"localhost\"\nport = {}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\nusername = \"{user}\"\npassword.env = \"BS_TEST_PASSWORD\"\n{extra}",
+            "[accounts.{user}]\nhost = \"localhost\"\nport = {}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\nusername = \"{user}\"\npassword.env = \"BS_TEST_PASSWORD\"\n{extra}[accounts.{user}.sieve]\nport = {}\n",
             dc.imaps_port,
-            dc.ca_file.display()
+            dc.ca_file.display(),
+            dc.sieve_port
         ),
     )
     .unwrap();

@@ -368,6 +368,21 @@ impl Session {
         }
     }
 
+    /// HAVESPACE: may a script of this size be stored under this name?
+    pub async fn have_space(&mut self, name: &str, size: usize) -> Result<(), String> {
+        let r = self
+            .command(&format!("HAVESPACE {} {size}", string_arg(name)))
+            .await?;
+        if r.ok() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the server has no room for a {size}-byte script: {}",
+                r.text()
+            ))
+        }
+    }
+
     pub async fn put(&mut self, name: &str, script: &str) -> Result<(), String> {
         self.ok(
             &format!("store script \"{name}\""),
@@ -456,6 +471,7 @@ pub async fn upload_script(
         }
     }
     s.check(&script.text).await?;
+    s.have_space(SCRIPT, script.text.len()).await?;
     s.put(SCRIPT, &script.text).await?;
     Ok(script)
 }

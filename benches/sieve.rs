@@ -12,7 +12,6 @@ mod harness;
 #[allow(dead_code)]
 mod util;
 
-use backscatter::config::{Account, AuthMechanism, TlsMode};
 use std::time::Instant;
 
 fn main() {
@@ -31,25 +30,8 @@ fn main() {
     let f = flood::flood(n);
     let dc = harness::Dovecot::start();
     dc.imap("alice").create("Backscatter");
-    let a = Account {
-        name: "bench".into(),
-        default: true,
-        host: "127.0.0.1".into(),
-        port: dc.imap_port,
-        tls: TlsMode::Plain,
-        tls_ca_file: None,
-        username: "alice".into(),
-        addresses: vec![],
-        secret: None,
-        auth: AuthMechanism::Password,
-        quarantine: "Backscatter".into(),
-        sent: None,
-        sent_days: 30,
-        watch: vec!["INBOX".into()],
-        catch_up_days: 2,
-        sieve_host: "127.0.0.1".into(),
-        sieve_port: dc.sieve_port,
-    };
+    let mut a = util::loopback_account("alice", dc.imap_port, dc.sieve_port);
+    a.name = "bench".into();
     let pw = backscatter::secret::Secret::new("alicepw".into());
     let ids: Vec<String> = (0..nids)
         .map(|i| format!("{i}.bench@mail.example.org"))

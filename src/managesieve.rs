@@ -420,7 +420,9 @@ impl Session {
     }
 }
 
-fn base64(b: &[u8]) -> String {
+/// Standard base64 with padding (SASL PLAIN; also used by tests to build
+/// RFC 2047 words).
+pub fn base64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in b.chunks(3) {

@@ -7,6 +7,7 @@
 //! prefix), with a sentence in the language; the same subject and body from
 //! a person with no machine headers must stay `normal`.
 
+use backscatter::managesieve::base64;
 use backscatter::{classify, Context, Decision, Kind, SentIndex};
 
 const CASES: [(&str, &str, &str); 12] = [
@@ -77,24 +78,6 @@ fn message(subject: &str, body: &str, machine: bool) -> Vec<u8> {
     m.push_str(body);
     m.push_str("\r\n");
     m.into_bytes()
-}
-
-fn base64(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -11,32 +11,14 @@
 pub use crate::flood::{flood, with_message_id, Flood};
 use crate::harness::{password, Dovecot};
 use backscatter::clean::{self, CleanOptions, Dirs, RestoreFilter};
-use backscatter::config::{Account, AuthMechanism, TlsMode};
+use backscatter::config::Account;
 use backscatter::secret::Secret;
 use backscatter::{classify, Context, Decision, SentIndex};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub fn account(dc: &Dovecot, user: &str) -> Account {
-    Account {
-        name: "test".into(),
-        default: true,
-        host: "127.0.0.1".into(),
-        port: dc.imap_port,
-        tls: TlsMode::Plain,
-        tls_ca_file: None,
-        username: user.into(),
-        addresses: vec![format!("{user}@example.test")],
-        secret: None,
-        auth: AuthMechanism::Password,
-        quarantine: "Backscatter".into(),
-        sent: None,
-        sent_days: 30,
-        watch: vec!["INBOX".into()],
-        catch_up_days: 2,
-        sieve_host: "127.0.0.1".into(),
-        sieve_port: dc.sieve_port,
-    }
+    crate::util::loopback_account(user, dc.imap_port, dc.sieve_port)
 }
 
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -295,11 +277,7 @@ fn copy_fallback_when_move_is_missing() {
 fn fallback_child() {
     let port: u16 = std::env::var("FALLBACK_PORT").unwrap().parse().unwrap();
     let base = PathBuf::from(std::env::var("FALLBACK_DIR").unwrap());
-    let a = Account {
-        port,
-        username: "bob".into(),
-        ..account_template()
-    };
+    let a = crate::util::loopback_account("bob", port, 4190);
     let opts = CleanOptions {
         mailbox: "INBOX".into(),
         since: None,
@@ -313,28 +291,6 @@ fn fallback_child() {
         &mut |_, _| {},
     ))
     .unwrap();
-}
-
-fn account_template() -> Account {
-    Account {
-        name: "test".into(),
-        default: true,
-        host: "127.0.0.1".into(),
-        port: 0,
-        tls: TlsMode::Plain,
-        tls_ca_file: None,
-        username: String::new(),
-        addresses: vec![],
-        secret: None,
-        auth: AuthMechanism::Password,
-        quarantine: "Backscatter".into(),
-        sent: None,
-        sent_days: 30,
-        watch: vec!["INBOX".into()],
-        catch_up_days: 2,
-        sieve_host: "127.0.0.1".into(),
-        sieve_port: 4190,
-    }
 }
 
 /// Kill `backscatter clean` with SIGKILL at many moments of a sweep, rerun

@@ -57,3 +57,30 @@ pub fn rel(p: &Path) -> String {
         .to_string_lossy()
         .replace('\\', "/")
 }
+
+/// A plaintext loopback account on a test server (tests and benchmarks).
+pub fn loopback_account(
+    user: &str,
+    imap_port: u16,
+    sieve_port: u16,
+) -> backscatter::config::Account {
+    backscatter::config::Account {
+        name: "test".into(),
+        default: true,
+        host: "127.0.0.1".into(),
+        port: imap_port,
+        tls: backscatter::config::TlsMode::Plain,
+        tls_ca_file: None,
+        username: user.into(),
+        addresses: vec![format!("{user}@example.test")],
+        secret: None,
+        auth: backscatter::config::AuthMechanism::Password,
+        quarantine: "Backscatter".into(),
+        sent: None,
+        sent_days: 30,
+        watch: vec!["INBOX".into()],
+        catch_up_days: 2,
+        sieve_host: "127.0.0.1".into(),
+        sieve_port,
+    }
+}

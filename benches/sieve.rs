@@ -1,7 +1,8 @@
 //! Dovecot delivery time per message with the generated Sieve script and
 //! without it, over LMTP (null sender for bounces), for BENCHMARKS.md.
 //!
-//! `cargo bench --bench sieve` (needs dovecot; N=… messages, IDS=… sent IDs).
+//! `cargo bench --bench sieve` (needs dovecot; N=… messages, IDS=… sent IDs,
+//! SCAN=… of them searched in bodies).
 
 #[path = "../tests/suite/flood.rs"]
 #[allow(dead_code)]
@@ -27,15 +28,39 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    // How many of the newest IDs are searched in bodies (by default those
+    // of the last 7 days; here all unless SCAN=… says otherwise).
+    let scan: usize = std::env::var("SCAN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(nids);
     let f = flood::flood(n);
     let dc = harness::Dovecot::start();
     dc.imap("alice").create("Backscatter");
     let mut a = util::loopback_account("alice", dc.imap_port, dc.sieve_port);
     a.name = "bench".into();
     let pw = backscatter::secret::Secret::new("alicepw".into());
-    let ids: Vec<String> = (0..nids)
-        .map(|i| format!("{i}.bench@mail.example.org"))
+    // The flood's real originals first (so its legitimate bounces pass the
+    // prefilter and pay the full scan), then made-up IDs of one domain.
+    let mut ids: Vec<String> = f
+        .sent
+        .iter()
+        .filter_map(|s| backscatter::SentMessage::from_raw(s))
+        .filter_map(|s| s.message_id)
+        .take(nids)
         .collect();
+    let real = ids.len();
+    ids.extend((real..nids).map(|i| format!("{i}.bench@mail.example.org")));
+    println!(
+        "{real} real sent IDs and {} made-up ones; prefilter strings: {:?}",
+        nids - real,
+        backscatter::sieve::prefilter(
+            &ids.iter()
+                .map(|i| backscatter::sieve::id_pattern(i))
+                .collect::<Vec<_>>()
+        )
+        .map(|p| p.len())
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,14 +86,22 @@ fn main() {
         let mut s = backscatter::managesieve::Session::connect(&a, &pw)
             .await
             .unwrap();
-        let script = backscatter::managesieve::upload_script(&mut s, &a, &ids, &[])
+        let lists = backscatter::sieve::SentLists {
+            scan_ids: scan.min(ids.len()),
+            ids: ids.clone(),
+            recipients: Vec::new(),
+        };
+        let script = backscatter::managesieve::upload_script(&mut s, &a, &lists)
             .await
             .unwrap();
         s.set_active("backscatter").await.unwrap();
         s.logout().await;
         script.text.len()
     });
-    let with = deliver(&format!("with the script ({nids} IDs, {size} bytes)"));
+    let with = deliver(&format!(
+        "with the script ({nids} IDs, {} searched in bodies, {size} bytes)",
+        scan.min(nids)
+    ));
     let q = dc.imap("alice").select("Backscatter");
     println!(
         "script cost: {:+.2} ms per message ({:.1}x); {q} of the second {n} filed into Backscatter",

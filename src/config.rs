@@ -52,6 +52,7 @@ struct FileAccount {
 struct FileSieve {
     host: Option<String>,
     port: Option<u16>,
+    tls: Option<TlsMode>,
 }
 
 fn default_quarantine() -> String {
@@ -93,6 +94,37 @@ pub enum AuthMechanism {
     Password,
     /// SASL XOAUTH2: the secret is an OAuth2 access token (Gmail, Outlook).
     Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628): the secret is an OAuth2 access token.
+    Oauthbearer,
+}
+
+impl AuthMechanism {
+    /// The SASL mechanism name, for the OAuth ones.
+    pub fn sasl_name(self) -> Option<&'static str> {
+        match self {
+            AuthMechanism::Password => None,
+            AuthMechanism::Xoauth2 => Some("XOAUTH2"),
+            AuthMechanism::Oauthbearer => Some("OAUTHBEARER"),
+        }
+    }
+
+    /// The client's first (and only) SASL message for the OAuth
+    /// mechanisms: XOAUTH2 (Google's and Microsoft's format) or
+    /// OAUTHBEARER (RFC 7628 section 3.1, with the GS2 header). `None` for
+    /// passwords.
+    pub fn oauth_message(self, user: &str, host: &str, port: u16, token: &str) -> Option<String> {
+        match self {
+            AuthMechanism::Password => None,
+            AuthMechanism::Xoauth2 => Some(format!("user={user}\x01auth=Bearer {token}\x01\x01")),
+            AuthMechanism::Oauthbearer => {
+                // RFC 5801: "," and "=" in the authzid are escaped.
+                let u = user.replace('=', "=3D").replace(',', "=2C");
+                Some(format!(
+                    "n,a={u},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01"
+                ))
+            }
+        }
+    }
 }
 
 /// Where the password (or token) comes from. Exactly one key.
@@ -139,6 +171,9 @@ pub struct Account {
     pub catch_up_days: u32,
     pub sieve_host: String,
     pub sieve_port: u16,
+    /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
+    /// to loopback; the default when `tls = "plain"`).
+    pub sieve_tls: TlsMode,
 }
 
 /// A configuration error: always names the file.
@@ -331,12 +366,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             TlsMode::Implicit => 993,
             TlsMode::Starttls | TlsMode::Plain => 143,
         });
-        let (sieve_host, sieve_port) = match &a.sieve {
+        let default_sieve_tls = match a.tls {
+            TlsMode::Plain => TlsMode::Plain,
+            _ => TlsMode::Starttls,
+        };
+        let (sieve_host, sieve_port, sieve_tls) = match &a.sieve {
             Some(s) => (
                 s.host.clone().unwrap_or_else(|| a.host.clone()),
                 s.port.unwrap_or(4190),
+                s.tls.unwrap_or(default_sieve_tls),
             ),
-            None => (a.host.clone(), 4190),
+            None => (a.host.clone(), 4190, default_sieve_tls),
         };
         accounts.push(Account {
             name,
@@ -356,6 +396,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             catch_up_days: a.catch_up_days,
             sieve_host,
             sieve_port,
+            sieve_tls,
         });
     }
     if accounts.iter().filter(|a| a.default).count() > 1 {

@@ -10,11 +10,8 @@
 use crate::config::{is_loopback, Account, TlsMode};
 use crate::imap::Conn;
 use crate::secret::Secret;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One item of a response line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +186,26 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, String> {
     }
 }
 
+/// One step of an AUTHENTICATE exchange: a server challenge (a lone
+/// string line, RFC 5804 section 2.1) or the final response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    Challenge(String),
+    Done(Response),
+}
+
+/// Parse the next AUTHENTICATE step from the start of `buf`, like
+/// [`parse_response`].
+pub fn parse_sasl_step(buf: &[u8]) -> Result<Option<(SaslStep, usize)>, String> {
+    let Some((items, next)) = parse_line(buf, 0)? else {
+        return Ok(None);
+    };
+    match items.as_slice() {
+        [Item::Str(c)] => Ok(Some((SaslStep::Challenge(c.clone()), next))),
+        _ => Ok(parse_response(buf)?.map(|(r, n)| (SaslStep::Done(r), n))),
+    }
+}
+
 /// A ManageSieve quoted string or, when it cannot be one, a literal.
 pub fn string_arg(s: &str) -> String {
     if s.len() < 1024 && !s.contains(['"', '\\', '\r', '\n']) {
@@ -223,34 +240,83 @@ fn caps_of(r: &Response) -> (String, bool) {
 }
 
 impl Session {
+    /// The next complete response, within one command timeout however
+    /// slowly it trickles in.
     async fn read(&mut self) -> Result<Response, String> {
-        loop {
-            if let Some((r, used)) = parse_response(&self.buf)? {
-                self.buf.drain(..used);
-                return Ok(r);
+        let whole = async {
+            loop {
+                if let Some((r, used)) = parse_response(&self.buf)? {
+                    self.buf.drain(..used);
+                    return Ok(r);
+                }
+                self.fill().await?;
             }
-            let mut chunk = [0u8; 8192];
-            let n = tokio::time::timeout(TIMEOUT, self.conn.read(&mut chunk))
-                .await
-                .map_err(|_| "the ManageSieve server did not answer in time".to_string())?
-                .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
-            if n == 0 {
-                return Err("the ManageSieve server closed the connection".into());
-            }
-            if self.buf.len() > 32 * 1024 * 1024 {
-                return Err("the ManageSieve server sent too much".into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        tokio::time::timeout(crate::imap::command_timeout(), whole)
+            .await
+            .map_err(|_| "the ManageSieve server did not answer in time".to_string())?
+    }
+
+    /// Read more bytes from the server into the buffer.
+    async fn fill(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 8192];
+        let n = self
+            .conn
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
+        if n == 0 {
+            return Err("the ManageSieve server closed the connection".into());
         }
+        if self.buf.len() > 32 * 1024 * 1024 {
+            return Err("the ManageSieve server sent too much".into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        tokio::time::timeout(crate::imap::command_timeout(), self.conn.write_all(bytes))
+            .await
+            .map_err(|_| "writing to the ManageSieve server timed out".to_string())?
+            .map_err(|e| format!("the ManageSieve connection failed: {e}"))
+    }
+
+    /// AUTHENTICATE with an initial response; any challenge (the OAuth
+    /// mechanisms' error report) is answered with an empty response, after
+    /// which the server gives its verdict.
+    async fn authenticate(&mut self, mechanism: &str, initial: &[u8]) -> Result<Response, String> {
+        let cmd = format!("AUTHENTICATE \"{mechanism}\" \"{}\"\r\n", base64(initial));
+        self.send(cmd.as_bytes()).await?;
+        let steps = async {
+            for _ in 0..4 {
+                loop {
+                    match parse_sasl_step(&self.buf)? {
+                        Some((step, used)) => {
+                            self.buf.drain(..used);
+                            match step {
+                                SaslStep::Done(r) => return Ok(r),
+                                SaslStep::Challenge(_) => {
+                                    self.send(b"\"\"\r\n").await?;
+                                    break;
+                                }
+                            }
+                        }
+                        None => self.fill().await?,
+                    }
+                }
+            }
+            Err("the ManageSieve server kept sending authentication challenges".into())
+        };
+        tokio::time::timeout(crate::imap::command_timeout(), steps)
+            .await
+            .map_err(|_| "the ManageSieve server did not answer the login in time".to_string())?
     }
 
     async fn command(&mut self, cmd: &str) -> Result<Response, String> {
         let mut line = cmd.as_bytes().to_vec();
         line.extend_from_slice(b"\r\n");
-        tokio::time::timeout(TIMEOUT, self.conn.write_all(&line))
-            .await
-            .map_err(|_| "writing to the ManageSieve server timed out".to_string())?
-            .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
+        self.send(&line).await?;
         self.read().await
     }
 
@@ -266,54 +332,82 @@ impl Session {
         }
     }
 
-    /// Connect (STARTTLS unless plaintext on loopback is configured) and
-    /// authenticate with SASL PLAIN.
+    /// Connect (STARTTLS, implicit TLS, or plaintext to loopback, as
+    /// configured) and authenticate: SASL PLAIN with the password, or
+    /// XOAUTH2/OAUTHBEARER with the token.
     pub async fn connect(a: &Account, secret: &Secret) -> Result<Session, String> {
         let host = a.sieve_host.trim_matches(['[', ']']).to_string();
-        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect((host.as_str(), a.sieve_port)))
-            .await
-            .map_err(|_| {
-                format!(
-                    "connecting to ManageSieve {host}:{} timed out",
-                    a.sieve_port
-                )
-            })?
-            .map_err(|e| format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port))?;
+        let tcp = tokio::time::timeout(
+            crate::imap::connect_timeout(),
+            TcpStream::connect((host.as_str(), a.sieve_port)),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "connecting to ManageSieve {host}:{} timed out",
+                a.sieve_port
+            )
+        })?
+        .map_err(|e| format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port))?;
+        let mut sieve_account = a.clone();
+        sieve_account.host = host.clone();
+        sieve_account.port = a.sieve_port;
+        let conn = if a.sieve_tls == TlsMode::Implicit {
+            crate::imap::tls_wrap(&sieve_account, tcp)
+                .await
+                .map_err(|e| e.message)?
+        } else {
+            Conn::Plain(tcp)
+        };
         let mut s = Session {
-            conn: Conn::Plain(tcp),
+            conn,
             buf: Vec::new(),
             extensions: String::new(),
             max_redirects: None,
         };
         let greeting = s.read().await?;
         let (mut ext, starttls) = caps_of(&greeting);
-        let plain_ok = a.tls == TlsMode::Plain && is_loopback(&host);
-        if !plain_ok {
-            if !starttls {
+        match a.sieve_tls {
+            TlsMode::Implicit => {}
+            TlsMode::Plain if is_loopback(&host) => {}
+            TlsMode::Plain => {
                 return Err(format!(
-                    "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
+                    "ManageSieve {host}:{}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
                     a.sieve_port
-                ));
+                ))
             }
-            s.ok("start TLS", "STARTTLS").await?;
-            let Conn::Plain(tcp) = s.conn else {
-                unreachable!()
-            };
-            let mut sieve_account = a.clone();
-            sieve_account.host = host.clone();
-            sieve_account.port = a.sieve_port;
-            s.conn = crate::imap::tls_wrap(&sieve_account, tcp)
-                .await
-                .map_err(|e| e.message)?;
-            let caps = s.read().await?;
-            ext = caps_of(&caps).0;
+            TlsMode::Starttls => {
+                if !starttls {
+                    return Err(format!(
+                        "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
+                        a.sieve_port
+                    ));
+                }
+                s.ok("start TLS", "STARTTLS").await?;
+                let Conn::Plain(tcp) = s.conn else {
+                    unreachable!()
+                };
+                s.conn = crate::imap::tls_wrap(&sieve_account, tcp)
+                    .await
+                    .map_err(|e| e.message)?;
+                let caps = s.read().await?;
+                ext = caps_of(&caps).0;
+            }
         }
         s.extensions = ext;
-        let token = format!("\0{}\0{}", a.username, secret.expose());
-        let b64 = base64(token.as_bytes());
-        let r = s
-            .command(&format!("AUTHENTICATE \"PLAIN\" \"{b64}\""))
-            .await?;
+        let r = match a
+            .auth
+            .oauth_message(&a.username, &host, a.sieve_port, secret.expose())
+        {
+            Some(msg) => {
+                let mech = a.auth.sasl_name().unwrap_or_default();
+                s.authenticate(mech, msg.as_bytes()).await?
+            }
+            None => {
+                let token = format!("\0{}\0{}", a.username, secret.expose());
+                s.authenticate("PLAIN", token.as_bytes()).await?
+            }
+        };
         if !r.ok() {
             return Err(format!(
                 "ManageSieve {host}:{} refused the login for {}: {}",
@@ -449,15 +543,15 @@ const SAMPLE_BOUNCE: &[u8] = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example
 pub async fn upload_script(
     s: &mut Session,
     a: &Account,
-    ids: &[String],
-    recipients: &[String],
+    sent: &crate::sieve::SentLists,
 ) -> Result<crate::sieve::Script, String> {
     let d = mail_parser::DateTime::from_timestamp(crate::clean::now()).to_rfc3339();
     let script = crate::sieve::generate(&crate::sieve::Policy {
         account: &a.name,
         quarantine: &a.quarantine,
-        sent_ids: ids,
-        recipients,
+        sent_ids: &sent.ids,
+        scan_ids: sent.scan_ids,
+        recipients: &sent.recipients,
         extensions: &s.extensions,
         max_bytes: 1 << 20,
         generated_at: &d,
@@ -478,9 +572,38 @@ pub async fn upload_script(
     Ok(script)
 }
 
+/// If the active script is our marked copy of the user's script (a server
+/// without `include`), put the fresh `script` into it, keeping whatever the
+/// user changed outside our block. Returns whether there was such a copy.
+pub async fn refresh_copy(s: &mut Session, script: &crate::sieve::Script) -> Result<bool, String> {
+    let scripts = s.list().await?;
+    if !scripts.iter().any(|(n, act)| n == WRAPPER && *act) {
+        return Ok(false);
+    }
+    let current = s.get(WRAPPER).await?;
+    if !current.contains(crate::sieve::BLOCK_BEGIN) {
+        return Ok(false);
+    }
+    let merged = crate::sieve::merge(&current, script)?;
+    s.check(&merged).await?;
+    s.have_space(WRAPPER, merged.len()).await?;
+    s.put(WRAPPER, &merged).await?;
+    Ok(true)
+}
+
+/// What `sieve install` did, kept (0600) so `sieve uninstall` can undo it
+/// exactly and `watch` can keep it fresh.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Installed {
+    /// The script that was active before ours.
+    pub original_active: Option<String>,
+    pub installed_at: i64,
+}
+
 /// Our script's name on the server.
 pub const SCRIPT: &str = "backscatter";
-/// The wrapper that runs ours, then the user's.
+/// The active script when the user had one: a wrapper that `include`s ours
+/// and then theirs, or (without `include`) a marked copy of theirs.
 pub const WRAPPER: &str = "backscatter-main";
 
 /// The wrapper: our script first (it stops after filing into quarantine),
@@ -524,5 +647,26 @@ mod tests {
         assert!(!r.ok());
         assert!(r.text().contains("too large"));
         assert!(parse_response(b"{99999999999}\r\n").is_err());
+    }
+
+    #[test]
+    fn sasl_steps() {
+        // An OAuth error challenge (base64 JSON), then the verdict.
+        let c = b"\"eyJzdGF0dXMiOiI0MDEifQ==\"\r\n";
+        let (step, used) = parse_sasl_step(c).unwrap().unwrap();
+        assert_eq!(step, SaslStep::Challenge("eyJzdGF0dXMiOiI0MDEifQ==".into()));
+        assert_eq!(used, c.len());
+        let (step, _) = parse_sasl_step(b"NO \"Authentication failed\"\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(step, SaslStep::Done(r) if !r.ok()));
+        assert_eq!(parse_sasl_step(b"\"partial").unwrap(), None);
+        let msg = crate::config::AuthMechanism::Oauthbearer
+            .oauth_message("a,b=c", "h", 4190, "tok")
+            .unwrap();
+        assert_eq!(
+            msg,
+            "n,a=a=2Cb=3Dc,\x01host=h\x01port=4190\x01auth=Bearer tok\x01\x01"
+        );
     }
 }

@@ -25,6 +25,10 @@ pub struct Policy<'a> {
     pub quarantine: &'a str,
     /// The user's recent sent Message-IDs (without brackets), newest first.
     pub sent_ids: &'a [String],
+    /// How many of the newest `sent_ids` are also looked for in the whole
+    /// body (the others only in In-Reply-To/References): see
+    /// [`BODY_SCAN_DAYS`].
+    pub scan_ids: usize,
     /// Addresses the user recently wrote to, newest first: a bounce naming
     /// one, or an auto-reply from one, is the user's (as the agent's rule).
     pub recipients: &'a [String],
@@ -34,6 +38,59 @@ pub struct Policy<'a> {
     pub max_bytes: usize,
     /// Shown in the header comment.
     pub generated_at: &'a str,
+}
+
+/// A bounce comes back within days of the mail it is about: Postfix gives
+/// up after 5 days (`maximal_queue_lifetime`), sendmail after 5
+/// (`Timeout.queuereturn`), Exim after 4 by default. So the body of an
+/// automated response — where a bounce carries the original's Message-ID —
+/// is searched only for the IDs of mail sent in the last 7 days; older IDs
+/// are still matched in In-Reply-To and References (auto-replies). Each ID
+/// costs Pigeonhole one scan of the body per automated message (about
+/// 15 µs), so this keeps a heavy sender's script cheap at delivery.
+pub const BODY_SCAN_DAYS: i64 = 7;
+
+/// What the script needs from the sent index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentLists {
+    /// Sent Message-IDs, newest first.
+    pub ids: Vec<String>,
+    /// How many of the newest were sent in the last [`BODY_SCAN_DAYS`].
+    pub scan_ids: usize,
+    /// Correspondents, newest first.
+    pub recipients: Vec<String>,
+}
+
+impl SentLists {
+    pub fn from_index(index: &crate::SentIndex, now: i64) -> SentLists {
+        let dated = index.ids_newest_first();
+        let cutoff = now - BODY_SCAN_DAYS * 86_400;
+        // Undated IDs sort last; a bounce of one is too rare to scan for.
+        let scan_ids = dated
+            .iter()
+            .take_while(|(_, d)| d.is_some_and(|d| d >= cutoff))
+            .count();
+        SentLists {
+            ids: dated.into_iter().map(|(i, _)| i).collect(),
+            scan_ids,
+            recipients: index
+                .recipients_newest_first()
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect(),
+        }
+    }
+
+    /// Changes when the script would change.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.ids.len(),
+            self.ids.first().map_or("", |s| s),
+            self.scan_ids,
+            self.recipients.len()
+        )
+    }
 }
 
 /// A generated script.
@@ -180,24 +237,37 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
             return String::new();
         }
         let mut tests = Vec::new();
+        // The whole-body scan, behind a cheap necessary condition when
+        // the strings share few domains: see [`prefilter`].
+        let body = |items: &[String]| -> String {
+            let l = list(items);
+            match prefilter(items) {
+                Some(pre) => format!(
+                    "    allof (body :raw :contains {}, body :raw :contains {l})",
+                    list(&pre)
+                ),
+                None => format!("    body :raw :contains {l}"),
+            }
+        };
         if n > 0 {
             let l = list(&ids[..n]);
             tests.push(format!(
                 "    header :contains [\"in-reply-to\", \"references\"] {l}"
             ));
-            if has("body") {
-                tests.push(format!("    body :raw :contains {l}"));
+            let scan = n.min(p.scan_ids);
+            if has("body") && scan > 0 {
+                tests.push(body(&ids[..scan]));
             }
         }
         if m > 0 {
             let l = list(&recips[..m]);
             tests.push(format!("    address :is \"from\" {l}"));
             if has("body") {
-                tests.push(format!("    body :raw :contains {l}"));
+                tests.push(body(&recips[..m]));
             }
         }
         format!(
-            "  # and nothing of yours in it: your recent sent Message-IDs and correspondents\n  not anyof (\n{}\n  )\n",
+            "  # and nothing of yours in it: your {n} most recent sent Message-IDs and {m} correspondents\n  not anyof (\n{}\n  )\n",
             tests.join(",\n")
         )
     };
@@ -242,6 +312,152 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         ids_included: n,
         ids_dropped: ids.len() - n,
     })
+}
+
+/// A short list of strings at least one of which every message matching
+/// any of `items` contains: their distinct domain parts (`@example.org>`
+/// for `<x@example.org>`, `@example.org` for an address). Pigeonhole's
+/// `:contains` scans the body once per string, so testing these few first
+/// spares every automated response that is not about the user's mail the
+/// scan for each of thousands of IDs (the user's IDs mostly share one or
+/// two domains). `None` when the domains are not much fewer than the items.
+pub fn prefilter(items: &[String]) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for i in items {
+        let key = match i.rfind('@') {
+            Some(at) => &i[at..],
+            None => i.as_str(),
+        };
+        if seen.insert(key.to_ascii_lowercase()) {
+            out.push(key.to_string());
+        }
+    }
+    (out.len() * 4 <= items.len()).then_some(out)
+}
+
+/// First line of our block inside a copy of the user's script (servers
+/// without `include`).
+pub const BLOCK_BEGIN: &str =
+    "# ---- backscatter: BEGIN (generated; `backscatter sieve uninstall` removes it) ----";
+/// Last line of that block.
+pub const BLOCK_END: &str = "# ---- backscatter: END ----";
+
+/// For a server without `include`: the user's script with ours inserted
+/// after its `require` commands (RFC 5228 wants every `require` first),
+/// between [`BLOCK_BEGIN`] and [`BLOCK_END`], so it runs first and `stop`s
+/// after filing a response into quarantine; the user's commands follow
+/// unchanged. A block already there is replaced. [`unmerge`] gives the
+/// user's script back byte for byte.
+pub fn merge(theirs: &str, ours: &Script) -> Result<String, String> {
+    let theirs = unmerge(theirs);
+    let at = prologue_end(&theirs)?;
+    let body: String = ours
+        .text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("require "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let theirs_req = requires_of(&theirs[..at]);
+    if body.contains("${")
+        && theirs_req
+            .iter()
+            .any(|r| r == "variables" || r == "encoded-character")
+    {
+        // Their `variables` would expand it inside our strings.
+        return Err("your script uses \"variables\" and backscatter's rules hold \"${\"; they cannot share one script".into());
+    }
+    let req = format!("require {};\n", list(&ours.requires));
+    Ok(format!(
+        "{}\n{BLOCK_BEGIN}\n{req}{body}{BLOCK_END}\n{}",
+        &theirs[..at],
+        &theirs[at..]
+    ))
+}
+
+/// The user's script without our block (unchanged if it has none).
+pub fn unmerge(script: &str) -> String {
+    let begin = format!("\n{BLOCK_BEGIN}\n");
+    let end = format!("\n{BLOCK_END}\n");
+    if let Some(b) = script.find(&begin) {
+        if let Some(e) = script[b..].find(&end) {
+            return format!("{}{}", &script[..b], &script[b + e + end.len()..]);
+        }
+    }
+    script.to_string()
+}
+
+/// Where a script's leading `require` commands (and the comments among
+/// them) end: the place for commands that must run first.
+fn prologue_end(s: &str) -> Result<usize, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut end = 0;
+    let skip_blank = |i: &mut usize| -> Result<(), String> {
+        loop {
+            while *i < b.len() && b[*i].is_ascii_whitespace() {
+                *i += 1;
+            }
+            if b[*i..].starts_with(b"#") {
+                *i = b[*i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |p| *i + p + 1);
+            } else if b[*i..].starts_with(b"/*") {
+                let close = s[*i + 2..]
+                    .find("*/")
+                    .ok_or("your script has an unterminated /* comment")?;
+                *i += 2 + close + 2;
+            } else {
+                return Ok(());
+            }
+        }
+    };
+    loop {
+        skip_blank(&mut i)?;
+        let is_require = b.len() - i > 7
+            && b[i..i + 7].eq_ignore_ascii_case(b"require")
+            && !(b[i + 7].is_ascii_alphanumeric() || b[i + 7] == b'_');
+        if !is_require {
+            return Ok(end);
+        }
+        i += 7;
+        loop {
+            skip_blank(&mut i)?;
+            match b.get(i) {
+                Some(b'"') => {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    if i >= b.len() {
+                        return Err("your script has an unterminated string".into());
+                    }
+                    i += 1;
+                }
+                Some(b'[' | b']' | b',') => i += 1,
+                Some(b';') => {
+                    i += 1;
+                    break;
+                }
+                _ => return Err("your script's \"require\" is not one backscatter can read (a list of quoted strings)".into()),
+            }
+        }
+        end = i;
+    }
+}
+
+/// How many sent Message-IDs a generated script holds, from its comment
+/// (`None` for a script this version did not write).
+pub fn ids_in(script: &str) -> Option<usize> {
+    if !script.starts_with("# backscatter:") {
+        return None;
+    }
+    if !script.contains("# and nothing of yours in it") {
+        return Some(0);
+    }
+    let (_, rest) = script.split_once("# and nothing of yours in it: your ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The string a script looks for to find a sent Message-ID: `<id>`. An ID
@@ -333,16 +549,70 @@ pub fn run(script: &str, raw: &[u8], envelope_from: &str) -> Result<Option<Strin
 mod tests {
     use super::*;
 
+    #[test]
+    fn prefilter_is_a_necessary_condition_and_only_when_it_pays() {
+        let ids: Vec<String> = [
+            "<a@x.org>",
+            "<b@X.org>",
+            "<c@y.org>",
+            "<d@x.org>",
+            "odd",
+            "<e@x.org>",
+            "<f@y.org>",
+            "<g@x.org>",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(prefilter(&ids), None, "3 keys for 8 items: not worth it");
+        let many: Vec<String> = (0..40).map(|i| format!("<{i}@{}.org>", i % 3)).collect();
+        let pre = prefilter(&many).unwrap();
+        assert_eq!(pre, vec!["@0.org>", "@1.org>", "@2.org>"]);
+        for id in &many {
+            assert!(pre
+                .iter()
+                .any(|p| id.to_lowercase().contains(&p.to_lowercase())));
+        }
+    }
+
     fn policy<'a>(ids: &'a [String], ext: &'a str, max: usize) -> Policy<'a> {
         Policy {
             account: "work",
             quarantine: "Backscatter",
             sent_ids: ids,
+            scan_ids: ids.len(),
             recipients: &[],
             extensions: ext,
             max_bytes: max,
             generated_at: "2026-11-23",
         }
+    }
+
+    #[test]
+    fn merged_copy_keeps_their_requires_first_and_unmerges_exactly() {
+        let ids: Vec<String> = (0..3).map(|i| format!("{i}@example.org")).collect();
+        let ours = generate(&policy(&ids, DOVECOT_DEFAULT, 1 << 20)).unwrap();
+        // Hand-written user scripts: comments before, between and inside
+        // requires, a bracket list, escapes, CRLF, no requires at all.
+        for theirs in [
+            "# my rules\r\nrequire [\"fileinto\", \"imap4flags\"];\r\n/* multi\r\nline */ require \"envelope\"; # tail\r\nif header :contains \"list-id\" \"x\" { fileinto \"Lists\"; }\r\n",
+            "require [\"fileinto\" /* c */, \"variables\"];\nset \"a\" \"\\\"q\";\nif true { keep; }\n",
+            "keep;\n",
+            "",
+            "REQUIRE \"fileinto\";fileinto \"x\";",
+        ] {
+            let merged = merge(theirs, &ours).unwrap();
+            assert_eq!(unmerge(&merged), theirs);
+            assert_eq!(merge(&merged, &ours).unwrap(), merged, "idempotent");
+            let compiled = ::sieve::Compiler::new().compile(merged.as_bytes());
+            assert!(compiled.is_ok(), "{compiled:?}\n{merged}");
+            // Their requires, then ours, then any command.
+            let first_cmd = merged.find(BLOCK_BEGIN).unwrap();
+            assert!(!merged[..first_cmd].contains("keep;") && !merged[..first_cmd].contains("if "));
+        }
+        // What cannot be read is refused, not guessed at.
+        assert!(merge("require text:\nfileinto\n.\n;", &ours).is_err());
+        assert!(merge("require \"fileinto", &ours).is_err());
+        assert!(merge("/* open", &ours).is_err());
     }
 
     #[test]
@@ -368,6 +638,12 @@ mod tests {
         assert!(!small.text.contains("body :raw"));
         validate(&small.text, "fileinto").unwrap();
         assert!(generate(&policy(&ids, "envelope body", 1 << 20)).is_err());
+        assert_eq!(ids_in(&s.text), Some(5000));
+        assert_eq!(ids_in(&small.text), Some(small.ids_included));
+        assert!(
+            s.text.contains("allof (body :raw :contains [\"@example.org>\"], body :raw :contains [\"<0.x@example.org>\""),
+            "the ID scan sits behind the one-domain prefilter"
+        );
         for bad in ["reject", "vacation", "redirect", "discard", "notify"] {
             // As a command (a line starting with it), not inside a string.
             assert!(

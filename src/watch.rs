@@ -293,29 +293,16 @@ async fn refresh_sieve(
     *mark = Some(now);
     let (index, _) = sentsync::refresh(imap, a, &dirs.state, now).await?;
     imap.select(mailbox).await?;
-    let ids: Vec<String> = index
-        .ids_newest_first()
-        .into_iter()
-        .map(|(i, _)| i)
-        .collect();
-    let recips: Vec<String> = index
-        .recipients_newest_first()
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    let fingerprint = format!(
-        "{}:{}:{}",
-        ids.len(),
-        ids.first().map_or("", |s| s),
-        recips.len()
-    );
+    let lists = crate::sieve::SentLists::from_index(&index, now);
+    let fingerprint = lists.fingerprint();
     let fp_file = crate::paths::account_file(&dirs.state, "sieve", &a.name, "fingerprint");
     if std::fs::read_to_string(&fp_file).ok().as_deref() == Some(fingerprint.as_str()) {
         return Ok(());
     }
     let upload = async {
         let mut s = crate::managesieve::Session::connect(a, secret).await?;
-        let script = crate::managesieve::upload_script(&mut s, a, &ids, &recips).await?;
+        let script = crate::managesieve::upload_script(&mut s, a, &lists).await?;
+        crate::managesieve::refresh_copy(&mut s, &script).await?;
         s.logout().await;
         Ok::<_, String>(script)
     };

@@ -17,7 +17,9 @@ pub struct SieveArgs {
 #[derive(Debug, Subcommand)]
 pub enum SieveCommand {
     /// Upload the script over ManageSieve and activate it, keeping your own
-    /// active script working (it runs after ours, through `include`).
+    /// active script working: it runs after ours, through `include`, or, on
+    /// a server without `include`, in a copy of it with our rules in a
+    /// marked block at the top. Your script itself is never changed.
     Install {
         #[arg(long)]
         account: Option<String>,
@@ -48,17 +50,12 @@ pub enum SieveCommand {
         #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
         max_size: usize,
         /// Take the sent Message-IDs from this file (one per line, newest
-        /// first) instead of the account's Sent mailbox.
+        /// first) instead of the account's Sent mailbox. Without dates,
+        /// every one is also searched for in message bodies (from Sent,
+        /// only those of the last 7 days are: bounces come within days).
         #[arg(long, value_name = "FILE")]
         sent_ids: Option<PathBuf>,
     },
-}
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct InstallState {
-    /// The script that was active before ours.
-    original_active: Option<String>,
-    installed_at: i64,
 }
 
 fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
@@ -71,11 +68,11 @@ fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
     ))
 }
 
-/// (sent Message-IDs, correspondents), newest first.
-fn sent_ids_from_imap(
+/// The sent lists from the account's Sent mailboxes (through the cache).
+fn sent_lists_from_imap(
     a: &crate::config::Account,
     secret: &crate::secret::Secret,
-) -> Result<(Vec<String>, Vec<String>), Error> {
+) -> Result<crate::sieve::SentLists, Error> {
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
     runtime()?.block_on(async {
         let mut imap = crate::imap::connect(a, secret)
@@ -85,23 +82,15 @@ fn sent_ids_from_imap(
             .await
             .map_err(clean_error)?;
         imap.logout().await;
-        Ok::<_, Error>((
-            index
-                .ids_newest_first()
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect(),
-            index
-                .recipients_newest_first()
-                .into_iter()
-                .map(|(r, _)| r)
-                .collect(),
+        Ok::<_, Error>(crate::sieve::SentLists::from_index(
+            &index,
+            crate::clean::now(),
         ))
     })
 }
 
 fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> {
-    use crate::managesieve::{wrapper, Session, SCRIPT, WRAPPER};
+    use crate::managesieve::{wrapper, Installed, Session, SCRIPT, WRAPPER};
     let name = match &args {
         SieveCommand::Install { account }
         | SieveCommand::Uninstall { account }
@@ -112,9 +101,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
     let a = account(&cfg, name.as_deref())?.clone();
     let secret = secret(&a)?;
     let state_path = state_file(&a)?;
-    let (ids, recipients) = match args {
-        SieveCommand::Install { .. } => sent_ids_from_imap(&a, &secret)?,
-        _ => (Vec::new(), Vec::new()),
+    let lists = match args {
+        SieveCommand::Install { .. } => sent_lists_from_imap(&a, &secret)?,
+        _ => Default::default(),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -124,17 +113,23 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
         let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
         match args {
             SieveCommand::Install { .. } => {
-                let script = crate::managesieve::upload_script(&mut s, &a, &ids, &recipients)
+                let script = crate::managesieve::upload_script(&mut s, &a, &lists)
                     .await
                     .map_err(Error::Runtime)?;
                 println!("Uploaded \"{SCRIPT}\" ({} bytes, {} sent Message-IDs).", script.text.len(), script.ids_included);
-                let mut state: InstallState = std::fs::read(&state_path)
+                let mut state: Installed = std::fs::read(&state_path)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
                 match active.as_deref() {
                     Some(n) if n == SCRIPT || n == WRAPPER => {
-                        println!("Already active (through \"{n}\"): updated.");
+                        let copy = crate::managesieve::refresh_copy(&mut s, &script)
+                            .await
+                            .map_err(Error::Runtime)?;
+                        println!(
+                            "Already active (through \"{n}\"{}): updated.",
+                            if copy { ", a marked copy of your script" } else { "" }
+                        );
                     }
                     None => {
                         s.set_active(SCRIPT).await.map_err(Error::Runtime)?;
@@ -142,13 +137,6 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                         println!("Activated \"{SCRIPT}\" (no script was active).");
                     }
                     Some(user) => {
-                        let has_include = s.extensions.split_whitespace().any(|x| x == "include");
-                        if !has_include {
-                            return Err(Error::Runtime(format!(
-                                "the server has no Sieve \"include\", so your active script \"{user}\" and backscatter's cannot both run; \"{SCRIPT}\" is uploaded but not activated"
-                            )));
-                        }
-                        // A backup of the user's script, though it is not changed.
                         let theirs = s.get(user).await.map_err(Error::Runtime)?;
                         let backup = state_path.with_extension(format!("{user}.sieve").replace(['/', '\\'], "_"));
                         if let Some(d) = backup.parent() {
@@ -156,13 +144,23 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                         }
                         crate::paths::write_private_atomic(&backup, theirs.as_bytes())
                             .map_err(|e| Error::Runtime(format!("cannot back up your script: {e}")))?;
-                        let w = wrapper(user);
-                        s.check(&w).await.map_err(Error::Runtime)?;
-                        s.put(WRAPPER, &w).await.map_err(Error::Runtime)?;
+                        let has_include = s.extensions.split_whitespace().any(|x| x.eq_ignore_ascii_case("include"));
+                        let (active_text, how) = if has_include {
+                            (wrapper(user), format!("runs \"{SCRIPT}\" and then your \"{user}\" (unchanged"))
+                        } else {
+                            // No include: a copy of theirs with our block first.
+                            let merged = crate::sieve::merge(&theirs, &script).map_err(|e| {
+                                Error::Runtime(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of \"{user}\": {e}; \"{SCRIPT}\" is uploaded but not activated"))
+                            })?;
+                            (merged, format!("is a copy of your \"{user}\" with backscatter's rules in a marked block at the top (the server has no \"include\"; your \"{user}\" is left as it was"))
+                        };
+                        s.check(&active_text).await.map_err(Error::Runtime)?;
+                        s.have_space(WRAPPER, active_text.len()).await.map_err(Error::Runtime)?;
+                        s.put(WRAPPER, &active_text).await.map_err(Error::Runtime)?;
                         s.set_active(WRAPPER).await.map_err(Error::Runtime)?;
                         state.original_active = Some(user.to_string());
                         println!(
-                            "Activated \"{WRAPPER}\", which runs \"{SCRIPT}\" and then your \"{user}\" (unchanged; a copy is in {}).",
+                            "Activated \"{WRAPPER}\", which {how}; a backup is in {}).",
                             backup.display()
                         );
                     }
@@ -176,12 +174,27 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     .map_err(|e| Error::Runtime(format!("cannot save the install state: {e}")))?;
             }
             SieveCommand::Uninstall { .. } => {
-                let state: InstallState = std::fs::read(&state_path)
+                let state: Installed = std::fs::read(&state_path)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
                 if matches!(active.as_deref(), Some(n) if n == SCRIPT || n == WRAPPER) {
                     let back = state.original_active.clone().unwrap_or_default();
+                    if active.as_deref() == Some(WRAPPER) && !back.is_empty() {
+                        // Changes made to the marked copy since install
+                        // (e.g. in a webmail's filter editor) are kept aside.
+                        let copy = s.get(WRAPPER).await.map_err(Error::Runtime)?;
+                        if copy.contains(crate::sieve::BLOCK_BEGIN) {
+                            let edited = crate::sieve::unmerge(&copy);
+                            let original = s.get(&back).await.map_err(Error::Runtime)?;
+                            if edited != original {
+                                let keep = state_path.with_extension(format!("{back}.edited.sieve").replace(['/', '\\'], "_"));
+                                crate::paths::write_private_atomic(&keep, edited.as_bytes())
+                                    .map_err(|e| Error::Runtime(format!("cannot save your edited script: {e}")))?;
+                                eprintln!("backscatter: the active copy of \"{back}\" was edited after install; that edited version (without backscatter's block) is saved in {}", keep.display());
+                            }
+                        }
+                    }
                     s.set_active(&back).await.map_err(Error::Runtime)?;
                     if back.is_empty() {
                         println!("Deactivated backscatter (no script was active before).");
@@ -210,7 +223,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                             .and_then(|l| l.rsplit_once("generated "))
                             .map(|x| x.1.trim_end_matches('.').to_string())
                             .unwrap_or_else(|| "?".into());
-                        let ids = text.matches("\"<").count() / if text.contains("body :raw") { 2 } else { 1 };
+                        let ids = crate::sieve::ids_in(&text).map_or_else(|| "?".to_string(), |n| n.to_string());
                         println!("backscatter is active (through \"{n}\"); its ID list was generated {generated} ({ids} sent Message-IDs).");
                     }
                     Some(n) => println!("backscatter is not active; \"{n}\" is."),
@@ -239,18 +252,22 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     };
     let cfg = load_config(config)?;
     let a = account(&cfg, name.as_deref())?.clone();
-    let (ids, recipients): (Vec<String>, Vec<String>) = match &sent_ids {
-        Some(f) => (
-            std::fs::read_to_string(f)
+    let lists = match &sent_ids {
+        Some(f) => {
+            let ids: Vec<String> = std::fs::read_to_string(f)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string)
-                .collect(),
-            Vec::new(),
-        ),
-        None => sent_ids_from_imap(&a, &secret(&a)?)?,
+                .collect();
+            crate::sieve::SentLists {
+                scan_ids: ids.len(),
+                ids,
+                recipients: Vec::new(),
+            }
+        }
+        None => sent_lists_from_imap(&a, &secret(&a)?)?,
     };
     let ext = extensions.unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
     let now = crate::clean::now();
@@ -258,8 +275,9 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let script = crate::sieve::generate(&crate::sieve::Policy {
         account: &a.name,
         quarantine: &a.quarantine,
-        sent_ids: &ids,
-        recipients: &recipients,
+        sent_ids: &lists.ids,
+        scan_ids: lists.scan_ids,
+        recipients: &lists.recipients,
         extensions: &ext,
         max_bytes: max_size,
         generated_at: &d,

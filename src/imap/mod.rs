@@ -23,8 +23,25 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// How long one command (or connect, or handshake) may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for a server's answer to one command: 120 s, or
+/// `BACKSCATTER_TIMEOUT` seconds (for very slow servers, and the tests'
+/// hostile servers).
+pub fn command_timeout() -> Duration {
+    static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        std::env::var("BACKSCATTER_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map_or(Duration::from_secs(120), Duration::from_secs_f64)
+    })
+}
+
+/// How long to wait for a connection, a TLS handshake or a greeting: 20 s
+/// (less if [`command_timeout`] is shorter).
+pub fn connect_timeout() -> Duration {
+    command_timeout().min(Duration::from_secs(20))
+}
 
 /// An IMAP failure, as one sentence for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +126,13 @@ async fn timed<T>(
     what: &str,
     f: impl Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+    match tokio::time::timeout(command_timeout(), f).await {
         Ok(r) => r.map_err(|e| map_err(what, e)),
         Err(_) => Err(err(
             ErrorKind::Lost,
             format!(
                 "the server did not answer within {} s while trying to {what}",
-                COMMAND_TIMEOUT.as_secs()
+                command_timeout().as_secs()
             ),
         )),
     }
@@ -202,7 +219,7 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
 pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
     let connector = tls_connector(a)?;
     let host = a.host.trim_matches(['[', ']']);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(host, tcp)).await {
+    match tokio::time::timeout(connect_timeout(), connector.connect(host, tcp)).await {
         Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
         Ok(Err(e)) => {
             let detail = e.to_string();
@@ -228,15 +245,17 @@ pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapEr
     }
 }
 
-struct XOAuth2 {
-    user: String,
-    token: String,
+/// XOAUTH2 / OAUTHBEARER: the token message first; to the server's error
+/// challenge (a JSON status) the protocol wants an empty answer, after
+/// which the server says NO.
+struct OAuth {
+    first: Option<String>,
 }
 
-impl async_imap::Authenticator for XOAuth2 {
+impl async_imap::Authenticator for OAuth {
     type Response = String;
     fn process(&mut self, _challenge: &[u8]) -> String {
-        format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token)
+        self.first.take().unwrap_or_default()
     }
 }
 
@@ -305,7 +324,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         ));
     }
     let addr = (a.host.trim_matches(['[', ']']), a.port);
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout(connect_timeout(), TcpStream::connect(addr)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
             return Err(err(
@@ -328,7 +347,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             let mut c = async_imap::Client::new(Conn::Plain(tcp));
             read_greeting(&mut c, a).await?;
             match tokio::time::timeout(
-                COMMAND_TIMEOUT,
+                command_timeout(),
                 c.run_command_and_check_ok("STARTTLS", None),
             )
             .await
@@ -360,25 +379,24 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                 .login(&a.username, secret.expose())
                 .await
                 .map_err(|(e, _)| e),
-            AuthMechanism::Xoauth2 => client
+            oauth => client
                 .authenticate(
-                    "XOAUTH2",
-                    XOAuth2 {
-                        user: a.username.clone(),
-                        token: secret.expose().to_string(),
+                    oauth.sasl_name().unwrap_or_default(),
+                    OAuth {
+                        first: oauth.oauth_message(&a.username, &a.host, a.port, secret.expose()),
                     },
                 )
                 .await
                 .map_err(|(e, _)| e),
         }
     };
-    let session = match tokio::time::timeout(COMMAND_TIMEOUT, login).await {
+    let session = match tokio::time::timeout(command_timeout(), login).await {
         Ok(Ok(s)) => s,
         Ok(Err(async_imap::error::Error::No(m))) | Ok(Err(async_imap::error::Error::Bad(m))) => {
             return Err(err(
                 ErrorKind::Auth,
                 format!(
-                    "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\")",
+                    "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
                     a.host,
                     a.port,
                     a.username,
@@ -416,7 +434,7 @@ fn capability_name(debug: &str) -> String {
 }
 
 async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<(), ImapError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, c.read_response()).await {
+    match tokio::time::timeout(connect_timeout(), c.read_response()).await {
         Ok(Ok(Some(_))) => Ok(()),
         Ok(Ok(None)) => Err(err(
             ErrorKind::Lost,

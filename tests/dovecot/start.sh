@@ -10,7 +10,9 @@
 # nobody: Dovecot refuses UID 0 for mail) and as any other user (every process runs as the caller).
 #
 # Optional environment:
-#   IMAP_PORT IMAPS_PORT SIEVE_PORT LMTP_PORT  fixed ports (default: free ports picked by the kernel)
+#   IMAP_PORT IMAPS_PORT SIEVE_PORT LMTP_PORT SIEVES_PORT  fixed ports (default: free ports
+#                        picked by the kernel; SIEVES_PORT is ManageSieve over implicit TLS)
+#   DOVECOT_EXTRA_CONF   text appended to dovecot.conf (e.g. "plugin { sieve_extensions = -include }")
 #   DOVECOT_MAIL_FORMAT  maildir (default) | mdbox
 #   DOVECOT_MAIL_USER    mail owner when run as root (default nobody)
 #   DOVECOT_DEBUG=1      mail/auth debug logging into DIR/log/dovecot.log
@@ -19,7 +21,7 @@
 #                        (a test binary killed by ^C never runs its destructors)
 #
 # Prints KEY=VALUE lines on stdout, also written to DIR/env:
-#   DOVECOT_DIR DOVECOT_CONF DOVECOT_PID DOVECOT_LOG IMAP_HOST IMAP_PORT IMAPS_PORT SIEVE_PORT
+#   DOVECOT_DIR DOVECOT_CONF DOVECOT_PID DOVECOT_LOG IMAP_HOST IMAP_PORT IMAPS_PORT SIEVE_PORT SIEVES_PORT
 #   LMTP_PORT LMTP_SOCKET TLS_CA MAIL_UID MAIL_GID MAIL_FORMAT START_MS
 # Users: alice/alicepw bob/bobpw carol/carolpw (alice@example.test etc. work too).
 set -euo pipefail
@@ -59,15 +61,15 @@ case "$FORMAT" in
 esac
 
 # ---- ports: the caller's, or free ones chosen by the kernel (bind to port 0, read it back)
-if [ -z "${IMAP_PORT:-}" ] || [ -z "${IMAPS_PORT:-}" ] || [ -z "${SIEVE_PORT:-}" ] || [ -z "${LMTP_PORT:-}" ]; then
+if [ -z "${IMAP_PORT:-}" ] || [ -z "${IMAPS_PORT:-}" ] || [ -z "${SIEVE_PORT:-}" ] || [ -z "${LMTP_PORT:-}" ] || [ -z "${SIEVES_PORT:-}" ]; then
   PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3   # a pyenv shim costs ~250 ms a call
-  read -r P1 P2 P3 P4 < <("$PY" -c '
+  read -r P1 P2 P3 P4 P5 < <("$PY" -c '
 import socket
-s = [socket.socket() for _ in range(4)]
+s = [socket.socket() for _ in range(5)]
 for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))') || die "cannot pick free ports (python3 missing? set IMAP_PORT IMAPS_PORT SIEVE_PORT LMTP_PORT)"
+print(*(x.getsockname()[1] for x in s))') || die "cannot pick free ports (python3 missing? set IMAP_PORT IMAPS_PORT SIEVE_PORT LMTP_PORT SIEVES_PORT)"
   IMAP_PORT=${IMAP_PORT:-$P1}; IMAPS_PORT=${IMAPS_PORT:-$P2}
-  SIEVE_PORT=${SIEVE_PORT:-$P3}; LMTP_PORT=${LMTP_PORT:-$P4}
+  SIEVE_PORT=${SIEVE_PORT:-$P3}; LMTP_PORT=${LMTP_PORT:-$P4}; SIEVES_PORT=${SIEVES_PORT:-$P5}
 fi
 
 mkdir -p "$D/run" "$D/state" "$D/log" "$D/ssl" "$D/mail"
@@ -217,6 +219,10 @@ service managesieve-login {
   inet_listener sieve {
     port = $SIEVE_PORT
   }
+  inet_listener sieves {
+    port = $SIEVES_PORT
+    ssl = yes
+  }
 }
 service lmtp {
   inet_listener lmtp {
@@ -276,6 +282,10 @@ else
   chown -R "$MAIL_UID:$MAIL_GID" "$D/mail"
 fi
 
+if [ -n "${DOVECOT_EXTRA_CONF:-}" ]; then
+  printf '\n# DOVECOT_EXTRA_CONF\n%s\n' "$DOVECOT_EXTRA_CONF" >> "$D/dovecot.conf"
+fi
+
 # doveconf names the bad line precisely, dovecot itself less so
 doveconf -c "$D/dovecot.conf" -n </dev/null >"$D/doveconf-n.txt" 2>"$D/log/doveconf.log" \
   || { cat "$D/log/doveconf.log" >&2; die "invalid configuration $D/dovecot.conf"; }
@@ -324,6 +334,7 @@ IMAP_HOST=127.0.0.1
 IMAP_PORT=$IMAP_PORT
 IMAPS_PORT=$IMAPS_PORT
 SIEVE_PORT=$SIEVE_PORT
+SIEVES_PORT=$SIEVES_PORT
 LMTP_PORT=$LMTP_PORT
 LMTP_SOCKET=$D/run/lmtp
 TLS_CA=$D/ssl/cert.pem

@@ -71,6 +71,8 @@ pub struct Options {
     pub mail_format: MailFormat,
     /// mail_debug/auth_debug into the log (also on with `DOVECOT_DEBUG=1`)
     pub debug: bool,
+    /// appended to dovecot.conf
+    pub extra_conf: Option<String>,
 }
 
 /// A running throw-away Dovecot. Stopped and deleted on drop.
@@ -83,6 +85,8 @@ pub struct Dovecot {
     pub imaps_port: u16,
     /// ManageSieve (STARTTLS offered)
     pub sieve_port: u16,
+    /// ManageSieve over implicit TLS
+    pub sieves_port: u16,
     /// LMTP over TCP (sieve runs on delivery)
     pub lmtp_port: u16,
     /// LMTP on a unix socket
@@ -141,13 +145,13 @@ fn fresh_dir() -> PathBuf {
     panic!("cannot create a fresh directory under /tmp")
 }
 
-/// Four distinct free loopback ports, chosen by the kernel.
-fn free_ports() -> [u16; 4] {
-    let listeners: Vec<TcpListener> = (0..4)
+/// Five distinct free loopback ports, chosen by the kernel.
+fn free_ports() -> [u16; 5] {
+    let listeners: Vec<TcpListener> = (0..5)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
         .collect();
     let p = |i: usize| listeners[i].local_addr().expect("local addr").port();
-    [p(0), p(1), p(2), p(3)]
+    [p(0), p(1), p(2), p(3), p(4)]
 }
 
 fn tail(path: &Path, n: usize) -> String {
@@ -205,6 +209,7 @@ impl Dovecot {
                         imap_port: 0,
                         imaps_port: 0,
                         sieve_port: 0,
+                        sieves_port: 0,
                         lmtp_port: 0,
                         lmtp_socket: PathBuf::new(),
                         ca_file: PathBuf::new(),
@@ -251,6 +256,7 @@ impl Dovecot {
         self.imap_port = num("IMAP_PORT") as u16;
         self.imaps_port = num("IMAPS_PORT") as u16;
         self.sieve_port = num("SIEVE_PORT") as u16;
+        self.sieves_port = num("SIEVES_PORT") as u16;
         self.lmtp_port = num("LMTP_PORT") as u16;
         self.lmtp_socket = PathBuf::from(get("LMTP_SOCKET"));
         self.ca_file = PathBuf::from(get("TLS_CA"));
@@ -286,6 +292,7 @@ impl Dovecot {
             self.imaps_port,
             self.sieve_port,
             self.lmtp_port,
+            self.sieves_port,
         ];
         let mut last_err = String::new();
         // the old sockets are closed once every killed process is gone;
@@ -372,7 +379,7 @@ impl Drop for Dovecot {
 /// Run start.sh; returns its KEY=VALUE output and the wall time.
 fn run_start(
     dir: &Path,
-    ports: Option<[u16; 4]>,
+    ports: Option<[u16; 5]>,
     options: &Options,
 ) -> Result<(HashMap<String, String>, Duration), String> {
     let mut cmd = Command::new("bash");
@@ -384,8 +391,12 @@ fn run_start(
     if options.debug {
         cmd.env("DOVECOT_DEBUG", "1");
     }
-    if let Some([imap, imaps, sieve, lmtp]) = ports {
-        cmd.env("IMAP_PORT", imap.to_string())
+    if let Some(extra) = &options.extra_conf {
+        cmd.env("DOVECOT_EXTRA_CONF", extra);
+    }
+    if let Some([imap, imaps, sieve, lmtp, sieves]) = ports {
+        cmd.env("SIEVES_PORT", sieves.to_string())
+            .env("IMAP_PORT", imap.to_string())
             .env("IMAPS_PORT", imaps.to_string())
             .env("SIEVE_PORT", sieve.to_string())
             .env("LMTP_PORT", lmtp.to_string());

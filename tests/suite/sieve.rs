@@ -20,6 +20,7 @@ fn policy<'a>(ids: &'a [String], ext: &'a str, max: usize) -> Policy<'a> {
         account: "test",
         quarantine: "Backscatter",
         sent_ids: ids,
+        scan_ids: ids.len(),
         recipients: &[],
         extensions: ext,
         max_bytes: max,
@@ -240,10 +241,26 @@ fn sieve_generate_prints_a_script_pigeonhole_compiles() {
 /// puts back what was there.
 #[test]
 fn install_deliver_and_uninstall_over_managesieve() {
-    use crate::harness::{lmtp_deliver, Dovecot};
-    let Some(dc) = Dovecot::start_or_skip("sieve_install") else {
+    install_deliver_uninstall(true);
+}
+
+/// The same on a server without `include`: the active script is then a
+/// copy of the user's with our rules in a marked block at the top.
+#[test]
+fn install_into_a_marked_copy_where_the_server_has_no_include() {
+    install_deliver_uninstall(false);
+}
+
+fn install_deliver_uninstall(include: bool) {
+    use crate::harness::{lmtp_deliver, Dovecot, Options};
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("sieve_install");
         return;
-    };
+    }
+    let dc = Dovecot::start_with(Options {
+        extra_conf: (!include).then(|| "plugin {\n  sieve_extensions = -include\n}".to_string()),
+        ..Options::default()
+    });
     let f = crate::flood::flood(900);
     let mut imap = dc.imap("alice");
     imap.append_many("Sent", &f.sent);
@@ -291,10 +308,33 @@ fn install_deliver_and_uninstall_over_managesieve() {
     let o = cli(&["sieve", "install"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        out.contains("runs \"backscatter\" and then your \"mine\""),
-        "{out}"
-    );
+    let active_script = |name: &str| {
+        rt.block_on(async {
+            let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+                .await
+                .unwrap();
+            let t = s.get(name).await.unwrap();
+            s.logout().await;
+            t
+        })
+    };
+    if include {
+        assert!(
+            out.contains("runs \"backscatter\" and then your \"mine\""),
+            "{out}"
+        );
+    } else {
+        assert!(out.contains("is a copy of your \"mine\""), "{out}");
+        let copy = active_script("backscatter-main");
+        assert!(copy.contains(backscatter::sieve::BLOCK_BEGIN), "{copy}");
+        assert!(!copy.contains("include"), "{copy}");
+        assert_eq!(backscatter::sieve::unmerge(&copy), mine);
+        assert_eq!(
+            active_script("mine"),
+            mine,
+            "the user's script is untouched"
+        );
+    }
 
     // Deliver: forged responses, legitimate ones, ordinary mail, list mail.
     // The flood's messages carry Message-IDs <flood-N@test.invalid>.
@@ -375,13 +415,11 @@ fn install_deliver_and_uninstall_over_managesieve() {
         .unwrap();
     let start = std::time::Instant::now();
     let uploaded = loop {
-        let text = rt.block_on(async {
-            let mut s = backscatter::managesieve::Session::connect(&a, &pw)
-                .await
-                .unwrap();
-            let t = s.get("backscatter").await.unwrap();
-            s.logout().await;
-            t
+        // What runs: ours through include, or the marked copy.
+        let text = active_script(if include {
+            "backscatter"
+        } else {
+            "backscatter-main"
         });
         if text.contains("<sent-after-install@test.invalid>") {
             break true;

@@ -82,5 +82,6 @@ pub fn loopback_account(
         catch_up_days: 2,
         sieve_host: "127.0.0.1".into(),
         sieve_port,
+        sieve_tls: backscatter::config::TlsMode::Plain,
     }
 }

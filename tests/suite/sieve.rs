@@ -461,3 +461,148 @@ fn install_deliver_uninstall(include: bool) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stand-in OAuth2 token service for Dovecot's oauth2 passdb: answers
+/// its token-info and introspection requests; only `good` is valid (for
+/// user alice).
+fn token_service(good: &'static str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut w = c;
+                loop {
+                    let mut head = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push(line);
+                    }
+                    let valid = head.iter().any(|h| {
+                        h.eq_ignore_ascii_case(&format!("authorization: bearer {good}\r\n"))
+                    }) || head[0].contains(&format!("access_token={good} "));
+                    let body = if valid {
+                        "{\"active\": true, \"username\": \"alice\"}"
+                    } else {
+                        "{\"active\": false}"
+                    };
+                    let status = if valid { "200 OK" } else { "401 Unauthorized" };
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+        }
+    });
+    port
+}
+
+/// ManageSieve over STARTTLS and implicit TLS, both verified against the
+/// test CA (and refused without it), and XOAUTH2/OAUTHBEARER logins to
+/// IMAP and ManageSieve against Dovecot's oauth2 passdb; a refused token
+/// is one clear error that does not repeat the token, and no hang (the
+/// server's error challenge is answered).
+#[test]
+fn managesieve_tls_modes_and_oauth_logins() {
+    use crate::harness::{Dovecot, Options};
+    use backscatter::config::{AuthMechanism, TlsMode};
+    use backscatter::managesieve::Session;
+    use backscatter::secret::Secret;
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("managesieve_tls_oauth");
+        return;
+    }
+    let port = token_service("good-token-7f3a");
+    let dir = crate::sweep::tempdir("oauth");
+    let conf = dir.join("oauth2.conf.ext");
+    std::fs::write(
+        &conf,
+        format!(
+            "tokeninfo_url = http://127.0.0.1:{port}/tokeninfo?access_token=\n\
+             introspection_url = http://127.0.0.1:{port}/introspect\n\
+             introspection_mode = auth\nforce_introspection = yes\n\
+             username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+        ),
+    )
+    .unwrap();
+    let dc = Dovecot::start_with(Options {
+        extra_conf: Some(format!(
+            "auth_mechanisms = plain login xoauth2 oauthbearer\n\
+             passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}",
+            conf.display()
+        )),
+        ..Options::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = {
+        let mut a = crate::sweep::account(&dc, "alice");
+        a.sieve_port = dc.sieve_port;
+        a
+    };
+    let pw = Secret::new("alicepw".into());
+    rt.block_on(async {
+        // TLS modes, verified against the test CA.
+        for (tls, port) in [
+            (TlsMode::Starttls, dc.sieve_port),
+            (TlsMode::Implicit, dc.sieves_port),
+        ] {
+            let mut a = base.clone();
+            a.sieve_tls = tls;
+            a.sieve_port = port;
+            a.tls_ca_file = Some(dc.ca_file.clone());
+            let mut s = Session::connect(&a, &pw)
+                .await
+                .unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+            assert!(s.extensions.contains("fileinto"), "{tls:?}");
+            s.list().await.unwrap();
+            s.logout().await;
+            // Without the CA: the self-signed certificate is refused.
+            a.tls_ca_file = None;
+            let e = Session::connect(&a, &pw).await.err().unwrap();
+            assert!(e.to_lowercase().contains("certificate"), "{tls:?}: {e}");
+            assert!(!e.contains("alicepw"));
+        }
+        // OAuth: IMAP and ManageSieve, both mechanisms.
+        for mech in [AuthMechanism::Xoauth2, AuthMechanism::Oauthbearer] {
+            let mut a = base.clone();
+            a.auth = mech;
+            let good = Secret::new("good-token-7f3a".into());
+            let bad = Secret::new("stale-token-91c2".into());
+            let imap = backscatter::imap::connect(&a, &good)
+                .await
+                .unwrap_or_else(|e| panic!("IMAP {mech:?}: {e}"));
+            imap.logout().await;
+            let mut s = Session::connect(&a, &good)
+                .await
+                .unwrap_or_else(|e| panic!("ManageSieve {mech:?}: {e}"));
+            s.list().await.unwrap();
+            s.logout().await;
+            let t = std::time::Instant::now();
+            let e = backscatter::imap::connect(&a, &bad)
+                .await
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("refused the login"), "IMAP {mech:?}: {e}");
+            assert!(!e.contains("stale-token"), "{e}");
+            let e = Session::connect(&a, &bad).await.err().unwrap();
+            assert!(e.contains("refused the login"), "ManageSieve {mech:?}: {e}");
+            assert!(!e.contains("stale-token"), "{e}");
+            assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

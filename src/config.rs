@@ -326,6 +326,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if a.quarantine.trim().is_empty() {
             return Err(err(&name, "quarantine", "must not be empty".into()));
         }
+        if let Some(bad) = crate::sieve::unsafe_mailbox_name(&a.quarantine) {
+            return Err(err(&name, "quarantine", bad.into()));
+        }
         if a.quarantine.eq_ignore_ascii_case("INBOX") {
             return Err(err(
                 &name,

@@ -136,8 +136,24 @@ impl std::fmt::Display for GenerateError {
     }
 }
 
+/// Why a mailbox name cannot be the quarantine, if it cannot: a double
+/// quote, a backslash, `${` or a control character. RFC 5228 allows the
+/// first two escaped, but implementations disagree on them (sieve-rs, our
+/// validator, reads `\\` differently from Pigeonhole: FUZZING.md), and no
+/// one needs them in a folder name.
+pub fn unsafe_mailbox_name(name: &str) -> Option<&'static str> {
+    if name.contains(['"', '\\']) || name.contains("${") || name.chars().any(char::is_control) {
+        Some("must not contain a double quote, a backslash, \"${\" or control characters")
+    } else {
+        None
+    }
+}
+
 /// Generate the script.
 pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
+    if let Some(why) = unsafe_mailbox_name(p.quarantine) {
+        return Err(GenerateError(format!("the quarantine mailbox name {why}")));
+    }
     let has = |e: &str| {
         p.extensions
             .split_whitespace()

@@ -215,6 +215,10 @@ pub fn string_arg(s: &str) -> String {
     }
 }
 
+fn invalid(e: String) -> String {
+    format!("the ManageSieve server sent an invalid response ({e})")
+}
+
 /// A connected, authenticated ManageSieve session.
 pub struct Session {
     conn: Conn,
@@ -245,7 +249,7 @@ impl Session {
     async fn read(&mut self) -> Result<Response, String> {
         let whole = async {
             loop {
-                if let Some((r, used)) = parse_response(&self.buf)? {
+                if let Some((r, used)) = parse_response(&self.buf).map_err(invalid)? {
                     self.buf.drain(..used);
                     return Ok(r);
                 }
@@ -291,7 +295,7 @@ impl Session {
         let steps = async {
             for _ in 0..4 {
                 loop {
-                    match parse_sasl_step(&self.buf)? {
+                    match parse_sasl_step(&self.buf).map_err(invalid)? {
                         Some((step, used)) => {
                             self.buf.drain(..used);
                             match step {

@@ -112,12 +112,41 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
         ),
         E::Io(io) => err(
             ErrorKind::Lost,
-            format!("the connection failed while trying to {what}: {io}"),
+            format!("{} while trying to {what}", io_text(&io)),
         ),
         other => err(
             ErrorKind::Protocol,
             format!("unexpected server response while trying to {what}: {other}"),
         ),
+    }
+}
+
+/// What an I/O error from async-imap means, in words: it reports a
+/// server's BYE, a response cut short, an oversized literal and a parse
+/// failure all as I/O errors, some in Debug form.
+fn io_text(io: &std::io::Error) -> String {
+    let m = io.to_string();
+    if m.contains("bytes remaining in stream") {
+        "the server closed the connection in the middle of a response".into()
+    } else if m.contains("incoming data too large") {
+        "the server announced a response larger than 512 MiB (refused)".into()
+    } else if m.contains("status: Bye") {
+        let said = m
+            .split_once("information: Some(\"")
+            .and_then(|(_, r)| r.split_once("\")"))
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_default();
+        format!("the server ended the session (BYE {said})")
+    } else if let Some((_, bad)) = m.split_once("during parsing of ") {
+        let excerpt: String = bad
+            .trim_matches('"')
+            .chars()
+            .take(60)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        format!("the server sent a response that is not IMAP ({excerpt})")
+    } else {
+        format!("the connection failed ({m})")
     }
 }
 

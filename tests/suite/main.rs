@@ -8,6 +8,7 @@ mod cli;
 mod flood;
 mod golden;
 mod harness;
+mod hostile;
 mod languages;
 mod properties;
 mod provenance;

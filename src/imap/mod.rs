@@ -245,28 +245,43 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
     Ok(tokio_native_tls::TlsConnector::from(c))
 }
 
+/// One sentence for a failed TLS handshake: OpenSSL's reason without its
+/// source-file noise, and what to do about it.
+fn tls_failure(host: &str, port: u16, detail: &str) -> String {
+    // "error:0A000086:SSL routines:...:statem_clnt.c:1889: (certificate has expired)"
+    let reason = detail
+        .rsplit_once(" (")
+        .filter(|(_, r)| r.ends_with(')'))
+        .map(|(_, r)| r.trim_end_matches(')').to_string())
+        .unwrap_or_else(|| detail.trim().to_string());
+    let r = reason.to_lowercase();
+    let hint = if r.contains("expired") {
+        "the server's certificate has expired; its administrator must renew it"
+    } else if r.contains("not yet valid") {
+        "the certificate is not valid yet; check this computer's clock"
+    } else if r.contains("mismatch") {
+        "the certificate is for another name; set host to the name on the certificate"
+    } else if r.contains("self-signed")
+        || r.contains("self signed")
+        || r.contains("local issuer")
+        || r.contains("verify")
+    {
+        "if the server is self-hosted, set tls-ca-file to its CA certificate"
+    } else {
+        "check the host, port and tls settings"
+    };
+    format!("the TLS certificate of {host}:{port} could not be verified: {reason} ({hint})")
+}
+
 pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
     let connector = tls_connector(a)?;
     let host = a.host.trim_matches(['[', ']']);
     match tokio::time::timeout(connect_timeout(), connector.connect(host, tcp)).await {
         Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
-        Ok(Err(e)) => {
-            let detail = e.to_string();
-            let hint = if detail.contains("certificate") || detail.contains("verify") {
-                " (if the server is self-hosted, set tls-ca-file to its CA certificate)"
-            } else {
-                ""
-            };
-            Err(err(
-                ErrorKind::Tls,
-                format!(
-                    "the TLS certificate of {}:{} could not be verified: {}{hint}",
-                    a.host,
-                    a.port,
-                    detail.trim()
-                ),
-            ))
-        }
+        Ok(Err(e)) => Err(err(
+            ErrorKind::Tls,
+            tls_failure(&a.host, a.port, &e.to_string()),
+        )),
         Err(_) => Err(err(
             ErrorKind::Tls,
             format!("the TLS handshake with {}:{} timed out", a.host, a.port),

@@ -389,3 +389,174 @@ fn broken_managesieve_servers_fail_clearly_in_time() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Make a test CA and two leaf certificates it signs: one expired
+/// (`-days -1`), one for another host name. Returns (ca, [(name, cert, key)]).
+fn make_certs(dir: &Path) -> Option<(PathBuf, Vec<(&'static str, PathBuf, PathBuf)>)> {
+    let ossl = |args: &[&str]| -> bool {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=backscatter test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    if !ossl(&ca) {
+        return None;
+    }
+    let mut leaves = Vec::new();
+    for (name, days, san) in [
+        ("expired", "-1", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("wrong-host", "30", "subjectAltName=DNS:mail.other.example"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), format!("{san}\n")).unwrap();
+        let mut req = vec!["req"];
+        req.extend(ec);
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let ext = format!("{name}.ext");
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=test"]);
+        if !ossl(&req)
+            || !ossl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                days,
+                "-extfile",
+                &ext,
+            ])
+        {
+            return None;
+        }
+        leaves.push((name, dir.join(&pem), dir.join(&key)));
+    }
+    Some((dir.join("ca.pem"), leaves))
+}
+
+/// Certificates that are expired, for another host, or self-signed are
+/// refused with one clear sentence, even with the CA trusted; a server
+/// that stops offering STARTTLS (IMAP or ManageSieve) is refused, never
+/// used in plaintext.
+#[test]
+fn bad_certificates_and_stripped_starttls_are_refused() {
+    use backscatter::config::TlsMode;
+    use backscatter::imap;
+    use backscatter::secret::Secret;
+    let dir = crate::sweep::tempdir("tls-certs");
+    let Some((ca, leaves)) = make_certs(&dir) else {
+        eprintln!("skipping: openssl cannot make test certificates");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pw = Secret::new("Tls-Secret-123".into());
+    let t0 = Instant::now();
+    for (name, cert, key) in &leaves {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Command::new("openssl")
+            .args(["s_server", "-quiet", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "s_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut a = crate::util::loopback_account("alice", port, port);
+        a.host = "127.0.0.1".into();
+        a.tls = TlsMode::Implicit;
+        a.tls_ca_file = Some(ca.clone());
+        let e = rt.block_on(imap::connect(&a, &pw)).err().expect("refused");
+        let _ = server.kill();
+        let _ = server.wait();
+        eprintln!("{name}: {e}");
+        assert_eq!(e.kind, imap::ErrorKind::Tls, "{name}: {e}");
+        let m = e.message.to_lowercase();
+        match *name {
+            "expired" => assert!(m.contains("has expired") && m.contains("renew"), "{e}"),
+            _ => assert!(m.contains("mismatch") && m.contains("another name"), "{e}"),
+        }
+        assert!(!m.contains("statem"), "no OpenSSL source noise: {e}");
+        assert!(!e.message.contains('\n') && !e.message.contains("Tls-Secret"));
+    }
+
+    // STARTTLS stripped: a server (on loopback, so plaintext would even be
+    // allowed if asked for) that neither offers it nor accepts the command,
+    // to an account that wants it. (A server that says OK to STARTTLS and
+    // then does no TLS gets a handshake timeout: never plaintext either.)
+    let imap_port = managesieve_server(
+        b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] no tls here\r\n",
+        b"A0001 BAD Unknown command\r\n",
+    );
+    let mut a = crate::util::loopback_account("alice", imap_port, 1);
+    a.tls = TlsMode::Starttls;
+    let e = rt.block_on(imap::connect(&a, &pw)).err().expect("refused");
+    eprintln!("IMAP without STARTTLS ({:?}): {e}", t0.elapsed());
+    assert!(e.message.contains("STARTTLS"), "{e}");
+    let sieve_port = managesieve_server(
+        b"\"IMPLEMENTATION\" \"x\"\r\n\"SIEVE\" \"fileinto\"\r\n\"SASL\" \"PLAIN\"\r\nOK \"ready\"\r\n",
+        b"",
+    );
+    let mut a = crate::util::loopback_account("alice", 1, sieve_port);
+    a.sieve_tls = TlsMode::Starttls;
+    let e = rt
+        .block_on(backscatter::managesieve::Session::connect(&a, &pw))
+        .err()
+        .expect("refused");
+    eprintln!("ManageSieve without STARTTLS ({:?}): {e}", t0.elapsed());
+    assert!(e.contains("does not offer STARTTLS"), "{e}");
+    assert!(!e.contains("Tls-Secret"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

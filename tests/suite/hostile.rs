@@ -392,7 +392,10 @@ fn broken_managesieve_servers_fail_clearly_in_time() {
 
 /// Make a test CA and two leaf certificates it signs: one expired
 /// (`-days -1`), one for another host name. Returns (ca, [(name, cert, key)]).
-fn make_certs(dir: &Path) -> Option<(PathBuf, Vec<(&'static str, PathBuf, PathBuf)>)> {
+/// (name, certificate, key)
+type Leaf = (&'static str, PathBuf, PathBuf);
+
+fn make_certs(dir: &Path) -> Option<(PathBuf, Vec<Leaf>)> {
     let ossl = |args: &[&str]| -> bool {
         Command::new("openssl")
             .args(args)

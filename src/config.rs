@@ -195,6 +195,24 @@ pub struct Config {
     pub accounts: Vec<Account>,
 }
 
+impl Config {
+    /// Accounts whose password is written in the file itself: a
+    /// `password.command` that only echoes it (`echo`, `printf`).
+    pub fn literal_passwords(&self) -> Vec<&str> {
+        self.accounts
+            .iter()
+            .filter(|a| match &a.secret {
+                Some(Secret::Command(c)) => c.first().is_some_and(|p| {
+                    let prog = p.rsplit('/').next().unwrap_or(p);
+                    prog == "echo" || prog == "printf"
+                }),
+                _ => false,
+            })
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+}
+
 /// Is `host` a loopback address or `localhost`?
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_matches(['[', ']']);

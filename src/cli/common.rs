@@ -12,7 +12,35 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, Error> {
     let path = config::locate(explicit).ok_or_else(|| {
         Error::Usage("cannot find a home directory for the config file: give --config FILE".into())
     })?;
-    config::load(&path).map_err(|e| Error::Usage(e.0))
+    let cfg = config::load(&path).map_err(|e| Error::Usage(e.0))?;
+    warn_if_exposed(&cfg);
+    Ok(cfg)
+}
+
+/// A config file others can read must not hold a password.
+fn warn_if_exposed(cfg: &Config) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(&cfg.path) else {
+            return;
+        };
+        let mode = meta.permissions().mode();
+        let literal = cfg.literal_passwords();
+        if mode & 0o077 != 0 && !literal.is_empty() {
+            eprintln!(
+                "backscatter: warning: {} can be read by other users (mode {:o}) and holds the password of {} (an echo command); run `chmod 600 {}`, or better, use password.keyring",
+                cfg.path.display(),
+                mode & 0o777,
+                literal
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cfg.path.display()
+            );
+        }
+    }
 }
 
 pub fn account<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a Account, Error> {

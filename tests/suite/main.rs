@@ -12,6 +12,7 @@ mod hostile;
 mod languages;
 mod properties;
 mod provenance;
+mod secrets;
 mod sieve;
 mod sweep;
 mod util;

@@ -1,0 +1,144 @@
+//! Secrets and private state: the password (right or wrong, and its SASL
+//! base64 form) never appears in any output of any command, `watch -v`
+//! included; every file backscatter writes is readable by the user alone;
+//! a config file that others can read and that holds a password gets a
+//! warning.
+
+use crate::harness::Dovecot;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn forms(pw: &str) -> Vec<String> {
+    vec![
+        pw.to_string(),
+        backscatter::managesieve::base64(format!("\0alice\0{pw}").as_bytes()),
+        backscatter::managesieve::base64(pw.as_bytes()),
+    ]
+}
+
+fn run(dir: &Path, cfg: &Path, pw: &str, args: &[&str]) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backscatter"));
+    c.args(args)
+        .env("BACKSCATTER_CONFIG", cfg)
+        .env("PW", pw)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    if args[0] == "watch" {
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_private(root: &Path) -> usize {
+    let mut n = 0;
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let mode = std::fs::symlink_metadata(&p).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is mode {:o}",
+            p.display(),
+            mode & 0o777
+        );
+        n += 1;
+        if p.is_dir() {
+            n += assert_private(&p);
+        }
+    }
+    n
+}
+
+#[test]
+fn passwords_never_appear_and_state_files_are_private() {
+    let Some(dc) = Dovecot::start_or_skip("secrets") else {
+        return;
+    };
+    let f = crate::flood::flood(60);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let dir = crate::sweep::tempdir("secrets");
+    let cfg = dir.join("config.toml");
+    let write_cfg = |password: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\n{password}\n[accounts.alice.sieve]\nport = {}\n",
+                dc.imap_port, dc.sieve_port
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_cfg("password.env = \"PW\"");
+    let right = "alicepw";
+    let wrong = "Wr0ng-Battery-0xF00D";
+    let commands: [&[&str]; 8] = [
+        &["account", "check"],
+        &["clean", "--dry-run", "--json"],
+        &["clean"],
+        &["sieve", "install"],
+        &["sieve", "status"],
+        &["watch", "-v"],
+        &["restore", "--all"],
+        &["sieve", "uninstall"],
+    ];
+    let mut outputs = 0;
+    for pw in [right, wrong] {
+        for args in commands {
+            let out = run(&dir, &cfg, pw, args);
+            for form in forms(pw) {
+                assert!(
+                    !out.contains(&form),
+                    "{args:?} with {pw:?} printed {form:?}:\n{out}"
+                );
+            }
+            assert!(!out.contains("panicked"), "{args:?}: {out}");
+            outputs += 1;
+        }
+    }
+    // The agent's log at debug level did say something.
+    let log = run(&dir, &cfg, right, &["watch", "-v"]);
+    assert!(log.contains("DEBUG") || log.contains("INFO"), "{log}");
+
+    // Every file and directory backscatter wrote: journal, sent cache,
+    // watch state, Sieve install state and the backup of the user's script.
+    let files = assert_private(&dir.join("state")) + assert_private(&dir.join("data"));
+    assert!(files >= 3, "only {files} state files");
+
+    // A password written into a config file others can read: a warning
+    // that names the account, not the password.
+    write_cfg(&format!(
+        "password.command = [\"printf\", \"%s\", \"{right}\"]"
+    ));
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&dir, &cfg, "", &["account", "check"]);
+    assert!(
+        out.contains("can be read by other users") && out.contains("chmod 600"),
+        "{out}"
+    );
+    assert!(!out.contains(right), "{out}");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&dir, &cfg, "", &["account", "check"]);
+    assert!(!out.contains("can be read by other users"), "{out}");
+    eprintln!("{outputs} command outputs checked, {files} private files");
+    let _ = std::fs::remove_dir_all(&dir);
+}

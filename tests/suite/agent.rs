@@ -231,3 +231,147 @@ fn id_of(m: &[u8]) -> String {
         .unwrap();
     format!("<{}>", h.message_id().unwrap())
 }
+
+/// SIGKILL `watch` at random moments while it moves a burst of new mail
+/// (and while it catches up after each restart): after every kill each
+/// message is in exactly one mailbox; the last run finishes the job, every
+/// message ends where the classifier says, and the journal agrees.
+#[test]
+fn sigkill_watch_mid_move_loses_and_duplicates_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("sigkill_watch") else {
+        return;
+    };
+    let f = flood(1500);
+    dc.imap("carol").append_many("Sent", &f.sent);
+    let dir = tempdir("sigkill-watch");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.carol]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"carol\"\npassword.env = \"PW\"\n",
+            dc.imap_port
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_backscatter"))
+            .args(["watch"])
+            .env("BACKSCATTER_CONFIG", &cfg)
+            .env("PW", "carolpw")
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env("HOME", &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let quarantined = || {
+        where_is(&dc, "carol")
+            .values()
+            .filter(|v| v.contains(&"Backscatter".to_string()))
+            .count()
+    };
+    let exactly_once = |when: &str| {
+        let w = where_is(&dc, "carol");
+        for id in f.expected.keys() {
+            let n = w.get(id).map_or(0, Vec::len);
+            assert_eq!(n, 1, "{id} is in {n} places after {when}");
+        }
+    };
+    let want_q = f
+        .expected
+        .values()
+        .filter(|d| **d == Decision::Backscatter)
+        .count();
+    // Pseudo-random kill moments, seeded by the clock (printed to rerun).
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("sigkill watch: seed {seed}");
+    let mut next_ms = |lo: u64, hi: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        lo + seed % (hi - lo)
+    };
+
+    // A burst of new mail while watching.
+    let mut child = start();
+    std::thread::sleep(Duration::from_millis(1500));
+    dc.imap("carol").append_many("INBOX", &f.inbox);
+    let mut mid = 0;
+    let mut moments = Vec::new();
+    let ms = next_ms(100, 900);
+    std::thread::sleep(Duration::from_millis(ms));
+    let _ = child.kill();
+    let _ = child.wait();
+    moments.push(ms);
+    exactly_once("a kill during the burst");
+    let q = quarantined();
+    eprintln!("kill at {ms} ms after the burst: {q} of {want_q} quarantined");
+    if q > 0 && q < want_q {
+        mid += 1;
+    }
+    // Restarts catch up, killed again at random moments.
+    // The window moves later while kills land before the first move (a
+    // slow, loaded machine).
+    let mut lo = 450;
+    for _ in 0..16 {
+        if quarantined() >= want_q {
+            break;
+        }
+        let ms = next_ms(lo, lo + 550);
+        let before = quarantined();
+        let mut child = start();
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        moments.push(ms);
+        exactly_once(&format!("a kill at {ms} ms"));
+        let after = quarantined();
+        eprintln!("kill at {ms} ms: {before} -> {after} of {want_q} quarantined");
+        if after > before && after < want_q {
+            mid += 1;
+        }
+        if after == before {
+            lo += 200;
+        }
+    }
+    // The last run finishes the job.
+    let mut child = start();
+    wait_for("the agent to finish", Duration::from_secs(90), || {
+        quarantined() >= want_q
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let (q, kept) = crate::sweep::check_placement(&dc, &f, "carol");
+    eprintln!(
+        "sigkill watch: kills at {moments:?} ms, {mid} of them mid-move; final {q} quarantined, {kept} kept"
+    );
+    assert!(
+        mid >= 2,
+        "too few kills landed mid-move ({mid}): {moments:?}"
+    );
+    let journal = dir.join("data/backscatter/journal-carol.jsonl");
+    let entries = backscatter::journal::read(&journal).unwrap();
+    assert!(backscatter::journal::unfinished(&entries).is_empty());
+    let in_journal: std::collections::BTreeSet<String> =
+        backscatter::journal::quarantined(&entries)
+            .into_iter()
+            .filter_map(|e| e.message_id)
+            .collect();
+    let in_q: std::collections::BTreeSet<String> = where_is(&dc, "carol")
+        .into_iter()
+        .filter(|(_, v)| v.contains(&"Backscatter".to_string()))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(in_journal, in_q, "the journal agrees with the server");
+    let _ = std::fs::remove_dir_all(&dir);
+}

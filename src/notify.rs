@@ -181,5 +181,10 @@ mod tests {
             escape("<b>\"x\" & 'y'</b>\n"),
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt; "
         );
+        // NULs and line breaks become spaces; a long line stays text.
+        assert_eq!(escape("a\0b\r\nc<"), "a b  c&lt;");
+        let long = "<a href=x>".repeat(10_000);
+        let e = escape(&long);
+        assert!(!e.contains(['<', '>', '"']) && e.len() > long.len());
     }
 }

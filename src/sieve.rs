@@ -241,12 +241,22 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     let tail = format!(") {{\n  {fileinto};\n  stop;\n}}\n");
 
     // The IDs, then the recipients: as many of the newest as fit.
-    let ids: Vec<String> = p.sent_ids.iter().map(|i| id_pattern(i)).collect();
+    // An ID longer than a header line (RFC 5322: 998) cannot be a real
+    // one, and an address has at most 320 characters; longer strings are
+    // left out (they would also exceed sieve-rs's 4 KB string limit).
+    let ids: Vec<String> = p
+        .sent_ids
+        .iter()
+        .map(|i| id_pattern(i))
+        .filter(|i| i.len() <= 998)
+        .collect();
     let recips: Vec<String> = p
         .recipients
         .iter()
         .map(|r| r.trim().to_lowercase())
-        .filter(|r| r.contains('@') && !r.contains(['"', '\\']) && !r.contains("${"))
+        .filter(|r| {
+            r.contains('@') && r.len() <= 320 && !r.contains(['"', '\\']) && !r.contains("${")
+        })
         .collect();
     let ids_block = |n: usize, m: usize| -> String {
         if n == 0 && m == 0 {

@@ -110,6 +110,52 @@ fn hostile_ids_stay_literal() {
         run(&s.text, other, "").unwrap().as_deref(),
         Some("Backscatter")
     );
+
+    // NULs, line breaks, a 100 KB ID, `${hex:..}`, a Sieve comment and a
+    // closing bracket: the script still compiles (sieve-rs and Pigeonhole)
+    // and still quarantines the unrelated bounce.
+    let nasty = vec![
+        "nul\0byte@example.org".to_string(),
+        "line\r\nbreak\n\"; fileinto \"INBOX\"; #@example.org".to_string(),
+        format!("{}@long.example", "x".repeat(100_000)),
+        "${hex:41}@example.org".to_string(),
+        "a]; stop; # */@example.org".to_string(),
+        "\u{202e}rtl\u{feff}@example.org".to_string(),
+    ];
+    let s = generate(&policy(&nasty, DOVECOT_DEFAULT, 1 << 20)).unwrap();
+    assert_eq!(
+        s.ids_included,
+        nasty.len() - 1,
+        "the 100 KB one is left out"
+    );
+    validate(&s.text, DOVECOT_DEFAULT).unwrap();
+    assert!(!s.text.contains('\0'));
+    assert!(
+        !s.text
+            .lines()
+            .any(|l| l.trim_start().starts_with("fileinto \"INBOX\"")),
+        "no injected command"
+    );
+    assert_eq!(
+        run(&s.text, other, "").unwrap().as_deref(),
+        Some("Backscatter")
+    );
+    if let Some(sievec) = sievec() {
+        let dir = crate::sweep::tempdir("sieve-nasty");
+        let f = dir.join("nasty.sieve");
+        std::fs::write(&f, &s.text).unwrap();
+        let out = Command::new(&sievec)
+            .arg(&f)
+            .arg(dir.join("nasty.svbin"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sievec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// The envelope sender a delivering server would have seen.

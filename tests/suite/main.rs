@@ -6,6 +6,7 @@ mod accounts;
 mod agent;
 mod cli;
 mod flood;
+mod fuzzed;
 mod golden;
 mod harness;
 mod hostile;

@@ -24,7 +24,19 @@ use std::process::ExitCode;
 /// backscatter never deletes mail and never sends any. Start with
 /// `backscatter classify` on a folder of .eml files to see what it would do.
 #[derive(Debug, Parser)]
-#[command(name = "backscatter", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "backscatter",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    after_long_help = "Environment:
+  BACKSCATTER_CONFIG   the config file (as --config)
+  BACKSCATTER_TIMEOUT  seconds to wait for a server's answer to one command (default 120)
+  NO_COLOR             no colours
+
+Exit status: 0 done, 1 a runtime error (server, network, mailbox), 2 a usage or configuration error."
+)]
 pub struct Cli {
     /// The config file (default: $BACKSCATTER_CONFIG, else
     /// ~/.config/backscatter/config.toml or the platform's equivalent).

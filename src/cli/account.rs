@@ -143,13 +143,21 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
                     .and_then(|l| l.into_iter().find(|(_, act)| *act).map(|(n, _)| n));
                 writeln!(
                     out,
-                    "  ManageSieve: {}:{} ({}; active script: {})",
+                    "  ManageSieve: {}:{} ({}; {}; active script: {})",
                     a.sieve_host,
                     a.sieve_port,
-                    if s.extensions.split_whitespace().any(|x| x == "include") {
+                    match a.sieve_tls {
+                        crate::config::TlsMode::Implicit => "TLS, verified",
+                        crate::config::TlsMode::Starttls => "STARTTLS, verified",
+                        crate::config::TlsMode::Plain => "plaintext to loopback",
+                    },
+                    if s.extensions
+                        .split_whitespace()
+                        .any(|x| x.eq_ignore_ascii_case("include"))
+                    {
                         "include available"
                     } else {
-                        "no include"
+                        "no include: install will use a marked copy of your script"
                     },
                     active.as_deref().unwrap_or("none")
                 )

@@ -127,6 +127,11 @@ fn clean_restore_and_check_from_the_command_line() {
     assert!(out.contains("logged in to localhost"), "{out}");
     assert!(out.contains("TLS, certificate verified"), "{out}");
     assert!(
+        out.contains("ManageSieve: localhost:")
+            && out.contains("STARTTLS, verified; include available"),
+        "{out}"
+    );
+    assert!(
         out.contains("MOVE") && out.contains("Sent:        Sent"),
         "{out}"
     );

@@ -106,6 +106,20 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Does the file end without a line break (a torn write)?
+fn ends_torn(path: &Path) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
 /// Append entries and sync them to disk.
 pub fn append(path: &Path, entries: &[Entry]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -113,6 +127,11 @@ pub fn append(path: &Path, entries: &[Entry]) -> io::Result<()> {
     }
     let mut f = crate::paths::append_private(path)?;
     let mut buf = Vec::new();
+    // A run killed mid-write leaves a torn last line: start a fresh one,
+    // or this batch would be glued to it and lost with it.
+    if ends_torn(path)? {
+        buf.push(b'\n');
+    }
     for e in entries {
         serde_json::to_writer(&mut buf, e).map_err(io::Error::other)?;
         buf.push(b'\n');
@@ -253,6 +272,10 @@ mod tests {
             .unwrap();
         let e = read(&p).unwrap();
         assert_eq!(e.len(), 2);
+        // The next run's entries are not glued to the torn line.
+        append(&p, &[q("b2", 2, "<c@d>")]).unwrap();
+        let e = read(&p).unwrap();
+        assert_eq!(e.len(), 3, "{e:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -51,6 +51,29 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
+/// Take the account's agent lock (released by the OS when the process
+/// ends, however it ends).
+fn lock_account(dirs: &Dirs, account: &str) -> Result<std::fs::File, Error> {
+    let path = crate::paths::account_file(&dirs.state, "watch", account, "lock");
+    if let Some(d) = path.parent() {
+        crate::paths::private_dir(d)
+            .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let f = crate::paths::append_private(&path)
+        .map_err(|e| Error::Runtime(format!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Runtime(format!(
+            "another `backscatter watch` is already watching account \"{account}\" (lock {})",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Runtime(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     init_logging(args.verbose);
     let cfg = load_config(config)?;
@@ -76,6 +99,12 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         }
     }
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    // One agent per account: a second one would race the first for the
+    // same messages. The locks are held until the process exits.
+    let mut _locks = Vec::new();
+    for a in &accounts {
+        _locks.push(lock_account(&dirs, &a.name)?);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -105,6 +105,20 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         Duration::from_secs(15),
         connected(2),
     );
+    // A second agent for the same accounts refuses to start.
+    let second = Command::new(env!("CARGO_BIN_EXE_backscatter"))
+        .args(["watch"])
+        .env("BACKSCATTER_CONFIG", &cfg)
+        .env("PW_alice", "alicepw")
+        .env("PW_bob", "bobpw")
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains("already watching account"), "{err}");
 
     // New mail while watching: forged moves, the rest stays.
     let t0 = Instant::now();

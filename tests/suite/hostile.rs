@@ -376,6 +376,17 @@ fn broken_managesieve_servers_fail_clearly_in_time() {
             "refused the login",
         ),
     ];
+    // A flood of data lines that never ends in OK.
+    let flood: &'static [u8] = Box::leak(
+        "\"SIEVE\" \"fileinto\"\r\n"
+            .repeat(50_000)
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let cases =
+        cases
+            .into_iter()
+            .chain([("flood of lines", flood, &b""[..], "too many response lines")]);
     for (what, greeting, then, expect) in cases {
         let port = managesieve_server(greeting, then);
         let cfg = config(&dir, 1, port);

@@ -298,10 +298,27 @@ fn fallback_child() {
 /// and the journal agrees with the server.
 #[test]
 fn sigkill_mid_sweep_loses_and_duplicates_nothing() {
+    sigkill_mid_sweep(
+        false,
+        2500,
+        &[40, 90, 150, 220, 300, 380, 470, 560, 650, 800],
+    );
+}
+
+/// The same on a server without MOVE (UID COPY, then `\Deleted` and UID
+/// EXPUNGE): a kill between the copy and the expunge leaves a message in
+/// both mailboxes for a moment, never in none, and the next run removes
+/// the extra copy.
+#[test]
+fn sigkill_mid_sweep_with_the_copy_fallback() {
+    sigkill_mid_sweep(true, 1200, &[60, 120, 200, 280, 360, 450, 550]);
+}
+
+fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
     let Some(dc) = Dovecot::start_or_skip("sigkill_mid_sweep") else {
         return;
     };
-    let f = flood(2500);
+    let f = flood(n);
     let mut imap = dc.imap("carol");
     imap.append_many("Sent", &f.sent);
     imap.append_many("INBOX", &f.inbox);
@@ -323,6 +340,7 @@ fn sigkill_mid_sweep_loses_and_duplicates_nothing() {
             .env("XDG_DATA_HOME", base.join("data"))
             .env("XDG_STATE_HOME", base.join("state"))
             .env("HOME", &base)
+            .envs(copy_fallback.then_some(("BACKSCATTER_TEST_NO_MOVE", "1")))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -334,17 +352,27 @@ fn sigkill_mid_sweep_loses_and_duplicates_nothing() {
         child.wait_with_output().unwrap()
     };
     let mut killed = 0;
-    for ms in [40u64, 90, 150, 220, 300, 380, 470, 560, 650, 800] {
+    let mut doubled = 0;
+    for &ms in kills_ms {
         let out = run(Some(std::time::Duration::from_millis(ms)));
         if !out.status.success() {
             killed += 1;
         }
-        // After every kill: nothing lost, nothing duplicated.
+        // After every kill: nothing lost, nothing duplicated (with the
+        // copy fallback, a copy not yet expunged is allowed until the
+        // next run).
         let w = where_is(&dc, "carol");
         for id in f.expected.keys() {
             let n = w.get(id).map_or(0, Vec::len);
+            if copy_fallback && n == 2 {
+                doubled += 1;
+                continue;
+            }
             assert_eq!(n, 1, "{id} is in {n} places after a kill at {ms} ms");
         }
+    }
+    if copy_fallback {
+        eprintln!("sigkill (copy fallback): {doubled} messages caught between copy and expunge");
     }
     let out = run(None);
     assert!(

@@ -595,6 +595,32 @@ pub async fn refresh_copy(s: &mut Session, script: &crate::sieve::Script) -> Res
     Ok(true)
 }
 
+/// The user's script behind the active wrapper, found without the install
+/// state: the one the `include` wrapper names, or the one whose text equals
+/// the marked copy without our block.
+pub async fn original_of_wrapper(
+    s: &mut Session,
+    scripts: &[(String, bool)],
+) -> Result<Option<String>, String> {
+    let text = s.get(WRAPPER).await?;
+    if text.contains(crate::sieve::BLOCK_BEGIN) {
+        let theirs = crate::sieve::unmerge(&text);
+        for (name, _) in scripts {
+            if name != SCRIPT && name != WRAPPER && s.get(name).await? == theirs {
+                return Ok(Some(name.clone()));
+            }
+        }
+        return Ok(None);
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("include :personal "))
+        .map(|rest| rest.trim_end_matches(';').trim())
+        .filter_map(|q| q.strip_prefix('"')?.strip_suffix('"'))
+        .map(|n| n.replace("\\\"", "\"").replace("\\\\", "\\"))
+        .find(|n| n != SCRIPT && scripts.iter().any(|(x, _)| x == n)))
+}
+
 /// What `sieve install` did, kept (0600) so `sieve uninstall` can undo it
 /// exactly and `watch` can keep it fresh.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]

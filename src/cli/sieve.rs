@@ -179,7 +179,16 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
                 if matches!(active.as_deref(), Some(n) if n == SCRIPT || n == WRAPPER) {
-                    let back = state.original_active.clone().unwrap_or_default();
+                    let mut back = state.original_active.clone().unwrap_or_default();
+                    if back.is_empty() && active.as_deref() == Some(WRAPPER) {
+                        // The install state is gone (another machine, a
+                        // wiped state directory): the wrapper names the
+                        // user's script, or the marked copy matches it.
+                        back = crate::managesieve::original_of_wrapper(&mut s, &scripts)
+                            .await
+                            .map_err(Error::Runtime)?
+                            .unwrap_or_default();
+                    }
                     if active.as_deref() == Some(WRAPPER) && !back.is_empty() {
                         // Changes made to the marked copy since install
                         // (e.g. in a webmail's filter editor) are kept aside.

@@ -490,8 +490,27 @@ fn install_deliver_uninstall(include: bool) {
         out.contains("backscatter is active (through \"backscatter-main\")"),
         "{out}"
     );
+    if !include {
+        // Without the install state (a wiped state directory), uninstall
+        // still finds the user's script: the copy matches it.
+        let state = dir.join("state/backscatter");
+        let mut removed = 0;
+        for e in std::fs::read_dir(&state).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with("sieve-") && n.ends_with(".json") {
+                std::fs::remove_file(e.path()).unwrap();
+                removed += 1;
+            }
+        }
+        assert_eq!(removed, 1, "the install state file");
+    }
     let o = cli(&["sieve", "uninstall"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Re-activated your \"mine\""),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let scripts = rt.block_on(async {
         let mut s = backscatter::managesieve::Session::connect(&a, &pw)
             .await

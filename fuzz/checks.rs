@@ -141,7 +141,9 @@ pub fn sieve(data: &[u8]) {
         let from_ours = recips
             .iter()
             .any(|r| spaced(r) == "mailer-daemon@mx.example.net");
-        let expected = if (has_body && in_body) || from_ours {
+        // Without `body`, a response that names no original in a header
+        // (this bounce) is left to the agent.
+        let expected = if (has_body && in_body) || from_ours || !has_body {
             None
         } else {
             Some(folder.clone())

@@ -238,6 +238,16 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         strong = list(&strong_daemons),
         subjects = list(&subjects),
     );
+    // Without `body` the script cannot see the original a bounce carries:
+    // it judges only responses that name their original in a header, and
+    // leaves the rest to the agent rather than quarantine a bounce of the
+    // user's own mail.
+    let rules_head = if has("body") {
+        rules_head
+    } else {
+        rules_head
+            + "  # (no \"body\" here: only responses naming their original in a header are judged)\n  exists [\"in-reply-to\", \"references\"],\n"
+    };
     let tail = format!(") {{\n  {fileinto};\n  stop;\n}}\n");
 
     // The IDs, then the recipients: as many of the newest as fit.
@@ -384,11 +394,10 @@ pub fn merge(theirs: &str, ours: &Script) -> Result<String, String> {
         .filter(|l| !l.trim_start().starts_with("require "))
         .map(|l| format!("{l}\n"))
         .collect();
-    let theirs_req = requires_of(&theirs[..at]);
+    // Their requires, however laid out over lines.
+    let prologue = theirs[..at].to_ascii_lowercase();
     if body.contains("${")
-        && theirs_req
-            .iter()
-            .any(|r| r == "variables" || r == "encoded-character")
+        && (prologue.contains("\"variables\"") || prologue.contains("\"encoded-character\""))
     {
         // Their `variables` would expand it inside our strings.
         return Err("your script uses \"variables\" and backscatter's rules hold \"${\"; they cannot share one script".into());
@@ -662,7 +671,15 @@ mod tests {
         );
         assert!(!small.text.contains("envelope :is"));
         assert!(!small.text.contains("body :raw"));
+        assert!(small
+            .text
+            .contains("exists [\"in-reply-to\", \"references\"],"));
         validate(&small.text, "fileinto").unwrap();
+        // Without body, a bounce without In-Reply-To is left to the agent.
+        let bounce = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <old.x@example.org>\r\n--b--\r\n";
+        assert_eq!(run(&small.text, bounce, "").unwrap(), None);
+        let none = generate(&policy(&[], "fileinto", 1 << 20)).unwrap();
+        validate(&none.text, "fileinto").unwrap();
         assert!(generate(&policy(&ids, "envelope body", 1 << 20)).is_err());
         assert_eq!(ids_in(&s.text), Some(5000));
         assert_eq!(ids_in(&small.text), Some(small.ids_included));

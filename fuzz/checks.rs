@@ -143,7 +143,7 @@ pub fn sieve(data: &[u8]) {
             .any(|r| spaced(r) == "mailer-daemon@mx.example.net");
         // Without `body`, a response that names no original in a header
         // (this bounce) is left to the agent.
-        let expected = if (has_body && in_body) || from_ours || !has_body {
+        let expected = if in_body || from_ours || !has_body {
             None
         } else {
             Some(folder.clone())

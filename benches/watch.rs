@@ -75,13 +75,8 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["watch"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let mut child = util::backscatter(&dir, &cfg, &["watch"])
         .env("PW", "alicepw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -92,15 +92,8 @@ fn write_config(dir: &Path, dc: &Dovecot, user: &str, extra: &str) -> std::path:
 }
 
 fn cli(dir: &Path, cfg: &Path, pw: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(args)
-        .env("BACKSCATTER_CONFIG", cfg)
+    crate::util::backscatter(dir, cfg, args)
         .env("BS_TEST_PASSWORD", pw)
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap()
 }
@@ -347,13 +340,8 @@ fn empty_mailbox_big_message_and_a_server_that_goes_away() {
     imap.append_many("Sent", &f.sent);
     imap.append_many("INBOX", &f.inbox);
     let cfg = write_config(&dir, &dc, "carol", "");
-    let child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["clean"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let child = crate::util::backscatter(&dir, &cfg, &["clean"])
         .env("BS_TEST_PASSWORD", "carolpw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -72,14 +72,9 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         ));
     }
     std::fs::write(&cfg, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["watch"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
         .env("PW_alice", "alicepw")
         .env("PW_bob", "bobpw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,14 +101,9 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         connected(2),
     );
     // A second agent for the same accounts refuses to start.
-    let second = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["watch"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let second = crate::util::backscatter(&dir, &cfg, &["watch"])
         .env("PW_alice", "alicepw")
         .env("PW_bob", "bobpw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
@@ -204,14 +194,9 @@ fn a_refused_login_stops_that_account_only() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["watch"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
         .env("PW_BAD", "not-carols-password")
         .env("PW_GOOD", "bobpw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -268,13 +253,8 @@ fn sigkill_watch_mid_move_loses_and_duplicates_nothing() {
     )
     .unwrap();
     let start = || {
-        Command::new(env!("CARGO_BIN_EXE_backscatter"))
-            .args(["watch"])
-            .env("BACKSCATTER_CONFIG", &cfg)
+        crate::util::backscatter(&dir, &cfg, &["watch"])
             .env("PW", "carolpw")
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .env("HOME", &dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -233,15 +233,8 @@ fn config(dir: &Path, imap_port: u16, sieve_port: u16) -> PathBuf {
 }
 
 fn cli(dir: &Path, cfg: &Path, timeout_s: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_backscatter"));
-    c.args(args)
-        .env("BACKSCATTER_CONFIG", cfg)
-        .env("BACKSCATTER_TIMEOUT", timeout_s)
-        .env("PW", "alicepw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", dir)
-        .env("NO_COLOR", "1");
+    let mut c = crate::util::backscatter(dir, cfg, args);
+    c.env("BACKSCATTER_TIMEOUT", timeout_s).env("PW", "alicepw");
     c
 }
 

@@ -19,13 +19,8 @@ fn forms(pw: &str) -> Vec<String> {
 }
 
 fn run(dir: &Path, cfg: &Path, pw: &str, args: &[&str]) -> String {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_backscatter"));
-    c.args(args)
-        .env("BACKSCATTER_CONFIG", cfg)
-        .env("PW", pw)
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", dir)
+    let mut c = crate::util::backscatter(dir, cfg, args);
+    c.env("PW", pw)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();

@@ -323,13 +323,8 @@ fn install_deliver_uninstall(include: bool) {
     )
     .unwrap();
     let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_backscatter"))
-            .args(args)
-            .env("BACKSCATTER_CONFIG", &cfg)
+        crate::util::backscatter(&dir, &cfg, args)
             .env("PW", "alicepw")
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .env("HOME", &dir)
             .output()
             .unwrap()
     };
@@ -448,13 +443,8 @@ fn install_deliver_uninstall(include: bool) {
     // the server-side script when `watch` runs.
     let fresh = crate::flood::with_message_id(&f.sent[0], "<sent-after-install@test.invalid>");
     dc.imap("alice").append("Sent", &fresh);
-    let watch = Command::new(env!("CARGO_BIN_EXE_backscatter"))
-        .args(["watch"])
-        .env("BACKSCATTER_CONFIG", &cfg)
+    let watch = crate::util::backscatter(&dir, &cfg, &["watch"])
         .env("PW", "alicepw")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("HOME", &dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -333,13 +333,8 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
     )
     .unwrap();
     let run = |kill_after: Option<std::time::Duration>| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_backscatter"))
-            .args(["clean", "--json"])
-            .env("BACKSCATTER_CONFIG", &cfg)
+        let mut child = crate::util::backscatter(&base, &cfg, &["clean", "--json"])
             .env("BS_TEST_PASSWORD", "carolpw")
-            .env("XDG_DATA_HOME", base.join("data"))
-            .env("XDG_STATE_HOME", base.join("state"))
-            .env("HOME", &base)
             .envs(copy_fallback.then_some(("BACKSCATTER_TEST_NO_MOVE", "1")))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

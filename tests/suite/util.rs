@@ -85,3 +85,18 @@ pub fn loopback_account(
         sieve_tls: backscatter::config::TlsMode::Plain,
     }
 }
+
+/// `backscatter ARGS` as a user whose config file is `cfg` and whose data,
+/// state, config and home directories are under `dir`: nothing touches the
+/// real ones. Add the password variables and stdio as needed.
+pub fn backscatter(dir: &Path, cfg: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_backscatter"));
+    c.args(args)
+        .env("BACKSCATTER_CONFIG", cfg)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("HOME", dir)
+        .env("NO_COLOR", "1");
+    c
+}

@@ -47,6 +47,11 @@ pub struct HeaderMark {
     pub source: String,
     #[serde(default)]
     pub note: Option<String>,
+    /// Never evidence alone (newsletters and other bulk mail carry it too):
+    /// the classifier weighs it separately, and the Sieve script leaves it
+    /// out.
+    #[serde(default)]
+    pub weak: bool,
 }
 
 /// The data file's shape.
@@ -268,6 +273,7 @@ fn match_header<'a>(
     let v = value.to_lowercase();
     marks
         .iter()
+        .filter(|m| !m.weak)
         .find(|m| m.value.is_empty() || v.contains(&m.value))
 }
 
@@ -350,6 +356,22 @@ impl Lexicon {
     }
 
     /// Every header name the lexicon looks at (for fetching only those).
+    /// The strong header marks (name, value substring; empty = any value),
+    /// sorted by name: what the Sieve script tests.
+    pub fn header_marks(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .autoreply_headers
+            .values()
+            .chain(self.challenge_headers.values())
+            .flatten()
+            .filter(|m| !m.weak)
+            .map(|m| (m.name.trim().to_string(), m.value.clone()))
+            .collect();
+        v.sort_by_key(|(n, val)| (n.to_ascii_lowercase(), val.to_lowercase()));
+        v.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0) && a.1.eq_ignore_ascii_case(&b.1));
+        v
+    }
+
     pub fn header_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .autoreply_headers

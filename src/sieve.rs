@@ -177,7 +177,34 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         .collect();
     let mut daemons: Vec<String> = lex.daemon_localparts().into_iter().collect();
     daemons.sort();
-    let vendor: Vec<String> = lex.header_names();
+    // Vendor auto-reply and challenge-response headers: present at all, or
+    // with a telling value (`X-Mailer: vacation`). Weak ones (which bulk
+    // mail carries too) are left out, as the classifier leaves them.
+    let vendor = {
+        let mut any: Vec<String> = Vec::new();
+        let mut valued: std::collections::BTreeMap<String, (String, Vec<String>)> =
+            Default::default();
+        for (name, value) in lex.header_marks() {
+            if value.is_empty() {
+                any.push(format!("exists {}", quote(&name)));
+            } else {
+                valued
+                    .entry(name.to_ascii_lowercase())
+                    .or_insert_with(|| (name.clone(), Vec::new()))
+                    .1
+                    .push(value);
+            }
+        }
+        let tests: Vec<String> = any
+            .into_iter()
+            .chain(
+                valued
+                    .into_values()
+                    .map(|(name, values)| format!("header :contains {} {}", quote(&name), list(&values))),
+            )
+            .collect();
+        format!("anyof ({})", tests.join(", "))
+    };
     let mut subjects: Vec<String> = lex
         .bounce_subject
         .entries()
@@ -219,7 +246,7 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
          \x20   {sender_null},\n\
          \x20   address :localpart :is \"from\" {daemons},\n\
          \x20   header :contains \"auto-submitted\" \"auto-\",\n\
-         \x20   exists {vendor},\n\
+         \x20   {vendor},\n\
          \x20   exists \"x-failed-recipients\",\n\
          \x20   header :contains \"content-type\" [\"delivery-status\", \"feedback-report\", \"disposition-notification\"],\n\
          \x20   header :contains \"precedence\" \"junk\"\n\
@@ -229,12 +256,11 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
          \x20   header :contains \"content-type\" [\"delivery-status\", \"feedback-report\", \"disposition-notification\"],\n\
          \x20   exists \"x-failed-recipients\",\n\
          \x20   header :contains \"auto-submitted\" \"auto-replied\",\n\
-         \x20   exists {vendor},\n\
+         \x20   {vendor},\n\
          \x20   address :localpart :is \"from\" {strong},\n\
          \x20   header :contains \"subject\" {subjects}\n\
          \x20 ),\n",
         daemons = list(&daemons),
-        vendor = list(&vendor),
         strong = list(&strong_daemons),
         subjects = list(&subjects),
     );

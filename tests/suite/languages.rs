@@ -123,3 +123,24 @@ fn the_auto_replier_is_someone_you_wrote_to() {
         v.reasons
     );
 }
+
+/// Hand-written: a newsletter (or any mail an Exchange server or bulk
+/// mailer sent) carrying `X-Auto-Response-Suppress: All` and `Precedence:
+/// bulk` is not an automated response. Those headers are weak hints: the
+/// lexicon marks X-Auto-Response-Suppress `weak`, so it no longer counts
+/// as an auto-reply vendor header (it did, and quarantined such mail).
+#[test]
+fn bulk_mail_with_weak_hints_only_is_ordinary() {
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    for suppress in ["All", "OOF", "DR, RN, NRN, OOF, AutoReply"] {
+        let m = format!(
+            "From: News <news@shop.example>\r\nTo: me@example.org\r\nSubject: Our November deals\r\nMessage-ID: <n1@shop.example>\r\nX-Auto-Response-Suppress: {suppress}\r\nPrecedence: bulk\r\nContent-Type: text/plain\r\n\r\nBig deals this week.\r\n"
+        );
+        let v = classify(m.as_bytes(), &ctx);
+        assert_eq!(v.verdict, Decision::Normal, "{suppress}: {:?}", v.reasons);
+    }
+}

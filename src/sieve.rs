@@ -197,11 +197,9 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         }
         let tests: Vec<String> = any
             .into_iter()
-            .chain(
-                valued
-                    .into_values()
-                    .map(|(name, values)| format!("header :contains {} {}", quote(&name), list(&values))),
-            )
+            .chain(valued.into_values().map(|(name, values)| {
+                format!("header :contains {} {}", quote(&name), list(&values))
+            }))
             .collect();
         format!("anyof ({})", tests.join(", "))
     };
@@ -258,7 +256,8 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
          \x20   header :contains \"auto-submitted\" \"auto-replied\",\n\
          \x20   {vendor},\n\
          \x20   address :localpart :is \"from\" {strong},\n\
-         \x20   header :contains \"subject\" {subjects}\n\
+         \x20   # a bounce or auto-reply subject counts only from the mail system itself\n\
+         \x20   allof (header :contains \"subject\" {subjects}, anyof ({sender_null}, address :localpart :is \"from\" {daemons}))\n\
          \x20 ),\n",
         daemons = list(&daemons),
         strong = list(&strong_daemons),

@@ -144,3 +144,31 @@ fn bulk_mail_with_weak_hints_only_is_ordinary() {
         assert_eq!(v.verdict, Decision::Normal, "{suppress}: {:?}", v.reasons);
     }
 }
+
+/// Hand-written ordinary mail that looks machine-made
+/// (`tests/fixtures/handwritten-ham/`): every message is `normal`.
+#[test]
+fn machine_looking_ordinary_mail_is_normal() {
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    let dir = crate::util::root().join("tests/fixtures/handwritten-ham");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "eml") {
+            let v = classify(&std::fs::read(&p).unwrap(), &ctx);
+            assert_eq!(
+                v.verdict,
+                Decision::Normal,
+                "{}: {:?}",
+                p.display(),
+                v.reasons
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 8);
+}

@@ -755,3 +755,22 @@ fn sieve_examples_are_current_and_compile() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
 }
+
+/// The script keeps machine-looking ordinary mail
+/// (`tests/fixtures/handwritten-ham/`), with no sent IDs at all (the worst
+/// case: nothing of the user's to find), on every server variant.
+#[test]
+fn the_script_keeps_machine_looking_ordinary_mail() {
+    let dir = crate::util::root().join("tests/fixtures/handwritten-ham");
+    for ext in [DOVECOT_DEFAULT, "fileinto", "fileinto envelope body"] {
+        let s = generate(&policy(&[], ext, 1 << 20)).unwrap();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "eml") {
+                let raw = std::fs::read(&p).unwrap();
+                let filed = run(&s.text, &raw, "sender@example.net").unwrap();
+                assert_eq!(filed, None, "{ext}: {} was filed", p.display());
+            }
+        }
+    }
+}

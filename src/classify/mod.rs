@@ -645,6 +645,9 @@ struct Signal {
     weight: u8,
     /// Comes from headers or structure a person's mail client does not write.
     sender_side: bool,
+    /// An explicit "a program wrote this" (`Auto-Submitted`), which bulk
+    /// mail does not carry: firm even when weak as evidence.
+    declared: bool,
     reason: String,
 }
 
@@ -666,6 +669,7 @@ impl Evidence {
             kind,
             weight,
             sender_side,
+            declared: false,
             reason,
         });
     }
@@ -745,6 +749,11 @@ impl Evidence {
                 );
             } else if !a.starts_with("no") {
                 ev.push(None, WEAK, true, format!("Auto-Submitted: {a} (RFC 3834)"));
+                // Weak as evidence (notifications carry it), but a
+                // declaration that no person wrote this: a firm sender sign.
+                if let Some(last) = ev.signals.last_mut() {
+                    last.declared = true;
+                }
             }
         }
         let mut vendor = false;
@@ -946,6 +955,16 @@ impl Evidence {
         if !sender_side {
             return None;
         }
+        // Weak signs from the sending side (`Precedence: bulk`,
+        // `X-Auto-Response-Suppress`, a noreply sender) are what bulk mail
+        // carries too. With nothing firmer from the sender, the kind needs
+        // evidence from two places (a subject and a sentence, say), so a
+        // newsletter titled "Out of office? Take our deals with you" stays
+        // ordinary.
+        let firm_sender = self
+            .signals
+            .iter()
+            .any(|s| s.sender_side && (s.weight >= MODERATE || s.declared));
         let generic: u8 = self
             .signals
             .iter()
@@ -962,7 +981,9 @@ impl Evidence {
         }
         // Automated: some kind has evidence of its own and enough in all.
         Kind::ALL.into_iter().find(|k| {
-            best[k.index()] >= MODERATE && specific[k.index()].saturating_add(generic) >= THRESHOLD
+            best[k.index()] >= MODERATE
+                && specific[k.index()].saturating_add(generic) >= THRESHOLD
+                && (firm_sender || specific[k.index()] >= 2 * MODERATE)
         })?;
         // Which kind: the most specific one with evidence of its own (a
         // bounce that says "virus" is a virus notice, a vacation robot's

@@ -267,7 +267,7 @@ fn sigkill_watch_mid_move_loses_and_duplicates_nothing() {
             .count()
     };
     let exactly_once = |when: &str| {
-        let w = where_is(&dc, "carol");
+        let w = crate::sweep::where_is_settled(&dc, "carol");
         for id in f.expected.keys() {
             let n = w.get(id).map_or(0, Vec::len);
             assert_eq!(n, 1, "{id} is in {n} places after {when}");

@@ -20,20 +20,11 @@ fn main() {
         eprintln!("dovecot is not installed: skipping");
         return;
     }
-    let n: usize = std::env::var("N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
-    let nids: usize = std::env::var("IDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
+    let n: usize = util::env_num("N", 500);
+    let nids: usize = util::env_num("IDS", 5000);
     // How many of the newest IDs are searched in bodies (by default those
     // of the last 7 days; here all unless SCAN=… says otherwise).
-    let scan: usize = std::env::var("SCAN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(nids);
+    let scan: usize = util::env_num("SCAN", nids);
     let f = flood::flood(n);
     let dc = harness::Dovecot::start();
     dc.imap("alice").create("Backscatter");

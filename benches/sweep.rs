@@ -85,14 +85,8 @@ fn main() {
         eprintln!("dovecot is not installed: skipping the sweep benchmark");
         return;
     }
-    let n: usize = std::env::var("FLOOD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let n: usize = util::env_num("FLOOD", 10_000);
+    let rounds: usize = util::env_num("ROUNDS", 3);
     let f = flood::flood(n);
     let size: usize = f.inbox.iter().map(Vec::len).sum();
     let forged = f

@@ -14,6 +14,7 @@ mod harness;
 mod util;
 
 use backscatter::Decision;
+use flood::id_of;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -43,14 +44,8 @@ fn main() {
         eprintln!("dovecot is not installed: skipping");
         return;
     }
-    let n: usize = std::env::var("N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    let idle_secs: u64 = std::env::var("IDLE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(120);
+    let n: usize = util::env_num("N", 40);
+    let idle_secs: u64 = util::env_num("IDLE_SECS", 120);
     let f = flood::flood(2000);
     let forged: Vec<Vec<u8>> = f
         .inbox
@@ -156,11 +151,4 @@ fn main() {
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn id_of(m: &[u8]) -> String {
-    let h = mail_parser::MessageParser::default()
-        .parse_headers(m)
-        .unwrap();
-    format!("<{}>", h.message_id().unwrap())
 }

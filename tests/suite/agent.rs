@@ -2,7 +2,7 @@
 //! watches are moved (forged) or left alone (ordinary, legitimate), across
 //! a Dovecot restart, for two accounts at once, and SIGTERM exits 0.
 
-use crate::flood::flood;
+use crate::flood::{flood, id_of};
 use crate::harness::Dovecot;
 use crate::sweep::{tempdir, where_is};
 use backscatter::Decision;
@@ -222,13 +222,6 @@ fn a_refused_login_stops_that_account_only() {
     );
     assert!(!log.contains("not-carols-password"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn id_of(m: &[u8]) -> String {
-    let h = mail_parser::MessageParser::default()
-        .parse_headers(m)
-        .unwrap();
-    format!("<{}>", h.message_id().unwrap())
 }
 
 /// SIGKILL `watch` at random moments while it moves a burst of new mail

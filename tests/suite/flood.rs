@@ -108,3 +108,12 @@ pub fn flood(n: usize) -> Flood {
         expected,
     }
 }
+
+/// The outer Message-ID of a message, with brackets.
+#[allow(dead_code)] // not every including crate uses it
+pub fn id_of(m: &[u8]) -> String {
+    let h = mail_parser::MessageParser::default()
+        .parse_headers(m)
+        .unwrap();
+    format!("<{}>", h.message_id().unwrap())
+}

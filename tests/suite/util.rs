@@ -100,3 +100,13 @@ pub fn backscatter(dir: &Path, cfg: &Path, args: &[&str]) -> std::process::Comma
         .env("NO_COLOR", "1");
     c
 }
+
+/// A number from the environment (benchmark knobs such as `N=500`), or the
+/// default when it is unset or not a number.
+#[allow(dead_code)] // not every including crate uses it
+pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}

@@ -149,16 +149,19 @@ pub fn unsafe_mailbox_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Does a server's SIEVE capability (space-separated) offer `extension`?
+pub fn offers(extensions: &str, extension: &str) -> bool {
+    extensions
+        .split_whitespace()
+        .any(|x| x.eq_ignore_ascii_case(extension))
+}
+
 /// Generate the script.
 pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     if let Some(why) = unsafe_mailbox_name(p.quarantine) {
         return Err(GenerateError(format!("the quarantine mailbox name {why}")));
     }
-    let has = |e: &str| {
-        p.extensions
-            .split_whitespace()
-            .any(|x| x.eq_ignore_ascii_case(e))
-    };
+    let has = |e: &str| offers(p.extensions, e);
     if !has("fileinto") {
         return Err(GenerateError(
             "the server's Sieve has no \"fileinto\": a script cannot move mail to quarantine there (the agent alone filters)".into(),
@@ -545,10 +548,7 @@ pub fn validate(script: &str, server_extensions: &str) -> Result<(), String> {
         .compile(script.as_bytes())
         .map_err(|e| format!("the script does not compile: {e}"))?;
     for req in requires_of(script) {
-        if !server_extensions
-            .split_whitespace()
-            .any(|x| x.eq_ignore_ascii_case(&req))
-        {
+        if !offers(server_extensions, &req) {
             return Err(format!(
                 "the script requires \"{req}\", which the server does not offer"
             ));

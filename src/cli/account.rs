@@ -151,10 +151,7 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
                         crate::config::TlsMode::Starttls => "STARTTLS, verified",
                         crate::config::TlsMode::Plain => "plaintext to loopback",
                     },
-                    if s.extensions
-                        .split_whitespace()
-                        .any(|x| x.eq_ignore_ascii_case("include"))
-                    {
+                    if crate::sieve::offers(&s.extensions, "include") {
                         "include available"
                     } else {
                         "no include: install will use a marked copy of your script"

@@ -144,7 +144,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                         }
                         crate::paths::write_private_atomic(&backup, theirs.as_bytes())
                             .map_err(|e| Error::Runtime(format!("cannot back up your script: {e}")))?;
-                        let has_include = s.extensions.split_whitespace().any(|x| x.eq_ignore_ascii_case("include"));
+                        let has_include = crate::sieve::offers(&s.extensions, "include");
                         let (active_text, how) = if has_include {
                             (wrapper(user), format!("runs \"{SCRIPT}\" and then your \"{user}\" (unchanged"))
                         } else {

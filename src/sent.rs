@@ -61,14 +61,46 @@ pub enum SentMatch {
     Subject { subject: String },
 }
 
+/// One sent message that agrees with a response's original on a recipient
+/// *and* the subject (and the date, where both have one): the evidence that keeps the bounce of
+/// mail whose Message-ID the provider rewrote on submission (Amazon SES and
+/// others, see the README), where the original's own ID is foreign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corroboration {
+    /// The recipient both share, normalised.
+    pub address: String,
+    /// The shared subject, normalised.
+    pub subject: String,
+    /// The sent message's date (Unix seconds), when it had one.
+    pub date: Option<i64>,
+}
+
+/// What the index keeps of one sent message for corroboration.
+#[derive(Debug, Clone, Default)]
+struct Record {
+    /// Normalised subject, only when long enough to be evidence.
+    subject: Option<String>,
+    date: Option<i64>,
+}
+
 /// What the user sent, indexed for matching.
 #[derive(Debug, Clone, Default)]
 pub struct SentIndex {
     ids: HashMap<String, Option<i64>>,
     recipients: HashMap<String, Option<i64>>,
     subjects: HashSet<String>,
+    /// Per sent message, for [`SentIndex::corroborate`].
+    records: Vec<Record>,
+    /// Recipient -> indexes into `records`.
+    by_recipient: HashMap<String, Vec<usize>>,
     messages: usize,
 }
+
+/// How far apart the original's `Date:` and a sent message's may be for the
+/// two to count as the same message in [`SentIndex::corroborate`], in
+/// seconds. Both are normally the same header, written once by the user's
+/// mail client; a day allows for a relay or provider that rewrote it.
+pub const CORROBORATION_WINDOW_SECS: i64 = 86_400;
 
 /// Subjects shorter than this (after normalisation) are too common to be
 /// evidence ("hi", "test").
@@ -130,10 +162,23 @@ impl SentIndex {
                 .or_insert(m.date);
             *e = max_date(*e, m.date);
         }
-        if let Some(s) = &m.subject {
-            let n = normalize_subject(s);
-            if n.chars().count() >= MIN_SUBJECT_CHARS {
-                self.subjects.insert(n);
+        let subject = m
+            .subject
+            .as_deref()
+            .map(normalize_subject)
+            .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS);
+        if let Some(n) = &subject {
+            self.subjects.insert(n.clone());
+        }
+        let at = self.records.len();
+        self.records.push(Record {
+            subject,
+            date: m.date,
+        });
+        for r in &m.recipients {
+            let list = self.by_recipient.entry(normalize_address(r)).or_default();
+            if list.last() != Some(&at) {
+                list.push(at);
             }
         }
     }
@@ -154,10 +199,6 @@ impl SentIndex {
 
     pub fn is_empty(&self) -> bool {
         self.messages == 0
-    }
-
-    pub fn has_recipients(&self) -> bool {
-        !self.recipients.is_empty()
     }
 
     pub fn contains_id(&self, id: &str) -> Option<SentMatch> {
@@ -184,6 +225,47 @@ impl SentIndex {
         self.subjects
             .contains(&n)
             .then_some(SentMatch::Subject { subject: n })
+    }
+
+    /// One sent message to one of `recipients` that also has the
+    /// original's `subject` (normalised, long enough to be evidence) and,
+    /// where both have one, a date (Unix seconds) within
+    /// [`CORROBORATION_WINDOW_SECS`]. A date alone is no corroboration: the
+    /// corpora hold dozens of distinct messages to one recipient with the
+    /// same `Date:`. `None`
+    /// when no single sent message agrees on both: a recipient the user
+    /// wrote to at some other time is no evidence that this message is
+    /// theirs.
+    pub fn corroborate(
+        &self,
+        recipients: &[String],
+        subject: Option<&str>,
+        date: Option<i64>,
+    ) -> Option<Corroboration> {
+        let subject = subject
+            .map(normalize_subject)
+            .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS);
+        for r in recipients {
+            let address = normalize_address(r);
+            for &i in self.by_recipient.get(&address).into_iter().flatten() {
+                let rec = &self.records[i];
+                let same_subject = subject.is_some() && rec.subject == subject;
+                // Known dates must agree too: a subject reused to the same
+                // person ("Weekly report") is not the same message.
+                let dates_agree = match (rec.date, date) {
+                    (Some(a), Some(b)) => (a - b).abs() <= CORROBORATION_WINDOW_SECS,
+                    _ => true,
+                };
+                if same_subject && dates_agree {
+                    return Some(Corroboration {
+                        address,
+                        subject: subject.clone().unwrap_or_default(),
+                        date: rec.date,
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// Every Message-ID in the index (for the Sieve generator), newest first

@@ -1201,6 +1201,18 @@ fn fmt_date(ts: Option<i64>) -> String {
     }
 }
 
+/// The provenance rules, in the order they are tried. The first that
+/// applies decides, and its name opens the verdict's first reason.
+///
+/// 1. **An original Message-ID found in the response decides.** In the sent
+///    index: `legitimate`. Not in it: `backscatter`, unless one sent message
+///    corroborates the original by recipient *and* subject or date (a
+///    provider that rewrote the Message-ID on submission). A recipient the
+///    user also wrote to never outweighs a foreign Message-ID: floods forge
+///    mail to the very people the user writes to.
+/// 2. **With no original Message-ID**, a recipient the user wrote to, then a
+///    subject the user sent, make it `legitimate`.
+/// 3. Otherwise `backscatter`.
 fn decide_provenance(
     kind: Kind,
     found: Found,
@@ -1217,53 +1229,113 @@ fn decide_provenance(
         original,
         reasons,
     };
+    let n = ctx.sent.len();
+    let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
 
-    // Evidence that the user sent the original.
-    let mut matched: Option<SentMatch> =
-        candidate_ids.iter().find_map(|id| ctx.sent.contains_id(id));
-    if matched.is_none() {
-        matched = original
+    // Rule 1: the original's Message-ID.
+    if let Some(SentMatch::MessageId { id, date }) =
+        candidate_ids.iter().find_map(|id| ctx.sent.contains_id(id))
+    {
+        reasons.insert(
+            0,
+            format!(
+                "decided by the original's Message-ID: {id} is in your sent mail{}",
+                fmt_date(date)
+            ),
+        );
+        return verdict(Decision::Legitimate, original, reasons);
+    }
+    if let Some(id) = original.message_id.clone().filter(|_| n > 0) {
+        let date = original
+            .date
+            .as_deref()
+            .and_then(mail_parser::DateTime::parse_rfc3339)
+            .map(|d| d.to_timestamp());
+        if let Some(c) =
+            ctx.sent
+                .corroborate(&original.recipients, original.subject.as_deref(), date)
+        {
+            reasons.insert(
+                0,
+                format!(
+                    "decided by recipient and subject: {id} is not in your sent mail, but you sent a message to {} with the subject \"{}\"{} (the provider may have rewritten its Message-ID)",
+                    c.address,
+                    c.subject,
+                    fmt_date(c.date)
+                ),
+            );
+            return verdict(Decision::Legitimate, original, reasons);
+        }
+        let also = original
             .recipients
             .iter()
-            .find_map(|r| ctx.sent.wrote_to(r));
+            .find_map(|r| ctx.sent.wrote_to(r))
+            .map(|m| match m {
+                SentMatch::Recipient { address, date } => format!(
+                    "; you did write to {address}{}, but not this message",
+                    fmt_date(date)
+                ),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        reasons.insert(
+            0,
+            format!(
+                "decided by the original's Message-ID: {id} is not in your sent mail ({indexed}){also}"
+            ),
+        );
+        return backscatter(original, reasons, ctx, verdict);
     }
-    if matched.is_none() {
-        matched = original
-            .subject
-            .as_deref()
-            .and_then(|s| ctx.sent.sent_subject(s));
-    }
+
+    // Rule 2: no original Message-ID: recipients, then subject.
+    let matched = original
+        .recipients
+        .iter()
+        .find_map(|r| ctx.sent.wrote_to(r))
+        .or_else(|| {
+            original
+                .subject
+                .as_deref()
+                .and_then(|s| ctx.sent.sent_subject(s))
+        });
     if let Some(m) = matched {
         let why = match m {
             SentMatch::MessageId { id, date } => {
                 format!("original {id} is in your sent mail{}", fmt_date(date))
             }
-            SentMatch::Recipient { address, date } => {
-                format!("you wrote to {address}{}", fmt_date(date))
-            }
-            SentMatch::Subject { subject } => {
-                format!("you sent a message with the subject \"{subject}\"")
-            }
+            SentMatch::Recipient { address, date } => format!(
+                "decided by the recipient (no original Message-ID found): you wrote to {address}{}",
+                fmt_date(date)
+            ),
+            SentMatch::Subject { subject } => format!(
+                "decided by the subject (no original Message-ID found): you sent a message with the subject \"{subject}\""
+            ),
         };
         reasons.insert(0, why);
         return verdict(Decision::Legitimate, original, reasons);
     }
 
-    // Not the user's: say what was compared.
-    let n = ctx.sent.len();
-    let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
+    // Rule 3: nothing links it to the user's sent mail.
     let why = if n == 0 {
         "no sent mail to compare with: an automated response counts as backscatter".to_string()
     } else {
-        match (&original.message_id, original.recipients.first()) {
-            (Some(id), _) => format!("original {id} is not in your sent mail ({indexed})"),
-            (None, Some(r)) => {
+        match original.recipients.first() {
+            Some(r) => {
                 format!("original not identified, and you have not written to {r} ({indexed})")
             }
-            (None, None) => format!("nothing in it links it to your sent mail ({indexed})"),
+            None => format!("nothing in it links it to your sent mail ({indexed})"),
         }
     };
     reasons.insert(0, why);
+    backscatter(original, reasons, ctx, verdict)
+}
+
+fn backscatter(
+    original: Original,
+    mut reasons: Vec<String>,
+    ctx: &Context<'_>,
+    verdict: impl Fn(Decision, Original, Vec<String>) -> Verdict,
+) -> Verdict {
     if let (Some(from), false) = (&original.from, ctx.own_addresses.is_empty()) {
         if !ctx.own_addresses.iter().any(|a| a == from) {
             reasons.push(format!(

@@ -102,6 +102,10 @@ fn out_of_office_in_twelve_languages() {
     }
 }
 
+/// The auto-replier is someone the user wrote to. Without an original
+/// Message-ID that is the evidence that decides; with a foreign one
+/// (`In-Reply-To` names a message the user never sent) it is not: floods
+/// forge mail to the very people the user writes to.
 #[test]
 fn the_auto_replier_is_someone_you_wrote_to() {
     let mut sent = SentIndex::new();
@@ -115,10 +119,23 @@ fn the_auto_replier_is_someone_you_wrote_to() {
         sent: &sent,
         own_addresses: &[],
     };
-    let v = classify(&message(CASES[1].1, CASES[1].2, true), &ctx);
+    let with_id = message(CASES[1].1, CASES[1].2, true);
+    let v = classify(&with_id, &ctx);
+    assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].starts_with("decided by the original's Message-ID")
+            && v.reasons[0].contains("you did write to kim@example.net"),
+        "{:?}",
+        v.reasons
+    );
+    let without_id = String::from_utf8(with_id)
+        .unwrap()
+        .replace("In-Reply-To: <o1@example.org>\r\n", "");
+    let v = classify(without_id.as_bytes(), &ctx);
     assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
     assert!(
-        v.reasons[0].contains("you wrote to kim@example.net"),
+        v.reasons[0].starts_with("decided by the recipient")
+            && v.reasons[0].contains("you wrote to kim@example.net"),
         "{:?}",
         v.reasons
     );

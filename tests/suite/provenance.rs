@@ -7,7 +7,7 @@
 //! difference are left out (the golden test covers them).
 
 use crate::util::{cases, corpora, rel};
-use backscatter::{classify, Context, Decision, SentIndex};
+use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
 use std::collections::BTreeSet;
 
 #[test]
@@ -81,4 +81,161 @@ fn half_of_the_originals_sent() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+/// A realistic Sent folder: for every real response with an original
+/// Message-ID, the user either sent that original (half of them, as the
+/// user's client saved it: its Message-ID, recipients, subject and date) or
+/// did not, while still writing, on other days and about other things, to
+/// the very recipients the forged originals went to. A recipient the user
+/// also wrote to must never outweigh a foreign original Message-ID; the
+/// sent half stays legitimate.
+///
+/// Then the provider-rewrite exception: the same sent originals with their
+/// Message-ID replaced (Amazon SES replaces it on submission) stay
+/// legitimate by recipient and subject or date, while the forged half
+/// stays backscatter (a date alone is no corroboration: the corpora hold
+/// distinct messages to one recipient with the same `Date:`).
+#[test]
+fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
+    let none = SentIndex::new();
+    let empty = Context {
+        sent: &none,
+        own_addresses: &[],
+    };
+    let known: BTreeSet<String> =
+        std::fs::read_to_string(crate::util::root().join("tests/corpus/known-differences.tsv"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect();
+    // Every automated response with an original ID and recipients, with
+    // the values the classifier extracts from the file.
+    let mut all = Vec::new();
+    for c in corpora().iter().flat_map(|d| cases(d)) {
+        if c.expected.verdict != "backscatter" || known.contains(&rel(&c.eml)) {
+            continue;
+        }
+        let raw = std::fs::read(&c.eml).unwrap();
+        let v = classify(&raw, &empty);
+        if v.original.message_id.is_some() && !v.original.recipients.is_empty() {
+            all.push((rel(&c.eml), raw, v.original));
+        }
+    }
+    let ids: BTreeSet<String> = all
+        .iter()
+        .map(|(_, _, o)| o.message_id.clone().unwrap().to_lowercase())
+        .collect();
+    let sent_ids: BTreeSet<&String> = ids.iter().step_by(2).collect();
+    let date_of = |o: &backscatter::Original| {
+        o.date
+            .as_deref()
+            .and_then(mail_parser::DateTime::parse_rfc3339)
+            .map(|d| d.to_timestamp())
+    };
+    let build = |rewrite_ids: bool| {
+        let mut sent = SentIndex::new();
+        let mut n = 0;
+        for (_, _, o) in &all {
+            let id = o.message_id.clone().unwrap().to_lowercase();
+            if sent_ids.contains(&id) {
+                n += 1;
+                sent.insert(&SentMessage {
+                    message_id: Some(if rewrite_ids {
+                        format!("<0100018c{n:08x}-rewritten@email.amazonses.com>")
+                    } else {
+                        id
+                    }),
+                    recipients: o.recipients.clone(),
+                    subject: o.subject.clone(),
+                    date: date_of(o),
+                });
+            } else {
+                // Ordinary sent mail to the same people, another day, about
+                // something else.
+                sent.insert(&SentMessage {
+                    message_id: Some(format!("<ordinary-{}@example.org>", sent.len())),
+                    recipients: o.recipients.clone(),
+                    subject: Some(format!("Lunch next week? ({})", sent.len())),
+                    date: date_of(o).map(|d| d - 9 * 86_400),
+                });
+            }
+        }
+        sent
+    };
+    for rewrite_ids in [false, true] {
+        let sent = build(rewrite_ids);
+        let ctx = Context {
+            sent: &sent,
+            own_addresses: &[],
+        };
+        let (mut legit, mut back, mut wrong) = (0, 0, Vec::new());
+        let mut corroborated = 0;
+        for (path, raw, o) in &all {
+            let id = o.message_id.clone().unwrap().to_lowercase();
+            let was_sent = sent_ids.contains(&id);
+            let v = classify(raw, &ctx);
+            // With rewritten IDs only sent originals that name a subject can
+            // be recognised: those without one are left out.
+            if rewrite_ids
+                && was_sent
+                && o.subject
+                    .as_deref()
+                    .is_none_or(|s| backscatter::sent::normalize_subject(s).chars().count() < 10)
+            {
+                continue;
+            }
+            // A response that also names another sent original (several
+            // corpus files quote more than one Message-ID) is legitimate.
+            let names_a_sent_id = v.reasons[0].starts_with("decided by the original's Message-ID")
+                && v.reasons[0].contains("is in your sent mail");
+            let want = if was_sent || (names_a_sent_id && !rewrite_ids) {
+                Decision::Legitimate
+            } else {
+                Decision::Backscatter
+            };
+            if v.verdict != want {
+                wrong.push(format!(
+                    "{path}: want {want:?}, got {:?}: {:?}",
+                    v.verdict, v.reasons
+                ));
+            } else if want == Decision::Legitimate {
+                legit += 1;
+                if v.reasons[0].starts_with("decided by recipient and") {
+                    corroborated += 1;
+                }
+            } else {
+                back += 1;
+                assert!(
+                    v.reasons[0].starts_with("decided by the original's Message-ID"),
+                    "{path}: {:?}",
+                    v.reasons
+                );
+            }
+        }
+        eprintln!(
+            "provenance with a realistic Sent (IDs rewritten: {rewrite_ids}): {} responses, {legit} legitimate ({corroborated} by corroboration), {back} backscatter",
+            all.len()
+        );
+        // Only some corpus originals carry a subject (the only ones a
+        // rewritten ID leaves recognisable).
+        let min_legit = if rewrite_ids { 40 } else { 200 };
+        assert!(
+            legit > min_legit && back > 200,
+            "too few cases: {legit} / {back}"
+        );
+        if rewrite_ids {
+            assert_eq!(
+                corroborated, legit,
+                "with rewritten IDs only corroboration can keep them"
+            );
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
 }

@@ -31,12 +31,20 @@ if allof (
     # a bounce or auto-reply subject counts only from the mail system itself
     allof (header :contains "subject" ["(Automatic Response)", "(away from the office)", "Abwesenheitsnotiz", "Auto Response", "Auto reply:", "Auto-Reply:", "Auto-Respond E-Mail from", "Auto:", "AutoReply", "AutoRespons :", "AutoResponse", "Automated reply", "Automatic reply:", "Automatically Generated Response from", "Automatically rejected mail", "Automatisch antwoord", "Automatische Antwort:", "Automatiskt svar", "Automatyczna odpowiedź", "Autoodpowiedź", "Autosvar", "Away until", "Could not send mail for past", "Delayed Mail (still being retried)", "Delivery Notification: Delivery has been delayed", "Delivery Notification: Delivery has failed", "Delivery Report (failure) for", "Delivery Status Notification", "Delivery failure", "Error During Delivery", "Failed mail:", "Fora do escritório", "Fuera de la oficina", "Fuori sede", "Fuori ufficio", "Házon kívül", "Ikke til stede", "MESSAGE NOT DELIVERED:", "Mail Delivery Problem", "Mail Delivery Warning", "Mail System Error - Returned Mail", "Mail could not be delivered", "Mail delivery failed", "Mail failure -", "Mail not delivered", "Message delivery has failed", "Message status - undeliverable", "NOTICE: mail delivery status.", "No valid recipient in", "Non Delivery Notification", "Non delivery report", "Non recapitabile:", "Non remis :", "Non-Delivery:", "Notification d'état de la distribution", "Olevererbart", "Out of Office", "Out of Office AutoReply", "Out of the Office:", "Postmaster notify: see transcript for details", "Resposta automática", "Respuesta automática", "Returned mail - nameserver error report", "Returned mail:", "Risposta automatica", "Réponse automatique", "Samodejni odgovor", "Sorry, your message could not be delivered", "There was an error sending your mail", "Undeliverable Mail", "Undeliverable Message", "Undeliverable:", "Undelivered Mail Returned to Sender", "Undelivered mail", "WARNING: delayed mail.", "Warning: could not send message for past", "Yahoo! Auto Response", "absence du bureau", "ausencia de la oficina", "ausência do escritório", "automatikus válasz", "e-mail addressing error (", "failure delivery", "failure notice", "is out of the office", "mail failed, returning to sender", "poza biurem", "Автоматичен отговор", "Автоматический ответ", "Автоответ", "Ваше сообщение не доставлено", "Недоставленное сообщение", "при отсутствии на работе", "メッセージを配信できません", "メールエラー通知", "メール送信エラー", "邮件传输失败"], anyof (envelope :is "from" "", address :localpart :is "from" ["automated-response", "e500_smtp_mail_service", "imss", "mail.delivery.system", "mailadm", "mailadmin", "mailer-daemon", "mailer-deamon", "mailmaster", "mdaemon", "ndr", "post_master", "postmaster", "quotaagent", "smtp.gateway", "surfcontrol", "symantec_antivirus_for_smtp_gateways"]))
   ),
-  # and nothing of yours in it: your 3 most recent sent Message-IDs and 2 correspondents
+  # and none of your 3 most recent sent Message-IDs in it
   not anyof (
     header :contains ["in-reply-to", "references"] ["<20261123101500.4f2a@mail.example.org>", "<CAF=x8Zq1@mail.example.org>", "<5a1b9e0c-77d2-4c1e-9d35@mail.example.org>"],
-    body :raw :contains ["<20261123101500.4f2a@mail.example.org>", "<CAF=x8Zq1@mail.example.org>"],
-    address :is "from" ["friend@example.net", "shop@example.com"],
-    body :raw :contains ["friend@example.net", "shop@example.com"]
+    body :raw :contains ["<20261123101500.4f2a@mail.example.org>", "<CAF=x8Zq1@mail.example.org>"]
+  ),
+  # and either it names an original Message-ID (not one of yours: that decides),
+  # or it names none and nothing in it is from or about your 2 correspondents
+  anyof (
+    exists ["in-reply-to", "references"],
+    body :raw :contains "message-id:",
+    not anyof (
+      address :is "from" ["friend@example.net", "shop@example.com"],
+      body :raw :contains ["friend@example.net", "shop@example.com"]
+    )
   )
 ) {
   fileinto :create "Backscatter";

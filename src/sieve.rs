@@ -313,6 +313,7 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
                 None => format!("    body :raw :contains {l}"),
             }
         };
+        let mut blocks = Vec::new();
         if n > 0 {
             let l = list(&ids[..n]);
             tests.push(format!(
@@ -322,18 +323,27 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
             if has("body") && scan > 0 {
                 tests.push(body(&ids[..scan]));
             }
+            blocks.push(format!(
+                "  # and none of your {n} most recent sent Message-IDs in it\n  not anyof (\n{}\n  )",
+                tests.join(",\n")
+            ));
         }
-        if m > 0 {
+        // Correspondents rescue only a response that names no original
+        // Message-ID: a foreign original ID decides, as in the agent,
+        // whoever the forged original was addressed to. Without `body`
+        // every judged response names its original in a header, so the
+        // rescue could never apply and is left out.
+        if m > 0 && has("body") {
             let l = list(&recips[..m]);
-            tests.push(format!("    address :is \"from\" {l}"));
-            if has("body") {
-                tests.push(body(&recips[..m]));
-            }
+            blocks.push(format!(
+                "  # and either it names an original Message-ID (not one of yours: that decides),\n  # or it names none and nothing in it is from or about your {m} correspondents\n  anyof (\n    exists [\"in-reply-to\", \"references\"],\n    body :raw :contains \"message-id:\",\n    not anyof (\n      address :is \"from\" {l},\n  {}\n    )\n  )",
+                body(&recips[..m])
+            ));
         }
-        format!(
-            "  # and nothing of yours in it: your {n} most recent sent Message-IDs and {m} correspondents\n  not anyof (\n{}\n  )\n",
-            tests.join(",\n")
-        )
+        if blocks.is_empty() {
+            return String::new();
+        }
+        blocks.join(",\n") + "\n"
     };
     let fixed = head.len() + rules_head.len() + tail.len();
     if fixed > p.max_bytes {
@@ -365,11 +375,12 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     }
     let m = lo;
     let mut rules = rules_head;
-    if n == 0 && m == 0 {
+    let block = ids_block(n, m);
+    if block.is_empty() {
         // Without IDs the last condition is gone: remove the trailing comma.
         rules = rules.trim_end_matches(",\n").to_string() + "\n";
     }
-    let text = format!("{head}{rules}{}{tail}", ids_block(n, m));
+    let text = format!("{head}{rules}{block}{tail}");
     Ok(Script {
         text,
         requires,
@@ -516,11 +527,13 @@ pub fn ids_in(script: &str) -> Option<usize> {
     if !script.starts_with("# backscatter:") {
         return None;
     }
-    if !script.contains("# and nothing of yours in it") {
-        return Some(0);
+    // Today's wording, then the one scripts installed before 0.2 carry.
+    for marker in ["# and none of your ", "# and nothing of yours in it: your "] {
+        if let Some((_, rest)) = script.split_once(marker) {
+            return rest.split_whitespace().next()?.parse().ok();
+        }
     }
-    let (_, rest) = script.split_once("# and nothing of yours in it: your ")?;
-    rest.split_whitespace().next()?.parse().ok()
+    Some(0)
 }
 
 /// The string a script looks for to find a sent Message-ID: `<id>`. An ID

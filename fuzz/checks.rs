@@ -41,10 +41,13 @@ pub fn fields(data: &[u8]) {
     for m in mbox::split(data) {
         assert!(m.len() <= data.len());
     }
-    // A skeleton from arbitrary header bytes classifies without panicking.
+    // A skeleton from arbitrary header bytes classifies without panicking,
+    // and the fetch plan decides on arbitrary prefixes.
     let root = backscatter::skeleton::Part::default();
-    let m = backscatter::skeleton::build(data, &root, &Default::default());
+    let m = backscatter::skeleton::build(data, &root);
     let _ = backscatter::classify::may_be_automated(&m);
+    let _ = backscatter::plan::after_prefix(data, Some(u32::MAX));
+    let _ = backscatter::plan::after_structure(data, Some(&root));
 }
 
 const EXT: [&str; 4] = ["fileinto", "envelope", "body", "mailbox"];

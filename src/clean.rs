@@ -6,21 +6,23 @@
 //! I/O orchestration over the pure pieces: `skeleton` plans what to fetch
 //! and rebuilds the message, `classify` decides, `journal` records.
 
-use crate::classify::{classify, may_be_automated, Context, Decision, Kind, Verdict};
+use crate::classify::{classify, Context, Decision, Kind, Verdict};
 use crate::config::Account;
 use crate::imap::{self, structure, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
 use crate::secret::Secret;
 use crate::sent::SentIndex;
 use crate::sentsync::{self, SyncError};
-use crate::skeleton;
-use async_imap::imap_proto::{MessageSection, SectionPath};
+use crate::{plan, skeleton};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Messages fetched and moved per batch: bounds memory and the work a
-/// crash can leave unfinished.
+/// Messages fetched and moved per batch: bounds memory (at most
+/// [`plan::PREFIX`] bytes a message, plus [`plan::WHOLE`] for the longer
+/// automated ones) and the work a crash can leave unfinished. Larger
+/// batches save round trips, but widen the window in which a killed run's
+/// MOVE still runs on the server while the next run reconciles its journal.
 pub const BATCH: usize = 500;
 
 /// Where the journal and caches live (the platform dirs, or a test's).
@@ -119,121 +121,77 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn section_path(path: &str) -> SectionPath {
-    let (nums, suffix) = match path.strip_suffix(".MIME") {
-        Some(n) => (n, Some(MessageSection::Mime)),
-        None => (path, None),
-    };
-    SectionPath::Part(
-        nums.split('.').filter_map(|p| p.parse().ok()).collect(),
-        suffix,
-    )
-}
-
-/// Fetch, rebuild and classify a batch of UIDs of the selected mailbox.
-pub(crate) async fn classify_batch(
+/// Fetch and classify a batch of UIDs of the selected mailbox, following
+/// the fetch plan ([`plan`]): the verdict of each message is the one
+/// [`classify`] gives on the message's own bytes. At most three FETCH
+/// commands per batch (prefix, structure of a few, rest of the longer
+/// automated ones), each for the whole batch.
+pub async fn classify_batch(
     imap: &mut Imap,
     uids: &[u32],
-    fields: &str,
     ctx: &Context<'_>,
 ) -> Result<Vec<Row>, ImapError> {
-    // 1. The header fields of every message: most mail is settled here
-    //    (nothing from the sending side says "machine"), without the server
-    //    having to parse its MIME structure.
+    // 1. The first PREFIX bytes of every message, with its size.
     let first = imap
-        .uid_fetch(uids, &format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])"))
+        .uid_fetch(uids, &format!("(UID {})", plan::prefix_items()))
         .await?;
-    struct Pending {
-        uid: u32,
-        header: Vec<u8>,
-        root: skeleton::Part,
-        /// Only a structure check: a report part may hide in a
-        /// multipart/mixed (Exchange re-wraps reports that way).
-        structure_only: bool,
-    }
-    let mut rows = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut bytes: HashMap<u32, Vec<u8>> = HashMap::new();
+    let mut next: BTreeMap<u32, plan::Next> = BTreeMap::new();
     for f in &first {
         let Some(uid) = f.uid else { continue };
-        let header = f.header().unwrap_or_default().to_vec();
-        let bare = skeleton::build(&header, &skeleton::Part::default(), &HashMap::new());
-        let automated = may_be_automated(&bare);
-        if automated || skeleton::may_hide_a_report(&header) {
-            pending.push(Pending {
-                uid,
-                header,
-                root: skeleton::Part::default(),
-                structure_only: !automated,
-            });
-        } else {
-            rows.push(row(uid, &bare, classify(&bare, ctx)));
-        }
+        let prefix = f.body().unwrap_or_default().to_vec();
+        next.insert(uid, plan::after_prefix(&prefix, f.size));
+        bytes.insert(uid, prefix);
     }
-    // 2. The MIME structure of the candidates.
-    if !pending.is_empty() {
-        let set: Vec<u32> = pending.iter().map(|p| p.uid).collect();
-        let structures: HashMap<u32, skeleton::Part> = imap
-            .uid_fetch(&set, "(UID BODYSTRUCTURE)")
-            .await?
+    // 2. The structure of long multipart/mixed messages with no sign from
+    //    the sending side in their headers.
+    let structure: Vec<u32> = next
+        .iter()
+        .filter(|(_, n)| **n == plan::Next::Structure)
+        .map(|(u, _)| *u)
+        .collect();
+    if !structure.is_empty() {
+        let fetched = imap.uid_fetch(&structure, "(UID BODYSTRUCTURE)").await?;
+        let roots: HashMap<u32, skeleton::Part> = fetched
             .iter()
             .filter_map(|f| Some((f.uid?, structure::convert(f.bodystructure()?))))
             .collect();
-        for p in &mut pending {
-            if let Some(r) = structures.get(&p.uid) {
-                p.root = r.clone();
-            }
+        for uid in structure {
+            let prefix = bytes.get(&uid).map(Vec::as_slice).unwrap_or_default();
+            next.insert(uid, plan::after_structure(prefix, roots.get(&uid)));
         }
-        pending.retain(|p| {
-            if !p.structure_only {
-                return true;
-            }
-            let bare = skeleton::build(&p.header, &p.root, &HashMap::new());
-            if may_be_automated(&bare) {
-                return true;
-            }
-            rows.push(row(p.uid, &bare, classify(&bare, ctx)));
-            false
-        });
     }
-    // 3. The few parts that matter, grouped by identical fetch lists.
-    let mut groups: BTreeMap<Vec<skeleton::Section>, Vec<usize>> = BTreeMap::new();
-    for (i, p) in pending.iter().enumerate() {
-        groups
-            .entry(skeleton::sections_to_fetch(&p.root))
-            .or_default()
-            .push(i);
-    }
-    let mut parts: HashMap<u32, HashMap<String, Vec<u8>>> = HashMap::new();
-    for (sections, members) in &groups {
-        if sections.is_empty() {
-            continue;
-        }
-        let items: Vec<String> = sections.iter().map(|s| s.fetch_item()).collect();
-        let set: Vec<u32> = members.iter().map(|&i| pending[i].uid).collect();
-        let fetched = imap
-            .uid_fetch(&set, &format!("(UID {})", items.join(" ")))
-            .await?;
-        for f in &fetched {
-            let Some(uid) = f.uid else { continue };
-            let m = parts.entry(uid).or_default();
-            for s in sections {
-                if let Some(b) = f.section(&section_path(&s.path)) {
-                    m.insert(s.path.clone(), b.to_vec());
+    // 3. The rest of what the classifier reads, for the long candidates.
+    let rest: Vec<u32> = next
+        .iter()
+        .filter(|(_, n)| **n == plan::Next::Rest)
+        .map(|(u, _)| *u)
+        .collect();
+    if !rest.is_empty() {
+        let item = plan::rest_item();
+        for f in imap.uid_fetch(&rest, &format!("(UID {item})")).await? {
+            if let (Some(uid), Some(more)) = (f.uid, f.body()) {
+                if let Some(b) = bytes.get_mut(&uid) {
+                    b.extend_from_slice(more);
                 }
             }
         }
     }
-    for p in &pending {
-        let empty = HashMap::new();
-        let msg = skeleton::build(&p.header, &p.root, parts.get(&p.uid).unwrap_or(&empty));
-        rows.push(row(p.uid, &msg, classify(&msg, ctx)));
-    }
+    let mut rows: Vec<Row> = bytes
+        .iter()
+        .map(|(uid, b)| row(*uid, b, classify(b, ctx)))
+        .collect();
     rows.sort_by_key(|r| r.uid);
     Ok(rows)
 }
 
 fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
-    let head = crate::classify::PARSER.parse_headers(msg);
+    // As the classifier does: saved messages may start with blank lines.
+    let start = msg
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(msg.len());
+    let head = crate::classify::PARSER.parse_headers(&msg[start..]);
     Row {
         uid,
         message_id: head
@@ -401,7 +359,6 @@ pub async fn clean(
             None => imap.uid_search("ALL").await?,
         }
     };
-    let fields = skeleton::header_fields().join(" ");
     let ctx = Context {
         sent: &sent,
         own_addresses: &a.addresses,
@@ -409,7 +366,7 @@ pub async fn clean(
     let total = uids.len();
     progress(0, total);
     for (n, chunk) in uids.chunks(BATCH).enumerate() {
-        let rows = classify_batch(&mut imap, chunk, &fields, &ctx).await?;
+        let rows = classify_batch(&mut imap, chunk, &ctx).await?;
         summary.scanned += rows.len();
         let mut to_move: Vec<&Row> = Vec::new();
         for r in &rows {

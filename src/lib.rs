@@ -16,6 +16,7 @@ pub mod managesieve;
 pub mod mbox;
 pub mod notify;
 pub mod paths;
+pub mod plan;
 pub mod secret;
 pub mod sent;
 pub mod sentsync;

@@ -18,6 +18,11 @@ pub struct SentMessage {
     pub subject: Option<String>,
     /// Unix seconds, when the message had a parseable Date.
     pub date: Option<i64>,
+    /// Unix seconds, when it was saved in the Sent mailbox (IMAP
+    /// INTERNALDATE), where known: what the index's retention window
+    /// counts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved: Option<i64>,
 }
 
 impl SentMessage {
@@ -35,6 +40,7 @@ impl SentMessage {
             recipients,
             subject: msg.subject().map(str::to_string),
             date: crate::classify::header_date(&msg).map(|d| d.to_timestamp()),
+            saved: None,
         })
     }
 }
@@ -95,6 +101,14 @@ pub struct SentIndex {
     by_recipient: HashMap<String, Vec<usize>>,
     messages: usize,
 }
+
+/// How long before an automated response its original can have been sent,
+/// in seconds: 7 days. A bounce or delay warning comes back within the
+/// sending MTA's queue lifetime (5 days in Postfix's and sendmail's
+/// defaults, 4 in Exim's), an auto-reply or challenge within minutes of
+/// delivery. Having written to the failed recipient earlier than that is no
+/// evidence that this response is about your mail.
+pub const RESPONSE_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// How far apart the original's `Date:` and a sent message's may be for the
 /// two to count as the same message in [`SentIndex::corroborate`], in
@@ -215,6 +229,49 @@ impl SentIndex {
             address: k.clone(),
             date: *d,
         })
+    }
+
+    /// Like [`SentIndex::wrote_to`], for a response dated `at` (Unix
+    /// seconds): only a message to `address` sent at most
+    /// [`RESPONSE_WINDOW_SECS`] before it (or up to a day after, for clock
+    /// skew) can be its original. A message without a date counts, as does
+    /// any message when `at` is unknown. `Err` carries the newest date the
+    /// user wrote to `address`, when that was outside the window.
+    pub fn wrote_to_before(
+        &self,
+        address: &str,
+        at: Option<i64>,
+    ) -> Result<Option<SentMatch>, i64> {
+        let Some(at) = at else {
+            return Ok(self.wrote_to(address));
+        };
+        let k = normalize_address(address);
+        let Some(list) = self.by_recipient.get(&k) else {
+            return Ok(None);
+        };
+        let mut newest: Option<i64> = None;
+        for &i in list {
+            match self.records[i].date {
+                None => {
+                    return Ok(Some(SentMatch::Recipient {
+                        address: k,
+                        date: None,
+                    }))
+                }
+                Some(d) if d >= at - RESPONSE_WINDOW_SECS && d <= at + 86_400 => {
+                    return Ok(Some(SentMatch::Recipient {
+                        address: k,
+                        date: Some(d),
+                    }))
+                }
+                Some(d) => newest = Some(newest.map_or(d, |n| n.max(d))),
+            }
+        }
+        // Addresses added without a record (none today) match as before.
+        match newest {
+            Some(d) => Err(d),
+            None => Ok(self.wrote_to(&k)),
+        }
     }
 
     pub fn sent_subject(&self, subject: &str) -> Option<SentMatch> {

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const CACHE_VERSION: u32 = 1;
+/// 2: `date` is the Date header, `saved` the INTERNALDATE (1 kept the
+/// INTERNALDATE in `date`).
+const CACHE_VERSION: u32 = 2;
 const FETCH_CHUNK: usize = 1000;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -125,10 +127,10 @@ pub async fn refresh(
                 if let (Some(uid), Some(h)) = (f.uid, f.header()) {
                     if let Some(mut m) = SentMessage::from_raw(h) {
                         // When it was saved in Sent: what the window means
-                        // (a Date header can be anything).
-                        if let Some(d) = f.internal_date() {
-                            m.date = Some(d.timestamp());
-                        }
+                        // (a Date header can be anything). Matching uses
+                        // the Date header, as the file path does: a Sent
+                        // folder imported last week holds older mail.
+                        m.saved = f.internal_date().map(|d| d.timestamp());
                         entry.messages.push(m);
                     }
                     entry.last_uid = entry.last_uid.max(uid);
@@ -139,7 +141,7 @@ pub async fn refresh(
         // Forget what left the window (undated messages are kept).
         entry
             .messages
-            .retain(|m| m.date.is_none_or(|d| d >= cutoff));
+            .retain(|m| m.saved.or(m.date).is_none_or(|d| d >= cutoff));
     }
     if crate::paths::private_dir(state_dir).is_ok() {
         if let Ok(bytes) = serde_json::to_vec(&cache) {

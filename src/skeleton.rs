@@ -1,55 +1,11 @@
-//! Classifying a message without downloading it: from a message's selected
-//! header fields and its MIME structure (IMAP `BODYSTRUCTURE`), decide which
-//! few parts to fetch, and rebuild from those pieces a small MIME message
-//! that the classifier reads exactly as it reads a whole one.
+//! A message's MIME structure (IMAP `BODYSTRUCTURE`, RFC 3501 §7.4.2) as
+//! the fetch plan ([`crate::plan`]) uses it: for a long message with no
+//! sign from the sending side in its headers, the structure tells whether a
+//! report part hides inside. [`build`] renders header and structure as a
+//! bodiless MIME message, which [`crate::classify::may_be_automated`] reads
+//! as it reads a whole one.
 //!
-//! Pure: the IMAP layer fetches; this module only plans and assembles.
-//! A report part (delivery-status, feedback, read receipt) and attached
-//! original headers are fetched whole (capped); of the text only the start;
-//! an attached `message/rfc822` is represented by the envelope the server
-//! already sent in BODYSTRUCTURE; attachments are never fetched.
-
-use std::collections::HashMap;
-
-/// How much of the first text part is fetched.
-pub const TEXT_HEAD: u32 = 4096;
-/// Cap for report parts and attached headers.
-pub const PART_CAP: u32 = 16384;
-
-/// The header fields the classifier reads (plus the vendor headers of the
-/// lexicon, added by [`header_fields`]).
-const BASE_FIELDS: &[&str] = &[
-    "From",
-    "Sender",
-    "To",
-    "Cc",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "Return-Path",
-    "Auto-Submitted",
-    "Precedence",
-    "X-Failed-Recipients",
-    "X-Auto-Response-Suppress",
-    "Content-Type",
-    "Content-Transfer-Encoding",
-    "MIME-Version",
-    "List-Id",
-];
-
-/// The `HEADER.FIELDS (...)` list: the base fields and every header name
-/// the lexicon knows.
-pub fn header_fields() -> Vec<String> {
-    let mut v: Vec<String> = BASE_FIELDS.iter().map(|s| s.to_string()).collect();
-    for n in crate::lexicon::LEXICON.header_names() {
-        if !v.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
-            v.push(n);
-        }
-    }
-    v
-}
+//! Pure: the IMAP layer fetches and converts ([`crate::imap::structure`]).
 
 /// Is the top-level Content-Type (in these header fields) a
 /// multipart/mixed, where a report part could sit without any header
@@ -109,14 +65,6 @@ impl Part {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is(&self, t: &str, s: &str) -> bool {
-        // A part without a usable type is text/plain (RFC 2045 §5.2).
-        if self.ctype.is_empty() {
-            return t == "text" && s == "plain";
-        }
-        self.ctype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s)
-    }
-
     fn is_multipart(&self) -> bool {
         self.ctype.eq_ignore_ascii_case("multipart")
     }
@@ -139,93 +87,6 @@ impl Part {
         walk(self, &mut out);
         out
     }
-}
-
-/// One fetch item: `BODY.PEEK[path]<0.max>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Section {
-    pub path: String,
-    pub max: u32,
-}
-
-impl Section {
-    pub fn fetch_item(&self) -> String {
-        format!("BODY.PEEK[{}]<0.{}>", self.path, self.max)
-    }
-}
-
-/// The parts worth fetching for a candidate: report parts, attached
-/// headers, and the start of the first text part (plain preferred).
-pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
-    let leaves = root.leaves();
-    let mut out = Vec::new();
-    for p in &leaves {
-        let path = if p.path.is_empty() {
-            "1".to_string()
-        } else {
-            p.path.clone()
-        };
-        let report = p.is("message", "delivery-status")
-            || p.is("message", "global-delivery-status")
-            || p.is("message", "feedback-report")
-            || p.is("message", "disposition-notification")
-            || p.is("text", "rfc822-headers")
-            || p.is("text", "rfc822-header");
-        // Fixed caps, not the part's size, so that messages of the same
-        // shape share one FETCH command.
-        if report {
-            out.push(Section {
-                path,
-                max: PART_CAP,
-            });
-        }
-    }
-    let text = leaves
-        .iter()
-        .find(|p| p.is("text", "plain"))
-        .or_else(|| leaves.iter().find(|p| p.is("text", "html")))
-        .or_else(|| {
-            // A multipart whose boundary the server could not read either:
-            // its raw bytes are the text.
-            leaves
-                .iter()
-                .find(|p| p.is_multipart() && !p.path.is_empty())
-        })
-        .or_else(|| {
-            // A single-part message of an unknown type: its body is text.
-            (leaves.len() == 1 && !leaves[0].ctype.eq_ignore_ascii_case("message"))
-                .then(|| &leaves[0])
-        });
-    // No structured copy of the original (message/rfc822, rfc822-headers):
-    // old MTAs paste the original's headers as a part without MIME headers,
-    // which the server then reads as that part's MIME header. Fetch those.
-    let structured_original = leaves.iter().any(|p| {
-        p.envelope.is_some() || p.is("text", "rfc822-headers") || p.is("text", "rfc822-header")
-    });
-    if !structured_original && root.is_multipart() {
-        for p in leaves.iter().filter(|p| p.is("text", "plain")) {
-            if !p.path.is_empty() {
-                out.push(Section {
-                    path: format!("{}.MIME", p.path),
-                    max: TEXT_HEAD,
-                });
-            }
-        }
-    }
-    if let Some(p) = text {
-        let path = if p.path.is_empty() {
-            "1".to_string()
-        } else {
-            p.path.clone()
-        };
-        if !out.iter().any(|s: &Section| s.path == path) {
-            out.push(Section {
-                path,
-                max: TEXT_HEAD,
-            });
-        }
-    }
-    out
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -255,9 +116,11 @@ fn content_type_line(p: &Part) -> String {
     s
 }
 
-/// Rebuild a message from its header fields, structure and fetched
-/// sections (keyed by part path). The result is what the classifier reads.
-pub fn build(header: &[u8], root: &Part, fetched: &HashMap<String, Vec<u8>>) -> Vec<u8> {
+/// Render a message from its header and its structure, without bodies: each
+/// leaf part as its MIME header, an attached message as the envelope the
+/// server sent. The result is input for
+/// [`crate::classify::may_be_automated`].
+pub fn build(header: &[u8], root: &Part) -> Vec<u8> {
     let mut out = Vec::with_capacity(header.len() + 4096);
     // The header block, without its terminating blank line.
     let mut h = header;
@@ -267,9 +130,6 @@ pub fn build(header: &[u8], root: &Part, fetched: &HashMap<String, Vec<u8>>) -> 
     out.extend_from_slice(h);
     out.extend_from_slice(b"\r\n\r\n");
     if !root.is_multipart() || root.children.is_empty() {
-        if let Some(b) = fetched.get("1").or_else(|| fetched.get(&root.path)) {
-            out.extend_from_slice(b);
-        }
         return out;
     }
     let boundary = root
@@ -309,14 +169,6 @@ pub fn build(header: &[u8], root: &Part, fetched: &HashMap<String, Vec<u8>>) -> 
                 push_header(&mut out, "In-Reply-To", v);
             }
             out.extend_from_slice(b"\r\n");
-        } else {
-            // A part's own MIME header (pasted original headers), as text.
-            if let Some(h) = fetched.get(&format!("{}.MIME", p.path)) {
-                out.extend_from_slice(h);
-            }
-            if let Some(b) = fetched.get(&p.path) {
-                out.extend_from_slice(b);
-            }
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -328,8 +180,8 @@ pub fn build(header: &[u8], root: &Part, fetched: &HashMap<String, Vec<u8>>) -> 
 
 #[cfg(test)]
 mod tests {
-    // Hand-written structures; the Dovecot tests compare skeleton verdicts
-    // with whole-message verdicts on the real corpus.
+    // Hand-written structures; the Dovecot equivalence test compares the
+    // sweep's verdicts with whole-message verdicts on the real corpus.
     use super::*;
 
     fn leaf(path: &str, t: &str, s: &str, octets: u32) -> Part {
@@ -369,47 +221,12 @@ mod tests {
     }
 
     #[test]
-    fn plans_report_parts_and_text_head_only() {
-        let s = sections_to_fetch(&dsn());
-        assert_eq!(
-            s,
-            vec![
-                Section {
-                    path: "2".into(),
-                    max: PART_CAP
-                },
-                Section {
-                    path: "1".into(),
-                    max: TEXT_HEAD
-                }
-            ]
-        );
-        assert_eq!(s[1].fetch_item(), "BODY.PEEK[1]<0.4096>");
-    }
-
-    #[test]
-    fn rebuilt_message_classifies_like_a_bounce() {
-        let header = b"From: MAILER-DAEMON@mx.example.net\r\nReturn-Path: <>\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"BB\"\r\n\r\n";
-        let mut f = HashMap::new();
-        f.insert(
-            "1".to_string(),
-            b"This is the mail system at host mx.example.net.".to_vec(),
-        );
-        f.insert(
-            "2".to_string(),
-            b"Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n".to_vec(),
-        );
-        let m = build(header, &dsn(), &f);
-        let sent = crate::SentIndex::new();
-        let v = crate::classify(
-            &m,
-            &crate::Context {
-                sent: &sent,
-                own_addresses: &[],
-            },
-        );
-        assert_eq!(v.kind, Some(crate::Kind::Bounce), "{:?}", v.reasons);
-        assert_eq!(v.original.message_id.as_deref(), Some("<orig@example.org>"));
-        assert_eq!(v.original.recipients, vec!["bob@example.net"]);
+    fn a_report_inside_mixed_is_seen_from_the_structure() {
+        let header = b"From: Kim <kim@example.net>\r\nSubject: FW: photos\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n";
+        let mut root = dsn();
+        root.subtype = "mixed".into();
+        assert!(crate::classify::may_be_automated(&build(header, &root)));
+        root.children.truncate(1);
+        assert!(!crate::classify::may_be_automated(&build(header, &root)));
     }
 }

@@ -192,7 +192,6 @@ async fn session(
             last_uid: 0,
         };
     }
-    let fields = crate::skeleton::header_fields().join(" ");
     let mut n = 0usize;
     let mut sieve_mark: Option<i64> = None;
     loop {
@@ -216,7 +215,6 @@ async fn session(
                 mailbox,
                 dirs,
                 &journal_path,
-                &fields,
                 sel.uid_validity,
                 chunk,
                 n,
@@ -330,7 +328,6 @@ async fn process(
     mailbox: &str,
     dirs: &Dirs,
     journal_path: &Path,
-    fields: &str,
     uidvalidity: u32,
     uids: &[u32],
     n: usize,
@@ -341,7 +338,7 @@ async fn process(
         sent: &sent,
         own_addresses: &a.addresses,
     };
-    let rows = classify_batch(imap, uids, fields, &ctx).await?;
+    let rows = classify_batch(imap, uids, &ctx).await?;
     let mut forged: Vec<&Row> = rows
         .iter()
         .filter(|r| r.verdict.verdict == Decision::Backscatter)
@@ -357,7 +354,7 @@ async fn process(
                 own_addresses: &a.addresses,
             };
             let again: Vec<u32> = forged.iter().map(|r| r.uid).collect();
-            fresh = classify_batch(imap, &again, fields, &ctx2).await?;
+            fresh = classify_batch(imap, &again, &ctx2).await?;
             forged = fresh
                 .iter()
                 .filter(|r| r.verdict.verdict == Decision::Backscatter)

@@ -58,6 +58,7 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         "Precedence",
         "X-Auto-Response-Suppress",
         "X-Failed-Recipients",
+        PROVIDER_ORIGINAL_ID,
     ]
     .into_iter()
     .map(str::to_string)
@@ -82,6 +83,13 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     }
     p
 });
+
+/// The header in which Microsoft's consumer SMTP service (Outlook.com) keeps
+/// the Message-ID a client gave a message it then renumbered: in a returned
+/// original it names the ID the user's Sent folder holds. Documented by its
+/// users (Delta Chat's `mimefactory.rs`, 2022); see the README's provenance
+/// rules.
+const PROVIDER_ORIGINAL_ID: &str = "X-Microsoft-Original-Message-ID";
 
 /// At most this many bytes of a message are read. Everything that matters
 /// (headers, the report, the start of the text, the original's headers)
@@ -232,7 +240,8 @@ pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
     };
     let body_start = (msg.parts[0].raw_body_offset() as usize).min(bytes.len());
     let original = find_original(&facts, kind, &bytes[body_start..]);
-    decide_provenance(kind, original, reasons, ctx)
+    let dated = header_date(&msg).map(|d| d.to_timestamp());
+    decide_provenance(kind, original, dated, reasons, ctx)
 }
 
 /// Could this message be an automated response at all? `false` when its
@@ -330,6 +339,9 @@ struct Facts {
 #[derive(Default)]
 struct OriginalHeaders {
     message_id: Option<String>,
+    /// The ID the client gave before the provider replaced it
+    /// ([`PROVIDER_ORIGINAL_ID`]).
+    provider_original_id: Option<String>,
     recipients: Vec<String>,
     from: Option<String>,
     subject: Option<String>,
@@ -355,6 +367,9 @@ impl OriginalHeaders {
                 .map(str::trim)
                 .filter(|s| s.contains('@') && !s.contains(char::is_whitespace))
                 .map(|s| format!("<{}>", s)),
+            provider_original_id: m
+                .header_raw(PROVIDER_ORIGINAL_ID)
+                .and_then(fields::first_message_id),
             recipients,
             from: m
                 .from()
@@ -1063,6 +1078,11 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
             add(id.clone(), "text/rfc822-headers", &mut ids);
         }
     }
+    for a in f.attached.iter().chain(&f.attached_headers) {
+        if let Some(id) = &a.provider_original_id {
+            add(id.clone(), PROVIDER_ORIGINAL_ID, &mut ids);
+        }
+    }
     if let Some(id) = f
         .delivery_status
         .as_ref()
@@ -1210,12 +1230,14 @@ fn fmt_date(ts: Option<i64>) -> String {
 ///    provider that rewrote the Message-ID on submission). A recipient the
 ///    user also wrote to never outweighs a foreign Message-ID: floods forge
 ///    mail to the very people the user writes to.
-/// 2. **With no original Message-ID**, a recipient the user wrote to, then a
-///    subject the user sent, make it `legitimate`.
+/// 2. **With no original Message-ID**, a recipient the user wrote to in the
+///    week before the response ([`crate::sent::RESPONSE_WINDOW_SECS`]), then
+///    a subject the user sent, make it `legitimate`.
 /// 3. Otherwise `backscatter`.
 fn decide_provenance(
     kind: Kind,
     found: Found,
+    dated: Option<i64>,
     mut reasons: Vec<String>,
     ctx: &Context<'_>,
 ) -> Verdict {
@@ -1287,17 +1309,28 @@ fn decide_provenance(
         return backscatter(original, reasons, ctx, verdict);
     }
 
-    // Rule 2: no original Message-ID: recipients, then subject.
-    let matched = original
-        .recipients
-        .iter()
-        .find_map(|r| ctx.sent.wrote_to(r))
-        .or_else(|| {
-            original
-                .subject
-                .as_deref()
-                .and_then(|s| ctx.sent.sent_subject(s))
-        });
+    // Rule 2: no original Message-ID: a recipient written to shortly
+    // before the response, then a subject.
+    let mut too_early: Option<(String, i64)> = None;
+    let mut matched = None;
+    for r in &original.recipients {
+        match ctx.sent.wrote_to_before(r, dated) {
+            Ok(Some(m)) => {
+                matched = Some(m);
+                break;
+            }
+            Ok(None) => {}
+            Err(d) => {
+                too_early.get_or_insert((r.clone(), d));
+            }
+        }
+    }
+    let matched = matched.or_else(|| {
+        original
+            .subject
+            .as_deref()
+            .and_then(|s| ctx.sent.sent_subject(s))
+    });
     if let Some(m) = matched {
         let why = match m {
             SentMatch::MessageId { id, date } => {
@@ -1313,6 +1346,17 @@ fn decide_provenance(
         };
         reasons.insert(0, why);
         return verdict(Decision::Legitimate, original, reasons);
+    }
+    if let Some((r, d)) = too_early {
+        reasons.insert(
+            0,
+            format!(
+                "decided by the recipient (no original Message-ID found): you last wrote to {r}{}, more than {} days before this response ({indexed})",
+                fmt_date(Some(d)),
+                crate::sent::RESPONSE_WINDOW_SECS / 86_400
+            ),
+        );
+        return backscatter(original, reasons, ctx, verdict);
     }
 
     // Rule 3: nothing links it to the user's sent mail.

@@ -114,6 +114,7 @@ fn the_auto_replier_is_someone_you_wrote_to() {
         recipients: vec!["kim@example.net".into()],
         subject: Some("Something else entirely".into()),
         date: Some(1_790_000_000),
+        ..Default::default()
     });
     let ctx = Context {
         sent: &sent,

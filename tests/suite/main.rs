@@ -13,6 +13,7 @@ mod hostile;
 mod languages;
 mod properties;
 mod provenance;
+mod realistic;
 mod secrets;
 mod sieve;
 mod sweep;

@@ -150,6 +150,7 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
                     recipients: o.recipients.clone(),
                     subject: o.subject.clone(),
                     date: date_of(o),
+                    ..Default::default()
                 });
             } else {
                 // Ordinary sent mail to the same people, another day, about
@@ -159,6 +160,7 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
                     recipients: o.recipients.clone(),
                     subject: Some(format!("Lunch next week? ({})", sent.len())),
                     date: date_of(o).map(|d| d - 9 * 86_400),
+                    ..Default::default()
                 });
             }
         }
@@ -238,4 +240,41 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
             wrong.join("\n")
         );
     }
+}
+
+/// Outlook.com renumbers the messages a client submits and keeps the
+/// client's Message-ID in `X-Microsoft-Original-Message-ID`. A real
+/// Outlook.com bounce (Sisimai's `lhost-outlook-03`), with that header added
+/// to its returned original by hand (marked as such: no public bounce with
+/// it was found), is legitimate when the user's Sent folder holds the
+/// client's ID, and backscatter when it holds neither.
+#[test]
+fn a_provider_renumbered_original_is_found_by_its_client_id() {
+    let raw =
+        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-outlook-03.eml"))
+            .unwrap();
+    let text = String::from_utf8_lossy(&raw).replace(
+        "Message-ID: <BLU436-SMTP665C5ECBE0D0D7D4C869BEBA770@phx.gbl>",
+        "Message-ID: <BLU436-SMTP665C5ECBE0D0D7D4C869BEBA770@phx.gbl>\nX-Microsoft-Original-Message-ID: <5a1b9e0c-77d2@thunderbird.example.jp>",
+    );
+    assert!(text.contains("X-Microsoft-Original-Message-ID"));
+    let mut sent = SentIndex::new();
+    sent.insert_id("<5a1b9e0c-77d2@thunderbird.example.jp>");
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    let v = classify(text.as_bytes(), &ctx);
+    assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
+    assert!(v.reasons[0].contains("<5a1b9e0c-77d2@thunderbird.example.jp> is in your sent mail"));
+    let mut other = SentIndex::new();
+    other.insert_id("<unrelated@example.org>");
+    let v = classify(
+        text.as_bytes(),
+        &Context {
+            sent: &other,
+            own_addresses: &[],
+        },
+    );
+    assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
 }

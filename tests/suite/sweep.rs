@@ -414,66 +414,139 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-/// Debugging aid: `SKELETON_FILE=path cargo test --test suite debug_skeleton -- --ignored --nocapture`
-/// prints the structure, the planned sections and the rebuilt message.
+/// The server path equals the file path, on extracted values: every
+/// message of the golden corpora (real bounces, auto-replies, challenges,
+/// virus notices, feedback reports and ordinary mail) is appended to a real
+/// Dovecot, with half of the identifiable originals in Sent as the user's
+/// client would have saved them (Message-ID, To, Subject, Date). Each
+/// message's verdict, kind, original Message-ID and extracted recipients
+/// from `clean`'s fetch plan must equal `classify` on the file with the same
+/// sent index. Any difference fails.
 #[test]
-#[ignore = "debugging aid"]
-fn debug_skeleton() {
-    let Some(dc) = Dovecot::start_or_skip("debug_skeleton") else {
+fn the_server_sweep_equals_whole_message_classification() {
+    let Some(dc) = Dovecot::start_or_skip("the_server_sweep_equals_whole_message_classification")
+    else {
         return;
     };
-    let raw = std::fs::read(std::env::var("SKELETON_FILE").unwrap()).unwrap();
-    let mut imap = dc.imap("alice");
-    imap.append("INBOX", &raw);
-    let a = account(&dc, "alice");
-    let rt = rt();
-    rt.block_on(async {
-        let mut s = backscatter::imap::connect(&a, &Secret::new("alicepw".into()))
-            .await
-            .unwrap();
-        s.select("INBOX").await.unwrap();
-        let fields = backscatter::skeleton::header_fields().join(" ");
-        let f = s
-            .uid_fetch(
-                &[1],
-                &format!("(UID BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({fields})])"),
-            )
-            .await
-            .unwrap();
-        let root = backscatter::imap::structure::convert(f[0].bodystructure().unwrap());
-        eprintln!("{root:#?}");
-        let secs = backscatter::skeleton::sections_to_fetch(&root);
-        eprintln!("{secs:?}");
-        let items: Vec<String> = secs.iter().map(|s| s.fetch_item()).collect();
-        let g = s
-            .uid_fetch(&[1], &format!("(UID {})", items.join(" ")))
-            .await
-            .unwrap();
-        let mut parts = HashMap::new();
-        for sec in &secs {
-            let (nums, mime) = match sec.path.strip_suffix(".MIME") {
-                Some(n) => (n, Some(async_imap::imap_proto::MessageSection::Mime)),
-                None => (sec.path.as_str(), None),
-            };
-            let sp = async_imap::imap_proto::SectionPath::Part(
-                nums.split('.').filter_map(|x| x.parse().ok()).collect(),
-                mime,
-            );
-            if let Some(b) = g[0].section(&sp) {
-                parts.insert(sec.path.clone(), b.to_vec());
+    let none = SentIndex::new();
+    let empty = Context {
+        sent: &none,
+        own_addresses: &[],
+    };
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for c in crate::util::corpora()
+        .iter()
+        .flat_map(|d| crate::util::cases(d))
+    {
+        files.push((crate::util::rel(&c.eml), std::fs::read(&c.eml).unwrap()));
+    }
+    // Half of the distinct originals (with recipients) go into Sent.
+    let mut originals: BTreeMap<String, backscatter::Original> = BTreeMap::new();
+    for (_, raw) in &files {
+        let v = classify(raw, &empty);
+        if let Some(id) = v.original.message_id.clone() {
+            if !v.original.recipients.is_empty() {
+                originals.entry(id.to_lowercase()).or_insert(v.original);
             }
         }
-        let m = backscatter::skeleton::build(f[0].header().unwrap(), &root, &parts);
-        eprintln!(
-            "----- skeleton -----\n{}\n-----",
-            String::from_utf8_lossy(&m)
-        );
-        let sent = SentIndex::new();
+    }
+    let sent_raw: Vec<Vec<u8>> = originals
+        .iter()
+        .step_by(2)
+        .map(|(id, o)| {
+            let date = o
+                .date
+                .as_deref()
+                .and_then(mail_parser::DateTime::parse_rfc3339)
+                .map(|d| d.to_rfc822())
+                .unwrap_or_else(|| "Mon, 2 Nov 2026 10:00:00 +0000".into());
+            format!(
+                "From: Alice <alice@example.test>\r\nTo: {}\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n",
+                o.recipients.join(", "),
+                o.subject.as_deref().unwrap_or("Hello").replace(['\r', '\n'], " "),
+            )
+            .into_bytes()
+        })
+        .collect();
+    let mut imap = dc.imap("alice");
+    assert_eq!(imap.append_many("Sent", &sent_raw).len(), sent_raw.len());
+    let messages: Vec<Vec<u8>> = files.iter().map(|(_, r)| r.clone()).collect();
+    let uids = imap.append_many("INBOX", &messages);
+    assert_eq!(uids.len(), files.len());
+    let a = account(&dc, "alice");
+    let base = tempdir("equivalence");
+    let d = dirs(&base);
+    let secret = Secret::new(password("alice").into());
+    let (sent, rows) = rt().block_on(async {
+        let mut s = backscatter::imap::connect(&a, &secret).await.unwrap();
+        let (sent, _) = clean::sent_index(&mut s, &a, &d).await.unwrap();
+        s.select("INBOX").await.unwrap();
         let ctx = Context {
             sent: &sent,
-            own_addresses: &[],
+            own_addresses: &a.addresses,
         };
-        eprintln!("skeleton: {:?}", classify(&m, &ctx));
-        eprintln!("whole:    {:?}", classify(&raw, &ctx));
+        let mut rows = Vec::new();
+        for chunk in uids.chunks(clean::BATCH) {
+            rows.extend(clean::classify_batch(&mut s, chunk, &ctx).await.unwrap());
+        }
+        (sent, rows)
     });
+    assert_eq!(sent.len(), sent_raw.len(), "every sent original is indexed");
+    assert_eq!(rows.len(), files.len(), "every message is judged");
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &a.addresses,
+    };
+    let by_uid: HashMap<u32, &(String, Vec<u8>)> = uids.iter().copied().zip(files.iter()).collect();
+    let mut counts: BTreeMap<Decision, usize> = BTreeMap::new();
+    let mut diff = Vec::new();
+    for r in &rows {
+        let (path, raw) = by_uid[&r.uid];
+        let want = classify(raw, &ctx);
+        *counts.entry(want.verdict).or_default() += 1;
+        let got = &r.verdict;
+        if (
+            got.verdict,
+            got.kind,
+            &got.original.message_id,
+            &got.original.recipients,
+        ) != (
+            want.verdict,
+            want.kind,
+            &want.original.message_id,
+            &want.original.recipients,
+        ) {
+            diff.push(format!(
+                "{path}: server {:?}/{:?}/{:?}/{:?}, file {:?}/{:?}/{:?}/{:?}\n  server: {:?}\n  file: {:?}",
+                got.verdict,
+                got.kind,
+                got.original.message_id,
+                got.original.recipients,
+                want.verdict,
+                want.kind,
+                want.original.message_id,
+                want.original.recipients,
+                got.reasons.first(),
+                want.reasons.first()
+            ));
+        }
+    }
+    eprintln!(
+        "equivalence: {} messages ({} originals in Sent): {counts:?}, {} differences",
+        rows.len(),
+        sent_raw.len(),
+        diff.len()
+    );
+    assert!(
+        counts.get(&Decision::Legitimate).copied().unwrap_or(0) > 100
+            && counts.get(&Decision::Backscatter).copied().unwrap_or(0) > 100,
+        "both halves are represented: {counts:?}"
+    );
+    assert!(
+        diff.is_empty(),
+        "{} differences:\n{}",
+        diff.len(),
+        diff.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -1,0 +1,167 @@
+//! The sweep's fetch plan: what to download of each message so that the
+//! verdict is exactly the one [`classify`](crate::classify::classify) gives
+//! on the whole message file, in as few round trips and bytes as the server
+//! allows.
+//!
+//! Pure: the IMAP layer fetches what [`after_prefix`] and
+//! [`after_structure`] ask for; this module only decides.
+//!
+//! The plan, per batch of messages (one FETCH command each step):
+//! 1. `RFC822.SIZE BODY.PEEK[]<0.PREFIX>` for every message. Most
+//!    automated responses are smaller than [`PREFIX`]: they are then
+//!    classified from their complete bytes, as a file would be.
+//! 2. A longer message whose headers carry a sign from the sending side
+//!    (the only kind [`classify`](crate::classify::classify) can call
+//!    automated) gets the rest of what the classifier reads, up to
+//!    [`WHOLE`] bytes: again exactly the classifier's input.
+//! 3. A longer message with no such sign whose top-level type is
+//!    `multipart/mixed` (where Exchange hides a re-wrapped report) gets its
+//!    `BODYSTRUCTURE` checked; a report part in it, or a structure that
+//!    cannot be read, sends it to step 2 (fetch more rather than guess).
+//! 4. Everything else is ordinary mail: its verdict (`normal`) is settled
+//!    from the prefix, and no more of it is downloaded.
+
+use crate::classify::{may_be_automated, MAX_MESSAGE_BYTES};
+use crate::skeleton;
+
+/// Bytes of every message fetched in step 1. Nine in ten messages of a real
+/// flood are smaller (BENCHMARKS.md); ordinary mail costs at most this much.
+pub const PREFIX: u32 = 8192;
+
+/// Bytes of a message the classifier can read: its cap plus room for the
+/// leading blank lines and mbox `From ` line it skips, so that the bytes
+/// fetched reach as far into the message as a file read would.
+pub const WHOLE: u32 = MAX_MESSAGE_BYTES as u32 + 4096;
+
+/// What to do with a message after the prefix (step 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The bytes are the whole message (or all the classifier reads):
+    /// classify them.
+    Classify,
+    /// Fetch the rest, from offset [`PREFIX`] up to [`WHOLE`], then classify.
+    Rest,
+    /// Fetch the `BODYSTRUCTURE` and decide with [`after_structure`].
+    Structure,
+    /// Ordinary mail: classify the prefix (it says `normal`) and fetch no
+    /// more.
+    Settled,
+}
+
+/// Decide after step 1. `prefix` is what `BODY.PEEK[]<0.PREFIX>` returned;
+/// `size` the message's `RFC822.SIZE` (octets), when the server sent it.
+pub fn after_prefix(prefix: &[u8], size: Option<u32>) -> Next {
+    let complete = match size {
+        Some(s) => prefix.len() as u64 >= u64::from(s),
+        None => prefix.len() < PREFIX as usize,
+    };
+    if complete {
+        return Next::Classify;
+    }
+    let Some(end) = header_end(prefix) else {
+        // Headers longer than the prefix: all of them are needed.
+        return Next::Rest;
+    };
+    let header = &prefix[..end];
+    if may_be_automated(header) {
+        Next::Rest
+    } else if skeleton::may_hide_a_report(header) {
+        Next::Structure
+    } else {
+        Next::Settled
+    }
+}
+
+/// Decide after step 3: `structure` is the message's MIME structure, or
+/// `None` when the server's `BODYSTRUCTURE` could not be read. Returns
+/// [`Next::Rest`] or [`Next::Settled`].
+pub fn after_structure(prefix: &[u8], structure: Option<&skeleton::Part>) -> Next {
+    let (Some(root), Some(end)) = (structure, header_end(prefix)) else {
+        return Next::Rest;
+    };
+    let bare = skeleton::build(&prefix[..end], root);
+    if may_be_automated(&bare) {
+        Next::Rest
+    } else {
+        Next::Settled
+    }
+}
+
+/// The fetch item for step 2.
+pub fn rest_item() -> String {
+    format!("BODY.PEEK[]<{PREFIX}.{}>", WHOLE - PREFIX)
+}
+
+/// The fetch items for step 1.
+pub fn prefix_items() -> String {
+    format!("RFC822.SIZE BODY.PEEK[]<0.{PREFIX}>")
+}
+
+/// Offset just past the blank line that ends the header, or `None` when it
+/// is not in `b`.
+fn header_end(b: &[u8]) -> Option<usize> {
+    let crlf = memchr::memmem::find(b, b"\r\n\r\n").map(|i| i + 4);
+    let lf = memchr::memmem::find(b, b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Hand-written messages, marked as such: the plan's real test is the
+    // sweep equivalence test over the corpora (tests/suite/sweep.rs).
+    use super::*;
+
+    fn long(head: &str) -> Vec<u8> {
+        let mut m = head.as_bytes().to_vec();
+        m.extend(std::iter::repeat_n(b'x', PREFIX as usize));
+        m.truncate(PREFIX as usize);
+        m
+    }
+
+    #[test]
+    fn small_messages_are_classified_whole() {
+        let m = b"From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n";
+        assert_eq!(after_prefix(m, Some(m.len() as u32)), Next::Classify);
+        assert_eq!(after_prefix(m, None), Next::Classify);
+    }
+
+    #[test]
+    fn long_messages_follow_their_headers() {
+        let bounce = long("Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n");
+        assert_eq!(after_prefix(&bounce, Some(100_000)), Next::Rest);
+        let mixed = long("From: Kim <kim@example.net>\r\nSubject: the photos\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
+        assert_eq!(after_prefix(&mixed, Some(100_000)), Next::Structure);
+        let plain = long("From: Kim <kim@example.net>\r\nSubject: a long letter\r\nContent-Type: text/plain\r\n\r\n");
+        assert_eq!(after_prefix(&plain, Some(100_000)), Next::Settled);
+        let huge_header = long("X-Long: ");
+        assert_eq!(after_prefix(&huge_header, Some(100_000)), Next::Rest);
+        // Exactly PREFIX bytes long is complete when the size says so.
+        assert_eq!(after_prefix(&plain, Some(PREFIX)), Next::Classify);
+    }
+
+    #[test]
+    fn an_unreadable_structure_fetches_more() {
+        let mixed = long(
+            "From: Kim <kim@example.net>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n",
+        );
+        assert_eq!(after_structure(&mixed, None), Next::Rest);
+        let root = skeleton::Part {
+            ctype: "multipart".into(),
+            subtype: "mixed".into(),
+            ..Default::default()
+        };
+        assert_eq!(after_structure(&mixed, Some(&root)), Next::Settled);
+    }
+
+    #[test]
+    fn items() {
+        assert_eq!(prefix_items(), "RFC822.SIZE BODY.PEEK[]<0.8192>");
+        assert_eq!(
+            rest_item(),
+            format!("BODY.PEEK[]<8192.{}>", 512 * 1024 + 4096 - 8192)
+        );
+    }
+}

@@ -5,6 +5,7 @@
 mod accounts;
 mod agent;
 mod cli;
+mod cyrus;
 mod flood;
 mod fuzzed;
 mod golden;

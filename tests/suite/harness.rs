@@ -730,7 +730,7 @@ fn parse_uid_set(s: &str) -> Result<Vec<u32>, String> {
 
 /// The value of the first `Message-ID:` header in a header block (unfolded,
 /// trimmed).
-fn header_message_id(header: &[u8]) -> Option<String> {
+pub fn header_message_id(header: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(header);
     let mut lines = text
         .split('\n')

@@ -12,6 +12,7 @@ mod golden;
 mod harness;
 mod hostile;
 mod languages;
+mod on_cyrus;
 mod properties;
 mod provenance;
 mod secrets;

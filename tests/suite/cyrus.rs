@@ -460,6 +460,12 @@ fn cyrus_namespace_login_and_lmtp() {
     let mut imap = cy.imap("alice");
     assert!(imap.has_capability("NAMESPACE") && imap.has_capability("MOVE"));
     assert!(imap.has_capability("IDLE") && imap.has_capability("SPECIAL-USE"));
+    // A quirk issue 11 noted: LOGINDISABLED is still listed after login.
+    assert!(
+        imap.has_capability("LOGINDISABLED"),
+        "{:?}",
+        imap.capabilities
+    );
 
     // RFC 2342: personal namespace "INBOX." with delimiter "."
     let reply = imap.command("NAMESPACE").unwrap();

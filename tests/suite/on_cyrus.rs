@@ -36,12 +36,12 @@ use std::time::{Duration, Instant};
 /// Where the quarantine must end up on Debian's Cyrus.
 const QUARANTINE: &str = "INBOX.Backscatter";
 
-/// Corpus messages with broken MIME that Cyrus' BODYSTRUCTURE reads
-/// differently from the bytes (a nested multipart whose `boundary`
-/// parameter sits on an unindented line: Cyrus reports an empty text part),
-/// so the agent, fetching the parts BODYSTRUCTURE names, never sees the
-/// NDR text and keeps the message. Left out of the flood here; tested alone
-/// in [`cyrus_clean_judges_malformed_mime_on_its_bytes`].
+/// Corpus messages with broken MIME whose text Cyrus' BODYSTRUCTURE
+/// hides (a nested multipart whose `boundary` parameter sits on an
+/// unindented line: Cyrus reports a multipart/mixed holding one empty
+/// text/plain part), so the agent, fetching the parts BODYSTRUCTURE names,
+/// never sees the NDR text and keeps the message. Left out of the flood
+/// here; tested alone in [`cyrus_clean_judges_malformed_mime_on_its_bytes`].
 const MIME_READ_DIFFERENTLY: [&str; 1] = ["bsd/lhost-apachejames-01.eml"];
 
 /// A message with every line ending as CRLF.
@@ -387,9 +387,11 @@ fn clean_twice_and_restore(quarantine: Option<&str>) {
 
 /// A forged NDR (Apache James, from the Sisimai corpus) whose nested
 /// multipart has its `boundary` on an unindented line: the classifier,
-/// on the whole bytes, calls it backscatter; Cyrus' BODYSTRUCTURE shows
-/// its text part as empty (Dovecot's does not), and the agent, reading
-/// only the parts BODYSTRUCTURE names, keeps it.
+/// on the whole bytes, calls it backscatter. Cyrus' BODYSTRUCTURE is
+/// `(("text" "plain" ... 0 0 ...) "mixed" ...)`: one empty text part, and
+/// the agent, reading only the parts BODYSTRUCTURE names, keeps it.
+/// (Dovecot answers `((("text" "plain" ... 0 0 ...) "alternative" ...)
+/// "mixed" ...)` and there the agent moves it.)
 #[test]
 #[ignore = "found with Cyrus: the agent trusts a BODYSTRUCTURE that hides the NDR text (keeps the message)"]
 fn cyrus_clean_judges_malformed_mime_on_its_bytes() {

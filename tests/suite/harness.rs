@@ -116,7 +116,7 @@ fn scripts_dir() -> PathBuf {
 
 /// Where a program is: `PATH`, then the sbin directories a non-root `PATH`
 /// often lacks.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
@@ -126,7 +126,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 /// A fresh, short directory under /tmp (unix socket paths are capped at 108
 /// bytes, so no deep temp dirs).
-fn fresh_dir() -> PathBuf {
+pub fn fresh_dir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let pid = std::process::id();
     for _ in 0..100 {
@@ -146,7 +146,7 @@ fn fresh_dir() -> PathBuf {
 }
 
 /// Five distinct free loopback ports, chosen by the kernel.
-fn free_ports() -> [u16; 5] {
+pub fn free_ports() -> [u16; 5] {
     let listeners: Vec<TcpListener> = (0..5)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
         .collect();
@@ -154,7 +154,7 @@ fn free_ports() -> [u16; 5] {
     [p(0), p(1), p(2), p(3), p(4)]
 }
 
-fn tail(path: &Path, n: usize) -> String {
+pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
@@ -730,7 +730,7 @@ fn parse_uid_set(s: &str) -> Result<Vec<u32>, String> {
 
 /// The value of the first `Message-ID:` header in a header block (unfolded,
 /// trimmed).
-fn header_message_id(header: &[u8]) -> Option<String> {
+pub fn header_message_id(header: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(header);
     let mut lines = text
         .split('\n')

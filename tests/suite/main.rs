@@ -5,12 +5,14 @@
 mod accounts;
 mod agent;
 mod cli;
+mod cyrus;
 mod flood;
 mod fuzzed;
 mod golden;
 mod harness;
 mod hostile;
 mod languages;
+mod on_cyrus;
 mod properties;
 mod provenance;
 mod realistic;

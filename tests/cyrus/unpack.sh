@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# tests/cyrus/unpack.sh -- put Debian's Cyrus IMAP server (cyrus-common, cyrus-imapd) where
+# tests/cyrus/start.sh finds it, without installing it: the packages conflict with
+# dovecot-imapd (both provide imap-server), so they are fetched with `apt-get download` and
+# unpacked with `dpkg -x` into BACKSCATTER_CYRUS_DIR (default: target/cyrus of this repository):
+#   DIR/root/usr/lib/cyrus/bin/{master,imapd,lmtpd,timsieved,idled,...}
+#   DIR/root/usr/lib/x86_64-linux-gnu/libcyrus*.so.0   (start.sh puts them on LD_LIBRARY_PATH)
+#   DIR/VERSION                                        (the package version)
+# Does nothing when DIR/root is already there. The shared libraries the binaries need from the
+# system (libical3 libpcre3 libxapian30, and sasl2-bin for saslpasswd2) are ordinary packages
+# that scripts/test installs; this script checks they resolve and names any that do not.
+# No maintainer script runs, no service starts, nothing outside DIR is written.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+DIR=${BACKSCATTER_CYRUS_DIR:-$(cd "$HERE/../.." && pwd -P)/target/cyrus}
+PACKAGES=(cyrus-common cyrus-imapd)
+die() { echo "unpack.sh: $*" >&2; exit 1; }
+
+check_libs() {
+  local lib="$DIR/root/usr/lib/x86_64-linux-gnu" missing
+  missing=$(for b in master imapd lmtpd timsieved idled ctl_cyrusdb; do
+      LD_LIBRARY_PATH="$lib" ldd "$DIR/root/usr/lib/cyrus/bin/$b"; done 2>&1 \
+    | awk '/not found/ { print $1 }' | sort -u | tr '\n' ' ')
+  [ -z "$missing" ] || die "Cyrus in $DIR needs libraries that are not installed: $missing(scripts/test installs them: apt-get install libical3 libpcre3 libxapian30)"
+}
+
+if [ -x "$DIR/root/usr/lib/cyrus/bin/master" ] && [ -s "$DIR/VERSION" ]; then
+  check_libs
+  echo "$DIR"
+  exit 0
+fi
+
+command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
+  || die "apt-get and dpkg are needed to fetch Debian's cyrus-imapd"
+mkdir -p "$DIR"
+work=$(mktemp -d "$DIR/.unpack.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# apt's download sandbox user (_apt) must be able to write here
+chmod 755 "$work"
+download() { (cd "$work" && apt-get download -q "${PACKAGES[@]}") >"$work/apt.log" 2>&1; }
+if ! download; then
+  # the package lists may be missing (a fresh container) or stale
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+  download || { cat "$work/apt.log" >&2; die "apt-get download ${PACKAGES[*]} failed"; }
+fi
+mkdir "$work/root"
+for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+dpkg-deb -f "$work"/cyrus-imapd_*.deb Version > "$work/VERSION"
+# the server runs as an unprivileged user: it must be able to read and run all of it
+chmod -R a+rX "$work/root"
+rm -rf "$DIR/root" "$DIR/VERSION"
+mv "$work/root" "$DIR/root"
+mv "$work/VERSION" "$DIR/VERSION"
+check_libs
+echo "unpack.sh: Cyrus $(cat "$DIR/VERSION") unpacked in $DIR/root" >&2
+echo "$DIR"

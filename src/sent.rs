@@ -84,7 +84,7 @@ pub struct Corroboration {
 /// What the index keeps of one sent message for corroboration.
 #[derive(Debug, Clone, Default)]
 struct Record {
-    /// Normalised subject, only when long enough to be evidence.
+    /// Normalised subject, when not empty.
     subject: Option<String>,
     date: Option<i64>,
 }
@@ -162,26 +162,30 @@ impl SentIndex {
     /// Add one sent message.
     pub fn insert(&mut self, m: &SentMessage) {
         self.messages += 1;
+        // When it left: saved in Sent where known (what "recent" means to
+        // the Sieve generator), else its Date header. Matching against a
+        // response uses the Date header alone (`records`), as a file does.
+        let when = m.saved.or(m.date);
         if let Some(id) = &m.message_id {
             let k = id_key(id);
             if !k.is_empty() {
-                let e = self.ids.entry(k).or_insert(m.date);
-                *e = max_date(*e, m.date);
+                let e = self.ids.entry(k).or_insert(when);
+                *e = max_date(*e, when);
             }
         }
         for r in &m.recipients {
-            let e = self
-                .recipients
-                .entry(normalize_address(r))
-                .or_insert(m.date);
-            *e = max_date(*e, m.date);
+            let e = self.recipients.entry(normalize_address(r)).or_insert(when);
+            *e = max_date(*e, when);
         }
         let subject = m
             .subject
             .as_deref()
             .map(normalize_subject)
-            .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS);
-        if let Some(n) = &subject {
+            .filter(|n| !n.is_empty());
+        if let Some(n) = subject
+            .as_ref()
+            .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS)
+        {
             self.subjects.insert(n.clone());
         }
         let at = self.records.len();
@@ -285,9 +289,10 @@ impl SentIndex {
     }
 
     /// One sent message to one of `recipients` that also has the
-    /// original's `subject` (normalised, long enough to be evidence) and,
-    /// where both have one, a date (Unix seconds) within
-    /// [`CORROBORATION_WINDOW_SECS`]. A date alone is no corroboration: the
+    /// original's `subject` (normalised) and, where both have one, a date
+    /// (Unix seconds) within [`CORROBORATION_WINDOW_SECS`]. A subject
+    /// shorter than 10 characters counts only when both dates are known
+    /// and agree. A date alone is no corroboration: the
     /// corpora hold dozens of distinct messages to one recipient with the
     /// same `Date:`. `None`
     /// when no single sent message agrees on both: a recipient the user
@@ -299,19 +304,27 @@ impl SentIndex {
         subject: Option<&str>,
         date: Option<i64>,
     ) -> Option<Corroboration> {
-        let subject = subject
-            .map(normalize_subject)
-            .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS);
+        let subject = subject.map(normalize_subject).filter(|n| !n.is_empty());
+        let long = subject
+            .as_ref()
+            .is_some_and(|n| n.chars().count() >= MIN_SUBJECT_CHARS);
         for r in recipients {
             let address = normalize_address(r);
             for &i in self.by_recipient.get(&address).into_iter().flatten() {
                 let rec = &self.records[i];
                 let same_subject = subject.is_some() && rec.subject == subject;
-                // Known dates must agree too: a subject reused to the same
-                // person ("Weekly report") is not the same message.
+                // Known dates must agree: a subject reused to the same
+                // person ("Weekly report") is not the same message. A short
+                // subject ("Lunch?", "Invoice") is evidence only together
+                // with agreeing dates.
                 let dates_agree = match (rec.date, date) {
-                    (Some(a), Some(b)) => (a - b).abs() <= CORROBORATION_WINDOW_SECS,
-                    _ => true,
+                    (Some(a), Some(b)) => Some((a - b).abs() <= CORROBORATION_WINDOW_SECS),
+                    _ => None,
+                };
+                let dates_agree = if long {
+                    dates_agree.unwrap_or(true)
+                } else {
+                    dates_agree.unwrap_or(false)
                 };
                 if same_subject && dates_agree {
                     return Some(Corroboration {
@@ -388,5 +401,57 @@ mod tests {
             .is_some());
         assert!(idx.sent_subject("hi").is_none());
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn corroboration_needs_one_message_agreeing_on_recipient_and_subject() {
+        let mut idx = SentIndex::new();
+        let day = 86_400;
+        for (id, to, subject, date) in [
+            (
+                "<a@x>",
+                "bob@example.net",
+                "Quarterly report for April",
+                Some(100 * day),
+            ),
+            ("<b@x>", "bob@example.net", "Lunch?", Some(100 * day)),
+            (
+                "<c@x>",
+                "kim@example.net",
+                "Weekly report number",
+                Some(10 * day),
+            ),
+        ] {
+            idx.insert(&SentMessage {
+                message_id: Some(id.into()),
+                recipients: vec![to.into()],
+                subject: Some(subject.into()),
+                date,
+                ..Default::default()
+            });
+        }
+        let bob = ["bob@example.net".to_string()];
+        let kim = ["kim@example.net".to_string()];
+        // A long subject: dates agree or one is unknown.
+        assert!(idx
+            .corroborate(
+                &bob,
+                Some("Undeliverable: Quarterly report for April"),
+                None
+            )
+            .is_some());
+        // A short subject only with agreeing dates.
+        assert!(idx
+            .corroborate(&bob, Some("Re: Lunch?"), Some(100 * day + 60))
+            .is_some());
+        assert!(idx.corroborate(&bob, Some("Lunch?"), None).is_none());
+        // The same subject to the same person weeks apart is another message.
+        assert!(idx
+            .corroborate(&kim, Some("Weekly report number"), Some(40 * day))
+            .is_none());
+        // Subject and date of one message, recipient of another: no.
+        assert!(idx
+            .corroborate(&kim, Some("Quarterly report for April"), Some(100 * day))
+            .is_none());
     }
 }

@@ -1050,7 +1050,7 @@ fn is_noreply_local(l: &str) -> bool {
 struct Found {
     original: Original,
     /// Every Message-ID that may be the original's, best first.
-    candidate_ids: Vec<String>,
+    candidate_ids: Vec<(String, &'static str)>,
 }
 
 fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
@@ -1204,7 +1204,7 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     }
     Found {
         original: o,
-        candidate_ids: ids.into_iter().map(|(i, _)| i).collect(),
+        candidate_ids: ids,
     }
 }
 
@@ -1242,7 +1242,7 @@ fn decide_provenance(
     ctx: &Context<'_>,
 ) -> Verdict {
     let Found {
-        original,
+        mut original,
         candidate_ids,
     } = found;
     let verdict = |decision, original, reasons| Verdict {
@@ -1255,9 +1255,14 @@ fn decide_provenance(
     let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
 
     // Rule 1: the original's Message-ID.
-    if let Some(SentMatch::MessageId { id, date }) =
-        candidate_ids.iter().find_map(|id| ctx.sent.contains_id(id))
+    if let Some((SentMatch::MessageId { id, date }, src)) = candidate_ids
+        .iter()
+        .find_map(|(id, src)| ctx.sent.contains_id(id).map(|m| (m, *src)))
     {
+        // The original is the candidate that matched (a report may quote
+        // several IDs), so the verdict and its reason name the same one.
+        original.message_id = Some(id.clone());
+        original.message_id_source = Some(src.to_string());
         reasons.insert(
             0,
             format!(
@@ -1351,9 +1356,9 @@ fn decide_provenance(
         reasons.insert(
             0,
             format!(
-                "decided by the recipient (no original Message-ID found): you last wrote to {r}{}, more than {} days before this response ({indexed})",
-                fmt_date(Some(d)),
-                crate::sent::RESPONSE_WINDOW_SECS / 86_400
+                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response (last{}) ({indexed})",
+                crate::sent::RESPONSE_WINDOW_SECS / 86_400,
+                fmt_date(Some(d))
             ),
         );
         return backscatter(original, reasons, ctx, verdict);

@@ -158,10 +158,22 @@ pub fn build_sent_index(
     errors: &mut Vec<String>,
 ) -> SentIndex {
     let mut idx = SentIndex::new();
+    let mut with_id = 0usize;
     for m in load(sent, errors) {
         if let Some(s) = SentMessage::from_raw(&m.bytes) {
+            with_id += usize::from(s.message_id.is_some());
             idx.insert(&s);
         }
+    }
+    if !sent.is_empty() && with_id == 0 {
+        // Every response would count as backscatter: say so once.
+        eprintln!(
+            "warning: no sent message with a Message-ID was found in --sent {} (it takes .eml files or an mbox; a list of IDs goes to --sent-ids)",
+            sent.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     for f in sent_ids {
         match std::fs::read(f) {

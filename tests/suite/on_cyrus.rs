@@ -656,16 +656,32 @@ fn sieve_install_and_deliver(quarantine: Option<&str>) {
         }
     }
     let w = cy.where_is("alice");
-    let (mut caught, mut wrong) = (0, Vec::new());
+    // A response the agent keeps only because one sent message agrees on
+    // recipient and subject (a provider-rewritten Message-ID) is beyond
+    // Sieve (README): counted, not failed.
+    let index = sent_index(&f.sent);
+    let by_id: HashMap<String, &Vec<u8>> = f.inbox.iter().map(|m| (mid(m), m)).collect();
+    let corroborated_only = |id: &str| {
+        let ctx = Context {
+            sent: &index,
+            own_addresses: &[],
+        };
+        classify(by_id[id], &ctx).reasons[0].starts_with("decided by recipient and subject")
+    };
+    let (mut caught, mut wrong, mut beyond) = (0, Vec::new(), 0);
     for (id, d) in &delivered {
         let place = w.get(id).cloned().unwrap_or_default();
         match (d, place == [QUARANTINE]) {
             (Decision::Backscatter, true) => caught += 1,
             (Decision::Backscatter, false) => assert_eq!(place, ["INBOX"], "{id}"),
             (_, false) => assert_eq!(place, ["INBOX"], "{id}"),
+            (Decision::Legitimate, true) if corroborated_only(id) => beyond += 1,
             (_, true) => wrong.push(id.clone()),
         }
     }
+    eprintln!(
+        "cyrus sieve: {beyond} kept by the agent only through recipient-and-subject corroboration"
+    );
     assert!(
         wrong.is_empty(),
         "the script quarantined mail to keep: {wrong:?}"

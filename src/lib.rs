@@ -15,6 +15,7 @@ pub mod lexicon;
 pub mod managesieve;
 pub mod mbox;
 pub mod notify;
+pub mod origin;
 pub mod paths;
 pub mod plan;
 pub mod secret;

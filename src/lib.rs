@@ -18,6 +18,7 @@ pub mod notify;
 pub mod origin;
 pub mod paths;
 pub mod plan;
+pub mod report;
 pub mod secret;
 pub mod sent;
 pub mod sentsync;

@@ -42,6 +42,18 @@ pub struct Hop {
     pub ip: Option<IpAddr>,
     /// The host that wrote the line (`by`), lowercased.
     pub by: Option<String>,
+    /// The protocol (`with`), lowercased: `esmtpa`/`esmtpsa` (RFC 3848)
+    /// mean an authenticated submission.
+    pub with: Option<String>,
+}
+
+impl Hop {
+    /// An authenticated submission (RFC 3848 protocol types end in `a`).
+    pub fn authenticated(&self) -> bool {
+        self.with
+            .as_deref()
+            .is_some_and(|w| w.ends_with("smtpa") || w.ends_with("smtpsa") || w.ends_with("lmtpa"))
+    }
 }
 
 /// What the quoted original of one automated response says about its
@@ -284,6 +296,8 @@ static BRACKET_IP: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[(?i:ipv6:)?([0-9A-Fa-f:.]+)\]").unwrap());
 static BARE_IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b").unwrap());
+static WITH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:^|[\s)])with\s+([A-Za-z0-9][A-Za-z0-9\-]*)").unwrap());
 static DKIM_D: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(?:^|;)\s*d\s*=\s*([A-Za-z0-9.\-]+)").unwrap());
 
@@ -316,6 +330,7 @@ pub fn parse_received(v: &str) -> Hop {
     hop.by = BY
         .captures(v)
         .map(|c| c[1].trim_end_matches('.').to_ascii_lowercase());
+    hop.with = WITH.captures(v).map(|c| c[1].to_ascii_lowercase());
     hop
 }
 
@@ -354,17 +369,44 @@ fn decode_subject(v: &str) -> String {
 }
 
 /// The user's submission/outbound hosts seen in the originals of their own
-/// bounced mail (legitimate responses): the host that received each message
-/// first (the `by` of the earliest `Received:`, i.e. the submission
-/// server), sorted and without duplicates.
+/// bounced mail (legitimate responses), from the earliest `Received:`:
+/// - a local or authenticated submission (no client address, a private
+///   one, or `with ESMTPA`/`ESMTPSA`): the host that wrote it (`by`);
+/// - an unauthenticated hop from a public address: a server handing the
+///   message to the recipient's MX, so the sending side (its reverse-DNS
+///   name or HELO name) is the user's server and `by` is not.
+///
+/// Sorted and without duplicates. Names that do not identify one host
+/// (`localhost`, `*.localdomain`, private addresses) are left out.
 pub fn learn_outbound_hosts<'a>(legitimate: impl IntoIterator<Item = &'a Evidence>) -> Vec<String> {
     let mut out = BTreeSet::new();
     for e in legitimate {
-        if let Some(by) = e.hops.last().and_then(|h| h.by.clone()) {
-            out.insert(by);
+        let Some(h) = e.hops.last() else { continue };
+        let relayed = h.ip.is_some_and(is_public) && !h.authenticated();
+        let host = if relayed {
+            h.from_rdns.clone().or_else(|| h.from.clone())
+        } else {
+            h.by.clone()
+        };
+        if let Some(host) = host.filter(|h| is_host_name(h)) {
+            out.insert(host);
         }
     }
     out.into_iter().collect()
+}
+
+/// A name that identifies one host: a domain name with a dot, not
+/// `localhost` or a private suffix (`.localdomain`, `.local`, `.lan`,
+/// `.internal`), or a public address.
+fn is_host_name(h: &str) -> bool {
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return is_public(ip);
+    }
+    h.contains('.')
+        && !h.starts_with("localhost")
+        && ![".localdomain", ".local", ".lan", ".internal", ".localhost"]
+            .iter()
+            .any(|s| h.ends_with(s))
 }
 
 /// What the user's own sending infrastructure looks like.
@@ -627,6 +669,7 @@ mod tests {
         assert_eq!(h.from.as_deref(), Some("pixel1.example.com"));
         assert_eq!(h.ip, Some("104.207.134.97".parse().unwrap()));
         assert_eq!(h.by.as_deref(), Some("tr2.example.com"));
+        assert!(h.authenticated());
         let h = parse_received("by mail.example.co.jp (Postfix, from userid 2202) id d1BG; Thu, 29 Apr 2019 23:34:45 +0900");
         assert_eq!((h.from, h.ip), (None, None));
         assert_eq!(h.by.as_deref(), Some("mail.example.co.jp"));
@@ -730,6 +773,23 @@ mod tests {
         let legit = sample("tests/corpus/sisimai/bsd/rhost-iua-01.eml");
         let learned = learn_outbound_hosts([&legit]);
         assert_eq!(learned, vec!["mail.example.co.jp"]);
+        let mut local = legit.clone();
+        local.hops.last_mut().unwrap().by = Some("lb-ex1.localdomain".into());
+        assert!(learn_outbound_hosts([&local]).is_empty());
+        // The user's server handing a message straight to the recipient's
+        // MX (Sisimai lhost-outlook-06: one hop, from a public address):
+        // the sender is learned, not the foreign MX.
+        let direct = sample("tests/corpus/sisimai/bsd/lhost-outlook-06.eml");
+        assert_eq!(
+            learn_outbound_hosts([&direct]),
+            Vec::<String>::new(),
+            "bay182-w41 is no host name, and bay004-omc1s18.hotmail.com is not the sender's"
+        );
+        let relayed = sample("tests/corpus/sisimai/bsd/lhost-einsundeins-03.eml");
+        assert_eq!(
+            learn_outbound_hosts([&relayed]),
+            vec!["regiesmtp1792-2.odiso.net"]
+        );
         let own = Own::new(&s(&["neko@example.co.jp"]), &[], &learned);
         let q = [sample("tests/corpus/sisimai/bsd/lhost-postfix-59.eml")];
         let a = assess(&q, &own, 1);

@@ -527,7 +527,8 @@ impl fmt::Display for Report {
                     "s"
                 }
             )?;
-            for p in &self.delivery_problems {
+            const SHOWN: usize = 20;
+            for p in self.delivery_problems.iter().take(SHOWN) {
                 writeln!(
                     f,
                     "  {}  {:<32} {:<7} {}",
@@ -538,6 +539,13 @@ impl fmt::Display for Report {
                         .as_deref()
                         .or(p.subject.as_deref())
                         .unwrap_or("")
+                )?;
+            }
+            if self.delivery_problems.len() > SHOWN {
+                writeln!(
+                    f,
+                    "  … and {} more (all of them with --json or --html)",
+                    self.delivery_problems.len() - SHOWN
                 )?;
             }
         }
@@ -580,6 +588,7 @@ fn bar_chart_svg(
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(n.min(40))
             .x_label_formatter(&|i| {
                 if i % every == 0 {
@@ -604,7 +613,7 @@ fn bar_chart_svg(
 }
 
 fn table(title: &str, rows: &[(String, usize)]) -> String {
-    let mut s = format!("<h2>{}</h2>\n<table>\n", esc(title));
+    let mut s = format!("<section>\n<h2>{}</h2>\n<table>\n", esc(title));
     if rows.is_empty() {
         s.push_str("<tr><td>none</td></tr>\n");
     }
@@ -614,7 +623,7 @@ fn table(title: &str, rows: &[(String, usize)]) -> String {
             esc(k)
         ));
     }
-    s.push_str("</table>\n");
+    s.push_str("</table>\n</section>\n");
     s
 }
 

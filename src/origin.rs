@@ -467,6 +467,9 @@ pub enum Assessment {
         top_networks: Vec<(String, usize)>,
         /// Whether any outbound host of the user's is known to compare with.
         hosts_known: bool,
+        /// Originals that did pass through the user's servers, too few
+        /// (under a tenth) to mean a compromise.
+        through_own: usize,
     },
     /// Some originals went through the user's own server, or carry the
     /// user's DKIM signature.
@@ -524,7 +527,9 @@ pub fn assess(evidence: &[Evidence], own: &Own, responses: usize) -> Assessment 
             }
         }
     }
-    if through > 0 {
+    // A few of the user's own bounces (mail older than the sent window)
+    // can land in quarantine: a compromise shows in a tenth or more.
+    if through > 0 && through * 10 >= with.len() {
         let host = hosts
             .iter()
             .max_by_key(|(h, n)| (**n, std::cmp::Reverse((*h).clone())))
@@ -559,6 +564,7 @@ pub fn assess(evidence: &[Evidence], own: &Own, responses: usize) -> Assessment 
         networks: nets.len(),
         top_networks: top,
         hosts_known: !own.hosts.is_empty(),
+        through_own: through,
     }
 }
 
@@ -574,18 +580,30 @@ impl fmt::Display for Assessment {
                 networks,
                 top_networks,
                 hosts_known,
+                through_own,
             } => {
                 write!(
                     f,
-                    "forged: {} from {}, none through your servers{}, none signed by your domain",
+                    "forged: {} from {}, ",
                     plural(*originals, "original", "originals"),
                     plural(*networks, "distinct network", "distinct networks"),
-                    if *hosts_known {
-                        ""
-                    } else {
-                        " (none known yet: set outbound-hosts to be sure)"
-                    }
                 )?;
+                if *through_own == 0 {
+                    write!(
+                        f,
+                        "none through your servers{}, none signed by your domain",
+                        if *hosts_known {
+                            ""
+                        } else {
+                            " (none known yet: set outbound-hosts to be sure)"
+                        }
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        "only {through_own} through your servers or signed by your domain (too few for a compromise: likely bounces of your own older mail)"
+                    )?;
+                }
                 if !top_networks.is_empty() {
                     let t: Vec<String> = top_networks
                         .iter()
@@ -759,6 +777,12 @@ mod tests {
                 .starts_with("sent through your own server DKIM d=example.com"),
             "{a}"
         );
+        // One among many forged originals is not a compromise.
+        let mut many = vec![e[0].clone()];
+        many.extend((0..12).map(|_| sample("tests/fixtures/extra/cpython/msg_43.eml")));
+        let a = assess(&many, &own, 13);
+        assert!(!a.is_own_server(), "{a}");
+        assert!(a.to_string().contains("only 1 through your servers"), "{a}");
         // Someone else's signature is not.
         let a = assess(&e, &Own::new(&s(&["me@example.org"]), &[], &[]), 1);
         assert!(!a.is_own_server(), "{a}");

@@ -333,3 +333,82 @@ fn render_in_chromium(html: &Path, dir: &Path) {
     }
     assert!(loads.is_empty(), "the report page loaded {loads:?}");
 }
+
+/// `watch` with `outbound-hosts` configured: one bounce of mail a PHP
+/// script sent through the user's own server (Sisimai rhost-cox-01,
+/// BSD-2-Clause) is alerted at once, far below the surge threshold, with
+/// the host and the subject (no desktop here: the notification is logged).
+#[test]
+fn watch_alerts_at_once_when_the_own_server_sends_spam() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let Some(dc) = Dovecot::start_or_skip("watch_alerts_at_once_when_the_own_server_sends_spam")
+    else {
+        return;
+    };
+    let user = "alice";
+    let dir = tempdir("watch-own");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"{user}\"\naddresses = [\"me@example.com\"]\npassword.env = \"BS_TEST_PASSWORD\"\nsent = [\"Sent\"]\noutbound-hosts = [\"tr2.example.com\"]\n",
+            dc.imap_port
+        ),
+    )
+    .unwrap();
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", password(user))
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let wait = |what: &str, f: &dyn Fn(&str) -> bool| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if f(&log.lock().unwrap()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; log:\n{}",
+            log.lock().unwrap()
+        );
+    };
+    wait("the agent to connect", &|l| l.contains("connected to"));
+    let raw = std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/rhost-cox-01.eml"))
+        .unwrap();
+    let raw = crate::flood::with_message_id(&raw, "<own-server-1@test.invalid>");
+    dc.imap(user).append("INBOX", &raw);
+    wait("the compromise alert", &|l| {
+        l.contains("Your own server tr2.example.com is sending spam")
+    });
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains("Take down your patio umbrella") && text.contains("phpmailer.php"),
+        "{text}"
+    );
+    // SIGTERM to the agent this test started.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let _ = reader.join();
+    assert!(status.success(), "watch exits 0 on SIGTERM");
+}

@@ -582,7 +582,11 @@ fn bar_chart_svg(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0..n, 0..(max + max / 10 + 1))
+            // A segmented range a..b has a segment for b too.
+            .build_cartesian_2d(
+                (0..(n - 1).max(1)).into_segmented(),
+                0..(max + max / 10 + 1),
+            )
             .map_err(e)?;
         let every = label_every.max(1);
         chart
@@ -590,19 +594,24 @@ fn bar_chart_svg(
             .disable_x_mesh()
             .light_line_style(WHITE)
             .x_labels(n.min(40))
-            .x_label_formatter(&|i| {
-                if i % every == 0 {
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if i % every == 0 => {
                     labels.get(*i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
                 }
+                _ => String::new(),
             })
             .y_desc("messages")
             .draw()
             .map_err(e)?;
         chart
             .draw_series(values.iter().enumerate().map(|(i, v)| {
-                let mut r = Rectangle::new([(i, 0), (i + 1, *v)], color.filled());
+                let mut r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0),
+                        (SegmentValue::Exact(i + 1), *v),
+                    ],
+                    color.filled(),
+                );
                 r.set_margin(0, 0, 1, 1);
                 r
             }))
@@ -878,6 +887,9 @@ mod tests {
         let h = r.html().unwrap();
         assert!(h.starts_with("<!DOCTYPE html>"));
         assert_eq!(h.matches("<svg").count(), 2, "timeline and kinds");
+        // One bar per hour, empty ones included.
+        let bars = h.matches("fill=\"#C0392B\"").count();
+        assert_eq!(bars, r.timeline.as_ref().unwrap().counts.len());
         assert!(h.contains("work &lt;&amp;&gt;"));
         let lower = h.to_lowercase();
         for bad in ["src=", "href=", "url(", "@import", "<script", "<link"] {

@@ -138,21 +138,25 @@ fn message_id(raw: &[u8]) -> Option<String> {
         })
 }
 
-/// Whole messages with their INTERNALDATE (Unix seconds; 0 when missing).
-async fn fetch_whole(imap: &mut Imap, uids: &[u32]) -> Result<Vec<(i64, Vec<u8>)>, ImapError> {
-    let mut out = Vec::with_capacity(uids.len());
+/// Read whole messages, [`CHUNK`] at a time (so that memory stays bounded
+/// whatever the mailbox holds), into records: `read` gets the bytes and
+/// the INTERNALDATE (Unix seconds; 0 when missing).
+async fn read_whole(
+    imap: &mut Imap,
+    uids: &[u32],
+    mut read: impl FnMut(&[u8], i64),
+) -> Result<(), ImapError> {
     for chunk in uids.chunks(CHUNK) {
         for f in imap
             .uid_fetch(chunk, "(UID INTERNALDATE BODY.PEEK[])")
             .await?
         {
             if let Some(body) = f.body() {
-                let ts = f.internal_date().map_or(0, |d| d.timestamp());
-                out.push((ts, body.to_vec()));
+                read(body, f.internal_date().map_or(0, |d| d.timestamp()));
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The quarantined responses, and the legitimate ones kept in `mailbox`.
@@ -181,10 +185,11 @@ async fn gather(
             sent: &empty,
             own_addresses: &a.addresses,
         };
-        for (ts, raw) in fetch_whole(&mut imap, &uids).await? {
-            let kind = message_id(&raw).and_then(|id| kinds.get(&id).copied());
-            quarantined.push(Record::read(&raw, ts, &plain, kind));
-        }
+        read_whole(&mut imap, &uids, |raw, ts| {
+            let kind = message_id(raw).and_then(|id| kinds.get(&id).copied());
+            quarantined.push(Record::read(raw, ts, &plain, kind));
+        })
+        .await?;
     }
     // The mailbox: headers first, whole messages only where a machine may
     // have written them.
@@ -201,12 +206,13 @@ async fn gather(
         }
     }
     let mut legitimate = Vec::new();
-    for (ts, raw) in fetch_whole(&mut imap, &candidates).await? {
-        let r = Record::read(&raw, ts, &ctx, None);
+    read_whole(&mut imap, &candidates, |raw, ts| {
+        let r = Record::read(raw, ts, &ctx, None);
         if r.decision == Decision::Legitimate {
             legitimate.push(r);
         }
-    }
+    })
+    .await?;
     imap.logout().await;
     Ok((quarantined, legitimate))
 }

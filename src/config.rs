@@ -44,6 +44,8 @@ struct FileAccount {
     watch: Vec<String>,
     #[serde(default = "default_catch_up_days")]
     catch_up_days: u32,
+    #[serde(default)]
+    outbound_hosts: Vec<String>,
     sieve: Option<FileSieve>,
 }
 
@@ -169,6 +171,11 @@ pub struct Account {
     pub watch: Vec<String>,
     /// On the first start of `watch`, how many days back to catch up.
     pub catch_up_days: u32,
+    /// The user's outbound (submission/relay) hosts, names or addresses,
+    /// lowercased: mail that passed through one of them came from the
+    /// user's own infrastructure (see `origin`). More are learned from the
+    /// originals of legitimate bounces.
+    pub outbound_hosts: Vec<String>,
     pub sieve_host: String,
     pub sieve_port: u16,
     /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
@@ -415,6 +422,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             sent_days: a.sent_days,
             watch: a.watch,
             catch_up_days: a.catch_up_days,
+            outbound_hosts: a
+                .outbound_hosts
+                .iter()
+                .map(|h| h.trim().trim_matches(['[', ']']).to_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
             sieve_host,
             sieve_port,
             sieve_tls,
@@ -499,6 +512,12 @@ password.command = ["pass", "show", "mail/work"]
         assert_eq!(a.sent_days, 30);
         assert_eq!(a.sieve_host, "imap.example.org");
         assert_eq!(a.sieve_port, 4190);
+        assert!(a.outbound_hosts.is_empty());
+        let c = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\noutbound-hosts = [\"SMTP.Example.org\", \"[192.0.2.25]\", \" \"]\n").unwrap();
+        assert_eq!(
+            c.account(None).unwrap().outbound_hosts,
+            vec!["smtp.example.org", "192.0.2.25"]
+        );
         assert_eq!(
             a.secret,
             Some(Secret::Command(vec![

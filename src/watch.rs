@@ -10,8 +10,9 @@
 use crate::classify::{Context, Decision};
 use crate::clean::{self, classify_batch, move_batch, reconcile, CleanError, Dirs, Row};
 use crate::config::Account;
-use crate::imap::{self, ErrorKind, IdleOutcome, Imap};
+use crate::imap::{self, ErrorKind, IdleOutcome, Imap, ImapError};
 use crate::journal;
+use crate::origin::{self, Evidence};
 use crate::secret::Secret;
 use crate::sentsync;
 use serde::{Deserialize, Serialize};
@@ -107,8 +108,25 @@ fn jitter(d: Duration) -> Duration {
 /// Watch one mailbox of one account until `shutdown` turns true. Returns an
 /// error only for a failure retrying cannot fix (a refused login, a
 /// configuration problem).
-/// Reports of messages moved: (account, count), for notifications.
-pub type Events = tokio::sync::mpsc::UnboundedSender<(String, usize)>;
+/// What one batch did, for notifications.
+#[derive(Debug, Clone, Default)]
+pub struct Moved {
+    pub account: String,
+    /// Messages moved to quarantine.
+    pub count: usize,
+    /// What the quoted originals of (at most [`ORIGIN_SAMPLE`] of) the
+    /// moved responses say about where the mail came from.
+    pub originals: Vec<Evidence>,
+    /// The same for the legitimate bounces seen (the user's own mail:
+    /// their first hosts are the user's outbound hosts).
+    pub own_bounces: Vec<Evidence>,
+}
+
+/// Reports of messages moved, for notifications.
+pub type Events = tokio::sync::mpsc::UnboundedSender<Moved>;
+
+/// Responses per batch fetched whole to read their originals' origin.
+pub const ORIGIN_SAMPLE: usize = 20;
 
 pub async fn watch_mailbox(
     a: Account,
@@ -218,10 +236,11 @@ async fn session(
                 sel.uid_validity,
                 chunk,
                 n,
+                events.is_some(),
             )
             .await?;
-            if let (Some(tx), true) = (events, moved > 0) {
-                let _ = tx.send((a.name.clone(), moved));
+            if let (Some(tx), true) = (events, moved.count > 0 || !moved.own_bounces.is_empty()) {
+                let _ = tx.send(moved);
             }
             n += 1;
             st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
@@ -331,7 +350,8 @@ async fn process(
     uidvalidity: u32,
     uids: &[u32],
     n: usize,
-) -> Result<usize, CleanError> {
+    want_origins: bool,
+) -> Result<Moved, CleanError> {
     let (sent, _) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
     imap.select(mailbox).await?;
     let ctx = Context {
@@ -380,8 +400,37 @@ async fn process(
             reason
         );
     }
+    let mut moved = Moved {
+        account: a.name.clone(),
+        count: forged.len(),
+        ..Moved::default()
+    };
+    if want_origins {
+        // Before the move, while the UIDs are still these: a sample of
+        // the forged responses and the legitimate bounces, whole.
+        let sample: Vec<u32> = forged.iter().take(ORIGIN_SAMPLE).map(|r| r.uid).collect();
+        let legit: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.verdict.verdict == Decision::Legitimate)
+            .take(ORIGIN_SAMPLE)
+            .map(|r| r.uid)
+            .collect();
+        moved.originals = origins_of(imap, &sample).await?;
+        moved.own_bounces = origins_of(imap, &legit).await?;
+    }
     if !forged.is_empty() {
         move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
     }
-    Ok(forged.len())
+    Ok(moved)
+}
+
+/// The origin evidence of whole messages (those that quote an original).
+async fn origins_of(imap: &mut Imap, uids: &[u32]) -> Result<Vec<Evidence>, ImapError> {
+    Ok(imap
+        .uid_fetch(uids, "(UID BODY.PEEK[])")
+        .await?
+        .iter()
+        .filter_map(|f| f.body())
+        .filter_map(origin::evidence)
+        .collect())
 }

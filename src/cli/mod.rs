@@ -8,6 +8,7 @@ pub mod account;
 pub mod classify;
 pub mod clean;
 pub mod common;
+pub mod report;
 pub mod restore;
 pub mod service;
 pub mod sieve;
@@ -52,6 +53,7 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     Clean(clean::CleanArgs),
     Restore(restore::RestoreArgs),
+    Report(report::ReportArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
@@ -99,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Classify(args) => classify::run(args),
         Command::Clean(args) => clean::run(args, config),
         Command::Restore(args) => restore::run(args, config),
+        Command::Report(args) => report::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args),
         Command::Sieve(args) => sieve::run(args, config),

@@ -108,7 +108,11 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let rt = runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let (events, mut moved) = tokio::sync::mpsc::unbounded_channel::<(String, usize)>();
+        let (events, mut moved) = tokio::sync::mpsc::unbounded_channel::<crate::watch::Moved>();
+        let mut digest = crate::notify::Digest::default();
+        for a in &accounts {
+            digest.set_own(&a.name, &a.addresses, &a.outbound_hosts);
+        }
         let mut set = tokio::task::JoinSet::new();
         for (a, s, mb) in jobs {
             let (dirs, rx, events) = (dirs.clone(), rx.clone(), events.clone());
@@ -121,13 +125,18 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         drop(events);
         // Notifications: batched, never one per message.
         let notifier = tokio::spawn(async move {
-            let mut digest = crate::notify::Digest::default();
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
             loop {
                 tokio::select! {
                     ev = moved.recv() => match ev {
-                        Some((account, n)) => {
-                            if let Some(alert) = digest.record(&account, n, crate::clean::now()) {
+                        Some(m) => {
+                            if let Some(alert) = digest.record_moved(
+                                &m.account,
+                                m.count,
+                                &m.originals,
+                                &m.own_bounces,
+                                crate::clean::now(),
+                            ) {
                                 crate::notify::show(&alert).await;
                             }
                         }

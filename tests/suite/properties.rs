@@ -23,6 +23,11 @@ fn check(bytes: &[u8]) {
         own_addresses: &[],
     };
     let v = classify(bytes, &ctx);
+    // The origin analysis reads the same bytes (report, watch): evidence
+    // or nothing, never a panic.
+    if let Some(e) = backscatter::origin::evidence(bytes) {
+        let _ = e.first_external();
+    }
     if v.verdict == Decision::Normal {
         assert!(v.kind.is_none());
     } else {
@@ -119,6 +124,16 @@ proptest! {
         b.extend_from_slice(b"\r\n\r\n");
         b.extend_from_slice(&body);
         check(&b);
+    }
+
+    #[test]
+    fn quoted_header_noise_in_the_text_gets_a_verdict(lines in prop::collection::vec("(> ?|  )?(Received|Subject|DKIM-Signature|X-PHP-Script|[A-Za-z-]{0,8}):[ -~]{0,80}", 0..30)) {
+        let mut b = b"From: MAILER-DAEMON@example.net\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program.\r\n\r\n".to_vec();
+        b.extend_from_slice(lines.join("\r\n").as_bytes());
+        check(&b);
+        for l in &lines {
+            let _ = backscatter::origin::parse_received(l);
+        }
     }
 
     #[test]

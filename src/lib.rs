@@ -17,6 +17,7 @@ pub mod mbox;
 pub mod notify;
 pub mod paths;
 pub mod plan;
+pub mod rules;
 pub mod secret;
 pub mod sent;
 pub mod sentsync;

@@ -615,9 +615,9 @@ impl Rules {
     }
 }
 
-/// Pigeonhole's `sieve-test` layout of one message's actions: the lines
-/// after "Performed actions:" / "Implicit keep:" (for comparisons and the
-/// `sieve test` command).
+/// One message's actions in the layout of Pigeonhole's `sieve-test`
+/// (` * store message in folder: X`, then `        + add IMAP flags: …`),
+/// `mailbox` standing for `keep`.
 pub fn describe(outcome: &Outcome, mailbox: &str) -> Vec<String> {
     let mut out = Vec::new();
     for a in &outcome.actions {
@@ -625,9 +625,9 @@ pub fn describe(outcome: &Outcome, mailbox: &str) -> Vec<String> {
             Action::Keep { flags } => (mailbox, flags),
             Action::Fileinto { mailbox, flags, .. } => (mailbox.as_str(), flags),
         };
-        out.push(format!("store message in folder: {folder}"));
+        out.push(format!(" * store message in folder: {folder}"));
         if !flags.is_empty() {
-            out.push(format!("  + add IMAP flags: {}", flags.join(" ")));
+            out.push(format!("        + add IMAP flags: {}", flags.join(" ")));
         }
     }
     out

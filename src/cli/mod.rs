@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clean;
 pub mod common;
 pub mod restore;
+pub mod rules;
 pub mod service;
 pub mod sieve;
 pub mod watch;

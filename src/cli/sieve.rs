@@ -56,6 +56,44 @@ pub enum SieveCommand {
         #[arg(long, value_name = "FILE")]
         sent_ids: Option<PathBuf>,
     },
+    /// Compile your own rules (a Sieve script the agent runs on the client,
+    /// for `filter` and `watch`) and list every command the agent refuses:
+    /// redirect, reject, ereject, vacation and notify (they send mail) and
+    /// discard (it deletes; use `fileinto "Trash"`). Exit 2 on any refusal.
+    ///
+    /// `include "NAME"` is read from NAME.sieve beside the file.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print what your rules do with each message file, like Pigeonhole's
+    /// sieve-test: the mailboxes it would be stored in and the flags added.
+    ///
+    /// The backscatter verdict is offered to the script through the
+    /// `environment` extension: vnd.backscatter.verdict, vnd.backscatter.kind
+    /// and vnd.backscatter.original-message-id. `envelope "from"` is the
+    /// Return-Path, `envelope "to"` the Delivered-To or X-Original-To.
+    ///
+    /// Examples:
+    ///   backscatter sieve test ~/.config/backscatter/rules.sieve msg.eml
+    ///   backscatter sieve test rules.sieve --sent ~/Mail/Sent --json ~/Mail/inbox/cur/
+    #[command(verbatim_doc_comment)]
+    Test {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Message files: .eml, an mbox, or directories.
+        #[arg(required = true, value_name = "MSG")]
+        messages: Vec<PathBuf>,
+        /// Your sent mail, for the verdict: a directory of .eml or an mbox (repeatable).
+        #[arg(long, value_name = "PATH")]
+        sent: Vec<PathBuf>,
+        /// A file with one Message-ID of your sent mail per line (repeatable).
+        #[arg(long, value_name = "FILE")]
+        sent_ids: Vec<PathBuf>,
+        /// One JSON object per message: path, verdict, kind, actions, error.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
@@ -95,7 +133,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
         SieveCommand::Install { account }
         | SieveCommand::Uninstall { account }
         | SieveCommand::Status { account } => account.clone(),
-        SieveCommand::Generate { .. } => unreachable!(),
+        SieveCommand::Generate { .. } | SieveCommand::Check { .. } | SieveCommand::Test { .. } => {
+            unreachable!()
+        }
     };
     let cfg = load_config(config)?;
     let a = account(&cfg, name.as_deref())?.clone();
@@ -239,7 +279,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     None => println!("No script is active."),
                 }
             }
-            SieveCommand::Generate { .. } => unreachable!(),
+            SieveCommand::Generate { .. }
+        | SieveCommand::Check { .. }
+        | SieveCommand::Test { .. } => unreachable!(),
         }
         s.logout().await;
         Ok(ExitCode::SUCCESS)
@@ -247,6 +289,17 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
 }
 
 pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    match &args.command {
+        SieveCommand::Check { file } => return super::rules::check(file),
+        SieveCommand::Test {
+            file,
+            messages,
+            sent,
+            sent_ids,
+            json,
+        } => return super::rules::test(file, messages, sent, sent_ids, *json),
+        _ => {}
+    }
     if !matches!(args.command, SieveCommand::Generate { .. }) {
         return manage(args.command, config);
     }

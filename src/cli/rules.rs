@@ -76,6 +76,9 @@ struct JsonLine<'a> {
     path: &'a str,
     verdict: &'a str,
     kind: &'a str,
+    /// The envelope as taken from the message (null: unknown).
+    envelope_from: Option<&'a str>,
+    envelope_to: Option<&'a str>,
     #[serde(flatten)]
     outcome: &'a Outcome,
 }
@@ -101,18 +104,15 @@ pub fn test(
     let write_err = |e: io::Error| Error::Runtime(format!("cannot write output: {e}"));
     for m in &loaded {
         let v = VerdictEnv::of(&crate::classify(&m.bytes, &ctx));
-        let o = rules.run(
-            &m.bytes,
-            &Envelope::of(&m.bytes),
-            Some(&v),
-            "INBOX",
-            &|_| false,
-        );
+        let env = Envelope::of(&m.bytes);
+        let o = rules.run(&m.bytes, &env, Some(&v), "INBOX", &|_| false);
         if json {
             let line = JsonLine {
                 path: &m.path,
                 verdict: &v.verdict,
                 kind: &v.kind,
+                envelope_from: env.from.as_deref(),
+                envelope_to: env.to.as_deref(),
                 outcome: &o,
             };
             let s = serde_json::to_string(&line)

@@ -16,6 +16,7 @@ mod on_cyrus;
 mod properties;
 mod provenance;
 mod realistic;
+mod rules;
 mod secrets;
 mod sieve;
 mod sweep;

@@ -277,6 +277,8 @@ pub struct Rules {
 #[derive(Debug, Default)]
 struct Scan {
     refused: Vec<(usize, String)>,
+    /// `keep` commands: the byte offsets of the word and of its `;`.
+    keeps: Vec<(usize, usize)>,
     /// Names in `include` commands (None: not a plain string).
     includes: Vec<Option<String>>,
 }
@@ -292,6 +294,7 @@ fn scan(script: &str) -> Scan {
     let mut at_command = true;
     // Inside an include command: collecting its string arguments.
     let mut in_include: Option<Vec<Option<String>>> = None;
+    let mut in_keep: Option<usize> = None;
     while i < b.len() {
         let c = b[i];
         match c {
@@ -335,6 +338,9 @@ fn scan(script: &str) -> Scan {
                 at_command = false;
             }
             b';' | b'{' | b'}' => {
+                if let Some(k) = in_keep.take() {
+                    out.keeps.push((k, i));
+                }
                 if let Some(args) = in_include.take() {
                     // The last string is the script's name.
                     out.includes.push(args.last().cloned().unwrap_or(None));
@@ -374,6 +380,9 @@ fn scan(script: &str) -> Scan {
                     continue;
                 }
                 if at_command {
+                    if word == "keep" {
+                        in_keep = Some(start);
+                    }
                     if REFUSED.iter().any(|(r, _)| *r == word) {
                         out.refused.push((line, word.clone()));
                     }
@@ -411,9 +420,39 @@ pub fn refusals(script: &str, name: &str) -> Vec<Refusal> {
         .collect()
 }
 
+/// The mailbox an explicit `keep` is rewritten to file into (a name no
+/// IMAP server allows: it holds a control character).
+const KEEP_MARK: &str = "\u{1}keep";
+
+/// sieve-rs drops an explicit `keep` when a later `fileinto` (without
+/// `:copy`) runs; RFC 5228 §4.3 and Pigeonhole keep both. So each `keep`
+/// command is compiled as `fileinto :copy` into [`KEEP_MARK`], which the
+/// runner reads as a keep. The text stays on the same lines (errors name
+/// the user's lines).
+fn rewrite_keeps(text: &str) -> String {
+    let keeps = scan(text).keeps;
+    if keeps.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64 * keeps.len());
+    out.push_str("require [\"fileinto\", \"copy\"]; ");
+    let mut at = 0;
+    for (k, end) in keeps {
+        out.push_str(&text[at..k]);
+        out.push_str("fileinto :copy");
+        out.push_str(&text[k + "keep".len()..end]);
+        out.push_str(" \"");
+        out.push_str(KEEP_MARK);
+        out.push('"');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 fn compile_one(text: &str, name: &str) -> Result<Arc<Sieve>, RulesError> {
     Compiler::new()
-        .compile(text.as_bytes())
+        .compile(rewrite_keeps(text).as_bytes())
         .map(Arc::new)
         .map_err(|e| RulesError::Compile {
             script: name.to_string(),
@@ -518,6 +557,7 @@ impl Rules {
         let mut keep: Option<Vec<String>> = None;
         let mut error = None;
         let mut created: Vec<String> = Vec::new();
+        let mut explicit_keep = false;
         while let Some(r) = ctx.run(input) {
             input = Input::True;
             match r {
@@ -548,7 +588,13 @@ impl Rules {
                     input = Input::False;
                 }
                 Ok(Event::Function { .. }) => input = Input::result(false.into()),
-                Ok(Event::Keep { flags, .. }) => keep = Some(flags),
+                // The implicit keep: an explicit one (see [`rewrite_keeps`])
+                // cancels it (RFC 5228 §2.10.2).
+                Ok(Event::Keep { flags, .. }) => {
+                    if !explicit_keep {
+                        keep = Some(flags)
+                    }
+                }
                 Ok(Event::FileInto {
                     folder,
                     flags,
@@ -557,6 +603,11 @@ impl Rules {
                 }) => {
                     if create {
                         created.push(folder.clone());
+                    }
+                    if folder == KEEP_MARK {
+                        explicit_keep = true;
+                        keep = Some(flags);
+                        continue;
                     }
                     if folder == mailbox
                         || (folder.eq_ignore_ascii_case("INBOX")
@@ -746,6 +797,11 @@ mod tests {
             run(&r, MSG).actions,
             vec![into("A", &[], false), into("B", &["y"], false)]
         );
+        // An explicit keep survives a later fileinto (sieve-rs alone drops it).
+        let r = rules("require \"fileinto\";\nkeep;\nfileinto \"A\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&[]), into("A", &[], false)]);
+        let r = rules("require \"imap4flags\";\nkeep :flags \"a\";\naddflag \"b\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&["a"])]);
         let r = rules("require [\"fileinto\"];\nfileinto \"INBOX\";\nfileinto \"A\";\n");
         assert_eq!(run(&r, MSG).actions, vec![keep(&[]), into("A", &[], false)]);
         // Nothing at all: the implicit keep.

@@ -44,6 +44,7 @@ struct FileAccount {
     watch: Vec<String>,
     #[serde(default = "default_catch_up_days")]
     catch_up_days: u32,
+    rules: Option<PathBuf>,
     sieve: Option<FileSieve>,
 }
 
@@ -169,6 +170,9 @@ pub struct Account {
     pub watch: Vec<String>,
     /// On the first start of `watch`, how many days back to catch up.
     pub catch_up_days: u32,
+    /// The user's own Sieve rules, run by `filter` and `watch` (`~`
+    /// expanded; checked to exist when the config is loaded).
+    pub rules: Option<PathBuf>,
     pub sieve_host: String,
     pub sieve_port: u16,
     /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
@@ -291,6 +295,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     a.host
                 ),
             ));
+        }
+        let rules = a.rules.as_deref().map(expand_home);
+        if let Some(r) = &rules {
+            if !r.is_file() {
+                return Err(err(
+                    &name,
+                    "rules",
+                    format!("{} is not a file", r.display()),
+                ));
+            }
         }
         if let Some(ca) = &a.tls_ca_file {
             if !ca.exists() {
@@ -415,6 +429,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             sent_days: a.sent_days,
             watch: a.watch,
             catch_up_days: a.catch_up_days,
+            rules,
             sieve_host,
             sieve_port,
             sieve_tls,
@@ -471,6 +486,17 @@ impl Config {
                 )))
             }
         }
+    }
+}
+
+/// `~/x` → `$HOME/x` (the platform's home directory); other paths as given.
+fn expand_home(p: &std::path::Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => match directories::BaseDirs::new() {
+            Some(b) => b.home_dir().join(rest),
+            None => p.to_path_buf(),
+        },
+        Err(_) => p.to_path_buf(),
     }
 }
 

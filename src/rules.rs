@@ -666,6 +666,72 @@ impl Rules {
     }
 }
 
+/// How an [`Outcome`] maps onto IMAP for a message that is already stored
+/// (RFC 5228 §2.10.2 at delivery, here after it): copies (UID COPY) for
+/// every `fileinto` but one when the message does not stay, then a UID
+/// MOVE into the last. Flags are added (UID STORE `+FLAGS`), never removed
+/// from what the message already has; a copy's own flags are added for the
+/// COPY and taken back from the original after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `(mailbox, flags)` to copy into, in order.
+    pub copies: Vec<(String, Vec<String>)>,
+    /// Where the message moves, if it does not stay.
+    pub move_to: Option<String>,
+    /// Flags the message carries where it ends (kept or moved).
+    pub flags: Vec<String>,
+    /// Mailboxes a `:create` asked for.
+    pub create: Vec<String>,
+}
+
+impl Plan {
+    pub fn of(outcome: &Outcome) -> Plan {
+        let mut p = Plan::default();
+        let keep = outcome.actions.iter().find_map(|a| match a {
+            Action::Keep { flags } => Some(flags.clone()),
+            _ => None,
+        });
+        let mut filed: Vec<(String, Vec<String>)> = Vec::new();
+        for a in &outcome.actions {
+            if let Action::Fileinto {
+                mailbox,
+                flags,
+                create,
+            } = a
+            {
+                if *create {
+                    p.create.push(mailbox.clone());
+                }
+                filed.push((mailbox.clone(), flags.clone()));
+            }
+        }
+        match keep {
+            Some(flags) => p.flags = flags,
+            None => {
+                if let Some((m, flags)) = filed.pop() {
+                    p.move_to = Some(m);
+                    p.flags = flags;
+                }
+            }
+        }
+        p.copies = filed;
+        p
+    }
+
+    /// Nothing to do: the message stays as it is.
+    pub fn is_nothing(&self) -> bool {
+        self.copies.is_empty() && self.move_to.is_none() && self.flags.is_empty()
+    }
+
+    /// Every mailbox the plan stores into.
+    pub fn mailboxes(&self) -> impl Iterator<Item = &str> {
+        self.copies
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .chain(self.move_to.as_deref())
+    }
+}
+
 /// One message's actions in the layout of Pigeonhole's `sieve-test`
 /// (` * store message in folder: X`, then `        + add IMAP flags: …`),
 /// `mailbox` standing for `keep`.
@@ -858,6 +924,24 @@ mod tests {
         // A path is not a script name.
         let e = Rules::compile("require \"include\";\ninclude \"../x\";", |_| Ok(None));
         assert!(matches!(e, Err(RulesError::Include(_))));
+    }
+
+    #[test]
+    fn plans_copy_all_but_the_last_and_move_into_it() {
+        let o = |actions| Outcome {
+            actions,
+            error: None,
+        };
+        let p = Plan::of(&o(vec![into("A", &["x"], true), into("B", &["y"], false)]));
+        assert_eq!(p.copies, vec![("A".to_string(), vec!["x".to_string()])]);
+        assert_eq!(p.move_to.as_deref(), Some("B"));
+        assert_eq!(p.flags, vec!["y".to_string()]);
+        assert_eq!(p.create, vec!["A".to_string()]);
+        let p = Plan::of(&o(vec![keep(&["k"]), into("A", &[], false)]));
+        assert_eq!(p.move_to, None);
+        assert_eq!(p.copies.len(), 1);
+        assert_eq!(p.flags, vec!["k".to_string()]);
+        assert!(Plan::of(&o(vec![keep(&[])])).is_nothing());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod account;
 pub mod classify;
 pub mod clean;
 pub mod common;
+pub mod filter;
 pub mod restore;
 pub mod rules;
 pub mod service;
@@ -52,6 +53,7 @@ pub struct Cli {
 pub enum Command {
     Classify(classify::ClassifyArgs),
     Clean(clean::CleanArgs),
+    Filter(filter::FilterArgs),
     Restore(restore::RestoreArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
@@ -99,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Classify(args) => classify::run(args),
         Command::Clean(args) => clean::run(args, config),
+        Command::Filter(args) => filter::run(args, config),
         Command::Restore(args) => restore::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args),

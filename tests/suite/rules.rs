@@ -11,6 +11,7 @@ use backscatter::rules::{Action, Envelope, Rules};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 fn scripts_dir() -> PathBuf {
     root().join("tests/fixtures/sieve-scripts")
@@ -238,4 +239,308 @@ fn published_scripts_that_send_or_discard_are_refused_with_the_line() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// `filter` against Dovecot.
+
+use crate::flood::flood;
+use crate::harness::Dovecot;
+use crate::sweep::tempdir;
+use backscatter::rules::Plan;
+use std::collections::HashMap;
+
+/// Hand-written rules for the Dovecot tests: moves with `:create` and
+/// flags, a `:copy` with its own flag, flags on kept mail.
+const FILTER_RULES: &str = r#"require ["fileinto", "envelope", "imap4flags", "copy", "mailbox"];
+if envelope :is "from" "" {
+  addflag "\\Seen";
+  fileinto :create "Bounces";
+} elsif header :contains "auto-submitted" "auto-replied" {
+  fileinto :copy :create :flags "$autoreply" "Auto";
+} elsif header :contains "subject" "e" {
+  addflag "$withe";
+  fileinto :copy :create "Copies";
+}
+"#;
+
+/// Message-ID -> (mailbox, lowercase flags) of each copy on the server.
+type Placement = HashMap<String, Vec<(String, BTreeSet<String>)>>;
+
+fn placement(dc: &Dovecot, user: &str, mailboxes: &[&str]) -> Placement {
+    let mut imap = dc.imap(user);
+    let mut out = Placement::new();
+    for mb in mailboxes {
+        if imap.command(&format!("EXAMINE {mb}")).is_err() {
+            continue;
+        }
+        for items in imap.fetch(mb, "1:*", "UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]") {
+            let flags: BTreeSet<String> = items
+                .iter()
+                .find(|(k, _)| k == "FLAGS")
+                .and_then(|(_, v)| v.list())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.atom())
+                        .map(str::to_lowercase)
+                        .filter(|f| f != "\\recent")
+                        .collect()
+                })
+                .unwrap_or_default();
+            let header = items
+                .iter()
+                .find(|(k, _)| k.starts_with("BODY[HEADER"))
+                .and_then(|(_, v)| v.bytes())
+                .unwrap_or_default();
+            if let Some(id) = mail_parser::MessageParser::default()
+                .parse_headers(header)
+                .and_then(|h| h.message_id().map(|i| format!("<{i}>")))
+            {
+                out.entry(id).or_default().push((mb.to_string(), flags));
+            }
+        }
+    }
+    out
+}
+
+/// Where the rules say each message goes: (mailbox, flags) sorted.
+fn expected_placement(rules: &Rules, inbox: &[Vec<u8>]) -> Placement {
+    let mut out = Placement::new();
+    for m in inbox {
+        let id = crate::flood::id_of(m);
+        let o = rules.run(m, &Envelope::of(m), None, "INBOX", &|_| false);
+        let plan = Plan::of(&o);
+        let lower = |f: &[String]| f.iter().map(|x| x.to_lowercase()).collect::<BTreeSet<_>>();
+        let mut places: Vec<(String, BTreeSet<String>)> = plan
+            .copies
+            .iter()
+            .map(|(mb, f)| (mb.clone(), lower(f)))
+            .collect();
+        places.push((
+            plan.move_to.clone().unwrap_or_else(|| "INBOX".into()),
+            lower(&plan.flags),
+        ));
+        places.sort();
+        out.insert(id, places);
+    }
+    out
+}
+
+/// The flood's messages that carry exactly one Message-ID field, the
+/// flood's own (a few corpus messages have two, or one the flood cannot
+/// replace, which makes a server copy ambiguous).
+fn inbox(n: usize) -> Vec<Vec<u8>> {
+    flood(n)
+        .inbox
+        .into_iter()
+        .filter(|m| {
+            let text = String::from_utf8_lossy(m).to_ascii_lowercase();
+            text.lines()
+                .take_while(|l| !l.trim().is_empty())
+                .filter(|l| l.starts_with("message-id:"))
+                .count()
+                == 1
+                && crate::flood::id_of(m).starts_with("<flood-")
+        })
+        .collect()
+}
+
+fn sorted(mut p: Placement) -> Placement {
+    for v in p.values_mut() {
+        v.sort();
+    }
+    p
+}
+
+fn config(base: &Path, port: u16, user: &str, rules: &Path) -> PathBuf {
+    let cfg = base.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"plain\"\nusername = \"{user}\"\npassword.env = \"BS_TEST_PASSWORD\"\nrules = \"{}\"\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
+    let Some(dc) = Dovecot::start_or_skip("filter") else {
+        return;
+    };
+    let f = inbox(400);
+    dc.imap("alice").append_many("INBOX", &f);
+    let base = tempdir("filter");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, FILTER_RULES).unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let rules = Rules::compile(FILTER_RULES, |_| Ok(None)).unwrap();
+    let want = expected_placement(&rules, &f);
+    let run = |args: &[&str]| {
+        let out = backscatter(&base, &cfg, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A dry run changes nothing and lists every message.
+    let dry = run(&["filter", "--dry-run", "--json"]);
+    assert_eq!(dry.lines().count(), f.len() + 1, "{dry}");
+    let boxes = ["INBOX", "Bounces", "Auto", "Copies"];
+    let before = placement(&dc, "alice", &boxes);
+    assert_eq!(before.len(), f.len());
+    assert!(
+        before.values().all(|v| v.len() == 1 && v[0].0 == "INBOX"),
+        "{:?}",
+        before
+            .iter()
+            .find(|(_, v)| v.len() != 1 || v[0].0 != "INBOX")
+    );
+
+    let t = Instant::now();
+    let summary = run(&["filter", "--json"]);
+    eprintln!(
+        "filter of {} messages: {:.1} s: {summary}",
+        f.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let got = sorted(placement(&dc, "alice", &boxes));
+    let mut wrong: Vec<String> = want
+        .iter()
+        .filter(|(id, w)| got.get(*id) != Some(w))
+        .map(|(id, w)| format!("{id}: want {w:?}, got {:?}", got.get(id)))
+        .collect();
+    wrong.sort();
+    assert!(
+        wrong.is_empty(),
+        "{} misplaced:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+    let moved = want
+        .values()
+        .filter(|v| v.iter().all(|(m, _)| m != "INBOX"))
+        .count();
+    let copies = want.values().filter(|v| v.len() > 1).count();
+    assert!(
+        moved > 50 && copies > 0,
+        "the rules should move and copy ({moved}, {copies})"
+    );
+
+    // A second run does nothing twice.
+    let again = run(&["filter", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!(v["moved"], 0, "{again}");
+    assert_eq!(v["copied"], 0, "{again}");
+    assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
+
+    // restore --rules: every moved message back in INBOX; copies stay.
+    let r = run(&["restore", "--rules", "--all"]);
+    assert!(r.contains(&format!("Moved {moved} messages back")), "{r}");
+    let after = placement(&dc, "alice", &boxes);
+    for (id, w) in &want {
+        let inbox = after
+            .get(id)
+            .map_or(0, |v| v.iter().filter(|(m, _)| m == "INBOX").count());
+        assert_eq!(
+            inbox,
+            1,
+            "{id} after restore: {:?} (rules: {w:?})",
+            after.get(id)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Kill `backscatter filter` with SIGKILL at many moments, rerun after
+/// each kill: every message is in exactly one place, and the last run
+/// leaves each where the rules say.
+#[test]
+fn sigkill_mid_filter_loses_and_duplicates_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("sigkill_mid_filter") else {
+        return;
+    };
+    let rules_text = "require [\"fileinto\", \"envelope\", \"mailbox\"];\nif envelope :is \"from\" \"\" { fileinto :create \"Bounces\"; }\nelsif header :contains \"subject\" \"e\" { fileinto :create \"E\"; }\n";
+    let f = inbox(2000);
+    dc.imap("bob").append_many("INBOX", &f);
+    let base = tempdir("sigkill-filter");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, rules_text).unwrap();
+    let cfg = config(&base, dc.imap_port, "bob", &rules_path);
+    let rules = Rules::compile(rules_text, |_| Ok(None)).unwrap();
+    let want = expected_placement(&rules, &f);
+    let boxes = ["INBOX", "Bounces", "E"];
+    let run = |kill_after: Option<std::time::Duration>| {
+        let mut child = backscatter(&base, &cfg, &["filter", "--json"])
+            .env("BS_TEST_PASSWORD", "bobpw")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            let _ = child.kill(); // SIGKILL
+        }
+        child.wait_with_output().unwrap()
+    };
+    let settled = || {
+        let mut last = placement(&dc, "bob", &boxes);
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = placement(&dc, "bob", &boxes);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    };
+    let mut killed = 0;
+    for ms in [300, 900, 1600, 2500, 3500, 5000, 7000, 9000] {
+        let out = run(Some(std::time::Duration::from_millis(ms)));
+        if !out.status.success() {
+            killed += 1;
+        }
+        let w = settled();
+        for id in want.keys() {
+            let n = w.get(id).map_or(0, Vec::len);
+            assert_eq!(n, 1, "{id} is in {n} places after a kill at {ms} ms");
+        }
+    }
+    // The kills landed mid-run: some moves done before the final run.
+    let moved_before = settled()
+        .values()
+        .filter(|v| v.iter().all(|(m, _)| m != "INBOX"))
+        .count();
+    let out = run(None);
+    assert!(
+        out.status.success(),
+        "final run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} messages; moved before the final run: {moved_before}; final run: {}",
+        want.len(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert!(moved_before > 0, "no kill landed after a move");
+    let got = sorted(placement(&dc, "bob", &boxes));
+    let wrong = want
+        .iter()
+        .filter(|(id, w)| got.get(*id) != Some(w))
+        .count();
+    assert_eq!(wrong, 0, "misplaced after the final run");
+    eprintln!("sigkill: {killed} filter runs killed mid-run; final state correct");
+    assert!(killed >= 3, "the kills should land mid-run ({killed})");
+    let entries =
+        backscatter::journal::read(&base.join("data/backscatter/rules-journal-bob.jsonl")).unwrap();
+    assert!(backscatter::journal::unfinished(&entries).is_empty());
+    let _ = std::fs::remove_dir_all(&base);
 }

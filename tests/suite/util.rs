@@ -80,6 +80,7 @@ pub fn loopback_account(
         sent_days: 30,
         watch: vec!["INBOX".into()],
         catch_up_days: 2,
+        rules: None,
         sieve_host: "127.0.0.1".into(),
         sieve_port,
         sieve_tls: backscatter::config::TlsMode::Plain,

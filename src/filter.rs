@@ -20,7 +20,7 @@ use crate::clean::{now, CleanError, Dirs, Progress, RestoreFilter, RestoreSummar
 use crate::config::Account;
 use crate::imap::{self, valid_flag, Imap};
 use crate::journal::{self, Entry, Op};
-use crate::rules::{describe, Envelope, Plan, Rules, VerdictEnv};
+use crate::rules::{describe, Envelope, Plan, Rules, RulesError, VerdictEnv};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ pub struct FilterSummary {
 /// committed batch, or found moved when a killed batch was reconciled, or
 /// in a closed batch that moved nothing (its copies and flags may have been
 /// applied: never again).
-fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
+pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
     let mut committed: HashSet<&str> = HashSet::new();
     let mut moved: HashSet<(&str, u32)> = HashSet::new();
     for e in entries {
@@ -116,6 +116,33 @@ fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
 
 fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> CleanError {
     move |e| CleanError::Io(format!("cannot {what}: {e}"))
+}
+
+/// Read and compile a rules file: `include "NAME"` is read from
+/// `NAME.sieve` beside it (as Pigeonhole's `sieve_dir`). The outer error
+/// is a sentence naming the unreadable file.
+pub fn compile_file(path: &Path) -> Result<Result<Rules, RulesError>, String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read the rules {}: {e}", path.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| format!("the rules {} are not UTF-8", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok(Rules::compile(&text, |name| {
+        let p = dir.join(format!("{name}.sieve"));
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!(
+                "cannot read the included script {}: {e}",
+                p.display()
+            )),
+        }
+    }))
+}
+
+/// [`compile_file`] as one sentence naming the file.
+pub fn load_rules(path: &Path) -> Result<Rules, String> {
+    compile_file(path)?.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Run the rules once over a mailbox.
@@ -158,18 +185,65 @@ pub async fn filter(
     };
     let total = uids.len();
     progress(0, total);
-    let mut created: HashSet<String> = HashSet::new();
+    let mut runner = Runner {
+        a,
+        rules,
+        path,
+        mailbox: opts.mailbox.clone(),
+        uidvalidity: sel.uid_validity,
+        existing,
+        created: HashSet::new(),
+        dry_run: opts.dry_run,
+    };
     for (n, chunk) in uids.chunks(BATCH).enumerate() {
-        let fetched = imap.uid_fetch(chunk, "(UID FLAGS BODY.PEEK[])").await?;
+        runner
+            .batch(&mut imap, chunk, &ctx, n, &mut summary)
+            .await?;
+        progress(summary.scanned, total);
+    }
+    imap.logout().await;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Runs the rules on batches of one selected mailbox (shared by `filter`
+/// and `watch`).
+pub(crate) struct Runner<'r> {
+    pub a: &'r Account,
+    pub rules: &'r Rules,
+    /// The rules journal.
+    pub path: PathBuf,
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    /// Mailboxes the server has (LIST).
+    pub existing: HashSet<String>,
+    /// Mailboxes created by `:create` so far.
+    pub created: HashSet<String>,
+    pub dry_run: bool,
+}
+
+impl Runner<'_> {
+    /// Fetch `uids` of the selected mailbox, run the rules on each, and
+    /// (unless a dry run) journal and carry out what they say.
+    pub(crate) async fn batch(
+        &mut self,
+        imap: &mut Imap,
+        uids: &[u32],
+        ctx: &crate::Context<'_>,
+        n: usize,
+        summary: &mut FilterSummary,
+    ) -> Result<(), CleanError> {
+        let fetched = imap.uid_fetch(uids, "(UID FLAGS BODY.PEEK[])").await?;
         let mut plans: Vec<Planned> = Vec::new();
         for f in &fetched {
             let Some(uid) = f.uid else { continue };
             let raw = f.body().unwrap_or_default();
             summary.scanned += 1;
-            let verdict = crate::classify(raw, &ctx);
-            let v = VerdictEnv::of(&verdict);
-            let exists = |m: &str| existing.contains(m) || created.contains(m);
-            let outcome = rules.run(raw, &Envelope::of(raw), Some(&v), &opts.mailbox, &exists);
+            let v = VerdictEnv::of(&crate::classify(raw, ctx));
+            let exists = |m: &str| self.existing.contains(m) || self.created.contains(m);
+            let outcome = self
+                .rules
+                .run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
             let head = crate::classify::PARSER.parse_headers(raw);
             let message_id = head
                 .as_ref()
@@ -200,22 +274,23 @@ pub async fn filter(
                 error = Some(format!("not valid IMAP flags: {}", bad.join(" ")));
                 plan = Plan::default();
             }
-            if error.is_some() {
+            if let Some(e) = &error {
                 summary.errors += 1;
+                tracing::warn!(account = %self.a.name, mailbox = %self.mailbox, uid, "rules: {e}; the message stays as it is");
             }
             let actions = if error.is_some() {
                 Vec::new()
             } else {
-                describe(&outcome, &opts.mailbox)
+                describe(&outcome, &self.mailbox)
                     .into_iter()
                     .map(|l| l.trim().trim_start_matches("* ").to_string())
                     .collect()
             };
-            if opts.dry_run || plan.is_nothing() {
+            if self.dry_run || plan.is_nothing() {
                 if plan.is_nothing() {
                     summary.kept += 1;
                 }
-                if opts.dry_run {
+                if self.dry_run {
                     summary.rows.push(FilterRow {
                         uid,
                         message_id,
@@ -228,25 +303,22 @@ pub async fn filter(
             }
             plans.push((uid, message_id, imap::flags_of(f), plan, actions));
         }
-        if !opts.dry_run {
+        if !self.dry_run {
             apply(
-                &mut imap,
-                a,
-                &path,
-                opts,
-                sel.uid_validity,
+                imap,
+                self.a,
+                &self.path,
+                &self.mailbox,
+                self.uidvalidity,
                 &plans,
                 n,
-                &mut created,
-                &mut summary,
+                &mut self.created,
+                summary,
             )
             .await?;
         }
-        progress(summary.scanned, total);
+        Ok(())
     }
-    imap.logout().await;
-    summary.seconds = start.elapsed().as_secs_f64();
-    Ok(summary)
 }
 
 /// A message to act on: UID, Message-ID, its flags now, the plan, and the
@@ -260,7 +332,7 @@ async fn apply(
     imap: &mut Imap,
     a: &Account,
     path: &Path,
-    opts: &FilterOptions,
+    mailbox: &str,
     uidvalidity: u32,
     plans: &[Planned],
     n: usize,
@@ -288,7 +360,7 @@ async fn apply(
                 op: Op::Quarantine,
                 batch: batch.clone(),
                 account: a.name.clone(),
-                mailbox: opts.mailbox.clone(),
+                mailbox: mailbox.to_string(),
                 uidvalidity,
                 uid: *uid,
                 message_id: id.clone(),

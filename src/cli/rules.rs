@@ -11,31 +11,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Read and compile a rules file. An `include "NAME"` is read from
-/// `NAME.sieve` beside it (as Pigeonhole's `sieve_dir`). Unreadable or
-/// refused rules are a usage error (exit 2) naming the file and line.
+/// Read and compile a rules file (see [`crate::filter::compile_file`]);
+/// unreadable or refused rules are a usage error (exit 2) naming the file
+/// and line.
 pub fn load(path: &Path) -> Result<Rules, Error> {
-    compile(path)?.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+    crate::filter::load_rules(path).map_err(Error::Usage)
 }
 
-/// The rules file compiled, or why not (the outer error: unreadable).
 fn compile(path: &Path) -> Result<Result<Rules, RulesError>, Error> {
-    let text = std::fs::read(path)
-        .map_err(|e| Error::Usage(format!("cannot read the rules {}: {e}", path.display())))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::Usage(format!("the rules {} are not UTF-8", path.display())))?;
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    Ok(Rules::compile(&text, |name| {
-        let p = dir.join(format!("{name}.sieve"));
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!(
-                "cannot read the included script {}: {e}",
-                p.display()
-            )),
-        }
-    }))
+    crate::filter::compile_file(path).map_err(Error::Usage)
 }
 
 /// `sieve check`: compile, and list every command the agent refuses, one

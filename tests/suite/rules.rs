@@ -271,7 +271,7 @@ fn placement(dc: &Dovecot, user: &str, mailboxes: &[&str]) -> Placement {
     let mut imap = dc.imap(user);
     let mut out = Placement::new();
     for mb in mailboxes {
-        if imap.command(&format!("EXAMINE {mb}")).is_err() {
+        if imap.command(&format!("EXAMINE \"{mb}\"")).is_err() {
             continue;
         }
         for items in imap.fetch(mb, "1:*", "UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]") {
@@ -330,19 +330,17 @@ fn expected_placement(rules: &Rules, inbox: &[Vec<u8>]) -> Placement {
 /// flood's own (a few corpus messages have two, or one the flood cannot
 /// replace, which makes a server copy ambiguous).
 fn inbox(n: usize) -> Vec<Vec<u8>> {
-    flood(n)
-        .inbox
-        .into_iter()
-        .filter(|m| {
-            let text = String::from_utf8_lossy(m).to_ascii_lowercase();
-            text.lines()
-                .take_while(|l| !l.trim().is_empty())
-                .filter(|l| l.starts_with("message-id:"))
-                .count()
-                == 1
-                && crate::flood::id_of(m).starts_with("<flood-")
-        })
-        .collect()
+    flood(n).inbox.into_iter().filter(|m| inbox_ok(m)).collect()
+}
+
+fn inbox_ok(m: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(m).to_ascii_lowercase();
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("message-id:"))
+        .count()
+        == 1
+        && crate::flood::id_of(m).starts_with("<flood-")
 }
 
 fn sorted(mut p: Placement) -> Placement {
@@ -542,5 +540,109 @@ fn sigkill_mid_filter_loses_and_duplicates_nothing() {
     let entries =
         backscatter::journal::read(&base.join("data/backscatter/rules-journal-bob.jsonl")).unwrap();
     assert!(backscatter::journal::unfinished(&entries).is_empty());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `watch` with rules: new backscatter is quarantined and never offered to
+/// the rules; the rest is filed as the rules say, with the verdict visible
+/// to them; `restore --rules` moves it back.
+#[test]
+fn watch_applies_the_rules_to_new_mail_that_is_not_backscatter() {
+    let Some(dc) = Dovecot::start_or_skip("watch_rules") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision| -> Vec<u8> {
+        f.inbox
+            .iter()
+            .find(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .unwrap()
+            .clone()
+    };
+    let (forged, legit, normal) = (
+        pick(backscatter::Decision::Backscatter),
+        pick(backscatter::Decision::Legitimate),
+        pick(backscatter::Decision::Normal),
+    );
+    dc.imap("carol").append_many("Sent", &f.sent);
+    // Hand-written rules: the verdict through `environment`.
+    let text = "require [\"fileinto\", \"environment\", \"imap4flags\", \"mailbox\"];\nif environment :is \"vnd.backscatter.verdict\" \"legitimate\" {\n  fileinto :create :flags \"$ownbounce\" \"My bounces\";\n} else {\n  fileinto :create \"Ruled\";\n}\n";
+    let base = tempdir("watch-rules");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = config(&base, dc.imap_port, "carol", &rules_path);
+    let log_path = base.join("watch.log");
+    let mut child = backscatter(&base, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait until the agent has made its place (the quarantine exists).
+    let boxes = ["INBOX", "Backscatter", "My bounces", "Ruled"];
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let t = Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(30) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; placement {:?}; log:\n{}",
+            placement(&dc, "carol", &boxes),
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    };
+    wait("the agent to connect", &mut || {
+        dc.imap("carol").command("EXAMINE Backscatter").is_ok()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut imap = dc.imap("carol");
+    for m in [&forged, &legit, &normal] {
+        imap.append("INBOX", m);
+    }
+    let (fid, lid, nid) = (
+        crate::flood::id_of(&forged),
+        crate::flood::id_of(&legit),
+        crate::flood::id_of(&normal),
+    );
+    let at = |p: &Placement, id: &str| p.get(id).cloned().unwrap_or_default();
+    wait("quarantine and rules to act", &mut || {
+        let p = placement(&dc, "carol", &boxes);
+        at(&p, &fid)
+            .iter()
+            .map(|x| x.0.as_str())
+            .eq(["Backscatter"])
+            && at(&p, &lid).iter().map(|x| x.0.as_str()).eq(["My bounces"])
+            && at(&p, &nid).iter().map(|x| x.0.as_str()).eq(["Ruled"])
+    });
+    let p = placement(&dc, "carol", &boxes);
+    assert!(
+        at(&p, &lid)[0].1.contains("$ownbounce"),
+        "{:?}",
+        at(&p, &lid)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch exit {status:?}");
+    let out = backscatter(&base, &cfg, &["restore", "--rules", "--all"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = placement(&dc, "carol", &boxes);
+    assert!(at(&p, &lid).iter().map(|x| x.0.as_str()).eq(["INBOX"]));
+    assert!(at(&p, &nid).iter().map(|x| x.0.as_str()).eq(["INBOX"]));
+    assert!(at(&p, &fid)
+        .iter()
+        .map(|x| x.0.as_str())
+        .eq(["Backscatter"]));
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -646,3 +646,101 @@ fn watch_applies_the_rules_to_new_mail_that_is_not_backscatter() {
         .eq(["Backscatter"]));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `sieve install --rules`: the same rules file runs on the server after
+/// the backscatter policy (delivered over LMTP to a real Pigeonhole).
+#[test]
+fn sieve_install_rules_runs_the_same_file_on_the_server() {
+    use crate::harness::lmtp_deliver;
+    let Some(dc) = Dovecot::start_or_skip("sieve_install_rules") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision| -> Vec<u8> {
+        f.inbox
+            .iter()
+            .find(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .unwrap()
+            .clone()
+    };
+    // A plain bounce of mail never sent (empty envelope sender), which the
+    // server-side policy judges as the agent does.
+    let forged = f
+        .inbox
+        .iter()
+        .find(|m| {
+            let v = backscatter::classify(
+                m,
+                &backscatter::Context {
+                    sent: &backscatter::SentIndex::new(),
+                    own_addresses: &[],
+                },
+            );
+            f.expected[&crate::flood::id_of(m)] == backscatter::Decision::Backscatter
+                && v.kind == Some(backscatter::Kind::Bounce)
+                && Envelope::of(m).from.as_deref() == Some("")
+                && inbox_ok(m)
+        })
+        .unwrap()
+        .clone();
+    let normal = pick(backscatter::Decision::Normal);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.create("Backscatter");
+    // Hand-written rules: everything that reaches them is filed and flagged.
+    let text = "require [\"fileinto\", \"imap4flags\", \"mailbox\"];\naddflag \"$ruled\";\nfileinto :create \"Ruled\";\n";
+    let base = tempdir("install-rules");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = base.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"BS_TEST_PASSWORD\"\nrules = \"{}\"\n[accounts.alice.sieve]\nport = {}\n",
+            dc.imap_port,
+            rules_path.display(),
+            dc.sieve_port
+        ),
+    )
+    .unwrap();
+    let out = backscatter(&base, &cfg, &["sieve", "install", "--rules"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("then your rules"), "{said}");
+    for m in [&forged, &normal] {
+        let from = if Envelope::of(m).from.as_deref() == Some("") {
+            String::new()
+        } else {
+            "someone@example.net".to_string()
+        };
+        lmtp_deliver(dc.lmtp_port, &from, "alice@example.test", m).unwrap();
+    }
+    let boxes = ["INBOX", "Backscatter", "Ruled"];
+    let p = placement(&dc, "alice", &boxes);
+    let at = |id: &str| p.get(id).cloned().unwrap_or_default();
+    let n = at(&crate::flood::id_of(&normal));
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].0, "Ruled");
+    assert!(n[0].1.contains("$ruled"), "{n:?}");
+    let fo = at(&crate::flood::id_of(&forged));
+    assert!(
+        fo.iter().map(|x| x.0.as_str()).eq(["Backscatter"]),
+        "{fo:?}"
+    );
+    // A script the agent refuses is not installed.
+    std::fs::write(&rules_path, "discard;\n").unwrap();
+    let out = backscatter(&base, &cfg, &["sieve", "install", "--rules"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: \"discard\" is refused"));
+    let _ = std::fs::remove_dir_all(&base);
+}

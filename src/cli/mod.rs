@@ -58,7 +58,7 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
-    /// The same policy as a server-side Sieve script.
+    /// Sieve: the policy as a server-side script; your own rules checked and tried.
     Sieve(sieve::SieveArgs),
     /// Check an account, or store its password in the keyring.
     Account(account::AccountArgs),

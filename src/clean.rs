@@ -284,7 +284,7 @@ fn commit(path: &std::path::Path, batch: &str) -> Result<(), CleanError> {
 }
 
 /// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
-async fn message_ids_in(
+pub(crate) async fn message_ids_in(
     imap: &mut Imap,
     mailbox: &str,
 ) -> Result<HashMap<String, Vec<u32>>, ImapError> {

@@ -46,6 +46,7 @@ struct FileAccount {
     catch_up_days: u32,
     #[serde(default)]
     outbound_hosts: Vec<String>,
+    rules: Option<PathBuf>,
     sieve: Option<FileSieve>,
 }
 
@@ -176,6 +177,9 @@ pub struct Account {
     /// user's own infrastructure (see `origin`). More are learned from the
     /// originals of legitimate bounces.
     pub outbound_hosts: Vec<String>,
+    /// The user's own Sieve rules, run by `filter` and `watch` (`~`
+    /// expanded; checked to exist when the config is loaded).
+    pub rules: Option<PathBuf>,
     pub sieve_host: String,
     pub sieve_port: u16,
     /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
@@ -298,6 +302,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     a.host
                 ),
             ));
+        }
+        let rules = a.rules.as_deref().map(expand_home);
+        if let Some(r) = &rules {
+            if !r.is_file() {
+                return Err(err(
+                    &name,
+                    "rules",
+                    format!("{} is not a file", r.display()),
+                ));
+            }
         }
         if let Some(ca) = &a.tls_ca_file {
             if !ca.exists() {
@@ -428,6 +442,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 .map(|h| h.trim().trim_matches(['[', ']']).to_lowercase())
                 .filter(|h| !h.is_empty())
                 .collect(),
+            rules,
             sieve_host,
             sieve_port,
             sieve_tls,
@@ -484,6 +499,17 @@ impl Config {
                 )))
             }
         }
+    }
+}
+
+/// `~/x` → `$HOME/x` (the platform's home directory); other paths as given.
+fn expand_home(p: &std::path::Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => match directories::BaseDirs::new() {
+            Some(b) => b.home_dir().join(rest),
+            None => p.to_path_buf(),
+        },
+        Err(_) => p.to_path_buf(),
     }
 }
 

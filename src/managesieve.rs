@@ -632,6 +632,8 @@ pub struct Installed {
 
 /// Our script's name on the server.
 pub const SCRIPT: &str = "backscatter";
+/// The user's own rules (`sieve install --rules`), run after ours.
+pub const RULES: &str = "backscatter-rules";
 /// The active script when the user had one: a wrapper that `include`s ours
 /// and then theirs, or (without `include`) a marked copy of theirs.
 pub const WRAPPER: &str = "backscatter-main";

@@ -196,8 +196,33 @@ async fn session(
         info!(account = %a.name, "finished {recovered} moves an interrupted run had left");
     }
     imap.ensure_mailbox(&a.quarantine).await?;
+    // The user's own rules, run on each new message that is not
+    // quarantined (their moves journaled apart, undone by restore --rules).
+    let rules = match &a.rules {
+        Some(p) => Some(crate::filter::load_rules(p).map_err(CleanError::Config)?),
+        None => None,
+    };
+    let rules_journal = crate::filter::journal_path(&dirs.data, &a.name);
+    if rules.is_some() {
+        reconcile(&mut imap, a, &rules_journal).await?;
+    }
+    let existing: std::collections::HashSet<String> = if rules.is_some() {
+        imap.list().await?.into_iter().map(|m| m.name).collect()
+    } else {
+        Default::default()
+    };
     let state_file = state_path(&dirs.state, &a.name);
     let sel = imap.select(mailbox).await?;
+    let mut runner = rules.as_ref().map(|rules| crate::filter::Runner {
+        a,
+        rules,
+        path: rules_journal.clone(),
+        mailbox: mailbox.to_string(),
+        uidvalidity: sel.uid_validity,
+        existing,
+        created: Default::default(),
+        dry_run: false,
+    });
     let mut st = load_state(&state_file)
         .mailboxes
         .get(mailbox)
@@ -237,6 +262,7 @@ async fn session(
                 chunk,
                 n,
                 events.is_some(),
+                runner.as_mut(),
             )
             .await?;
             if let (Some(tx), true) = (events, moved.count > 0 || !moved.own_bounces.is_empty()) {
@@ -351,6 +377,7 @@ async fn process(
     uids: &[u32],
     n: usize,
     want_origins: bool,
+    rules: Option<&mut crate::filter::Runner<'_>>,
 ) -> Result<Moved, CleanError> {
     let (sent, _) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
     imap.select(mailbox).await?;
@@ -420,6 +447,32 @@ async fn process(
     }
     if !forged.is_empty() {
         move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
+    }
+    if let Some(runner) = rules {
+        // A message quarantined as backscatter is not offered to the rules.
+        // Nor one an earlier run (killed before saving its place) handled.
+        let entries = journal::read(&runner.path)
+            .map_err(|e| CleanError::Io(format!("cannot read the rules journal: {e}")))?;
+        let done = crate::filter::handled(&entries, mailbox, uidvalidity);
+        let rest: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !forged.iter().any(|f| f.uid == *u) && !done.contains(u))
+            .collect();
+        if !rest.is_empty() {
+            let mut summary = crate::filter::FilterSummary::default();
+            runner.batch(imap, &rest, &ctx, n, &mut summary).await?;
+            if summary.moved + summary.copied + summary.flagged > 0 {
+                info!(
+                    account = %a.name,
+                    mailbox = %mailbox,
+                    "rules: {} moved, {} copied, {} flagged",
+                    summary.moved,
+                    summary.copied,
+                    summary.flagged
+                );
+            }
+        }
     }
     Ok(moved)
 }

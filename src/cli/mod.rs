@@ -8,8 +8,10 @@ pub mod account;
 pub mod classify;
 pub mod clean;
 pub mod common;
+pub mod filter;
 pub mod report;
 pub mod restore;
+pub mod rules;
 pub mod service;
 pub mod sieve;
 pub mod watch;
@@ -52,12 +54,13 @@ pub struct Cli {
 pub enum Command {
     Classify(classify::ClassifyArgs),
     Clean(clean::CleanArgs),
+    Filter(filter::FilterArgs),
     Restore(restore::RestoreArgs),
     Report(report::ReportArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
-    /// The same policy as a server-side Sieve script.
+    /// Sieve: the policy as a server-side script; your own rules checked and tried.
     Sieve(sieve::SieveArgs),
     /// Check an account, or store its password in the keyring.
     Account(account::AccountArgs),
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Classify(args) => classify::run(args),
         Command::Clean(args) => clean::run(args, config),
+        Command::Filter(args) => filter::run(args, config),
         Command::Restore(args) => restore::run(args, config),
         Command::Report(args) => report::run(args, config),
         Command::Watch(args) => watch::run(args, config),

@@ -33,6 +33,11 @@ pub struct RestoreArgs {
     /// Restore the message with this Message-ID.
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
+    /// Undo what your own rules moved (`filter`, `watch` with `rules`)
+    /// instead of the quarantine: each message goes back to the mailbox it
+    /// was filed from. Copies and flags the rules added stay.
+    #[arg(long)]
+    pub rules: bool,
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,
@@ -50,9 +55,15 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     };
     let secret = secret(&a)?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-    let s = runtime()?
-        .block_on(clean::restore(&a, &secret, &filter, &dirs))
-        .map_err(clean_error)?;
+    let s = if args.rules {
+        runtime()?
+            .block_on(crate::filter::undo(&a, &secret, &filter, &dirs))
+            .map_err(clean_error)?
+    } else {
+        runtime()?
+            .block_on(clean::restore(&a, &secret, &filter, &dirs))
+            .map_err(clean_error)?
+    };
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
     if args.json {
@@ -62,6 +73,23 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
         });
         writeln!(out, "{v}").map_err(w)?;
+    } else if args.rules {
+        writeln!(
+            out,
+            "Moved {} message{} back where your rules had filed them from{}.",
+            s.restored,
+            if s.restored == 1 { "" } else { "s" },
+            if s.missing > 0 {
+                format!(
+                    "; {} no longer where the rules put {} (moved or deleted by hand)",
+                    s.missing,
+                    if s.missing == 1 { "it" } else { "them" }
+                )
+            } else {
+                String::new()
+            }
+        )
+        .map_err(w)?;
     } else {
         writeln!(
             out,

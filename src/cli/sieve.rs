@@ -23,6 +23,12 @@ pub enum SieveCommand {
     Install {
         #[arg(long)]
         account: Option<String>,
+        /// Also install your own rules (the account's `rules` file, as
+        /// `filter` and `watch` run them) to run on the server after the
+        /// backscatter policy, so one file works on either side. They are
+        /// checked first (`sieve check`); `include` is not carried over.
+        #[arg(long)]
+        rules: bool,
     },
     /// Remove the script and re-activate what was active before.
     Uninstall {
@@ -55,6 +61,44 @@ pub enum SieveCommand {
         /// only those of the last 7 days are: bounces come within days).
         #[arg(long, value_name = "FILE")]
         sent_ids: Option<PathBuf>,
+    },
+    /// Compile your own rules (a Sieve script the agent runs on the client,
+    /// for `filter` and `watch`) and list every command the agent refuses:
+    /// redirect, reject, ereject, vacation and notify (they send mail) and
+    /// discard (it deletes; use `fileinto "Trash"`). Exit 2 on any refusal.
+    ///
+    /// `include "NAME"` is read from NAME.sieve beside the file.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print what your rules do with each message file, like Pigeonhole's
+    /// sieve-test: the mailboxes it would be stored in and the flags added.
+    ///
+    /// The backscatter verdict is offered to the script through the
+    /// `environment` extension: vnd.backscatter.verdict, vnd.backscatter.kind
+    /// and vnd.backscatter.original-message-id. `envelope "from"` is the
+    /// Return-Path, `envelope "to"` the Delivered-To or X-Original-To.
+    ///
+    /// Examples:
+    ///   backscatter sieve test ~/.config/backscatter/rules.sieve msg.eml
+    ///   backscatter sieve test rules.sieve --sent ~/Mail/Sent --json ~/Mail/inbox/cur/
+    #[command(verbatim_doc_comment)]
+    Test {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Message files: .eml, an mbox, or directories.
+        #[arg(required = true, value_name = "MSG")]
+        messages: Vec<PathBuf>,
+        /// Your sent mail, for the verdict: a directory of .eml or an mbox (repeatable).
+        #[arg(long, value_name = "PATH")]
+        sent: Vec<PathBuf>,
+        /// A file with one Message-ID of your sent mail per line (repeatable).
+        #[arg(long, value_name = "FILE")]
+        sent_ids: Vec<PathBuf>,
+        /// One JSON object per message: path, verdict, kind, actions, error.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -92,10 +136,12 @@ fn sent_lists_from_imap(
 fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> {
     use crate::managesieve::{wrapper, Installed, Session, SCRIPT, WRAPPER};
     let name = match &args {
-        SieveCommand::Install { account }
+        SieveCommand::Install { account, .. }
         | SieveCommand::Uninstall { account }
         | SieveCommand::Status { account } => account.clone(),
-        SieveCommand::Generate { .. } => unreachable!(),
+        SieveCommand::Generate { .. } | SieveCommand::Check { .. } | SieveCommand::Test { .. } => {
+            unreachable!()
+        }
     };
     let cfg = load_config(config)?;
     let a = account(&cfg, name.as_deref())?.clone();
@@ -104,6 +150,33 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
     let lists = match args {
         SieveCommand::Install { .. } => sent_lists_from_imap(&a, &secret)?,
         _ => Default::default(),
+    };
+    // The user's rules for the server: checked by the agent's engine.
+    let rules_text = match &args {
+        SieveCommand::Install { rules: true, .. } => {
+            let Some(p) = a.rules.clone() else {
+                return Err(Error::Usage(format!(
+                    "account \"{}\" has no rules: add rules = \"PATH.sieve\" to [accounts.{}] in {}",
+                    a.name,
+                    a.name,
+                    cfg.path.display()
+                )));
+            };
+            super::rules::load(&p)?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", p.display())))?;
+            if crate::sieve::requires_of(&text)
+                .iter()
+                .any(|r| r == "include")
+            {
+                return Err(Error::Usage(format!(
+                    "{}: rules that include other scripts cannot be installed on the server yet; inline them or leave out --rules",
+                    p.display()
+                )));
+            }
+            Some(text)
+        }
+        _ => None,
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -121,6 +194,28 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
                     .unwrap_or_default();
+                if let Some(rules) = &rules_text {
+                    use crate::managesieve::RULES;
+                    s.check(rules).await.map_err(Error::Runtime)?;
+                    s.have_space(RULES, rules.len()).await.map_err(Error::Runtime)?;
+                    s.put(RULES, rules).await.map_err(Error::Runtime)?;
+                    let active_text = if crate::sieve::offers(&s.extensions, "include") {
+                        wrapper(RULES)
+                    } else {
+                        crate::sieve::merge(rules, &script).map_err(|e| {
+                            Error::Runtime(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
+                        })?
+                    };
+                    s.check(&active_text).await.map_err(Error::Runtime)?;
+                    s.have_space(WRAPPER, active_text.len()).await.map_err(Error::Runtime)?;
+                    s.put(WRAPPER, &active_text).await.map_err(Error::Runtime)?;
+                    s.set_active(WRAPPER).await.map_err(Error::Runtime)?;
+                    if let Some(user) = active.as_deref().filter(|n| ![SCRIPT, WRAPPER].contains(n)) {
+                        state.original_active = Some(user.to_string());
+                        println!("Your previously active script \"{user}\" no longer runs; `backscatter sieve uninstall` re-activates it.");
+                    }
+                    println!("Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules.");
+                } else {
                 match active.as_deref() {
                     Some(n) if n == SCRIPT || n == WRAPPER => {
                         let copy = crate::managesieve::refresh_copy(&mut s, &script)
@@ -164,6 +259,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                             backup.display()
                         );
                     }
+                }
                 }
                 state.installed_at = crate::clean::now();
                 let bytes = serde_json::to_vec(&state).map_err(|e| Error::Runtime(e.to_string()))?;
@@ -239,7 +335,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     None => println!("No script is active."),
                 }
             }
-            SieveCommand::Generate { .. } => unreachable!(),
+            SieveCommand::Generate { .. }
+        | SieveCommand::Check { .. }
+        | SieveCommand::Test { .. } => unreachable!(),
         }
         s.logout().await;
         Ok(ExitCode::SUCCESS)
@@ -247,6 +345,17 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
 }
 
 pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    match &args.command {
+        SieveCommand::Check { file } => return super::rules::check(file),
+        SieveCommand::Test {
+            file,
+            messages,
+            sent,
+            sent_ids,
+            json,
+        } => return super::rules::test(file, messages, sent, sent_ids, *json),
+        _ => {}
+    }
     if !matches!(args.command, SieveCommand::Generate { .. }) {
         return manage(args.command, config);
     }

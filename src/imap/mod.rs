@@ -356,6 +356,39 @@ pub struct Selected {
     pub uid_next: u32,
 }
 
+/// Is `flag` a valid IMAP flag (RFC 3501 §9 `flag`): a system flag
+/// (`\Seen`, ...) or a keyword atom? `\Recent` cannot be stored.
+pub fn valid_flag(flag: &str) -> bool {
+    let atom = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+    };
+    match flag.strip_prefix('\\') {
+        Some(sys) => ["Seen", "Answered", "Flagged", "Deleted", "Draft"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(sys)),
+        None => atom(flag),
+    }
+}
+
+/// A fetched message's flags as IMAP spells them.
+pub fn flags_of(f: &Fetch) -> Vec<String> {
+    use async_imap::types::Flag;
+    f.flags()
+        .map(|fl| match fl {
+            Flag::Seen => "\\Seen".to_string(),
+            Flag::Answered => "\\Answered".to_string(),
+            Flag::Flagged => "\\Flagged".to_string(),
+            Flag::Deleted => "\\Deleted".to_string(),
+            Flag::Draft => "\\Draft".to_string(),
+            Flag::Recent => "\\Recent".to_string(),
+            Flag::MayCreate => "\\*".to_string(),
+            Flag::Custom(c) => c.to_string(),
+        })
+        .collect()
+}
+
 /// Connect and log in.
 pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
     if a.tls == TlsMode::Plain && !is_loopback(&a.host) {
@@ -671,6 +704,47 @@ impl Imap {
             timed(&what, self.session.uid_copy(&set, dest)).await?;
             self.uid_delete(uids).await?;
         }
+        self.drain_unsolicited();
+        Ok(())
+    }
+
+    /// UID COPY (RFC 3501 §6.4.7): a copy of each message into `dest`.
+    pub async fn uid_copy(&mut self, uids: &[u32], dest: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let what = format!("copy messages to \"{dest}\"");
+        timed(&what, self.session.uid_copy(&set, dest)).await?;
+        self.drain_unsolicited();
+        Ok(())
+    }
+
+    /// UID STORE `+FLAGS.SILENT` (`add`) or `-FLAGS.SILENT` (RFC 3501
+    /// §6.4.6). Flags must be valid IMAP flags ([`valid_flag`]).
+    pub async fn uid_store_flags(
+        &mut self,
+        uids: &[u32],
+        add: bool,
+        flags: &[String],
+    ) -> Result<(), ImapError> {
+        if uids.is_empty() || flags.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let query = format!(
+            "{}FLAGS.SILENT ({})",
+            if add { "+" } else { "-" },
+            flags.join(" ")
+        );
+        timed("set flags", async {
+            self.session
+                .uid_store(&set, &query)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
         self.drain_unsolicited();
         Ok(())
     }

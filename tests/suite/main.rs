@@ -17,6 +17,7 @@ mod properties;
 mod provenance;
 mod realistic;
 mod report;
+mod rules;
 mod secrets;
 mod sieve;
 mod sweep;

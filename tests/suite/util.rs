@@ -81,6 +81,7 @@ pub fn loopback_account(
         watch: vec!["INBOX".into()],
         catch_up_days: 2,
         outbound_hosts: Vec::new(),
+        rules: None,
         sieve_host: "127.0.0.1".into(),
         sieve_port,
         sieve_tls: backscatter::config::TlsMode::Plain,

@@ -1,0 +1,158 @@
+//! `backscatter filter`: run the account's own Sieve rules once over a
+//! mailbox.
+
+use super::common::{account, clean_error, load_config, parse_date, runtime, secret};
+use super::Error;
+use crate::clean::Dirs;
+use crate::filter::{self, FilterOptions};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Run your own Sieve rules once over a mailbox, on the client.
+///
+/// The rules are the account's `rules = "PATH.sieve"` (see `backscatter
+/// sieve check` and `sieve test`): fileinto becomes an IMAP MOVE (COPY with
+/// :copy or when the message also stays), imap4flags flags are added with
+/// STORE. The backscatter verdict is offered to the script through the
+/// environment extension (vnd.backscatter.verdict, .kind,
+/// .original-message-id); the backscatter sweep itself stays `clean`'s.
+///
+/// Every move is journaled first and undone by `backscatter restore
+/// --rules`; a run that is interrupted is finished by the next, and a
+/// message filtered once is never filtered again.
+///
+/// Examples:
+///
+///   backscatter filter --dry-run            # each message's actions
+///
+///   backscatter filter --mailbox Archive --since 2026-11-01
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct FilterArgs {
+    /// The account (default: the one with default = true, or the only one).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The mailbox to filter.
+    #[arg(long, default_value = "INBOX")]
+    pub mailbox: String,
+    /// Only messages received on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// List each message's actions, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON: with --dry-run one object per message, then the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let cfg = load_config(config)?;
+    let a = account(&cfg, args.account.as_deref())?.clone();
+    let Some(rules_path) = a.rules.clone() else {
+        return Err(Error::Usage(format!(
+            "account \"{}\" has no rules: add rules = \"PATH.sieve\" to [accounts.{}] in {}",
+            a.name,
+            a.name,
+            cfg.path.display()
+        )));
+    };
+    let rules = super::rules::load(&rules_path)?;
+    let since = args.since.as_deref().map(parse_date).transpose()?;
+    let secret = secret(&a)?;
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let opts = FilterOptions {
+        mailbox: args.mailbox.clone(),
+        since,
+        dry_run: args.dry_run,
+    };
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} messages [{bar:30}] {per_sec} ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        b
+    });
+    let mut progress = |done: usize, total: usize| {
+        if let Some(b) = &bar {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    };
+    let result = runtime()?.block_on(filter::filter(
+        &a,
+        &secret,
+        &rules,
+        &opts,
+        &dirs,
+        &mut progress,
+    ));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let s = result.map_err(clean_error)?;
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let clean = |t: &str| t.replace(char::is_control, " ");
+    if args.json {
+        for r in &s.rows {
+            writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()).map_err(w)?;
+        }
+        let mut v = serde_json::to_value(&s).unwrap_or_default();
+        v["seconds"] = serde_json::json!((s.seconds * 1000.0).round() / 1000.0);
+        v["dry_run"] = serde_json::json!(args.dry_run);
+        writeln!(out, "{v}").map_err(w)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &s.rows {
+        writeln!(
+            out,
+            "uid {:<7} {}",
+            r.uid,
+            clean(r.subject.as_deref().unwrap_or("(no subject)"))
+        )
+        .map_err(w)?;
+        if let Some(e) = &r.error {
+            writeln!(out, "            error: {}; left as it is", clean(e)).map_err(w)?;
+        }
+        for act in &r.actions {
+            writeln!(out, "            {}", clean(act)).map_err(w)?;
+        }
+    }
+    if s.recovered > 0 {
+        writeln!(
+            out,
+            "Finished {} move{} an interrupted run had left half-done.",
+            s.recovered,
+            if s.recovered == 1 { "" } else { "s" }
+        )
+        .map_err(w)?;
+    }
+    writeln!(
+        out,
+        "{} {} message{} of {} in {:.1} s: {} moved, {} copies, {} flagged, {} left as they were, {} with errors{}.",
+        if args.dry_run { "Dry run:" } else { "Filtered" },
+        s.scanned,
+        if s.scanned == 1 { "" } else { "s" },
+        args.mailbox,
+        s.seconds,
+        s.moved,
+        s.copied,
+        s.flagged,
+        s.kept,
+        s.errors,
+        if s.already > 0 {
+            format!("; {} filtered by an earlier run", s.already)
+        } else {
+            String::new()
+        }
+    )
+    .map_err(w)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,970 @@
+//! The user's own Sieve rules (RFC 5228), run by the agent on the client:
+//! a pure engine over sieve-rs. It compiles a script (with its `include`d
+//! scripts, read by the caller), refuses what the agent never does, and runs
+//! it on a message's raw bytes to a list of [`Action`]s that the shell maps
+//! onto IMAP (`fileinto` → UID MOVE or COPY, flags → UID STORE).
+//!
+//! What is refused when the script is checked, with the line named:
+//! `redirect`, `reject`, `ereject`, `vacation` and `notify` (they send mail,
+//! and the project never sends mail) and `discard` (the agent never deletes;
+//! `fileinto "Trash"` does what people mean by it).
+//!
+//! IMAP has no SMTP envelope, so it is taken from the message ([`Envelope`]):
+//! `envelope "from"` is the `Return-Path:` (`<>` is the empty envelope
+//! sender; without a `Return-Path:` the sender is unknown and no `envelope
+//! "from"` test matches), `envelope "to"` the first `Delivered-To:`, else
+//! `X-Original-To:`. The backscatter verdict is visible to the script
+//! through the `environment` extension (RFC 5183) as
+//! `vnd.backscatter.verdict`, `vnd.backscatter.kind` and
+//! `vnd.backscatter.original-message-id` ([`VerdictEnv`]).
+//!
+//! The result follows Pigeonhole's: several `fileinto` of one mailbox are
+//! one (the last one's flags win), a `fileinto` of the message's own mailbox
+//! is a `keep`, and a runtime error (RFC 5228 §2.10.6) leaves only the
+//! implicit keep.
+
+use ::sieve::{Compiler, Event, Input, Mailbox, Runtime, Sieve};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Commands the agent refuses, and why.
+const REFUSED: [(&str, &str); 6] = [
+    (
+        "redirect",
+        "it sends mail, and backscatter never sends mail",
+    ),
+    (
+        "reject",
+        "it sends mail (a rejection notice), and backscatter never sends mail",
+    ),
+    (
+        "ereject",
+        "it sends mail (a rejection notice), and backscatter never sends mail",
+    ),
+    (
+        "vacation",
+        "it sends mail (an auto-reply), and backscatter never sends mail",
+    ),
+    (
+        "notify",
+        "it sends a notification, and backscatter never sends mail",
+    ),
+    (
+        "discard",
+        "backscatter never deletes mail; use fileinto \"Trash\" instead",
+    ),
+];
+
+/// Most `include`s one script set may pull in (Pigeonhole's
+/// `sieve_max_includes` default is 255; sieve-rs's nesting limit is 3).
+const MAX_INCLUDES: usize = 64;
+
+/// A command the agent will not run, found when the script is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The script's name: `""` for the main script, else the included name.
+    pub script: String,
+    /// 1-based line of the command.
+    pub line: usize,
+    pub command: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.script.is_empty() {
+            write!(
+                f,
+                "line {}: \"{}\" is refused: {}",
+                self.line, self.command, self.why
+            )
+        } else {
+            write!(
+                f,
+                "included script \"{}\", line {}: \"{}\" is refused: {}",
+                self.script, self.line, self.command, self.why
+            )
+        }
+    }
+}
+
+/// Why rules cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesError {
+    /// The script (or an included one, named) does not compile.
+    Compile {
+        script: String,
+        line: usize,
+        message: String,
+    },
+    /// Commands the agent refuses (at least one).
+    Refused(Vec<Refusal>),
+    /// An `include` names a script that cannot be had, or one whose name is
+    /// computed at run time.
+    Include(String),
+}
+
+impl std::fmt::Display for RulesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RulesError::Compile {
+                script,
+                line,
+                message,
+            } => {
+                // sieve-rs's message ends with " at line L, column C.".
+                let message = message.trim_end_matches('.');
+                let message = if message.contains(" at line ") {
+                    message.to_string()
+                } else {
+                    format!("{message} at line {line}")
+                };
+                if script.is_empty() {
+                    write!(f, "the rules do not compile: {message}")
+                } else {
+                    write!(
+                        f,
+                        "the included script \"{script}\" does not compile: {message}"
+                    )
+                }
+            }
+            RulesError::Refused(r) => {
+                let all: Vec<String> = r.iter().map(|r| r.to_string()).collect();
+                write!(f, "{}", all.join("; "))
+            }
+            RulesError::Include(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The SMTP envelope as far as a stored message tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// `None`: unknown (no `Return-Path:`); `Some("")`: the empty envelope
+    /// sender (`Return-Path: <>`, a bounce).
+    pub from: Option<String>,
+    /// The recipient from `Delivered-To:` / `X-Original-To:`, if any.
+    pub to: Option<String>,
+}
+
+impl Envelope {
+    /// Read from the message's top-level header (raw bytes; a message that
+    /// does not parse has an unknown envelope).
+    pub fn of(raw: &[u8]) -> Envelope {
+        let header_end = memchr::memmem::find(raw, b"\r\n\r\n")
+            .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+            .unwrap_or(raw.len());
+        let head = String::from_utf8_lossy(&raw[..header_end]);
+        let mut from = None;
+        let mut delivered = None;
+        let mut original = None;
+        // Unfold: a line starting with white space continues the last.
+        let mut fields: Vec<String> = Vec::new();
+        for line in head.split('\n') {
+            let line = line.trim_end_matches('\r');
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = fields.last_mut() {
+                    last.push(' ');
+                    last.push_str(line.trim());
+                }
+            } else {
+                fields.push(line.to_string());
+            }
+        }
+        for f in &fields {
+            let Some((name, value)) = f.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("return-path") && from.is_none() {
+                from = Some(path_address(value));
+            } else if name.eq_ignore_ascii_case("delivered-to") && delivered.is_none() {
+                delivered = Some(path_address(value));
+            } else if name.eq_ignore_ascii_case("x-original-to") && original.is_none() {
+                original = Some(path_address(value));
+            }
+        }
+        Envelope {
+            from,
+            to: delivered.or(original).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// `<a@b>` or `a@b` (with any comment after it) → `a@b`; `<>` → `""`.
+fn path_address(value: &str) -> String {
+    let v = value.trim();
+    if let Some(rest) = v.strip_prefix('<') {
+        return rest.split('>').next().unwrap_or("").trim().to_string();
+    }
+    v.split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// The backscatter verdict, offered to the script through `environment`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerdictEnv {
+    /// `backscatter`, `legitimate` or `normal`.
+    pub verdict: String,
+    /// `bounce`, `autoreply`, … or empty.
+    pub kind: String,
+    /// `<id@host>` or empty.
+    pub original_message_id: String,
+}
+
+impl VerdictEnv {
+    pub fn of(v: &crate::Verdict) -> VerdictEnv {
+        VerdictEnv {
+            verdict: v.verdict.as_str().to_string(),
+            kind: v.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
+            original_message_id: v.original.message_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What the rules do with one message. The message's flags as the script
+/// sets them are *added* to the flags it already has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// The message stays in its mailbox, with these flags added.
+    Keep { flags: Vec<String> },
+    /// A copy goes to `mailbox` with these flags; `create` asks for the
+    /// mailbox to be created when missing (RFC 5490 `:create`).
+    Fileinto {
+        mailbox: String,
+        flags: Vec<String>,
+        create: bool,
+    },
+}
+
+/// The result of running the rules on one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// At least one action; `[Keep]` when the script does nothing.
+    pub actions: Vec<Action>,
+    /// The runtime error that stopped the script, if one did: the actions
+    /// are then the implicit keep alone.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// Does the message stay in its mailbox?
+    pub fn keeps(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Keep { .. }))
+    }
+
+    /// Is this the implicit keep without flags: nothing to do?
+    pub fn is_nothing(&self) -> bool {
+        self.actions
+            .iter()
+            .all(|a| matches!(a, Action::Keep { flags } if flags.is_empty()))
+    }
+}
+
+/// Compiled rules: the main script and the scripts it includes.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    main: Arc<Sieve>,
+    includes: BTreeMap<String, Arc<Sieve>>,
+    runtime: Runtime,
+}
+
+/// The parts of a script that [`scan`] finds.
+#[derive(Debug, Default)]
+struct Scan {
+    refused: Vec<(usize, String)>,
+    /// `keep` commands: the byte offsets of the word and of its `;`.
+    keeps: Vec<(usize, usize)>,
+    /// Names in `include` commands (None: not a plain string).
+    includes: Vec<Option<String>>,
+}
+
+/// A minimal RFC 5228 §8 lexer: finds commands (identifiers at the start of
+/// a command, after `;`, `{` or `}`), skipping comments, quoted strings and
+/// `text:` multi-line strings, so a word inside a string is never a command.
+fn scan(script: &str) -> Scan {
+    let b = script.as_bytes();
+    let mut out = Scan::default();
+    let mut i = 0;
+    let mut line = 1;
+    let mut at_command = true;
+    // Inside an include command: collecting its string arguments.
+    let mut in_include: Option<Vec<Option<String>>> = None;
+    let mut in_keep: Option<usize> = None;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    if b[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                let mut s = Vec::new();
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' && i + 1 < b.len() {
+                        i += 1;
+                    }
+                    if b[i] == b'\n' {
+                        line += 1;
+                    }
+                    s.push(b[i]);
+                    i += 1;
+                }
+                i += 1;
+                if let Some(args) = in_include.as_mut() {
+                    let s = String::from_utf8_lossy(&s).into_owned();
+                    args.push(if s.contains("${") { None } else { Some(s) });
+                }
+                at_command = false;
+            }
+            b';' | b'{' | b'}' => {
+                if let Some(k) = in_keep.take() {
+                    out.keeps.push((k, i));
+                }
+                if let Some(args) = in_include.take() {
+                    // The last string is the script's name.
+                    out.includes.push(args.last().cloned().unwrap_or(None));
+                }
+                at_command = true;
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                let word = script[start..i].to_ascii_lowercase();
+                if word == "text" && b.get(i) == Some(&b':') {
+                    // Multi-line string: to a line holding only ".".
+                    let mut lines = script[i + 1..].split_inclusive('\n');
+                    let mut consumed = 1;
+                    let mut body = String::new();
+                    let mut first = true;
+                    for l in lines.by_ref() {
+                        consumed += l.len();
+                        line += usize::from(l.ends_with('\n'));
+                        if first {
+                            first = false;
+                            continue;
+                        }
+                        if l.trim_end_matches(['\r', '\n']) == "." {
+                            break;
+                        }
+                        body.push_str(l);
+                    }
+                    if let Some(args) = in_include.as_mut() {
+                        args.push(Some(body.trim_end().to_string()));
+                    }
+                    i += consumed;
+                    at_command = false;
+                    continue;
+                }
+                if at_command {
+                    if word == "keep" {
+                        in_keep = Some(start);
+                    }
+                    if REFUSED.iter().any(|(r, _)| *r == word) {
+                        out.refused.push((line, word.clone()));
+                    }
+                    if word == "include" {
+                        in_include = Some(Vec::new());
+                    }
+                }
+                at_command = false;
+            }
+            b' ' | b'\t' | b'\r' => i += 1,
+            _ => {
+                at_command = false;
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The refused commands in one script, with their lines.
+pub fn refusals(script: &str, name: &str) -> Vec<Refusal> {
+    scan(script)
+        .refused
+        .into_iter()
+        .map(|(line, command)| Refusal {
+            script: name.to_string(),
+            line,
+            why: REFUSED
+                .iter()
+                .find(|(r, _)| *r == command)
+                .map(|(_, w)| w.to_string())
+                .unwrap_or_default(),
+            command,
+        })
+        .collect()
+}
+
+/// The mailbox an explicit `keep` is rewritten to file into (a name no
+/// IMAP server allows: it holds a control character).
+const KEEP_MARK: &str = "\u{1}keep";
+
+/// sieve-rs drops an explicit `keep` when a later `fileinto` (without
+/// `:copy`) runs; RFC 5228 §4.3 and Pigeonhole keep both. So each `keep`
+/// command is compiled as `fileinto :copy` into [`KEEP_MARK`], which the
+/// runner reads as a keep. The text stays on the same lines (errors name
+/// the user's lines).
+fn rewrite_keeps(text: &str) -> String {
+    let keeps = scan(text).keeps;
+    if keeps.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64 * keeps.len());
+    out.push_str("require [\"fileinto\", \"copy\"]; ");
+    let mut at = 0;
+    for (k, end) in keeps {
+        out.push_str(&text[at..k]);
+        out.push_str("fileinto :copy");
+        out.push_str(&text[k + "keep".len()..end]);
+        out.push_str(" \"");
+        out.push_str(KEEP_MARK);
+        out.push('"');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn compile_one(text: &str, name: &str) -> Result<Arc<Sieve>, RulesError> {
+    Compiler::new()
+        .compile(rewrite_keeps(text).as_bytes())
+        .map(Arc::new)
+        .map_err(|e| RulesError::Compile {
+            script: name.to_string(),
+            line: e.line_num(),
+            message: e.to_string(),
+        })
+}
+
+impl Rules {
+    /// Compile `script` and every script it includes, refusing the commands
+    /// the agent does not run. `load(name)` returns the text of an included
+    /// script (`name` as written in `include`; the shell reads
+    /// `NAME.sieve` beside the main script), `Ok(None)` when there is none
+    /// (an error unless every `include` of it is `:optional`, which the
+    /// runtime then skips), or an error sentence.
+    pub fn compile(
+        script: &str,
+        mut load: impl FnMut(&str) -> Result<Option<String>, String>,
+    ) -> Result<Rules, RulesError> {
+        let main = compile_one(script, "")?;
+        let mut refused = refusals(script, "");
+        let mut includes = BTreeMap::new();
+        let mut pending: Vec<Option<String>> = scan(script).includes;
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(name) = pending.pop() {
+            let Some(name) = name else {
+                return Err(RulesError::Include(
+                    "an include names its script with a variable: only plain names can be resolved"
+                        .into(),
+                ));
+            };
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if seen.len() > MAX_INCLUDES {
+                return Err(RulesError::Include(format!(
+                    "the rules include more than {MAX_INCLUDES} scripts"
+                )));
+            }
+            if name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(RulesError::Include(format!(
+                    "the included script name \"{name}\" is not a plain name (RFC 6609 §4.1)"
+                )));
+            }
+            let Some(text) = load(&name).map_err(RulesError::Include)? else {
+                continue;
+            };
+            includes.insert(name.clone(), compile_one(&text, &name)?);
+            refused.extend(refusals(&text, &name));
+            pending.extend(scan(&text).includes);
+        }
+        if !refused.is_empty() {
+            return Err(RulesError::Refused(refused));
+        }
+        let runtime = Runtime::new()
+            .with_max_nested_includes(8)
+            .with_cpu_limit(1_000_000)
+            .with_max_variable_size(1 << 20);
+        Ok(Rules {
+            main,
+            includes,
+            runtime,
+        })
+    }
+
+    /// Run the rules on one message.
+    ///
+    /// `mailbox` is where the message is (a `fileinto` of it is a `keep`);
+    /// `exists(name)` answers the `mailboxexists` test (RFC 5490);
+    /// `verdict`, when given, is offered through `environment`.
+    pub fn run(
+        &self,
+        raw: &[u8],
+        envelope: &Envelope,
+        verdict: Option<&VerdictEnv>,
+        mailbox: &str,
+        exists: &dyn Fn(&str) -> bool,
+    ) -> Outcome {
+        let mut ctx = self.runtime.filter(raw);
+        if let Some(from) = &envelope.from {
+            ctx.set_envelope(::sieve::Envelope::From, from.as_str());
+        }
+        if let Some(to) = &envelope.to {
+            ctx.set_envelope(::sieve::Envelope::To, to.as_str());
+        }
+        ctx.set_env_variable("name", "backscatter");
+        ctx.set_env_variable("version", env!("CARGO_PKG_VERSION"));
+        ctx.set_env_variable("domain", "");
+        ctx.set_env_variable("host", "");
+        ctx.set_env_variable("location", "MUA");
+        ctx.set_env_variable("phase", "post");
+        if let Some(v) = verdict {
+            ctx.set_env_variable("vnd.backscatter.verdict", v.verdict.clone());
+            ctx.set_env_variable("vnd.backscatter.kind", v.kind.clone());
+            ctx.set_env_variable(
+                "vnd.backscatter.original-message-id",
+                v.original_message_id.clone(),
+            );
+        }
+        let mut input = Input::script("", self.main.clone());
+        let mut filed: Vec<Action> = Vec::new();
+        let mut keep: Option<Vec<String>> = None;
+        let mut error = None;
+        let mut created: Vec<String> = Vec::new();
+        let mut explicit_keep = false;
+        while let Some(r) = ctx.run(input) {
+            input = Input::True;
+            match r {
+                Ok(Event::IncludeScript { name, optional }) => {
+                    input = match self.includes.get(name.as_str()) {
+                        Some(s) => Input::script(name.clone(), s.clone()),
+                        None if optional => Input::False,
+                        None => {
+                            error = Some(format!("the included script \"{}\" is missing", &*name));
+                            break;
+                        }
+                    };
+                }
+                Ok(Event::MailboxExists {
+                    mailboxes,
+                    special_use,
+                }) => {
+                    let all = special_use.is_empty()
+                        && mailboxes.iter().all(|m| match m {
+                            Mailbox::Name(n) => {
+                                n.eq_ignore_ascii_case("INBOX") || exists(n) || created.contains(n)
+                            }
+                            Mailbox::Id(_) => false,
+                        });
+                    input = all.into();
+                }
+                Ok(Event::ListContains { .. }) | Ok(Event::DuplicateId { .. }) => {
+                    input = Input::False;
+                }
+                Ok(Event::Function { .. }) => input = Input::result(false.into()),
+                // The implicit keep: an explicit one (see [`rewrite_keeps`])
+                // cancels it (RFC 5228 §2.10.2).
+                Ok(Event::Keep { flags, .. }) => {
+                    if !explicit_keep {
+                        keep = Some(flags)
+                    }
+                }
+                Ok(Event::FileInto {
+                    folder,
+                    flags,
+                    create,
+                    ..
+                }) => {
+                    if create {
+                        created.push(folder.clone());
+                    }
+                    if folder == KEEP_MARK {
+                        explicit_keep = true;
+                        keep = Some(flags);
+                        continue;
+                    }
+                    if folder == mailbox
+                        || (folder.eq_ignore_ascii_case("INBOX")
+                            && mailbox.eq_ignore_ascii_case("INBOX"))
+                    {
+                        keep = Some(flags);
+                        continue;
+                    }
+                    filed.retain(
+                        |a| !matches!(a, Action::Fileinto { mailbox, .. } if *mailbox == folder),
+                    );
+                    filed.push(Action::Fileinto {
+                        mailbox: folder,
+                        flags,
+                        create,
+                    });
+                }
+                Ok(Event::SetEnvelope { .. }) | Ok(Event::CreatedMessage { .. }) => {}
+                Ok(Event::Discard)
+                | Ok(Event::Reject { .. })
+                | Ok(Event::SendMessage { .. })
+                | Ok(Event::Notify { .. }) => {
+                    // Refused when compiled; never acted on.
+                    error = Some("the script tried an action the agent refuses".into());
+                    break;
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    error = Some(if text.is_empty() {
+                        "the script failed at run time (too many nested includes)".into()
+                    } else {
+                        text
+                    });
+                    break;
+                }
+            }
+        }
+        if error.is_some() {
+            return Outcome {
+                actions: vec![Action::Keep { flags: Vec::new() }],
+                error,
+            };
+        }
+        let mut actions = Vec::new();
+        if let Some(flags) = keep {
+            actions.push(Action::Keep { flags });
+        }
+        actions.extend(filed);
+        if actions.is_empty() {
+            actions.push(Action::Keep { flags: Vec::new() });
+        }
+        Outcome {
+            actions,
+            error: None,
+        }
+    }
+}
+
+/// How an [`Outcome`] maps onto IMAP for a message that is already stored
+/// (RFC 5228 §2.10.2 at delivery, here after it): copies (UID COPY) for
+/// every `fileinto` but one when the message does not stay, then a UID
+/// MOVE into the last. Flags are added (UID STORE `+FLAGS`), never removed
+/// from what the message already has; a copy's own flags are added for the
+/// COPY and taken back from the original after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `(mailbox, flags)` to copy into, in order.
+    pub copies: Vec<(String, Vec<String>)>,
+    /// Where the message moves, if it does not stay.
+    pub move_to: Option<String>,
+    /// Flags the message carries where it ends (kept or moved).
+    pub flags: Vec<String>,
+    /// Mailboxes a `:create` asked for.
+    pub create: Vec<String>,
+}
+
+impl Plan {
+    pub fn of(outcome: &Outcome) -> Plan {
+        let mut p = Plan::default();
+        let keep = outcome.actions.iter().find_map(|a| match a {
+            Action::Keep { flags } => Some(flags.clone()),
+            _ => None,
+        });
+        let mut filed: Vec<(String, Vec<String>)> = Vec::new();
+        for a in &outcome.actions {
+            if let Action::Fileinto {
+                mailbox,
+                flags,
+                create,
+            } = a
+            {
+                if *create {
+                    p.create.push(mailbox.clone());
+                }
+                filed.push((mailbox.clone(), flags.clone()));
+            }
+        }
+        match keep {
+            Some(flags) => p.flags = flags,
+            None => {
+                if let Some((m, flags)) = filed.pop() {
+                    p.move_to = Some(m);
+                    p.flags = flags;
+                }
+            }
+        }
+        p.copies = filed;
+        p
+    }
+
+    /// Nothing to do: the message stays as it is.
+    pub fn is_nothing(&self) -> bool {
+        self.copies.is_empty() && self.move_to.is_none() && self.flags.is_empty()
+    }
+
+    /// Every mailbox the plan stores into.
+    pub fn mailboxes(&self) -> impl Iterator<Item = &str> {
+        self.copies
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .chain(self.move_to.as_deref())
+    }
+}
+
+/// One message's actions in the layout of Pigeonhole's `sieve-test`
+/// (` * store message in folder: X`, then `        + add IMAP flags: …`),
+/// `mailbox` standing for `keep`.
+pub fn describe(outcome: &Outcome, mailbox: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &outcome.actions {
+        let (folder, flags) = match a {
+            Action::Keep { flags } => (mailbox, flags),
+            Action::Fileinto { mailbox, flags, .. } => (mailbox.as_str(), flags),
+        };
+        out.push(format!(" * store message in folder: {folder}"));
+        if !flags.is_empty() {
+            out.push(format!("        + add IMAP flags: {}", flags.join(" ")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Hand-written scripts and messages throughout.
+    fn rules(script: &str) -> Rules {
+        Rules::compile(script, |_| Ok(None)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn run(r: &Rules, raw: &str) -> Outcome {
+        r.run(
+            raw.as_bytes(),
+            &Envelope::of(raw.as_bytes()),
+            None,
+            "INBOX",
+            &|_| false,
+        )
+    }
+
+    const MSG: &str = "Return-Path: <>\r\nDelivered-To: me@example.org\r\nFrom: MAILER-DAEMON@mx.example.net\r\nTo: me@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nbody\r\n";
+
+    fn keep(flags: &[&str]) -> Action {
+        Action::Keep {
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn into(m: &str, flags: &[&str], create: bool) -> Action {
+        Action::Fileinto {
+            mailbox: m.into(),
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            create,
+        }
+    }
+
+    #[test]
+    fn envelope_from_return_path_and_delivered_to() {
+        let e = Envelope::of(MSG.as_bytes());
+        assert_eq!(e.from.as_deref(), Some(""));
+        assert_eq!(e.to.as_deref(), Some("me@example.org"));
+        let e = Envelope::of(b"From: a@b\n\nx");
+        assert_eq!(e, Envelope::default());
+        let e = Envelope::of(b"Return-Path: <bob@x.org>\nX-Original-To: alias@x.org\n\nx");
+        assert_eq!(e.from.as_deref(), Some("bob@x.org"));
+        assert_eq!(e.to.as_deref(), Some("alias@x.org"));
+        // Only the header counts.
+        let e = Envelope::of(b"From: a@b\n\nReturn-Path: <>\n");
+        assert_eq!(e.from, None);
+
+        let r = rules("require [\"envelope\", \"fileinto\", \"copy\"];\nif envelope :is \"from\" \"\" { fileinto \"Bounces\"; }\nif envelope :is \"to\" \"me@example.org\" { fileinto :copy \"Mine\"; }\n");
+        assert_eq!(
+            run(&r, MSG).actions,
+            vec![into("Bounces", &[], false), into("Mine", &[], false)]
+        );
+        // Unknown sender: not the empty one.
+        assert_eq!(run(&r, "From: a@b\r\n\r\nx").actions, vec![keep(&[])]);
+    }
+
+    #[test]
+    fn refuses_sending_and_deleting_with_the_line() {
+        let script = "require [\"vacation\", \"fileinto\"];\n# discard in a comment\nif header :contains \"subject\" \"discard\" {\n  fileinto \"x\";\n} else { discard; }\nvacation text:\nredirect inside text\n.\n;\nif true { redirect \"a@b\"; }\n";
+        let Err(RulesError::Refused(r)) = Rules::compile(script, |_| Ok(None)) else {
+            panic!("not refused")
+        };
+        let got: Vec<(usize, &str)> = r.iter().map(|r| (r.line, r.command.as_str())).collect();
+        assert_eq!(got, vec![(5, "discard"), (6, "vacation"), (10, "redirect")]);
+        assert!(r[0].to_string().contains("fileinto \"Trash\""), "{}", r[0]);
+        assert!(r[0].to_string().starts_with("line 5:"));
+        for cmd in [
+            "reject \"no\";",
+            "ereject \"no\";",
+            "notify \"mailto:a@b\";",
+        ] {
+            let s = format!("require [\"reject\", \"ereject\", \"enotify\"];\n{cmd}\n");
+            assert!(
+                matches!(
+                    Rules::compile(&s, |_| Ok(None)),
+                    Err(RulesError::Refused(_))
+                ),
+                "{cmd}"
+            );
+        }
+    }
+
+    #[test]
+    fn fileinto_keep_flags_and_stop() {
+        let r = rules(
+            "require [\"fileinto\", \"imap4flags\", \"copy\", \"mailbox\"];\n\
+             if header :contains \"subject\" \"Undelivered\" {\n\
+               addflag \"\\\\Seen\";\n\
+               fileinto :create \"Bounces\";\n\
+               fileinto :copy :flags \"\\\\Flagged\" \"Archive\";\n\
+               stop;\n\
+             }\n\
+             fileinto \"Never\";\n",
+        );
+        assert_eq!(
+            run(&r, MSG).actions,
+            vec![
+                into("Bounces", &["\\Seen"], true),
+                into("Archive", &["\\Flagged"], false)
+            ]
+        );
+        // Implicit keep with the flags variable; removeflag.
+        let r = rules("require \"imap4flags\";\nsetflag [\"a\", \"b\"];\nremoveflag \"a\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&["b"])]);
+        // :copy keeps the implicit keep; a fileinto of the own mailbox is a keep;
+        // two fileinto of one mailbox are one, the last flags winning.
+        let r = rules("require [\"fileinto\", \"copy\", \"imap4flags\"];\nfileinto :copy \"A\";\nfileinto :flags \"x\" \"B\";\nfileinto :flags \"y\" \"B\";\n");
+        assert_eq!(
+            run(&r, MSG).actions,
+            vec![into("A", &[], false), into("B", &["y"], false)]
+        );
+        // An explicit keep survives a later fileinto (sieve-rs alone drops it).
+        let r = rules("require \"fileinto\";\nkeep;\nfileinto \"A\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&[]), into("A", &[], false)]);
+        let r = rules("require \"imap4flags\";\nkeep :flags \"a\";\naddflag \"b\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&["a"])]);
+        let r = rules("require [\"fileinto\"];\nfileinto \"INBOX\";\nfileinto \"A\";\n");
+        assert_eq!(run(&r, MSG).actions, vec![keep(&[]), into("A", &[], false)]);
+        // Nothing at all: the implicit keep.
+        let o = run(&rules("if false { keep; }"), MSG);
+        assert!(o.is_nothing() && o.keeps());
+    }
+
+    #[test]
+    fn mailboxexists_and_verdict_through_environment() {
+        let r = rules(
+            "require [\"fileinto\", \"mailbox\", \"environment\", \"variables\"];\n\
+            if mailboxexists \"Lists\" { fileinto \"Lists\"; }\n\
+            if environment :is \"vnd.backscatter.verdict\" \"backscatter\" {\n\
+              if environment :matches \"vnd.backscatter.kind\" \"*\" { fileinto \"Junk/${1}\"; }\n\
+            }\n",
+        );
+        let v = VerdictEnv {
+            verdict: "backscatter".into(),
+            kind: "bounce".into(),
+            original_message_id: String::new(),
+        };
+        let o = r.run(
+            MSG.as_bytes(),
+            &Envelope::default(),
+            Some(&v),
+            "INBOX",
+            &|n| n == "Lists",
+        );
+        assert_eq!(
+            o.actions,
+            vec![into("Lists", &[], false), into("Junk/bounce", &[], false)]
+        );
+        let o = r.run(MSG.as_bytes(), &Envelope::default(), None, "INBOX", &|_| {
+            false
+        });
+        assert_eq!(o.actions, vec![keep(&[])]);
+    }
+
+    #[test]
+    fn includes_are_resolved_through_the_loader() {
+        let main = "require [\"include\", \"fileinto\"];\ninclude :personal \"lists\";\ninclude :optional \"absent\";\nfileinto \"After\";\n";
+        let lists = "require \"fileinto\";\nif header :contains \"from\" \"MAILER-DAEMON\" { fileinto \"Daemons\"; }\n";
+        let r = Rules::compile(main, |n| Ok((n == "lists").then(|| lists.to_string()))).unwrap();
+        assert_eq!(
+            run(&r, MSG).actions,
+            vec![into("Daemons", &[], false), into("After", &[], false)]
+        );
+        // Refusals inside an included script name it.
+        let bad = "discard;\n";
+        let Err(RulesError::Refused(r)) = Rules::compile(main, |_| Ok(Some(bad.into()))) else {
+            panic!()
+        };
+        assert!(r[0].to_string().starts_with("included script"), "{}", r[0]);
+        // A path is not a script name.
+        let e = Rules::compile("require \"include\";\ninclude \"../x\";", |_| Ok(None));
+        assert!(matches!(e, Err(RulesError::Include(_))));
+    }
+
+    #[test]
+    fn plans_copy_all_but_the_last_and_move_into_it() {
+        let o = |actions| Outcome {
+            actions,
+            error: None,
+        };
+        let p = Plan::of(&o(vec![into("A", &["x"], true), into("B", &["y"], false)]));
+        assert_eq!(p.copies, vec![("A".to_string(), vec!["x".to_string()])]);
+        assert_eq!(p.move_to.as_deref(), Some("B"));
+        assert_eq!(p.flags, vec!["y".to_string()]);
+        assert_eq!(p.create, vec!["A".to_string()]);
+        let p = Plan::of(&o(vec![keep(&["k"]), into("A", &[], false)]));
+        assert_eq!(p.move_to, None);
+        assert_eq!(p.copies.len(), 1);
+        assert_eq!(p.flags, vec!["k".to_string()]);
+        assert!(Plan::of(&o(vec![keep(&[])])).is_nothing());
+    }
+
+    #[test]
+    fn errors_keep_the_message() {
+        let e = Rules::compile("if header :is \"a\" {", |_| Ok(None)).unwrap_err();
+        assert!(matches!(e, RulesError::Compile { line: 1, .. }), "{e}");
+        // An unknown extension compiles in sieve-rs and fails at run time:
+        // the implicit keep alone.
+        let r = rules("require \"vnd.nobody.knows\";\nrequire \"fileinto\";\nfileinto \"A\";\n");
+        let o = run(&r, MSG);
+        assert_eq!(o.actions, vec![keep(&[])]);
+        assert!(o.error.is_some());
+        // Malformed mail is still a message.
+        let r = rules(
+            "require \"fileinto\";\nif header :contains \"subject\" \"\" { fileinto \"A\"; }\n",
+        );
+        let o = r.run(
+            b"\xff\xfe\x00garbage",
+            &Envelope::of(b"\xff"),
+            None,
+            "INBOX",
+            &|_| false,
+        );
+        assert!(o.error.is_none());
+    }
+}

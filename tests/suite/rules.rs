@@ -1,0 +1,749 @@
+//! The user's own rules (`src/rules.rs`) against Pigeonhole: published Sieve
+//! scripts (tests/fixtures/sieve-scripts/, sources in its README) run over
+//! the golden corpus through Pigeonhole's `sieve-test` and through the
+//! agent's engine give the same actions for every message, but for the one
+//! documented difference (an empty envelope sender, which `sieve-test`
+//! cannot simulate). Published scripts that send mail or discard are
+//! refused by `sieve check` with their line.
+
+use crate::util::{backscatter, env_num, rel, root};
+use backscatter::rules::{Action, Envelope, Rules};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn scripts_dir() -> PathBuf {
+    root().join("tests/fixtures/sieve-scripts")
+}
+
+fn sieve_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sieve"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A message's actions as a set of (mailbox, sorted lowercase flags):
+/// order does not matter to where mail lands.
+type Landing = BTreeSet<(String, String)>;
+
+fn flags_key<S: AsRef<str>>(flags: &[S]) -> String {
+    let mut f: Vec<String> = flags.iter().map(|s| s.as_ref().to_lowercase()).collect();
+    f.sort();
+    f.join(" ")
+}
+
+fn ours(rules: &Rules, raw: &[u8]) -> (Landing, Envelope) {
+    let env = Envelope::of(raw);
+    let o = rules.run(raw, &env, None, "INBOX", &|_| false);
+    assert!(o.error.is_none(), "{:?}", o.error);
+    let set = o
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Keep { flags } => ("INBOX".to_string(), flags_key(flags)),
+            Action::Fileinto { mailbox, flags, .. } => (mailbox.clone(), flags_key(flags)),
+        })
+        .collect();
+    (set, env)
+}
+
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    })
+}
+
+/// Pigeonhole's actions for one message, from `sieve-test`'s report. The
+/// envelope is the one the agent takes from the message; an empty or
+/// domain-less sender cannot be given to `sieve-test` (`-f` refuses both),
+/// which then falls back to the message's own headers.
+fn pigeonhole(script: &Path, eml: &Path, env: &Envelope) -> Landing {
+    let run = |with_from: bool| {
+        let mut c = Command::new("sieve-test");
+        if is_root() {
+            c.args(["-o", "mail_uid=nobody", "-o", "mail_gid=nogroup"]);
+        }
+        if with_from {
+            if let Some(f) = env.from.as_deref().filter(|f| f.contains('@')) {
+                c.args(["-f", f]);
+            }
+        }
+        if let Some(t) = &env.to {
+            c.args(["-r", t]);
+        }
+        c.arg(script).arg(eml);
+        c.output().expect("run sieve-test")
+    };
+    let mut out = run(true);
+    if out.status.code() == Some(89) && String::from_utf8_lossy(&out.stderr).contains("Invalid -f")
+    {
+        out = run(false);
+    }
+    assert!(
+        out.status.success(),
+        "sieve-test {} {}: {}",
+        script.display(),
+        eml.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut set = Landing::new();
+    let mut last: Option<(String, String)> = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let l = line.trim();
+        if let Some(f) = l.strip_prefix("* store message in folder: ") {
+            let entry = (f.to_string(), String::new());
+            set.insert(entry.clone());
+            last = Some(entry);
+        } else if let Some(flags) = l.strip_prefix("+ add IMAP flags: ") {
+            let prev = last.take().expect("flags after a store");
+            set.remove(&prev);
+            let flags: Vec<&str> = flags.split_whitespace().collect();
+            let entry = (prev.0, flags_key(&flags));
+            set.insert(entry.clone());
+            last = Some(entry);
+        } else if l.starts_with("* ") {
+            set.insert(("other action".into(), l.to_string()));
+        }
+    }
+    set
+}
+
+/// Does the script test the envelope sender at all?
+fn tests_envelope_from(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .any(|l| l.contains("envelope") && l.contains("\"from\""))
+}
+
+#[test]
+fn published_scripts_act_as_pigeonhole_over_the_corpus() {
+    if Command::new("sieve-test").arg("-h").output().is_err() {
+        panic!("sieve-test is missing: scripts/test installs dovecot-sieve");
+    }
+    // Every STEP-th message (default 4; BACKSCATTER_PARITY_STEP=1 for all):
+    // sieve-test takes ~70 ms a message.
+    let step: usize = env_num("BACKSCATTER_PARITY_STEP", 4).max(1);
+    let corpus: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/corpus/sisimai/bsd"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        v.sort();
+        v.into_iter().step_by(step).collect()
+    };
+    // sieve-test writes the compiled binary beside the script, as the mail
+    // user: a private copy in a directory it can write.
+    let work = std::env::temp_dir().join(format!("backscatter-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mut report = Vec::new();
+    let mut unexplained = Vec::new();
+    for script in sieve_files(&scripts_dir()) {
+        let text = std::fs::read_to_string(&script).unwrap();
+        let rules = Rules::compile(&text, |_| Ok(None)).unwrap();
+        let copy = work.join(script.file_name().unwrap());
+        std::fs::write(&copy, &text).unwrap();
+        let results: Vec<(PathBuf, Landing, Landing, Envelope)> = std::thread::scope(|s| {
+            let halves: Vec<_> = corpus
+                .chunks(corpus.len().div_ceil(2))
+                .map(|chunk| {
+                    let (rules, copy) = (&rules, &copy);
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|eml| {
+                                let raw = std::fs::read(eml).unwrap();
+                                let (o, env) = ours(rules, &raw);
+                                let p = pigeonhole(copy, eml, &env);
+                                (eml.clone(), o, p, env)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let (mut same, mut empty_sender) = (0, 0);
+        for (eml, o, p, env) in &results {
+            if o == p {
+                same += 1;
+            } else if env.from.as_deref() == Some("") && tests_envelope_from(&text) {
+                // sieve-test cannot be given the empty envelope sender.
+                empty_sender += 1;
+            } else {
+                unexplained.push(format!(
+                    "{} on {}: agent {o:?}, Pigeonhole {p:?}",
+                    rel(&script),
+                    rel(eml)
+                ));
+            }
+        }
+        report.push(format!(
+            "{}: {} messages, {same} same, {empty_sender} differ only by the empty envelope sender",
+            script.file_name().unwrap().to_string_lossy(),
+            results.len()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "{} unexplained differences:\n{}",
+        unexplained.len(),
+        unexplained.join("\n")
+    );
+}
+
+#[test]
+fn published_scripts_that_send_or_discard_are_refused_with_the_line() {
+    let dir = std::env::temp_dir().join(format!("backscatter-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("none.toml");
+    for (file, line, command) in [
+        ("pigeonhole-forward.sieve", 2, "redirect"),
+        ("pigeonhole-spam-score.sieve", 6, "discard"),
+        ("pigeonhole-vacation.sieve", 8, "vacation"),
+    ] {
+        let path = scripts_dir().join("refused").join(file);
+        let out = backscatter(&dir, &cfg, &["sieve", "check", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(&format!("line {line}: \"{command}\" is refused")),
+            "{file}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    for script in sieve_files(&scripts_dir()) {
+        let out = backscatter(&dir, &cfg, &["sieve", "check", script.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// `filter` against Dovecot.
+
+use crate::flood::flood;
+use crate::harness::Dovecot;
+use crate::sweep::tempdir;
+use backscatter::rules::Plan;
+use std::collections::HashMap;
+
+/// Hand-written rules for the Dovecot tests: moves with `:create` and
+/// flags, a `:copy` with its own flag, flags on kept mail.
+const FILTER_RULES: &str = r#"require ["fileinto", "envelope", "imap4flags", "copy", "mailbox"];
+if envelope :is "from" "" {
+  addflag "\\Seen";
+  fileinto :create "Bounces";
+} elsif header :contains "auto-submitted" "auto-replied" {
+  fileinto :copy :create :flags "$autoreply" "Auto";
+} elsif header :contains "subject" "e" {
+  addflag "$withe";
+  fileinto :copy :create "Copies";
+}
+"#;
+
+/// Message-ID -> (mailbox, lowercase flags) of each copy on the server.
+type Placement = HashMap<String, Vec<(String, BTreeSet<String>)>>;
+
+fn placement(dc: &Dovecot, user: &str, mailboxes: &[&str]) -> Placement {
+    let mut imap = dc.imap(user);
+    let mut out = Placement::new();
+    for mb in mailboxes {
+        if imap.command(&format!("EXAMINE \"{mb}\"")).is_err() {
+            continue;
+        }
+        for items in imap.fetch(mb, "1:*", "UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]") {
+            let flags: BTreeSet<String> = items
+                .iter()
+                .find(|(k, _)| k == "FLAGS")
+                .and_then(|(_, v)| v.list())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.atom())
+                        .map(str::to_lowercase)
+                        .filter(|f| f != "\\recent")
+                        .collect()
+                })
+                .unwrap_or_default();
+            let header = items
+                .iter()
+                .find(|(k, _)| k.starts_with("BODY[HEADER"))
+                .and_then(|(_, v)| v.bytes())
+                .unwrap_or_default();
+            if let Some(id) = mail_parser::MessageParser::default()
+                .parse_headers(header)
+                .and_then(|h| h.message_id().map(|i| format!("<{i}>")))
+            {
+                out.entry(id).or_default().push((mb.to_string(), flags));
+            }
+        }
+    }
+    out
+}
+
+/// Where the rules say each message goes: (mailbox, flags) sorted.
+fn expected_placement(rules: &Rules, inbox: &[Vec<u8>]) -> Placement {
+    let mut out = Placement::new();
+    for m in inbox {
+        let id = crate::flood::id_of(m);
+        let o = rules.run(m, &Envelope::of(m), None, "INBOX", &|_| false);
+        let plan = Plan::of(&o);
+        let lower = |f: &[String]| f.iter().map(|x| x.to_lowercase()).collect::<BTreeSet<_>>();
+        let mut places: Vec<(String, BTreeSet<String>)> = plan
+            .copies
+            .iter()
+            .map(|(mb, f)| (mb.clone(), lower(f)))
+            .collect();
+        places.push((
+            plan.move_to.clone().unwrap_or_else(|| "INBOX".into()),
+            lower(&plan.flags),
+        ));
+        places.sort();
+        out.insert(id, places);
+    }
+    out
+}
+
+/// The flood's messages that carry exactly one Message-ID field, the
+/// flood's own (a few corpus messages have two, or one the flood cannot
+/// replace, which makes a server copy ambiguous).
+fn inbox(n: usize) -> Vec<Vec<u8>> {
+    flood(n).inbox.into_iter().filter(|m| inbox_ok(m)).collect()
+}
+
+fn inbox_ok(m: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(m).to_ascii_lowercase();
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("message-id:"))
+        .count()
+        == 1
+        && crate::flood::id_of(m).starts_with("<flood-")
+}
+
+fn sorted(mut p: Placement) -> Placement {
+    for v in p.values_mut() {
+        v.sort();
+    }
+    p
+}
+
+fn config(base: &Path, port: u16, user: &str, rules: &Path) -> PathBuf {
+    let cfg = base.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"plain\"\nusername = \"{user}\"\npassword.env = \"BS_TEST_PASSWORD\"\nrules = \"{}\"\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
+    let Some(dc) = Dovecot::start_or_skip("filter") else {
+        return;
+    };
+    let f = inbox(400);
+    dc.imap("alice").append_many("INBOX", &f);
+    let base = tempdir("filter");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, FILTER_RULES).unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let rules = Rules::compile(FILTER_RULES, |_| Ok(None)).unwrap();
+    let want = expected_placement(&rules, &f);
+    let run = |args: &[&str]| {
+        let out = backscatter(&base, &cfg, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A dry run changes nothing and lists every message.
+    let dry = run(&["filter", "--dry-run", "--json"]);
+    assert_eq!(dry.lines().count(), f.len() + 1, "{dry}");
+    let boxes = ["INBOX", "Bounces", "Auto", "Copies"];
+    let before = placement(&dc, "alice", &boxes);
+    assert_eq!(before.len(), f.len());
+    assert!(
+        before.values().all(|v| v.len() == 1 && v[0].0 == "INBOX"),
+        "{:?}",
+        before
+            .iter()
+            .find(|(_, v)| v.len() != 1 || v[0].0 != "INBOX")
+    );
+
+    let t = Instant::now();
+    let summary = run(&["filter", "--json"]);
+    eprintln!(
+        "filter of {} messages: {:.1} s: {summary}",
+        f.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let got = sorted(placement(&dc, "alice", &boxes));
+    let mut wrong: Vec<String> = want
+        .iter()
+        .filter(|(id, w)| got.get(*id) != Some(w))
+        .map(|(id, w)| format!("{id}: want {w:?}, got {:?}", got.get(id)))
+        .collect();
+    wrong.sort();
+    assert!(
+        wrong.is_empty(),
+        "{} misplaced:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+    let moved = want
+        .values()
+        .filter(|v| v.iter().all(|(m, _)| m != "INBOX"))
+        .count();
+    let copies = want.values().filter(|v| v.len() > 1).count();
+    assert!(
+        moved > 50 && copies > 0,
+        "the rules should move and copy ({moved}, {copies})"
+    );
+
+    // A second run does nothing twice.
+    let again = run(&["filter", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!(v["moved"], 0, "{again}");
+    assert_eq!(v["copied"], 0, "{again}");
+    assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
+
+    // restore --rules: every moved message back in INBOX; copies stay.
+    let r = run(&["restore", "--rules", "--all"]);
+    assert!(r.contains(&format!("Moved {moved} messages back")), "{r}");
+    let after = placement(&dc, "alice", &boxes);
+    for (id, w) in &want {
+        let inbox = after
+            .get(id)
+            .map_or(0, |v| v.iter().filter(|(m, _)| m == "INBOX").count());
+        assert_eq!(
+            inbox,
+            1,
+            "{id} after restore: {:?} (rules: {w:?})",
+            after.get(id)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Kill `backscatter filter` with SIGKILL at many moments, rerun after
+/// each kill: every message is in exactly one place, and the last run
+/// leaves each where the rules say.
+#[test]
+fn sigkill_mid_filter_loses_and_duplicates_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("sigkill_mid_filter") else {
+        return;
+    };
+    let rules_text = "require [\"fileinto\", \"envelope\", \"mailbox\"];\nif envelope :is \"from\" \"\" { fileinto :create \"Bounces\"; }\nelsif header :contains \"subject\" \"e\" { fileinto :create \"E\"; }\n";
+    let f = inbox(2000);
+    dc.imap("bob").append_many("INBOX", &f);
+    let base = tempdir("sigkill-filter");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, rules_text).unwrap();
+    let cfg = config(&base, dc.imap_port, "bob", &rules_path);
+    let rules = Rules::compile(rules_text, |_| Ok(None)).unwrap();
+    let want = expected_placement(&rules, &f);
+    let boxes = ["INBOX", "Bounces", "E"];
+    let run = |kill_after: Option<std::time::Duration>| {
+        let mut child = backscatter(&base, &cfg, &["filter", "--json"])
+            .env("BS_TEST_PASSWORD", "bobpw")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            let _ = child.kill(); // SIGKILL
+        }
+        child.wait_with_output().unwrap()
+    };
+    let settled = || {
+        let mut last = placement(&dc, "bob", &boxes);
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = placement(&dc, "bob", &boxes);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    };
+    let mut killed = 0;
+    for ms in [300, 900, 1600, 2500, 3500, 5000, 7000, 9000] {
+        let out = run(Some(std::time::Duration::from_millis(ms)));
+        if !out.status.success() {
+            killed += 1;
+        }
+        let w = settled();
+        for id in want.keys() {
+            let n = w.get(id).map_or(0, Vec::len);
+            assert_eq!(n, 1, "{id} is in {n} places after a kill at {ms} ms");
+        }
+    }
+    // The kills landed mid-run: some moves done before the final run.
+    let moved_before = settled()
+        .values()
+        .filter(|v| v.iter().all(|(m, _)| m != "INBOX"))
+        .count();
+    let out = run(None);
+    assert!(
+        out.status.success(),
+        "final run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} messages; moved before the final run: {moved_before}; final run: {}",
+        want.len(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert!(moved_before > 0, "no kill landed after a move");
+    let got = sorted(placement(&dc, "bob", &boxes));
+    let wrong = want
+        .iter()
+        .filter(|(id, w)| got.get(*id) != Some(w))
+        .count();
+    assert_eq!(wrong, 0, "misplaced after the final run");
+    eprintln!("sigkill: {killed} filter runs killed mid-run; final state correct");
+    assert!(killed >= 3, "the kills should land mid-run ({killed})");
+    let entries =
+        backscatter::journal::read(&base.join("data/backscatter/rules-journal-bob.jsonl")).unwrap();
+    assert!(backscatter::journal::unfinished(&entries).is_empty());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `watch` with rules: new backscatter is quarantined and never offered to
+/// the rules; the rest is filed as the rules say, with the verdict visible
+/// to them; `restore --rules` moves it back.
+#[test]
+fn watch_applies_the_rules_to_new_mail_that_is_not_backscatter() {
+    let Some(dc) = Dovecot::start_or_skip("watch_rules") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision| -> Vec<u8> {
+        f.inbox
+            .iter()
+            .find(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .unwrap()
+            .clone()
+    };
+    let (forged, legit, normal) = (
+        pick(backscatter::Decision::Backscatter),
+        pick(backscatter::Decision::Legitimate),
+        pick(backscatter::Decision::Normal),
+    );
+    dc.imap("carol").append_many("Sent", &f.sent);
+    // Hand-written rules: the verdict through `environment`.
+    let text = "require [\"fileinto\", \"environment\", \"imap4flags\", \"mailbox\"];\nif environment :is \"vnd.backscatter.verdict\" \"legitimate\" {\n  fileinto :create :flags \"$ownbounce\" \"My bounces\";\n} else {\n  fileinto :create \"Ruled\";\n}\n";
+    let base = tempdir("watch-rules");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = config(&base, dc.imap_port, "carol", &rules_path);
+    let log_path = base.join("watch.log");
+    let mut child = backscatter(&base, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait until the agent has made its place (the quarantine exists).
+    let boxes = ["INBOX", "Backscatter", "My bounces", "Ruled"];
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let t = Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(30) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; placement {:?}; log:\n{}",
+            placement(&dc, "carol", &boxes),
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    };
+    wait("the agent to connect", &mut || {
+        dc.imap("carol").command("EXAMINE Backscatter").is_ok()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut imap = dc.imap("carol");
+    for m in [&forged, &legit, &normal] {
+        imap.append("INBOX", m);
+    }
+    let (fid, lid, nid) = (
+        crate::flood::id_of(&forged),
+        crate::flood::id_of(&legit),
+        crate::flood::id_of(&normal),
+    );
+    let at = |p: &Placement, id: &str| p.get(id).cloned().unwrap_or_default();
+    wait("quarantine and rules to act", &mut || {
+        let p = placement(&dc, "carol", &boxes);
+        at(&p, &fid)
+            .iter()
+            .map(|x| x.0.as_str())
+            .eq(["Backscatter"])
+            && at(&p, &lid).iter().map(|x| x.0.as_str()).eq(["My bounces"])
+            && at(&p, &nid).iter().map(|x| x.0.as_str()).eq(["Ruled"])
+    });
+    let p = placement(&dc, "carol", &boxes);
+    assert!(
+        at(&p, &lid)[0].1.contains("$ownbounce"),
+        "{:?}",
+        at(&p, &lid)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch exit {status:?}");
+    let out = backscatter(&base, &cfg, &["restore", "--rules", "--all"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = placement(&dc, "carol", &boxes);
+    assert!(at(&p, &lid).iter().map(|x| x.0.as_str()).eq(["INBOX"]));
+    assert!(at(&p, &nid).iter().map(|x| x.0.as_str()).eq(["INBOX"]));
+    assert!(at(&p, &fid)
+        .iter()
+        .map(|x| x.0.as_str())
+        .eq(["Backscatter"]));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `sieve install --rules`: the same rules file runs on the server after
+/// the backscatter policy (delivered over LMTP to a real Pigeonhole).
+#[test]
+fn sieve_install_rules_runs_the_same_file_on_the_server() {
+    use crate::harness::lmtp_deliver;
+    let Some(dc) = Dovecot::start_or_skip("sieve_install_rules") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision| -> Vec<u8> {
+        f.inbox
+            .iter()
+            .find(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .unwrap()
+            .clone()
+    };
+    // A plain bounce of mail never sent (empty envelope sender), which the
+    // server-side policy judges as the agent does.
+    let forged = f
+        .inbox
+        .iter()
+        .find(|m| {
+            let v = backscatter::classify(
+                m,
+                &backscatter::Context {
+                    sent: &backscatter::SentIndex::new(),
+                    own_addresses: &[],
+                },
+            );
+            f.expected[&crate::flood::id_of(m)] == backscatter::Decision::Backscatter
+                && v.kind == Some(backscatter::Kind::Bounce)
+                && Envelope::of(m).from.as_deref() == Some("")
+                && inbox_ok(m)
+        })
+        .unwrap()
+        .clone();
+    let normal = pick(backscatter::Decision::Normal);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.create("Backscatter");
+    // Hand-written rules: everything that reaches them is filed and flagged.
+    let text = "require [\"fileinto\", \"imap4flags\", \"mailbox\"];\naddflag \"$ruled\";\nfileinto :create \"Ruled\";\n";
+    let base = tempdir("install-rules");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = base.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"BS_TEST_PASSWORD\"\nrules = \"{}\"\n[accounts.alice.sieve]\nport = {}\n",
+            dc.imap_port,
+            rules_path.display(),
+            dc.sieve_port
+        ),
+    )
+    .unwrap();
+    let out = backscatter(&base, &cfg, &["sieve", "install", "--rules"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("then your rules"), "{said}");
+    for m in [&forged, &normal] {
+        let from = if Envelope::of(m).from.as_deref() == Some("") {
+            String::new()
+        } else {
+            "someone@example.net".to_string()
+        };
+        lmtp_deliver(dc.lmtp_port, &from, "alice@example.test", m).unwrap();
+    }
+    let boxes = ["INBOX", "Backscatter", "Ruled"];
+    let p = placement(&dc, "alice", &boxes);
+    let at = |id: &str| p.get(id).cloned().unwrap_or_default();
+    let n = at(&crate::flood::id_of(&normal));
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].0, "Ruled");
+    assert!(n[0].1.contains("$ruled"), "{n:?}");
+    let fo = at(&crate::flood::id_of(&forged));
+    assert!(
+        fo.iter().map(|x| x.0.as_str()).eq(["Backscatter"]),
+        "{fo:?}"
+    );
+    // A script the agent refuses is not installed.
+    std::fs::write(&rules_path, "discard;\n").unwrap();
+    let out = backscatter(&base, &cfg, &["sieve", "install", "--rules"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: \"discard\" is refused"));
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -189,6 +189,10 @@ async fn session(
     events: &Option<Events>,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
+    // The state file keeps the configured name; the server gets its own.
+    let configured = mailbox;
+    let a = &imap.resolve_account(a);
+    let mailbox = &imap.resolve(configured);
     info!(account = %a.name, mailbox = %mailbox, "connected to {}:{}", a.host, a.port);
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
@@ -197,10 +201,10 @@ async fn session(
     }
     imap.ensure_mailbox(&a.quarantine).await?;
     let state_file = state_path(&dirs.state, &a.name);
-    let sel = imap.select(mailbox).await?;
+    let sel = imap.open_named(mailbox, false).await?;
     let mut st = load_state(&state_file)
         .mailboxes
-        .get(mailbox)
+        .get(configured)
         .cloned()
         .unwrap_or_default();
     let first_run = st.uidvalidity != sel.uid_validity;
@@ -244,15 +248,15 @@ async fn session(
             }
             n += 1;
             st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
-            save_state(&state_file, mailbox, &st)?;
+            save_state(&state_file, configured, &st)?;
         }
         if st.last_uid == 0 {
             // Nothing yet: remember where "now" is, so that a restart does
             // not re-read the catch-up window.
             st.last_uid = sel.uid_next.saturating_sub(1);
-            save_state(&state_file, mailbox, &st)?;
+            save_state(&state_file, configured, &st)?;
         }
-        if a.watch.first().map(String::as_str) == Some(mailbox) {
+        if a.watch.first() == Some(mailbox) {
             refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await?;
         }
         if *shutdown.borrow() {

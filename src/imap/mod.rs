@@ -6,6 +6,7 @@
 //! This is I/O; the decisions (what to fetch, what to move) are made by the
 //! pure modules `skeleton`, `classify` and `plan`.
 
+pub mod names;
 pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};
@@ -59,6 +60,9 @@ pub enum ErrorKind {
     No,
     /// The connection dropped or timed out.
     Lost,
+    /// A mailbox the user named does not exist (LIST does not show it):
+    /// a configuration problem, not worth retrying.
+    Missing,
     Protocol,
 }
 
@@ -97,7 +101,7 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
     match e {
         E::No(m) => err(
             ErrorKind::No,
-            format!("the server refused to {what}: {}", m.trim()),
+            format!("the server refused to {what}: {}", server_text(&m)),
         ),
         E::Bad(m) => err(
             ErrorKind::Protocol,
@@ -308,6 +312,8 @@ pub struct Imap {
     session: async_imap::Session<Conn>,
     caps: HashSet<String>,
     pub account: String,
+    /// The personal namespace every configured name is resolved against.
+    namespace: names::Namespace,
 }
 
 /// Drain pushed responses; did any announce new messages?
@@ -455,6 +461,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         session,
         caps: HashSet::new(),
         account: a.name.clone(),
+        namespace: names::Namespace::default(),
     };
     let caps = timed("read capabilities", imap.session.capabilities()).await?;
     imap.caps = caps
@@ -462,7 +469,42 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         .map(|c| format!("{c:?}"))
         .map(|s| capability_name(&s))
         .collect();
+    imap.namespace = imap.read_namespace().await?;
     Ok(imap)
+}
+
+/// Send `NAMESPACE` on the raw connection and read up to its tagged
+/// reply (at most 64 KiB): the personal namespace, or `None` when the
+/// server answered NO/BAD or sent nothing readable.
+async fn raw_namespace(conn: &mut Conn) -> io::Result<Option<names::Namespace>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TAG: &str = "BSNS1";
+    conn.write_all(format!("{TAG} NAMESPACE\r\n").as_bytes())
+        .await?;
+    conn.flush().await?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "bytes remaining in stream",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        let done = text.ends_with("\r\n")
+            && text
+                .split("\r\n")
+                .any(|l| l.starts_with(&format!("{TAG} ")));
+        if done {
+            return Ok(text.split("\r\n").find_map(names::parse_namespace));
+        }
+        if buf.len() > 64 * 1024 {
+            return Ok(None);
+        }
+    }
 }
 
 /// async-imap's `Capability` Debug forms (`Imap4rev1`, `Auth("PLAIN")`,
@@ -582,7 +624,7 @@ impl Imap {
                     }
                 }
                 MailboxInfo {
-                    name: n.name().to_string(),
+                    name: names::decode_lossless(n.name()),
                     special_use: special,
                     selectable,
                 }
@@ -593,18 +635,43 @@ impl Imap {
     /// SELECT (read-write) a mailbox.
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.select(mailbox)).await?;
+        let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
             uid_next: m.uid_next.unwrap_or(0),
         })
+    }
+
+    /// SELECT (or with `read_only` EXAMINE) a mailbox the user named; one
+    /// that the server refuses and LIST does not show is reported as
+    /// [`ErrorKind::Missing`], one sentence naming it.
+    pub async fn open_named(
+        &mut self,
+        mailbox: &str,
+        read_only: bool,
+    ) -> Result<Selected, ImapError> {
+        let r = if read_only {
+            self.examine(mailbox).await
+        } else {
+            self.select(mailbox).await
+        };
+        match r {
+            Err(e) if e.kind == ErrorKind::No && !self.mailbox_exists(mailbox).await? => Err(err(
+                ErrorKind::Missing,
+                format!(
+                    "mailbox \"{mailbox}\" does not exist on account \"{}\" (check the name with `backscatter account check`)",
+                    self.account
+                ),
+            )),
+            r => r,
+        }
     }
 
     /// EXAMINE (read-only) a mailbox.
     pub async fn examine(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.examine(mailbox)).await?;
+        let m = timed(&what, self.session.examine(names::encode(mailbox))).await?;
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
@@ -612,18 +679,124 @@ impl Imap {
         })
     }
 
-    /// Create a mailbox; an existing one is fine.
+    /// Make sure a mailbox (a resolved name, UTF-8) exists, decided by the
+    /// protocol rather than by the wording of a reply: INBOX always exists
+    /// and is never created (UW imapd refuses to); a mailbox LIST shows is
+    /// there; otherwise CREATE, and a NO to CREATE still counts as success
+    /// when a LIST after it shows the mailbox (Courier answers `NO Cannot
+    /// create this folder.` for one that exists, others race us).
     pub async fn ensure_mailbox(&mut self, mailbox: &str) -> Result<(), ImapError> {
+        if names::is_inbox(mailbox) || self.mailbox_exists(mailbox).await? {
+            return Ok(());
+        }
         let what = format!("create mailbox \"{mailbox}\"");
-        match timed(&what, self.session.create(mailbox)).await {
+        match timed(&what, self.session.create(names::encode(mailbox))).await {
             Ok(()) => Ok(()),
-            Err(e)
-                if e.kind == ErrorKind::No && e.message.to_ascii_uppercase().contains("EXISTS") =>
-            {
-                Ok(())
+            Err(e) if e.kind == ErrorKind::No => {
+                if self.mailbox_exists(mailbox).await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Does LIST show this mailbox (a resolved name, UTF-8) as one that
+    /// can be selected? INBOX always exists.
+    pub async fn mailbox_exists(&mut self, mailbox: &str) -> Result<bool, ImapError> {
+        if names::is_inbox(mailbox) {
+            return Ok(true);
+        }
+        let wire = names::encode(mailbox);
+        let what = format!("look up mailbox \"{mailbox}\"");
+        let found = timed(&what, async {
+            self.session
+                .list(Some(""), Some(&wire))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(found.iter().any(|n| {
+            n.name() == wire
+                && !n.attributes().iter().any(|a| {
+                    matches!(a, NameAttribute::NoSelect)
+                        || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
+                })
+        }))
+    }
+
+    /// The personal namespace (NAMESPACE, RFC 2342) every configured name
+    /// is resolved against.
+    pub fn namespace(&self) -> &names::Namespace {
+        &self.namespace
+    }
+
+    /// The server's name (UTF-8) of a mailbox as the user configured it:
+    /// see [`names::resolve`].
+    pub fn resolve(&self, configured: &str) -> String {
+        names::resolve(configured, &self.namespace)
+    }
+
+    /// The account with every mailbox it names (quarantine, sent, watch)
+    /// resolved against this server's namespace.
+    pub fn resolve_account(&self, a: &Account) -> Account {
+        let mut r = a.clone();
+        r.quarantine = self.resolve(&a.quarantine);
+        r.sent = a
+            .sent
+            .as_ref()
+            .map(|v| v.iter().map(|m| self.resolve(m)).collect());
+        r.watch = a.watch.iter().map(|m| self.resolve(m)).collect();
+        r
+    }
+
+    /// Ask for NAMESPACE (RFC 2342) where offered, else learn only the
+    /// hierarchy delimiter from `LIST "" ""` (no prefix). async-imap cannot
+    /// parse a NAMESPACE reply, so the command goes over the connection
+    /// directly, between two async-imap commands (nothing is buffered
+    /// then).
+    async fn read_namespace(&mut self) -> Result<names::Namespace, ImapError> {
+        if self.has("NAMESPACE") {
+            match tokio::time::timeout(command_timeout(), raw_namespace(self.session.get_mut()))
+                .await
+            {
+                Ok(Ok(Some(ns))) => return Ok(ns),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!("{} while trying to read the namespace", io_text(&e)),
+                    ))
+                }
+                Err(_) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!(
+                        "the server did not answer within {} s while trying to read the namespace",
+                        command_timeout().as_secs()
+                    ),
+                    ))
+                }
+            }
+        }
+        let root = timed("read the hierarchy delimiter", async {
+            self.session
+                .list(Some(""), Some(""))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(names::Namespace {
+            delimiter: root
+                .first()
+                .and_then(|n| n.delimiter())
+                .and_then(|d| d.chars().next()),
+            ..names::Namespace::default()
+        })
     }
 
     /// UID SEARCH, sorted ascending.
@@ -660,7 +833,7 @@ impl Imap {
         let set = uid_set(uids);
         let what = format!("move messages to \"{dest}\"");
         if self.has("MOVE") && std::env::var_os("BACKSCATTER_TEST_NO_MOVE").is_none() {
-            timed(&what, self.session.uid_mv(&set, dest)).await?;
+            timed(&what, self.session.uid_mv(&set, names::encode(dest))).await?;
         } else {
             if !self.has("UIDPLUS") {
                 return Err(err(
@@ -668,7 +841,7 @@ impl Imap {
                     "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
                 ));
             }
-            timed(&what, self.session.uid_copy(&set, dest)).await?;
+            timed(&what, self.session.uid_copy(&set, names::encode(dest))).await?;
             self.uid_delete(uids).await?;
         }
         self.drain_unsolicited();
@@ -725,6 +898,7 @@ impl Imap {
             session,
             caps,
             account,
+            namespace,
         } = self;
         let announced = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -751,6 +925,7 @@ impl Imap {
             session,
             caps,
             account,
+            namespace,
         };
         imap.drain_unsolicited();
         Ok((imap, outcome))

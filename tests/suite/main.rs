@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod languages;
 mod on_cyrus;
+mod names;
 mod properties;
 mod provenance;
 mod realistic;

@@ -118,7 +118,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             let (dirs, rx, events) = (dirs.clone(), rx.clone(), events.clone());
             let name = a.name.clone();
             set.spawn(async move {
-                let r = watch_mailbox(a, s, mb, dirs, Timing::default(), rx, Some(events)).await;
+                let r = watch_mailbox(a, s, mb, dirs, Timing::from_env(), rx, Some(events)).await;
                 (name, r)
             });
         }

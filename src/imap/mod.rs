@@ -336,7 +336,11 @@ fn new_mail_announced(
 /// Why an IDLE ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleOutcome {
-    /// The server pushed something (EXISTS, EXPUNGE, ...): look.
+    /// New mail was announced before IDLE began (in the reply to an
+    /// earlier command): look, without IDLE.
+    Announced,
+    /// The server pushed something (EXISTS, EXPUNGE, ...) during IDLE:
+    /// look.
     NewData,
     /// Time to re-IDLE (before the server's 29-minute limit).
     Refresh,
@@ -892,7 +896,7 @@ impl Imap {
         // or while it starts. Look there first, or that mail would wait for
         // the next push.
         if new_mail_announced(&self.session.unsolicited_responses) {
-            return Ok((self, IdleOutcome::NewData));
+            return Ok((self, IdleOutcome::Announced));
         }
         let Imap {
             session,
@@ -904,7 +908,7 @@ impl Imap {
         let mut handle = session.idle();
         timed("start IDLE", handle.init()).await?;
         let outcome = if new_mail_announced(&announced) {
-            IdleOutcome::NewData
+            IdleOutcome::Announced
         } else {
             let (wait, interrupt) = handle.wait_with_timeout(silent);
             let outcome = tokio::select! {

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agent;
+mod arrivals;
 mod cli;
 mod cyrus;
 mod flood;

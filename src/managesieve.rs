@@ -566,7 +566,11 @@ pub async fn upload_script(
         Some(f) if f == a.quarantine => {}
         other => {
             return Err(format!(
-                "the generated script does not quarantine a sample bounce (it files into {other:?}); not uploaded"
+                "the generated script does not quarantine a sample bounce (it {}); not uploaded",
+                match other {
+                    Some(f) => format!("files it into \"{f}\""),
+                    None => "keeps it".into(),
+                }
             ))
         }
     }

@@ -84,6 +84,9 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
 /// The server's own words from async-imap's NO/BAD text, which looks like
 /// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
 fn server_text(m: &str) -> String {
+    if m.contains("information: None") || m.contains("info: None") {
+        return "no reason given".into();
+    }
     for key in ["information: Some(\"", "info: Some(\""] {
         if let Some(i) = m.find(key) {
             let rest = &m[i + key.len()..];
@@ -259,6 +262,26 @@ fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         .map(|(_, r)| r.trim_end_matches(')').to_string())
         .unwrap_or_else(|| detail.trim().to_string());
     let r = reason.to_lowercase();
+    if r.contains("wrong version number")
+        || r.contains("packet length too long")
+        || r.contains("record layer failure")
+        || r.contains("http request")
+    {
+        return format!(
+            "{host}:{port} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
+        );
+    }
+    if !(r.contains("certificate")
+        || r.contains("verify")
+        || r.contains("self-signed")
+        || r.contains("self signed")
+        || r.contains("issuer")
+        || r.contains("expired")
+        || r.contains("not yet valid")
+        || r.contains("mismatch"))
+    {
+        return format!("the TLS handshake with {host}:{port} failed: {reason} (check the host, port and tls settings)");
+    }
     let hint = if r.contains("expired") {
         "the server's certificate has expired; its administrator must renew it"
     } else if r.contains("not yet valid") {
@@ -407,15 +430,29 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             .await
             {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => {
+                Ok(Err(async_imap::error::Error::No(m))) => {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} does not offer STARTTLS: refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
-                            a.host, a.port
+                            "{}:{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
+                            a.host,
+                            a.port,
+                            server_text(&m)
                         ),
                     ))
                 }
+                Ok(Err(async_imap::error::Error::Bad(m))) => {
+                    return Err(err(
+                        ErrorKind::Tls,
+                        format!(
+                            "{}:{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
+                            a.host,
+                            a.port,
+                            server_text(&m)
+                        ),
+                    ))
+                }
+                Ok(Err(e)) => return Err(map_err("start TLS (STARTTLS)", e)),
                 Err(_) => return Err(err(ErrorKind::Lost, "STARTTLS timed out")),
             }
             let Conn::Plain(tcp) = c.into_inner() else {
@@ -524,23 +561,129 @@ fn capability_name(debug: &str) -> String {
 }
 
 async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<(), ImapError> {
-    match tokio::time::timeout(connect_timeout(), c.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => Err(err(
+    // A server that waits for a TLS ClientHello sends no greeting: after
+    // a short wait, find out whether the port speaks TLS from the first
+    // byte (IMAPS) instead of waiting the full timeout.
+    let first_wait = if a.tls == TlsMode::Implicit {
+        connect_timeout()
+    } else {
+        connect_timeout().min(Duration::from_secs(3))
+    };
+    let greeting = match tokio::time::timeout(first_wait, c.read_response()).await {
+        Ok(r) => r,
+        Err(_) if a.tls != TlsMode::Implicit => {
+            if speaks_tls(&a.host, a.port).await {
+                return Err(err(
+                    ErrorKind::Connect,
+                    format!(
+                        "{}:{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
+                        a.host, a.port
+                    ),
+                ));
+            }
+            match tokio::time::timeout(connect_timeout() - first_wait, c.read_response()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!(
+                            "{}:{} sent no greeting within {} s (is this the IMAP port?)",
+                            a.host,
+                            a.port,
+                            connect_timeout().as_secs()
+                        ),
+                    ))
+                }
+            }
+        }
+        Err(_) => {
+            return Err(err(
+                ErrorKind::Lost,
+                format!(
+                    "{}:{} sent no greeting within {} s (is this the IMAP port?)",
+                    a.host,
+                    a.port,
+                    connect_timeout().as_secs()
+                ),
+            ))
+        }
+    };
+    match greeting {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(err(
             ErrorKind::Lost,
             format!(
                 "{}:{} closed the connection before greeting",
                 a.host, a.port
             ),
         )),
-        Ok(Err(e)) => Err(err(
-            ErrorKind::Lost,
-            format!("reading the greeting of {}:{} failed: {e}", a.host, a.port),
+        Err(e) => Err(err(
+            ErrorKind::Protocol,
+            not_imap(&a.host, a.port, &e.to_string()),
         )),
-        Err(_) => Err(err(
-            ErrorKind::Lost,
-            format!("{}:{} sent no greeting", a.host, a.port),
-        )),
+    }
+}
+
+/// Does `host:port` complete a TLS handshake? A probe on a connection of
+/// its own (no certificate check: nothing is sent over it), at most 5 s.
+async fn speaks_tls(host: &str, port: u16) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    let probe = async {
+        let tcp = TcpStream::connect((host, port)).await.ok()?;
+        let c = tokio_native_tls::native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true)
+            .build()
+            .ok()?;
+        tokio_native_tls::TlsConnector::from(c)
+            .connect(host, tcp)
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), probe).await,
+        Ok(Some(_))
+    )
+}
+
+/// One sentence for a greeting that is not IMAP, naming the likely
+/// mistake from what the server said: async-imap's parse error carries
+/// the bytes as `during parsing of "…"`.
+fn not_imap(host: &str, port: u16, error: &str) -> String {
+    let said = error
+        .split_once("during parsing of \"")
+        .map(|(_, r)| r.trim_end_matches('"'))
+        .unwrap_or("")
+        .replace("\\r", " ")
+        .replace("\\n", " ")
+        .replace("\\\"", "\"");
+    let said = said.trim();
+    let up = said.to_ascii_uppercase();
+    let what = if up.starts_with("\"IMPLEMENTATION\"") || up.starts_with("\"SIEVE\"") {
+        "a ManageSieve server (its port belongs in [accounts.NAME.sieve])"
+    } else if up.starts_with("220 ") && up.contains("LMTP") {
+        "an LMTP server"
+    } else if up.starts_with("220 ") {
+        "an SMTP or LMTP server"
+    } else if up.starts_with("+OK") {
+        "a POP3 server"
+    } else if up.starts_with("SSH-") {
+        "an SSH server"
+    } else if up.starts_with("HTTP/") {
+        "a web server"
+    } else {
+        "not an IMAP server"
+    };
+    let excerpt: String = said
+        .chars()
+        .take(50)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if excerpt.is_empty() {
+        format!("{host}:{port} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
+    } else {
+        let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
+        format!("{host}:{port} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
     }
 }
 

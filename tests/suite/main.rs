@@ -15,6 +15,7 @@ mod hostile;
 mod languages;
 mod names;
 mod on_cyrus;
+mod ports;
 mod properties;
 mod provenance;
 mod quirks;

@@ -26,6 +26,9 @@ pub enum Quirk {
     UwCreateInbox,
     /// No untagged EXISTS/RECENT/FETCH/EXPUNGE while the client IDLEs.
     SilentIdle,
+    /// STARTTLS is offered but answered `NO STARTTLS failed` (GNU
+    /// Mailutils without a usable certificate).
+    RefuseStarttls,
 }
 
 /// What the proxy saw.
@@ -128,6 +131,11 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                 {
                     let mut p = pending.lock().unwrap();
                     match cmd.as_str() {
+                        "STARTTLS" if quirk == Quirk::RefuseStarttls => {
+                            let reply = format!("{} NO STARTTLS failed\r\n", w[0]);
+                            let _ = to_client.lock().unwrap().write_all(reply.as_bytes());
+                            continue;
+                        }
                         "CREATE" => {
                             seen.creates.fetch_add(1, Ordering::SeqCst);
                             if arg.eq_ignore_ascii_case("INBOX") {

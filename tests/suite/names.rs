@@ -234,4 +234,30 @@ fn utf8_names_and_missing_mailboxes() {
         !out.contains("Everything backscatter needs is there"),
         "{out}"
     );
+
+    // watch stops an account whose watched mailbox is missing, with one
+    // clear error, instead of retrying it as if the network were down.
+    let cfg = config(&dir, &dc, "watch = [\"Listen\"]\n");
+    let t = std::time::Instant::now();
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("watch kept retrying a mailbox that does not exist");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("mailbox \"Listen\" does not exist"), "{err}");
+    assert!(!err.contains("reconnecting"), "{err}");
 }

@@ -230,6 +230,12 @@ async fn session(
     let configured = mailbox;
     let a = &imap.resolve_account(a);
     let mailbox = &imap.resolve(configured);
+    if *mailbox == a.quarantine {
+        return Err(CleanError::Config(format!(
+            "\"{configured}\" is the quarantine mailbox of account \"{}\" on this server: watch another mailbox",
+            a.name
+        )));
+    }
     info!(account = %a.name, mailbox = %mailbox, "connected to {}:{}", a.host, a.port);
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;

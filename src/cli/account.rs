@@ -19,8 +19,10 @@ pub enum AccountCommand {
     /// Connect, log in, and show what backscatter will use.
     ///
     /// Prints the server's capabilities (IDLE, MOVE, UIDPLUS, SPECIAL-USE),
-    /// the Sent mailbox(es) read for the sent index, the quarantine
-    /// mailbox, and anything missing.
+    /// its personal namespace, and the mailboxes as that server spells
+    /// them: the Sent mailbox(es) read for the sent index, the watched
+    /// ones and the quarantine; then anything missing. Exits 2 when a
+    /// configured sent or watched mailbox does not exist.
     Check {
         #[arg(long)]
         account: Option<String>,

@@ -10,9 +10,8 @@
 //!   (`quarantine = "INBOX.Backscatter"`): what works on Cyrus today;
 //! - with the default `quarantine`, as a new user would: the agent must
 //!   then put its quarantine where the server allows it, `INBOX.Backscatter`
-//!   (issue 11, fault 1). These fail until the namespace is honoured (today
-//!   `CREATE "Backscatter"` is refused, and the Sieve script's
-//!   `fileinto "Backscatter"` fails at delivery), hence their `#[ignore]`.
+//!   (issue 11, fault 1): the agent resolves every name against the
+//!   server's NAMESPACE (`src/imap/names.rs`).
 //!
 //! The mail is the suite's flood (`flood.rs`: real automated responses from
 //! the corpora with fresh outer Message-IDs, every third original in Sent),
@@ -337,7 +336,6 @@ fn cyrus_account_check_with_the_quarantine_named_inside_inbox() {
 }
 
 #[test]
-#[ignore = "issue 11 namespace: needs the interop branch"]
 fn cyrus_account_check_names_the_default_quarantine_inside_inbox() {
     account_check(None);
 }
@@ -429,7 +427,6 @@ fn cyrus_clean_twice_and_restore_with_the_quarantine_named_inside_inbox() {
 }
 
 #[test]
-#[ignore = "issue 11 namespace: needs the interop branch"]
 fn cyrus_clean_twice_and_restore_with_the_default_quarantine() {
     clean_twice_and_restore(None);
 }
@@ -589,14 +586,12 @@ fn cyrus_watch_with_the_quarantine_named_inside_inbox() {
 }
 
 #[test]
-#[ignore = "issue 11 fault 5: watch misses mail that arrives while it is busy"]
 fn cyrus_watch_with_a_burst_with_the_quarantine_named_inside_inbox() {
     watch(Some(QUARANTINE), true);
 }
 
 /// (Needs fault 5 fixed too.)
 #[test]
-#[ignore = "issue 11 namespace: needs the interop branch"]
 fn cyrus_watch_with_a_burst_with_the_default_quarantine() {
     watch(None, true);
 }
@@ -704,7 +699,7 @@ fn cyrus_sieve_install_and_deliver_with_the_quarantine_named_inside_inbox() {
 }
 
 #[test]
-#[ignore = "issue 11 namespace: needs the interop branch"]
+#[ignore = "fails like its sibling with the quarantine named inside INBOX: the installed script files legitimate responses into INBOX.Backscatter (the namespace itself works: it files there)"]
 fn cyrus_sieve_install_and_deliver_with_the_default_quarantine() {
     sieve_install_and_deliver(None);
 }

@@ -326,6 +326,11 @@ fn account_check(quarantine: Option<&str>) {
         .find(|l| l.trim_start().starts_with("Quarantine:"))
         .unwrap_or_else(|| panic!("no Quarantine line:\n{out}"));
     assert!(q_line.contains(QUARANTINE), "{q_line}\n{out}");
+    assert!(
+        out.contains("personal prefix \"INBOX.\", hierarchy delimiter \".\""),
+        "{out}"
+    );
+    eprintln!("account check on cyrus:\n{out}");
     assert_nothing_outside_inbox(&cy);
     let _ = std::fs::remove_dir_all(&dir);
 }

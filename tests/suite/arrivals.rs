@@ -147,12 +147,15 @@ fn a_server_that_never_pushes_during_idle_is_looked_at_on_a_timer() {
     dc.imap("alice").append_many("Sent", &sent);
     let (port, seen) = proxy(dc.imap_port, Quirk::SilentIdle);
     let dir = tempdir("silent-idle");
-    let agent = Agent::start(&dir, port, "3");
+    // SILENT_IDLE_CHECK=60 measures the defaults (60 s, then 10 s).
+    let check: f64 = crate::util::env_num("SILENT_IDLE_CHECK", 3.0);
+    let agent = Agent::start(&dir, port, &check.to_string());
     let mut imap = dc.imap("alice");
+    let deadline = Duration::from_secs_f64(40f64.max(2.0 * check));
     for m in &msgs {
         let t = Instant::now();
         imap.append("INBOX", m);
-        let left = stuck(&dc, &[id_of(m)], Duration::from_secs(40));
+        let left = stuck(&dc, &[id_of(m)], deadline);
         assert!(left.is_empty(), "not moved: {}", agent.log.lock().unwrap());
         eprintln!(
             "silent IDLE: appended -> quarantined in {:.1} s",

@@ -57,4 +57,26 @@ fn wrong_ports_name_the_mistake_quickly() {
             err.trim()
         );
     }
+
+    // The IMAP port given as the ManageSieve port: IMAP greets and waits,
+    // which took the whole command timeout (120 s) before.
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\ntls = \"plain\"\n",
+            dc.imap_port, dc.imap_port
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let o = crate::util::backscatter(&dir, &cfg, &["sieve", "status"])
+        .env("PW", "alicepw")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is an IMAP server, not ManageSieve"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
 }

@@ -97,7 +97,12 @@ impl std::fmt::Display for CleanError {
 
 impl From<ImapError> for CleanError {
     fn from(e: ImapError) -> Self {
-        CleanError::Imap(e)
+        if e.kind == imap::ErrorKind::Missing {
+            // A mailbox named in the config or on the command line.
+            CleanError::Config(e.message)
+        } else {
+            CleanError::Imap(e)
+        }
     }
 }
 
@@ -105,7 +110,7 @@ impl From<SyncError> for CleanError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::NoSentMailbox(m) => CleanError::Config(m),
-            SyncError::Imap(e) => CleanError::Imap(e),
+            SyncError::Imap(e) => e.into(),
         }
     }
 }
@@ -325,15 +330,21 @@ pub async fn clean(
     dirs: &Dirs,
     progress: Progress<'_>,
 ) -> Result<Summary, CleanError> {
+    let start = Instant::now();
+    let bytes0 = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
+    let mut imap = imap::connect(a, secret).await?;
+    // Every name as this server spells it (its namespace and delimiter).
+    let a = &imap.resolve_account(a);
+    let opts = &CleanOptions {
+        mailbox: imap.resolve(&opts.mailbox),
+        ..opts.clone()
+    };
     if opts.mailbox == a.quarantine {
         return Err(CleanError::Config(format!(
             "\"{}\" is the quarantine mailbox of account \"{}\": sweep another mailbox, or use `backscatter restore`",
             opts.mailbox, a.name
         )));
     }
-    let start = Instant::now();
-    let bytes0 = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
-    let mut imap = imap::connect(a, secret).await?;
     let (sent, stats) = sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut summary = Summary {
@@ -344,7 +355,7 @@ pub async fn clean(
     if !opts.dry_run {
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
     }
-    let sel = imap.select(&opts.mailbox).await?;
+    let sel = imap.open_named(&opts.mailbox, false).await?;
     if !opts.dry_run && sel.exists > 0 {
         imap.ensure_mailbox(&a.quarantine).await?;
     }
@@ -468,6 +479,7 @@ pub async fn restore(
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
     let mut imap = imap::connect(a, secret).await?;
+    let a = &imap.resolve_account(a);
     reconcile(&mut imap, a, &journal_path).await?;
     let entries = {
         // Re-read: reconciliation may have closed batches.

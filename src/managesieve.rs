@@ -261,6 +261,39 @@ impl Session {
             .map_err(|_| "the ManageSieve server did not answer in time".to_string())?
     }
 
+    /// The greeting (capabilities, then OK), or one sentence naming the
+    /// likely mistake when another protocol answers on this port: IMAP
+    /// greets with `* OK` and then waits, so waiting for ManageSieve's OK
+    /// would take the whole command timeout.
+    async fn greeting(&mut self, host: &str, port: u16) -> Result<Response, String> {
+        let first_line = async {
+            while !self.buf.contains(&b'\n') {
+                self.fill().await?;
+            }
+            Ok::<_, String>(())
+        };
+        tokio::time::timeout(crate::imap::connect_timeout(), first_line)
+            .await
+            .map_err(|_| format!("ManageSieve {host}:{port} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))??;
+        let up = String::from_utf8_lossy(&self.buf[..self.buf.len().min(8)]).to_ascii_uppercase();
+        let other =
+            if up.starts_with("* OK") || up.starts_with("* PREAUTH") || up.starts_with("* BYE") {
+                Some("an IMAP server")
+            } else if up.starts_with("220") {
+                Some("an SMTP or LMTP server")
+            } else if up.starts_with("+OK") {
+                Some("a POP3 server")
+            } else {
+                None
+            };
+        if let Some(what) = other {
+            return Err(format!(
+                "{host}:{port} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
+            ));
+        }
+        self.read().await
+    }
+
     /// Read more bytes from the server into the buffer.
     async fn fill(&mut self) -> Result<(), String> {
         let mut chunk = [0u8; 8192];
@@ -369,7 +402,7 @@ impl Session {
             extensions: String::new(),
             max_redirects: None,
         };
-        let greeting = s.read().await?;
+        let greeting = s.greeting(&host, a.sieve_port).await?;
         let (mut ext, starttls) = caps_of(&greeting);
         match a.sieve_tls {
             TlsMode::Implicit => {}
@@ -566,7 +599,11 @@ pub async fn upload_script(
         Some(f) if f == a.quarantine => {}
         other => {
             return Err(format!(
-                "the generated script does not quarantine a sample bounce (it files into {other:?}); not uploaded"
+                "the generated script does not quarantine a sample bounce (it {}); not uploaded",
+                match other {
+                    Some(f) => format!("files it into \"{f}\""),
+                    None => "keeps it".into(),
+                }
             ))
         }
     }

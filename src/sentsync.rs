@@ -97,7 +97,7 @@ pub async fn refresh(
     let mut stats = SyncStats::default();
     cache.mailboxes.retain(|k, _| mailboxes.contains(k));
     for mb in &mailboxes {
-        let sel = imap.examine(mb).await?;
+        let sel = imap.open_named(mb, true).await?;
         let entry = cache.mailboxes.entry(mb.clone()).or_default();
         if entry.uidvalidity != sel.uid_validity {
             *entry = MailboxCache {

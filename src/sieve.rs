@@ -612,7 +612,7 @@ pub fn run(script: &str, raw: &[u8], envelope_from: &str) -> Result<Option<Strin
                 return Err("the script tried to reject, send, discard or notify".into())
             }
             Ok(_) => {}
-            Err(e) => return Err(format!("{e:?}")),
+            Err(e) => return Err(format!("the script failed to run: {e}")),
         }
     }
     Ok(filed)

@@ -32,6 +32,13 @@ pub struct Timing {
     pub silent: Duration,
     /// Poll interval where the server has no IDLE.
     pub poll: Duration,
+    /// While IDLE, look at the mailbox this often until the server has
+    /// pushed news of new mail once (then only every `reidle`).
+    pub check: Duration,
+    /// While IDLE on a server that has shown it does not push (new mail
+    /// found by a timed look, never announced: Courier, UW imapd, GNU
+    /// Mailutils), look this often.
+    pub nopush_check: Duration,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
@@ -46,11 +53,41 @@ impl Default for Timing {
             reidle: Duration::from_secs(25 * 60),
             silent: Duration::from_secs(5 * 60),
             poll: Duration::from_secs(60),
+            check: Duration::from_secs(60),
+            nopush_check: Duration::from_secs(10),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5 * 60),
             sieve_every: Duration::from_secs(10 * 60),
         }
     }
+}
+
+impl Timing {
+    /// The defaults, with `BACKSCATTER_IDLE_CHECK` (seconds) overriding
+    /// `check` and capping `nopush_check` (for tests and impatient users).
+    pub fn from_env() -> Timing {
+        let mut t = Timing::default();
+        if let Some(s) = std::env::var("BACKSCATTER_IDLE_CHECK")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+        {
+            t.check = Duration::from_secs_f64(s);
+            t.nopush_check = t.nopush_check.min(t.check);
+        }
+        t
+    }
+}
+
+/// Does the server announce new mail during IDLE? Learnt from what a
+/// search finds after each wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    Unknown,
+    /// A push was followed by new mail.
+    Pushes,
+    /// New mail was found by a timed look, never announced.
+    Silent,
 }
 
 /// Per mailbox: where the agent got to.
@@ -189,6 +226,16 @@ async fn session(
     events: &Option<Events>,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
+    // The state file keeps the configured name; the server gets its own.
+    let configured = mailbox;
+    let a = &imap.resolve_account(a);
+    let mailbox = &imap.resolve(configured);
+    if *mailbox == a.quarantine {
+        return Err(CleanError::Config(format!(
+            "\"{configured}\" is the quarantine mailbox of account \"{}\" on this server: watch another mailbox",
+            a.name
+        )));
+    }
     info!(account = %a.name, mailbox = %mailbox, "connected to {}:{}", a.host, a.port);
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
@@ -212,7 +259,7 @@ async fn session(
         Default::default()
     };
     let state_file = state_path(&dirs.state, &a.name);
-    let sel = imap.select(mailbox).await?;
+    let sel = imap.open_named(mailbox, false).await?;
     let mut runner = rules.as_ref().map(|rules| crate::filter::Runner {
         a,
         rules,
@@ -225,7 +272,7 @@ async fn session(
     });
     let mut st = load_state(&state_file)
         .mailboxes
-        .get(mailbox)
+        .get(configured)
         .cloned()
         .unwrap_or_default();
     let first_run = st.uidvalidity != sel.uid_validity;
@@ -237,6 +284,9 @@ async fn session(
     }
     let mut n = 0usize;
     let mut sieve_mark: Option<i64> = None;
+    let mut push = Push::Unknown;
+    // How the last wait ended (None: no wait since the last look).
+    let mut woke: Option<IdleOutcome> = None;
     loop {
         // Catch up / process whatever is new.
         let query = if first_run && st.last_uid == 0 {
@@ -251,6 +301,9 @@ async fn session(
             .into_iter()
             .filter(|u| *u > st.last_uid)
             .collect();
+        if let Some(how) = woke.take() {
+            push = learn(push, how, !uids.is_empty());
+        }
         for chunk in uids.chunks(clean::BATCH) {
             let moved = process(
                 &mut imap,
@@ -270,16 +323,25 @@ async fn session(
             }
             n += 1;
             st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
-            save_state(&state_file, mailbox, &st)?;
+            save_state(&state_file, configured, &st)?;
+        }
+        if !uids.is_empty() {
+            // Mail that came while we were busy may have been announced
+            // only in a SELECT reply (absorbed), and a server does not
+            // repeat it once IDLE starts: look again before waiting.
+            continue;
         }
         if st.last_uid == 0 {
             // Nothing yet: remember where "now" is, so that a restart does
             // not re-read the catch-up window.
             st.last_uid = sel.uid_next.saturating_sub(1);
-            save_state(&state_file, mailbox, &st)?;
+            save_state(&state_file, configured, &st)?;
         }
-        if a.watch.first().map(String::as_str) == Some(mailbox) {
-            refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await?;
+        if a.watch.first() == Some(mailbox)
+            && refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await?
+        {
+            // It re-selected the mailbox: look again before waiting.
+            continue;
         }
         if *shutdown.borrow() {
             imap.logout().await;
@@ -287,17 +349,23 @@ async fn session(
         }
         // Wait for more.
         if imap.has("IDLE") {
+            let max = match push {
+                Push::Pushes => timing.reidle,
+                Push::Unknown => timing.check.min(timing.reidle),
+                Push::Silent => timing.nopush_check,
+            };
             let (back, outcome) = imap
-                .idle(timing.reidle, timing.silent, stopped(shutdown.clone()))
+                .idle(max, timing.silent, stopped(shutdown.clone()))
                 .await?;
             imap = back;
+            woke = Some(outcome);
             match outcome {
                 IdleOutcome::Stopped => {
                     imap.logout().await;
                     return Ok(());
                 }
                 IdleOutcome::Silent => imap.noop().await?,
-                IdleOutcome::NewData | IdleOutcome::Refresh => {}
+                IdleOutcome::NewData | IdleOutcome::Announced | IdleOutcome::Refresh => {}
             }
         } else {
             tokio::select! {
@@ -312,10 +380,22 @@ async fn session(
     }
 }
 
+/// What a look after a wake teaches: new mail after a push means the
+/// server pushes; new mail after a timed wake means it does not (Courier,
+/// UW imapd and GNU Mailutils say nothing during IDLE).
+fn learn(push: Push, woke: IdleOutcome, found_new: bool) -> Push {
+    match (woke, found_new) {
+        (IdleOutcome::NewData, true) => Push::Pushes,
+        (IdleOutcome::Refresh | IdleOutcome::Silent, true) => Push::Silent,
+        _ => push,
+    }
+}
+
 /// Keep the server-side script fresh: when `sieve install` was run for
 /// this account, at most once per `timing.sieve_every`, and only when the
 /// sent index changed since the last upload, regenerate and upload it.
-/// Failures are logged; they never stop the agent.
+/// Failures are logged; they never stop the agent. Returns whether it
+/// selected another mailbox (and the watched one again).
 async fn refresh_sieve(
     imap: &mut Imap,
     a: &Account,
@@ -324,14 +404,14 @@ async fn refresh_sieve(
     dirs: &Dirs,
     timing: &Timing,
     mark: &mut Option<i64>,
-) -> Result<(), CleanError> {
+) -> Result<bool, CleanError> {
     let installed = crate::paths::account_file(&dirs.state, "sieve", &a.name, "json");
     if !installed.exists() {
-        return Ok(());
+        return Ok(false);
     }
     let now = clean::now();
     if mark.is_some_and(|t| now - t < timing.sieve_every.as_secs() as i64) {
-        return Ok(());
+        return Ok(false);
     }
     *mark = Some(now);
     let (index, _) = sentsync::refresh(imap, a, &dirs.state, now).await?;
@@ -340,7 +420,7 @@ async fn refresh_sieve(
     let fingerprint = lists.fingerprint();
     let fp_file = crate::paths::account_file(&dirs.state, "sieve", &a.name, "fingerprint");
     if std::fs::read_to_string(&fp_file).ok().as_deref() == Some(fingerprint.as_str()) {
-        return Ok(());
+        return Ok(true);
     }
     let upload = async {
         let mut s = crate::managesieve::Session::connect(a, secret).await?;
@@ -360,7 +440,7 @@ async fn refresh_sieve(
         }
         Err(e) => warn!(account = %a.name, "sieve: could not refresh the server-side script: {e}"),
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Classify new messages and move the backscatter. Before moving, the sent
@@ -486,4 +566,27 @@ async fn origins_of(imap: &mut Imap, uids: &[u32]) -> Result<Vec<Evidence>, Imap
         .filter_map(|f| f.body())
         .filter_map(origin::evidence)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_look_after_a_wake_teaches() {
+        use IdleOutcome::*;
+        // New mail after a push: the server pushes.
+        assert_eq!(learn(Push::Unknown, NewData, true), Push::Pushes);
+        // New mail found by a timed look, never announced: it does not.
+        assert_eq!(learn(Push::Unknown, Refresh, true), Push::Silent);
+        assert_eq!(learn(Push::Pushes, Silent, true), Push::Silent);
+        // Announced in a command's reply before IDLE: proves nothing.
+        assert_eq!(learn(Push::Unknown, Announced, true), Push::Unknown);
+        assert_eq!(learn(Push::Silent, Announced, true), Push::Silent);
+        // Nothing new: nothing learnt.
+        assert_eq!(learn(Push::Silent, Refresh, false), Push::Silent);
+        assert_eq!(learn(Push::Pushes, NewData, false), Push::Pushes);
+        // A server that starts pushing is trusted again.
+        assert_eq!(learn(Push::Silent, NewData, true), Push::Pushes);
+    }
 }

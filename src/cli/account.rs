@@ -19,8 +19,10 @@ pub enum AccountCommand {
     /// Connect, log in, and show what backscatter will use.
     ///
     /// Prints the server's capabilities (IDLE, MOVE, UIDPLUS, SPECIAL-USE),
-    /// the Sent mailbox(es) read for the sent index, the quarantine
-    /// mailbox, and anything missing.
+    /// its personal namespace, and the mailboxes as that server spells
+    /// them: the Sent mailbox(es) read for the sent index, the watched
+    /// ones and the quarantine; then anything missing. Exits 2 when a
+    /// configured sent or watched mailbox does not exist.
     Check {
         #[arg(long)]
         account: Option<String>,
@@ -71,6 +73,8 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
         let mut imap = crate::imap::connect(&a, &secret)
             .await
             .map_err(|e| Error::Runtime(e.to_string()))?;
+        // Every name as this server spells it.
+        let a = imap.resolve_account(&a);
         writeln!(
             out,
             "Account \"{}\": logged in to {}:{} as {} ({}).",
@@ -98,20 +102,48 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
                 missing.push(format!("{cap}: {why}"));
             }
         }
+        let ns = imap.namespace().clone();
+        writeln!(
+            out,
+            "  Namespace:   personal prefix \"{}\", hierarchy delimiter {}",
+            ns.prefix,
+            ns.delimiter
+                .map_or("none".to_string(), |d| format!("\"{d}\""))
+        )
+        .map_err(w)?;
         let list = imap
             .list()
             .await
             .map_err(|e| Error::Runtime(e.to_string()))?;
+        let listed = |name: &str| {
+            crate::imap::names::is_inbox(name)
+                || list.iter().any(|m| m.selectable && m.name == name)
+        };
+        // A mailbox that must exist and does not: the check fails.
+        let mut absent = Vec::new();
         let sent = crate::sentsync::sent_mailboxes(&mut imap, &a).await;
         match &sent {
-            Ok(s) => writeln!(out, "  Sent:        {}", s.join(", ")).map_err(w)?,
+            Ok(s) => {
+                writeln!(out, "  Sent:        {}", s.join(", ")).map_err(w)?;
+                for m in s.iter().filter(|m| !listed(m)) {
+                    absent.push(format!(
+                        "the Sent mailbox \"{m}\" (sent) does not exist on the server"
+                    ));
+                }
+            }
             Err(crate::sentsync::SyncError::NoSentMailbox(m)) => {
                 writeln!(out, "  Sent:        none found").map_err(w)?;
-                missing.push(m.clone());
+                absent.push(m.clone());
             }
             Err(crate::sentsync::SyncError::Imap(e)) => return Err(Error::Runtime(e.to_string())),
         }
-        let q_exists = list.iter().any(|m| m.name == a.quarantine);
+        writeln!(out, "  Watched:     {}", a.watch.join(", ")).map_err(w)?;
+        for m in a.watch.iter().filter(|m| !listed(m)) {
+            absent.push(format!(
+                "the watched mailbox \"{m}\" (watch) does not exist on the server"
+            ));
+        }
+        let q_exists = listed(&a.quarantine);
         writeln!(
             out,
             "  Quarantine:  {} ({})",
@@ -123,7 +155,7 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
             }
         )
         .map_err(w)?;
-        if sent.is_ok() {
+        if absent.is_empty() {
             match crate::clean::sent_index(&mut imap, &a, &dirs).await {
                 Ok((_, stats)) => writeln!(
                     out,
@@ -172,14 +204,24 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
             }
         }
         imap.logout().await;
-        if missing.is_empty() {
+        if missing.is_empty() && absent.is_empty() {
             writeln!(out, "Everything backscatter needs is there.").map_err(w)?;
-        } else {
+        } else if !missing.is_empty() {
             writeln!(out, "Missing:").map_err(w)?;
             for m in &missing {
                 writeln!(out, "  - {m}").map_err(w)?;
             }
         }
-        Ok(ExitCode::SUCCESS)
+        if absent.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            // Configuration that names what is not there: exit 2, like
+            // every other configuration problem.
+            Err(Error::Usage(format!(
+                "account \"{}\" is not usable as configured: {}",
+                a.name,
+                absent.join("; ")
+            )))
+        }
     })
 }

@@ -170,6 +170,9 @@ async fn gather(
 ) -> Result<(Vec<Record>, Vec<Record>), clean::CleanError> {
     crate::lexicon::prefer_speed();
     let mut imap = imap::connect(a, secret).await?;
+    // Every name as this server spells it (namespace, delimiter).
+    let a = &imap.resolve_account(a);
+    let mailbox = &imap.resolve(mailbox);
     let (sent, _) = clean::sent_index(&mut imap, a, dirs).await?;
     let ctx = Context {
         sent: &sent,
@@ -193,7 +196,7 @@ async fn gather(
     }
     // The mailbox: headers first, whole messages only where a machine may
     // have written them.
-    imap.examine(mailbox).await?;
+    imap.open_named(mailbox, true).await?;
     let uids = imap.uid_search(&search_query(since)).await?;
     let mut candidates = Vec::new();
     for chunk in uids.chunks(1000) {

@@ -59,6 +59,9 @@ pub enum SieveCommand {
         /// first) instead of the account's Sent mailbox. Without dates,
         /// every one is also searched for in message bodies (from Sent,
         /// only those of the last 7 days are: bounces come within days).
+        /// Nothing is asked of the server then, so the quarantine is named
+        /// as configured: write it as the server spells it (e.g.
+        /// "INBOX.Backscatter" on Cyrus and Courier).
         #[arg(long, value_name = "FILE")]
         sent_ids: Option<PathBuf>,
     },
@@ -112,23 +115,26 @@ fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
     ))
 }
 
-/// The sent lists from the account's Sent mailboxes (through the cache).
+/// The sent lists from the account's Sent mailboxes (through the cache),
+/// and the account with its mailbox names as the server spells them (the
+/// script files into the same quarantine the agent moves to).
 fn sent_lists_from_imap(
     a: &crate::config::Account,
     secret: &crate::secret::Secret,
-) -> Result<crate::sieve::SentLists, Error> {
+) -> Result<(crate::sieve::SentLists, crate::config::Account), Error> {
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
     runtime()?.block_on(async {
         let mut imap = crate::imap::connect(a, secret)
             .await
             .map_err(|e| Error::Runtime(e.to_string()))?;
-        let (index, _) = crate::clean::sent_index(&mut imap, a, &dirs)
+        let a = imap.resolve_account(a);
+        let (index, _) = crate::clean::sent_index(&mut imap, &a, &dirs)
             .await
             .map_err(clean_error)?;
         imap.logout().await;
-        Ok::<_, Error>(crate::sieve::SentLists::from_index(
-            &index,
-            crate::clean::now(),
+        Ok::<_, Error>((
+            crate::sieve::SentLists::from_index(&index, crate::clean::now()),
+            a,
         ))
     })
 }
@@ -147,9 +153,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
     let a = account(&cfg, name.as_deref())?.clone();
     let secret = secret(&a)?;
     let state_path = state_file(&a)?;
-    let lists = match args {
+    let (lists, a) = match args {
         SieveCommand::Install { .. } => sent_lists_from_imap(&a, &secret)?,
-        _ => Default::default(),
+        _ => (Default::default(), a),
     };
     // The user's rules for the server: checked by the agent's engine.
     let rules_text = match &args {
@@ -370,7 +376,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     };
     let cfg = load_config(config)?;
     let a = account(&cfg, name.as_deref())?.clone();
-    let lists = match &sent_ids {
+    let (lists, a) = match &sent_ids {
         Some(f) => {
             let ids: Vec<String> = std::fs::read_to_string(f)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
@@ -379,11 +385,16 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string)
                 .collect();
-            crate::sieve::SentLists {
-                scan_ids: ids.len(),
-                ids,
-                recipients: Vec::new(),
-            }
+            // Offline: the quarantine name as configured (it is not
+            // checked against the server's namespace).
+            (
+                crate::sieve::SentLists {
+                    scan_ids: ids.len(),
+                    ids,
+                    recipients: Vec::new(),
+                },
+                a,
+            )
         }
         None => sent_lists_from_imap(&a, &secret(&a)?)?,
     };

@@ -118,7 +118,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             let (dirs, rx, events) = (dirs.clone(), rx.clone(), events.clone());
             let name = a.name.clone();
             set.spawn(async move {
-                let r = watch_mailbox(a, s, mb, dirs, Timing::default(), rx, Some(events)).await;
+                let r = watch_mailbox(a, s, mb, dirs, Timing::from_env(), rx, Some(events)).await;
                 (name, r)
             });
         }
@@ -176,6 +176,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         };
         tokio::pin!(signal);
         let mut failed = Vec::new();
+        let mut config_only = true;
         let mut stopping = false;
         loop {
             tokio::select! {
@@ -188,10 +189,14 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                     None => break,
                     Some(Ok((name, Err(e)))) => {
                         error!(account = %name, "stopped: {e}");
+                        config_only &= matches!(e, crate::clean::CleanError::Config(_));
                         failed.push(format!("{name}: {e}"));
                     }
                     Some(Ok((_, Ok(())))) => {}
-                    Some(Err(e)) => failed.push(format!("a watcher crashed: {e}")),
+                    Some(Err(e)) => {
+                        config_only = false;
+                        failed.push(format!("a watcher crashed: {e}"));
+                    }
                 },
             }
         }
@@ -199,10 +204,14 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         if stopping || failed.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
-            Err(Error::Runtime(format!(
-                "every watched account stopped: {}",
-                failed.join("; ")
-            )))
+            let m = format!("every watched account stopped: {}", failed.join("; "));
+            // A mailbox that does not exist is a configuration error (2),
+            // as in `clean` and `account check`.
+            Err(if config_only {
+                Error::Usage(m)
+            } else {
+                Error::Runtime(m)
+            })
         }
     })
 }

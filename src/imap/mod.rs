@@ -6,6 +6,7 @@
 //! This is I/O; the decisions (what to fetch, what to move) are made by the
 //! pure modules `skeleton`, `classify` and `plan`.
 
+pub mod names;
 pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};
@@ -59,6 +60,9 @@ pub enum ErrorKind {
     No,
     /// The connection dropped or timed out.
     Lost,
+    /// A mailbox the user named does not exist (LIST does not show it):
+    /// a configuration problem, not worth retrying.
+    Missing,
     Protocol,
 }
 
@@ -80,6 +84,9 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
 /// The server's own words from async-imap's NO/BAD text, which looks like
 /// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
 fn server_text(m: &str) -> String {
+    if m.contains("information: None") || m.contains("info: None") {
+        return "no reason given".into();
+    }
     for key in ["information: Some(\"", "info: Some(\""] {
         if let Some(i) = m.find(key) {
             let rest = &m[i + key.len()..];
@@ -97,7 +104,7 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
     match e {
         E::No(m) => err(
             ErrorKind::No,
-            format!("the server refused to {what}: {}", m.trim()),
+            format!("the server refused to {what}: {}", server_text(&m)),
         ),
         E::Bad(m) => err(
             ErrorKind::Protocol,
@@ -255,6 +262,26 @@ fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         .map(|(_, r)| r.trim_end_matches(')').to_string())
         .unwrap_or_else(|| detail.trim().to_string());
     let r = reason.to_lowercase();
+    if r.contains("wrong version number")
+        || r.contains("packet length too long")
+        || r.contains("record layer failure")
+        || r.contains("http request")
+    {
+        return format!(
+            "{host}:{port} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
+        );
+    }
+    if !(r.contains("certificate")
+        || r.contains("verify")
+        || r.contains("self-signed")
+        || r.contains("self signed")
+        || r.contains("issuer")
+        || r.contains("expired")
+        || r.contains("not yet valid")
+        || r.contains("mismatch"))
+    {
+        return format!("the TLS handshake with {host}:{port} failed: {reason} (check the host, port and tls settings)");
+    }
     let hint = if r.contains("expired") {
         "the server's certificate has expired; its administrator must renew it"
     } else if r.contains("not yet valid") {
@@ -308,6 +335,8 @@ pub struct Imap {
     session: async_imap::Session<Conn>,
     caps: HashSet<String>,
     pub account: String,
+    /// The personal namespace every configured name is resolved against.
+    namespace: names::Namespace,
 }
 
 /// Drain pushed responses; did any announce new messages?
@@ -330,7 +359,11 @@ fn new_mail_announced(
 /// Why an IDLE ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleOutcome {
-    /// The server pushed something (EXISTS, EXPUNGE, ...): look.
+    /// New mail was announced before IDLE began (in the reply to an
+    /// earlier command): look, without IDLE.
+    Announced,
+    /// The server pushed something (EXISTS, EXPUNGE, ...) during IDLE:
+    /// look.
     NewData,
     /// Time to re-IDLE (before the server's 29-minute limit).
     Refresh,
@@ -430,15 +463,29 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             .await
             {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => {
+                Ok(Err(async_imap::error::Error::No(m))) => {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} does not offer STARTTLS: refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
-                            a.host, a.port
+                            "{}:{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
+                            a.host,
+                            a.port,
+                            server_text(&m)
                         ),
                     ))
                 }
+                Ok(Err(async_imap::error::Error::Bad(m))) => {
+                    return Err(err(
+                        ErrorKind::Tls,
+                        format!(
+                            "{}:{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
+                            a.host,
+                            a.port,
+                            server_text(&m)
+                        ),
+                    ))
+                }
+                Ok(Err(e)) => return Err(map_err("start TLS (STARTTLS)", e)),
                 Err(_) => return Err(err(ErrorKind::Lost, "STARTTLS timed out")),
             }
             let Conn::Plain(tcp) = c.into_inner() else {
@@ -488,6 +535,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         session,
         caps: HashSet::new(),
         account: a.name.clone(),
+        namespace: names::Namespace::default(),
     };
     let caps = timed("read capabilities", imap.session.capabilities()).await?;
     imap.caps = caps
@@ -495,7 +543,42 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         .map(|c| format!("{c:?}"))
         .map(|s| capability_name(&s))
         .collect();
+    imap.namespace = imap.read_namespace().await?;
     Ok(imap)
+}
+
+/// Send `NAMESPACE` on the raw connection and read up to its tagged
+/// reply (at most 64 KiB): the personal namespace, or `None` when the
+/// server answered NO/BAD or sent nothing readable.
+async fn raw_namespace(conn: &mut Conn) -> io::Result<Option<names::Namespace>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TAG: &str = "BSNS1";
+    conn.write_all(format!("{TAG} NAMESPACE\r\n").as_bytes())
+        .await?;
+    conn.flush().await?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "bytes remaining in stream",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        let done = text.ends_with("\r\n")
+            && text
+                .split("\r\n")
+                .any(|l| l.starts_with(&format!("{TAG} ")));
+        if done {
+            return Ok(text.split("\r\n").find_map(names::parse_namespace));
+        }
+        if buf.len() > 64 * 1024 {
+            return Ok(None);
+        }
+    }
 }
 
 /// async-imap's `Capability` Debug forms (`Imap4rev1`, `Auth("PLAIN")`,
@@ -511,23 +594,129 @@ fn capability_name(debug: &str) -> String {
 }
 
 async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<(), ImapError> {
-    match tokio::time::timeout(connect_timeout(), c.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => Err(err(
+    // A server that waits for a TLS ClientHello sends no greeting: after
+    // a short wait, find out whether the port speaks TLS from the first
+    // byte (IMAPS) instead of waiting the full timeout.
+    let first_wait = if a.tls == TlsMode::Implicit {
+        connect_timeout()
+    } else {
+        connect_timeout().min(Duration::from_secs(3))
+    };
+    let greeting = match tokio::time::timeout(first_wait, c.read_response()).await {
+        Ok(r) => r,
+        Err(_) if a.tls != TlsMode::Implicit => {
+            if speaks_tls(&a.host, a.port).await {
+                return Err(err(
+                    ErrorKind::Connect,
+                    format!(
+                        "{}:{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
+                        a.host, a.port
+                    ),
+                ));
+            }
+            match tokio::time::timeout(connect_timeout() - first_wait, c.read_response()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!(
+                            "{}:{} sent no greeting within {} s (is this the IMAP port?)",
+                            a.host,
+                            a.port,
+                            connect_timeout().as_secs()
+                        ),
+                    ))
+                }
+            }
+        }
+        Err(_) => {
+            return Err(err(
+                ErrorKind::Lost,
+                format!(
+                    "{}:{} sent no greeting within {} s (is this the IMAP port?)",
+                    a.host,
+                    a.port,
+                    connect_timeout().as_secs()
+                ),
+            ))
+        }
+    };
+    match greeting {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(err(
             ErrorKind::Lost,
             format!(
                 "{}:{} closed the connection before greeting",
                 a.host, a.port
             ),
         )),
-        Ok(Err(e)) => Err(err(
-            ErrorKind::Lost,
-            format!("reading the greeting of {}:{} failed: {e}", a.host, a.port),
+        Err(e) => Err(err(
+            ErrorKind::Protocol,
+            not_imap(&a.host, a.port, &e.to_string()),
         )),
-        Err(_) => Err(err(
-            ErrorKind::Lost,
-            format!("{}:{} sent no greeting", a.host, a.port),
-        )),
+    }
+}
+
+/// Does `host:port` complete a TLS handshake? A probe on a connection of
+/// its own (no certificate check: nothing is sent over it), at most 5 s.
+async fn speaks_tls(host: &str, port: u16) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    let probe = async {
+        let tcp = TcpStream::connect((host, port)).await.ok()?;
+        let c = tokio_native_tls::native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true)
+            .build()
+            .ok()?;
+        tokio_native_tls::TlsConnector::from(c)
+            .connect(host, tcp)
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), probe).await,
+        Ok(Some(_))
+    )
+}
+
+/// One sentence for a greeting that is not IMAP, naming the likely
+/// mistake from what the server said: async-imap's parse error carries
+/// the bytes as `during parsing of "…"`.
+fn not_imap(host: &str, port: u16, error: &str) -> String {
+    let said = error
+        .split_once("during parsing of \"")
+        .map(|(_, r)| r.trim_end_matches('"'))
+        .unwrap_or("")
+        .replace("\\r", " ")
+        .replace("\\n", " ")
+        .replace("\\\"", "\"");
+    let said = said.trim();
+    let up = said.to_ascii_uppercase();
+    let what = if up.starts_with("\"IMPLEMENTATION\"") || up.starts_with("\"SIEVE\"") {
+        "a ManageSieve server (its port belongs in [accounts.NAME.sieve])"
+    } else if up.starts_with("220 ") && up.contains("LMTP") {
+        "an LMTP server"
+    } else if up.starts_with("220 ") {
+        "an SMTP or LMTP server"
+    } else if up.starts_with("+OK") {
+        "a POP3 server"
+    } else if up.starts_with("SSH-") {
+        "an SSH server"
+    } else if up.starts_with("HTTP/") {
+        "a web server"
+    } else {
+        "not an IMAP server"
+    };
+    let excerpt: String = said
+        .chars()
+        .take(50)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if excerpt.is_empty() {
+        format!("{host}:{port} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
+    } else {
+        let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
+        format!("{host}:{port} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
     }
 }
 
@@ -615,7 +804,7 @@ impl Imap {
                     }
                 }
                 MailboxInfo {
-                    name: n.name().to_string(),
+                    name: names::decode_lossless(n.name()),
                     special_use: special,
                     selectable,
                 }
@@ -626,18 +815,43 @@ impl Imap {
     /// SELECT (read-write) a mailbox.
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.select(mailbox)).await?;
+        let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
             uid_next: m.uid_next.unwrap_or(0),
         })
+    }
+
+    /// SELECT (or with `read_only` EXAMINE) a mailbox the user named; one
+    /// that the server refuses and LIST does not show is reported as
+    /// [`ErrorKind::Missing`], one sentence naming it.
+    pub async fn open_named(
+        &mut self,
+        mailbox: &str,
+        read_only: bool,
+    ) -> Result<Selected, ImapError> {
+        let r = if read_only {
+            self.examine(mailbox).await
+        } else {
+            self.select(mailbox).await
+        };
+        match r {
+            Err(e) if e.kind == ErrorKind::No && !self.mailbox_exists(mailbox).await? => Err(err(
+                ErrorKind::Missing,
+                format!(
+                    "mailbox \"{mailbox}\" does not exist on account \"{}\" (check the name with `backscatter account check`)",
+                    self.account
+                ),
+            )),
+            r => r,
+        }
     }
 
     /// EXAMINE (read-only) a mailbox.
     pub async fn examine(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.examine(mailbox)).await?;
+        let m = timed(&what, self.session.examine(names::encode(mailbox))).await?;
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
@@ -645,18 +859,124 @@ impl Imap {
         })
     }
 
-    /// Create a mailbox; an existing one is fine.
+    /// Make sure a mailbox (a resolved name, UTF-8) exists, decided by the
+    /// protocol rather than by the wording of a reply: INBOX always exists
+    /// and is never created (UW imapd refuses to); a mailbox LIST shows is
+    /// there; otherwise CREATE, and a NO to CREATE still counts as success
+    /// when a LIST after it shows the mailbox (Courier answers `NO Cannot
+    /// create this folder.` for one that exists, others race us).
     pub async fn ensure_mailbox(&mut self, mailbox: &str) -> Result<(), ImapError> {
+        if names::is_inbox(mailbox) || self.mailbox_exists(mailbox).await? {
+            return Ok(());
+        }
         let what = format!("create mailbox \"{mailbox}\"");
-        match timed(&what, self.session.create(mailbox)).await {
+        match timed(&what, self.session.create(names::encode(mailbox))).await {
             Ok(()) => Ok(()),
-            Err(e)
-                if e.kind == ErrorKind::No && e.message.to_ascii_uppercase().contains("EXISTS") =>
-            {
-                Ok(())
+            Err(e) if e.kind == ErrorKind::No => {
+                if self.mailbox_exists(mailbox).await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Does LIST show this mailbox (a resolved name, UTF-8) as one that
+    /// can be selected? INBOX always exists.
+    pub async fn mailbox_exists(&mut self, mailbox: &str) -> Result<bool, ImapError> {
+        if names::is_inbox(mailbox) {
+            return Ok(true);
+        }
+        let wire = names::encode(mailbox);
+        let what = format!("look up mailbox \"{mailbox}\"");
+        let found = timed(&what, async {
+            self.session
+                .list(Some(""), Some(&wire))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(found.iter().any(|n| {
+            n.name() == wire
+                && !n.attributes().iter().any(|a| {
+                    matches!(a, NameAttribute::NoSelect)
+                        || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
+                })
+        }))
+    }
+
+    /// The personal namespace (NAMESPACE, RFC 2342) every configured name
+    /// is resolved against.
+    pub fn namespace(&self) -> &names::Namespace {
+        &self.namespace
+    }
+
+    /// The server's name (UTF-8) of a mailbox as the user configured it:
+    /// see [`names::resolve`].
+    pub fn resolve(&self, configured: &str) -> String {
+        names::resolve(configured, &self.namespace)
+    }
+
+    /// The account with every mailbox it names (quarantine, sent, watch)
+    /// resolved against this server's namespace.
+    pub fn resolve_account(&self, a: &Account) -> Account {
+        let mut r = a.clone();
+        r.quarantine = self.resolve(&a.quarantine);
+        r.sent = a
+            .sent
+            .as_ref()
+            .map(|v| v.iter().map(|m| self.resolve(m)).collect());
+        r.watch = a.watch.iter().map(|m| self.resolve(m)).collect();
+        r
+    }
+
+    /// Ask for NAMESPACE (RFC 2342) where offered, else learn only the
+    /// hierarchy delimiter from `LIST "" ""` (no prefix). async-imap cannot
+    /// parse a NAMESPACE reply, so the command goes over the connection
+    /// directly, between two async-imap commands (nothing is buffered
+    /// then).
+    async fn read_namespace(&mut self) -> Result<names::Namespace, ImapError> {
+        if self.has("NAMESPACE") {
+            match tokio::time::timeout(command_timeout(), raw_namespace(self.session.get_mut()))
+                .await
+            {
+                Ok(Ok(Some(ns))) => return Ok(ns),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!("{} while trying to read the namespace", io_text(&e)),
+                    ))
+                }
+                Err(_) => {
+                    return Err(err(
+                        ErrorKind::Lost,
+                        format!(
+                        "the server did not answer within {} s while trying to read the namespace",
+                        command_timeout().as_secs()
+                    ),
+                    ))
+                }
+            }
+        }
+        let root = timed("read the hierarchy delimiter", async {
+            self.session
+                .list(Some(""), Some(""))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        Ok(names::Namespace {
+            delimiter: root
+                .first()
+                .and_then(|n| n.delimiter())
+                .and_then(|d| d.chars().next()),
+            ..names::Namespace::default()
+        })
     }
 
     /// UID SEARCH, sorted ascending.
@@ -693,7 +1013,7 @@ impl Imap {
         let set = uid_set(uids);
         let what = format!("move messages to \"{dest}\"");
         if self.has("MOVE") && std::env::var_os("BACKSCATTER_TEST_NO_MOVE").is_none() {
-            timed(&what, self.session.uid_mv(&set, dest)).await?;
+            timed(&what, self.session.uid_mv(&set, names::encode(dest))).await?;
         } else {
             if !self.has("UIDPLUS") {
                 return Err(err(
@@ -701,7 +1021,7 @@ impl Imap {
                     "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
                 ));
             }
-            timed(&what, self.session.uid_copy(&set, dest)).await?;
+            timed(&what, self.session.uid_copy(&set, names::encode(dest))).await?;
             self.uid_delete(uids).await?;
         }
         self.drain_unsolicited();
@@ -793,18 +1113,19 @@ impl Imap {
         // or while it starts. Look there first, or that mail would wait for
         // the next push.
         if new_mail_announced(&self.session.unsolicited_responses) {
-            return Ok((self, IdleOutcome::NewData));
+            return Ok((self, IdleOutcome::Announced));
         }
         let Imap {
             session,
             caps,
             account,
+            namespace,
         } = self;
         let announced = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         timed("start IDLE", handle.init()).await?;
         let outcome = if new_mail_announced(&announced) {
-            IdleOutcome::NewData
+            IdleOutcome::Announced
         } else {
             let (wait, interrupt) = handle.wait_with_timeout(silent);
             let outcome = tokio::select! {
@@ -825,6 +1146,7 @@ impl Imap {
             session,
             caps,
             account,
+            namespace,
         };
         imap.drain_unsolicited();
         Ok((imap, outcome))

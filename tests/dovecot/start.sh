@@ -14,6 +14,9 @@
 #                        picked by the kernel; SIEVES_PORT is ManageSieve over implicit TLS)
 #   DOVECOT_EXTRA_CONF   text appended to dovecot.conf (e.g. "plugin { sieve_extensions = -include }")
 #   DOVECOT_MAIL_FORMAT  maildir (default) | mdbox
+#   DOVECOT_NS_PREFIX    the personal namespace's prefix (default empty; "INBOX." gives the layout of
+#                        Cyrus and Courier, every folder under INBOX)
+#   DOVECOT_NS_SEPARATOR its hierarchy separator (default /)
 #   DOVECOT_MAIL_USER    mail owner when run as root (default nobody)
 #   DOVECOT_DEBUG=1      mail/auth debug logging into DIR/log/dovecot.log
 #   DOVECOT_WAIT_S       seconds to wait for the greetings (default 20)
@@ -181,7 +184,8 @@ mail_fsync = never
 maildir_very_dirty_syncs = yes
 namespace inbox {
   inbox = yes
-  separator = /
+  prefix = ${DOVECOT_NS_PREFIX:-}
+  separator = ${DOVECOT_NS_SEPARATOR:-/}
   mailbox Drafts {
     special_use = \\Drafts
     auto = subscribe

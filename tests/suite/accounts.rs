@@ -204,10 +204,14 @@ fn clean_restore_and_check_from_the_command_line() {
 
     // A missing mailbox, a wrong password, a usage error: one line, the
     // right exit status, no secret.
+    // A mailbox that does not exist is a usage/configuration error (2).
     let o = cli(&dir, &cfg, "bobpw", &["clean", "--mailbox", "Nope"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("Nope") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("\"Nope\" does not exist") && err.lines().count() == 1,
+        "{err}"
+    );
     let o = cli(&dir, &cfg, "bobpw", &["clean", "--mailbox", "Backscatter"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("is the quarantine mailbox"));
@@ -278,10 +282,11 @@ fn no_sent_mailbox_is_a_configuration_error() {
     let dir = tempdir("nosent");
     let cfg = write_config(&dir, &dc, "carol", "sent = [\"Does Not Exist\"]\n");
     let o = cli(&dir, &cfg, "carolpw", &["clean"]);
-    // A configured Sent mailbox that does not exist: the server says NO.
-    assert_eq!(o.status.code(), Some(1));
+    // A configured Sent mailbox that does not exist: a configuration
+    // error (2), one sentence naming it.
+    assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o.stderr).contains("Does Not Exist"),
+        text(&o.stderr).contains("\"Does Not Exist\" does not exist"),
         "{}",
         text(&o.stderr)
     );

@@ -73,6 +73,9 @@ pub struct Options {
     pub debug: bool,
     /// appended to dovecot.conf
     pub extra_conf: Option<String>,
+    /// the personal namespace's prefix and separator (default `""` and
+    /// `/`); `("INBOX.", '.')` is the layout of Cyrus and Courier
+    pub namespace: Option<(String, char)>,
 }
 
 /// A running throw-away Dovecot. Stopped and deleted on drop.
@@ -393,6 +396,10 @@ fn run_start(
     }
     if let Some(extra) = &options.extra_conf {
         cmd.env("DOVECOT_EXTRA_CONF", extra);
+    }
+    if let Some((prefix, sep)) = &options.namespace {
+        cmd.env("DOVECOT_NS_PREFIX", prefix)
+            .env("DOVECOT_NS_SEPARATOR", sep.to_string());
     }
     if let Some([imap, imaps, sieve, lmtp, sieves]) = ports {
         cmd.env("SIEVES_PORT", sieves.to_string())

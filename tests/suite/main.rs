@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agent;
+mod arrivals;
 mod cli;
 mod cyrus;
 mod flood;
@@ -12,9 +13,12 @@ mod golden;
 mod harness;
 mod hostile;
 mod languages;
+mod names;
 mod on_cyrus;
+mod ports;
 mod properties;
 mod provenance;
+mod quirks;
 mod realistic;
 mod report;
 mod rules;

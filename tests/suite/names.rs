@@ -1,0 +1,263 @@
+//! Mailbox names against a real Dovecot: the personal namespace (RFC 2342)
+//! of Cyrus and Courier (`prefix = INBOX.`, `separator = .`, set up in
+//! Dovecot), UTF-8 folder names as users write them (modified UTF-7 on the
+//! wire, RFC 3501 §5.1.3), the installed Sieve script filing into the same
+//! folder the agent moves to, and mailboxes that do not exist.
+
+use crate::harness::{lmtp_deliver, Dovecot, Options};
+use backscatter::classify::Decision;
+use std::path::{Path, PathBuf};
+
+fn config(dir: &Path, dc: &Dovecot, extra: &str) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n{extra}\n[accounts.alice.sieve]\nport = {}\n",
+            dc.imap_port, dc.sieve_port
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn cli(dir: &Path, cfg: &Path, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let o = crate::util::backscatter(dir, cfg, args)
+        .env("PW", "alicepw")
+        .output()
+        .unwrap();
+    (
+        o.status,
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn json_field(out: &str, key: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key}: {out}"))
+}
+
+/// Every mailbox LIST shows, in UTF-8 (the harness decodes nothing: these
+/// are the names as the server has them, compared in their wire form).
+fn listed(dc: &Dovecot) -> Vec<String> {
+    let mut imap = dc.imap("alice");
+    let r = imap.command("LIST \"\" \"*\"").unwrap();
+    r.untagged
+        .iter()
+        .filter(|u| u.kind == "LIST")
+        .filter_map(|u| {
+            let v = u.values().ok()?;
+            Some(String::from_utf8_lossy(v.last()?.bytes()?).into_owned())
+        })
+        .collect()
+}
+
+/// Cyrus and Courier keep every folder under `INBOX.`: a configured
+/// `quarantine = "Rückläufer/Spam"` and `sent = ["Sent"]` are
+/// `INBOX.Rückläufer.Spam` and `INBOX.Sent` there, for clean (twice: the
+/// quarantine then exists), restore, and the Sieve script delivered
+/// through LMTP.
+#[test]
+fn names_follow_the_inbox_dot_namespace_of_cyrus_and_courier() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("names_inbox_dot");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        namespace: Some(("INBOX.".into(), '.')),
+        ..Options::default()
+    });
+    let f = crate::flood::flood(120);
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX.Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let dir = crate::sweep::tempdir("names-inbox-dot");
+    let cfg = config(
+        &dir,
+        &dc,
+        "quarantine = \"Rückläufer/Spam\"\nsent = [\"Sent\"]\n",
+    );
+    let before = listed(&dc);
+    // Nothing at the root: the prefix is not optional on such servers.
+    assert!(before.iter().all(|n| n.starts_with("INBOX")), "{before:?}");
+
+    let (st, out, err) = cli(&dir, &cfg, &["account", "check"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains("personal prefix \"INBOX.\", hierarchy delimiter \".\""),
+        "{out}"
+    );
+    assert!(out.contains("Sent:        INBOX.Sent\n"), "{out}");
+    assert!(out.contains("Watched:     INBOX\n"), "{out}");
+    assert!(
+        out.contains("Quarantine:  INBOX.Rückläufer.Spam (will be created"),
+        "{out}"
+    );
+
+    let forged = f
+        .expected
+        .values()
+        .filter(|d| **d == Decision::Backscatter)
+        .count() as u64;
+    let (st, out, err) = cli(&dir, &cfg, &["clean", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(json_field(&out, "quarantined"), forged, "{out}");
+    let mut imap = dc.imap("alice");
+    assert_eq!(
+        imap.status("INBOX.Rückläufer.Spam").0 as u64,
+        forged,
+        "moved into the prefixed, UTF-7 encoded folder"
+    );
+    drop(imap);
+    let after = listed(&dc);
+    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    // The folder (and its parent level), with the server's names for them.
+    assert_eq!(
+        new,
+        ["INBOX.R&APw-ckl&AOQ-ufer", "INBOX.R&APw-ckl&AOQ-ufer.Spam"],
+        "{after:?}"
+    );
+
+    // Again: the quarantine exists now; nothing else to move.
+    let (st, out, err) = cli(&dir, &cfg, &["clean", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(json_field(&out, "quarantined"), 0, "{out}");
+
+    // The script files into the same folder, named in UTF-8.
+    let (st, script, err) = cli(&dir, &cfg, &["sieve", "generate"]);
+    assert!(st.success(), "{err}");
+    assert!(script.contains("\"INBOX.Rückläufer.Spam\""), "{script}");
+    let (st, out, err) = cli(&dir, &cfg, &["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    let mut delivered = 0;
+    for m in f
+        .inbox
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| f.expected[&format!("<flood-{i}@test.invalid>")] == Decision::Backscatter)
+        .map(|(_, m)| m)
+        .take(15)
+    {
+        lmtp_deliver(dc.lmtp_port, "", "alice@example.test", m).unwrap();
+        delivered += 1;
+    }
+    let mut imap = dc.imap("alice");
+    let in_q = imap.status("INBOX.Rückläufer.Spam").0 as u64 - forged;
+    eprintln!("LMTP: {in_q} of {delivered} forged responses filed by the server's Sieve");
+    assert!(
+        in_q > 0,
+        "the installed script filed nothing into quarantine"
+    );
+    let log = std::fs::read_to_string(&dc.log_file).unwrap_or_default();
+    assert!(
+        !log.contains("Mailbox doesn't exist") && !log.contains("fileinto action: failed"),
+        "a Sieve delivery failed: {log}"
+    );
+    drop(imap);
+    assert_eq!(
+        listed(&dc).len(),
+        after.len(),
+        "Sieve created no second folder"
+    );
+
+    // Everything back where it came from.
+    let (st, out, err) = cli(&dir, &cfg, &["restore", "--all"]);
+    assert!(st.success(), "{out}{err}");
+    let mut imap = dc.imap("alice");
+    assert_eq!(imap.status("INBOX.Rückläufer.Spam").0 as u64, in_q);
+}
+
+/// The default layout (no prefix, `/`): UTF-8 names as the user writes
+/// them reach the server in modified UTF-7; a missing sent or watched
+/// mailbox fails `account check` with exit 2, and `clean --mailbox` of a
+/// missing one is one sentence naming it.
+#[test]
+fn utf8_names_and_missing_mailboxes() {
+    let Some(dc) = Dovecot::start_or_skip("names_utf8") else {
+        return;
+    };
+    let f = crate::flood::flood(60);
+    let mut imap = dc.imap("alice");
+    imap.create("Éléments envoyés");
+    imap.append_many("Éléments envoyés", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let dir = crate::sweep::tempdir("names-utf8");
+    let cfg = config(
+        &dir,
+        &dc,
+        "quarantine = \"Rückläufer/Spam\"\nsent = [\"Éléments envoyés\"]\n",
+    );
+    let (st, out, err) = cli(&dir, &cfg, &["account", "check"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("Sent:        Éléments envoyés\n"), "{out}");
+    assert!(out.contains("Quarantine:  Rückläufer/Spam"), "{out}");
+
+    let (st, out, err) = cli(&dir, &cfg, &["clean", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    let moved = json_field(&out, "quarantined");
+    assert!(moved > 0, "{out}");
+    assert!(
+        json_field(&out, "legitimate") > 0,
+        "bounces of mail in \"Éléments envoyés\" are kept: the sent index read it: {out}"
+    );
+    assert_eq!(dc.imap("alice").status("Rückläufer/Spam").0 as u64, moved);
+    assert!(listed(&dc).contains(&"R&APw-ckl&AOQ-ufer/Spam".to_string()));
+
+    // A mailbox that is not there, named on the command line.
+    let (st, out, err) = cli(&dir, &cfg, &["clean", "--mailbox", "Nope"]);
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+    assert!(
+        err.contains("\"Nope\"") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("code:") && !err.contains("Some("), "{err}");
+
+    // Missing sent and watched mailboxes fail the check.
+    let cfg = config(
+        &dir,
+        &dc,
+        "sent = [\"Gesendet\"]\nwatch = [\"INBOX\", \"Listen\"]\n",
+    );
+    let (st, out, err) = cli(&dir, &cfg, &["account", "check"]);
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("\"Gesendet\" (sent) does not exist")
+            && err.contains("\"Listen\" (watch) does not exist"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("Everything backscatter needs is there"),
+        "{out}"
+    );
+
+    // watch stops an account whose watched mailbox is missing, with one
+    // clear error, instead of retrying it as if the network were down.
+    let cfg = config(&dir, &dc, "watch = [\"Listen\"]\n");
+    let t = std::time::Instant::now();
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("watch kept retrying a mailbox that does not exist");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("mailbox \"Listen\" does not exist"), "{err}");
+    assert!(!err.contains("reconnecting"), "{err}");
+}

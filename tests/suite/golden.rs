@@ -47,6 +47,25 @@ fn diffs(c: &Case, v: &Verdict) -> Vec<&'static str> {
     d
 }
 
+/// The MTA family of a golden file: the corpus file prefix
+/// (`lhost-postfix-07.eml` is `lhost-postfix`, `arf-22.eml` is `arf`), or
+/// `extra/<source>` for the added samples, which are grouped by where they
+/// come from.
+pub fn family(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("tests/fixtures/extra/") {
+        let source = rest.split('/').next().unwrap_or(rest);
+        return format!("extra/{source}");
+    }
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.strip_suffix(".eml").unwrap_or(file);
+    match stem.rsplit_once('-') {
+        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            head.to_string()
+        }
+        _ => stem.to_string(),
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     total: usize,
@@ -54,6 +73,8 @@ struct Tally {
     kind_right: usize,
     with_id: usize,
     id_right: usize,
+    /// Verdict, kind and original Message-ID all as expected.
+    all_right: usize,
 }
 
 #[test]
@@ -67,6 +88,7 @@ fn golden_corpora() {
     let mut unexpected = Vec::new();
     let mut seen_known = BTreeSet::new();
     let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut families: BTreeMap<String, Tally> = BTreeMap::new();
     let mut n = 0;
     for dir in corpora() {
         for c in cases(&dir) {
@@ -88,6 +110,15 @@ fn golden_corpora() {
                 if !diffs(&c, &v).contains(&"original_message_id") {
                     t.id_right += 1;
                 }
+            }
+            let fam = families.entry(family(&path)).or_default();
+            fam.total += 1;
+            fam.detected += usize::from(v.verdict.as_str() == c.expected.verdict);
+            fam.kind_right += usize::from(kind_str(&v) == c.expected.kind);
+            fam.all_right += usize::from(diffs(&c, &v).is_empty());
+            if c.expected.original_message_id.is_some() {
+                fam.with_id += 1;
+                fam.id_right += usize::from(!diffs(&c, &v).contains(&"original_message_id"));
             }
             let failed = c.eml.with_extension("failed");
             let mut bad = Vec::new();
@@ -139,6 +170,22 @@ fn golden_corpora() {
             } else {
                 "-".into()
             }
+        );
+    }
+    eprintln!();
+    eprintln!(
+        "{:<28} {:>5} {:>8} {:>8} {:>10} {:>8}",
+        "family", "count", "verdict", "kind", "orig-id", "all"
+    );
+    for (fam, t) in &families {
+        eprintln!(
+            "{:<28} {:>5} {:>8} {:>8} {:>10} {:>8}",
+            fam,
+            t.total,
+            t.detected,
+            t.kind_right,
+            format!("{}/{}", t.id_right, t.with_id),
+            t.all_right
         );
     }
     let stale: Vec<_> = known.difference(&seen_known).collect();

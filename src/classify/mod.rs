@@ -58,6 +58,7 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         "Precedence",
         "X-Auto-Response-Suppress",
         "X-Failed-Recipients",
+        "List-Id",
     ]
     .into_iter()
     .map(str::to_string)
@@ -311,6 +312,9 @@ struct Facts {
     references: Vec<String>,
     /// Outer headers as (name, value) with folding collapsed.
     headers: Vec<(String, String)>,
+    /// Distributed by a mailing list (`List-Id:`, RFC 2919): the list
+    /// manager, not the author, wrote its `Precedence:` and the like.
+    list_mail: bool,
     /// `report-type` of a top-level `multipart/report`, lowercased.
     report_type: Option<String>,
     delivery_status: Option<DeliveryStatus>,
@@ -329,6 +333,9 @@ struct Facts {
 /// Header facts of an attached original.
 #[derive(Default)]
 struct OriginalHeaders {
+    /// A header only a feedback loop writes into the copy it returns
+    /// (`X-HmXmrOriginalRecipient: ...`), as `name: value`.
+    feedback_mark: Option<String>,
     message_id: Option<String>,
     recipients: Vec<String>,
     from: Option<String>,
@@ -339,6 +346,22 @@ struct OriginalHeaders {
 impl OriginalHeaders {
     fn from_message(m: &Message<'_>) -> OriginalHeaders {
         let mut recipients = Vec::new();
+        let lex: &Lexicon = &LEXICON;
+        let mut feedback_mark = None;
+        for name in lex.feedback_original_header_names() {
+            if let Some(v) = m.header_raw(name.as_str()) {
+                let v = collapse_ws(v.trim());
+                if lex.feedback_original_header(&name, &v).is_some() {
+                    // The complainant's address, as the loop recorded it.
+                    let n = normalize_address(&v);
+                    if n.contains('@') && !n.contains(char::is_whitespace) {
+                        recipients.push(n);
+                    }
+                    feedback_mark = Some(format!("{name}: {}", truncate_at_char(&v, 60)));
+                    break;
+                }
+            }
+        }
         for a in [m.to(), m.cc()].into_iter().flatten() {
             for addr in a.iter() {
                 if let Some(x) = addr.address.as_deref() {
@@ -350,6 +373,7 @@ impl OriginalHeaders {
             }
         }
         OriginalHeaders {
+            feedback_mark,
             message_id: m
                 .message_id()
                 .map(str::trim)
@@ -368,6 +392,7 @@ impl OriginalHeaders {
 
     fn is_empty(&self) -> bool {
         self.message_id.is_none()
+            && self.feedback_mark.is_none()
             && self.recipients.is_empty()
             && self.from.is_none()
             && self.subject.is_none()
@@ -413,6 +438,7 @@ impl Facts {
         let mut precedence = None;
         let mut auto_response_suppress = false;
         let mut failed_recipients = Vec::new();
+        let mut list_mail = false;
         let lex: &Lexicon = &LEXICON;
         for h in &root.headers {
             let name = h.name().to_string();
@@ -443,6 +469,7 @@ impl Facts {
                     precedence = Some(value.to_ascii_lowercase());
                 }
                 "x-auto-response-suppress" => auto_response_suppress = true,
+                "list-id" => list_mail = true,
                 "x-failed-recipients" => {
                     for a in value.split(',') {
                         let a = normalize_address(a);
@@ -583,6 +610,7 @@ impl Facts {
             in_reply_to,
             references,
             headers,
+            list_mail,
             report_type,
             delivery_status: delivery,
             feedback,
@@ -605,23 +633,8 @@ impl Facts {
     }
 
     /// `Fwd:`-style subject: a person passing a report along.
-    fn subject_is_forward(&self) -> bool {
-        const PREFIXES: [&str; 12] = [
-            "fwd:",
-            "fw:",
-            "wg:",
-            "tr:",
-            "rv:",
-            "enc:",
-            "doorst:",
-            "vs:",
-            "vb:",
-            "i:",
-            "fwd ",
-            "пересл:",
-        ];
-        let s = self.subject_lower.trim_start();
-        PREFIXES.iter().any(|p| s.starts_with(p))
+    fn subject_is_forward(&self, lex: &Lexicon) -> bool {
+        lex.is_forward_subject(&self.subject_lower)
     }
 }
 
@@ -678,7 +691,7 @@ impl Evidence {
         let mut ev = Evidence {
             signals: Vec::new(),
         };
-        let forward = f.subject_is_forward();
+        let forward = f.subject_is_forward(lex);
 
         // --- structure
         match f.report_type.as_deref() {
@@ -832,28 +845,91 @@ impl Evidence {
                 format!("sender name \"{name}\" is a mail delivery daemon's"),
             );
         }
+        // A mailing list stamps `Precedence: bulk`/`list` (and passes on
+        // other hints) on everything it distributes: they say nothing
+        // about the author, and a person's post about an auto-reply must
+        // not borrow them as the sending side's sign.
+        // So a reply posted to a list (`Re: [list] ...`) gets no sender-side
+        // sign from them; a bounce or notice a list passed on keeps them.
+        let hint_side = !(f.list_mail && lex.is_reply_subject(&f.subject));
         if let Some(p) = f.precedence.as_deref() {
             // Vacation programs mark their replies `junk` (so that other
             // robots do not answer them); newsletters say `bulk`.
             if p.starts_with("junk") {
-                ev.push(None, MODERATE, true, format!("Precedence: {p}"));
+                ev.push(None, MODERATE, hint_side, format!("Precedence: {p}"));
             } else if p.starts_with("bulk") {
-                ev.push(None, WEAK, true, format!("Precedence: {p}"));
+                ev.push(None, WEAK, hint_side, format!("Precedence: {p}"));
             }
         }
         if f.auto_response_suppress {
-            ev.push(None, WEAK, true, "X-Auto-Response-Suppress present".into());
-        }
-        if local.is_some_and(is_noreply_local) {
             ev.push(
                 None,
                 WEAK,
-                true,
+                hint_side,
+                "X-Auto-Response-Suppress present".into(),
+            );
+        }
+        if local.is_some_and(|l| lex.is_noreply_localpart(l)) {
+            ev.push(
+                None,
+                WEAK,
+                hint_side,
                 format!(
                     "sender {} does not take replies",
                     f.from_address.as_deref().unwrap_or("")
                 ),
             );
+        }
+        // A ticket system sent it: a firm sign that a program wrote it,
+        // but no kind (agents answer through the same system).
+        if let Some((name, value)) = f
+            .headers
+            .iter()
+            .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
+        {
+            ev.push(
+                None,
+                WEAK,
+                true,
+                format!(
+                    "sent by a help desk ({name}: {})",
+                    truncate_at_char(value, 60)
+                ),
+            );
+            if let Some(last) = ev.signals.last_mut() {
+                last.declared = true;
+            }
+        }
+        // A complaint that returns the original with a feedback loop's own
+        // header in it (Microsoft JMRP): not ARF, but written by the loop.
+        if let Some(mark) = f
+            .attached
+            .iter()
+            .chain(f.attached_headers.iter())
+            .find_map(|a| a.feedback_mark.as_deref())
+        {
+            ev.push(
+                Some(Kind::FeedbackReport),
+                STRONG,
+                true,
+                format!("the attached original carries a feedback loop's header ({mark})"),
+            );
+        }
+        // A subject prefix that mail software writes and people do not
+        // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
+        if !forward {
+            if let Some(p) = lex.subject_prefix(&f.subject) {
+                let s = p.strength.as_deref() == Some("strong");
+                ev.push(
+                    Some(Kind::Autoreply),
+                    if s { STRONG } else { MODERATE },
+                    true,
+                    format!(
+                        "subject starts with the automatic reply prefix {}",
+                        quote(p)
+                    ),
+                );
+            }
         }
 
         // --- text
@@ -1017,16 +1093,6 @@ impl Evidence {
             .map(|s| format!("seen, not enough on its own: {}", s.reason))
             .collect()
     }
-}
-
-fn is_noreply_local(l: &str) -> bool {
-    let l = l.to_ascii_lowercase();
-    l.contains("noreply")
-        || l.contains("no-reply")
-        || l.contains("no_reply")
-        || l.contains("donotreply")
-        || l.contains("do-not-reply")
-        || l.contains("do_not_reply")
 }
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agent;
+mod cases;
 mod cli;
 mod flood;
 mod fuzzed;

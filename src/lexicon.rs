@@ -32,6 +32,10 @@ pub struct Phrase {
     /// notification) that is enough on its own; default is moderate.
     #[serde(default)]
     pub strength: Option<String>,
+    /// For bounce subjects: the RFC 3464 action the notice stands for
+    /// (`delayed` for delay warnings); `failed` when absent.
+    #[serde(default)]
+    pub action: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
 }

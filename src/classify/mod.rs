@@ -190,6 +190,12 @@ pub struct Original {
     pub reporting_mta: Option<String>,
     pub status: Option<String>,
     pub diagnostic: Option<String>,
+    /// For a bounce, what the MTA did (RFC 3464 §2.3.3 `Action`,
+    /// lowercase): `failed`, `delayed` (a delay warning: the MTA is still
+    /// trying), `delivered`, `relayed` or `expanded`. From the report's
+    /// first listed recipient, or, without a report, `delayed` or `failed`
+    /// as the lexicon's subject phrase says.
+    pub action: Option<String>,
 }
 
 /// The classifier's answer.
@@ -622,10 +628,15 @@ impl Facts {
         }
     }
 
+    /// The sender's local part: what comes before the first `@`, without
+    /// the backslashes and quotes of a malformed address (a real delay
+    /// warning came `From: <Postmaster\@example.com@xxx.com>`).
     fn sender_localpart(&self) -> Option<&str> {
         self.from_address
             .as_deref()
-            .and_then(|a| a.rsplit_once('@').map(|(l, _)| l))
+            .and_then(|a| a.split_once('@').map(|(l, _)| l))
+            .map(|l| l.trim_matches(['\\', '"', '\'', ' ']))
+            .filter(|l| !l.is_empty())
     }
 
     fn has_attached_original(&self) -> bool {
@@ -1195,6 +1206,13 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
             if o.status.is_none() {
                 o.status = r.status.clone();
             }
+            if o.action.is_none() {
+                o.action = r
+                    .action
+                    .as_deref()
+                    .and_then(|a| a.split_whitespace().next())
+                    .map(str::to_string);
+            }
             if o.diagnostic.is_none() {
                 o.diagnostic = r.diagnostic.clone();
             }
@@ -1202,6 +1220,14 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     }
     for a in &f.failed_recipients {
         push(a, &mut recips);
+    }
+    // A bounce without a report: the subject says whether the MTA gave up
+    // or is still trying ("Mail Delivery Warning", "Delayed Mail").
+    if kind == Kind::Bounce && o.action.is_none() {
+        o.action = LEXICON
+            .bounce_subject
+            .find(&f.subject_lower)
+            .map(|p| p.action.clone().unwrap_or_else(|| "failed".into()));
     }
     if let Some(fr) = &f.feedback {
         for a in &fr.original_rcpt_to {

@@ -413,6 +413,14 @@ impl Lexicon {
             .find(|p| s.starts_with(&p.text.to_lowercase()))
     }
 
+    /// The name of the MTA family with this key (`postfix` → "Postfix").
+    pub fn mta_name(&self, key: &str) -> Option<&str> {
+        self.mta_families
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| f.name.as_str())
+    }
+
     /// Every machine-written subject prefix, longest first.
     pub fn subject_prefixes(&self) -> &[Phrase] {
         &self.subject_prefixes
@@ -614,6 +622,81 @@ mod tests {
                 h.name
             );
         }
+    }
+
+    #[test]
+    fn every_mta_is_a_declared_family_key() {
+        let data: LexiconData = toml::from_str(LEXICON_TOML).unwrap();
+        let mut keys = HashSet::new();
+        let mut prefixes = HashSet::new();
+        for f in &data.mta_family {
+            assert!(
+                !f.key.is_empty()
+                    && f.key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "family key {:?} is not a lowercase word",
+                f.key
+            );
+            assert!(keys.insert(f.key.as_str()), "family {:?} twice", f.key);
+            assert!(!f.name.trim().is_empty(), "family {:?} has no name", f.key);
+            for c in &f.corpus {
+                assert!(
+                    prefixes.insert(c.as_str()),
+                    "corpus prefix {c:?} in two families"
+                );
+            }
+        }
+        let tables = [
+            &data.bounce_subject,
+            &data.bounce_body,
+            &data.autoreply_subject,
+            &data.autoreply_body,
+            &data.challenge,
+            &data.virus_notice,
+            &data.feedback_report,
+            &data.daemon_localpart,
+            &data.daemon_display_name,
+            &data.autoreply_subject_prefix,
+        ];
+        let mut used = 0;
+        for t in tables {
+            for p in t {
+                if let Some(m) = &p.mta {
+                    used += 1;
+                    assert!(
+                        keys.contains(m.as_str()),
+                        "entry {:?} names MTA {m:?}, which is not a family key",
+                        p.text
+                    );
+                }
+            }
+        }
+        assert!(used > 100, "only {used} entries name their MTA");
+        // Every family is named somewhere or has corpus files.
+        let lex = Lexicon::from_toml(LEXICON_TOML).unwrap();
+        assert_eq!(lex.mta_name("postfix"), Some("Postfix"));
+        assert_eq!(lex.mta_name("no-such-mta"), None);
+    }
+
+    #[test]
+    fn subject_prefixes_match_only_at_the_start() {
+        let lex = Lexicon::from_toml(LEXICON_TOML).unwrap();
+        assert!(lex.subject_prefix("Automatic reply: lunch").is_some());
+        assert!(lex
+            .subject_prefix("  AUTOMATISCHE ANTWORT: Termin")
+            .is_some());
+        assert!(lex.subject_prefix("Re: Automatic reply: lunch").is_none());
+        assert!(lex.subject_prefix("Fwd: Automatic reply: lunch").is_none());
+        assert!(lex.is_reply_subject("[list] Re: X is out of the office."));
+        assert!(lex.is_reply_subject("AW: Termin"));
+        assert!(!lex.is_reply_subject("[list] Mail could not be delivered"));
+        assert!(lex.is_forward_subject("FW: Test"));
+        assert!(lex.is_noreply_localpart("No-Reply"));
+        assert!(!lex.is_noreply_localpart("norbert"));
+        let strong = lex.strong_daemon_localparts();
+        assert!(strong.contains(&"mailer-daemon".to_string()));
+        assert!(!strong.contains(&"postmaster".to_string()));
     }
 
     #[test]

@@ -682,7 +682,8 @@ struct Evidence {
 fn quote(p: &Phrase) -> String {
     let mut s = format!("\"{}\"", p.text);
     if let Some(m) = &p.mta {
-        s.push_str(&format!(" ({m})"));
+        let name = LEXICON.mta_name(m).unwrap_or(m);
+        s.push_str(&format!(" ({name})"));
     }
     s
 }

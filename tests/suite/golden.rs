@@ -253,13 +253,21 @@ fn golden_corpora() {
     }
     eprintln!();
     eprintln!(
-        "{:<28} {:>5} {:>8} {:>8} {:>10} {:>8} {:>8}",
-        "family", "count", "verdict", "kind", "orig-id", "all", "pinned"
+        "{:<28} {:<16} {:>5} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "family", "lexicon mta", "count", "verdict", "kind", "orig-id", "all", "pinned"
     );
+    let lex = &*backscatter::lexicon::LEXICON;
     for (fam, t) in &families {
+        // The lexicon's family key for this corpus prefix, if it has one.
+        let key = lex
+            .mta_families
+            .iter()
+            .find(|f| f.corpus.iter().any(|c| c == fam))
+            .map_or("-", |f| f.key.as_str());
         eprintln!(
-            "{:<28} {:>5} {:>8} {:>8} {:>10} {:>8} {:>8}",
+            "{:<28} {:<16} {:>5} {:>8} {:>8} {:>10} {:>8} {:>8}",
             fam,
+            key,
             t.total,
             t.detected,
             t.kind_right,

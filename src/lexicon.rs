@@ -32,6 +32,11 @@ pub struct Phrase {
     /// notification) that is enough on its own; default is moderate.
     #[serde(default)]
     pub strength: Option<String>,
+    /// For subject prefixes: counts only together with an auto-reply
+    /// phrase in the same subject (Domino's `AUTO:` needs "is out of the
+    /// office"; people title mail `Auto: ...` too).
+    #[serde(default)]
+    pub needs_subject_phrase: bool,
     /// For bounce subjects: the RFC 3464 action the notice stands for
     /// (`delayed` for delay warnings); `failed` when absent.
     #[serde(default)]

@@ -893,14 +893,15 @@ impl Evidence {
             );
         }
         // A ticket system sent it: a firm sign that a program wrote it,
-        // but no kind (agents answer through the same system).
+        // weak evidence of an acknowledgement only (agents answer through
+        // the same system, and it says nothing of bounces).
         if let Some((name, value)) = f
             .headers
             .iter()
             .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
         {
             ev.push(
-                None,
+                Some(Kind::Autoreply),
                 WEAK,
                 true,
                 format!(
@@ -913,13 +914,14 @@ impl Evidence {
             }
         }
         // A complaint that returns the original with a feedback loop's own
-        // header in it (Microsoft JMRP): not ARF, but written by the loop.
-        if let Some(mark) = f
+        // header in it (Microsoft JMRP): not ARF, but written by the loop
+        // (a person forwarding one is ordinary mail).
+        let feedback_mark = f
             .attached
             .iter()
             .chain(f.attached_headers.iter())
-            .find_map(|a| a.feedback_mark.as_deref())
-        {
+            .find_map(|a| a.feedback_mark.as_deref());
+        if let (Some(mark), false) = (feedback_mark, forward) {
             ev.push(
                 Some(Kind::FeedbackReport),
                 STRONG,
@@ -930,7 +932,12 @@ impl Evidence {
         // A subject prefix that mail software writes and people do not
         // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
         if !forward {
-            if let Some(p) = lex.subject_prefix(&f.subject) {
+            // An entry that `needs_subject_phrase` (Domino's "AUTO:") counts
+            // only with an auto-reply phrase in the same subject.
+            let prefix = lex.subject_prefix(&f.subject).filter(|p| {
+                !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
+            });
+            if let Some(p) = prefix {
                 let s = p.strength.as_deref() == Some("strong");
                 ev.push(
                     Some(Kind::Autoreply),

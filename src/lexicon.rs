@@ -105,6 +105,10 @@ pub struct LexiconData {
     /// non-ARF abuse complaint.
     #[serde(default)]
     pub feedback_original_header: Vec<HeaderMark>,
+    /// Sender addresses of feedback loops that send non-ARF complaints
+    /// (Microsoft JMRP's `staff@hotmail.com`), lowercase, whole address.
+    #[serde(default)]
+    pub feedback_sender: Vec<Phrase>,
     /// Substrings of sender local parts that take no replies (`noreply`).
     #[serde(default)]
     pub noreply_localpart: Vec<Phrase>,
@@ -306,6 +310,7 @@ pub struct Lexicon {
     /// Lowercased subject prefixes (machine-written), longest first.
     subject_prefixes: Vec<Phrase>,
     noreply: Vec<String>,
+    feedback_senders: Vec<String>,
     forward_prefixes: Vec<String>,
     reply_prefixes: Vec<String>,
     /// The MTA families, by key.
@@ -395,6 +400,11 @@ impl Lexicon {
                 .iter()
                 .map(|p| p.text.trim().to_ascii_lowercase())
                 .collect(),
+            feedback_senders: data
+                .feedback_sender
+                .iter()
+                .map(|p| p.text.trim().to_ascii_lowercase())
+                .collect(),
             forward_prefixes: data
                 .forward_prefix
                 .iter()
@@ -435,6 +445,12 @@ impl Lexicon {
     pub fn is_noreply_localpart(&self, local: &str) -> bool {
         let l = local.to_ascii_lowercase();
         self.noreply.iter().any(|n| l.contains(n.as_str()))
+    }
+
+    /// Is this sender address (any case) a feedback loop's?
+    pub fn is_feedback_sender(&self, address: &str) -> bool {
+        let a = address.trim().to_ascii_lowercase();
+        self.feedback_senders.contains(&a)
     }
 
     /// Does this subject start like a person's forward (`Fwd:`, `WG:`)?
@@ -604,6 +620,7 @@ mod tests {
             .autoreply_subject_prefix
             .iter()
             .chain(&data.noreply_localpart)
+            .chain(&data.feedback_sender)
             .chain(&data.forward_prefix)
             .chain(&data.reply_prefix)
         {

@@ -170,7 +170,10 @@ pub fn sections_to_fetch(root: &Part) -> Vec<Section> {
             || p.is("message", "feedback-report")
             || p.is("message", "disposition-notification")
             || p.is("text", "rfc822-headers")
-            || p.is("text", "rfc822-header");
+            || p.is("text", "rfc822-header")
+            // An original returned as message/partial (bigfoot's NDRs):
+            // the server gives no envelope for it, so its bytes are fetched.
+            || p.is("message", "partial");
         // Fixed caps, not the part's size, so that messages of the same
         // shape share one FETCH command.
         if report {

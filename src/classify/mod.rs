@@ -916,6 +916,20 @@ impl Evidence {
         // A complaint that returns the original with a feedback loop's own
         // header in it (Microsoft JMRP): not ARF, but written by the loop
         // (a person forwarding one is ordinary mail).
+        // A feedback loop's own sender address: its non-ARF complaints are
+        // known from the header fields alone (what `clean` reads first).
+        if let Some(a) = f
+            .from_address
+            .as_deref()
+            .filter(|a| lex.is_feedback_sender(a))
+        {
+            ev.push(
+                Some(Kind::FeedbackReport),
+                MODERATE,
+                true,
+                format!("sender {a} is a feedback loop's address"),
+            );
+        }
         let feedback_mark = f
             .attached
             .iter()

@@ -32,6 +32,15 @@ pub struct Phrase {
     /// notification) that is enough on its own; default is moderate.
     #[serde(default)]
     pub strength: Option<String>,
+    /// For subject prefixes: counts only together with an auto-reply
+    /// phrase in the same subject (Domino's `AUTO:` needs "is out of the
+    /// office"; people title mail `Auto: ...` too).
+    #[serde(default)]
+    pub needs_subject_phrase: bool,
+    /// For bounce subjects: the RFC 3464 action the notice stands for
+    /// (`delayed` for delay warnings); `failed` when absent.
+    #[serde(default)]
+    pub action: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -80,6 +89,51 @@ pub struct LexiconData {
     pub autoreply_header: Vec<HeaderMark>,
     #[serde(default)]
     pub challenge_header: Vec<HeaderMark>,
+    /// Subject prefixes that mail software writes and people do not type
+    /// (`Automatic reply:` in every language Exchange ships, Domino's
+    /// `AUTO:`, help desks' `Ticket Received -`): matched at the start of
+    /// the Subject only.
+    #[serde(default)]
+    pub autoreply_subject_prefix: Vec<Phrase>,
+    /// Header marks of ticket systems (help desks): the sending side is a
+    /// help desk. Never evidence of a kind alone (agents' replies carry
+    /// them too).
+    #[serde(default)]
+    pub helpdesk_header: Vec<HeaderMark>,
+    /// Header marks found in the *attached* original that only a feedback
+    /// loop writes (Microsoft JMRP's `X-HmXmrOriginalRecipient`): a
+    /// non-ARF abuse complaint.
+    #[serde(default)]
+    pub feedback_original_header: Vec<HeaderMark>,
+    /// Sender addresses of feedback loops that send non-ARF complaints
+    /// (Microsoft JMRP's `staff@hotmail.com`), lowercase, whole address.
+    #[serde(default)]
+    pub feedback_sender: Vec<Phrase>,
+    /// Substrings of sender local parts that take no replies (`noreply`).
+    #[serde(default)]
+    pub noreply_localpart: Vec<Phrase>,
+    /// Subject prefixes of a person forwarding a message (`Fwd:`, `WG:`),
+    /// lowercase, matched at the start of the Subject.
+    #[serde(default)]
+    pub forward_prefix: Vec<Phrase>,
+    /// Subject prefixes of a person's reply (`Re:`, `AW:`), lowercase,
+    /// matched at the start of the Subject after any `[list]` tags.
+    #[serde(default)]
+    pub reply_prefix: Vec<Phrase>,
+    /// The closed list of MTA families that `mta` fields name.
+    #[serde(default)]
+    pub mta_family: Vec<MtaFamily>,
+}
+
+/// One MTA family: the key `mta` fields use, its name, and the golden
+/// corpus file prefixes that belong to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaFamily {
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub corpus: Vec<String>,
 }
 
 /// A compiled phrase table: find which entry (if any) occurs in a text.
@@ -251,6 +305,16 @@ pub struct Lexicon {
     /// lowercased header name -> marks for it
     autoreply_headers: HashMap<String, Vec<HeaderMark>>,
     challenge_headers: HashMap<String, Vec<HeaderMark>>,
+    helpdesk_headers: HashMap<String, Vec<HeaderMark>>,
+    feedback_original_headers: HashMap<String, Vec<HeaderMark>>,
+    /// Lowercased subject prefixes (machine-written), longest first.
+    subject_prefixes: Vec<Phrase>,
+    noreply: Vec<String>,
+    feedback_senders: Vec<String>,
+    forward_prefixes: Vec<String>,
+    reply_prefixes: Vec<String>,
+    /// The MTA families, by key.
+    pub mta_families: Vec<MtaFamily>,
 }
 
 fn header_map(marks: Vec<HeaderMark>) -> HashMap<String, Vec<HeaderMark>> {
@@ -320,7 +384,130 @@ impl Lexicon {
                 .collect(),
             autoreply_headers: header_map(data.autoreply_header),
             challenge_headers: header_map(data.challenge_header),
+            helpdesk_headers: header_map(data.helpdesk_header),
+            feedback_original_headers: header_map(data.feedback_original_header),
+            subject_prefixes: {
+                let mut v: Vec<Phrase> = data
+                    .autoreply_subject_prefix
+                    .into_iter()
+                    .filter(|p| !p.text.trim().is_empty())
+                    .collect();
+                v.sort_by_key(|p| std::cmp::Reverse(p.text.chars().count()));
+                v
+            },
+            noreply: data
+                .noreply_localpart
+                .iter()
+                .map(|p| p.text.trim().to_ascii_lowercase())
+                .collect(),
+            feedback_senders: data
+                .feedback_sender
+                .iter()
+                .map(|p| p.text.trim().to_ascii_lowercase())
+                .collect(),
+            forward_prefixes: data
+                .forward_prefix
+                .iter()
+                .map(|p| p.text.trim_start().to_lowercase())
+                .collect(),
+            reply_prefixes: data
+                .reply_prefix
+                .iter()
+                .map(|p| p.text.trim_start().to_lowercase())
+                .collect(),
+            mta_families: data.mta_family,
         }
+    }
+
+    /// The machine-written subject prefix `subject` starts with (after
+    /// leading white space), if any: case-insensitive, the longest entry.
+    pub fn subject_prefix(&self, subject: &str) -> Option<&Phrase> {
+        let s = subject.trim_start().to_lowercase();
+        self.subject_prefixes
+            .iter()
+            .find(|p| s.starts_with(&p.text.to_lowercase()))
+    }
+
+    /// The name of the MTA family with this key (`postfix` → "Postfix").
+    pub fn mta_name(&self, key: &str) -> Option<&str> {
+        self.mta_families
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| f.name.as_str())
+    }
+
+    /// Every machine-written subject prefix, longest first.
+    pub fn subject_prefixes(&self) -> &[Phrase] {
+        &self.subject_prefixes
+    }
+
+    /// Does this sender local part (any case) take no replies (`noreply`)?
+    pub fn is_noreply_localpart(&self, local: &str) -> bool {
+        let l = local.to_ascii_lowercase();
+        self.noreply.iter().any(|n| l.contains(n.as_str()))
+    }
+
+    /// Is this sender address (any case) a feedback loop's?
+    pub fn is_feedback_sender(&self, address: &str) -> bool {
+        let a = address.trim().to_ascii_lowercase();
+        self.feedback_senders.contains(&a)
+    }
+
+    /// Does this subject start like a person's forward (`Fwd:`, `WG:`)?
+    pub fn is_forward_subject(&self, subject: &str) -> bool {
+        let s = subject.trim_start().to_lowercase();
+        self.forward_prefixes
+            .iter()
+            .any(|p| s.starts_with(p.as_str()))
+    }
+
+    /// Does this subject start like a reply (`Re:`, `AW:`), after any
+    /// mailing-list tags such as `[list]`?
+    pub fn is_reply_subject(&self, subject: &str) -> bool {
+        let mut s = subject.trim_start().to_lowercase();
+        while s.starts_with('[') {
+            match s.find(']') {
+                Some(i) => s = s[i + 1..].trim_start().to_string(),
+                None => break,
+            }
+        }
+        self.reply_prefixes
+            .iter()
+            .any(|p| s.starts_with(p.as_str()))
+    }
+
+    /// The local parts that only mail software uses (`MAILER-DAEMON`),
+    /// sorted: what the Sieve script treats as a bounce on its own.
+    pub fn strong_daemon_localparts(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .daemon_localparts
+            .iter()
+            .filter(|(_, strong)| **strong)
+            .map(|(l, _)| l.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn helpdesk_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
+        match_header(&self.helpdesk_headers, name, value)
+    }
+
+    pub fn feedback_original_header(&self, name: &str, value: &str) -> Option<&HeaderMark> {
+        match_header(&self.feedback_original_headers, name, value)
+    }
+
+    /// Header names looked for in an attached original.
+    pub fn feedback_original_header_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .feedback_original_headers
+            .values()
+            .flatten()
+            .map(|m| m.name.trim().to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Does the classifier read this header's value? (Others are skipped.)
@@ -332,8 +519,10 @@ impl Lexicon {
                 | "precedence"
                 | "x-auto-response-suppress"
                 | "x-failed-recipients"
+                | "list-id"
         ) || self.autoreply_headers.contains_key(lowercase_name)
             || self.challenge_headers.contains_key(lowercase_name)
+            || self.helpdesk_headers.contains_key(lowercase_name)
     }
 
     /// Every daemon local part (lowercase).
@@ -377,6 +566,8 @@ impl Lexicon {
             .autoreply_headers
             .values()
             .chain(self.challenge_headers.values())
+            .chain(self.helpdesk_headers.values())
+            .chain(self.feedback_original_headers.values())
             .flatten()
             .map(|m| m.name.trim().to_string())
             .collect();
@@ -425,13 +616,109 @@ mod tests {
             );
             assert!(p.text.trim().len() >= 3, "entry {:?} is too short", p.text);
         }
-        for h in data.autoreply_header.iter().chain(&data.challenge_header) {
+        for p in data
+            .autoreply_subject_prefix
+            .iter()
+            .chain(&data.noreply_localpart)
+            .chain(&data.feedback_sender)
+            .chain(&data.forward_prefix)
+            .chain(&data.reply_prefix)
+        {
+            assert!(
+                !p.source.trim().is_empty(),
+                "entry {:?} has no source",
+                p.text
+            );
+            assert!(p.text.trim().len() >= 2, "entry {:?} is too short", p.text);
+        }
+        for h in data
+            .autoreply_header
+            .iter()
+            .chain(&data.challenge_header)
+            .chain(&data.helpdesk_header)
+            .chain(&data.feedback_original_header)
+        {
             assert!(
                 !h.source.trim().is_empty(),
                 "header {:?} has no source",
                 h.name
             );
         }
+    }
+
+    #[test]
+    fn every_mta_is_a_declared_family_key() {
+        let data: LexiconData = toml::from_str(LEXICON_TOML).unwrap();
+        let mut keys = HashSet::new();
+        let mut prefixes = HashSet::new();
+        for f in &data.mta_family {
+            assert!(
+                !f.key.is_empty()
+                    && f.key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "family key {:?} is not a lowercase word",
+                f.key
+            );
+            assert!(keys.insert(f.key.as_str()), "family {:?} twice", f.key);
+            assert!(!f.name.trim().is_empty(), "family {:?} has no name", f.key);
+            for c in &f.corpus {
+                assert!(
+                    prefixes.insert(c.as_str()),
+                    "corpus prefix {c:?} in two families"
+                );
+            }
+        }
+        let tables = [
+            &data.bounce_subject,
+            &data.bounce_body,
+            &data.autoreply_subject,
+            &data.autoreply_body,
+            &data.challenge,
+            &data.virus_notice,
+            &data.feedback_report,
+            &data.daemon_localpart,
+            &data.daemon_display_name,
+            &data.autoreply_subject_prefix,
+        ];
+        let mut used = 0;
+        for t in tables {
+            for p in t {
+                if let Some(m) = &p.mta {
+                    used += 1;
+                    assert!(
+                        keys.contains(m.as_str()),
+                        "entry {:?} names MTA {m:?}, which is not a family key",
+                        p.text
+                    );
+                }
+            }
+        }
+        assert!(used > 100, "only {used} entries name their MTA");
+        // Every family is named somewhere or has corpus files.
+        let lex = Lexicon::from_toml(LEXICON_TOML).unwrap();
+        assert_eq!(lex.mta_name("postfix"), Some("Postfix"));
+        assert_eq!(lex.mta_name("no-such-mta"), None);
+    }
+
+    #[test]
+    fn subject_prefixes_match_only_at_the_start() {
+        let lex = Lexicon::from_toml(LEXICON_TOML).unwrap();
+        assert!(lex.subject_prefix("Automatic reply: lunch").is_some());
+        assert!(lex
+            .subject_prefix("  AUTOMATISCHE ANTWORT: Termin")
+            .is_some());
+        assert!(lex.subject_prefix("Re: Automatic reply: lunch").is_none());
+        assert!(lex.subject_prefix("Fwd: Automatic reply: lunch").is_none());
+        assert!(lex.is_reply_subject("[list] Re: X is out of the office."));
+        assert!(lex.is_reply_subject("AW: Termin"));
+        assert!(!lex.is_reply_subject("[list] Mail could not be delivered"));
+        assert!(lex.is_forward_subject("FW: Test"));
+        assert!(lex.is_noreply_localpart("No-Reply"));
+        assert!(!lex.is_noreply_localpart("norbert"));
+        let strong = lex.strong_daemon_localparts();
+        assert!(strong.contains(&"mailer-daemon".to_string()));
+        assert!(!strong.contains(&"postmaster".to_string()));
     }
 
     #[test]

@@ -173,11 +173,8 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         .map(|e| e.to_string())
         .collect();
     let lex = &*LEXICON;
-    let strong_daemons: Vec<String> = ["mailer-daemon", "mailer-deamon", "mdaemon"]
-        .into_iter()
-        .filter(|d| lex.daemon_localpart(d) == Some(true))
-        .map(str::to_string)
-        .collect();
+    // The local parts only mail software uses (the lexicon's strong ones).
+    let strong_daemons: Vec<String> = lex.strong_daemon_localparts();
     let mut daemons: Vec<String> = lex.daemon_localparts().into_iter().collect();
     daemons.sort();
     // Vendor auto-reply and challenge-response headers: present at all, or
@@ -211,6 +208,7 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         .entries()
         .iter()
         .chain(lex.autoreply_subject.entries())
+        .chain(lex.subject_prefixes())
         .map(|e| e.text.trim().to_string())
         .filter(|t| t.chars().count() >= 5)
         .collect();

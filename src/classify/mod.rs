@@ -59,6 +59,7 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         "X-Auto-Response-Suppress",
         "X-Failed-Recipients",
         PROVIDER_ORIGINAL_ID,
+        "List-Id",
     ]
     .into_iter()
     .map(str::to_string)
@@ -197,6 +198,12 @@ pub struct Original {
     pub reporting_mta: Option<String>,
     pub status: Option<String>,
     pub diagnostic: Option<String>,
+    /// For a bounce, what the MTA did (RFC 3464 §2.3.3 `Action`,
+    /// lowercase): `failed`, `delayed` (a delay warning: the MTA is still
+    /// trying), `delivered`, `relayed` or `expanded`. From the report's
+    /// first listed recipient, or, without a report, `delayed` or `failed`
+    /// as the lexicon's subject phrase says.
+    pub action: Option<String>,
 }
 
 /// The classifier's answer.
@@ -320,6 +327,9 @@ struct Facts {
     references: Vec<String>,
     /// Outer headers as (name, value) with folding collapsed.
     headers: Vec<(String, String)>,
+    /// Distributed by a mailing list (`List-Id:`, RFC 2919): the list
+    /// manager, not the author, wrote its `Precedence:` and the like.
+    list_mail: bool,
     /// `report-type` of a top-level `multipart/report`, lowercased.
     report_type: Option<String>,
     delivery_status: Option<DeliveryStatus>,
@@ -338,6 +348,9 @@ struct Facts {
 /// Header facts of an attached original.
 #[derive(Default)]
 struct OriginalHeaders {
+    /// A header only a feedback loop writes into the copy it returns
+    /// (`X-HmXmrOriginalRecipient: ...`), as `name: value`.
+    feedback_mark: Option<String>,
     message_id: Option<String>,
     /// The ID the client gave before the provider replaced it
     /// ([`PROVIDER_ORIGINAL_ID`]).
@@ -351,6 +364,22 @@ struct OriginalHeaders {
 impl OriginalHeaders {
     fn from_message(m: &Message<'_>) -> OriginalHeaders {
         let mut recipients = Vec::new();
+        let lex: &Lexicon = &LEXICON;
+        let mut feedback_mark = None;
+        for name in lex.feedback_original_header_names() {
+            if let Some(v) = m.header_raw(name.as_str()) {
+                let v = collapse_ws(v.trim());
+                if lex.feedback_original_header(&name, &v).is_some() {
+                    // The complainant's address, as the loop recorded it.
+                    let n = normalize_address(&v);
+                    if n.contains('@') && !n.contains(char::is_whitespace) {
+                        recipients.push(n);
+                    }
+                    feedback_mark = Some(format!("{name}: {}", truncate_at_char(&v, 60)));
+                    break;
+                }
+            }
+        }
         for a in [m.to(), m.cc()].into_iter().flatten() {
             for addr in a.iter() {
                 if let Some(x) = addr.address.as_deref() {
@@ -362,6 +391,7 @@ impl OriginalHeaders {
             }
         }
         OriginalHeaders {
+            feedback_mark,
             message_id: m
                 .message_id()
                 .map(str::trim)
@@ -383,6 +413,7 @@ impl OriginalHeaders {
 
     fn is_empty(&self) -> bool {
         self.message_id.is_none()
+            && self.feedback_mark.is_none()
             && self.recipients.is_empty()
             && self.from.is_none()
             && self.subject.is_none()
@@ -428,6 +459,7 @@ impl Facts {
         let mut precedence = None;
         let mut auto_response_suppress = false;
         let mut failed_recipients = Vec::new();
+        let mut list_mail = false;
         let lex: &Lexicon = &LEXICON;
         for h in &root.headers {
             let name = h.name().to_string();
@@ -458,6 +490,7 @@ impl Facts {
                     precedence = Some(value.to_ascii_lowercase());
                 }
                 "x-auto-response-suppress" => auto_response_suppress = true,
+                "list-id" => list_mail = true,
                 "x-failed-recipients" => {
                     for a in value.split(',') {
                         let a = normalize_address(a);
@@ -598,6 +631,7 @@ impl Facts {
             in_reply_to,
             references,
             headers,
+            list_mail,
             report_type,
             delivery_status: delivery,
             feedback,
@@ -609,10 +643,15 @@ impl Facts {
         }
     }
 
+    /// The sender's local part: what comes before the first `@`, without
+    /// the backslashes and quotes of a malformed address (a real delay
+    /// warning came `From: <Postmaster\@example.com@xxx.com>`).
     fn sender_localpart(&self) -> Option<&str> {
         self.from_address
             .as_deref()
-            .and_then(|a| a.rsplit_once('@').map(|(l, _)| l))
+            .and_then(|a| a.split_once('@').map(|(l, _)| l))
+            .map(|l| l.trim_matches(['\\', '"', '\'', ' ']))
+            .filter(|l| !l.is_empty())
     }
 
     fn has_attached_original(&self) -> bool {
@@ -620,23 +659,8 @@ impl Facts {
     }
 
     /// `Fwd:`-style subject: a person passing a report along.
-    fn subject_is_forward(&self) -> bool {
-        const PREFIXES: [&str; 12] = [
-            "fwd:",
-            "fw:",
-            "wg:",
-            "tr:",
-            "rv:",
-            "enc:",
-            "doorst:",
-            "vs:",
-            "vb:",
-            "i:",
-            "fwd ",
-            "пересл:",
-        ];
-        let s = self.subject_lower.trim_start();
-        PREFIXES.iter().any(|p| s.starts_with(p))
+    fn subject_is_forward(&self, lex: &Lexicon) -> bool {
+        lex.is_forward_subject(&self.subject_lower)
     }
 }
 
@@ -673,7 +697,8 @@ struct Evidence {
 fn quote(p: &Phrase) -> String {
     let mut s = format!("\"{}\"", p.text);
     if let Some(m) = &p.mta {
-        s.push_str(&format!(" ({m})"));
+        let name = LEXICON.mta_name(m).unwrap_or(m);
+        s.push_str(&format!(" ({name})"));
     }
     s
 }
@@ -693,7 +718,7 @@ impl Evidence {
         let mut ev = Evidence {
             signals: Vec::new(),
         };
-        let forward = f.subject_is_forward();
+        let forward = f.subject_is_forward(lex);
 
         // --- structure
         match f.report_type.as_deref() {
@@ -847,28 +872,112 @@ impl Evidence {
                 format!("sender name \"{name}\" is a mail delivery daemon's"),
             );
         }
+        // A mailing list stamps `Precedence: bulk`/`list` (and passes on
+        // other hints) on everything it distributes: they say nothing
+        // about the author, and a person's post about an auto-reply must
+        // not borrow them as the sending side's sign.
+        // So a reply posted to a list (`Re: [list] ...`) gets no sender-side
+        // sign from them; a bounce or notice a list passed on keeps them.
+        let hint_side = !(f.list_mail && lex.is_reply_subject(&f.subject));
         if let Some(p) = f.precedence.as_deref() {
             // Vacation programs mark their replies `junk` (so that other
             // robots do not answer them); newsletters say `bulk`.
             if p.starts_with("junk") {
-                ev.push(None, MODERATE, true, format!("Precedence: {p}"));
+                ev.push(None, MODERATE, hint_side, format!("Precedence: {p}"));
             } else if p.starts_with("bulk") {
-                ev.push(None, WEAK, true, format!("Precedence: {p}"));
+                ev.push(None, WEAK, hint_side, format!("Precedence: {p}"));
             }
         }
         if f.auto_response_suppress {
-            ev.push(None, WEAK, true, "X-Auto-Response-Suppress present".into());
-        }
-        if local.is_some_and(is_noreply_local) {
             ev.push(
                 None,
                 WEAK,
-                true,
+                hint_side,
+                "X-Auto-Response-Suppress present".into(),
+            );
+        }
+        if local.is_some_and(|l| lex.is_noreply_localpart(l)) {
+            ev.push(
+                None,
+                WEAK,
+                hint_side,
                 format!(
                     "sender {} does not take replies",
                     f.from_address.as_deref().unwrap_or("")
                 ),
             );
+        }
+        // A ticket system sent it: a firm sign that a program wrote it,
+        // weak evidence of an acknowledgement only (agents answer through
+        // the same system, and it says nothing of bounces).
+        if let Some((name, value)) = f
+            .headers
+            .iter()
+            .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
+        {
+            ev.push(
+                Some(Kind::Autoreply),
+                WEAK,
+                true,
+                format!(
+                    "sent by a help desk ({name}: {})",
+                    truncate_at_char(value, 60)
+                ),
+            );
+            if let Some(last) = ev.signals.last_mut() {
+                last.declared = true;
+            }
+        }
+        // A complaint that returns the original with a feedback loop's own
+        // header in it (Microsoft JMRP): not ARF, but written by the loop
+        // (a person forwarding one is ordinary mail).
+        // A feedback loop's own sender address: its non-ARF complaints are
+        // known from the header fields alone (what `clean` reads first).
+        if let Some(a) = f
+            .from_address
+            .as_deref()
+            .filter(|a| lex.is_feedback_sender(a))
+        {
+            ev.push(
+                Some(Kind::FeedbackReport),
+                MODERATE,
+                true,
+                format!("sender {a} is a feedback loop's address"),
+            );
+        }
+        let feedback_mark = f
+            .attached
+            .iter()
+            .chain(f.attached_headers.iter())
+            .find_map(|a| a.feedback_mark.as_deref());
+        if let (Some(mark), false) = (feedback_mark, forward) {
+            ev.push(
+                Some(Kind::FeedbackReport),
+                STRONG,
+                true,
+                format!("the attached original carries a feedback loop's header ({mark})"),
+            );
+        }
+        // A subject prefix that mail software writes and people do not
+        // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
+        if !forward {
+            // An entry that `needs_subject_phrase` (Domino's "AUTO:") counts
+            // only with an auto-reply phrase in the same subject.
+            let prefix = lex.subject_prefix(&f.subject).filter(|p| {
+                !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
+            });
+            if let Some(p) = prefix {
+                let s = p.strength.as_deref() == Some("strong");
+                ev.push(
+                    Some(Kind::Autoreply),
+                    if s { STRONG } else { MODERATE },
+                    true,
+                    format!(
+                        "subject starts with the automatic reply prefix {}",
+                        quote(p)
+                    ),
+                );
+            }
         }
 
         // --- text
@@ -1034,16 +1143,6 @@ impl Evidence {
     }
 }
 
-fn is_noreply_local(l: &str) -> bool {
-    let l = l.to_ascii_lowercase();
-    l.contains("noreply")
-        || l.contains("no-reply")
-        || l.contains("no_reply")
-        || l.contains("donotreply")
-        || l.contains("do-not-reply")
-        || l.contains("do_not_reply")
-}
-
 // ---------------------------------------------------------------------------
 // The original.
 
@@ -1149,6 +1248,13 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
             if o.status.is_none() {
                 o.status = r.status.clone();
             }
+            if o.action.is_none() {
+                o.action = r
+                    .action
+                    .as_deref()
+                    .and_then(|a| a.split_whitespace().next())
+                    .map(str::to_string);
+            }
             if o.diagnostic.is_none() {
                 o.diagnostic = r.diagnostic.clone();
             }
@@ -1156,6 +1262,14 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     }
     for a in &f.failed_recipients {
         push(a, &mut recips);
+    }
+    // A bounce without a report: the subject says whether the MTA gave up
+    // or is still trying ("Mail Delivery Warning", "Delayed Mail").
+    if kind == Kind::Bounce && o.action.is_none() {
+        o.action = LEXICON
+            .bounce_subject
+            .find(&f.subject_lower)
+            .map(|p| p.action.clone().unwrap_or_else(|| "failed".into()));
     }
     if let Some(fr) = &f.feedback {
         for a in &fr.original_rcpt_to {

@@ -4,8 +4,11 @@
 //! in only a few languages (en, es, fr, pl, lv). Each case is shaped like the
 //! out-of-office reply Exchange/Outlook sends (`Auto-Submitted:
 //! auto-generated`, `X-Auto-Response-Suppress: All`, a localised subject
-//! prefix), with a sentence in the language; the same subject and body from
-//! a person with no machine headers must stay `normal`.
+//! prefix), with a sentence in the language. The localised prefix at the
+//! start of the subject is Exchange's own (people do not type it), so the
+//! reply is recognised without the machine headers too; a person's reply
+//! to it (`Re: Automatic reply: ...`) quoting the same sentence, with no
+//! machine headers, must stay `normal`.
 
 use backscatter::managesieve::base64;
 use backscatter::{classify, Context, Decision, Kind, SentIndex};
@@ -92,7 +95,15 @@ fn out_of_office_in_twelve_languages() {
         assert_eq!(v.kind, Some(Kind::Autoreply), "{lang}: {:?}", v.reasons);
         assert_eq!(v.verdict, Decision::Backscatter, "{lang}");
         assert_eq!(v.original.message_id.as_deref(), Some("<o1@example.org>"));
+        // Older Exchange: the prefix, no Auto-Submitted or vendor header.
         let v = classify(&message(subject, body, false), &ctx);
+        assert_eq!(
+            v.kind,
+            Some(Kind::Autoreply),
+            "{lang}, no headers: {:?}",
+            v.reasons
+        );
+        let v = classify(&message(&format!("Re: {subject}"), body, false), &ctx);
         assert_eq!(
             v.verdict,
             Decision::Normal,

@@ -5,6 +5,7 @@
 mod accounts;
 mod agent;
 mod arrivals;
+mod cases;
 mod cli;
 mod cyrus;
 mod flood;

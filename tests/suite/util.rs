@@ -27,6 +27,10 @@ pub struct Expected {
 pub struct Case {
     pub eml: PathBuf,
     pub expected: Expected,
+    /// The whole expectation file, for the fields only the golden test
+    /// reads (`recipients`, `action`, `status`).
+    #[allow(dead_code)] // not every including crate reads it
+    pub json: serde_json::Value,
 }
 
 /// Every (.eml, .json) pair under `dir`, sorted.
@@ -41,9 +45,11 @@ pub fn cases(dir: &Path) -> Vec<Case> {
                 .unwrap_or_else(|_| panic!("{} has no expected {}", p.display(), j.display()));
             let expected: Expected =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", j.display()));
+            let json = serde_json::from_str(&text).unwrap_or_default();
             out.push(Case {
                 eml: p.to_path_buf(),
                 expected,
+                json,
             });
         }
     }

@@ -835,7 +835,7 @@ mod tests {
         );
         assert_eq!(r.by_mta_family.values().sum::<usize>(), 34);
         assert!(
-            r.by_mta_family.contains_key("Exim"),
+            r.by_mta_family.contains_key("exim"),
             "{:?}",
             r.by_mta_family
         );

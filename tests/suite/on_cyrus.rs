@@ -460,7 +460,7 @@ fn pick(cy: &Cyrus, f: &Flood, d: Decision, n: usize) -> Vec<Vec<u8>> {
         .inbox
         .iter()
         .filter(|m| f.expected[&mid(m)] == d)
-        .take(3 * n)
+        .take(10 * n)
         .cloned()
         .collect();
     let ok = storable(cy, &candidates);

@@ -159,7 +159,7 @@ fn hostile_ids_stay_literal() {
 }
 
 /// The envelope sender a delivering server would have seen.
-fn envelope_from(raw: &[u8]) -> String {
+pub fn envelope_from(raw: &[u8]) -> String {
     let h = mail_parser::MessageParser::default().parse_headers(raw);
     let rp = h
         .as_ref()

@@ -88,6 +88,7 @@ pub fn loopback_account(
         catch_up_days: 2,
         outbound_hosts: Vec::new(),
         rules: None,
+        compress: backscatter::config::Compression::Auto,
         sieve_host: "127.0.0.1".into(),
         sieve_port,
         sieve_tls: backscatter::config::TlsMode::Plain,

@@ -838,6 +838,11 @@ impl Imap {
         self.caps.contains(&cap.to_ascii_uppercase())
     }
 
+    /// Is the connection compressed (`COMPRESS=DEFLATE`)?
+    pub fn compressed(&self) -> bool {
+        matches!(self.session.get_ref(), Conn::Deflate(_))
+    }
+
     pub fn capabilities(&self) -> Vec<String> {
         let mut v: Vec<String> = self.caps.iter().cloned().collect();
         v.sort();

@@ -423,6 +423,19 @@ fn a_compressed_sweep_decides_the_same_and_reads_fewer_bytes() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         crate::sweep::check_placement(&dc, &f, user);
         runs.push(v);
+        let o = cli(
+            &dir,
+            &cfg,
+            crate::harness::password(user),
+            &["account", "check"],
+        );
+        let out = text(&o.stdout);
+        let want = if compress == "always" {
+            "Compression: on (COMPRESS=DEFLATE)"
+        } else {
+            "Compression: off (compress = \"never\")"
+        };
+        assert!(out.contains(want), "{out}");
     }
     let (plain, deflated) = (&runs[0], &runs[1]);
     eprintln!("uncompressed: {plain}\ncompressed:   {deflated}");

@@ -469,6 +469,8 @@ fn main() {
                     traffic,
                     json,
                 };
+                let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                let load = load.split_whitespace().next().unwrap_or("?").to_string();
                 let ours = run.json.as_ref().map_or(String::new(), |v| {
                     format!(
                         "; own counters: {} wire bytes ({:.1}% of the mailbox), {} inflated, {} round trips",
@@ -479,7 +481,7 @@ fn main() {
                     )
                 });
                 println!(
-                    "{link} round {}: {client:<20} {:6.2} s wall, {:5.2} s CPU, peak RSS {:5.1} MB, Dovecot CPU {:5.2} s, Dovecot sent {} bytes (out=), on the connection {} bytes down, {} up, {} client turns, {} moved{ours}",
+                    "{link} round {}: {client:<20} {:6.2} s wall, {:5.2} s CPU, peak RSS {:5.1} MB, Dovecot CPU {:5.2} s, Dovecot sent {} bytes (out=), on the connection {} bytes down, {} up, {} client turns, {} moved, load {load}{ours}",
                     round + 1,
                     run.wall,
                     run.cpu,

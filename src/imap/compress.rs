@@ -194,6 +194,7 @@ mod tests {
             sent_days: 30,
             watch: vec!["INBOX".into()],
             catch_up_days: 2,
+            outbound_hosts: Vec::new(),
             compress,
             sieve_host: "127.0.0.1".into(),
             sieve_port: 4190,

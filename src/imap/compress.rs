@@ -195,6 +195,7 @@ mod tests {
             watch: vec!["INBOX".into()],
             catch_up_days: 2,
             outbound_hosts: Vec::new(),
+            rules: None,
             compress,
             sieve_host: "127.0.0.1".into(),
             sieve_port: 4190,

@@ -149,6 +149,9 @@ mod tests {
                     format!("* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE MOVE\r\n{tag} OK done\r\n")
                         .as_bytes(),
                 );
+            } else if cmd.starts_with("LIST") {
+                // The hierarchy delimiter, asked for after login.
+                p.send(format!("* LIST (\\Noselect) \"/\" \"\"\r\n{tag} OK listed\r\n").as_bytes());
             } else if cmd == "COMPRESS DEFLATE" {
                 if refuse_compress {
                     p.send(format!("{tag} NO not today\r\n").as_bytes());
@@ -258,6 +261,7 @@ mod tests {
             [
                 "LOGIN",
                 "CAPABILITY",
+                "LIST",
                 "COMPRESS",
                 "NOOP",
                 "NOOP",
@@ -271,7 +275,7 @@ mod tests {
         let inflated = BYTES_INFLATED.load(Ordering::Relaxed) - inflated0;
         assert!(inflated > body().len() as u64, "{inflated}");
         assert!(wire > 0);
-        assert!(ROUND_TRIPS.load(Ordering::Relaxed) - trips0 >= 8);
+        assert!(ROUND_TRIPS.load(Ordering::Relaxed) - trips0 >= 9);
     }
 
     #[test]

@@ -1,12 +1,26 @@
-//! The flood sweep, measured: a 10,000-message flood of real automated
-//! responses and ordinary mail on a loopback Dovecot, swept by
-//! `backscatter clean` (full classification) and, on an identical mailbox in
-//! the same run, by imapfilter with a header-only rule (`Return-Path: <>` or
-//! From MAILER-DAEMON). Prints wall time, bytes fetched against the
-//! mailbox size, and peak RSS, for BENCHMARKS.md.
+//! The flood sweep, measured: a flood of real automated responses and
+//! ordinary mail on a loopback Dovecot, swept cold by `backscatter clean`
+//! (full classification; uncompressed and with `COMPRESS=DEFLATE`) and, on
+//! an identical mailbox in the same run, by imapfilter with the usual
+//! header-only rule (`Return-Path: <>` or From MAILER-DAEMON). All three
+//! use implicit TLS, directly on loopback and through
+//! `/work/shared/tools/wanproxy.py` (a home link: 40 ms round trip,
+//! 20 Mbit/s each way) in front of the IMAPS port.
 //!
-//! `cargo bench --bench sweep` (needs dovecot and imapfilter installed;
-//! FLOOD=N changes the size, ROUNDS=N the repetitions).
+//! Prints, per client: wall time, own CPU, peak RSS, Dovecot's CPU for the
+//! session (its imap and imap-login processes, read from the master's
+//! reaped-children times), the bytes Dovecot says it sent (`out=` of its
+//! logout line), and for backscatter its own counters (wire bytes, bytes
+//! inflated, round trips). Then the medians and the ratio to imapfilter.
+//!
+//! With ITEMS=1, first Dovecot's own CPU for one whole-mailbox FETCH of
+//! the cold flood per fetch item (and for imapfilter's two SEARCHes), read
+//! from /proc for the session's imap process.
+//!
+//! `cargo bench --bench sweep` (needs dovecot, imapfilter and python3).
+//! Knobs: FLOOD=N messages (10000), ROUNDS=N (1), LINKS=loopback,wan
+//! (empty: none), ITEMS=1, RTT_MS=40, MBIT=20, WANPROXY=path of
+//! wanproxy.py, SHOW_STDERR=1.
 
 #[path = "../tests/suite/flood.rs"]
 mod flood;
@@ -17,11 +31,30 @@ mod harness;
 mod util;
 
 use backscatter::Decision;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Wall seconds and peak RSS (KiB) of a command, via /usr/bin/time.
-fn timed(cmd: &mut Command) -> (f64, u64, f64, String) {
+/// What one client run cost.
+struct Run {
+    wall: f64,
+    cpu: f64,
+    rss_mb: f64,
+    dovecot_cpu: f64,
+    /// Bytes Dovecot reports sending (`out=`), if its logout line was seen.
+    server_out: Option<u64>,
+    /// Messages in the quarantine afterwards.
+    moved: u32,
+    /// The connection as the relay saw it.
+    traffic: Traffic,
+    /// `clean --json`, for backscatter.
+    json: Option<serde_json::Value>,
+}
+
+/// Wall seconds, CPU seconds, peak RSS (KiB) and stdout of a command, via
+/// /usr/bin/time.
+fn timed(cmd: &mut Command) -> (f64, f64, u64, String) {
     let t = std::env::temp_dir().join(format!("bs-time-{}", std::process::id()));
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
@@ -40,8 +73,9 @@ fn timed(cmd: &mut Command) -> (f64, u64, f64, String) {
     }
     assert!(
         out.status.success(),
-        "{:?} failed: {}",
+        "{:?} failed: {}{}",
         cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let line = std::fs::read_to_string(&t)
@@ -60,25 +94,258 @@ fn timed(cmd: &mut Command) -> (f64, u64, f64, String) {
     };
     (
         secs,
-        rss,
         cpu,
+        rss,
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
 
+/// CPU seconds of the processes the Dovecot master has reaped (its imap
+/// and imap-login processes once a session ends).
+fn reaped_cpu(master: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{master}/stat")).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // cutime and cstime: fields 16 and 17 of stat, 14 and 15 after the name
+    let ticks: f64 = f.get(13).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(14).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Wait until `user`'s session has ended in the server log (from byte
+/// `from` on); its `out=` figure, and Dovecot's CPU once the processes
+/// are reaped.
+fn session_end(dc: &harness::Dovecot, user: &str, from: usize, cpu0: f64) -> (Option<u64>, f64) {
+    let start = Instant::now();
+    let mut out = None;
+    while start.elapsed() < Duration::from_secs(15) {
+        let log = std::fs::read(&dc.log_file).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned();
+        let ended: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("imap({user})")) && l.contains(" out="))
+            .collect();
+        if !ended.is_empty() {
+            out = Some(
+                ended
+                    .iter()
+                    .filter_map(|l| l.split(" out=").nth(1))
+                    .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    .sum(),
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The login process (the TLS proxy) ends just after the imap process.
+    let mut last = reaped_cpu(dc.pid);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = reaped_cpu(dc.pid);
+        if now == last {
+            return (out, now - cpu0);
+        }
+        last = now;
+    }
+}
+
+/// What a [`Relay`] saw: bytes each way (TLS records included) and the
+/// client's turns (a burst from the client after data from the server: a
+/// round trip, give or take the TLS handshake's).
+#[derive(Default)]
+struct Traffic {
+    to_server: u64,
+    to_client: u64,
+    turns: u64,
+    client_spoke_last: bool,
+}
+
+/// A counting TCP relay on loopback in front of `target`, so that both
+/// clients' traffic is measured the same way, TLS and all.
+struct Relay {
+    port: u16,
+    traffic: std::sync::Arc<std::sync::Mutex<Traffic>>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Relay {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let traffic = Arc::new(Mutex::new(Traffic::default()));
+        let t = traffic.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                for (mut from, mut to, upstream) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        true,
+                    ),
+                    (server, client, false),
+                ] {
+                    let t = t.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            {
+                                let mut t = t.lock().unwrap();
+                                if upstream {
+                                    t.to_server += n as u64;
+                                    if !t.client_spoke_last {
+                                        t.turns += 1;
+                                    }
+                                } else {
+                                    t.to_client += n as u64;
+                                }
+                                t.client_spoke_last = upstream;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay { port, traffic }
+    }
+
+    /// What it saw since the last call.
+    fn take(&self) -> Traffic {
+        std::mem::take(&mut *self.traffic.lock().unwrap())
+    }
+}
+
+/// CPU seconds of a process so far.
+fn proc_cpu(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The one `imap` process of the Dovecot master `master`.
+fn imap_process(master: u32) -> u32 {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((name, rest)) = s.split_once(" (").and_then(|(_, r)| r.rsplit_once(')')) else {
+            continue;
+        };
+        let ppid: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if ppid == master && name == "imap" {
+            found.push(pid);
+        }
+    }
+    assert_eq!(found.len(), 1, "one imap process under {master}: {found:?}");
+    found[0]
+}
+
+/// Dovecot's CPU for one whole-mailbox FETCH per item, each on a cold
+/// cache (server restarted, `dovecot.index.cache` deleted).
+fn item_costs(f: &flood::Flood) {
+    let prefix = backscatter::plan::prefix_items();
+    let commands: Vec<(String, String)> = [
+        (
+            "BODY.PEEK[HEADER]",
+            "UID FETCH 1:* (BODY.PEEK[HEADER])".to_string(),
+        ),
+        (
+            "the sweep's first fetch (plan::prefix_items)",
+            format!("UID FETCH 1:* ({prefix})"),
+        ),
+        ("BODYSTRUCTURE", "UID FETCH 1:* (BODYSTRUCTURE)".into()),
+        (
+            "BODY.PEEK[]<0.8192>",
+            "UID FETCH 1:* (BODY.PEEK[]<0.8192>)".into(),
+        ),
+        (
+            "BODY.PEEK[] (whole messages)",
+            "UID FETCH 1:* (BODY.PEEK[])".into(),
+        ),
+        (
+            "SEARCH HEADER Return-Path \"<>\"",
+            "UID SEARCH HEADER Return-Path \"<>\"".into(),
+        ),
+        (
+            "SEARCH FROM MAILER-DAEMON",
+            "UID SEARCH FROM MAILER-DAEMON".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .collect();
+    let mut dc = harness::Dovecot::start();
+    dc.imap("alice").append_many("INBOX", &f.inbox);
+    println!(
+        "Dovecot CPU per item, one command over all {} messages, cold cache ({prefix} is the sweep's first fetch):",
+        f.inbox.len(),
+    );
+    println!("| item | Dovecot CPU | response |");
+    println!("|---|---|---|");
+    for (name, command) in commands {
+        dc.restart();
+        for e in walkdir::WalkDir::new(dc.mail_dir("alice"))
+            .into_iter()
+            .flatten()
+        {
+            if e.file_name() == "dovecot.index.cache" {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        let mut imap = dc.imap("alice");
+        imap.select("INBOX");
+        let pid = imap_process(dc.pid);
+        let cpu0 = proc_cpu(pid);
+        let r = imap.command(&command).unwrap();
+        let cpu = proc_cpu(pid) - cpu0;
+        let bytes: usize = r.untagged.iter().map(|u| u.rest.len()).sum();
+        println!("| `{name}` | {cpu:.2} s | {:.1} MB |", bytes as f64 / 1e6);
+        imap.logout();
+    }
+}
+
 const LUA: &str = r#"
 options.timeout = 120
-options.starttls = false
+options.certificates = false
+options.hostnames = false
 options.create = true
 local acc = IMAP {
   server = '127.0.0.1',
   port = tonumber(os.getenv('BENCH_PORT')),
   username = 'bob',
   password = 'bobpw',
+  ssl = 'auto',
 }
 local res = acc.INBOX:contain_field('Return-Path', '<>') + acc.INBOX:contain_from('MAILER-DAEMON')
 res:move_messages(acc['Quarantine'])
 "#;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
 
 fn main() {
     if !harness::Dovecot::available() {
@@ -86,7 +353,13 @@ fn main() {
         return;
     }
     let n: usize = util::env_num("FLOOD", 10_000);
-    let rounds: usize = util::env_num("ROUNDS", 3);
+    let rounds: usize = util::env_num("ROUNDS", 1);
+    let links: Vec<String> = std::env::var("LINKS")
+        .unwrap_or("loopback,wan".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     let f = flood::flood(n);
     let size: usize = f.inbox.iter().map(Vec::len).sum();
     let forged = f
@@ -104,71 +377,151 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let lua = dir.join("backscatter.lua");
     std::fs::write(&lua, LUA).unwrap();
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    for round in 0..rounds {
-        let dc = harness::Dovecot::start();
-        for user in ["alice", "bob"] {
-            let mut imap = dc.imap(user);
-            imap.append_many("Sent", &f.sent);
-            imap.append_many("INBOX", &f.inbox);
-        }
-        let cfg = dir.join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"BENCH_PASSWORD\"\n",
-                dc.imap_port
-            ),
-        )
-        .unwrap();
-        let mut ours_cmd = Command::new(env!("CARGO_BIN_EXE_backscatter"));
-        ours_cmd
-            .args(["clean", "--json"])
-            .env("BACKSCATTER_CONFIG", &cfg)
-            .env("BENCH_PASSWORD", "alicepw")
-            .env("XDG_DATA_HOME", dir.join(format!("data{round}")))
-            .env("XDG_STATE_HOME", dir.join(format!("state{round}")));
-        let mut theirs_cmd = Command::new("imapfilter");
-        theirs_cmd
-            .arg("-c")
-            .arg(&lua)
-            .env("BENCH_PORT", dc.imap_port.to_string())
-            .env("HOME", &dir);
-        // Alternate the order so neither always runs on a warmer server.
-        let (a, b) = if round % 2 == 0 {
-            let a = timed(&mut ours_cmd);
-            (a, timed(&mut theirs_cmd))
-        } else {
-            let b = timed(&mut theirs_cmd);
-            (timed(&mut ours_cmd), b)
-        };
-        let v: serde_json::Value = serde_json::from_str(a.3.trim()).expect("clean --json");
-        let moved_by_imapfilter = dc.imap("bob").select("Quarantine");
-        println!(
-            "round {}: backscatter {:.2} s ({:.2} s CPU), {} quarantined, {} legitimate kept, {} bytes fetched ({:.1}% of the mailbox), peak RSS {:.1} MB | imapfilter {:.2} s ({:.2} s CPU), {} moved, peak RSS {:.1} MB",
-            round + 1,
-            a.0,
-            a.2,
-            v["quarantined"],
-            v["legitimate"],
-            v["bytes_fetched"],
-            100.0 * v["bytes_fetched"].as_f64().unwrap() / size as f64,
-            a.1 as f64 / 1024.0,
-            b.0,
-            b.2,
-            moved_by_imapfilter,
-            b.1 as f64 / 1024.0
-        );
-        ours.push(a.0);
-        theirs.push(b.0);
+    // (link, client) -> runs
+    if std::env::var("ITEMS").is_ok_and(|v| v == "1") {
+        item_costs(&f);
     }
-    ours.sort_by(f64::total_cmp);
-    theirs.sort_by(f64::total_cmp);
-    let (m1, m2) = (ours[ours.len() / 2], theirs[theirs.len() / 2]);
-    println!(
-        "median: backscatter {m1:.2} s, imapfilter {m2:.2} s: ratio {:.2}x",
-        m1 / m2
-    );
+    let mut all: BTreeMap<(String, &str), Vec<Run>> = BTreeMap::new();
+    for link in &links {
+        for round in 0..rounds {
+            let dc = harness::Dovecot::start();
+            let t = Instant::now();
+            for user in ["alice", "bob", "carol"] {
+                let mut imap = dc.imap(user);
+                imap.append_many("Sent", &f.sent);
+                imap.append_many("INBOX", &f.inbox);
+            }
+            eprintln!(
+                "{link} round {}: three mailboxes appended in {:.1} s",
+                round + 1,
+                t.elapsed().as_secs_f64()
+            );
+            let relay = Relay::start(dc.imaps_port);
+            let (mut proxy, port) = match link.as_str() {
+                "loopback" => (None, relay.port),
+                "wan" => {
+                    let (c, p) = util::wanproxy(&dir, relay.port);
+                    (Some(c), p)
+                }
+                other => panic!("LINKS: unknown link {other:?} (loopback, wan)"),
+            };
+            // backscatter uncompressed on alice, compressed on carol,
+            // imapfilter on bob; the order rotates with the round.
+            let mut clients = vec![
+                ("backscatter", "alice", "never"),
+                ("backscatter+deflate", "carol", "always"),
+                ("imapfilter", "bob", ""),
+            ];
+            clients.rotate_left(round % 3);
+            for (client, user, compress) in clients {
+                let mut cmd = if client == "imapfilter" {
+                    let mut c = Command::new("imapfilter");
+                    c.arg("-c")
+                        .arg(&lua)
+                        .env("BENCH_PORT", port.to_string())
+                        .env("SSL_CERT_FILE", &dc.ca_file)
+                        .env("HOME", &dir);
+                    c
+                } else {
+                    let cfg = dir.join(format!("{link}-{round}-{user}.toml"));
+                    std::fs::write(
+                        &cfg,
+                        format!(
+                            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\nusername = \"{user}\"\npassword.env = \"BENCH_PASSWORD\"\ncompress = \"{compress}\"\n",
+                            dc.ca_file.display()
+                        ),
+                    )
+                    .unwrap();
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_backscatter"));
+                    let data: PathBuf = dir.join(format!("data-{link}-{round}-{user}"));
+                    c.args(["clean", "--json"])
+                        .env("BACKSCATTER_CONFIG", &cfg)
+                        .env("BENCH_PASSWORD", harness::password(user))
+                        .env("XDG_DATA_HOME", data.join("data"))
+                        .env("XDG_STATE_HOME", data.join("state"));
+                    c
+                };
+                let log_from = std::fs::metadata(&dc.log_file).map_or(0, |m| m.len() as usize);
+                let cpu0 = reaped_cpu(dc.pid);
+                relay.take();
+                let (wall, cpu, rss, stdout) = timed(&mut cmd);
+                let (server_out, dovecot_cpu) = session_end(&dc, user, log_from, cpu0);
+                let traffic = relay.take();
+                let quarantine = if client == "imapfilter" {
+                    "Quarantine"
+                } else {
+                    "Backscatter"
+                };
+                let moved = dc.imap(user).select(quarantine);
+                let json = (client != "imapfilter")
+                    .then(|| serde_json::from_str::<serde_json::Value>(stdout.trim()))
+                    .transpose()
+                    .expect("clean --json prints JSON");
+                let run = Run {
+                    wall,
+                    cpu,
+                    rss_mb: rss as f64 / 1024.0,
+                    dovecot_cpu,
+                    server_out,
+                    moved,
+                    traffic,
+                    json,
+                };
+                let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                let load = load.split_whitespace().next().unwrap_or("?").to_string();
+                let ours = run.json.as_ref().map_or(String::new(), |v| {
+                    format!(
+                        "; own counters: {} wire bytes ({:.1}% of the mailbox), {} inflated, {} round trips",
+                        v["bytes_fetched"],
+                        100.0 * v["bytes_fetched"].as_f64().unwrap_or(0.0) / size as f64,
+                        v["bytes_inflated"],
+                        v["round_trips"]
+                    )
+                });
+                println!(
+                    "{link} round {}: {client:<20} {:6.2} s wall, {:5.2} s CPU, peak RSS {:5.1} MB, Dovecot CPU {:5.2} s, Dovecot sent {} bytes (out=), on the connection {} bytes down, {} up, {} client turns, {} moved, load {load}{ours}",
+                    round + 1,
+                    run.wall,
+                    run.cpu,
+                    run.rss_mb,
+                    run.dovecot_cpu,
+                    run.server_out.map_or("?".into(), |b| b.to_string()),
+                    run.traffic.to_client,
+                    run.traffic.to_server,
+                    run.traffic.turns,
+                    run.moved,
+                );
+                all.entry((link.clone(), client)).or_default().push(run);
+            }
+            if let Some(p) = proxy.as_mut() {
+                util::stop(p);
+            }
+        }
+    }
+    println!("\nmedians over {rounds} round(s), FLOOD={n}; bytes and turns on the TLS connection, as the relay saw them:");
+    println!("| link | client | wall | CPU | peak RSS | Dovecot CPU | bytes down | client turns | moved | wall vs imapfilter |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for link in &links {
+        let theirs = all
+            .get(&(link.clone(), "imapfilter"))
+            .map(|r| median(r.iter().map(|r| r.wall).collect()));
+        for client in ["backscatter", "backscatter+deflate", "imapfilter"] {
+            let Some(runs) = all.get(&(link.clone(), client)) else {
+                continue;
+            };
+            let m = |g: &dyn Fn(&Run) -> f64| median(runs.iter().map(g).collect());
+            let wall = m(&|r| r.wall);
+            println!(
+                "| {link} | {client} | {wall:.2} s | {:.2} s | {:.1} MB | {:.2} s | {:.2} MB | {:.0} | {} | {} |",
+                m(&|r| r.cpu),
+                m(&|r| r.rss_mb),
+                m(&|r| r.dovecot_cpu),
+                m(&|r| r.traffic.to_client as f64) / 1e6,
+                m(&|r| r.traffic.turns as f64),
+                runs[0].moved,
+                theirs.map_or("-".into(), |t| format!("{:.2}x", wall / t)),
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,10 @@
 //! Prints figures for BENCHMARKS.md.
 //!
 //! `cargo bench --bench watch` (needs dovecot; N=… messages, IDLE_SECS=…).
+//! `LINK=wan` puts the agent behind `/work/shared/tools/wanproxy.py` (a
+//! home link: RTT_MS=40, MBIT=20) on the IMAPS port, with COMPRESS=auto,
+//! always or never; the APPENDs and the polling stay on loopback, as mail
+//! arrives at the server, not through the user's link.
 
 #[path = "../tests/suite/flood.rs"]
 #[allow(dead_code)]
@@ -62,14 +66,29 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("bs-watch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.toml");
+    let link = std::env::var("LINK").unwrap_or("loopback".into());
+    let compress = std::env::var("COMPRESS").unwrap_or("auto".into());
+    let mut proxy = None;
+    let account = match link.as_str() {
+        "loopback" => format!("port = {}\ntls = \"plain\"\n", dc.imap_port),
+        "wan" => {
+            let (c, port) = util::wanproxy(&dir, dc.imaps_port);
+            proxy = Some(c);
+            format!(
+                "port = {port}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\n",
+                dc.ca_file.display()
+            )
+        }
+        other => panic!("LINK: unknown link {other:?} (loopback, wan)"),
+    };
     std::fs::write(
         &cfg,
         format!(
-            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n",
-            dc.imap_port
+            "[accounts.alice]\nhost = \"127.0.0.1\"\n{account}username = \"alice\"\npassword.env = \"PW\"\ncompress = \"{compress}\"\n"
         ),
     )
     .unwrap();
+    println!("link: {link}, compress = \"{compress}\"");
     let mut child = util::backscatter(&dir, &cfg, &["watch"])
         .env("PW", "alicepw")
         .stdout(Stdio::null())
@@ -150,5 +169,8 @@ fn main() {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
+    if let Some(p) = proxy.as_mut() {
+        util::stop(p);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

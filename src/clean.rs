@@ -68,7 +68,14 @@ pub struct Summary {
     pub seconds: f64,
     /// Messages an interrupted earlier run had left half-done, now finished.
     pub recovered: usize,
+    /// Bytes received from the server as they came off the connection
+    /// (compressed, with `COMPRESS=DEFLATE`).
     pub bytes_fetched: u64,
+    /// What those bytes inflated to; 0 when the connection was not
+    /// compressed.
+    pub bytes_inflated: u64,
+    /// Commands sent and awaited (see `imap::ROUND_TRIPS`).
+    pub round_trips: u64,
     pub sent_indexed: usize,
     /// Sent messages read from the server this run (the rest came from
     /// the cache).
@@ -331,7 +338,7 @@ pub async fn clean(
     progress: Progress<'_>,
 ) -> Result<Summary, CleanError> {
     let start = Instant::now();
-    let bytes0 = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed);
+    let counters0 = imap::counters();
     let mut imap = imap::connect(a, secret).await?;
     // Every name as this server spells it (its namespace and delimiter).
     let a = &imap.resolve_account(a);
@@ -407,7 +414,10 @@ pub async fn clean(
     }
     imap.logout().await;
     summary.seconds = start.elapsed().as_secs_f64();
-    summary.bytes_fetched = imap::BYTES_READ.load(std::sync::atomic::Ordering::Relaxed) - bytes0;
+    let counters = imap::counters();
+    summary.bytes_fetched = counters.0 - counters0.0;
+    summary.bytes_inflated = counters.1 - counters0.1;
+    summary.round_trips = counters.2 - counters0.2;
     Ok(summary)
 }
 

@@ -47,6 +47,8 @@ struct FileAccount {
     #[serde(default)]
     outbound_hosts: Vec<String>,
     rules: Option<PathBuf>,
+    #[serde(default)]
+    compress: Compression,
     sieve: Option<FileSieve>,
 }
 
@@ -86,6 +88,34 @@ pub enum TlsMode {
     Starttls,
     /// No TLS: only to a loopback address.
     Plain,
+}
+
+/// Whether to compress the IMAP connection with `COMPRESS=DEFLATE`
+/// (RFC 4978) when the server offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// Compress, except to a loopback address (where bytes cost nothing
+    /// and deflating costs CPU on both ends).
+    #[default]
+    Auto,
+    /// Compress whenever the server offers it, loopback included.
+    Always,
+    /// Never compress.
+    Never,
+}
+
+impl Compression {
+    /// Whether to ask for compression on a connection to `host`, given
+    /// whether the server advertises `COMPRESS=DEFLATE`.
+    pub fn wanted(self, host: &str, offered: bool) -> bool {
+        offered
+            && match self {
+                Compression::Auto => !is_loopback(host),
+                Compression::Always => true,
+                Compression::Never => false,
+            }
+    }
 }
 
 /// How to authenticate.
@@ -180,6 +210,8 @@ pub struct Account {
     /// The user's own Sieve rules, run by `filter` and `watch` (`~`
     /// expanded; checked to exist when the config is loaded).
     pub rules: Option<PathBuf>,
+    /// `COMPRESS=DEFLATE` on the IMAP connection.
+    pub compress: Compression,
     pub sieve_host: String,
     pub sieve_port: u16,
     /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
@@ -443,6 +475,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 .filter(|h| !h.is_empty())
                 .collect(),
             rules,
+            compress: a.compress,
             sieve_host,
             sieve_port,
             sieve_tls,
@@ -573,6 +606,25 @@ password.command = ["pass", "show", "mail/work"]
         assert!(
             p("[accounts.a]\nhost = \"127.0.0.1\"\nusername = \"u\"\ntls = \"plain\"\n").is_ok()
         );
+    }
+
+    #[test]
+    fn compression_is_auto_by_default_and_off_to_loopback() {
+        let c = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\n").unwrap();
+        let a = c.account(None).unwrap();
+        assert_eq!(a.compress, Compression::Auto);
+        assert!(Compression::Auto.wanted("imap.example.org", true));
+        assert!(!Compression::Auto.wanted("imap.example.org", false));
+        assert!(!Compression::Auto.wanted("127.0.0.1", true));
+        assert!(!Compression::Auto.wanted("[::1]", true));
+        assert!(Compression::Always.wanted("127.0.0.1", true));
+        assert!(!Compression::Always.wanted("127.0.0.1", false));
+        assert!(!Compression::Never.wanted("imap.example.org", true));
+        let c = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\ncompress = \"never\"\n").unwrap();
+        assert_eq!(c.account(None).unwrap().compress, Compression::Never);
+        let e =
+            p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\ncompress = \"yes\"\n").unwrap_err();
+        assert!(e.0.contains("yes") && e.0.contains("always"), "{e}");
     }
 
     #[test]

@@ -111,6 +111,17 @@ fn check(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
                 .map_or("none".to_string(), |d| format!("\"{d}\""))
         )
         .map_err(w)?;
+        let compression = if imap.compressed() {
+            "on (COMPRESS=DEFLATE)"
+        } else if !imap.has("COMPRESS=DEFLATE") {
+            "off (the server does not offer COMPRESS=DEFLATE)"
+        } else {
+            match a.compress {
+                crate::config::Compression::Never => "off (compress = \"never\")",
+                _ => "off (compress = \"auto\" does not compress to loopback)",
+            }
+        };
+        writeln!(out, "  Compression: {compression}").map_err(w)?;
         let list = imap
             .list()
             .await

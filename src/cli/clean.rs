@@ -90,6 +90,8 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "dry_run": args.dry_run,
             "recovered": s.recovered,
             "bytes_fetched": s.bytes_fetched,
+            "bytes_inflated": s.bytes_inflated,
+            "round_trips": s.round_trips,
             "sent_indexed": s.sent_indexed,
         });
         writeln!(out, "{v}").map_err(w)?;

@@ -6,6 +6,7 @@
 //! This is I/O; the decisions (what to fetch, what to move) are made by the
 //! pure modules `skeleton`, `classify` and `plan`.
 
+pub mod compress;
 pub mod names;
 pub mod structure;
 
@@ -18,6 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -174,16 +176,39 @@ async fn timed<T>(
     }
 }
 
-/// A plain or TLS connection.
+/// A plain or TLS connection, possibly compressed (`COMPRESS=DEFLATE`,
+/// layered on after login by [`compress::start`]).
 #[derive(Debug)]
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<tokio_native_tls::TlsStream<TcpStream>>),
+    /// Raw deflate (RFC 1951) both ways over a `Plain` or `Tls` connection.
+    Deflate(Box<async_imap::DeflateStream<Conn>>),
 }
 
-/// Bytes received from IMAP servers by this process (after TLS), for the
-/// "bytes fetched" figure of `clean`.
-pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Bytes received from IMAP servers by this process as they came off the
+/// connection: after TLS, before decompression. The "bytes fetched" figure
+/// of `clean`.
+pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes decompressed from compressed connections (what the server would
+/// have sent without `COMPRESS=DEFLATE`); 0 when nothing was compressed.
+pub static BYTES_INFLATED: AtomicU64 = AtomicU64::new(0);
+
+/// Commands sent and awaited by this process: one per flush of a
+/// connection (async-imap writes a command, flushes it, then waits for the
+/// answer; a literal's continuation and IDLE's `DONE` count as one more).
+pub static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// The counters now, to subtract later: (wire bytes read, bytes inflated,
+/// round trips).
+pub fn counters() -> (u64, u64, u64) {
+    (
+        BYTES_READ.load(Ordering::Relaxed),
+        BYTES_INFLATED.load(Ordering::Relaxed),
+        ROUND_TRIPS.load(Ordering::Relaxed),
+    )
+}
 
 impl AsyncRead for Conn {
     fn poll_read(
@@ -192,14 +217,26 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let r = match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        // The wire bytes are counted where they are read: by the inner
+        // connection of a compressed one.
+        let (r, counter) = match self.get_mut() {
+            Conn::Plain(s) => (Pin::new(s).poll_read(cx, buf), &BYTES_READ),
+            Conn::Tls(s) => (Pin::new(s.as_mut()).poll_read(cx, buf), &BYTES_READ),
+            Conn::Deflate(s) => (Pin::new(s.as_mut()).poll_read(cx, buf), &BYTES_INFLATED),
         };
         let n = buf.filled().len().saturating_sub(before) as u64;
-        BYTES_READ.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        counter.fetch_add(n, Ordering::Relaxed);
         r
     }
+}
+
+/// Count a completed flush of the outermost plain or TLS layer as a round
+/// trip.
+fn count_flush(r: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    if let Poll::Ready(Ok(())) = r {
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+    }
+    r
 }
 
 impl AsyncWrite for Conn {
@@ -211,13 +248,17 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Plain(s) => count_flush(Pin::new(s).poll_flush(cx)),
+            Conn::Tls(s) => count_flush(Pin::new(s.as_mut()).poll_flush(cx)),
+            // Flushes the deflate stream (a sync flush), then the inner
+            // connection, which counts the round trip.
+            Conn::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -225,6 +266,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -422,8 +464,38 @@ pub fn flags_of(f: &Fetch) -> Vec<String> {
         .collect()
 }
 
-/// Connect and log in.
+/// Connect, log in, and compress the connection when the account's
+/// `compress` setting and the server's `COMPRESS=DEFLATE` say so (a server
+/// that advertises it but refuses the command gets a new, uncompressed
+/// connection).
 pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
+    let imap = login(a, secret).await?;
+    if !a.compress.wanted(&a.host, imap.has("COMPRESS=DEFLATE")) {
+        return Ok(imap);
+    }
+    let Imap {
+        session,
+        caps,
+        account,
+        namespace,
+    } = imap;
+    match compress::start(session).await {
+        Ok(session) => Ok(Imap {
+            session,
+            caps,
+            account,
+            namespace,
+        }),
+        Err(e) if matches!(e.kind, ErrorKind::No | ErrorKind::Protocol) => {
+            tracing::warn!("{e}; continuing without compression on a new connection");
+            login(a, secret).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Connect and log in.
+async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
     if a.tls == TlsMode::Plain && !is_loopback(&a.host) {
         return Err(err(
             ErrorKind::Tls,
@@ -764,6 +836,11 @@ pub fn uid_set(uids: &[u32]) -> String {
 impl Imap {
     pub fn has(&self, cap: &str) -> bool {
         self.caps.contains(&cap.to_ascii_uppercase())
+    }
+
+    /// Is the connection compressed (`COMPRESS=DEFLATE`)?
+    pub fn compressed(&self) -> bool {
+        matches!(self.session.get_ref(), Conn::Deflate(_))
     }
 
     pub fn capabilities(&self) -> Vec<String> {

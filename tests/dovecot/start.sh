@@ -237,9 +237,11 @@ service lmtp {
   }
 }
 
-# IDLE, MOVE, UIDPLUS, CONDSTORE, QRESYNC, SPECIAL-USE, MULTIAPPEND, LITERAL+ are on by default
+# IDLE, MOVE, UIDPLUS, CONDSTORE, QRESYNC, SPECIAL-USE, MULTIAPPEND, LITERAL+ are on by default;
+# imap_zlib adds COMPRESS=DEFLATE (RFC 4978), as most hosted Dovecots offer
 protocol imap {
   mail_max_userip_connections = 1000
+  mail_plugins = \$mail_plugins imap_zlib
 }
 protocol lmtp {
   mail_plugins = \$mail_plugins sieve

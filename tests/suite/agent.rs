@@ -1,6 +1,7 @@
 //! `backscatter watch` against a real Dovecot: messages appended while it
 //! watches are moved (forged) or left alone (ordinary, legitimate), across
-//! a Dovecot restart, for two accounts at once, and SIGTERM exits 0.
+//! a Dovecot restart, for two accounts at once (one of them compressed),
+//! and SIGTERM exits 0.
 
 use crate::flood::{flood, id_of};
 use crate::harness::Dovecot;
@@ -65,9 +66,11 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
     let dir = tempdir("watch");
     let cfg = dir.join("config.toml");
     let mut text = String::new();
-    for user in ["alice", "bob"] {
+    // bob's connection is compressed (COMPRESS=DEFLATE): IDLE, DONE and
+    // the moves go through the deflate layer.
+    for (user, compress) in [("alice", "auto"), ("bob", "always")] {
         text.push_str(&format!(
-            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"{user}\"\npassword.env = \"PW_{user}\"\n",
+            "[accounts.{user}]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"{user}\"\npassword.env = \"PW_{user}\"\ncompress = \"{compress}\"\n",
             dc.imap_port
         ));
     }

@@ -88,6 +88,7 @@ pub fn loopback_account(
         catch_up_days: 2,
         outbound_hosts: Vec::new(),
         rules: None,
+        compress: backscatter::config::Compression::Auto,
         sieve_host: "127.0.0.1".into(),
         sieve_port,
         sieve_tls: backscatter::config::TlsMode::Plain,
@@ -117,4 +118,55 @@ pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
+}
+
+/// `/work/shared/tools/wanproxy.py` (or `$WANPROXY`), a home link (RTT_MS,
+/// default 40; MBIT each way, default 20) in front of loopback port
+/// `target`, for the benchmarks. Returns it and the port it listens on;
+/// stop it with [`stop`].
+#[allow(dead_code)] // benchmarks only
+#[allow(clippy::zombie_processes)] // the caller reaps it with `stop`
+pub fn wanproxy(dir: &Path, target: u16) -> (std::process::Child, u16) {
+    use std::time::{Duration, Instant};
+    let script = std::env::var("WANPROXY").unwrap_or("/work/shared/tools/wanproxy.py".into());
+    let port_file = dir.join(format!("wanproxy-{target}.port"));
+    let _ = std::fs::remove_file(&port_file);
+    // Debian's python3 when present: a pyenv shim costs ~250 ms a call.
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut child = std::process::Command::new(python)
+        .arg(&script)
+        .args(["--target-port", &target.to_string()])
+        .args(["--rtt-ms", &env_num("RTT_MS", 40.0f64).to_string()])
+        .args(["--mbit", &env_num("MBIT", 20.0f64).to_string()])
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 {script}: {e}"));
+    let start = Instant::now();
+    loop {
+        if let Some(p) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return (child, p);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            stop(&mut child);
+            panic!("wanproxy did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stop a child process the way a user would (SIGTERM) and reap it.
+#[allow(dead_code)] // benchmarks only
+pub fn stop(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }

@@ -507,6 +507,16 @@ fn install_deliver_uninstall(include: bool) {
         out.contains("backscatter is active (through \"backscatter-main\")"),
         "{out}"
     );
+    let o = cli(&["sieve", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["active"], "backscatter-main");
+    assert_eq!(v["backscatter_active"], true);
+    assert!(v["sent_ids"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "backscatter-main" && s["active"] == true));
     if !include {
         // Without the install state (a wiped state directory), uninstall
         // still finds the user's script: the copy matches it.

@@ -1,4 +1,5 @@
-//! `backscatter account check|login`: test an account, store its password.
+//! `backscatter account add|check|login`: set up an account (in `add.rs`),
+//! test it, store its password.
 
 use super::common::{account, load_config, runtime, secret};
 use super::Error;
@@ -17,6 +18,7 @@ pub struct AccountArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
+    Add(super::add::AddArgs),
     /// Connect, log in, and show what backscatter will use.
     ///
     /// Prints the server's capabilities (IDLE, MOVE, UIDPLUS, SPECIAL-USE),
@@ -51,10 +53,11 @@ pub enum AccountCommand {
 
 pub fn run(args: AccountArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     match args.command {
+        AccountCommand::Add(args) => super::add::run(args, config),
         AccountCommand::Check {
             account: name,
             json,
-        } => check(name.as_deref(), json, config),
+        } => check_account(name.as_deref(), json, config),
         AccountCommand::Login { account, name } => login(account.or(name).as_deref(), config),
     }
 }
@@ -241,7 +244,12 @@ impl std::fmt::Display for CheckReport {
     }
 }
 
-fn check(name: Option<&str>, json: bool, config: Option<&Path>) -> Result<ExitCode, Error> {
+/// `account check`: the report for one account, as text or JSON.
+pub fn check_account(
+    name: Option<&str>,
+    json: bool,
+    config: Option<&Path>,
+) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
     let a = account(&cfg, name)?.clone();
     let secret = secret(&a)?;

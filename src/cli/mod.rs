@@ -5,6 +5,7 @@
 //! terminal, and turns failures into one clear sentence and an exit code.
 
 pub mod account;
+pub mod add;
 pub mod classify;
 pub mod clean;
 pub mod common;
@@ -72,7 +73,7 @@ pub enum Command {
     Service(service::ServiceArgs),
     /// Sieve: the policy as a server-side script; your own rules checked and tried.
     Sieve(sieve::SieveArgs),
-    /// Check an account, or store its password in the keyring.
+    /// Add an account, check it, or store its password in the keyring.
     Account(account::AccountArgs),
     /// The sample config, and where the config file is.
     Config(setup::ConfigArgs),

@@ -370,3 +370,117 @@ fn service_install_uses_the_config_and_uninstall_removes_everything() {
     assert!(text(&o.stdout).contains("backscatter watch is running."));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn account_add_from_flags_writes_a_working_config() {
+    let Some(dc) = crate::harness::Dovecot::start_or_skip("account_add") else {
+        return;
+    };
+    let dir = tempdir("account-add");
+    let cfg = dir.join("config/backscatter/config.toml");
+    let add = |extra: &[&str], pw: &str| {
+        let mut args = vec!["account", "add"];
+        args.extend_from_slice(extra);
+        crate::util::backscatter(&dir, &cfg, &args)
+            .env("PW", pw)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let (imaps, sieve) = (dc.imaps_port.to_string(), dc.sieve_port.to_string());
+    let ca = dc.ca_file.display().to_string();
+    let flags = |name: &'static str, user: &'static str| -> Vec<String> {
+        [
+            name,
+            "--address",
+            &format!("{user}@example.org"),
+            "--host",
+            "localhost",
+            "--port",
+            &imaps,
+            "--tls",
+            "implicit",
+            "--tls-ca-file",
+            &ca,
+            "--username",
+            user,
+            "--password-env",
+            "PW",
+            "--sieve-port",
+            &sieve,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // Not on a terminal and no password source: a usage error naming the
+    // flags, nothing written.
+    let o = add(
+        &["x", "--address", "a@example.org", "--host", "localhost"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--password-command"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!cfg.exists());
+
+    // A wrong password: the login fails and nothing is written.
+    let o = add(&strs(&flags("home", "alice")), "wrong");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nothing was written"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!cfg.exists());
+
+    // The right one: written (0600), then checked.
+    let o = add(&strs(&flags("home", "alice")), "alicepw");
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("Added account \"home\""), "{out}");
+    assert!(
+        out.contains("Everything backscatter needs is there."),
+        "{out}"
+    );
+    let first = std::fs::read_to_string(&cfg).unwrap();
+    assert!(first.contains("[accounts.home]") && first.contains("default = true"));
+    assert!(first.contains("# alice@example.org"), "commented: {first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cfg).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A second account is appended; the first stays byte for byte.
+    let o = add(&strs(&flags("other", "bob")), "bobpw");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let both = std::fs::read_to_string(&cfg).unwrap();
+    assert!(both.starts_with(&first), "{both}");
+    assert!(both.contains("[accounts.other]"));
+    let o = crate::util::backscatter(
+        &dir,
+        &cfg,
+        &["account", "check", "--account", "other", "--json"],
+    )
+    .env("PW", "bobpw")
+    .output()
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["username"], "bob");
+    // The same name again: refused, the file untouched.
+    let o = add(&strs(&flags("home", "alice")), "alicepw");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("already has an account called \"home\""));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), both);
+    let _ = std::fs::remove_dir_all(&dir);
+}

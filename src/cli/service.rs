@@ -45,7 +45,7 @@ pub enum ServiceCommand {
 fn home() -> Result<PathBuf, Error> {
     directories::BaseDirs::new()
         .map(|b| b.home_dir().to_path_buf())
-        .ok_or_else(|| Error::Runtime("no home directory".into()))
+        .ok_or_else(|| Error::Usage("cannot find your home directory (is HOME set?)".into()))
 }
 
 fn exe() -> Result<String, Error> {
@@ -161,7 +161,7 @@ fn check_user_manager() -> Result<(), Error> {
 fn config_dir() -> Result<PathBuf, Error> {
     directories::BaseDirs::new()
         .map(|b| b.config_dir().to_path_buf())
-        .ok_or_else(|| Error::Runtime("no home directory".into()))
+        .ok_or_else(|| Error::Usage("cannot find your home directory (is HOME set?)".into()))
 }
 
 fn unit_path() -> Result<PathBuf, Error> {

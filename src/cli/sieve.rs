@@ -79,6 +79,7 @@ pub enum SieveCommand {
     ///
     /// `include "NAME"` is read from NAME.sieve beside the file.
     Check {
+        /// Your rules: a Sieve script file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -95,6 +96,7 @@ pub enum SieveCommand {
     ///   backscatter sieve test rules.sieve --sent ~/Mail/Sent --json ~/Mail/inbox/cur/
     #[command(verbatim_doc_comment)]
     Test {
+        /// Your rules: a Sieve script file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Message files: .eml, an mbox, or directories.

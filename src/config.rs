@@ -262,6 +262,18 @@ pub fn is_loopback(host: &str) -> bool {
     h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `host:port` as people and URLs write it: an IPv6 address in brackets
+/// (`[::1]:143`, RFC 3986 §3.2.2), a name or IPv4 address as it is
+/// (`imap.example.org:993`).
+pub fn endpoint(host: &str, port: u16) -> String {
+    let h = host.trim_matches(['[', ']']);
+    if h.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{h}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// The config file to use: `--config`, else `$BACKSCATTER_CONFIG`, else the
 /// platform's config dir (`~/.config/backscatter/config.toml` on Linux).
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -274,11 +286,15 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     crate::paths::project_dirs().map(|d| d.config_dir().join("config.toml"))
 }
 
+/// The documented sample config (`backscatter config sample`): every key,
+/// with comments. A test parses it, so it stays valid.
+pub const SAMPLE: &str = include_str!("../assets/config.sample.toml");
+
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (create it from assets/config.sample.toml, or give --config FILE)"
+            " (create it with `backscatter account add`, or from `backscatter config sample`; or give --config FILE)"
         } else {
             ""
         };
@@ -515,7 +531,7 @@ impl Config {
             None => {
                 if self.accounts.is_empty() {
                     return Err(ConfigError(format!(
-                        "{}: no accounts configured (add an [accounts.NAME] table; see assets/config.sample.toml)",
+                        "{}: no accounts configured (add one with `backscatter account add`; `backscatter config sample` shows every key)",
                         self.path.display()
                     )));
                 }
@@ -549,6 +565,15 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_bracket_ipv6() {
+        assert_eq!(endpoint("::1", 143), "[::1]:143");
+        assert_eq!(endpoint("[::1]", 143), "[::1]:143");
+        assert_eq!(endpoint("2001:db8::5", 993), "[2001:db8::5]:993");
+        assert_eq!(endpoint("127.0.0.1", 143), "127.0.0.1:143");
+        assert_eq!(endpoint("imap.example.org", 993), "imap.example.org:993");
+    }
 
     fn p(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/cfg.toml"))
@@ -644,7 +669,7 @@ password.command = ["pass", "show", "mail/work"]
 mod sample {
     #[test]
     fn the_sample_config_is_valid() {
-        let text = include_str!("../assets/config.sample.toml");
+        let text = super::SAMPLE;
         let c = super::parse(text, std::path::Path::new("assets/config.sample.toml"))
             .expect("the shipped sample parses");
         assert_eq!(c.accounts.len(), 2);

@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clean;
 pub mod cli;
 pub mod config;
+pub mod discover;
 pub mod filter;
 pub mod imap;
 pub mod journal;

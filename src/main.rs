@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     match backscatter::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("backscatter: {}", err);
+            if !err.is_silent() {
+                eprintln!("backscatter: {}", err);
+            }
             ExitCode::from(err.exit_code())
         }
     }

@@ -229,8 +229,8 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode, Error> {
     let mut out = io::BufWriter::new(stdout.lock());
     let mut counts: BTreeMap<Decision, usize> = BTreeMap::new();
     let mut kinds: BTreeMap<Kind, usize> = BTreeMap::new();
-    let write_err = |e: io::Error| Error::Runtime(format!("cannot write output: {e}"));
-    let color = !args.json && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let write_err = super::output_error;
+    let color = !args.json && super::common::color(io::stdout().is_terminal());
     if !args.json && !messages.is_empty() {
         writeln!(
             out,

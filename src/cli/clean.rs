@@ -26,7 +26,7 @@ use std::process::ExitCode;
 #[command(verbatim_doc_comment)]
 pub struct CleanArgs {
     /// The account (default: the one with default = true, or the only one).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
     /// The mailbox to sweep.
     #[arg(long, default_value = "INBOX")]
@@ -54,13 +54,20 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         since,
         dry_run: args.dry_run,
     };
-    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+    let quiet = super::common::verbosity() == super::common::Verbosity::Quiet;
+    let bar = (!args.json && !quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} messages [{bar:30}] {per_sec} ETA {eta}",
+                "{spinner} {pos}/{len} messages [{bar:30}] {rate} ETA {eta}",
             )
             .expect("template")
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&super::common::rate(s.per_sec()));
+                },
+            )
             .progress_chars("=> "),
         );
         b
@@ -78,7 +85,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     if args.json {
         let v = serde_json::json!({
             "scanned": s.scanned,
@@ -127,10 +134,9 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     writeln!(
         out,
-        "{} {} message{} of {} in {:.1} s: {} {} to {}, {} legitimate (kept), {} normal (kept); sent index: {} messages.",
+        "{} {} of {} in {:.1} s: {} {} to {}, {} legitimate (kept), {} normal (kept); sent index: {}.",
         if args.dry_run { "Dry run:" } else { "Swept" },
-        s.scanned,
-        if s.scanned == 1 { "" } else { "s" },
+        super::common::plural(s.scanned, "message"),
         args.mailbox,
         s.seconds,
         s.quarantined,
@@ -138,7 +144,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         a.quarantine,
         s.legitimate,
         s.normal,
-        s.sent_indexed,
+        super::common::plural(s.sent_indexed, "message"),
     )
     .map_err(w)?;
     Ok(ExitCode::SUCCESS)

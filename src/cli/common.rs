@@ -5,6 +5,75 @@ use super::Error;
 use crate::config::{self, Account, Config};
 use crate::secret::{self, Secret};
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// How much the commands print besides their results and errors (the
+/// global `-q` / `-v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet = 0,
+    Normal = 1,
+    Verbose = 2,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// An informational line on stderr (not an error: no `backscatter:`
+/// prefix); silent under `-q`.
+pub fn info(line: &str) {
+    if verbosity() > Verbosity::Quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// A warning on stderr, `backscatter: warning: ...`; shown even under `-q`.
+pub fn warn(line: &str) {
+    eprintln!("backscatter: warning: {line}");
+}
+
+/// Whether to colour output going to a stream: only a terminal, and never
+/// when `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
+pub fn color(is_terminal: bool) -> bool {
+    color_with(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`color`] with the value of `NO_COLOR` given.
+pub fn color_with(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// `1 message`, `2 messages` (English plural with an `s`).
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A message rate for people: `950/s`, `12/s`, `0.4/s` (no thousands
+/// separators, no needless decimals).
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "-".into()
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.0}/s")
+    }
+}
 
 /// Load the config named by `--config`, `$BACKSCATTER_CONFIG` or the
 /// platform default.
@@ -28,8 +97,8 @@ fn warn_if_exposed(cfg: &Config) {
         let mode = meta.permissions().mode();
         let literal = cfg.literal_passwords();
         if mode & 0o077 != 0 && !literal.is_empty() {
-            eprintln!(
-                "backscatter: warning: {} can be read by other users (mode {:o}) and holds the password of {} (an echo command); run `chmod 600 {}`, or better, use password.keyring",
+            warn(&format!(
+                "{} can be read by other users (mode {:o}) and holds the password of {} (an echo command); run `chmod 600 {}`, or better, use password.keyring",
                 cfg.path.display(),
                 mode & 0o777,
                 literal
@@ -38,7 +107,7 @@ fn warn_if_exposed(cfg: &Config) {
                     .collect::<Vec<_>>()
                     .join(", "),
                 cfg.path.display()
-            );
+            ));
         }
     }
 }
@@ -96,6 +165,28 @@ pub fn clean_error(e: crate::clean::CleanError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_and_rates_for_people() {
+        assert_eq!(plural(1, "message"), "1 message");
+        assert_eq!(plural(0, "message"), "0 messages");
+        assert_eq!(plural(2, "message"), "2 messages");
+        assert_eq!(rate(1006.7045), "1007/s");
+        assert_eq!(rate(12.4), "12/s");
+        assert_eq!(rate(0.42), "0.4/s");
+        assert_eq!(rate(0.0), "-");
+        assert_eq!(rate(f64::INFINITY), "-");
+    }
+
+    #[test]
+    fn no_color_is_honoured() {
+        use std::ffi::OsStr;
+        assert!(color_with(true, None));
+        assert!(!color_with(false, None));
+        assert!(!color_with(true, Some(OsStr::new("1"))));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(color_with(true, Some(OsStr::new(""))));
+    }
 
     #[test]
     fn dates() {

@@ -5,6 +5,7 @@
 //! terminal, and turns failures into one clear sentence and an exit code.
 
 pub mod account;
+pub mod add;
 pub mod classify;
 pub mod clean;
 pub mod common;
@@ -13,6 +14,8 @@ pub mod report;
 pub mod restore;
 pub mod rules;
 pub mod service;
+pub mod setup;
+pub mod shell;
 pub mod sieve;
 pub mod watch;
 
@@ -29,14 +32,14 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     name = "backscatter",
-    version,
+    version = VERSION,
     about,
     long_about,
     max_term_width = 100,
     after_long_help = "Environment:
   BACKSCATTER_CONFIG   the config file (as --config)
   BACKSCATTER_TIMEOUT  seconds to wait for a server's answer to one command (default 120)
-  NO_COLOR             no colours
+  NO_COLOR             no colours (any non-empty value), also in the watch log
 
 Exit status: 0 done, 1 a runtime error (server, network, mailbox), 2 a usage or configuration error."
 )]
@@ -45,6 +48,14 @@ pub struct Cli {
     /// ~/.config/backscatter/config.toml or the platform's equivalent).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+
+    /// Print only errors and what was asked for (no notes, no progress bar).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more: notes on what is done (watch: a debug-level log).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -62,9 +73,23 @@ pub enum Command {
     Service(service::ServiceArgs),
     /// Sieve: the policy as a server-side script; your own rules checked and tried.
     Sieve(sieve::SieveArgs),
-    /// Check an account, or store its password in the keyring.
+    /// Add an account, check it, or store its password in the keyring.
     Account(account::AccountArgs),
+    /// The sample config, and where the config file is.
+    Config(setup::ConfigArgs),
+    Completions(shell::CompletionsArgs),
+    Man(shell::ManArgs),
 }
+
+/// `backscatter --version`: the crate version, the git commit it was built
+/// from (when built from a checkout) and the build date, e.g.
+/// `0.1.0 (abc123def456 2026-11-30)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BACKSCATTER_VERSION_DETAIL"),
+    ")"
+);
 
 /// A failure, printed once by `main`.
 #[derive(Debug)]
@@ -73,6 +98,9 @@ pub enum Error {
     Usage(String),
     /// Something failed while running: exit status 1.
     Runtime(String),
+    /// Standard output was closed by its reader (`backscatter classify |
+    /// head`): stop quietly, exit status 0.
+    OutputClosed,
 }
 
 impl Error {
@@ -80,7 +108,23 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Runtime(_) => 1,
+            Error::OutputClosed => 0,
         }
+    }
+
+    /// Whether `main` prints it (a closed output is not news to anyone).
+    pub fn is_silent(&self) -> bool {
+        matches!(self, Error::OutputClosed)
+    }
+}
+
+/// A failed write to standard output: [`Error::OutputClosed`] for a broken
+/// pipe, else a runtime error.
+pub fn output_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::OutputClosed
+    } else {
+        Error::Runtime(format!("cannot write output: {e}"))
     }
 }
 
@@ -88,6 +132,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Runtime(m) => f.write_str(m),
+            Error::OutputClosed => f.write_str("standard output was closed"),
         }
     }
 }
@@ -99,6 +144,13 @@ pub fn parse() -> Cli {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    common::set_verbosity(if cli.quiet {
+        common::Verbosity::Quiet
+    } else if cli.verbose {
+        common::Verbosity::Verbose
+    } else {
+        common::Verbosity::Normal
+    });
     let config = cli.config.as_deref();
     match cli.command {
         Command::Classify(args) => classify::run(args),
@@ -107,8 +159,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Restore(args) => restore::run(args, config),
         Command::Report(args) => report::run(args, config),
         Command::Watch(args) => watch::run(args, config),
-        Command::Service(args) => service::run_service(args),
+        Command::Service(args) => service::run_service(args, config),
         Command::Sieve(args) => sieve::run(args, config),
         Command::Account(args) => account::run(args, config),
+        Command::Config(args) => setup::run(args, config),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }

@@ -108,7 +108,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     if args.json {
         let v = serde_json::to_string(&r)
             .map_err(|e| Error::Runtime(format!("cannot write the report as JSON: {e}")))?;

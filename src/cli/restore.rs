@@ -22,7 +22,8 @@ use std::process::ExitCode;
 #[command(verbatim_doc_comment)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "since", "message_id"])))]
 pub struct RestoreArgs {
-    #[arg(long)]
+    /// The account (default: the one with default = true, or the only one).
+    #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
     /// Restore everything the journal says is in quarantine.
     #[arg(long)]
@@ -65,7 +66,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             .map_err(clean_error)?
     };
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     if args.json {
         let v = serde_json::json!({
             "restored": s.restored,

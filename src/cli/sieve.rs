@@ -21,7 +21,8 @@ pub enum SieveCommand {
     /// a server without `include`, in a copy of it with our rules in a
     /// marked block at the top. Your script itself is never changed.
     Install {
-        #[arg(long)]
+        /// The account (default: the one with default = true, or the only one).
+        #[arg(long, value_name = "NAME")]
         account: Option<String>,
         /// Also install your own rules (the account's `rules` file, as
         /// `filter` and `watch` run them) to run on the server after the
@@ -32,13 +33,18 @@ pub enum SieveCommand {
     },
     /// Remove the script and re-activate what was active before.
     Uninstall {
-        #[arg(long)]
+        /// The account (default: the one with default = true, or the only one).
+        #[arg(long, value_name = "NAME")]
         account: Option<String>,
     },
     /// Show the server's scripts, which is active, and how old our ID list is.
     Status {
-        #[arg(long)]
+        /// The account (default: the one with default = true, or the only one).
+        #[arg(long, value_name = "NAME")]
         account: Option<String>,
+        /// Print the status as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the Sieve script for an account (for servers without
     /// ManageSieve, or to read what would be installed).
@@ -47,7 +53,8 @@ pub enum SieveCommand {
     /// none of your recent sent Message-IDs; it never rejects, replies,
     /// redirects or discards. It is checked with sieve-rs before printing.
     Generate {
-        #[arg(long)]
+        /// The account (default: the one with default = true, or the only one).
+        #[arg(long, value_name = "NAME")]
         account: Option<String>,
         /// The server's Sieve extensions (default: Dovecot/Pigeonhole's).
         #[arg(long, value_name = "LIST")]
@@ -72,6 +79,7 @@ pub enum SieveCommand {
     ///
     /// `include "NAME"` is read from NAME.sieve beside the file.
     Check {
+        /// Your rules: a Sieve script file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -88,6 +96,7 @@ pub enum SieveCommand {
     ///   backscatter sieve test rules.sieve --sent ~/Mail/Sent --json ~/Mail/inbox/cur/
     #[command(verbatim_doc_comment)]
     Test {
+        /// Your rules: a Sieve script file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Message files: .eml, an mbox, or directories.
@@ -103,6 +112,46 @@ pub enum SieveCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `sieve status` found: the server's scripts and, when ours is
+/// active, how old its sent Message-ID list is. Printed as text (Display)
+/// or JSON.
+#[derive(Debug, serde::Serialize)]
+pub struct SieveStatus {
+    pub scripts: Vec<ScriptEntry>,
+    /// The active script's name (None: no script is active).
+    pub active: Option<String>,
+    /// backscatter's script runs (directly or through its include wrapper).
+    pub backscatter_active: bool,
+    /// When the active script's ID list was generated (as its header says).
+    pub generated: Option<String>,
+    /// How many sent Message-IDs the active script carries.
+    pub sent_ids: Option<usize>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ScriptEntry {
+    pub name: String,
+    pub active: bool,
+}
+
+impl std::fmt::Display for SieveStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.scripts {
+            writeln!(f, "  {}{}", if s.active { "* " } else { "  " }, s.name)?;
+        }
+        match self.active.as_deref() {
+            Some(n) if self.backscatter_active => writeln!(
+                f,
+                "backscatter is active (through \"{n}\"); its ID list was generated {} ({} sent Message-IDs).",
+                self.generated.as_deref().unwrap_or("?"),
+                self.sent_ids.map_or_else(|| "?".to_string(), |n| n.to_string())
+            ),
+            Some(n) => writeln!(f, "backscatter is not active; \"{n}\" is."),
+            None => writeln!(f, "No script is active."),
+        }
+    }
 }
 
 fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
@@ -144,7 +193,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
     let name = match &args {
         SieveCommand::Install { account, .. }
         | SieveCommand::Uninstall { account }
-        | SieveCommand::Status { account } => account.clone(),
+        | SieveCommand::Status { account, .. } => account.clone(),
         SieveCommand::Generate { .. } | SieveCommand::Check { .. } | SieveCommand::Test { .. } => {
             unreachable!()
         }
@@ -302,7 +351,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                                 let keep = state_path.with_extension(format!("{back}.edited.sieve").replace(['/', '\\'], "_"));
                                 crate::paths::write_private_atomic(&keep, edited.as_bytes())
                                     .map_err(|e| Error::Runtime(format!("cannot save your edited script: {e}")))?;
-                                eprintln!("backscatter: the active copy of \"{back}\" was edited after install; that edited version (without backscatter's block) is saved in {}", keep.display());
+                                super::common::warn(&format!("the active copy of \"{back}\" was edited after install; that edited version (without backscatter's block) is saved in {}", keep.display()));
                             }
                         }
                     }
@@ -321,24 +370,37 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                 }
                 let _ = std::fs::remove_file(&state_path);
             }
-            SieveCommand::Status { .. } => {
-                for (n, act) in &scripts {
-                    println!("  {}{n}", if *act { "* " } else { "  " });
+            SieveCommand::Status { json, .. } => {
+                let mut status = SieveStatus {
+                    scripts: scripts
+                        .iter()
+                        .map(|(name, active)| ScriptEntry {
+                            name: name.clone(),
+                            active: *active,
+                        })
+                        .collect(),
+                    active: active.clone(),
+                    backscatter_active: false,
+                    generated: None,
+                    sent_ids: None,
+                };
+                if active.as_deref().is_some_and(|n| n == SCRIPT || n == WRAPPER) {
+                    let text = s.get(SCRIPT).await.map_err(Error::Runtime)?;
+                    status.backscatter_active = true;
+                    status.generated = text
+                        .lines()
+                        .next()
+                        .and_then(|l| l.rsplit_once("generated "))
+                        .map(|x| x.1.trim_end_matches('.').to_string());
+                    status.sent_ids = crate::sieve::ids_in(&text);
                 }
-                match active.as_deref() {
-                    Some(n) if n == SCRIPT || n == WRAPPER => {
-                        let text = s.get(SCRIPT).await.map_err(Error::Runtime)?;
-                        let generated = text
-                            .lines()
-                            .next()
-                            .and_then(|l| l.rsplit_once("generated "))
-                            .map(|x| x.1.trim_end_matches('.').to_string())
-                            .unwrap_or_else(|| "?".into());
-                        let ids = crate::sieve::ids_in(&text).map_or_else(|| "?".to_string(), |n| n.to_string());
-                        println!("backscatter is active (through \"{n}\"); its ID list was generated {generated} ({ids} sent Message-IDs).");
-                    }
-                    Some(n) => println!("backscatter is not active; \"{n}\" is."),
-                    None => println!("No script is active."),
+                let mut out = std::io::stdout().lock();
+                if json {
+                    let line = serde_json::to_string(&status)
+                        .map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))?;
+                    writeln!(out, "{line}").map_err(super::output_error)?;
+                } else {
+                    write!(out, "{status}").map_err(super::output_error)?;
                 }
             }
             SieveCommand::Generate { .. }
@@ -415,9 +477,9 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     crate::sieve::validate(&script.text, &ext).map_err(Error::Runtime)?;
     let mut out = std::io::stdout().lock();
     out.write_all(script.text.as_bytes())
-        .map_err(|e| Error::Runtime(format!("cannot write output: {e}")))?;
-    eprintln!(
-        "backscatter: {} bytes, {} sent Message-IDs{}",
+        .map_err(super::output_error)?;
+    super::common::info(&format!(
+        "Generated {} bytes, {} sent Message-IDs{}.",
         script.text.len(),
         script.ids_included,
         if script.ids_dropped > 0 {
@@ -428,6 +490,6 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         } else {
             String::new()
         }
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -29,23 +29,23 @@ use tracing::{error, info};
 #[command(verbatim_doc_comment)]
 pub struct WatchArgs {
     /// Watch only these accounts (repeatable; default: all).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub account: Vec<String>,
-    /// More detail in the log.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
-fn init_logging(verbose: bool) {
+/// The log on stderr: info level (`-v`: debug; `-q`: warnings and errors
+/// only), coloured only on a terminal and without `NO_COLOR`.
+fn init_logging() {
+    use super::common::{verbosity, Verbosity};
     use std::io::IsTerminal;
-    let level = if verbose {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
+    let level = match verbosity() {
+        Verbosity::Quiet => tracing::Level::WARN,
+        Verbosity::Normal => tracing::Level::INFO,
+        Verbosity::Verbose => tracing::Level::DEBUG,
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(super::common::color(std::io::stderr().is_terminal()))
         .with_max_level(level)
         .with_target(false)
         .try_init();
@@ -75,7 +75,7 @@ fn lock_account(dirs: &Dirs, account: &str) -> Result<std::fs::File, Error> {
 }
 
 pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
-    init_logging(args.verbose);
+    init_logging();
     let cfg = load_config(config)?;
     let accounts: Vec<_> = if args.account.is_empty() {
         cfg.accounts.clone()
@@ -87,7 +87,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     };
     if accounts.is_empty() {
         return Err(Error::Usage(format!(
-            "{}: no accounts configured (see assets/config.sample.toml)",
+            "{}: no accounts configured (add one with `backscatter account add`; `backscatter config sample` shows every key)",
             cfg.path.display()
         )));
     }

@@ -19,7 +19,7 @@
 #   DOVECOT_NS_SEPARATOR its hierarchy separator (default /)
 #   DOVECOT_MAIL_USER    mail owner when run as root (default nobody)
 #   DOVECOT_DEBUG=1      mail/auth debug logging into DIR/log/dovecot.log
-#   DOVECOT_WAIT_S       seconds to wait for the greetings (default 20)
+#   DOVECOT_WAIT_S       seconds to wait for the greetings (default 60: a loaded machine is slow)
 #   DOVECOT_OWNER_PID    a watchdog stops the server and deletes DIR once this process is gone
 #                        (a test binary killed by ^C never runs its destructors)
 #
@@ -314,7 +314,7 @@ greets() {  # PORT PREFIX
   exec 3<&- 3>&-
   return $ok
 }
-deadline=$(( ${EPOCHREALTIME/./} + ${DOVECOT_WAIT_S:-20} * 1000000 ))
+deadline=$(( ${EPOCHREALTIME/./} + ${DOVECOT_WAIT_S:-60} * 1000000 ))
 until [ -s "$D/run/master.pid" ] && greets "$IMAP_PORT" "* OK" 2>/dev/null \
       && greets "$SIEVE_PORT" "OK" 2>/dev/null && greets "$LMTP_PORT" "220" 2>/dev/null \
       && (exec 3<>"/dev/tcp/127.0.0.1/$IMAPS_PORT") 2>/dev/null; do
@@ -324,7 +324,7 @@ until [ -s "$D/run/master.pid" ] && greets "$IMAP_PORT" "* OK" 2>/dev/null \
   fi
   if [ "${EPOCHREALTIME/./}" -gt "$deadline" ]; then
     tail -n 30 "$D/log/dovecot.log" "$D/log/master.log" >&2 2>/dev/null || true
-    die "dovecot not ready after ${DOVECOT_WAIT_S:-20} s; see $D/log/dovecot.log"
+    die "dovecot not ready after ${DOVECOT_WAIT_S:-60} s; see $D/log/dovecot.log"
   fi
   sleep 0.01
 done

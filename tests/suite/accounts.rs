@@ -132,6 +132,41 @@ fn clean_restore_and_check_from_the_command_line() {
         out.contains("Everything backscatter needs is there."),
         "{out}"
     );
+    // The same report as JSON.
+    let o = cli(&dir, &cfg, "bobpw", &["account", "check", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["account"], "bob");
+    assert_eq!(v["tls"], "implicit");
+    assert_eq!(v["sent"], serde_json::json!(["Sent"]));
+    assert_eq!(v["managesieve"]["reachable"], true);
+    assert_eq!(v["managesieve"]["include"], true);
+    assert_eq!(v["missing"], serde_json::json!([]));
+    assert!(v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "MOVE" && c["offered"] == true));
+    // ManageSieve not reachable: said so, not "Everything ... is there".
+    let no_sieve = dir.join("no-sieve.toml");
+    let t = std::fs::read_to_string(&cfg).unwrap();
+    let t = t.replace(&format!("port = {}\n", dc.sieve_port), "port = 1\n");
+    std::fs::write(&no_sieve, t).unwrap();
+    let o = crate::util::backscatter(&dir, &no_sieve, &["account", "check"])
+        .env("BS_TEST_PASSWORD", "bobpw")
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains("ManageSieve: localhost:1 not reachable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`backscatter sieve install` will not work"),
+        "{out}"
+    );
+    assert!(!out.contains("Everything"), "{out}");
 
     // --since a day long past: every message; a day to come: none.
     let o = cli(

@@ -100,7 +100,7 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
     };
     wait_for(
         "both accounts to connect",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         connected(2),
     );
     // A second agent for the same accounts refuses to start.
@@ -124,14 +124,14 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
     let show = || log.lock().unwrap().clone();
     wait_for_log(
         "the forged response to be quarantined",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         &mut || place(&dc, "alice", &f0) == ["Backscatter"],
         &show,
     );
     eprintln!("watch: appended -> quarantined in {:?}", t0.elapsed());
     wait_for(
         "bob's forged response to be quarantined",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         || place(&dc, "bob", &f1) == ["Backscatter"],
     );
     std::thread::sleep(Duration::from_millis(1500));
@@ -145,11 +145,12 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
     let f2 = id_of(&forged[2]);
     wait_for(
         "a forged response after the restart",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || place(&dc, "alice", &f2) == ["Backscatter"],
     );
 
-    // SIGTERM: exits 0 within a few seconds.
+    // SIGTERM: exits 0 within a few seconds (30 s allowed on a loaded
+    // machine; a watch that ignores SIGTERM runs forever).
     let t = Instant::now();
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -161,7 +162,7 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "watch did not stop");
+        assert!(t.elapsed() < Duration::from_secs(30), "watch did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
     reader.join().unwrap();
@@ -334,7 +335,7 @@ fn sigkill_watch_mid_move_loses_and_duplicates_nothing() {
     }
     // The last run finishes the job.
     let mut child = start();
-    wait_for("the agent to finish", Duration::from_secs(90), || {
+    wait_for("the agent to finish", Duration::from_secs(240), || {
         quarantined() >= want_q
     });
     std::thread::sleep(Duration::from_millis(500));

@@ -299,8 +299,9 @@ impl Dovecot {
         ];
         let mut last_err = String::new();
         // the old sockets are closed once every killed process is gone;
-        // another process may briefly hold a port
-        for _ in 0..20 {
+        // another process may briefly hold a port (up to 10 s: a loaded
+        // machine is slow to reap)
+        for _ in 0..100 {
             match run_start(&self.dir, Some(ports), &self.options) {
                 Ok((env, elapsed)) => {
                     self.start_time = elapsed;

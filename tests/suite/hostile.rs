@@ -260,7 +260,12 @@ fn broken_imap_servers_fail_clearly_in_time_and_lose_nothing() {
     ] {
         let port = proxy(dc.imap_port, fault);
         let cfg = config(&dir, port, dc.sieve_port);
-        let (out, peak_mb, elapsed) = run_watching_memory(cli(&dir, &cfg, "3", &["clean"]));
+        // The per-command timeout: short where the server breaks (that is
+        // what is timed), generous where it only is slow or noisy and the
+        // sweep must finish even on a loaded machine.
+        let must_finish = matches!(fault, Fault::Flood | Fault::Slow);
+        let timeout = if must_finish { "60" } else { "5" };
+        let (out, peak_mb, elapsed) = run_watching_memory(cli(&dir, &cfg, timeout, &["clean"]));
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         eprintln!(
             "{fault:?}: exit {:?} in {:.1} s, peak RSS {peak_mb} MB: {} {}",
@@ -271,9 +276,14 @@ fn broken_imap_servers_fail_clearly_in_time_and_lose_nothing() {
         );
         assert!(!err.contains("panicked"), "{fault:?}: {err}");
         assert!(peak_mb < 120, "{fault:?}: {peak_mb} MB");
-        // 3 s per command: a few of them at most, never a hang.
-        assert!(elapsed < Duration::from_secs(20), "{fault:?}: {elapsed:?}");
-        if matches!(fault, Fault::Flood | Fault::Slow) {
+        // A few commands' timeouts at most, never a hang (the bound is
+        // generous for a loaded 2-core machine; a hang is the 60 s stall).
+        let bound = if must_finish { 300 } else { 45 };
+        assert!(
+            elapsed < Duration::from_secs(bound),
+            "{fault:?}: {elapsed:?}"
+        );
+        if must_finish {
             // Untagged noise is dropped, not stored; a slow server is
             // waited for: the sweep completes.
             assert_eq!(out.status.code(), Some(0), "{fault:?}: {err}");
@@ -384,7 +394,7 @@ fn broken_managesieve_servers_fail_clearly_in_time() {
         let port = managesieve_server(greeting, then);
         let cfg = config(&dir, 1, port);
         let (out, peak_mb, elapsed) =
-            run_watching_memory(cli(&dir, &cfg, "2", &["sieve", "status"]));
+            run_watching_memory(cli(&dir, &cfg, "5", &["sieve", "status"]));
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         eprintln!(
             "{what}: exit {:?} in {:.1} s, {peak_mb} MB: {}",
@@ -396,7 +406,9 @@ fn broken_managesieve_servers_fail_clearly_in_time() {
         assert!(err.contains(expect), "{what}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
         assert!(!err.contains("alicepw") && !err.contains("panicked"));
-        assert!(elapsed < Duration::from_secs(10), "{what}: {elapsed:?}");
+        // One 5 s timeout, with room for a loaded machine; a hang is the
+        // scripted server's 60 s stall.
+        assert!(elapsed < Duration::from_secs(40), "{what}: {elapsed:?}");
         assert!(peak_mb < 100, "{what}: {peak_mb} MB");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -524,7 +536,7 @@ fn bad_certificates_and_stripped_starttls_are_refused() {
         let t = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < Duration::from_secs(60),
                 "s_server did not start"
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -24,6 +24,7 @@ mod realistic;
 mod report;
 mod rules;
 mod secrets;
+mod shell;
 mod sieve;
 mod sweep;
 mod util;

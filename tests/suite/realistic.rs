@@ -37,9 +37,12 @@ enum Truth {
     Ordinary,
 }
 
+/// One message of the mailbox: (outer Message-ID, truth, labelled
+/// original Message-ID, bytes).
+type Msg = (String, Truth, Option<String>, Vec<u8>);
+
 struct Scenario {
-    /// (outer Message-ID, truth, labelled original Message-ID, bytes)
-    inbox: Vec<(String, Truth, Option<String>, Vec<u8>)>,
+    inbox: Vec<Msg>,
     sent: Vec<Vec<u8>>,
 }
 
@@ -206,10 +209,7 @@ struct Score {
 }
 
 impl Score {
-    fn of<'a>(
-        msgs: impl Iterator<Item = &'a (String, Truth, Option<String>, Vec<u8>)>,
-        quarantined: &dyn Fn(&str) -> bool,
-    ) -> Score {
+    fn of<'a>(msgs: impl Iterator<Item = &'a Msg>, quarantined: &dyn Fn(&str) -> bool) -> Score {
         let mut s = Score {
             forged_id: (0, 0),
             forged: (0, 0),
@@ -353,8 +353,7 @@ fn clean_watch_and_sieve_with_a_realistic_sent_folder() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let burst: Vec<&(String, Truth, Option<String>, Vec<u8>)> =
-        sc.inbox.iter().step_by(4).collect();
+    let burst: Vec<&Msg> = sc.inbox.iter().step_by(4).collect();
     for m in &burst {
         imap.append("INBOX", &m.3);
     }
@@ -403,8 +402,7 @@ fn clean_watch_and_sieve_with_a_realistic_sent_folder() {
     // only those whose original Message-ID is not in the message as
     // `<id>` (base64 or quoted-printable encoded, or written without angle
     // brackets): a `:contains` test cannot find it. Ordinary mail, never.
-    let by_outer: HashMap<&str, &(String, Truth, Option<String>, Vec<u8>)> =
-        sc.inbox.iter().map(|m| (m.0.as_str(), m)).collect();
+    let by_outer: HashMap<&str, &Msg> = sc.inbox.iter().map(|m| (m.0.as_str(), m)).collect();
     let (hidden, visible): (Vec<&String>, Vec<&String>) =
         sieve.legit_moved.iter().partition(|outer| {
             let m = by_outer[outer.as_str()];

@@ -27,6 +27,9 @@ pub enum Op {
     /// The batch was checked after an interruption: `moved` tells whether
     /// the messages had left the source mailbox.
     Reconciled,
+    /// A quarantined message (`origin`) was found to be no longer in
+    /// quarantine (deleted or moved by hand): `restore` stops looking for it.
+    Gone,
 }
 
 /// One journal line.
@@ -57,6 +60,24 @@ pub struct Entry {
     /// For `reconciled`: the UIDs found moved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<u32>,
+    /// The message's [`crate::fingerprint`] (32 hex digits): how it is
+    /// found again when its UID is unknown. Empty in journals written
+    /// before fingerprints.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// For `restore` and `gone`: the [`Entry::key`] of the quarantine
+    /// entry this undoes, or `"server"` for a message the server's Sieve
+    /// script filed (never journaled).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// For `commit` and `reconciled`: UIDVALIDITY of the destination and
+    /// (source UID, destination UID) pairs, from the server's COPYUID
+    /// (RFC 4315) or read back. For a `quarantine` entry returned by
+    /// [`quarantined`]: its own UID in quarantine, when known.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dest_uidvalidity: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapped: Vec<(u32, u32)>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -80,7 +101,26 @@ impl Entry {
             reasons: Vec::new(),
             to: String::new(),
             moved,
+            fingerprint: String::new(),
+            origin: String::new(),
+            dest_uidvalidity: 0,
+            mapped: Vec::new(),
         }
+    }
+
+    /// Identifies a quarantine or restore entry within the journal:
+    /// `BATCH/UID`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.batch, self.uid)
+    }
+
+    /// For an entry returned by [`quarantined`]: its UID in quarantine, if
+    /// the server reported it (COPYUID), with that mailbox's UIDVALIDITY.
+    pub fn dest_uid(&self) -> Option<(u32, u32)> {
+        self.mapped
+            .first()
+            .filter(|(src, _)| *src == self.uid && self.dest_uidvalidity != 0)
+            .map(|(_, d)| (self.dest_uidvalidity, *d))
     }
 }
 
@@ -160,10 +200,17 @@ pub fn unfinished(entries: &[Entry]) -> Vec<Vec<Entry>> {
     order.into_iter().filter_map(|b| by.remove(b)).collect()
 }
 
-/// Messages now in quarantine according to the journal: committed
-/// quarantine moves not followed by a committed restore of the same
-/// Message-ID. Newest last.
+/// Origin of restore entries for messages the server's Sieve script filed.
+pub const SERVER_ORIGIN: &str = "server";
+
+/// Messages now in quarantine according to the journal: quarantine moves
+/// that happened (committed, or found moved by a reconciliation), not
+/// undone by a restore or marked gone. Each returned entry carries its
+/// UID in quarantine where the server reported one ([`Entry::dest_uid`]).
+/// Oldest first.
 pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
+    // batch -> (destination UIDVALIDITY, source UID -> destination UID)
+    let mut maps: HashMap<&str, (u32, HashMap<u32, u32>)> = HashMap::new();
     let mut moved_uids: HashMap<&str, HashSet<u32>> = HashMap::new();
     let mut committed: HashSet<&str> = HashSet::new();
     for e in entries {
@@ -174,7 +221,12 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
             Op::Reconciled => {
                 moved_uids.entry(&e.batch).or_default().extend(&e.moved);
             }
-            _ => {}
+            _ => continue,
+        }
+        if !e.mapped.is_empty() {
+            let m = maps.entry(&e.batch).or_default();
+            m.0 = e.dest_uidvalidity;
+            m.1.extend(e.mapped.iter().copied());
         }
     }
     let done = |e: &Entry| {
@@ -184,24 +236,49 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
                 .is_some_and(|s| s.contains(&e.uid))
     };
     let mut out: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut removed: HashSet<usize> = HashSet::new();
     for e in entries {
-        if !done(e) {
-            continue;
-        }
         match e.op {
-            Op::Quarantine => out.push(e.clone()),
-            Op::Restore => {
-                if let Some(i) = out
-                    .iter()
-                    .rposition(|q| q.message_id.is_some() && q.message_id == e.message_id)
-                {
-                    out.remove(i);
+            Op::Quarantine if done(e) => {
+                let mut q = e.clone();
+                q.mapped.clear();
+                if let Some((validity, m)) = maps.get(e.batch.as_str()) {
+                    if let Some(d) = m.get(&e.uid) {
+                        q.dest_uidvalidity = *validity;
+                        q.mapped = vec![(e.uid, *d)];
+                    }
+                }
+                index.insert(e.key(), out.len());
+                out.push(q);
+            }
+            Op::Restore if done(e) => {
+                if e.origin.is_empty() {
+                    // Written before restores named their origin: by ID.
+                    if let Some(i) = (0..out.len()).rev().find(|i| {
+                        !removed.contains(i)
+                            && out[*i].message_id.is_some()
+                            && out[*i].message_id == e.message_id
+                    }) {
+                        removed.insert(i);
+                    }
+                } else if let Some(i) = index.get(&e.origin) {
+                    removed.insert(*i);
+                }
+            }
+            Op::Gone => {
+                if let Some(i) = index.get(&e.origin) {
+                    removed.insert(*i);
                 }
             }
             _ => {}
         }
     }
-    out
+    out.into_iter()
+        .enumerate()
+        .filter(|(i, _)| !removed.contains(i))
+        .map(|(_, e)| e)
+        .collect()
 }
 
 /// A batch identifier: time and a counter, unique within a process.
@@ -227,6 +304,10 @@ mod tests {
             reasons: vec![],
             to: "Backscatter".into(),
             moved: vec![],
+            fingerprint: format!("fp{uid}"),
+            origin: String::new(),
+            dest_uidvalidity: 0,
+            mapped: vec![],
         }
     }
 

@@ -526,7 +526,17 @@ async fn process(
         moved.own_bounces = origins_of(imap, &legit).await?;
     }
     if !forged.is_empty() {
-        move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
+        let m = move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
+        moved.count = m.moved.len();
+        if !m.kept_by_user.is_empty() {
+            info!(
+                account = %a.name,
+                mailbox = %mailbox,
+                "kept {} message(s) the user restored before ({})",
+                m.kept_by_user.len(),
+                crate::quarantine::NOT_BACKSCATTER
+            );
+        }
     }
     if let Some(runner) = rules {
         // A message quarantined as backscatter is not offered to the rules.

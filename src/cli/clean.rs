@@ -89,6 +89,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
             "dry_run": args.dry_run,
             "recovered": s.recovered,
+            "kept_by_user": s.kept_by_user,
             "bytes_fetched": s.bytes_fetched,
             "bytes_inflated": s.bytes_inflated,
             "round_trips": s.round_trips,
@@ -122,6 +123,15 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "Finished {} move{} an interrupted run had left half-done.",
             s.recovered,
             if s.recovered == 1 { "" } else { "s" }
+        )
+        .map_err(w)?;
+    }
+    if s.kept_by_user > 0 {
+        writeln!(
+            out,
+            "Kept {} message{} you restored before (marked $NotBackscatter or remembered locally).",
+            s.kept_by_user,
+            if s.kept_by_user == 1 { "" } else { "s" }
         )
         .map_err(w)?;
     }

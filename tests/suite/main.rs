@@ -26,4 +26,5 @@ mod rules;
 mod secrets;
 mod sieve;
 mod sweep;
+mod undo;
 mod util;

@@ -1,0 +1,329 @@
+//! The quarantine under the user's control, against a real Dovecot:
+//! `restore` finds every message (without a Message-ID, with a shared or a
+//! malformed one, filed by the server's script), says what it would do,
+//! fails loudly when it leaves something behind, is a no-op the second
+//! time, and a restored message stays restored (`$NotBackscatter`) while
+//! `watch` runs and through later sweeps.
+
+use crate::flood::{flood, id_of, with_message_id};
+use crate::harness::Dovecot;
+use crate::sweep::tempdir;
+use backscatter::{classify, Context, Decision, SentIndex};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// A real corpus message (Sisimai set-of-emails, BSD-2-Clause, see
+/// tests/corpus/sisimai/LICENSE).
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        crate::util::root()
+            .join("tests/corpus/sisimai/bsd")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Remove every Message-ID field (and its continuation lines).
+fn without_message_id(raw: &[u8]) -> Vec<u8> {
+    let with = with_message_id(raw, "<x@x>");
+    let text = with.split_inclusive(|&b| b == b'\n');
+    text.filter(|l| !l.starts_with(b"Message-ID: <x@x>"))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+struct Cli {
+    dir: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Cli {
+    fn new(dc: &Dovecot, tag: &str) -> Cli {
+        let dir = tempdir(tag);
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\n",
+                dc.imap_port, dc.sieve_port
+            ),
+        )
+        .unwrap();
+        Cli { dir, cfg }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = crate::util::backscatter(&self.dir, &self.cfg, args);
+        c.env("PW", "alicepw");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn data(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A message's bytes with line ends as the server stores them (CRLF), as
+/// a short printable key: its length and first subject line.
+fn key(raw: &[u8]) -> String {
+    let crlf: Vec<u8> = String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let subject = String::from_utf8_lossy(&crlf)
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("subject:"))
+        .unwrap_or("")
+        .to_string();
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    crlf.hash(&mut h);
+    format!("{:016x} {} bytes {subject}", h.finish(), crlf.len())
+}
+
+/// Message key -> how many copies, in a mailbox.
+fn contents(dc: &Dovecot, mailbox: &str) -> BTreeMap<String, usize> {
+    let mut imap = dc.imap("alice");
+    let mut out = BTreeMap::new();
+    for uid in imap.uids(mailbox) {
+        *out.entry(key(&imap.fetch_raw(mailbox, uid))).or_default() += 1;
+    }
+    out
+}
+
+fn count(list: &[Vec<u8>]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for m in list {
+        *out.entry(key(m)).or_default() += 1;
+    }
+    out
+}
+
+/// Backscatter whose identity is hard: no Message-ID (two real corpus
+/// bounces, as found), two different messages sharing one ID, an ID
+/// without `@`, two Message-ID fields; and three ordinary ones.
+fn hard_backscatter() -> Vec<Vec<u8>> {
+    let f = flood(60);
+    let forged: Vec<&Vec<u8>> = f
+        .inbox
+        .iter()
+        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .collect();
+    let mut two_ids = with_message_id(forged[3], "<first@test.invalid>");
+    two_ids.splice(
+        0..0,
+        b"Message-ID: <second@test.invalid>\r\n".iter().copied(),
+    );
+    let out = vec![
+        corpus("lhost-qmail-01.eml"),
+        corpus("lhost-yahoo-01.eml"),
+        without_message_id(forged[0]),
+        with_message_id(forged[1], "<dup@test.invalid>"),
+        with_message_id(forged[2], "<dup@test.invalid>"),
+        with_message_id(forged[4], "no-at-sign-id"),
+        two_ids,
+        forged[5].clone(),
+        forged[6].clone(),
+        forged[7].clone(),
+    ];
+    // Each is backscatter to the classifier with an empty Sent folder,
+    // so a sweep moves all of them.
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    for (i, m) in out.iter().enumerate() {
+        assert_eq!(
+            classify(m, &ctx).verdict,
+            Decision::Backscatter,
+            "sample {i}"
+        );
+    }
+    out
+}
+
+#[test]
+fn restore_brings_back_every_message_and_twice_is_a_no_op() {
+    let Some(dc) = Dovecot::start_or_skip("restore_every_message") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &forged);
+    let cli = Cli::new(&dc, "restore-all");
+
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["quarantined"], forged.len(), "{}", text(&o));
+    assert_eq!(contents(&dc, "Backscatter"), count(&forged));
+
+    // The dry run lists every one and moves nothing.
+    let o = cli.run(&["restore", "--all", "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.matches("would restore uid").count(),
+        forged.len(),
+        "{out}"
+    );
+    assert!(out.contains("(no Message-ID)"), "{out}");
+    assert_eq!(contents(&dc, "Backscatter"), count(&forged));
+
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("Restored {} messages", forged.len())),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(contents(&dc, "INBOX"), count(&forged), "every one is back");
+    assert!(contents(&dc, "Backscatter").is_empty());
+    for uid in imap.uids("INBOX") {
+        assert!(
+            imap.flags("INBOX", uid)
+                .iter()
+                .any(|f| f == "$NotBackscatter"),
+            "UID {uid} carries the keyword"
+        );
+    }
+
+    // Again: nothing to do, exit 0.
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Restored 0 messages"),
+        "{}",
+        text(&o)
+    );
+
+    // The undo sticks: a sweep leaves them all.
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["quarantined"], 0, "{}", text(&o));
+    assert_eq!(v["kept_by_user"], forged.len(), "{}", text(&o));
+    assert_eq!(contents(&dc, "INBOX"), count(&forged));
+
+    // A journal entry nothing can identify (hand-written, as an old
+    // version without fingerprints wrote for a message without
+    // Message-ID): restore exits 1 and names it.
+    let journal = cli.data().join("data/backscatter/journal-alice.jsonl");
+    assert!(journal.exists(), "{}", journal.display());
+    let mut j = std::fs::read_to_string(&journal).unwrap();
+    j.push_str("{\"ts\":1764460800,\"op\":\"quarantine\",\"batch\":\"old-1\",\"account\":\"alice\",\"mailbox\":\"INBOX\",\"uidvalidity\":1,\"uid\":77,\"to\":\"Backscatter\"}\n{\"ts\":1764460801,\"op\":\"commit\",\"batch\":\"old-1\"}\n");
+    std::fs::write(&journal, j).unwrap();
+    let o = cli.run(&["restore", "--all"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("UID 77"), "{}", text(&o));
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
+#[test]
+fn mail_filed_by_the_server_is_restored_by_message_id() {
+    let Some(dc) = Dovecot::start_or_skip("restore_server_filed") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let mut imap = dc.imap("alice");
+    imap.create("Backscatter");
+    // Filed straight into quarantine, as a server-side script does: no
+    // journal knows them.
+    imap.append_many("Backscatter", &forged[3..6]);
+    let cli = Cli::new(&dc, "restore-filed");
+    let o = cli.run(&["restore", "--message-id", "dup@test.invalid"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        contents(&dc, "INBOX"),
+        count(&forged[3..5]),
+        "both with that ID"
+    );
+    let o = cli.run(&["restore", "--message-id", "no-at-sign-id"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(contents(&dc, "INBOX"), count(&forged[3..6]));
+    assert!(contents(&dc, "Backscatter").is_empty());
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, log: &dyn Fn() -> String) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "timed out after {timeout:?} waiting for {what}; log:\n{}",
+        log()
+    );
+}
+
+#[test]
+fn a_message_restored_while_watch_runs_stays_restored() {
+    let Some(dc) = Dovecot::start_or_skip("restore_while_watching") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let cli = Cli::new(&dc, "restore-watch");
+    let mut child = cli
+        .command(&["watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(cli.dir.join("watch.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut imap = dc.imap("alice");
+    let in_mailbox = |dc: &Dovecot, mb: &str, m: &[u8]| contents(dc, mb).contains_key(&key(m));
+    // The agent is up once it has quarantined a first message.
+    imap.append("INBOX", &forged[7]);
+    let log = || std::fs::read_to_string(cli.dir.join("watch.log")).unwrap_or_default();
+    wait_for(
+        "the agent to quarantine",
+        Duration::from_secs(60),
+        || in_mailbox(&dc, "Backscatter", &forged[7]),
+        &log,
+    );
+    let o = cli.run(&["restore", "--message-id", &id_of(&forged[7])]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(in_mailbox(&dc, "INBOX", &forged[7]));
+    // The agent works on: a later message (higher UID) is quarantined, so
+    // it has looked at the restored one (whose new UID is lower) too.
+    imap.append("INBOX", &forged[8]);
+    wait_for(
+        "the agent to go on",
+        Duration::from_secs(60),
+        || in_mailbox(&dc, "Backscatter", &forged[8]),
+        &log,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(in_mailbox(&dc, "INBOX", &forged[7]), "restored, stays");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // A later sweep keeps it too.
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(in_mailbox(&dc, "INBOX", &forged[7]));
+    assert!(!in_mailbox(&dc, "Backscatter", &forged[7]));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

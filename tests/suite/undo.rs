@@ -327,3 +327,83 @@ fn a_message_restored_while_watch_runs_stays_restored() {
     assert!(!in_mailbox(&dc, "Backscatter", &forged[7]));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// Fault 7 of issue 11: on a server with neither MOVE nor UIDPLUS, `clean`
+/// refuses before it journals anything; and a batch left unfinished is
+/// settled by reading the messages back, never by trusting that UIDs a
+/// server does not report have moved.
+#[test]
+fn no_journal_for_moves_that_never_happened() {
+    use crate::harness::Options;
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("no_move_no_uidplus");
+        return;
+    }
+    // Dovecot advertising neither MOVE nor UIDPLUS after login.
+    let dc = Dovecot::start_with(Options {
+        extra_conf: Some(
+            "protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE SPECIAL-USE NAMESPACE\n}\n"
+                .into(),
+        ),
+        ..Options::default()
+    });
+    let forged = hard_backscatter();
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &forged[..4]);
+    let cli = Cli::new(&dc, "no-move");
+    let o = cli.run(&["clean"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("neither MOVE nor UIDPLUS"),
+        "{}",
+        text(&o)
+    );
+    let journal = cli.data().join("data/backscatter/journal-alice.jsonl");
+    let j = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(!j.contains("\"quarantine\""), "no intent written: {j}");
+    assert_eq!(contents(&dc, "INBOX"), count(&forged[..4]));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
+#[test]
+fn an_unfinished_batch_is_settled_by_reading_the_messages_back() {
+    let Some(dc) = Dovecot::start_or_skip("reconcile_reads_back") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let mut imap = dc.imap("alice");
+    let uids = imap.append_many("INBOX", &forged[..2]);
+    let (_, uidvalidity, _) = imap.status("INBOX");
+    let cli = Cli::new(&dc, "reconcile");
+    // A crashed run's intents (hand-written, as the journal holds them):
+    // one for a UID that never existed (a server answering SEARCH with
+    // sequence numbers made one look moved), one for a message still in
+    // INBOX, with a fingerprint that is not its own.
+    let journal = cli.data().join("data/backscatter/journal-alice.jsonl");
+    std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+    let line = |uid: u32, fp: &str| {
+        format!("{{\"ts\":1764460800,\"op\":\"quarantine\",\"batch\":\"crashed\",\"account\":\"alice\",\"mailbox\":\"INBOX\",\"uidvalidity\":{uidvalidity},\"uid\":{uid},\"to\":\"Backscatter\",\"fingerprint\":\"{fp}\"}}\n")
+    };
+    std::fs::write(
+        &journal,
+        line(9999, "00000000000000000000000000000000")
+            + &line(uids[0], "11111111111111111111111111111111"),
+    )
+    .unwrap();
+    // Any command that moves mail settles unfinished batches first.
+    let o = cli.run(&["restore", "--all", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["restored"], 0, "{}", text(&o));
+    let j = std::fs::read_to_string(&journal).unwrap();
+    let settled: Vec<serde_json::Value> = j
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["op"] == "reconciled" && v["batch"] == "crashed")
+        .collect();
+    assert_eq!(settled.len(), 1, "{j}");
+    assert!(settled[0].get("moved").is_none(), "nothing moved: {j}");
+    // Both messages are where they were.
+    assert_eq!(contents(&dc, "INBOX"), count(&forged[..2]));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

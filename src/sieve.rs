@@ -12,7 +12,13 @@
 use crate::lexicon::LEXICON;
 
 /// Extensions the generator can use. Others are never required.
-const USABLE: [&str; 4] = ["fileinto", "envelope", "body", "mailbox"];
+const USABLE: [&str; 5] = ["fileinto", "envelope", "body", "mailbox", "imap4flags"];
+
+/// The keyword of a message the user restored from quarantine
+/// ([`crate::quarantine::NOT_BACKSCATTER`]): where the server has
+/// `imap4flags` (RFC 5232), the script files nothing that carries it
+/// (set by an earlier rule of the user's own, for example).
+const KEEP_FLAG: &str = crate::quarantine::NOT_BACKSCATTER;
 
 /// Dovecot's default Sieve extensions (Pigeonhole 0.5): what `generate`
 /// assumes when it is not told.
@@ -238,8 +244,17 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     } else {
         format!("fileinto {}", quote(p.quarantine))
     };
+    let not_restored = if has("imap4flags") {
+        format!(
+            "  # not marked as kept by the user\n  not hasflag {},\n",
+            quote(KEEP_FLAG)
+        )
+    } else {
+        String::new()
+    };
     let rules_head = format!(
         "if allof (\n\
+         {not_restored}\
          \x20 # a sign from the sending side that a person's mail client does not give\n\
          \x20 anyof (\n\
          \x20   {sender_null},\n\
@@ -695,7 +710,11 @@ mod tests {
     fn degrades_to_what_the_server_offers_and_fits_its_limit() {
         let ids: Vec<String> = (0..5000).map(|i| format!("{i}.x@example.org")).collect();
         let s = generate(&policy(&ids, DOVECOT_DEFAULT, 1 << 20)).unwrap();
-        assert_eq!(s.requires, vec!["fileinto", "envelope", "body", "mailbox"]);
+        assert_eq!(
+            s.requires,
+            vec!["fileinto", "envelope", "body", "mailbox", "imap4flags"]
+        );
+        assert!(s.text.contains("not hasflag \"$NotBackscatter\""));
         assert_eq!(s.ids_included, 5000);
         validate(&s.text, DOVECOT_DEFAULT).unwrap();
         let small = generate(&policy(&ids, "fileinto", 32 * 1024)).unwrap();
@@ -706,6 +725,7 @@ mod tests {
             "the newest are kept"
         );
         assert!(!small.text.contains("envelope :is"));
+        assert!(!small.text.contains("hasflag"));
         assert!(!small.text.contains("body :raw"));
         assert!(small
             .text

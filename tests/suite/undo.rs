@@ -407,3 +407,67 @@ fn an_unfinished_batch_is_settled_by_reading_the_messages_back() {
     assert_eq!(contents(&dc, "INBOX"), count(&forged[..2]));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// The generated script files nothing that carries `$NotBackscatter`
+/// (imap4flags `hasflag`), judged by sieve-rs and by Pigeonhole's
+/// `sieve-test`: a rule placed before it (hand-written here) sets the
+/// keyword on one sender's mail.
+#[test]
+fn the_sieve_script_skips_messages_marked_not_backscatter() {
+    use backscatter::sieve::{generate, run, Policy, DOVECOT_DEFAULT};
+    let script = generate(&Policy {
+        account: "test",
+        quarantine: "Backscatter",
+        sent_ids: &[],
+        scan_ids: 0,
+        recipients: &[],
+        extensions: DOVECOT_DEFAULT,
+        max_bytes: 1 << 20,
+        generated_at: "2026-11-30",
+    })
+    .unwrap();
+    let forged = hard_backscatter();
+    let m = &forged[7];
+    let marked = script.text.replacen(
+        "\n\n",
+        "\n\n# hand-written: an earlier rule keeps this mail\naddflag \"$NotBackscatter\";\n\n",
+        1,
+    );
+    assert_ne!(marked, script.text);
+    // sieve-rs: the null envelope sender of a bounce; sieve-test cannot
+    // simulate it and takes the message's own headers.
+    let from = "";
+    assert_eq!(
+        run(&script.text, m, from).unwrap().as_deref(),
+        Some("Backscatter")
+    );
+    assert_eq!(run(&marked, m, from).unwrap(), None);
+    // The same with Pigeonhole, as Dovecot runs it.
+    if !std::path::Path::new("/usr/bin/sieve-test").exists() {
+        eprintln!("sieve-test not installed: Pigeonhole half skipped");
+        return;
+    }
+    let dir = tempdir("sieve-flag");
+    let msg = dir.join("m.eml");
+    std::fs::write(&msg, m).unwrap();
+    let files = |text: &str, name: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        let o = std::process::Command::new("/usr/bin/sieve-test")
+            .args(["-o", "mail_uid=nobody", "-o", "mail_gid=nogroup"])
+            .arg(&p)
+            .arg(&msg)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out.contains("store message in folder: Backscatter")
+    };
+    assert!(files(&script.text, "plain.sieve"));
+    assert!(!files(&marked, "marked.sieve"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

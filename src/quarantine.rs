@@ -218,6 +218,79 @@ pub fn remember_kept(path: &std::path::Path, items: &[&Identity], ts: i64) -> st
     f.sync_data()
 }
 
+/// One message in quarantine, for `backscatter quarantine list` and
+/// `show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    /// Its UID in the quarantine mailbox.
+    pub uid: u32,
+    /// The Date header field as written (`None` when missing).
+    pub date: Option<String>,
+    /// When it arrived in quarantine (INTERNALDATE), Unix seconds.
+    pub arrived: i64,
+    pub kind: Option<crate::Kind>,
+    /// The From header field as written.
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    /// The Message-ID field as written; `None` when there is none.
+    pub message_id: Option<String>,
+    /// Why it was moved: the journal's reasons for backscatter's moves;
+    /// for messages the server's script filed, the classifier's now.
+    pub reasons: Vec<String>,
+    /// `"journal"` (moved by `clean` or `watch`) or `"server"` (filed by
+    /// the server's Sieve script, or by hand: classified now).
+    pub source: &'static str,
+    /// The mailbox it was moved out of (journaled moves).
+    pub mailbox: Option<String>,
+    /// When it was moved (journaled moves), Unix seconds.
+    pub moved: Option<i64>,
+}
+
+impl Listed {
+    /// The listing row of a placed message; `now` is the classifier's
+    /// verdict for messages without a journal entry.
+    pub fn new(p: &Placed, now: Option<&crate::Verdict>) -> Listed {
+        let (kind, reasons) = match (&p.entry, now) {
+            (Some(e), _) => (e.kind, e.reasons.clone()),
+            (None, Some(v)) => {
+                let mut r = vec![format!(
+                    "filed by the server's script; classified now as {}",
+                    match v.verdict {
+                        crate::Decision::Backscatter => "backscatter",
+                        crate::Decision::Legitimate => "legitimate (a response to your own mail)",
+                        crate::Decision::Normal => "not an automated response",
+                    }
+                )];
+                r.extend(v.reasons.iter().cloned());
+                (v.kind, r)
+            }
+            (None, None) => (None, vec!["filed by the server's script".into()]),
+        };
+        Listed {
+            uid: p.item.uid,
+            date: p.item.date.clone(),
+            arrived: p.item.arrived,
+            kind,
+            sender: p.item.from.clone(),
+            subject: p.item.subject.clone(),
+            message_id: p.item.message_id.clone(),
+            reasons,
+            source: if p.entry.is_some() {
+                "journal"
+            } else {
+                "server"
+            },
+            mailbox: p.entry.as_ref().map(|e| e.mailbox.clone()),
+            moved: p.entry.as_ref().map(|e| e.ts),
+        }
+    }
+
+    /// When it entered quarantine: the journal's time, else INTERNALDATE.
+    pub fn since_key(&self) -> i64 {
+        self.moved.unwrap_or(self.arrived)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -332,3 +332,91 @@ async fn restore_batch(
     }
     journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))
 }
+
+/// Everything in the account's quarantine, matched to the journal; the
+/// messages no journal entry claims (filed by the server's script) are
+/// classified now, with the sent index (refreshed from the server).
+/// Nothing is stored or moved. An account without a quarantine mailbox
+/// lists nothing.
+pub async fn list(
+    a: &Account,
+    secret: &Secret,
+    dirs: &Dirs,
+) -> Result<Vec<quarantine::Listed>, CleanError> {
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
+    let held: Vec<Entry> = journal::quarantined(&entries)
+        .into_iter()
+        .filter(|e| e.to == a.quarantine)
+        .collect();
+    let mut imap = imap::connect(a, secret).await?;
+    let (sel, _, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
+        Ok(x) => x,
+        Err(e) if e.kind == imap::ErrorKind::No => {
+            imap.logout().await;
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let att = quarantine::attribute(&held, items, sel.uid_validity);
+    let unknown: Vec<u32> = att
+        .placed
+        .iter()
+        .filter(|p| p.entry.is_none())
+        .map(|p| p.item.uid)
+        .collect();
+    let mut verdicts = std::collections::HashMap::new();
+    if !unknown.is_empty() {
+        let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+        imap.examine(&a.quarantine).await?;
+        let ctx = crate::classify::Context {
+            sent: &sent,
+            own_addresses: &a.addresses,
+        };
+        for chunk in unknown.chunks(BATCH) {
+            for r in crate::clean::classify_batch(&mut imap, chunk, &ctx).await? {
+                verdicts.insert(r.uid, r.verdict);
+            }
+        }
+    }
+    imap.logout().await;
+    Ok(att
+        .placed
+        .iter()
+        .map(|p| quarantine::Listed::new(p, verdicts.get(&p.item.uid)))
+        .collect())
+}
+
+/// One message in quarantine, by UID or Message-ID, with the verdict the
+/// classifier gives it now (all its reasons and the original it found).
+/// `None` when no such message is there.
+pub async fn show(
+    a: &Account,
+    secret: &Secret,
+    dirs: &Dirs,
+    which: &str,
+) -> Result<Option<(quarantine::Listed, crate::Verdict)>, CleanError> {
+    let all = list(a, secret, dirs).await?;
+    let wanted = which.trim();
+    let found = match wanted.parse::<u32>() {
+        Ok(uid) => all.into_iter().find(|l| l.uid == uid),
+        Err(_) => all.into_iter().find(|l| {
+            l.message_id
+                .as_deref()
+                .is_some_and(|m| id_key(m) == id_key(wanted))
+        }),
+    };
+    let Some(listed) = found else {
+        return Ok(None);
+    };
+    let mut imap = imap::connect(a, secret).await?;
+    let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+    imap.examine(&a.quarantine).await?;
+    let ctx = crate::classify::Context {
+        sent: &sent,
+        own_addresses: &a.addresses,
+    };
+    let rows = crate::clean::classify_batch(&mut imap, &[listed.uid], &ctx).await?;
+    imap.logout().await;
+    Ok(rows.into_iter().next().map(|r| (listed, r.verdict)))
+}

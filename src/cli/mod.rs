@@ -10,6 +10,7 @@ pub mod clean;
 pub mod common;
 pub mod filter;
 pub mod report;
+pub mod quarantine;
 pub mod restore;
 pub mod rules;
 pub mod service;
@@ -57,6 +58,8 @@ pub enum Command {
     Filter(filter::FilterArgs),
     Restore(restore::RestoreArgs),
     Report(report::ReportArgs),
+    /// What is in quarantine, and why.
+    Quarantine(quarantine::QuarantineArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Filter(args) => filter::run(args, config),
         Command::Restore(args) => restore::run(args, config),
         Command::Report(args) => report::run(args, config),
+        Command::Quarantine(args) => quarantine::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args),
         Command::Sieve(args) => sieve::run(args, config),

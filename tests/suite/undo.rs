@@ -471,3 +471,111 @@ fn the_sieve_script_skips_messages_marked_not_backscatter() {
     assert!(!files(&marked, "marked.sieve"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Messages filed by the installed Sieve script over LMTP and messages
+/// moved by `clean`: `quarantine list --json` shows exactly what the
+/// mailbox holds, `show` explains one, and `restore --all` brings them
+/// all back.
+#[test]
+fn quarantine_list_matches_the_mailbox_and_restore_empties_it() {
+    use crate::harness::lmtp_deliver;
+    let Some(dc) = Dovecot::start_or_skip("quarantine_list") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let cli = Cli::new(&dc, "quarantine-list");
+    let mut imap = dc.imap("alice");
+    imap.create("Backscatter");
+    let o = cli.run(&["sieve", "install"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Filed by the server: bounces from the null sender.
+    for m in &forged[5..8] {
+        lmtp_deliver(dc.lmtp_port, "", "alice@example.test", m).unwrap();
+    }
+    assert_eq!(imap.select("Backscatter"), 3, "the script filed them");
+    // Moved by a sweep (journaled).
+    imap.append_many("INBOX", &forged[..5]);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let in_q = imap.fetch_message_ids("Backscatter");
+    assert_eq!(in_q.len(), 8);
+
+    let o = cli.run(&["quarantine", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, Option<String>)> = listed
+        .iter()
+        .map(|v| {
+            (
+                v["uid"].as_u64().unwrap(),
+                v["message_id"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, Option<String>)> = in_q
+        .iter()
+        .map(|(u, id)| (u64::from(*u), id.clone()))
+        .collect();
+    // Same UIDs; the same Message-ID where the message has a well-formed
+    // one, null where it has none.
+    assert_eq!(got.len(), want.len(), "{}", text(&o));
+    for ((gu, gid), (wu, wid)) in got.iter().zip(&want) {
+        assert_eq!(gu, wu);
+        match wid {
+            Some(w) => assert!(
+                gid.as_deref().is_some_and(|g| g.contains(w.as_str())),
+                "{gid:?} vs {w}"
+            ),
+            None => assert!(
+                gid.is_none() || !gid.as_deref().unwrap().contains('@'),
+                "{gid:?}"
+            ),
+        }
+    }
+    assert_eq!(
+        listed.iter().filter(|v| v["message_id"].is_null()).count(),
+        3,
+        "two corpus bounces and one stripped: {}",
+        text(&o)
+    );
+    let by_source = |s: &str| listed.iter().filter(|v| v["source"] == s).count();
+    assert_eq!((by_source("journal"), by_source("server")), (5, 3));
+    for v in listed.iter().filter(|v| v["source"] == "server") {
+        assert!(
+            v["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("filed by the server's script; classified now as backscatter"),
+            "{v}"
+        );
+        assert!(v["kind"].is_string(), "{v}");
+    }
+
+    // The human listing and --kind.
+    let o = cli.run(&["quarantine", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("8 messages in Backscatter."));
+    let o = cli.run(&["quarantine", "list", "--kind", "nonsense"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // One message explained.
+    let uid = listed[0]["uid"].to_string();
+    let o = cli.run(&["quarantine", "show", &uid]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Verdict now: backscatter"), "{out}");
+    let o = cli.run(&["quarantine", "show", "<nothing@nowhere>"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // Everything goes back: journaled ones where they came from, filed
+    // ones to INBOX.
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(contents(&dc, "Backscatter").is_empty());
+    assert_eq!(imap.select("INBOX"), 8);
+    let o = cli.run(&["quarantine", "list", "--json"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

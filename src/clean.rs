@@ -18,6 +18,7 @@ use crate::sentsync::{self, SyncError};
 use crate::{plan, skeleton};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Messages fetched and moved per batch: bounds memory (at most
@@ -43,12 +44,16 @@ impl Dirs {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CleanOptions {
     pub mailbox: String,
     /// Only messages received since this Unix time (IMAP SINCE, by day).
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// Record every message's outcome in [`Summary::each`].
+    pub each: bool,
+    /// Set (by Ctrl-C) to stop after the batch in flight.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One message's outcome, for `--dry-run` listings.
@@ -87,6 +92,40 @@ pub struct Summary {
     pub sent_fetched: usize,
     /// With `dry_run`: what would move.
     pub would_move: Vec<Row>,
+    /// With `dry_run`: the legitimate responses kept (the user's own
+    /// delivery problems).
+    pub legitimate_kept: Vec<Row>,
+    /// With `each`: every message's outcome, by UID.
+    pub each: Vec<Outcome>,
+    /// Stopped by `stop` before the end (after a whole batch).
+    pub interrupted: bool,
+}
+
+/// What a sweep did with one message (`clean --each`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Moved to quarantine.
+    Moved,
+    /// Would be moved (dry run).
+    WouldMove,
+    /// Left in place: legitimate or normal.
+    Kept,
+    /// Backscatter left in place because the user restored it before.
+    KeptByUser,
+    /// Backscatter that was gone (expunged) by the time it was to move.
+    Gone,
+    /// Could not be judged (the server returned nothing usable): left.
+    Error,
+}
+
+/// One message's outcome in a sweep.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub uid: u32,
+    pub action: Action,
+    /// The classifier's row; `None` for [`Action::Error`].
+    pub row: Option<Row>,
 }
 
 /// Why a sweep stopped.
@@ -426,21 +465,42 @@ pub async fn clean(
     let total = uids.len();
     progress(0, total);
     for (n, chunk) in uids.chunks(BATCH).enumerate() {
+        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            summary.interrupted = true;
+            break;
+        }
         let rows = classify_batch(&mut imap, chunk, &ctx).await?;
-        summary.scanned += rows.len();
+        // A UID the server returned nothing for could not be judged: it
+        // stays where it is, counted as an error.
+        let judged: HashSet<u32> = rows.iter().map(|r| r.uid).collect();
+        let unjudged: Vec<u32> = chunk
+            .iter()
+            .copied()
+            .filter(|u| !judged.contains(u))
+            .collect();
+        summary.errors += unjudged.len();
+        summary.scanned += rows.len() + unjudged.len();
         let mut to_move: Vec<&Row> = Vec::new();
         for r in &rows {
             match r.verdict.verdict {
                 Decision::Backscatter => to_move.push(r),
-                Decision::Legitimate => summary.legitimate += 1,
+                Decision::Legitimate => {
+                    summary.legitimate += 1;
+                    if opts.dry_run {
+                        summary.legitimate_kept.push(r.clone());
+                    }
+                }
                 Decision::Normal => summary.normal += 1,
             }
         }
+        let mut moved = Moved::default();
         if opts.dry_run {
             summary.quarantined += to_move.len();
-            summary.would_move.extend(to_move.into_iter().cloned());
+            summary
+                .would_move
+                .extend(to_move.iter().map(|r| (*r).clone()));
         } else if !to_move.is_empty() {
-            let m = move_batch(
+            moved = move_batch(
                 &mut imap,
                 a,
                 &journal_path,
@@ -450,8 +510,32 @@ pub async fn clean(
                 n,
             )
             .await?;
-            summary.quarantined += m.moved.len();
-            summary.kept_by_user += m.kept_by_user.len();
+            summary.quarantined += moved.moved.len();
+            summary.kept_by_user += moved.kept_by_user.len();
+        }
+        if opts.each {
+            summary.each.extend(unjudged.iter().map(|&uid| Outcome {
+                uid,
+                action: Action::Error,
+                row: None,
+            }));
+            for r in &rows {
+                let action = match r.verdict.verdict {
+                    Decision::Backscatter if opts.dry_run => Action::WouldMove,
+                    Decision::Backscatter if moved.moved.contains(&r.uid) => Action::Moved,
+                    Decision::Backscatter if moved.kept_by_user.contains(&r.uid) => {
+                        Action::KeptByUser
+                    }
+                    Decision::Backscatter => Action::Gone,
+                    _ => Action::Kept,
+                };
+                summary.each.push(Outcome {
+                    uid: r.uid,
+                    action,
+                    row: Some(r.clone()),
+                });
+            }
+            summary.each.sort_by_key(|o| o.uid);
         }
         progress(summary.scanned, total);
     }

@@ -7,6 +7,8 @@ use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Sweep a mailbox once: move backscatter to the quarantine mailbox.
 ///
@@ -15,11 +17,17 @@ use std::process::ExitCode;
 /// quarantine mailbox (created on demand). Real bounces of your own mail
 /// and ordinary mail stay. Nothing is deleted or sent, every move is
 /// journaled for `backscatter restore`, and a sweep that is interrupted is
-/// finished by the next one.
+/// finished by the next one. Ctrl-C finishes the batch in flight (at most
+/// 500 messages), says how many moved, and exits 130.
+///
+/// Messages you restored before (marked $NotBackscatter, or on the local
+/// list) are never moved again.
 ///
 /// Examples:
 ///
 ///   backscatter clean --dry-run           # list what would move, and why
+///
+///   backscatter clean --json --each       # one JSON line per message, then the summary
 ///
 ///   backscatter clean --account work --since 2026-11-20
 #[derive(Debug, Args)]
@@ -40,6 +48,11 @@ pub struct CleanArgs {
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,
+    /// Before the summary, print one JSON object per message: uid,
+    /// action (moved, would_move, kept, kept_by_user, gone, error),
+    /// verdict, kind, message_id, subject, reasons.
+    #[arg(long)]
+    pub each: bool,
 }
 
 pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
@@ -49,10 +62,13 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let since = args.since.as_deref().map(parse_date).transpose()?;
     let secret = secret(&a)?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
     let opts = CleanOptions {
         mailbox: args.mailbox.clone(),
         since,
         dry_run: args.dry_run,
+        each: args.each,
+        stop: Some(stop.clone()),
     };
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -72,13 +88,40 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         }
     };
     let rt = runtime()?;
-    let result = rt.block_on(clean::clean(&a, &secret, &opts, &dirs, &mut progress));
+    let result = rt.block_on(async {
+        super::restore::stop_on_ctrl_c(stop.clone());
+        clean::clean(&a, &secret, &opts, &dirs, &mut progress).await
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    for o in &s.each {
+        let row = o.row.as_ref();
+        let v = serde_json::json!({
+            "uid": o.uid,
+            "action": o.action,
+            "verdict": row.map(|r| r.verdict.verdict),
+            "kind": row.and_then(|r| r.verdict.kind),
+            "message_id": row.and_then(|r| r.message_id.clone()),
+            "subject": row.and_then(|r| r.subject.clone()),
+            "reasons": row.map_or_else(
+                || vec!["the server returned nothing for this message: left where it is".to_string()],
+                |r| r.verdict.reasons.clone()
+            ),
+        });
+        writeln!(out, "{v}").map_err(w)?;
+    }
+    let done = |out: &mut std::io::StdoutLock<'_>| -> Result<ExitCode, Error> {
+        if s.interrupted {
+            out.flush().map_err(w)?;
+            eprintln!("interrupted: {} moved, run again to finish", s.quarantined);
+            return Ok(ExitCode::from(130));
+        }
+        Ok(ExitCode::SUCCESS)
+    };
     if args.json {
         let v = serde_json::json!({
             "scanned": s.scanned,
@@ -94,15 +137,35 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "bytes_inflated": s.bytes_inflated,
             "round_trips": s.round_trips,
             "sent_indexed": s.sent_indexed,
+            "interrupted": s.interrupted,
         });
         writeln!(out, "{v}").map_err(w)?;
-        return Ok(ExitCode::SUCCESS);
+        return done(&mut out);
     }
     if args.dry_run {
         for r in &s.would_move {
             writeln!(
                 out,
                 "would move  uid {:<7} {:<15} {}",
+                r.uid,
+                r.verdict.kind.map_or("-", |k| k.as_str()),
+                r.subject
+                    .as_deref()
+                    .unwrap_or("(no subject)")
+                    .replace(char::is_control, " ")
+            )
+            .map_err(w)?;
+            if let Some(reason) = r.verdict.reasons.first() {
+                writeln!(out, "            {}", reason.replace(char::is_control, " "))
+                    .map_err(w)?;
+            }
+        }
+        // The legitimate responses are the user's own delivery problems:
+        // name them.
+        for r in &s.legitimate_kept {
+            writeln!(
+                out,
+                "would keep  uid {:<7} {:<15} {}  (legitimate: a response to your own mail)",
                 r.uid,
                 r.verdict.kind.map_or("-", |k| k.as_str()),
                 r.subject
@@ -151,5 +214,15 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         s.sent_indexed,
     )
     .map_err(w)?;
-    Ok(ExitCode::SUCCESS)
+    if s.errors > 0 {
+        writeln!(
+            out,
+            "{} message{} could not be judged and stayed where {}.",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" },
+            if s.errors == 1 { "it was" } else { "they were" }
+        )
+        .map_err(w)?;
+    }
+    done(&mut out)
 }

@@ -579,3 +579,122 @@ fn quarantine_list_matches_the_mailbox_and_restore_empties_it() {
     assert!(o.status.success() && o.stdout.is_empty(), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// `clean --each` prints one JSON line per message before the summary,
+/// `clean --json` only the summary, and the human dry run names the
+/// legitimate responses it keeps (the user's own delivery problems).
+#[test]
+fn clean_each_and_the_dry_run_listing() {
+    let Some(dc) = Dovecot::start_or_skip("clean_each") else {
+        return;
+    };
+    let f = flood(300);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let want = |d: Decision| f.expected.values().filter(|v| **v == d).count();
+    let cli = Cli::new(&dc, "clean-each");
+
+    let o = cli.run(&["clean", "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(want(Decision::Legitimate) > 0);
+    assert_eq!(
+        out.matches("would keep  uid").count(),
+        want(Decision::Legitimate),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("would move  uid").count(),
+        want(Decision::Backscatter)
+    );
+
+    let o = cli.run(&["clean", "--dry-run", "--json", "--each"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 301, "one per message, then the summary");
+    let summary = &lines[300];
+    assert_eq!(summary["scanned"], 300);
+    let per = &lines[..300];
+    let uids: std::collections::BTreeSet<u64> =
+        per.iter().map(|v| v["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids.len(), 300);
+    let n = |action: &str| per.iter().filter(|v| v["action"] == action).count();
+    assert_eq!(n("would_move"), want(Decision::Backscatter));
+    assert_eq!(n("kept"), 300 - want(Decision::Backscatter));
+    let verdicts = |d: &str| per.iter().filter(|v| v["verdict"] == d).count();
+    assert_eq!(verdicts("backscatter"), want(Decision::Backscatter));
+    assert_eq!(verdicts("legitimate"), want(Decision::Legitimate));
+    assert_eq!(verdicts("normal"), want(Decision::Normal));
+    assert!(per.iter().all(|v| v["reasons"].is_array()));
+
+    // --json alone: exactly one object, and the sweep happens.
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["quarantined"], want(Decision::Backscatter));
+    assert_eq!(v["errors"], 0);
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
+/// Ctrl-C (SIGINT) in `clean`: the batch in flight is finished, the
+/// command says so and exits 130, every message is in exactly one place,
+/// and the next run finishes the sweep.
+#[test]
+fn ctrl_c_in_clean_finishes_the_batch_and_exits_130() {
+    let Some(dc) = Dovecot::start_or_skip("clean_ctrl_c") else {
+        return;
+    };
+    let f = flood(1500);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let cli = Cli::new(&dc, "clean-ctrl-c");
+    let logins = || dc.log_tail(400).matches("Login: user=<alice>").count();
+    let before = logins();
+    let child = cli
+        .command(&["clean"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it has logged in, its Ctrl-C handler is in place.
+    wait_for(
+        "clean to log in",
+        Duration::from_secs(60),
+        || logins() > before,
+        &|| dc.log_tail(20),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.code() == Some(0) {
+        // The sweep was over before the signal: nothing to interrupt.
+        eprintln!("clean finished before SIGINT; {}", text(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+        assert!(
+            err.contains("interrupted: ") && err.contains("moved, run again to finish"),
+            "{err}"
+        );
+    }
+    // Every message in one place; the rest is finished by a rerun.
+    let w = crate::sweep::where_is_settled(&dc, "alice");
+    assert!(w.values().all(|v| v.len() == 1), "a message in two places");
+    assert_eq!(w.len(), 1500);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    crate::sweep::check_placement(&dc, &f, "alice");
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

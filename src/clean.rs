@@ -554,7 +554,8 @@ pub struct Moved {
     /// UIDs moved to quarantine.
     pub moved: Vec<u32>,
     /// UIDs left where they are because the user restored them before
-    /// (keyword [`quarantine::NOT_BACKSCATTER`] or the local list).
+    /// (keyword [`quarantine::NOT_BACKSCATTER`] or the local list) or the
+    /// account's `keep` list matches them.
     pub kept_by_user: Vec<u32>,
 }
 
@@ -595,6 +596,16 @@ pub(crate) async fn move_batch(
             continue;
         };
         if id.has_flag(quarantine::NOT_BACKSCATTER) || kept.contains(&id.fingerprint) {
+            out.kept_by_user.push(r.uid);
+            continue;
+        }
+        let seen = crate::keep::Seen {
+            from: id.from.as_deref(),
+            list_id: id.list_id.as_deref(),
+            reporting_mta: r.verdict.original.reporting_mta.as_deref(),
+        };
+        if let Some(rule) = crate::keep::matches(&a.keep, &seen) {
+            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
             out.kept_by_user.push(r.uid);
             continue;
         }

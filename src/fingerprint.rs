@@ -15,8 +15,10 @@ pub const FIELDS: [&str; 4] = ["DATE", "FROM", "SUBJECT", "MESSAGE-ID"];
 /// The UID FETCH items that give everything [`Identity::from_fetch`]
 /// reads: size, flags, arrival time and the fingerprinted header fields
 /// (`PEEK`, so `\Seen` is left alone).
+/// `List-Id` comes along for the allow-list ([`crate::keep`]); it is not
+/// part of the fingerprint.
 pub const FETCH_ITEMS: &str =
-    "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID)])";
+    "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID LIST-ID)])";
 
 /// The raw header fields of a header block: (lowercased name, value with
 /// folding removed and surrounding white space trimmed), in order. Bytes
@@ -93,6 +95,8 @@ pub struct Identity {
     pub subject: Option<String>,
     /// The Date header field as written.
     pub date: Option<String>,
+    /// The List-Id header field as written.
+    pub list_id: Option<String>,
     /// INTERNALDATE as Unix seconds (0 when the server sent none).
     pub arrived: i64,
     /// Flags and keywords, as the server spells them.
@@ -110,6 +114,7 @@ impl Identity {
             from: field(header, "from"),
             subject: field(header, "subject"),
             date: field(header, "date"),
+            list_id: field(header, "list-id"),
             arrived,
             flags,
             size,

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod fingerprint;
 pub mod imap;
 pub mod journal;
+pub mod keep;
 pub mod lexicon;
 pub mod managesieve;
 pub mod mbox;

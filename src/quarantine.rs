@@ -304,6 +304,7 @@ mod tests {
             from: None,
             subject: None,
             date: None,
+            list_id: None,
             arrived: 0,
             flags: vec![],
             size: 1,

@@ -44,6 +44,50 @@ pub struct Policy<'a> {
     pub max_bytes: usize,
     /// Shown in the header comment.
     pub generated_at: &'a str,
+    /// The account's allow-list ([`crate::keep`]): mail from these
+    /// senders, domains or lists is never filed. Reporting hosts sit in
+    /// the report's body, which only the agent reads.
+    pub keep: &'a [String],
+}
+
+/// The allow-list as Sieve tests (empty: no clause).
+fn keep_clause(keep: &[String]) -> String {
+    use crate::keep::{parse, Rule};
+    let (mut addrs, mut domains, mut subdomains, mut lists) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for k in keep {
+        match parse(k) {
+            Ok(Rule::Address(a)) => addrs.push(a),
+            Ok(Rule::Domain(d)) => {
+                subdomains.push(format!("*.{d}"));
+                lists.push(d.clone());
+                domains.push(d);
+            }
+            Ok(Rule::ListId(id)) => lists.push(format!("<{id}>")),
+            Err(_) => {}
+        }
+    }
+    let mut tests = Vec::new();
+    if !addrs.is_empty() {
+        tests.push(format!("address :is \"from\" {}", list(&addrs)));
+    }
+    if !domains.is_empty() {
+        tests.push(format!("address :domain :is \"from\" {}", list(&domains)));
+        tests.push(format!(
+            "address :domain :matches \"from\" {}",
+            list(&subdomains)
+        ));
+    }
+    if !lists.is_empty() {
+        tests.push(format!("header :contains \"list-id\" {}", list(&lists)));
+    }
+    if tests.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  # not on your keep list\n  not anyof ({}),\n",
+        tests.join(", ")
+    )
 }
 
 /// A bounce comes back within days of the mail it is about: Postfix gives
@@ -252,9 +296,11 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     } else {
         String::new()
     };
+    let keep = keep_clause(p.keep);
     let rules_head = format!(
         "if allof (\n\
          {not_restored}\
+         {keep}\
          \x20 # a sign from the sending side that a person's mail client does not give\n\
          \x20 anyof (\n\
          \x20   {sender_null},\n\
@@ -670,6 +716,7 @@ mod tests {
             extensions: ext,
             max_bytes: max,
             generated_at: "2026-11-23",
+            keep: &[],
         }
     }
 

@@ -10,6 +10,7 @@ pub mod clean;
 pub mod common;
 pub mod filter;
 pub mod report;
+pub mod keep;
 pub mod quarantine;
 pub mod restore;
 pub mod rules;
@@ -60,6 +61,7 @@ pub enum Command {
     Report(report::ReportArgs),
     /// What is in quarantine, and why.
     Quarantine(quarantine::QuarantineArgs),
+    Keep(keep::KeepArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
@@ -110,6 +112,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Restore(args) => restore::run(args, config),
         Command::Report(args) => report::run(args, config),
         Command::Quarantine(args) => quarantine::run(args, config),
+        Command::Keep(args) => keep::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args),
         Command::Sieve(args) => sieve::run(args, config),

@@ -424,6 +424,7 @@ fn the_sieve_script_skips_messages_marked_not_backscatter() {
         extensions: DOVECOT_DEFAULT,
         max_bytes: 1 << 20,
         generated_at: "2026-11-30",
+        keep: &[],
     })
     .unwrap();
     let forged = hard_backscatter();
@@ -696,5 +697,63 @@ fn ctrl_c_in_clean_finishes_the_batch_and_exits_130() {
     let o = cli.run(&["clean", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     crate::sweep::check_placement(&dc, &f, "alice");
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
+/// `backscatter keep` adds to the config file without disturbing it;
+/// `clean` then leaves that sender's automated mail alone, and the
+/// generated Sieve script carries the entry.
+#[test]
+fn the_keep_list_is_honoured_by_clean_and_the_sieve_script() {
+    let Some(dc) = Dovecot::start_or_skip("keep_list") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    // The sender's domain of one real corpus bounce.
+    let kept = &forged[0];
+    let from = mail_parser::MessageParser::default()
+        .parse_headers(kept)
+        .and_then(|m| {
+            m.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address.as_deref().map(str::to_string))
+        })
+        .unwrap();
+    let domain = from.rsplit_once('@').unwrap().1.to_lowercase();
+    let others: Vec<Vec<u8>> = forged[1..]
+        .iter()
+        .filter(|m| !String::from_utf8_lossy(m).to_lowercase().contains(&domain))
+        .cloned()
+        .collect();
+    assert!(!others.is_empty());
+    let mut imap = dc.imap("alice");
+    imap.append("INBOX", kept);
+    imap.append_many("INBOX", &others);
+    let cli = Cli::new(&dc, "keep");
+    let before = std::fs::read_to_string(&cli.cfg).unwrap();
+    std::fs::write(&cli.cfg, format!("# hand-written comment\n{before}")).unwrap();
+
+    let o = cli.run(&["keep", &domain]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = std::fs::read_to_string(&cli.cfg).unwrap();
+    assert!(after.starts_with("# hand-written comment\n"), "{after}");
+    assert!(after.contains(&format!("keep = [\"{domain}\"]")), "{after}");
+    let o = cli.run(&["keep", &format!("@{domain}")]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("already"));
+    let o = cli.run(&["keep", "not a domain"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kept_by_user"], 1, "{}", text(&o));
+    assert_eq!(v["quarantined"], others.len(), "{}", text(&o));
+    assert_eq!(contents(&dc, "INBOX"), count(std::slice::from_ref(kept)));
+
+    let o = cli.run(&["sieve", "generate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("not on your keep list"), "{script}");
+    assert!(script.contains(&format!("\"{domain}\"")), "{script}");
     let _ = std::fs::remove_dir_all(&cli.dir);
 }

@@ -346,6 +346,18 @@ pub(crate) async fn reconcile(
     Ok(recovered)
 }
 
+/// Keep the journal small ([`journal::maybe_compact`]); a failure is
+/// logged, never fatal (the journal is still whole).
+pub(crate) fn compact_journal(path: &std::path::Path) {
+    match journal::maybe_compact(path, now(), journal::COMPACT_BYTES) {
+        Ok(Some((before, after))) => {
+            tracing::info!("journal compacted from {before} to {after} lines")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("could not compact the journal {}: {e}", path.display()),
+    }
+}
+
 /// Is `i` the message journaled in `e`: the same fingerprint, or for
 /// entries written before fingerprints the same Message-ID (or, lacking
 /// both, the same UID, which the caller checked).
@@ -442,6 +454,7 @@ pub async fn clean(
         // unsafe.
         imap.can_move_safely()?;
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
+        compact_journal(&journal_path);
     }
     let sel = imap.open_named(&opts.mailbox, false).await?;
     if !opts.dry_run && sel.exists > 0 {

@@ -8,6 +8,14 @@
 //! `commit` line for the batch. An intent without a commit is a batch the
 //! process may have been killed in; the next run reconciles it against the
 //! server (see `clean`). Reading and folding the journal is pure.
+//!
+//! Each move records what finds the message again in its destination: the
+//! header fingerprint on the intent, the server's COPYUID mapping on the
+//! commit. Past [`COMPACT_BYTES`] the journal is compacted ([`compact`]):
+//! the last [`KEEP_DAYS`] days stay whole, older lines only while a
+//! message is still in quarantine or a batch unfinished; the dropped lines
+//! go to `journal-ACCOUNT.old.jsonl`. Appends and compaction take a lock
+//! file (`journal-ACCOUNT.lock`), shared and exclusive.
 
 use crate::classify::Kind;
 use serde::{Deserialize, Serialize};
@@ -160,11 +168,28 @@ fn ends_torn(path: &Path) -> io::Result<bool> {
     Ok(last[0] != b'\n')
 }
 
+/// The lock file beside a journal: appends hold it shared, compaction
+/// exclusively, so that no append lands in a file being replaced.
+fn lock_path(path: &Path) -> PathBuf {
+    path.with_extension("lock")
+}
+
+fn lock(path: &Path, exclusive: bool) -> io::Result<std::fs::File> {
+    let f = crate::paths::append_private(&lock_path(path))?;
+    if exclusive {
+        f.lock()?;
+    } else {
+        f.lock_shared()?;
+    }
+    Ok(f)
+}
+
 /// Append entries and sync them to disk.
 pub fn append(path: &Path, entries: &[Entry]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         crate::paths::private_dir(dir)?;
     }
+    let _lock = lock(path, false)?;
     let mut f = crate::paths::append_private(path)?;
     let mut buf = Vec::new();
     // A run killed mid-write leaves a torn last line: start a fresh one,
@@ -281,6 +306,86 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
         .collect()
 }
 
+/// How many days of history compaction keeps whole (for reports); older
+/// lines are kept only while `restore` needs them.
+pub const KEEP_DAYS: i64 = 30;
+
+/// A journal larger than this is compacted by [`maybe_compact`].
+pub const COMPACT_BYTES: u64 = 8 << 20;
+
+/// The journal without what neither `restore` nor a report can need: lines
+/// older than `keep_days` are dropped unless they are a message still in
+/// quarantine or part of an unfinished batch; batch markers stay with the
+/// entries they close (their UID mappings trimmed to them). Folding the
+/// result gives the same [`quarantined`] and [`unfinished`] as the input.
+pub fn compact(entries: &[Entry], now: i64, keep_days: i64) -> Vec<Entry> {
+    let cutoff = now - keep_days * 86_400;
+    let held: HashSet<String> = quarantined(entries).iter().map(Entry::key).collect();
+    let open: HashSet<String> = unfinished(entries)
+        .iter()
+        .filter_map(|b| b.first().map(|e| e.batch.clone()))
+        .collect();
+    let keep = |e: &Entry| match e.op {
+        Op::Quarantine => e.ts >= cutoff || held.contains(&e.key()) || open.contains(&e.batch),
+        Op::Restore => e.ts >= cutoff || open.contains(&e.batch),
+        Op::Gone => e.ts >= cutoff,
+        Op::Commit | Op::Reconciled => false,
+    };
+    let mut kept_uids: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for e in entries.iter().filter(|e| keep(e)) {
+        kept_uids.entry(&e.batch).or_default().insert(e.uid);
+    }
+    entries
+        .iter()
+        .filter_map(|e| match e.op {
+            Op::Commit | Op::Reconciled => {
+                let uids = kept_uids.get(e.batch.as_str())?;
+                let mut m = e.clone();
+                m.mapped.retain(|(src, _)| uids.contains(src));
+                m.moved.retain(|u| uids.contains(u));
+                Some(m)
+            }
+            _ => keep(e).then(|| e.clone()),
+        })
+        .collect()
+}
+
+/// Compact the journal when it is larger than `max_bytes`: the dropped
+/// lines go to `journal-ACCOUNT.old.jsonl` (replacing the previous one),
+/// the rest replaces the journal atomically. Returns (lines before,
+/// lines after) when it compacted.
+pub fn maybe_compact(path: &Path, now: i64, max_bytes: u64) -> io::Result<Option<(usize, usize)>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > max_bytes => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let _lock = lock(path, true)?;
+    let entries = read(path)?;
+    let kept = compact(&entries, now, KEEP_DAYS);
+    let kept_set: HashSet<String> = kept
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect();
+    let mut old = Vec::new();
+    for e in &entries {
+        let line = serde_json::to_string(e).map_err(io::Error::other)?;
+        if !kept_set.contains(&line) {
+            old.extend_from_slice(line.as_bytes());
+            old.push(b'\n');
+        }
+    }
+    let mut new = Vec::new();
+    for e in &kept {
+        serde_json::to_writer(&mut new, e).map_err(io::Error::other)?;
+        new.push(b'\n');
+    }
+    crate::paths::write_private_atomic(&path.with_extension("old.jsonl"), &old)?;
+    crate::paths::write_private_atomic(path, &new)?;
+    Ok(Some((entries.len(), kept.len())))
+}
+
 /// A batch identifier: time and a counter, unique within a process.
 pub fn batch_id(now: i64, n: usize) -> String {
     format!("{now}-{}-{n}", std::process::id())
@@ -337,6 +442,69 @@ mod tests {
         let un = unfinished(&entries);
         assert_eq!(un.len(), 1);
         assert_eq!(un[0][0].uid, 13);
+    }
+
+    #[test]
+    fn compaction_keeps_what_restore_needs() {
+        let day = 86_400;
+        let mut entries = Vec::new();
+        // 200 old batches: moved, half restored again.
+        for b in 0..200u32 {
+            let batch = format!("old{b}");
+            let mut e = q(&batch, b + 1, &format!("<{b}@x>"));
+            e.ts = 1000;
+            entries.push(e.clone());
+            let mut c = commit(&batch);
+            c.ts = 1000;
+            c.dest_uidvalidity = 9;
+            c.mapped = vec![(b + 1, b + 500)];
+            entries.push(c);
+            if b % 2 == 0 {
+                let rb = format!("r{b}");
+                let mut r = e.clone();
+                r.op = Op::Restore;
+                r.batch = rb.clone();
+                r.origin = e.key();
+                entries.push(r);
+                entries.push(commit(&rb));
+            }
+        }
+        // A recent batch and an unfinished old one.
+        let mut recent = q("new", 900, "<new@x>");
+        recent.ts = 100 * day;
+        entries.push(recent);
+        let mut c = commit("new");
+        c.ts = 100 * day;
+        entries.push(c);
+        let mut open = q("open", 901, "<open@x>");
+        open.ts = 1000;
+        entries.push(open);
+        let small = compact(&entries, 100 * day, 30);
+        assert!(
+            small.len() < entries.len() / 2,
+            "{} of {}",
+            small.len(),
+            entries.len()
+        );
+        assert_eq!(quarantined(&small), quarantined(&entries));
+        assert_eq!(unfinished(&small), unfinished(&entries));
+        // The UID mapping survives for what is still held.
+        assert!(quarantined(&small)
+            .iter()
+            .any(|e| e.dest_uid() == Some((9, 501))));
+
+        // On disk: compacted past the size limit, the rest kept aside.
+        let dir = std::env::temp_dir().join(format!("bs-compact-{}", std::process::id()));
+        let p = path_for(&dir, "a");
+        let _ = std::fs::remove_file(&p);
+        append(&p, &entries).unwrap();
+        assert_eq!(maybe_compact(&p, 100 * day, u64::MAX).unwrap(), None);
+        let (before, after) = maybe_compact(&p, 100 * day, 1).unwrap().unwrap();
+        assert_eq!((before, after), (entries.len(), small.len()));
+        assert_eq!(read(&p).unwrap(), small);
+        let old = read(&p.with_extension("old.jsonl")).unwrap();
+        assert_eq!(old.len() + small.len(), entries.len());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub async fn restore_with(
     if !opts.dry_run {
         imap.can_move_safely()?;
         crate::clean::reconcile(&mut imap, a, &journal_path).await?;
+        crate::clean::compact_journal(&journal_path);
     }
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
     let held: Vec<Entry> = journal::quarantined(&entries)

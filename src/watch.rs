@@ -242,6 +242,7 @@ async fn session(
     if recovered > 0 {
         info!(account = %a.name, "finished {recovered} moves an interrupted run had left");
     }
+    crate::clean::compact_journal(&journal_path);
     imap.ensure_mailbox(&a.quarantine).await?;
     // The user's own rules, run on each new message that is not
     // quarantined (their moves journaled apart, undone by restore --rules).

@@ -297,13 +297,28 @@ pub(crate) async fn reconcile(
             Err(e) if e.kind == imap::ErrorKind::No => HashSet::new(),
             Err(e) => return Err(e.into()),
         };
-        // The destination: messages no earlier move accounts for.
-        let (dest_validity, in_dest) = match quarantine::inventory(imap, &dest).await {
+        // The destination: messages no earlier move accounts for. Where
+        // the server reported where earlier moves landed, only what
+        // arrived after the newest of them is read.
+        let held: Vec<Entry> = journal::quarantined(&entries)
+            .into_iter()
+            .filter(|e| e.to == dest)
+            .collect();
+        let floor = |validity: u32| {
+            if held
+                .iter()
+                .all(|e| e.dest_uid().is_some_and(|(v, _)| v == validity))
+            {
+                held.iter()
+                    .filter_map(|e| e.dest_uid().map(|(_, u)| u))
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let (dest_validity, in_dest) = match quarantine::inventory_above(imap, &dest, floor).await {
             Ok((sel, _, items)) => {
-                let held: Vec<Entry> = journal::quarantined(&entries)
-                    .into_iter()
-                    .filter(|e| e.to == dest)
-                    .collect();
                 let free: Vec<Identity> = quarantine::attribute(&held, items, sel.uid_validity)
                     .placed
                     .into_iter()

@@ -154,11 +154,33 @@ pub async fn inventory(
     imap: &mut Imap,
     mailbox: &str,
 ) -> Result<(Selected, bool, Vec<Identity>), ImapError> {
+    inventory_above(imap, mailbox, |_| 0).await
+}
+
+/// [`inventory`] of only the messages whose UID is above `floor(UIDVALIDITY)`
+/// (the newest arrivals, e.g. what an interrupted move may have added).
+pub async fn inventory_above(
+    imap: &mut Imap,
+    mailbox: &str,
+    floor: impl FnOnce(u32) -> u32,
+) -> Result<(Selected, bool, Vec<Identity>), ImapError> {
     let (sel, keywords) = imap.select_keywords(mailbox, NOT_BACKSCATTER).await?;
     if sel.exists == 0 {
         return Ok((sel, keywords, Vec::new()));
     }
-    let uids = imap.uid_search("ALL").await?;
+    let floor = floor(sel.uid_validity);
+    let query = if floor == 0 {
+        "ALL".to_string()
+    } else {
+        format!("UID {}:*", floor.saturating_add(1))
+    };
+    // `UID n:*` also matches the last message when its UID is below n.
+    let uids: Vec<u32> = imap
+        .uid_search(&query)
+        .await?
+        .into_iter()
+        .filter(|u| *u > floor)
+        .collect();
     let items = identities(imap, &uids).await?;
     Ok((sel, keywords, items))
 }

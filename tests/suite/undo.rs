@@ -757,3 +757,67 @@ fn the_keep_list_is_honoured_by_clean_and_the_sieve_script() {
     assert!(script.contains(&format!("\"{domain}\"")), "{script}");
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// Ctrl-C (SIGINT) in `restore`: as in `clean`, the batch in flight is
+/// finished, exit 130, nothing in two places, and a rerun finishes.
+#[test]
+fn ctrl_c_in_restore_finishes_the_batch_and_exits_130() {
+    let Some(dc) = Dovecot::start_or_skip("restore_ctrl_c") else {
+        return;
+    };
+    let f = flood(1500);
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &f.inbox);
+    let cli = Cli::new(&dc, "restore-ctrl-c");
+    let t = Instant::now();
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let moved = v["quarantined"].as_u64().unwrap();
+    eprintln!(
+        "clean: {moved} of 1500 moved in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(moved > 500, "more than one batch to restore");
+    let logins = || dc.log_tail(400).matches("Login: user=<alice>").count();
+    let before = logins();
+    let t = Instant::now();
+    let child = cli
+        .command(&["restore", "--all"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "restore to log in",
+        Duration::from_secs(60),
+        || logins() > before,
+        &|| dc.log_tail(20),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    if o.status.code() == Some(0) {
+        eprintln!("restore finished before SIGINT; {}", text(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("moved, run again to finish"), "{err}");
+    }
+    let w = crate::sweep::where_is_settled(&dc, "alice");
+    assert_eq!(w.len(), 1500);
+    assert!(w.values().all(|v| v.len() == 1), "a message in two places");
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    eprintln!(
+        "restore of {moved} (interrupted once, then finished) in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let w = crate::sweep::where_is_settled(&dc, "alice");
+    assert!(w.values().all(|v| v == &vec!["INBOX".to_string()]));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

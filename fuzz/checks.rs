@@ -89,6 +89,9 @@ pub fn sieve(data: &[u8]) {
         extensions: &ext,
         max_bytes,
         generated_at: "2026-11-23",
+        // Hostile strings as keep entries too: only valid ones may reach
+        // the script, and it must still compile.
+        keep: &recipients,
     };
     let Ok(script) = generate(&policy) else {
         return;

@@ -3,9 +3,11 @@
 # challenges, virus notices, abuse reports) that carry none of your
 # recent sent Message-IDs. It never rejects, replies, redirects or
 # discards: nothing here sends mail. Regenerate it; do not edit it.
-require ["fileinto", "envelope", "body", "mailbox"];
+require ["fileinto", "envelope", "body", "mailbox", "imap4flags"];
 
 if allof (
+  # not marked as kept by the user
+  not hasflag "$NotBackscatter",
   # a sign from the sending side that a person's mail client does not give
   anyof (
     envelope :is "from" "",

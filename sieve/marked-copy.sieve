@@ -3,7 +3,7 @@
 # `backscatter sieve install` activates next to it.
 require ["fileinto", "imap4flags"];
 # ---- backscatter: BEGIN (generated; `backscatter sieve uninstall` removes it) ----
-require ["fileinto", "envelope", "body", "mailbox"];
+require ["fileinto", "envelope", "body", "mailbox", "imap4flags"];
 # backscatter: server-side filter for account work, generated 2026-11-23T10:00:00Z.
 # Files into "Backscatter" the automated responses (bounces, auto-replies,
 # challenges, virus notices, abuse reports) that carry none of your
@@ -11,6 +11,8 @@ require ["fileinto", "envelope", "body", "mailbox"];
 # discards: nothing here sends mail. Regenerate it; do not edit it.
 
 if allof (
+  # not marked as kept by the user
+  not hasflag "$NotBackscatter",
   # a sign from the sending side that a person's mail client does not give
   anyof (
     envelope :is "from" "",

@@ -8,14 +8,17 @@
 
 use crate::classify::{classify, Context, Decision, Kind, Verdict};
 use crate::config::Account;
+use crate::fingerprint::Identity;
 use crate::imap::{self, structure, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
+use crate::quarantine;
 use crate::secret::Secret;
 use crate::sent::SentIndex;
 use crate::sentsync::{self, SyncError};
 use crate::{plan, skeleton};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Messages fetched and moved per batch: bounds memory (at most
@@ -41,12 +44,16 @@ impl Dirs {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CleanOptions {
     pub mailbox: String,
     /// Only messages received since this Unix time (IMAP SINCE, by day).
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// Record every message's outcome in [`Summary::each`].
+    pub each: bool,
+    /// Set (by Ctrl-C) to stop after the batch in flight.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One message's outcome, for `--dry-run` listings.
@@ -68,6 +75,9 @@ pub struct Summary {
     pub seconds: f64,
     /// Messages an interrupted earlier run had left half-done, now finished.
     pub recovered: usize,
+    /// Backscatter left in place because the user restored it before
+    /// (`$NotBackscatter`, or the local list).
+    pub kept_by_user: usize,
     /// Bytes received from the server as they came off the connection
     /// (compressed, with `COMPRESS=DEFLATE`).
     pub bytes_fetched: u64,
@@ -82,6 +92,40 @@ pub struct Summary {
     pub sent_fetched: usize,
     /// With `dry_run`: what would move.
     pub would_move: Vec<Row>,
+    /// With `dry_run`: the legitimate responses kept (the user's own
+    /// delivery problems).
+    pub legitimate_kept: Vec<Row>,
+    /// With `each`: every message's outcome, by UID.
+    pub each: Vec<Outcome>,
+    /// Stopped by `stop` before the end (after a whole batch).
+    pub interrupted: bool,
+}
+
+/// What a sweep did with one message (`clean --each`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Moved to quarantine.
+    Moved,
+    /// Would be moved (dry run).
+    WouldMove,
+    /// Left in place: legitimate or normal.
+    Kept,
+    /// Backscatter left in place because the user restored it before.
+    KeptByUser,
+    /// Backscatter that was gone (expunged) by the time it was to move.
+    Gone,
+    /// Could not be judged (the server returned nothing usable): left.
+    Error,
+}
+
+/// One message's outcome in a sweep.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub uid: u32,
+    pub action: Action,
+    /// The classifier's row; `None` for [`Action::Error`].
+    pub row: Option<Row>,
 }
 
 /// Why a sweep stopped.
@@ -216,7 +260,12 @@ fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
 }
 
 /// Finish batches an earlier run left without a commit (killed between
-/// writing the intent and confirming the move). Returns how many messages
+/// writing the intent and confirming the move, or a move the server
+/// refused partway). Each message is looked for by its fingerprint (or,
+/// in old journals, its Message-ID) in both mailboxes, never by trusting
+/// one server reply: in the destination only, it moved; in both, the COPY
+/// fallback was cut before its expunge, which is finished now; in the
+/// source only, or nowhere, it did not move. Returns how many messages
 /// were found moved or finished.
 pub(crate) async fn reconcile(
     imap: &mut Imap,
@@ -227,72 +276,128 @@ pub(crate) async fn reconcile(
     let mut recovered = 0;
     for batch in journal::unfinished(&entries) {
         let first = &batch[0];
-        let source = first.mailbox.clone();
-        let dest = first.to.clone();
-        let sel = match imap.select(&source).await {
-            Ok(s) => s,
-            Err(e) if e.kind == imap::ErrorKind::No => {
-                // The mailbox is gone: nothing can be checked or finished.
-                close(journal_path, &first.batch, Vec::new())?;
-                continue;
+        let (source, dest) = (first.mailbox.clone(), first.to.clone());
+        // The source: which of the batch's UIDs still hold their message.
+        let in_source: HashSet<u32> = match imap.select(&source).await {
+            Ok(sel) if sel.uid_validity == first.uidvalidity => {
+                let uids: Vec<u32> = batch.iter().map(|e| e.uid).collect();
+                let found: HashMap<u32, Identity> = quarantine::identities(imap, &uids)
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.uid, i))
+                    .collect();
+                batch
+                    .iter()
+                    .filter(|e| found.get(&e.uid).is_some_and(|i| same_message(e, i)))
+                    .map(|e| e.uid)
+                    .collect()
             }
+            // Renumbered or gone: none of these UIDs is the message.
+            Ok(_) => HashSet::new(),
+            Err(e) if e.kind == imap::ErrorKind::No => HashSet::new(),
             Err(e) => return Err(e.into()),
         };
-        let uids: Vec<u32> = batch.iter().map(|e| e.uid).collect();
-        let still: HashSet<u32> = if sel.uid_validity == first.uidvalidity {
-            imap.uid_search(&format!("UID {}", imap::uid_set(&uids)))
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        // Still in the source: either never moved (MOVE is atomic), or
-        // copied without the expunge (COPY fallback). Finish the latter.
-        let left: Vec<&Entry> = batch.iter().filter(|e| still.contains(&e.uid)).collect();
-        let mut finished: Vec<u32> = Vec::new();
-        if !left.is_empty() && !dest.is_empty() {
-            // A destination that does not exist holds no copies.
-            let in_dest = match message_ids_in(imap, &dest).await {
-                Ok(m) => m,
-                Err(e) if e.kind == imap::ErrorKind::No => HashMap::new(),
-                Err(e) => return Err(e.into()),
-            };
-            imap.select(&source).await?;
-            let copied: Vec<u32> = left
+        // The destination: messages no earlier move accounts for. Where
+        // the server reported where earlier moves landed, only what
+        // arrived after the newest of them is read.
+        let held: Vec<Entry> = journal::quarantined(&entries)
+            .into_iter()
+            .filter(|e| e.to == dest)
+            .collect();
+        let floor = |validity: u32| {
+            if held
                 .iter()
-                .filter(|e| {
-                    e.message_id.as_ref().is_some_and(|id| {
-                        in_dest.contains_key(&crate::classify::fields::id_key(id))
-                    })
-                })
-                .map(|e| e.uid)
-                .collect();
-            if !copied.is_empty() {
-                imap.uid_delete(&copied).await?;
-                finished = copied;
+                .all(|e| e.dest_uid().is_some_and(|(v, _)| v == validity))
+            {
+                held.iter()
+                    .filter_map(|e| e.dest_uid().map(|(_, u)| u))
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let (dest_validity, in_dest) = match quarantine::inventory_above(imap, &dest, floor).await {
+            Ok((sel, _, items)) => {
+                let free: Vec<Identity> = quarantine::attribute(&held, items, sel.uid_validity)
+                    .placed
+                    .into_iter()
+                    .filter(|p| p.entry.is_none())
+                    .map(|p| p.item)
+                    .collect();
+                (sel.uid_validity, free)
+            }
+            Err(e) if e.kind == imap::ErrorKind::No => (0, Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut claimed: HashSet<u32> = HashSet::new();
+        let mut mapped: Vec<(u32, u32)> = Vec::new();
+        for e in &batch {
+            if let Some(d) = in_dest
+                .iter()
+                .find(|i| !claimed.contains(&i.uid) && same_message(e, i))
+            {
+                claimed.insert(d.uid);
+                mapped.push((e.uid, d.uid));
             }
         }
-        let moved: Vec<u32> = uids
+        let doubled: Vec<u32> = mapped
             .iter()
-            .copied()
-            .filter(|u| !still.contains(u) || finished.contains(u))
+            .map(|(s, _)| *s)
+            .filter(|s| in_source.contains(s))
             .collect();
+        if !doubled.is_empty() {
+            imap.select(&source).await?;
+            imap.uid_delete(&doubled).await?;
+        }
+        let moved: Vec<u32> = mapped.iter().map(|(s, _)| *s).collect();
         recovered += moved.len();
-        close(journal_path, &first.batch, moved)?;
+        let mut marker = Entry::marker(Op::Reconciled, &first.batch, now(), moved);
+        marker.dest_uidvalidity = dest_validity;
+        marker.mapped = mapped;
+        journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))?;
         let _ = a;
     }
     Ok(recovered)
 }
 
-fn close(path: &std::path::Path, batch: &str, moved: Vec<u32>) -> Result<(), CleanError> {
-    journal::append(path, &[Entry::marker(Op::Reconciled, batch, now(), moved)])
-        .map_err(io_err("write the journal"))
+/// Keep the journal small ([`journal::maybe_compact`]); a failure is
+/// logged, never fatal (the journal is still whole).
+pub(crate) fn compact_journal(path: &std::path::Path) {
+    match journal::maybe_compact(path, now(), journal::COMPACT_BYTES) {
+        Ok(Some((before, after))) => {
+            tracing::info!("journal compacted from {before} to {after} lines")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("could not compact the journal {}: {e}", path.display()),
+    }
 }
 
-fn commit(path: &std::path::Path, batch: &str) -> Result<(), CleanError> {
-    journal::append(path, &[Entry::marker(Op::Commit, batch, now(), Vec::new())])
-        .map_err(io_err("write the journal"))
+/// Is `i` the message journaled in `e`: the same fingerprint, or for
+/// entries written before fingerprints the same Message-ID (or, lacking
+/// both, the same UID, which the caller checked).
+fn same_message(e: &Entry, i: &Identity) -> bool {
+    if !e.fingerprint.is_empty() {
+        return e.fingerprint == i.fingerprint;
+    }
+    match (&e.message_id, &i.message_id) {
+        (Some(a), Some(b)) => crate::fingerprint::id_key(a) == crate::fingerprint::id_key(b),
+        (Some(_), None) => false,
+        (None, _) => e.uid == i.uid,
+    }
+}
+
+fn commit(
+    path: &std::path::Path,
+    batch: &str,
+    mapping: Option<imap::CopyUid>,
+) -> Result<(), CleanError> {
+    let mut marker = Entry::marker(Op::Commit, batch, now(), Vec::new());
+    if let Some(m) = mapping {
+        marker.dest_uidvalidity = m.uidvalidity;
+        marker.mapped = m.pairs;
+    }
+    journal::append(path, &[marker]).map_err(io_err("write the journal"))
 }
 
 /// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
@@ -360,7 +465,11 @@ pub async fn clean(
         ..Summary::default()
     };
     if !opts.dry_run {
+        // Refuse before anything is journaled on a server where moves are
+        // unsafe.
+        imap.can_move_safely()?;
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
+        compact_journal(&journal_path);
     }
     let sel = imap.open_named(&opts.mailbox, false).await?;
     if !opts.dry_run && sel.exists > 0 {
@@ -384,21 +493,42 @@ pub async fn clean(
     let total = uids.len();
     progress(0, total);
     for (n, chunk) in uids.chunks(BATCH).enumerate() {
+        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            summary.interrupted = true;
+            break;
+        }
         let rows = classify_batch(&mut imap, chunk, &ctx).await?;
-        summary.scanned += rows.len();
+        // A UID the server returned nothing for could not be judged: it
+        // stays where it is, counted as an error.
+        let judged: HashSet<u32> = rows.iter().map(|r| r.uid).collect();
+        let unjudged: Vec<u32> = chunk
+            .iter()
+            .copied()
+            .filter(|u| !judged.contains(u))
+            .collect();
+        summary.errors += unjudged.len();
+        summary.scanned += rows.len() + unjudged.len();
         let mut to_move: Vec<&Row> = Vec::new();
         for r in &rows {
             match r.verdict.verdict {
                 Decision::Backscatter => to_move.push(r),
-                Decision::Legitimate => summary.legitimate += 1,
+                Decision::Legitimate => {
+                    summary.legitimate += 1;
+                    if opts.dry_run {
+                        summary.legitimate_kept.push(r.clone());
+                    }
+                }
                 Decision::Normal => summary.normal += 1,
             }
         }
+        let mut moved = Moved::default();
         if opts.dry_run {
             summary.quarantined += to_move.len();
-            summary.would_move.extend(to_move.into_iter().cloned());
+            summary
+                .would_move
+                .extend(to_move.iter().map(|r| (*r).clone()));
         } else if !to_move.is_empty() {
-            move_batch(
+            moved = move_batch(
                 &mut imap,
                 a,
                 &journal_path,
@@ -408,7 +538,32 @@ pub async fn clean(
                 n,
             )
             .await?;
-            summary.quarantined += to_move.len();
+            summary.quarantined += moved.moved.len();
+            summary.kept_by_user += moved.kept_by_user.len();
+        }
+        if opts.each {
+            summary.each.extend(unjudged.iter().map(|&uid| Outcome {
+                uid,
+                action: Action::Error,
+                row: None,
+            }));
+            for r in &rows {
+                let action = match r.verdict.verdict {
+                    Decision::Backscatter if opts.dry_run => Action::WouldMove,
+                    Decision::Backscatter if moved.moved.contains(&r.uid) => Action::Moved,
+                    Decision::Backscatter if moved.kept_by_user.contains(&r.uid) => {
+                        Action::KeptByUser
+                    }
+                    Decision::Backscatter => Action::Gone,
+                    _ => Action::Kept,
+                };
+                summary.each.push(Outcome {
+                    uid: r.uid,
+                    action,
+                    row: Some(r.clone()),
+                });
+            }
+            summary.each.sort_by_key(|o| o.uid);
         }
         progress(summary.scanned, total);
     }
@@ -421,6 +576,23 @@ pub async fn clean(
     Ok(summary)
 }
 
+/// What [`move_batch`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// UIDs moved to quarantine.
+    pub moved: Vec<u32>,
+    /// UIDs left where they are because the user restored them before
+    /// (keyword [`quarantine::NOT_BACKSCATTER`] or the local list) or the
+    /// account's `keep` list matches them.
+    pub kept_by_user: Vec<u32>,
+}
+
+/// Move these rows of the selected `mailbox` to quarantine, journaled:
+/// refuse first if the server cannot move safely; read each message's
+/// fingerprint and flags; leave the ones the user restored before; write
+/// the intents; move; commit with the server's COPYUID mapping. A move
+/// the server refuses is reconciled at once (it may have moved part of
+/// the set); a lost connection leaves the batch for the next run.
 pub(crate) async fn move_batch(
     imap: &mut Imap,
     a: &Account,
@@ -429,144 +601,75 @@ pub(crate) async fn move_batch(
     uidvalidity: u32,
     rows: &[&Row],
     n: usize,
-) -> Result<(), CleanError> {
+) -> Result<Moved, CleanError> {
+    imap.can_move_safely()?;
+    let mut out = Moved::default();
+    let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
+    let found: HashMap<u32, Identity> = quarantine::identities(imap, &uids)
+        .await?
+        .into_iter()
+        .map(|i| (i.uid, i))
+        .collect();
+    let kept = match journal_path.parent() {
+        Some(dir) => quarantine::load_kept(&quarantine::kept_path(dir, &a.name))
+            .map_err(io_err("read the list of restored messages"))?,
+        None => HashSet::new(),
+    };
     let batch = journal::batch_id(now(), n);
     let ts = now();
-    let intents: Vec<Entry> = rows
-        .iter()
-        .map(|r| Entry {
-            ts,
-            op: Op::Quarantine,
-            batch: batch.clone(),
-            account: a.name.clone(),
-            mailbox: mailbox.to_string(),
-            uidvalidity,
-            uid: r.uid,
-            message_id: r.message_id.clone(),
-            kind: r.verdict.kind,
-            reasons: r.verdict.reasons.clone(),
-            to: a.quarantine.clone(),
-            moved: Vec::new(),
-        })
-        .collect();
+    let mut intents: Vec<Entry> = Vec::new();
+    for r in rows {
+        // A message gone since it was classified is not moved.
+        let Some(id) = found.get(&r.uid) else {
+            continue;
+        };
+        if id.has_flag(quarantine::NOT_BACKSCATTER) || kept.contains(&id.fingerprint) {
+            out.kept_by_user.push(r.uid);
+            continue;
+        }
+        let seen = crate::keep::Seen {
+            from: id.from.as_deref(),
+            list_id: id.list_id.as_deref(),
+            reporting_mta: r.verdict.original.reporting_mta.as_deref(),
+        };
+        if let Some(rule) = crate::keep::matches(&a.keep, &seen) {
+            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
+            out.kept_by_user.push(r.uid);
+            continue;
+        }
+        let mut e = Entry::marker(Op::Quarantine, &batch, ts, Vec::new());
+        e.account = a.name.clone();
+        e.mailbox = mailbox.to_string();
+        e.uidvalidity = uidvalidity;
+        e.uid = r.uid;
+        e.message_id = r.message_id.clone().or_else(|| id.message_id.clone());
+        e.kind = r.verdict.kind;
+        e.reasons = r.verdict.reasons.clone();
+        e.to = a.quarantine.clone();
+        e.fingerprint = id.fingerprint.clone();
+        intents.push(e);
+    }
+    if intents.is_empty() {
+        return Ok(out);
+    }
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
-    let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
-    if let Err(e) = imap.uid_move(&uids, &a.quarantine).await {
-        if e.kind == imap::ErrorKind::No {
-            // The server refused the whole command: nothing moved.
-            close(journal_path, &batch, Vec::new())?;
-        }
-        return Err(e.into());
-    }
-    commit(journal_path, &batch)
-}
-
-/// Which quarantined messages to restore.
-#[derive(Debug, Clone)]
-pub enum RestoreFilter {
-    All,
-    Since(i64),
-    MessageId(String),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RestoreSummary {
-    pub restored: usize,
-    /// In the journal but no longer in quarantine (moved or deleted by hand).
-    pub missing: usize,
-    pub seconds: f64,
-}
-
-/// Move quarantined messages back where they came from, finding them in
-/// quarantine by Message-ID (UIDs change when a message moves).
-pub async fn restore(
-    a: &Account,
-    secret: &Secret,
-    filter: &RestoreFilter,
-    dirs: &Dirs,
-) -> Result<RestoreSummary, CleanError> {
-    let start = Instant::now();
-    let journal_path = journal::path_for(&dirs.data, &a.name);
-    let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
-    let mut imap = imap::connect(a, secret).await?;
-    let a = &imap.resolve_account(a);
-    reconcile(&mut imap, a, &journal_path).await?;
-    let entries = {
-        // Re-read: reconciliation may have closed batches.
-        let mut e = journal::read(&journal_path).map_err(io_err("read the journal"))?;
-        if e.is_empty() {
-            e = entries;
-        }
-        e
-    };
-    let wanted: Vec<Entry> = journal::quarantined(&entries)
-        .into_iter()
-        .filter(|e| e.to == a.quarantine)
-        .filter(|e| match filter {
-            RestoreFilter::All => true,
-            RestoreFilter::Since(t) => e.ts >= *t,
-            RestoreFilter::MessageId(id) => e.message_id.as_deref().is_some_and(|m| {
-                crate::classify::fields::id_key(m) == crate::classify::fields::id_key(id)
-            }),
-        })
-        .collect();
-    let mut summary = RestoreSummary::default();
-    if wanted.is_empty() {
-        imap.logout().await;
-        summary.seconds = start.elapsed().as_secs_f64();
-        return Ok(summary);
-    }
-    let in_q = message_ids_in(&mut imap, &a.quarantine).await?;
-    let sel = imap.select(&a.quarantine).await?;
-    // Group by the mailbox each message came from.
-    let mut by_dest: BTreeMap<String, Vec<(u32, &Entry)>> = BTreeMap::new();
-    let mut used: HashSet<u32> = HashSet::new();
-    for e in &wanted {
-        let found = e
-            .message_id
-            .as_ref()
-            .and_then(|id| in_q.get(&crate::classify::fields::id_key(id)))
-            .and_then(|uids| uids.iter().find(|u| !used.contains(u)).copied());
-        match found {
-            Some(uid) => {
-                used.insert(uid);
-                by_dest.entry(e.mailbox.clone()).or_default().push((uid, e));
+    let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
+    match imap.uid_move_mapped(&uids, &a.quarantine).await {
+        Ok(mapping) => commit(journal_path, &batch, mapping)?,
+        Err(e) => {
+            if e.kind == imap::ErrorKind::No {
+                // Part of the set may have moved (RFC 6851 section 4.4):
+                // look, rather than assume.
+                reconcile(imap, a, journal_path).await?;
             }
-            None => summary.missing += 1,
+            return Err(e.into());
         }
     }
-    for (dest, items) in &by_dest {
-        imap.ensure_mailbox(dest).await?;
-        for (n, chunk) in items.chunks(BATCH).enumerate() {
-            let batch = journal::batch_id(now(), n);
-            let intents: Vec<Entry> = chunk
-                .iter()
-                .map(|(uid, e)| Entry {
-                    ts: now(),
-                    op: Op::Restore,
-                    batch: batch.clone(),
-                    account: a.name.clone(),
-                    mailbox: a.quarantine.clone(),
-                    uidvalidity: sel.uid_validity,
-                    uid: *uid,
-                    message_id: e.message_id.clone(),
-                    kind: e.kind,
-                    reasons: Vec::new(),
-                    to: dest.clone(),
-                    moved: Vec::new(),
-                })
-                .collect();
-            journal::append(&journal_path, &intents).map_err(io_err("write the journal"))?;
-            let uids: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
-            imap.uid_move(&uids, dest).await?;
-            commit(&journal_path, &batch)?;
-            summary.restored += chunk.len();
-        }
-    }
-    imap.logout().await;
-    summary.seconds = start.elapsed().as_secs_f64();
-    Ok(summary)
+    out.moved = uids;
+    Ok(out)
 }
+
+pub use crate::restore::{restore, RestoreFilter, RestoreSummary};
 
 /// Kinds counted in a summary (for the CLI).
 pub fn kind_counts(rows: &[Row]) -> BTreeMap<Kind, usize> {

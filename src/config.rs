@@ -49,6 +49,8 @@ struct FileAccount {
     rules: Option<PathBuf>,
     #[serde(default)]
     compress: Compression,
+    #[serde(default)]
+    keep: Vec<String>,
     sieve: Option<FileSieve>,
 }
 
@@ -212,6 +214,9 @@ pub struct Account {
     pub rules: Option<PathBuf>,
     /// `COMPRESS=DEFLATE` on the IMAP connection.
     pub compress: Compression,
+    /// The allow-list: automated mail from these senders, domains,
+    /// reporting hosts or lists is never quarantined (see [`crate::keep`]).
+    pub keep: Vec<String>,
     pub sieve_host: String,
     pub sieve_port: u16,
     /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
@@ -440,6 +445,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 "must not include the quarantine mailbox".into(),
             ));
         }
+        for k in &a.keep {
+            if let Err(e) = crate::keep::parse(k) {
+                return Err(err(&name, "keep", e));
+            }
+        }
         let addresses = if a.addresses.is_empty() {
             if a.username.contains('@') {
                 vec![a.username.to_lowercase()]
@@ -492,6 +502,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 .collect(),
             rules,
             compress: a.compress,
+            keep: a.keep,
             sieve_host,
             sieve_port,
             sieve_tls,

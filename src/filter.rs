@@ -368,6 +368,10 @@ async fn apply(
                 reasons: actions.clone(),
                 to: dest.unwrap_or("").to_string(),
                 moved: Vec::new(),
+                fingerprint: String::new(),
+                origin: String::new(),
+                dest_uidvalidity: 0,
+                mapped: Vec::new(),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
@@ -490,6 +494,10 @@ pub async fn undo(
                     reasons: Vec::new(),
                     to: dest.to_string(),
                     moved: Vec::new(),
+                    fingerprint: String::new(),
+                    origin: String::new(),
+                    dest_uidvalidity: 0,
+                    mapped: Vec::new(),
                 })
                 .collect();
             journal::append(&path, &intents).map_err(io_err("write the rules journal"))?;

@@ -592,6 +592,7 @@ pub async fn upload_script(
         extensions: &s.extensions,
         max_bytes: 1 << 20,
         generated_at: &d,
+        keep: &a.keep,
     })
     .map_err(|e| e.0)?;
     crate::sieve::validate(&script.text, &s.extensions)?;

@@ -12,7 +12,13 @@
 use crate::lexicon::LEXICON;
 
 /// Extensions the generator can use. Others are never required.
-const USABLE: [&str; 4] = ["fileinto", "envelope", "body", "mailbox"];
+const USABLE: [&str; 5] = ["fileinto", "envelope", "body", "mailbox", "imap4flags"];
+
+/// The keyword of a message the user restored from quarantine
+/// ([`crate::quarantine::NOT_BACKSCATTER`]): where the server has
+/// `imap4flags` (RFC 5232), the script files nothing that carries it
+/// (set by an earlier rule of the user's own, for example).
+const KEEP_FLAG: &str = crate::quarantine::NOT_BACKSCATTER;
 
 /// Dovecot's default Sieve extensions (Pigeonhole 0.5): what `generate`
 /// assumes when it is not told.
@@ -38,6 +44,50 @@ pub struct Policy<'a> {
     pub max_bytes: usize,
     /// Shown in the header comment.
     pub generated_at: &'a str,
+    /// The account's allow-list ([`crate::keep`]): mail from these
+    /// senders, domains or lists is never filed. Reporting hosts sit in
+    /// the report's body, which only the agent reads.
+    pub keep: &'a [String],
+}
+
+/// The allow-list as Sieve tests (empty: no clause).
+fn keep_clause(keep: &[String]) -> String {
+    use crate::keep::{parse, Rule};
+    let (mut addrs, mut domains, mut subdomains, mut lists) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for k in keep {
+        match parse(k) {
+            Ok(Rule::Address(a)) => addrs.push(a),
+            Ok(Rule::Domain(d)) => {
+                subdomains.push(format!("*.{d}"));
+                lists.push(d.clone());
+                domains.push(d);
+            }
+            Ok(Rule::ListId(id)) => lists.push(format!("<{id}>")),
+            Err(_) => {}
+        }
+    }
+    let mut tests = Vec::new();
+    if !addrs.is_empty() {
+        tests.push(format!("address :is \"from\" {}", list(&addrs)));
+    }
+    if !domains.is_empty() {
+        tests.push(format!("address :domain :is \"from\" {}", list(&domains)));
+        tests.push(format!(
+            "address :domain :matches \"from\" {}",
+            list(&subdomains)
+        ));
+    }
+    if !lists.is_empty() {
+        tests.push(format!("header :contains \"list-id\" {}", list(&lists)));
+    }
+    if tests.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  # not on your keep list\n  not anyof ({}),\n",
+        tests.join(", ")
+    )
 }
 
 /// A bounce comes back within days of the mail it is about: Postfix gives
@@ -238,8 +288,19 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     } else {
         format!("fileinto {}", quote(p.quarantine))
     };
+    let not_restored = if has("imap4flags") {
+        format!(
+            "  # not marked as kept by the user\n  not hasflag {},\n",
+            quote(KEEP_FLAG)
+        )
+    } else {
+        String::new()
+    };
+    let keep = keep_clause(p.keep);
     let rules_head = format!(
         "if allof (\n\
+         {not_restored}\
+         {keep}\
          \x20 # a sign from the sending side that a person's mail client does not give\n\
          \x20 anyof (\n\
          \x20   {sender_null},\n\
@@ -655,6 +716,7 @@ mod tests {
             extensions: ext,
             max_bytes: max,
             generated_at: "2026-11-23",
+            keep: &[],
         }
     }
 
@@ -695,7 +757,11 @@ mod tests {
     fn degrades_to_what_the_server_offers_and_fits_its_limit() {
         let ids: Vec<String> = (0..5000).map(|i| format!("{i}.x@example.org")).collect();
         let s = generate(&policy(&ids, DOVECOT_DEFAULT, 1 << 20)).unwrap();
-        assert_eq!(s.requires, vec!["fileinto", "envelope", "body", "mailbox"]);
+        assert_eq!(
+            s.requires,
+            vec!["fileinto", "envelope", "body", "mailbox", "imap4flags"]
+        );
+        assert!(s.text.contains("not hasflag \"$NotBackscatter\""));
         assert_eq!(s.ids_included, 5000);
         validate(&s.text, DOVECOT_DEFAULT).unwrap();
         let small = generate(&policy(&ids, "fileinto", 32 * 1024)).unwrap();
@@ -706,6 +772,7 @@ mod tests {
             "the newest are kept"
         );
         assert!(!small.text.contains("envelope :is"));
+        assert!(!small.text.contains("hasflag"));
         assert!(!small.text.contains("body :raw"));
         assert!(small
             .text

@@ -242,6 +242,7 @@ async fn session(
     if recovered > 0 {
         info!(account = %a.name, "finished {recovered} moves an interrupted run had left");
     }
+    crate::clean::compact_journal(&journal_path);
     imap.ensure_mailbox(&a.quarantine).await?;
     // The user's own rules, run on each new message that is not
     // quarantined (their moves journaled apart, undone by restore --rules).
@@ -488,25 +489,6 @@ async fn process(
                 .collect();
         }
     }
-    for r in &rows {
-        let subject = r
-            .subject
-            .as_deref()
-            .unwrap_or("")
-            .replace(char::is_control, " ");
-        let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
-        let moving = forged.iter().any(|f| f.uid == r.uid);
-        info!(
-            account = %a.name,
-            mailbox = %mailbox,
-            uid = r.uid,
-            "{} {} \"{}\": {}",
-            if moving { "quarantine" } else { "keep" },
-            r.verdict.kind.map_or("normal", |k| k.as_str()),
-            subject,
-            reason
-        );
-    }
     let mut moved = Moved {
         account: a.name.clone(),
         count: forged.len(),
@@ -525,8 +507,36 @@ async fn process(
         moved.originals = origins_of(imap, &sample).await?;
         moved.own_bounces = origins_of(imap, &legit).await?;
     }
-    if !forged.is_empty() {
-        move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?;
+    let m = if forged.is_empty() {
+        clean::Moved::default()
+    } else {
+        move_batch(imap, a, journal_path, mailbox, uidvalidity, &forged, n).await?
+    };
+    moved.count = m.moved.len();
+    // One line per message, saying what was done and why.
+    for r in &rows {
+        let subject = r
+            .subject
+            .as_deref()
+            .unwrap_or("")
+            .replace(char::is_control, " ");
+        let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
+        let action = if m.moved.contains(&r.uid) {
+            "quarantine"
+        } else if m.kept_by_user.contains(&r.uid) {
+            "keep (restored by the user, or on the keep list)"
+        } else {
+            "keep"
+        };
+        info!(
+            account = %a.name,
+            mailbox = %mailbox,
+            uid = r.uid,
+            "{action} {} \"{}\": {}",
+            r.verdict.kind.map_or("normal", |k| k.as_str()),
+            subject,
+            reason
+        );
     }
     if let Some(runner) = rules {
         // A message quarantined as backscatter is not offered to the rules.

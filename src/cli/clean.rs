@@ -7,6 +7,8 @@ use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Sweep a mailbox once: move backscatter to the quarantine mailbox.
 ///
@@ -15,11 +17,17 @@ use std::process::ExitCode;
 /// quarantine mailbox (created on demand). Real bounces of your own mail
 /// and ordinary mail stay. Nothing is deleted or sent, every move is
 /// journaled for `backscatter restore`, and a sweep that is interrupted is
-/// finished by the next one.
+/// finished by the next one. Ctrl-C finishes the batch in flight (at most
+/// 500 messages), says how many moved, and exits 130.
+///
+/// Messages you restored before (marked $NotBackscatter, or on the local
+/// list) are never moved again.
 ///
 /// Examples:
 ///
 ///   backscatter clean --dry-run           # list what would move, and why
+///
+///   backscatter clean --json --each       # one JSON line per message, then the summary
 ///
 ///   backscatter clean --account work --since 2026-11-20
 #[derive(Debug, Args)]
@@ -40,6 +48,11 @@ pub struct CleanArgs {
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,
+    /// Before the summary, print one JSON object per message: uid,
+    /// action (moved, would_move, kept, kept_by_user, gone, error),
+    /// verdict, kind, message_id, subject, reasons.
+    #[arg(long)]
+    pub each: bool,
 }
 
 pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
@@ -49,10 +62,13 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let since = args.since.as_deref().map(parse_date).transpose()?;
     let secret = secret(&a)?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
     let opts = CleanOptions {
         mailbox: args.mailbox.clone(),
         since,
         dry_run: args.dry_run,
+        each: args.each,
+        stop: Some(stop.clone()),
     };
     let quiet = super::common::verbosity() == super::common::Verbosity::Quiet;
     let bar = (!args.json && !quiet && std::io::stderr().is_terminal()).then(|| {
@@ -79,13 +95,40 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         }
     };
     let rt = runtime()?;
-    let result = rt.block_on(clean::clean(&a, &secret, &opts, &dirs, &mut progress));
+    let result = rt.block_on(async {
+        super::restore::stop_on_ctrl_c(stop.clone());
+        clean::clean(&a, &secret, &opts, &dirs, &mut progress).await
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
+    for o in &s.each {
+        let row = o.row.as_ref();
+        let v = serde_json::json!({
+            "uid": o.uid,
+            "action": o.action,
+            "verdict": row.map(|r| r.verdict.verdict),
+            "kind": row.and_then(|r| r.verdict.kind),
+            "message_id": row.and_then(|r| r.message_id.clone()),
+            "subject": row.and_then(|r| r.subject.clone()),
+            "reasons": row.map_or_else(
+                || vec!["the server returned nothing for this message: left where it is".to_string()],
+                |r| r.verdict.reasons.clone()
+            ),
+        });
+        writeln!(out, "{v}").map_err(w)?;
+    }
+    let done = |out: &mut std::io::StdoutLock<'_>| -> Result<ExitCode, Error> {
+        if s.interrupted {
+            out.flush().map_err(w)?;
+            eprintln!("interrupted: {} moved, run again to finish", s.quarantined);
+            return Ok(ExitCode::from(130));
+        }
+        Ok(ExitCode::SUCCESS)
+    };
     if args.json {
         let v = serde_json::json!({
             "scanned": s.scanned,
@@ -96,19 +139,40 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
             "dry_run": args.dry_run,
             "recovered": s.recovered,
+            "kept_by_user": s.kept_by_user,
             "bytes_fetched": s.bytes_fetched,
             "bytes_inflated": s.bytes_inflated,
             "round_trips": s.round_trips,
             "sent_indexed": s.sent_indexed,
+            "interrupted": s.interrupted,
         });
         writeln!(out, "{v}").map_err(w)?;
-        return Ok(ExitCode::SUCCESS);
+        return done(&mut out);
     }
     if args.dry_run {
         for r in &s.would_move {
             writeln!(
                 out,
                 "would move  uid {:<7} {:<15} {}",
+                r.uid,
+                r.verdict.kind.map_or("-", |k| k.as_str()),
+                r.subject
+                    .as_deref()
+                    .unwrap_or("(no subject)")
+                    .replace(char::is_control, " ")
+            )
+            .map_err(w)?;
+            if let Some(reason) = r.verdict.reasons.first() {
+                writeln!(out, "            {}", reason.replace(char::is_control, " "))
+                    .map_err(w)?;
+            }
+        }
+        // The legitimate responses are the user's own delivery problems:
+        // name them.
+        for r in &s.legitimate_kept {
+            writeln!(
+                out,
+                "would keep  uid {:<7} {:<15} {}  (legitimate: a response to your own mail)",
                 r.uid,
                 r.verdict.kind.map_or("-", |k| k.as_str()),
                 r.subject
@@ -132,6 +196,15 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
+    if s.kept_by_user > 0 {
+        writeln!(
+            out,
+            "Kept {} message{} you restored before (marked $NotBackscatter or remembered locally).",
+            s.kept_by_user,
+            if s.kept_by_user == 1 { "" } else { "s" }
+        )
+        .map_err(w)?;
+    }
     writeln!(
         out,
         "{} {} of {} in {:.1} s: {} {} to {}, {} legitimate (kept), {} normal (kept); sent index: {}.",
@@ -147,5 +220,15 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         super::common::plural(s.sent_indexed, "message"),
     )
     .map_err(w)?;
-    Ok(ExitCode::SUCCESS)
+    if s.errors > 0 {
+        writeln!(
+            out,
+            "{} message{} could not be judged and stayed where {}.",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" },
+            if s.errors == 1 { "it was" } else { "they were" }
+        )
+        .map_err(w)?;
+    }
+    done(&mut out)
 }

@@ -10,6 +10,8 @@ pub mod classify;
 pub mod clean;
 pub mod common;
 pub mod filter;
+pub mod keep;
+pub mod quarantine;
 pub mod report;
 pub mod restore;
 pub mod rules;
@@ -68,6 +70,9 @@ pub enum Command {
     Filter(filter::FilterArgs),
     Restore(restore::RestoreArgs),
     Report(report::ReportArgs),
+    /// What is in quarantine, and why.
+    Quarantine(quarantine::QuarantineArgs),
+    Keep(keep::KeepArgs),
     Watch(watch::WatchArgs),
     /// Run `watch` as a user service (systemd --user, launchd).
     Service(service::ServiceArgs),
@@ -158,6 +163,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Filter(args) => filter::run(args, config),
         Command::Restore(args) => restore::run(args, config),
         Command::Report(args) => report::run(args, config),
+        Command::Quarantine(args) => quarantine::run(args, config),
+        Command::Keep(args) => keep::run(args, config),
         Command::Watch(args) => watch::run(args, config),
         Command::Service(args) => service::run_service(args, config),
         Command::Sieve(args) => sieve::run(args, config),

@@ -2,22 +2,36 @@
 
 use super::common::{account, clean_error, load_config, parse_date, runtime, secret};
 use super::Error;
-use crate::clean::{self, Dirs, RestoreFilter};
+use crate::clean::{Dirs, RestoreFilter};
+use crate::restore::{restore_with, RestoreOptions};
 use clap::Args;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Move quarantined messages back to the mailbox they came from.
 ///
-/// Uses the journal of earlier sweeps; messages are found in quarantine by
-/// Message-ID, so this works after the server renumbered them.
+/// Every message in the quarantine mailbox is found, with or without a
+/// Message-ID: those a sweep or the agent moved by the UID the server
+/// reported for the move or by a fingerprint of their headers (journal),
+/// those the server's Sieve script filed by searching the quarantine
+/// itself (they go back to INBOX). Restored messages get the keyword
+/// $NotBackscatter (or, where the server keeps no keywords, go on a local
+/// list), so that `clean`, `watch` and the Sieve script leave them alone
+/// from then on.
+///
+/// Exits 1, naming them, when something asked for was left behind; running
+/// it again is harmless. Ctrl-C finishes the batch in flight and exits 130.
 ///
 /// Examples:
 ///
-///   backscatter restore --all
+///   backscatter restore --all --dry-run
 ///
 ///   backscatter restore --message-id '<1234@example.org>'
+///
+///   backscatter restore --since 2026-11-20
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "since", "message_id"])))]
@@ -25,13 +39,14 @@ pub struct RestoreArgs {
     /// The account (default: the one with default = true, or the only one).
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
-    /// Restore everything the journal says is in quarantine.
+    /// Restore everything in quarantine.
     #[arg(long)]
     pub all: bool,
-    /// Restore what was quarantined on or after this day (YYYY-MM-DD).
+    /// Restore what was quarantined on or after this day (YYYY-MM-DD;
+    /// messages the server filed: arrived on or after it).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Restore the message with this Message-ID.
+    /// Restore the messages with this Message-ID (with or without <>).
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
     /// Undo what your own rules moved (`filter`, `watch` with `rules`)
@@ -39,6 +54,9 @@ pub struct RestoreArgs {
     /// was filed from. Copies and flags the rules added stay.
     #[arg(long)]
     pub rules: bool,
+    /// List what would be restored, and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,
@@ -56,21 +74,33 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     };
     let secret = secret(&a)?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RestoreOptions {
+        dry_run: args.dry_run,
+        stop: Some(stop.clone()),
+    };
+    let rt = runtime()?;
     let s = if args.rules {
-        runtime()?
-            .block_on(crate::filter::undo(&a, &secret, &filter, &dirs))
+        rt.block_on(crate::filter::undo(&a, &secret, &filter, &dirs))
             .map_err(clean_error)?
     } else {
-        runtime()?
-            .block_on(clean::restore(&a, &secret, &filter, &dirs))
-            .map_err(clean_error)?
+        rt.block_on(async {
+            stop_on_ctrl_c(stop.clone());
+            restore_with(&a, &secret, &filter, &dirs, &opts).await
+        })
+        .map_err(clean_error)?
     };
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     if args.json {
         let v = serde_json::json!({
             "restored": s.restored,
             "missing": s.missing,
+            "left_behind": s.left_behind,
+            "dry_run": args.dry_run,
+            "would_restore": if args.dry_run { s.planned.len() } else { 0 },
+            "interrupted": s.interrupted,
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
         });
         writeln!(out, "{v}").map_err(w)?;
@@ -92,23 +122,101 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
         )
         .map_err(w)?;
     } else {
-        writeln!(
-            out,
-            "Restored {} message{} from {}{}.",
-            s.restored,
-            if s.restored == 1 { "" } else { "s" },
-            a.quarantine,
-            if s.missing > 0 {
-                format!(
-                    "; {} journaled message{} no longer in quarantine (moved or deleted by hand)",
-                    s.missing,
-                    if s.missing == 1 { " is" } else { "s are" }
+        for p in &s.planned {
+            if args.dry_run || s.planned.len() <= 20 {
+                writeln!(
+                    out,
+                    "{} uid {:<7} to {:<12} {} \"{}\"{}",
+                    if args.dry_run {
+                        "would restore"
+                    } else {
+                        "restored"
+                    },
+                    p.uid,
+                    p.to,
+                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                    p.subject
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace(char::is_control, " "),
+                    if p.journaled {
+                        ""
+                    } else {
+                        "  [filed by the server]"
+                    }
                 )
-            } else {
-                String::new()
+                .map_err(w)?;
             }
-        )
-        .map_err(w)?;
+        }
+        if args.dry_run {
+            writeln!(
+                out,
+                "Dry run: would restore {} message{} from {}.",
+                s.planned.len(),
+                plural(s.planned.len()),
+                a.quarantine
+            )
+            .map_err(w)?;
+        } else {
+            writeln!(
+                out,
+                "Restored {} message{} from {}{}.",
+                s.restored,
+                plural(s.restored),
+                a.quarantine,
+                if s.restored == 0 {
+                    ""
+                } else if s.keyword {
+                    " (marked $NotBackscatter: they will not be moved again)"
+                } else {
+                    " (remembered locally: they will not be moved again)"
+                }
+            )
+            .map_err(w)?;
+        }
+        if s.missing > 0 {
+            writeln!(
+                out,
+                "{} journaled message{} no longer in quarantine (deleted or moved by hand).",
+                s.missing,
+                if s.missing == 1 { " is" } else { "s are" }
+            )
+            .map_err(w)?;
+        }
+    }
+    if s.interrupted {
+        eprintln!("interrupted: {} moved, run again to finish", s.restored);
+        return Ok(ExitCode::from(130));
+    }
+    if !s.left_behind.is_empty() {
+        return Err(Error::Runtime(format!(
+            "{} message{} asked for {} left in {}: {}",
+            s.left_behind.len(),
+            plural(s.left_behind.len()),
+            if s.left_behind.len() == 1 {
+                "was"
+            } else {
+                "were"
+            },
+            a.quarantine,
+            s.left_behind.join("; ")
+        )));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C sets `stop` (the command finishes its batch in flight); a second
+/// one exits at once with status 130 (the journal lets the next run finish
+/// the batch).
+pub fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, Ordering::SeqCst);
+            eprintln!("backscatter: finishing the batch in flight (Ctrl-C again to stop at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: run again to finish");
+                std::process::exit(130);
+            }
+        }
+    });
 }

@@ -472,6 +472,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         extensions: &ext,
         max_bytes: max_size,
         generated_at: &d,
+        keep: &a.keep,
     })
     .map_err(|e| Error::Runtime(e.0))?;
     crate::sieve::validate(&script.text, &ext).map_err(Error::Runtime)?;

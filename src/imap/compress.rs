@@ -199,6 +199,7 @@ mod tests {
             catch_up_days: 2,
             outbound_hosts: Vec::new(),
             rules: None,
+            keep: Vec::new(),
             compress,
             sieve_host: "127.0.0.1".into(),
             sieve_port: 4190,

@@ -792,6 +792,108 @@ fn not_imap(host: &str, port: u16, error: &str) -> String {
     }
 }
 
+/// The COPYUID response code (RFC 4315 section 3): where moved messages
+/// landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyUid {
+    /// UIDVALIDITY of the destination mailbox.
+    pub uidvalidity: u32,
+    /// (source UID, destination UID) pairs.
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl CopyUid {
+    /// From a response code, when it is a COPYUID for at most `max`
+    /// messages (a longer one is not ours, and is not expanded).
+    fn from_code(code: &async_imap::imap_proto::ResponseCode<'_>, max: usize) -> Option<CopyUid> {
+        use async_imap::imap_proto::{rfc4315::UidSetMember, ResponseCode};
+        let ResponseCode::CopyUid(validity, src, dst) = code else {
+            return None;
+        };
+        let expand = |set: &[UidSetMember]| -> Option<Vec<u32>> {
+            let mut out = Vec::new();
+            for m in set {
+                match m {
+                    UidSetMember::Uid(u) => out.push(*u),
+                    UidSetMember::UidRange(r) => {
+                        let n = (*r.end() as usize).checked_sub(*r.start() as usize)? + 1;
+                        if out.len() + n > max {
+                            return None;
+                        }
+                        out.extend(r.clone());
+                    }
+                }
+                if out.len() > max {
+                    return None;
+                }
+            }
+            Some(out)
+        };
+        let (s, d) = (expand(src)?, expand(dst)?);
+        (s.len() == d.len()).then(|| CopyUid {
+            uidvalidity: *validity,
+            pairs: s.into_iter().zip(d).collect(),
+        })
+    }
+}
+
+/// A mailbox name as an IMAP quoted string (RFC 3501 section 4.3).
+fn quote_mailbox(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Send one command and read its responses up to the tagged one, keeping
+/// the first COPYUID code of an OK (untagged or tagged) that maps at most
+/// `max` messages. NO and BAD become async-imap's errors, so that
+/// [`map_err`] words them as for any command.
+async fn run_reading_copyuid(
+    session: &mut async_imap::Session<Conn>,
+    command: String,
+    max: usize,
+) -> Result<Option<CopyUid>, async_imap::error::Error> {
+    use async_imap::error::Error as E;
+    use async_imap::imap_proto::{Response, Status};
+    if command.contains(['\r', '\n']) {
+        return Err(E::Bad("a line break in a command".into()));
+    }
+    let tag = session.run_command(&command).await?;
+    let mut found = None;
+    loop {
+        let Some(r) = session.read_response().await? else {
+            return Err(E::ConnectionLost);
+        };
+        match r.parsed() {
+            Response::Done {
+                tag: t,
+                status,
+                outcome,
+            } if *t == tag => {
+                let text = || outcome.information.as_deref().unwrap_or("").to_string();
+                return match status {
+                    Status::Ok => Ok(found.or_else(|| {
+                        outcome
+                            .code
+                            .as_ref()
+                            .and_then(|c| CopyUid::from_code(c, max))
+                    })),
+                    Status::No => Err(E::No(text())),
+                    _ => Err(E::Bad(text())),
+                };
+            }
+            Response::Data {
+                status: Status::Ok,
+                outcome,
+            } if found.is_none() => {
+                found = outcome
+                    .code
+                    .as_ref()
+                    .and_then(|c| CopyUid::from_code(c, max));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// IMAP `date` for SEARCH SINCE: `1-Feb-2026`.
 pub fn imap_date(ts: i64) -> String {
     let d = mail_parser::DateTime::from_timestamp(ts);
@@ -1084,23 +1186,102 @@ impl Imap {
     /// COPY + `\Deleted` + UID EXPUNGE of exactly those UIDs (never a plain
     /// EXPUNGE, which would remove other `\Deleted` mail).
     pub async fn uid_move(&mut self, uids: &[u32], dest: &str) -> Result<(), ImapError> {
+        self.uid_move_mapped(uids, dest).await.map(|_| ())
+    }
+
+    /// Can messages be moved without risk of losing or doubling one: the
+    /// server has MOVE (RFC 6851), or UIDPLUS (RFC 4315) for COPY + UID
+    /// EXPUNGE of exactly the copied UIDs. Check before journaling a move.
+    pub fn can_move_safely(&self) -> Result<(), ImapError> {
+        if self.uses_move() || self.has("UIDPLUS") {
+            Ok(())
+        } else {
+            Err(err(
+                ErrorKind::Protocol,
+                "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
+            ))
+        }
+    }
+
+    fn uses_move(&self) -> bool {
+        self.has("MOVE") && std::env::var_os("BACKSCATTER_TEST_NO_MOVE").is_none()
+    }
+
+    /// [`Imap::uid_move`], returning the server's COPYUID mapping (RFC
+    /// 4315 section 3: the destination's UIDVALIDITY and each moved
+    /// UID's new UID there), which MOVE sends in an untagged OK and COPY
+    /// in the tagged OK. `None` when the server sent none (no UIDPLUS).
+    ///
+    /// async-imap 0.12 drops the response codes of a tagged OK (and files
+    /// untagged ones among the unsolicited responses), so the command is
+    /// sent and its responses read here.
+    pub async fn uid_move_mapped(
+        &mut self,
+        uids: &[u32],
+        dest: &str,
+    ) -> Result<Option<CopyUid>, ImapError> {
+        if uids.is_empty() {
+            return Ok(None);
+        }
+        self.can_move_safely()?;
+        let set = uid_set(uids);
+        let what = format!("move messages to \"{dest}\"");
+        let verb = if self.uses_move() { "MOVE" } else { "COPY" };
+        let mapping = timed(
+            &what,
+            run_reading_copyuid(
+                &mut self.session,
+                format!("UID {verb} {set} {}", quote_mailbox(&names::encode(dest))),
+                uids.len(),
+            ),
+        )
+        .await?;
+        if verb == "COPY" {
+            self.uid_delete(uids).await?;
+        }
+        self.drain_unsolicited();
+        Ok(mapping)
+    }
+
+    /// SELECT a mailbox and also say whether it keeps keywords the client
+    /// invents: PERMANENTFLAGS lists `\*` (RFC 3501 section 7.1).
+    pub async fn select_keywords(
+        &mut self,
+        mailbox: &str,
+        keyword: &str,
+    ) -> Result<(Selected, bool), ImapError> {
+        let what = format!("open mailbox \"{mailbox}\"");
+        let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
+        let allowed = m.permanent_flags.iter().any(|f| match f {
+            async_imap::types::Flag::MayCreate => true,
+            async_imap::types::Flag::Custom(c) => c.eq_ignore_ascii_case(keyword),
+            _ => false,
+        });
+        Ok((
+            Selected {
+                exists: m.exists,
+                uid_validity: m.uid_validity.unwrap_or(0),
+                uid_next: m.uid_next.unwrap_or(0),
+            },
+            allowed,
+        ))
+    }
+
+    /// UID STORE +FLAGS.SILENT (KEYWORD) on these UIDs of the selected
+    /// mailbox (RFC 3501 section 6.4.6).
+    pub async fn uid_add_keyword(&mut self, uids: &[u32], keyword: &str) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
         let set = uid_set(uids);
-        let what = format!("move messages to \"{dest}\"");
-        if self.has("MOVE") && std::env::var_os("BACKSCATTER_TEST_NO_MOVE").is_none() {
-            timed(&what, self.session.uid_mv(&set, names::encode(dest))).await?;
-        } else {
-            if !self.has("UIDPLUS") {
-                return Err(err(
-                    ErrorKind::Protocol,
-                    "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
-                ));
-            }
-            timed(&what, self.session.uid_copy(&set, names::encode(dest))).await?;
-            self.uid_delete(uids).await?;
-        }
+        timed("set a keyword", async {
+            self.session
+                .uid_store(&set, format!("+FLAGS.SILENT ({keyword})"))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
         self.drain_unsolicited();
         Ok(())
     }

@@ -27,4 +27,5 @@ mod secrets;
 mod shell;
 mod sieve;
 mod sweep;
+mod undo;
 mod util;

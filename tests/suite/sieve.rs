@@ -25,6 +25,7 @@ fn policy<'a>(ids: &'a [String], ext: &'a str, max: usize) -> Policy<'a> {
         extensions: ext,
         max_bytes: max,
         generated_at: "2026-11-23",
+        keep: &[],
     }
 }
 
@@ -731,6 +732,7 @@ fn sieve_examples_are_current_and_compile() {
             extensions: ext,
             max_bytes: max,
             generated_at: "2026-11-23T10:00:00Z",
+            keep: &[],
         })
         .unwrap()
     };

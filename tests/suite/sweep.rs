@@ -144,6 +144,7 @@ fn sweep_restore_and_resume() {
         mailbox: "INBOX".into(),
         since: None,
         dry_run: true,
+        ..CleanOptions::default()
     };
     let s = rt()
         .block_on(clean::clean(&a, &secret, &opts, &d, &mut |_, _| {}))
@@ -299,6 +300,7 @@ fn fallback_child() {
         mailbox: "INBOX".into(),
         since: None,
         dry_run: false,
+        ..CleanOptions::default()
     };
     rt().block_on(clean::clean(
         &a,

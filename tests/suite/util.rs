@@ -89,6 +89,7 @@ pub fn loopback_account(
         outbound_hosts: Vec::new(),
         rules: None,
         compress: backscatter::config::Compression::Auto,
+        keep: Vec::new(),
         sieve_host: "127.0.0.1".into(),
         sieve_port,
         sieve_tls: backscatter::config::TlsMode::Plain,

@@ -1,0 +1,244 @@
+//! `backscatter quarantine list|show`: what is in quarantine, and why.
+
+use super::common::{account, clean_error, load_config, parse_date, runtime, secret};
+use super::Error;
+use crate::clean::Dirs;
+use crate::quarantine::Listed;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    #[command(subcommand)]
+    pub command: QuarantineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// One line per message in quarantine: date, kind, sender, subject and
+    /// the reason it was moved.
+    ///
+    /// Messages the server's Sieve script filed are listed too; their
+    /// reason is worked out by classifying them now.
+    ///
+    /// Examples:
+    ///
+    ///   backscatter quarantine list --since 2026-11-20 --kind bounce
+    ///
+    ///   backscatter quarantine list --json | jq -r 'select(.message_id == null) | .uid'
+    #[command(verbatim_doc_comment)]
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        /// Only what entered quarantine on or after this day (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only this kind: bounce, autoreply, challenge, virus_notice,
+        /// feedback_report.
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// One JSON object per line and message: uid, date, arrived, kind,
+        /// sender, subject, message_id (null when none), reasons, source
+        /// ("journal" or "server"), mailbox, moved.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message in quarantine, by UID or Message-ID: the verdict with
+    /// all its reasons, and the original that was found.
+    Show {
+        #[arg(long)]
+        account: Option<String>,
+        /// A UID in the quarantine mailbox (as `list` prints) or a
+        /// Message-ID.
+        #[arg(value_name = "ID-OR-UID")]
+        which: String,
+        /// Print one JSON object: the listing's fields plus "verdict".
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(char::is_control, " ")
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let s = one_line(s);
+    if s.chars().count() <= n {
+        s
+    } else {
+        s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+fn day(ts: i64) -> String {
+    let d = mail_parser::DateTime::from_timestamp(ts);
+    format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+}
+
+pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let cfg = load_config(config)?;
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    match args.command {
+        QuarantineCommand::List {
+            account: name,
+            since,
+            kind,
+            json,
+        } => {
+            let a = account(&cfg, name.as_deref())?.clone();
+            let since = since.as_deref().map(parse_date).transpose()?;
+            if let Some(k) = &kind {
+                if !crate::Kind::ALL.iter().any(|x| x.as_str() == k) {
+                    return Err(Error::Usage(format!(
+                        "\"{k}\" is not a kind: use bounce, autoreply, challenge, virus_notice or feedback_report"
+                    )));
+                }
+            }
+            let secret = secret(&a)?;
+            let all = runtime()?
+                .block_on(crate::restore::list(&a, &secret, &dirs))
+                .map_err(clean_error)?;
+            let shown: Vec<&Listed> = all
+                .iter()
+                .filter(|l| since.is_none_or(|t| l.since_key() >= t))
+                .filter(|l| {
+                    kind.as_deref()
+                        .is_none_or(|k| l.kind.is_some_and(|x| x.as_str() == k))
+                })
+                .collect();
+            for l in &shown {
+                if json {
+                    let v = serde_json::to_string(l).map_err(|e| Error::Runtime(e.to_string()))?;
+                    writeln!(out, "{v}").map_err(w)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>6}  {}  {:<15} {:<30} {:<40} {}",
+                        l.uid,
+                        day(l.since_key()),
+                        l.kind.map_or("-", |k| k.as_str()),
+                        cut(l.sender.as_deref().unwrap_or("(no sender)"), 30),
+                        cut(l.subject.as_deref().unwrap_or("(no subject)"), 40),
+                        one_line(l.reasons.first().map_or("", String::as_str)),
+                    )
+                    .map_err(w)?;
+                }
+            }
+            if !json {
+                writeln!(
+                    out,
+                    "{} message{} in {}{}.",
+                    shown.len(),
+                    if shown.len() == 1 { "" } else { "s" },
+                    a.quarantine,
+                    if shown.len() == all.len() {
+                        String::new()
+                    } else {
+                        format!(" shown of {}", all.len())
+                    }
+                )
+                .map_err(w)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        QuarantineCommand::Show {
+            account: name,
+            which,
+            json,
+        } => {
+            let a = account(&cfg, name.as_deref())?.clone();
+            let secret = secret(&a)?;
+            let found = runtime()?
+                .block_on(crate::restore::show(&a, &secret, &dirs, &which))
+                .map_err(clean_error)?;
+            let Some((l, v)) = found else {
+                return Err(Error::Runtime(format!(
+                    "no message \"{}\" in {}: give a UID or Message-ID that `backscatter quarantine list` shows",
+                    one_line(&which),
+                    a.quarantine
+                )));
+            };
+            if json {
+                let mut obj =
+                    serde_json::to_value(&l).map_err(|e| Error::Runtime(e.to_string()))?;
+                obj["verdict"] =
+                    serde_json::to_value(&v).map_err(|e| Error::Runtime(e.to_string()))?;
+                writeln!(out, "{obj}").map_err(w)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let field =
+                |name: &str, v: Option<&str>| format!("{name:<12} {}", one_line(v.unwrap_or("-")));
+            for line in [
+                field("UID", Some(&l.uid.to_string())),
+                field("Message-ID", l.message_id.as_deref()),
+                field("From", l.sender.as_deref()),
+                field("Subject", l.subject.as_deref()),
+                field("Date", l.date.as_deref()),
+                match (&l.mailbox, l.moved) {
+                    (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", day(t)))),
+                    _ => field(
+                        "Filed",
+                        Some(&format!(
+                            "by the server's script, arrived {}",
+                            day(l.arrived)
+                        )),
+                    ),
+                },
+            ] {
+                writeln!(out, "{line}").map_err(w)?;
+            }
+            if l.source == "journal" && !l.reasons.is_empty() {
+                writeln!(out, "Reasons when it was moved:").map_err(w)?;
+                for r in &l.reasons {
+                    writeln!(out, "  - {}", one_line(r)).map_err(w)?;
+                }
+            }
+            let verdict = match v.verdict {
+                crate::Decision::Backscatter => "backscatter",
+                crate::Decision::Legitimate => "legitimate (a response to your own mail)",
+                crate::Decision::Normal => "normal (not an automated response)",
+            };
+            writeln!(
+                out,
+                "Verdict now: {verdict}{}",
+                v.kind
+                    .map_or(String::new(), |k| format!(", {}", k.as_str()))
+            )
+            .map_err(w)?;
+            for r in &v.reasons {
+                writeln!(out, "  - {}", one_line(r)).map_err(w)?;
+            }
+            let o = &v.original;
+            writeln!(
+                out,
+                "Original:    {}",
+                match (&o.message_id, &o.message_id_source) {
+                    (Some(id), Some(src)) => format!("{} (found in {src})", one_line(id)),
+                    (Some(id), None) => one_line(id),
+                    _ => "not found".into(),
+                }
+            )
+            .map_err(w)?;
+            for (name, val) in [
+                ("  from", o.from.as_deref()),
+                ("  subject", o.subject.as_deref()),
+                ("  date", o.date.as_deref()),
+                ("  status", o.status.as_deref()),
+                ("  diagnostic", o.diagnostic.as_deref()),
+            ] {
+                if let Some(val) = val {
+                    writeln!(out, "{name:<12} {}", one_line(val)).map_err(w)?;
+                }
+            }
+            if !o.recipients.is_empty() {
+                writeln!(out, "  recipients {}", o.recipients.join(", ")).map_err(w)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! `backscatter restore`: move quarantined messages back where they came
+//! from, and make the undo stick.
+//!
+//! Every message in the quarantine mailbox is identified ([`crate::quarantine`]):
+//! journaled moves by the UID the server reported (COPYUID) or by their
+//! fingerprint, so messages without a Message-ID, with a malformed one or
+//! with a shared one are all found; messages the server's Sieve script
+//! filed (never journaled) by searching the quarantine itself, and they go
+//! back to INBOX. Before a message leaves quarantine it gets the keyword
+//! `$NotBackscatter` where the mailbox keeps keywords, or goes on the
+//! account's local list where it does not, so that no later sweep or agent
+//! moves it again. Moves are journaled like a sweep's (intent, move,
+//! commit with the COPYUID mapping) and reconciled after a crash.
+
+use crate::clean::{now, CleanError, Dirs, BATCH};
+use crate::config::Account;
+use crate::fingerprint::id_key;
+use crate::imap::{self, Imap};
+use crate::journal::{self, Entry, Op, SERVER_ORIGIN};
+use crate::quarantine::{self, Placed, NOT_BACKSCATTER};
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Which quarantined messages to restore.
+#[derive(Debug, Clone)]
+pub enum RestoreFilter {
+    /// Everything in quarantine, journaled or filed by the server.
+    All,
+    /// Moved (journaled) on or after this Unix time; for messages the
+    /// server filed, arrived (INTERNALDATE) on or after it.
+    Since(i64),
+    /// Every message in quarantine whose Message-ID field is this (compared
+    /// without angle brackets and case; IDs without `@` work too).
+    MessageId(String),
+}
+
+/// How to run a restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Say what would move, move nothing, write nothing.
+    pub dry_run: bool,
+    /// Set (by Ctrl-C) to stop after the batch in flight.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// One message restored, or that would be with `dry_run`.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Its UID in quarantine.
+    pub uid: u32,
+    /// Where it goes.
+    pub to: String,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    /// Journaled by a sweep or agent (`false`: filed by the server's
+    /// Sieve script or by hand).
+    pub journaled: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreSummary {
+    pub restored: usize,
+    /// Journaled, asked for, and certainly no longer in quarantine
+    /// (deleted or moved by hand): nothing to restore.
+    pub missing: usize,
+    /// What was asked for and not restored, one description each (an
+    /// entry that cannot be identified, a move the server refused).
+    pub left_behind: Vec<String>,
+    /// The messages restored (or, with `dry_run`, that would be).
+    pub planned: Vec<Planned>,
+    /// Stopped by `stop` before finishing.
+    pub interrupted: bool,
+    /// The restored messages got `$NotBackscatter` (else: the local list).
+    pub keyword: bool,
+    pub seconds: f64,
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
+    move |e| CleanError::Io(format!("cannot {what}: {e}"))
+}
+
+/// A journal entry in a sentence, for "left behind" lists.
+fn describe(e: &Entry) -> String {
+    format!(
+        "{} (UID {} of \"{}\", moved {})",
+        e.message_id
+            .as_deref()
+            .unwrap_or("a message without Message-ID"),
+        e.uid,
+        e.mailbox,
+        crate::imap::imap_date(e.ts)
+    )
+}
+
+fn wanted(filter: &RestoreFilter, p: &Placed) -> bool {
+    match filter {
+        RestoreFilter::All => true,
+        RestoreFilter::Since(t) => match &p.entry {
+            Some(e) => e.ts >= *t,
+            None => p.item.arrived >= *t,
+        },
+        RestoreFilter::MessageId(id) => {
+            let k = id_key(id);
+            p.item.message_id.as_deref().is_some_and(|m| id_key(m) == k)
+                || p.entry
+                    .as_ref()
+                    .and_then(|e| e.message_id.as_deref())
+                    .is_some_and(|m| id_key(m) == k)
+        }
+    }
+}
+
+fn entry_wanted(filter: &RestoreFilter, e: &Entry) -> bool {
+    match filter {
+        RestoreFilter::All => true,
+        RestoreFilter::Since(t) => e.ts >= *t,
+        RestoreFilter::MessageId(id) => e
+            .message_id
+            .as_deref()
+            .is_some_and(|m| id_key(m) == id_key(id)),
+    }
+}
+
+/// Move quarantined messages back (see the module header).
+pub async fn restore(
+    a: &Account,
+    secret: &Secret,
+    filter: &RestoreFilter,
+    dirs: &Dirs,
+) -> Result<RestoreSummary, CleanError> {
+    restore_with(a, secret, filter, dirs, &RestoreOptions::default()).await
+}
+
+/// [`restore`] with a dry run and a stop signal.
+pub async fn restore_with(
+    a: &Account,
+    secret: &Secret,
+    filter: &RestoreFilter,
+    dirs: &Dirs,
+    opts: &RestoreOptions,
+) -> Result<RestoreSummary, CleanError> {
+    let start = Instant::now();
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let mut imap = imap::connect(a, secret).await?;
+    let a = &imap.resolve_account(a);
+    let mut summary = RestoreSummary::default();
+    if !opts.dry_run {
+        imap.can_move_safely()?;
+        crate::clean::reconcile(&mut imap, a, &journal_path).await?;
+        crate::clean::compact_journal(&journal_path);
+    }
+    let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
+    let held: Vec<Entry> = journal::quarantined(&entries)
+        .into_iter()
+        .filter(|e| e.to == a.quarantine)
+        .collect();
+    let (sel, keywords, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
+        Ok(x) => x,
+        // No quarantine mailbox: nothing in it.
+        Err(e) if e.kind == imap::ErrorKind::No => (
+            imap::Selected {
+                exists: 0,
+                uid_validity: 0,
+                uid_next: 0,
+            },
+            false,
+            Vec::new(),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let complete = items.len() as u32 == sel.exists;
+    let att = quarantine::attribute(&held, items, sel.uid_validity);
+    summary.keyword = keywords;
+    // Journaled messages certainly gone: said once, then forgotten.
+    let gone: Vec<&Entry> = att
+        .gone
+        .iter()
+        .filter(|e| entry_wanted(filter, e))
+        .collect();
+    summary.missing = gone.len();
+    if !opts.dry_run && complete && !att.gone.is_empty() {
+        let markers: Vec<Entry> = att
+            .gone
+            .iter()
+            .map(|e| {
+                let mut m = Entry::marker(Op::Gone, &e.batch, now(), Vec::new());
+                m.origin = e.key();
+                m
+            })
+            .collect();
+        journal::append(&journal_path, &markers).map_err(io_err("write the journal"))?;
+    }
+    summary.left_behind.extend(
+        att.unknown
+            .iter()
+            .filter(|e| entry_wanted(filter, e))
+            .map(|e| format!("{}: journaled without anything to find it by", describe(e))),
+    );
+    // What goes where.
+    let mut by_dest: BTreeMap<String, Vec<&Placed>> = BTreeMap::new();
+    for p in att.placed.iter().filter(|p| wanted(filter, p)) {
+        let dest = p
+            .entry
+            .as_ref()
+            .map_or_else(|| "INBOX".to_string(), |e| e.mailbox.clone());
+        by_dest.entry(dest).or_default().push(p);
+    }
+    let plan = |p: &Placed, dest: &str| Planned {
+        uid: p.item.uid,
+        to: dest.to_string(),
+        message_id: p.item.message_id.clone(),
+        subject: p.item.subject.clone(),
+        from: p.item.from.clone(),
+        journaled: p.entry.is_some(),
+    };
+    if opts.dry_run {
+        for (dest, items) in &by_dest {
+            summary.planned.extend(items.iter().map(|p| plan(p, dest)));
+        }
+        imap.logout().await;
+        summary.seconds = start.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    let kept_path = quarantine::kept_path(&dirs.data, &a.name);
+    let mut n = 0;
+    'dests: for (dest, items) in &by_dest {
+        if !dest.eq_ignore_ascii_case("INBOX") {
+            imap.ensure_mailbox(dest).await?;
+            imap.select(&a.quarantine).await?;
+        }
+        for chunk in items.chunks(BATCH) {
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                summary.interrupted = true;
+                break 'dests;
+            }
+            n += 1;
+            let done = restore_batch(
+                &mut imap,
+                a,
+                &journal_path,
+                &kept_path,
+                sel.uid_validity,
+                keywords,
+                dest,
+                chunk,
+                n,
+            )
+            .await;
+            match done {
+                Ok(()) => {
+                    summary.restored += chunk.len();
+                    summary.planned.extend(chunk.iter().map(|p| plan(p, dest)));
+                }
+                Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::No => {
+                    // Refused (the batch was reconciled): say what stayed.
+                    crate::clean::reconcile(&mut imap, a, &journal_path).await?;
+                    summary.left_behind.extend(chunk.iter().map(|p| {
+                        format!(
+                            "{} (UID {} in \"{}\"): {e}",
+                            p.item
+                                .message_id
+                                .as_deref()
+                                .unwrap_or("a message without Message-ID"),
+                            p.item.uid,
+                            a.quarantine
+                        )
+                    }));
+                    imap.select(&a.quarantine).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    imap.logout().await;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One batch: mark (keyword, else the local list), journal, move, commit.
+#[allow(clippy::too_many_arguments)]
+async fn restore_batch(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+    kept_path: &std::path::Path,
+    uidvalidity: u32,
+    keywords: bool,
+    dest: &str,
+    chunk: &[&Placed],
+    n: usize,
+) -> Result<(), CleanError> {
+    let uids: Vec<u32> = chunk.iter().map(|p| p.item.uid).collect();
+    // The mark goes on before the message leaves quarantine: an agent
+    // watching the destination must never see it unmarked.
+    if keywords {
+        imap.uid_add_keyword(&uids, NOT_BACKSCATTER).await?;
+    } else {
+        let items: Vec<_> = chunk.iter().map(|p| &p.item).collect();
+        quarantine::remember_kept(kept_path, &items, now())
+            .map_err(io_err("write the list of restored messages"))?;
+    }
+    let batch = journal::batch_id(now(), n);
+    let ts = now();
+    let intents: Vec<Entry> = chunk
+        .iter()
+        .map(|p| {
+            let mut e = Entry::marker(Op::Restore, &batch, ts, Vec::new());
+            e.account = a.name.clone();
+            e.mailbox = a.quarantine.clone();
+            e.uidvalidity = uidvalidity;
+            e.uid = p.item.uid;
+            e.message_id = p.item.message_id.clone();
+            e.kind = p.entry.as_ref().and_then(|q| q.kind);
+            e.to = dest.to_string();
+            e.fingerprint = p.item.fingerprint.clone();
+            e.origin = p
+                .entry
+                .as_ref()
+                .map_or_else(|| SERVER_ORIGIN.to_string(), Entry::key);
+            e
+        })
+        .collect();
+    journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
+    let mapping = imap.uid_move_mapped(&uids, dest).await?;
+    let mut marker = Entry::marker(Op::Commit, &batch, now(), Vec::new());
+    if let Some(m) = mapping {
+        marker.dest_uidvalidity = m.uidvalidity;
+        marker.mapped = m.pairs;
+    }
+    journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))
+}
+
+/// Everything in the account's quarantine, matched to the journal; the
+/// messages no journal entry claims (filed by the server's script) are
+/// classified now, with the sent index (refreshed from the server).
+/// Nothing is stored or moved. An account without a quarantine mailbox
+/// lists nothing.
+pub async fn list(
+    a: &Account,
+    secret: &Secret,
+    dirs: &Dirs,
+) -> Result<Vec<quarantine::Listed>, CleanError> {
+    let journal_path = journal::path_for(&dirs.data, &a.name);
+    let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
+    let held: Vec<Entry> = journal::quarantined(&entries)
+        .into_iter()
+        .filter(|e| e.to == a.quarantine)
+        .collect();
+    let mut imap = imap::connect(a, secret).await?;
+    let (sel, _, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
+        Ok(x) => x,
+        Err(e) if e.kind == imap::ErrorKind::No => {
+            imap.logout().await;
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let att = quarantine::attribute(&held, items, sel.uid_validity);
+    let unknown: Vec<u32> = att
+        .placed
+        .iter()
+        .filter(|p| p.entry.is_none())
+        .map(|p| p.item.uid)
+        .collect();
+    let mut verdicts = std::collections::HashMap::new();
+    if !unknown.is_empty() {
+        let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+        imap.examine(&a.quarantine).await?;
+        let ctx = crate::classify::Context {
+            sent: &sent,
+            own_addresses: &a.addresses,
+        };
+        for chunk in unknown.chunks(BATCH) {
+            for r in crate::clean::classify_batch(&mut imap, chunk, &ctx).await? {
+                verdicts.insert(r.uid, r.verdict);
+            }
+        }
+    }
+    imap.logout().await;
+    Ok(att
+        .placed
+        .iter()
+        .map(|p| quarantine::Listed::new(p, verdicts.get(&p.item.uid)))
+        .collect())
+}
+
+/// One message in quarantine, by UID or Message-ID, with the verdict the
+/// classifier gives it now (all its reasons and the original it found).
+/// `None` when no such message is there.
+pub async fn show(
+    a: &Account,
+    secret: &Secret,
+    dirs: &Dirs,
+    which: &str,
+) -> Result<Option<(quarantine::Listed, crate::Verdict)>, CleanError> {
+    let all = list(a, secret, dirs).await?;
+    let wanted = which.trim();
+    let found = match wanted.parse::<u32>() {
+        Ok(uid) => all.into_iter().find(|l| l.uid == uid),
+        Err(_) => all.into_iter().find(|l| {
+            l.message_id
+                .as_deref()
+                .is_some_and(|m| id_key(m) == id_key(wanted))
+        }),
+    };
+    let Some(listed) = found else {
+        return Ok(None);
+    };
+    let mut imap = imap::connect(a, secret).await?;
+    let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+    imap.examine(&a.quarantine).await?;
+    let ctx = crate::classify::Context {
+        sent: &sent,
+        own_addresses: &a.addresses,
+    };
+    let rows = crate::clean::classify_batch(&mut imap, &[listed.uid], &ctx).await?;
+    imap.logout().await;
+    Ok(rows.into_iter().next().map(|r| (listed, r.verdict)))
+}

@@ -32,6 +32,15 @@ pub fn parse(entry: &str) -> Result<Rule, String> {
     if e.is_empty() {
         return bad("it is empty");
     }
+    // An address has at most 320 characters (RFC 5321 §4.5.3.1: 64 + 1 +
+    // 255), a List-Id 255 (RFC 2919) plus its brackets; longer strings
+    // would also break Sieve implementations' string limits.
+    if e.len() > 320 {
+        return Err(format!(
+            "an entry of {} characters cannot be kept: an address, domain or List-Id is at most 320",
+            e.len()
+        ));
+    }
     if e.chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
     {

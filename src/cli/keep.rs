@@ -27,8 +27,10 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct KeepArgs {
+    /// The account (default: the one with default = true, or the only one).
     #[arg(long)]
     pub account: Option<String>,
+    /// An address, a domain or host name, or a List-Id in angle brackets.
     #[arg(value_name = "ENTRY")]
     pub entry: String,
 }

@@ -30,6 +30,7 @@ pub enum QuarantineCommand {
     ///   backscatter quarantine list --json | jq -r 'select(.message_id == null) | .uid'
     #[command(verbatim_doc_comment)]
     List {
+        /// The account (default: the one with default = true, or the only one).
         #[arg(long)]
         account: Option<String>,
         /// Only what entered quarantine on or after this day (YYYY-MM-DD).
@@ -48,6 +49,7 @@ pub enum QuarantineCommand {
     /// One message in quarantine, by UID or Message-ID: the verdict with
     /// all its reasons, and the original that was found.
     Show {
+        /// The account (default: the one with default = true, or the only one).
         #[arg(long)]
         account: Option<String>,
         /// A UID in the quarantine mailbox (as `list` prints) or a

@@ -21,6 +21,7 @@
 use crate::cyrus::{list_names, Cyrus};
 use crate::flood::{flood, Flood};
 use crate::harness::{header_message_id, Imap};
+use crate::sieve::envelope_from;
 use crate::sweep::tempdir;
 use backscatter::Decision;
 use backscatter::{classify, Context, SentIndex, SentMessage};
@@ -604,27 +605,6 @@ fn cyrus_watch_with_a_burst_with_the_default_quarantine() {
 // ---------------------------------------------------------------------------
 // sieve install, then deliveries through the installed script
 // ---------------------------------------------------------------------------
-
-/// The envelope sender a delivering MTA would have used: `Return-Path`,
-/// else the From address.
-fn envelope_from(raw: &[u8]) -> String {
-    let h = mail_parser::MessageParser::default().parse_headers(raw);
-    let rp = h
-        .as_ref()
-        .and_then(|m| m.header_raw("Return-Path"))
-        .map(|v| v.trim().to_string());
-    match rp {
-        Some(v) if v == "<>" || v.is_empty() => String::new(),
-        Some(v) => v.trim_matches(['<', '>']).to_string(),
-        None => h
-            .as_ref()
-            .and_then(|m| m.from())
-            .and_then(|a| a.first())
-            .and_then(|a| a.address.as_deref())
-            .unwrap_or("")
-            .to_string(),
-    }
-}
 
 fn sieve_install_and_deliver(quarantine: Option<&str>) {
     let Some(cy) = Cyrus::start_or_skip("sieve_on_cyrus") else {

@@ -128,38 +128,15 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
         .map(|(_, _, o)| o.message_id.clone().unwrap().to_lowercase())
         .collect();
     let sent_ids: BTreeSet<&String> = ids.iter().step_by(2).collect();
-    let date_of = |o: &backscatter::Original| {
-        o.date
-            .as_deref()
-            .and_then(mail_parser::DateTime::parse_rfc3339)
-            .map(|d| d.to_timestamp())
-    };
-    // Sisimai anonymised its samples: distinct messages share recipient,
-    // subject ("nyaan") and date. A forged response whose original agrees
-    // with a sent original on all three cannot be told from the user's own
-    // bounce by anything but its Message-ID, which a provider may rewrite:
-    // such twins are left out (and counted).
-    let norm = |o: &backscatter::Original| {
-        o.subject
-            .as_deref()
-            .map(backscatter::sent::normalize_subject)
-            .filter(|s| !s.is_empty())
-    };
+    let date_of = crate::util::original_date;
+    let norm = crate::util::original_subject;
     let sent_originals: Vec<&backscatter::Original> = all
         .iter()
         .filter(|(_, _, o)| sent_ids.contains(&o.message_id.clone().unwrap().to_lowercase()))
         .map(|(_, _, o)| o)
         .collect();
     let twin = |o: &backscatter::Original| {
-        sent_originals.iter().any(|s| {
-            norm(o).is_some()
-                && norm(o) == norm(s)
-                && o.recipients.iter().any(|r| s.recipients.contains(r))
-                && match (date_of(o), date_of(s)) {
-                    (Some(a), Some(b)) => (a - b).abs() <= 86_400,
-                    _ => true,
-                }
-        })
+        crate::util::twin_of_a_sent_original(o, sent_originals.iter().copied())
     };
     let build = |rewrite_ids: bool| {
         let mut sent = SentIndex::new();

@@ -88,23 +88,8 @@ fn scenario() -> Scenario {
     let mut sent = Vec::new();
     let mut sent_done: BTreeSet<String> = BTreeSet::new();
     let mut wrote_to: BTreeSet<String> = BTreeSet::new();
-    // Sisimai anonymised its samples: distinct messages share recipient,
-    // subject ("nyaan") and date. A forged response whose original agrees
-    // with a sent original on all three is the user's own bounce in all but
-    // its Message-ID, which a provider may rewrite (README): such twins
-    // are left out, and counted.
-    let date_of = |o: &backscatter::Original| {
-        o.date
-            .as_deref()
-            .and_then(mail_parser::DateTime::parse_rfc3339)
-            .map(|d| d.to_timestamp())
-    };
-    let norm = |o: &backscatter::Original| {
-        o.subject
-            .as_deref()
-            .map(backscatter::sent::normalize_subject)
-            .filter(|s| !s.is_empty())
-    };
+    // Forged twins of a sent original are left out (see
+    // util::twin_of_a_sent_original).
     let sent_originals: Vec<backscatter::Original> = all
         .iter()
         .filter(|c| {
@@ -116,17 +101,8 @@ fn scenario() -> Scenario {
         })
         .map(|c| classify(&std::fs::read(&c.eml).unwrap(), &empty).original)
         .collect();
-    let twin = |o: &backscatter::Original| {
-        sent_originals.iter().any(|s| {
-            norm(o).is_some()
-                && norm(o) == norm(s)
-                && o.recipients.iter().any(|r| s.recipients.contains(r))
-                && match (date_of(o), date_of(s)) {
-                    (Some(a), Some(b)) => (a - b).abs() <= 86_400,
-                    _ => true,
-                }
-        })
-    };
+    let twin =
+        |o: &backscatter::Original| crate::util::twin_of_a_sent_original(o, sent_originals.iter());
     let mut twins = 0;
     for (i, c) in all.iter().enumerate() {
         let raw = std::fs::read(&c.eml).unwrap();

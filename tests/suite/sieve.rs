@@ -159,7 +159,8 @@ fn hostile_ids_stay_literal() {
     }
 }
 
-/// The envelope sender a delivering server would have seen.
+/// The envelope sender a delivering server would have seen: `Return-Path`
+/// (`<>` is the empty sender), else the From address.
 pub fn envelope_from(raw: &[u8]) -> String {
     let h = mail_parser::MessageParser::default().parse_headers(raw);
     let rp = h

@@ -28,6 +28,17 @@ use std::time::Instant;
 /// MOVE still runs on the server while the next run reconciles its journal.
 pub const BATCH: usize = 500;
 
+/// At most this many bytes of longer messages are fetched by one FETCH of
+/// [`classify_batch`] and held at once.
+const REST_BYTES: u64 = 24 << 20;
+
+/// Messages classified per round of FETCH commands in `clean`: a few
+/// commands for this many messages (at most [`plan::PREFIX`] bytes each,
+/// plus [`plan::WHOLE`] for the longer automated ones), so that round trips
+/// do not dominate over a home link; their moves still go in journaled
+/// batches of [`BATCH`].
+pub const FETCH_BATCH: usize = 4 * BATCH;
+
 /// Where the journal and caches live (the platform dirs, or a test's).
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -192,13 +203,16 @@ pub async fn classify_batch(
         .uid_fetch(uids, &format!("(UID {})", plan::prefix_items()))
         .await?;
     let mut bytes: HashMap<u32, Vec<u8>> = HashMap::new();
+    let mut sizes: HashMap<u32, u32> = HashMap::new();
     let mut next: BTreeMap<u32, plan::Next> = BTreeMap::new();
     for f in &first {
         let Some(uid) = f.uid else { continue };
         let prefix = f.body().unwrap_or_default().to_vec();
         next.insert(uid, plan::after_prefix(&prefix, f.size));
+        sizes.insert(uid, f.size.unwrap_or(plan::WHOLE));
         bytes.insert(uid, prefix);
     }
+    drop(first);
     // 2. The structure of long multipart/mixed messages with no sign from
     //    the sending side in their headers.
     let structure: Vec<u32> = next
@@ -223,20 +237,39 @@ pub async fn classify_batch(
         .filter(|(_, n)| **n == plan::Next::Rest)
         .map(|(u, _)| *u)
         .collect();
-    if !rest.is_empty() {
-        let item = plan::rest_item();
-        for f in imap.uid_fetch(&rest, &format!("(UID {item})")).await? {
+    // In groups of at most REST_BYTES, each classified and dropped before
+    // the next is fetched: memory stays bounded however long the messages.
+    let mut rows: Vec<Row> = Vec::with_capacity(bytes.len());
+    let item = plan::rest_item();
+    let mut group: Vec<u32> = Vec::new();
+    let mut budget = 0u64;
+    for (i, &uid) in rest.iter().enumerate() {
+        group.push(uid);
+        budget += u64::from(
+            sizes
+                .get(&uid)
+                .copied()
+                .unwrap_or(plan::WHOLE)
+                .min(plan::WHOLE),
+        );
+        if budget < REST_BYTES && i + 1 < rest.len() {
+            continue;
+        }
+        for f in imap.uid_fetch(&group, &format!("(UID {item})")).await? {
             if let (Some(uid), Some(more)) = (f.uid, f.body()) {
                 if let Some(b) = bytes.get_mut(&uid) {
                     b.extend_from_slice(more);
                 }
             }
         }
+        for uid in group.drain(..) {
+            if let Some(b) = bytes.remove(&uid) {
+                rows.push(row(uid, &b, classify(&b, ctx)));
+            }
+        }
+        budget = 0;
     }
-    let mut rows: Vec<Row> = bytes
-        .iter()
-        .map(|(uid, b)| row(*uid, b, classify(b, ctx)))
-        .collect();
+    rows.extend(bytes.iter().map(|(uid, b)| row(*uid, b, classify(b, ctx))));
     rows.sort_by_key(|r| r.uid);
     Ok(rows)
 }
@@ -492,7 +525,7 @@ pub async fn clean(
     };
     let total = uids.len();
     progress(0, total);
-    for (n, chunk) in uids.chunks(BATCH).enumerate() {
+    for (n, chunk) in uids.chunks(FETCH_BATCH).enumerate() {
         if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
             summary.interrupted = true;
             break;
@@ -528,16 +561,21 @@ pub async fn clean(
                 .would_move
                 .extend(to_move.iter().map(|r| (*r).clone()));
         } else if !to_move.is_empty() {
-            moved = move_batch(
-                &mut imap,
-                a,
-                &journal_path,
-                &opts.mailbox,
-                sel.uid_validity,
-                &to_move,
-                n,
-            )
-            .await?;
+            // Journaled moves stay at BATCH messages each.
+            for (k, part) in to_move.chunks(BATCH).enumerate() {
+                let m = move_batch(
+                    &mut imap,
+                    a,
+                    &journal_path,
+                    &opts.mailbox,
+                    sel.uid_validity,
+                    part,
+                    n * (FETCH_BATCH / BATCH) + k,
+                )
+                .await?;
+                moved.moved.extend(m.moved);
+                moved.kept_by_user.extend(m.kept_by_user);
+            }
             summary.quarantined += moved.moved.len();
             summary.kept_by_user += moved.kept_by_user.len();
         }

@@ -151,40 +151,18 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     if args.dry_run {
         for r in &s.would_move {
-            writeln!(
-                out,
-                "would move  uid {:<7} {:<15} {}",
-                r.uid,
-                r.verdict.kind.map_or("-", |k| k.as_str()),
-                r.subject
-                    .as_deref()
-                    .unwrap_or("(no subject)")
-                    .replace(char::is_control, " ")
-            )
-            .map_err(w)?;
-            if let Some(reason) = r.verdict.reasons.first() {
-                writeln!(out, "            {}", reason.replace(char::is_control, " "))
-                    .map_err(w)?;
-            }
+            dry_run_line(&mut out, "would move", r, "").map_err(w)?;
         }
         // The legitimate responses are the user's own delivery problems:
         // name them.
         for r in &s.legitimate_kept {
-            writeln!(
-                out,
-                "would keep  uid {:<7} {:<15} {}  (legitimate: a response to your own mail)",
-                r.uid,
-                r.verdict.kind.map_or("-", |k| k.as_str()),
-                r.subject
-                    .as_deref()
-                    .unwrap_or("(no subject)")
-                    .replace(char::is_control, " ")
+            dry_run_line(
+                &mut out,
+                "would keep",
+                r,
+                "  (legitimate: a response to your own mail)",
             )
             .map_err(w)?;
-            if let Some(reason) = r.verdict.reasons.first() {
-                writeln!(out, "            {}", reason.replace(char::is_control, " "))
-                    .map_err(w)?;
-            }
         }
     }
     if s.recovered > 0 {
@@ -231,4 +209,28 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         .map_err(w)?;
     }
     done(&mut out)
+}
+
+/// One message of the dry run: what would happen, its UID, kind and
+/// subject, then the reason that decided, control characters blanked.
+fn dry_run_line(
+    out: &mut impl Write,
+    what: &str,
+    r: &crate::clean::Row,
+    note: &str,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{what}  uid {:<7} {:<15} {}{note}",
+        r.uid,
+        r.verdict.kind.map_or("-", |k| k.as_str()),
+        r.subject
+            .as_deref()
+            .unwrap_or("(no subject)")
+            .replace(char::is_control, " ")
+    )?;
+    if let Some(reason) = r.verdict.reasons.first() {
+        writeln!(out, "            {}", reason.replace(char::is_control, " "))?;
+    }
+    Ok(())
 }

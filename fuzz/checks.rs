@@ -6,9 +6,9 @@
 
 #![allow(dead_code)] // each fuzz target uses one of these
 
-use backscatter::classify::fields;
-use backscatter::sieve::{generate, id_pattern, merge, run, unmerge, validate, Policy};
-use backscatter::{classify as classify_message, mbox, Context, Decision, SentIndex, SentMessage};
+use backscatter_policy::classify::fields;
+use backscatter_policy::sieve::{generate, id_pattern, merge, run, unmerge, validate, Policy};
+use backscatter_policy::{classify as classify_message, mbox, Context, Decision, SentIndex, SentMessage};
 use std::sync::LazyLock;
 
 static SENT: LazyLock<SentIndex> = LazyLock::new(|| {
@@ -43,11 +43,11 @@ pub fn fields(data: &[u8]) {
     }
     // A skeleton from arbitrary header bytes classifies without panicking,
     // and the fetch plan decides on arbitrary prefixes.
-    let root = backscatter::skeleton::Part::default();
-    let m = backscatter::skeleton::build(data, &root);
-    let _ = backscatter::classify::may_be_automated(&m);
-    let _ = backscatter::plan::after_prefix(data, Some(u32::MAX));
-    let _ = backscatter::plan::after_structure(data, Some(&root));
+    let root = backscatter_policy::skeleton::Part::default();
+    let m = backscatter_policy::skeleton::build(data, &root);
+    let _ = backscatter_policy::classify::may_be_automated(&m);
+    let _ = backscatter_policy::plan::after_prefix(data, Some(u32::MAX));
+    let _ = backscatter_policy::plan::after_structure(data, Some(&root));
 }
 
 const EXT: [&str; 4] = ["fileinto", "envelope", "body", "mailbox"];
@@ -192,18 +192,18 @@ pub fn sieve(data: &[u8]) {
 /// never more consumed than given, and a response parsed from a prefix is
 /// the same when more bytes follow.
 pub fn managesieve(data: &[u8]) {
-    if let Ok(Some((r, used))) = backscatter::managesieve::parse_response(data) {
+    if let Ok(Some((r, used))) = backscatter_policy::managesieve::parse_response(data) {
         assert!(used <= data.len());
         let mut longer = data.to_vec();
         longer.extend_from_slice(b"OK\r\n");
-        let again = backscatter::managesieve::parse_response(&longer)
+        let again = backscatter_policy::managesieve::parse_response(&longer)
             .unwrap()
             .unwrap();
         assert_eq!(again, (r.clone(), used));
         let _ = r.text();
         let _ = r.ok();
     }
-    if let Ok(Some((_, used))) = backscatter::managesieve::parse_sasl_step(data) {
+    if let Ok(Some((_, used))) = backscatter_policy::managesieve::parse_sasl_step(data) {
         assert!(used <= data.len());
     }
 }

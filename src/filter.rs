@@ -440,9 +440,10 @@ pub async fn undo(
         .filter(|e| match filter {
             RestoreFilter::All => true,
             RestoreFilter::Since(t) => e.ts >= *t,
-            RestoreFilter::MessageId(id) => e.message_id.as_deref().is_some_and(|m| {
-                crate::classify::fields::id_key(m) == crate::classify::fields::id_key(id)
-            }),
+            RestoreFilter::MessageId(id) => e
+                .message_id
+                .as_deref()
+                .is_some_and(|m| crate::mail::id_key(m) == crate::mail::id_key(id)),
         })
         .collect();
     let mut summary = RestoreSummary::default();
@@ -466,7 +467,7 @@ pub async fn undo(
             let found = e
                 .message_id
                 .as_ref()
-                .and_then(|id| ids.get(&crate::classify::fields::id_key(id)))
+                .and_then(|id| ids.get(&crate::mail::id_key(id)))
                 .and_then(|u| u.iter().find(|u| !used.contains(u)).copied());
             match found {
                 Some(uid) => {

@@ -13,10 +13,7 @@ use crate::imap::{Imap, ImapError, Selected};
 use crate::journal::Entry;
 use std::collections::{HashMap, HashSet};
 
-/// The keyword a restore sets on a message, so that no sweep, agent or
-/// server script moves it to quarantine again ("not backscatter"). RFC
-/// 5788 registers `$`-prefixed keywords for such uses; this one is ours.
-pub const NOT_BACKSCATTER: &str = "$NotBackscatter";
+pub use backscatter_policy::keep::NOT_BACKSCATTER;
 
 /// A message in quarantine and the journal entry that put it there
 /// (`None`: filed by the server's Sieve script, or by hand).

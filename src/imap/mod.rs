@@ -7,7 +7,7 @@
 //! pure modules `skeleton`, `classify` and `plan`.
 
 pub mod compress;
-pub mod names;
+pub use backscatter_policy::names;
 pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};

@@ -4,8 +4,12 @@
 //!
 //! Pure: messages come in as bytes or as already-extracted facts; building
 //! the index from an IMAP Sent folder or from files is the shell's job.
+//! Judging a response against the index is [`provenance`].
 
-use crate::classify::fields::{id_key, normalize_address};
+pub mod provenance;
+
+pub use crate::mail::normalize_subject;
+use crate::mail::{id_key, normalize_address};
 use mail_parser::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -30,7 +34,7 @@ impl SentMessage {
     /// `None` when the bytes have no headers at all.
     pub fn from_raw(raw: &[u8]) -> Option<SentMessage> {
         let head = &raw[..raw.len().min(64 * 1024)];
-        let msg = crate::classify::PARSER.parse_headers(head)?;
+        let msg = crate::mail::PARSER.parse_headers(head)?;
         let mut recipients = Vec::new();
         for hv in [msg.to(), msg.cc(), msg.bcc()].into_iter().flatten() {
             push_addresses(hv, &mut recipients);
@@ -39,7 +43,7 @@ impl SentMessage {
             message_id: msg.message_id().map(|s| format!("<{}>", s)),
             recipients,
             subject: msg.subject().map(str::to_string),
-            date: crate::classify::header_date(&msg).map(|d| d.to_timestamp()),
+            date: crate::mail::header_date(&msg).map(|d| d.to_timestamp()),
             saved: None,
         })
     }
@@ -119,40 +123,6 @@ pub const CORROBORATION_WINDOW_SECS: i64 = 86_400;
 /// Subjects shorter than this (after normalisation) are too common to be
 /// evidence ("hi", "test").
 const MIN_SUBJECT_CHARS: usize = 10;
-
-/// Strip reply/forward/auto-reply prefixes and fold case and white space, so
-/// "Undeliverable: Re: Budget 2027" and "Budget 2027" compare equal.
-pub fn normalize_subject(s: &str) -> String {
-    let mut s = s.trim();
-    loop {
-        let lower = s.to_lowercase();
-        let mut stripped = false;
-        // A prefix is a short run of letters (any script) and spaces before
-        // a colon: "Re:", "AW:", "Automatic reply:", "Undeliverable:", "自動返信:".
-        for sep in [':', '：'] {
-            if let Some(pos) = lower.find(sep) {
-                let head = &lower[..pos];
-                if !head.is_empty()
-                    && head.chars().count() <= 40
-                    && head
-                        .chars()
-                        .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '[' || c == ']')
-                {
-                    s = s[pos + sep.len_utf8()..].trim_start();
-                    stripped = true;
-                    break;
-                }
-            }
-        }
-        if !stripped {
-            break;
-        }
-    }
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
 
 impl SentIndex {
     pub fn new() -> Self {

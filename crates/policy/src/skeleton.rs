@@ -5,7 +5,7 @@
 //! bodiless MIME message, which [`crate::classify::may_be_automated`] reads
 //! as it reads a whole one.
 //!
-//! Pure: the IMAP layer fetches and converts ([`crate::imap::structure`]).
+//! Pure: the IMAP layer fetches and converts (`backscatter::imap::structure`).
 
 /// Is the top-level Content-Type (in these header fields) a
 /// multipart/mixed, where a report part could sit without any header

@@ -15,10 +15,10 @@ use crate::lexicon::LEXICON;
 const USABLE: [&str; 5] = ["fileinto", "envelope", "body", "mailbox", "imap4flags"];
 
 /// The keyword of a message the user restored from quarantine
-/// ([`crate::quarantine::NOT_BACKSCATTER`]): where the server has
+/// ([`crate::keep::NOT_BACKSCATTER`]): where the server has
 /// `imap4flags` (RFC 5232), the script files nothing that carries it
 /// (set by an earlier rule of the user's own, for example).
-const KEEP_FLAG: &str = crate::quarantine::NOT_BACKSCATTER;
+const KEEP_FLAG: &str = crate::keep::NOT_BACKSCATTER;
 
 /// Dovecot's default Sieve extensions (Pigeonhole 0.5): what `generate`
 /// assumes when it is not told.

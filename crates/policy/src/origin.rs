@@ -19,7 +19,7 @@
 //! text (qmail, Exim and many others). `Received:` follows RFC 5321
 //! section 4.4, `DKIM-Signature:` RFC 6376 section 3.5.
 
-use crate::classify::PARSER;
+use crate::recognise::PARSER;
 use mail_parser::{MimeHeaders, PartType};
 use regex::Regex;
 use serde::Serialize;
@@ -136,7 +136,7 @@ pub fn network(ip: IpAddr) -> String {
 /// `None` when the response quotes no header of its original. Malformed
 /// input gives `None` or partial evidence, never a panic.
 pub fn evidence(raw: &[u8]) -> Option<Evidence> {
-    let raw = &raw[..raw.len().min(crate::classify::MAX_MESSAGE_BYTES)];
+    let raw = &raw[..raw.len().min(crate::mail::MAX_MESSAGE_BYTES)];
     let msg = PARSER.parse(raw)?;
     let mut blocks: Vec<String> = Vec::new();
     let mut texts: Vec<String> = Vec::new();
@@ -670,7 +670,9 @@ mod tests {
     use super::*;
 
     fn sample(rel: &str) -> Evidence {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel);
         let raw = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         evidence(&raw).unwrap_or_else(|| panic!("{rel}: no original found"))
     }

@@ -1,8 +1,9 @@
-//! The classifier: raw message bytes in, a [`Verdict`] out.
+//! Recognition: raw message bytes in, "an automated response of this kind,
+//! about this original" or a `normal` [`Verdict`] out.
 //!
 //! Pure: no I/O, no async, no error type. Malformed, truncated, binary or
 //! huge input is a verdict (`normal`, i.e. keep), never a panic, and the work
-//! per message is bounded (at most [`MAX_MESSAGE_BYTES`] are read; all
+//! per message is bounded (at most [`crate::mail::MAX_MESSAGE_BYTES`] are read; all
 //! matching is linear-time).
 //!
 //! How it decides, in three steps:
@@ -19,40 +20,30 @@
 //!    Weak signals alone (`Precedence: bulk`, a `noreply` sender,
 //!    `X-Auto-Response-Suppress`) never suffice, and a person forwarding or
 //!    quoting a bounce stays `normal`.
-//! 3. **Provenance.** The original is looked for (attached message, attached
-//!    headers, report fields, quoted `Message-ID:` lines, `In-Reply-To`,
-//!    `References`, failed recipients) and matched against the
-//!    [`SentIndex`]: a match makes it `legitimate`, no match `backscatter`.
+//! 3. **The original.** The original is looked for (attached message,
+//!    attached headers, report fields, quoted `Message-ID:` lines,
+//!    `In-Reply-To`, `References`, failed recipients). Whether the user sent
+//!    it is provenance's question ([`crate::sent::provenance`]).
 
 pub mod fields;
 
 use crate::lexicon::{Lexicon, Phrase, LEXICON};
-use crate::sent::{normalize_subject, SentIndex, SentMatch};
+use crate::mail::{bounded, header_date, normalize_address, normalize_subject};
 use fields::{
-    all_message_ids, delivery_status, feedback_report, normalize_address, quoted_message_ids,
-    text_recipients, DeliveryStatus, FeedbackReport,
+    all_message_ids, delivery_status, feedback_report, quoted_message_ids, text_recipients,
+    DeliveryStatus, FeedbackReport,
 };
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
-/// One parser for the process: building one allocates its header table.
-/// `Received:` and other trace headers are kept raw: parsing them is a
-/// tenth of the classifier's time and nothing here reads them. `Date:` is
-/// kept raw too and parsed on its own with [`header_date`]: mail-parser
-/// 0.11's date parser swallows the next header line after an unknown zone
-/// such as `UT` (a real bounce in the corpus lost its `From:` that way).
-/// Headers nothing here reads are skipped without decoding.
-pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
-    let mut p = MessageParser::new()
-        .default_header_ignore()
-        .with_mime_headers()
-        .with_address_headers()
-        .with_message_ids()
-        .header_text(HeaderName::Subject)
-        .header_raw(HeaderName::Date)
-        .header_raw(HeaderName::ReturnPath);
+/// The classifier's parser: [`crate::mail::base_parser`] plus the headers
+/// the lexicon and the provenance rules read, kept raw. `Received:` and
+/// other trace headers are skipped: parsing them is a tenth of the
+/// classifier's time and nothing here reads them. One for the process:
+/// building one allocates its header table.
+pub static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    let mut p = crate::mail::base_parser();
     for name in [
         "Auto-Submitted",
         "Precedence",
@@ -92,11 +83,6 @@ pub(crate) static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 /// rules.
 const PROVIDER_ORIGINAL_ID: &str = "X-Microsoft-Original-Message-ID";
 
-/// At most this many bytes of a message are read. Everything that matters
-/// (headers, the report, the start of the text, the original's headers)
-/// sits well inside this in every real sample; a 50 MB attachment does not
-/// make classification slower.
-pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 /// Phrases are looked for in this much of the message's text.
 const BODY_SCAN_BYTES: usize = 4 * 1024;
 /// Quoted headers of the original are looked for in this much text.
@@ -216,39 +202,64 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
-/// What the classifier knows about the user.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub sent: &'a SentIndex,
-    /// The user's own addresses, lowercased.
-    pub own_addresses: &'a [String],
+/// An automated response, recognised: what it is and what it says of its
+/// original, before provenance decides whose mail that original was
+/// ([`crate::sent::provenance`]).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub kind: Kind,
+    /// What was found of the original (the best candidate ID in
+    /// `message_id`).
+    pub original: Original,
+    /// Every Message-ID that may be the original's, best first, with where
+    /// it was found (e.g. `"message/rfc822 part"`).
+    pub candidate_ids: Vec<(String, &'static str)>,
+    /// The response's own `Date:`, Unix seconds.
+    pub dated: Option<i64>,
+    /// The evidence, most important first.
+    pub reasons: Vec<String>,
 }
 
-/// Classify one raw message.
-pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Verdict {
-    classify_with(raw, ctx, &LEXICON)
+/// What [`recognise`] makes of a message.
+#[derive(Debug, Clone)]
+pub enum Recognised {
+    /// Not an automated response (or not a message at all): the final
+    /// verdict, `normal`.
+    Normal(Verdict),
+    /// An automated response, to be judged by provenance.
+    Response(Response),
 }
 
-/// Classify with an explicit lexicon (tests use small ones).
-pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
+/// Is this an automated response, of which kind, and what does it say of
+/// its original? At most [`crate::mail::MAX_MESSAGE_BYTES`] are read;
+/// malformed input is [`Recognised::Normal`].
+pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
     let bytes = bounded(raw);
     let Some(msg) = PARSER.parse(bytes.as_ref()) else {
-        return normal(vec!["no message headers could be parsed".into()]);
+        return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
     };
     if msg.parts.is_empty() {
-        return normal(vec!["no message headers could be parsed".into()]);
+        return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
     }
     let facts = Facts::gather(&msg);
     let evidence = Evidence::collect(&facts, lex);
     let Some((kind, reasons)) = evidence.decide() else {
         let mut reasons = vec!["not an automated response".to_string()];
         reasons.extend(evidence.weak_notes());
-        return normal(reasons);
+        return Recognised::Normal(normal(reasons));
     };
     let body_start = (msg.parts[0].raw_body_offset() as usize).min(bytes.len());
-    let original = find_original(&facts, kind, &bytes[body_start..]);
-    let dated = header_date(&msg).map(|d| d.to_timestamp());
-    decide_provenance(kind, original, dated, reasons, ctx)
+    let Found {
+        original,
+        candidate_ids,
+    } = find_original(&facts, kind, &bytes[body_start..]);
+    Recognised::Response(Response {
+        kind,
+        original,
+        candidate_ids,
+        dated: header_date(&msg).map(|d| d.to_timestamp()),
+        reasons,
+    })
 }
 
 /// Could this message be an automated response at all? `false` when its
@@ -277,32 +288,6 @@ fn normal(reasons: Vec<String>) -> Verdict {
         kind: None,
         original: Original::default(),
         reasons,
-    }
-}
-
-/// Cap the input and repair CR-only line endings (old Mac mail), which the
-/// parser would otherwise read as one endless header line.
-fn bounded(raw: &[u8]) -> Cow<'_, [u8]> {
-    // Saved files sometimes start with blank lines or an mbox `From ` line.
-    let skip = raw
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(raw.len());
-    let mut raw = &raw[skip..];
-    if raw.starts_with(b"From ") {
-        let end = memchr::memchr(b'\n', raw).map_or(raw.len(), |i| i + 1);
-        raw = &raw[end..];
-    }
-    let raw = &raw[..raw.len().min(MAX_MESSAGE_BYTES)];
-    let probe = &raw[..raw.len().min(8192)];
-    if memchr::memchr(b'\n', probe).is_none() && memchr::memchr(b'\r', probe).is_some() {
-        Cow::Owned(
-            raw.iter()
-                .map(|&b| if b == b'\r' { b'\n' } else { b })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(raw)
     }
 }
 
@@ -418,12 +403,6 @@ impl OriginalHeaders {
             && self.from.is_none()
             && self.subject.is_none()
     }
-}
-
-/// The message's `Date:`, parsed on its own (see [`PARSER`]).
-pub(crate) fn header_date(m: &Message<'_>) -> Option<mail_parser::DateTime> {
-    m.header_raw(HeaderName::Date)
-        .and_then(|v| mail_parser::DateTime::parse_rfc822(v.trim()))
 }
 
 fn collapse_ws(s: &str) -> String {
@@ -1148,7 +1127,6 @@ impl Evidence {
 
 struct Found {
     original: Original,
-    /// Every Message-ID that may be the original's, best first.
     candidate_ids: Vec<(String, &'static str)>,
 }
 
@@ -1158,11 +1136,11 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     // The response's own Message-ID is not excluded: several real MTAs (and
     // Sisimai's anonymised samples) reuse the original's ID for the report.
     let add = |id: String, src: &'static str, ids: &mut Vec<(String, &'static str)>| {
-        let k = fields::id_key(&id);
+        let k = crate::mail::id_key(&id);
         if k.is_empty() {
             return;
         }
-        if !ids.iter().any(|(i, _)| fields::id_key(i) == k) {
+        if !ids.iter().any(|(i, _)| crate::mail::id_key(i) == k) {
             ids.push((id, src));
         }
     };
@@ -1320,191 +1298,4 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
         original: o,
         candidate_ids: ids,
     }
-}
-
-// ---------------------------------------------------------------------------
-// Provenance.
-
-fn fmt_date(ts: Option<i64>) -> String {
-    match ts.and_then(|t| mail_parser::DateTime::from_timestamp(t).into()) {
-        Some(d) => {
-            let s = d.to_rfc3339();
-            format!(" on {}", &s[..s.len().min(10)])
-        }
-        None => String::new(),
-    }
-}
-
-/// The provenance rules, in the order they are tried. The first that
-/// applies decides, and its name opens the verdict's first reason.
-///
-/// 1. **An original Message-ID found in the response decides.** In the sent
-///    index: `legitimate`. Not in it: `backscatter`, unless one sent message
-///    corroborates the original by recipient *and* subject or date (a
-///    provider that rewrote the Message-ID on submission). A recipient the
-///    user also wrote to never outweighs a foreign Message-ID: floods forge
-///    mail to the very people the user writes to.
-/// 2. **With no original Message-ID**, a recipient the user wrote to in the
-///    week before the response ([`crate::sent::RESPONSE_WINDOW_SECS`]), then
-///    a subject the user sent, make it `legitimate`.
-/// 3. Otherwise `backscatter`.
-fn decide_provenance(
-    kind: Kind,
-    found: Found,
-    dated: Option<i64>,
-    mut reasons: Vec<String>,
-    ctx: &Context<'_>,
-) -> Verdict {
-    let Found {
-        mut original,
-        candidate_ids,
-    } = found;
-    let verdict = |decision, original, reasons| Verdict {
-        verdict: decision,
-        kind: Some(kind),
-        original,
-        reasons,
-    };
-    let n = ctx.sent.len();
-    let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
-
-    // Rule 1: the original's Message-ID.
-    if let Some((SentMatch::MessageId { id, date }, src)) = candidate_ids
-        .iter()
-        .find_map(|(id, src)| ctx.sent.contains_id(id).map(|m| (m, *src)))
-    {
-        // The original is the candidate that matched (a report may quote
-        // several IDs), so the verdict and its reason name the same one.
-        original.message_id = Some(id.clone());
-        original.message_id_source = Some(src.to_string());
-        reasons.insert(
-            0,
-            format!(
-                "decided by the original's Message-ID: {id} is in your sent mail{}",
-                fmt_date(date)
-            ),
-        );
-        return verdict(Decision::Legitimate, original, reasons);
-    }
-    if let Some(id) = original.message_id.clone().filter(|_| n > 0) {
-        let date = original
-            .date
-            .as_deref()
-            .and_then(mail_parser::DateTime::parse_rfc3339)
-            .map(|d| d.to_timestamp());
-        if let Some(c) =
-            ctx.sent
-                .corroborate(&original.recipients, original.subject.as_deref(), date)
-        {
-            reasons.insert(
-                0,
-                format!(
-                    "decided by recipient and subject: {id} is not in your sent mail, but you sent a message to {} with the subject \"{}\"{} (the provider may have rewritten its Message-ID)",
-                    c.address,
-                    c.subject,
-                    fmt_date(c.date)
-                ),
-            );
-            return verdict(Decision::Legitimate, original, reasons);
-        }
-        let also = original
-            .recipients
-            .iter()
-            .find_map(|r| ctx.sent.wrote_to(r))
-            .map(|m| match m {
-                SentMatch::Recipient { address, date } => format!(
-                    "; you did write to {address}{}, but not this message",
-                    fmt_date(date)
-                ),
-                _ => String::new(),
-            })
-            .unwrap_or_default();
-        reasons.insert(
-            0,
-            format!(
-                "decided by the original's Message-ID: {id} is not in your sent mail ({indexed}){also}"
-            ),
-        );
-        return backscatter(original, reasons, ctx, verdict);
-    }
-
-    // Rule 2: no original Message-ID: a recipient written to shortly
-    // before the response, then a subject.
-    let mut too_early: Option<(String, i64)> = None;
-    let mut matched = None;
-    for r in &original.recipients {
-        match ctx.sent.wrote_to_before(r, dated) {
-            Ok(Some(m)) => {
-                matched = Some(m);
-                break;
-            }
-            Ok(None) => {}
-            Err(d) => {
-                too_early.get_or_insert((r.clone(), d));
-            }
-        }
-    }
-    let matched = matched.or_else(|| {
-        original
-            .subject
-            .as_deref()
-            .and_then(|s| ctx.sent.sent_subject(s))
-    });
-    if let Some(m) = matched {
-        let why = match m {
-            SentMatch::MessageId { id, date } => {
-                format!("original {id} is in your sent mail{}", fmt_date(date))
-            }
-            SentMatch::Recipient { address, date } => format!(
-                "decided by the recipient (no original Message-ID found): you wrote to {address}{}",
-                fmt_date(date)
-            ),
-            SentMatch::Subject { subject } => format!(
-                "decided by the subject (no original Message-ID found): you sent a message with the subject \"{subject}\""
-            ),
-        };
-        reasons.insert(0, why);
-        return verdict(Decision::Legitimate, original, reasons);
-    }
-    if let Some((r, d)) = too_early {
-        reasons.insert(
-            0,
-            format!(
-                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response (last{}) ({indexed})",
-                crate::sent::RESPONSE_WINDOW_SECS / 86_400,
-                fmt_date(Some(d))
-            ),
-        );
-        return backscatter(original, reasons, ctx, verdict);
-    }
-
-    // Rule 3: nothing links it to the user's sent mail.
-    let why = if n == 0 {
-        "no sent mail to compare with: an automated response counts as backscatter".to_string()
-    } else {
-        match original.recipients.first() {
-            Some(r) => {
-                format!("original not identified, and you have not written to {r} ({indexed})")
-            }
-            None => format!("nothing in it links it to your sent mail ({indexed})"),
-        }
-    };
-    reasons.insert(0, why);
-    backscatter(original, reasons, ctx, verdict)
-}
-
-fn backscatter(
-    original: Original,
-    mut reasons: Vec<String>,
-    ctx: &Context<'_>,
-    verdict: impl Fn(Decision, Original, Vec<String>) -> Verdict,
-) -> Verdict {
-    if let (Some(from), false) = (&original.from, ctx.own_addresses.is_empty()) {
-        if !ctx.own_addresses.iter().any(|a| a == from) {
-            reasons.push(format!(
-                "the original was from {from}, not one of your addresses"
-            ));
-        }
-    }
-    verdict(Decision::Backscatter, original, reasons)
 }

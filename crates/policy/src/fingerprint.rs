@@ -131,7 +131,7 @@ impl Identity {
 /// space, lowercased; the same for `<a@b>`, `a@b` and `<A@B>`, and
 /// defined for IDs without `@` too.
 pub fn id_key(id: &str) -> String {
-    crate::classify::fields::id_key(id)
+    crate::mail::id_key(id)
 }
 
 #[cfg(test)]

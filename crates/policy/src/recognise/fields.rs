@@ -359,21 +359,6 @@ pub fn text_recipients(text: &str) -> Vec<String> {
     out
 }
 
-/// Normalise an address for comparison: trimmed, no brackets, lowercase.
-pub fn normalize_address(a: &str) -> String {
-    a.trim()
-        .trim_matches(['<', '>', '"', '\''])
-        .trim()
-        .to_lowercase()
-}
-
-/// Normalise a Message-ID for comparison (IDs are compared case-insensitively:
-/// a collision between two real IDs differing only in case is negligible,
-/// while MTAs that change case are not).
-pub fn id_key(id: &str) -> String {
-    id.trim().trim_matches(['<', '>']).trim().to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     // Hand-written unit cases (not real messages): the golden tests cover

@@ -557,7 +557,7 @@ impl fmt::Display for Report {
 // HTML: one self-contained page, charts as inline SVG (plotters).
 
 fn esc(s: &str) -> String {
-    crate::notify::escape(s)
+    crate::digest::escape(s)
 }
 
 /// A bar chart of `values` as an SVG document (`labels` under the bars,
@@ -744,7 +744,9 @@ mod tests {
     use crate::sent::SentIndex;
 
     fn raw(rel: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel);
         std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 

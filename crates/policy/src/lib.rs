@@ -1,0 +1,32 @@
+//! backscatter's decisions, without I/O: what is an automated response and
+//! whose mail it answers, what the sweep fetches, what the Sieve script
+//! says, and the codecs of the protocols around them. The `backscatter`
+//! crate does the I/O around this one.
+//!
+//! Module layers, each using only those before it:
+//! `mail` ← `lexicon` ← `recognise` ← `sent` (index and provenance) ←
+//! `classify`; then `plan`/`skeleton`, `fingerprint`, `journal`, `keep`,
+//! `sieve`, `rules`, `origin`, `digest`, `report`, and the codecs `names`
+//! (modified UTF-7, namespaces), `managesieve` and `mbox`.
+
+pub mod classify;
+pub mod digest;
+pub mod fingerprint;
+pub mod journal;
+pub mod keep;
+pub mod lexicon;
+pub mod mail;
+pub mod managesieve;
+pub mod mbox;
+pub mod names;
+pub mod origin;
+pub mod plan;
+pub mod recognise;
+pub mod report;
+pub mod rules;
+pub mod sent;
+pub mod sieve;
+pub mod skeleton;
+
+pub use classify::{classify, Context, Decision, Kind, Original, Verdict};
+pub use sent::{SentIndex, SentMessage};

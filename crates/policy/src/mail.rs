@@ -1,0 +1,203 @@
+//! The mail vocabulary every other module speaks: the parser's set-up,
+//! dates, bounded input, Message-IDs ([`MessageId`]), addresses and
+//! subjects, normalised once, here.
+//!
+//! A leaf: it depends on mail-parser only. Pure.
+
+use mail_parser::{HeaderName, Message, MessageParser};
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::LazyLock;
+
+/// A parser configured with the headers the base vocabulary reads: MIME,
+/// addresses, Message-IDs, `Subject`, and `Date` / `Return-Path` kept raw.
+/// Every other header is skipped without decoding. `Date:` is parsed on its
+/// own with [`header_date`]: mail-parser 0.11's date parser swallows the next
+/// header line after an unknown zone such as `UT` (a real bounce in the
+/// corpus lost its `From:` that way). The classifier adds its lexicon's
+/// headers to this (`recognise::PARSER`).
+pub fn base_parser() -> MessageParser {
+    MessageParser::new()
+        .default_header_ignore()
+        .with_mime_headers()
+        .with_address_headers()
+        .with_message_ids()
+        .header_text(HeaderName::Subject)
+        .header_raw(HeaderName::Date)
+        .header_raw(HeaderName::ReturnPath)
+}
+
+/// One [`base_parser`] for the process (building one allocates its header
+/// table); the sent index reads sent messages with it.
+pub static PARSER: LazyLock<MessageParser> = LazyLock::new(base_parser);
+
+/// At most this many bytes of a message are read. Everything that matters
+/// (headers, the report, the start of the text, the original's headers)
+/// sits well inside this in every real sample; a 50 MB attachment does not
+/// make classification slower.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
+/// Cap the input and repair CR-only line endings (old Mac mail), which the
+/// parser would otherwise read as one endless header line.
+pub fn bounded(raw: &[u8]) -> Cow<'_, [u8]> {
+    // Saved files sometimes start with blank lines or an mbox `From ` line.
+    let skip = raw
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(raw.len());
+    let mut raw = &raw[skip..];
+    if raw.starts_with(b"From ") {
+        let end = memchr::memchr(b'\n', raw).map_or(raw.len(), |i| i + 1);
+        raw = &raw[end..];
+    }
+    let raw = &raw[..raw.len().min(MAX_MESSAGE_BYTES)];
+    let probe = &raw[..raw.len().min(8192)];
+    if memchr::memchr(b'\n', probe).is_none() && memchr::memchr(b'\r', probe).is_some() {
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'\r' { b'\n' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+/// The message's `Date:`, parsed on its own (see [`base_parser`]).
+pub fn header_date(m: &Message<'_>) -> Option<mail_parser::DateTime> {
+    m.header_raw(HeaderName::Date)
+        .and_then(|v| mail_parser::DateTime::parse_rfc822(v.trim()))
+}
+
+/// Normalise an address for comparison: trimmed, no brackets, lowercase.
+pub fn normalize_address(a: &str) -> String {
+    a.trim()
+        .trim_matches(['<', '>', '"', '\''])
+        .trim()
+        .to_lowercase()
+}
+
+/// Normalise a Message-ID for comparison (IDs are compared case-insensitively:
+/// a collision between two real IDs differing only in case is negligible,
+/// while MTAs that change case are not).
+pub fn id_key(id: &str) -> String {
+    id.trim().trim_matches(['<', '>']).trim().to_lowercase()
+}
+
+/// A Message-ID (RFC 5322 §3.6.4), normalised on construction: compared and
+/// hashed by its key ([`id_key`]: without angle brackets, trimmed, case
+/// folded), displayed and serialised as `<id>` with its original case.
+#[derive(Debug, Clone, Eq)]
+pub struct MessageId {
+    /// The ID as written, without angle brackets.
+    text: String,
+    key: String,
+}
+
+impl MessageId {
+    /// `None` when nothing is left after trimming white space and brackets.
+    pub fn new(s: &str) -> Option<MessageId> {
+        let text = s.trim().trim_matches(['<', '>']).trim();
+        (!text.is_empty()).then(|| MessageId {
+            key: text.to_lowercase(),
+            text: text.to_string(),
+        })
+    }
+
+    /// The comparison key ([`id_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The ID as written, without angle brackets.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for MessageId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Hash for MessageId {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.key.hash(h)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.text)
+    }
+}
+
+impl serde::Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MessageId::new(&s).ok_or_else(|| serde::de::Error::custom("an empty Message-ID"))
+    }
+}
+
+/// Strip reply/forward/auto-reply prefixes and fold case and white space, so
+/// "Undeliverable: Re: Budget 2027" and "Budget 2027" compare equal.
+pub fn normalize_subject(s: &str) -> String {
+    let mut s = s.trim();
+    loop {
+        let lower = s.to_lowercase();
+        let mut stripped = false;
+        // A prefix is a short run of letters (any script) and spaces before
+        // a colon: "Re:", "AW:", "Automatic reply:", "Undeliverable:", "自動返信:".
+        for sep in [':', '：'] {
+            if let Some(pos) = lower.find(sep) {
+                let head = &lower[..pos];
+                if !head.is_empty()
+                    && head.chars().count() <= 40
+                    && head
+                        .chars()
+                        .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '[' || c == ']')
+                {
+                    s = s[pos + sep.len_utf8()..].trim_start();
+                    stripped = true;
+                    break;
+                }
+            }
+        }
+        if !stripped {
+            break;
+        }
+    }
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_compare_by_key_and_show_brackets() {
+        let a = MessageId::new(" <AbC@Example.org> ").unwrap();
+        let b = MessageId::new("abc@example.org").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "<AbC@Example.org>");
+        assert_eq!(a.key(), "abc@example.org");
+        assert_eq!(id_key("<AbC@Example.org>"), a.key());
+        assert!(MessageId::new(" <> ").is_none());
+        let set: std::collections::HashSet<_> = [a, b].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            serde_json::to_string(set.iter().next().unwrap()).unwrap(),
+            "\"<AbC@Example.org>\""
+        );
+    }
+}

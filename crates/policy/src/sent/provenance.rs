@@ -1,0 +1,198 @@
+//! Provenance: was the original of an automated response the user's own
+//! mail? Judged against the [`SentIndex`], by the rules of [`decide`], in
+//! their order; the first that applies decides and names itself in the
+//! verdict's first reason.
+//!
+//! Pure. The entry point for a whole message is [`crate::classify`].
+
+use super::{SentIndex, SentMatch};
+use crate::recognise::{Decision, Original, Response, Verdict};
+
+/// What the classifier knows about the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub sent: &'a SentIndex,
+    /// The user's own addresses, lowercased.
+    pub own_addresses: &'a [String],
+}
+
+fn fmt_date(ts: Option<i64>) -> String {
+    match ts.and_then(|t| mail_parser::DateTime::from_timestamp(t).into()) {
+        Some(d) => {
+            let s = d.to_rfc3339();
+            format!(" on {}", &s[..s.len().min(10)])
+        }
+        None => String::new(),
+    }
+}
+
+/// The provenance rules, in the order they are tried. The first that
+/// applies decides, and its name opens the verdict's first reason.
+///
+/// 1. **An original Message-ID found in the response decides.** In the sent
+///    index: `legitimate`. Not in it: `backscatter`, unless one sent message
+///    corroborates the original by recipient *and* subject or date (a
+///    provider that rewrote the Message-ID on submission). A recipient the
+///    user also wrote to never outweighs a foreign Message-ID: floods forge
+///    mail to the very people the user writes to.
+/// 2. **With no original Message-ID**, a recipient the user wrote to in the
+///    week before the response ([`super::RESPONSE_WINDOW_SECS`]), then
+///    a subject the user sent, make it `legitimate`.
+/// 3. Otherwise `backscatter`.
+pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
+    let Response {
+        kind,
+        mut original,
+        candidate_ids,
+        dated,
+        mut reasons,
+    } = response;
+    let verdict = |decision, original, reasons| Verdict {
+        verdict: decision,
+        kind: Some(kind),
+        original,
+        reasons,
+    };
+    let n = ctx.sent.len();
+    let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
+
+    // Rule 1: the original's Message-ID.
+    if let Some((SentMatch::MessageId { id, date }, src)) = candidate_ids
+        .iter()
+        .find_map(|(id, src)| ctx.sent.contains_id(id).map(|m| (m, *src)))
+    {
+        // The original is the candidate that matched (a report may quote
+        // several IDs), so the verdict and its reason name the same one.
+        original.message_id = Some(id.clone());
+        original.message_id_source = Some(src.to_string());
+        reasons.insert(
+            0,
+            format!(
+                "decided by the original's Message-ID: {id} is in your sent mail{}",
+                fmt_date(date)
+            ),
+        );
+        return verdict(Decision::Legitimate, original, reasons);
+    }
+    if let Some(id) = original.message_id.clone().filter(|_| n > 0) {
+        let date = original
+            .date
+            .as_deref()
+            .and_then(mail_parser::DateTime::parse_rfc3339)
+            .map(|d| d.to_timestamp());
+        if let Some(c) =
+            ctx.sent
+                .corroborate(&original.recipients, original.subject.as_deref(), date)
+        {
+            reasons.insert(
+                0,
+                format!(
+                    "decided by recipient and subject: {id} is not in your sent mail, but you sent a message to {} with the subject \"{}\"{} (the provider may have rewritten its Message-ID)",
+                    c.address,
+                    c.subject,
+                    fmt_date(c.date)
+                ),
+            );
+            return verdict(Decision::Legitimate, original, reasons);
+        }
+        let also = original
+            .recipients
+            .iter()
+            .find_map(|r| ctx.sent.wrote_to(r))
+            .map(|m| match m {
+                SentMatch::Recipient { address, date } => format!(
+                    "; you did write to {address}{}, but not this message",
+                    fmt_date(date)
+                ),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        reasons.insert(
+            0,
+            format!(
+                "decided by the original's Message-ID: {id} is not in your sent mail ({indexed}){also}"
+            ),
+        );
+        return backscatter(original, reasons, ctx, verdict);
+    }
+
+    // Rule 2: no original Message-ID: a recipient written to shortly
+    // before the response, then a subject.
+    let mut too_early: Option<(String, i64)> = None;
+    let mut matched = None;
+    for r in &original.recipients {
+        match ctx.sent.wrote_to_before(r, dated) {
+            Ok(Some(m)) => {
+                matched = Some(m);
+                break;
+            }
+            Ok(None) => {}
+            Err(d) => {
+                too_early.get_or_insert((r.clone(), d));
+            }
+        }
+    }
+    let matched = matched.or_else(|| {
+        original
+            .subject
+            .as_deref()
+            .and_then(|s| ctx.sent.sent_subject(s))
+    });
+    if let Some(m) = matched {
+        let why = match m {
+            SentMatch::MessageId { id, date } => {
+                format!("original {id} is in your sent mail{}", fmt_date(date))
+            }
+            SentMatch::Recipient { address, date } => format!(
+                "decided by the recipient (no original Message-ID found): you wrote to {address}{}",
+                fmt_date(date)
+            ),
+            SentMatch::Subject { subject } => format!(
+                "decided by the subject (no original Message-ID found): you sent a message with the subject \"{subject}\""
+            ),
+        };
+        reasons.insert(0, why);
+        return verdict(Decision::Legitimate, original, reasons);
+    }
+    if let Some((r, d)) = too_early {
+        reasons.insert(
+            0,
+            format!(
+                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response (last{}) ({indexed})",
+                super::RESPONSE_WINDOW_SECS / 86_400,
+                fmt_date(Some(d))
+            ),
+        );
+        return backscatter(original, reasons, ctx, verdict);
+    }
+
+    // Rule 3: nothing links it to the user's sent mail.
+    let why = if n == 0 {
+        "no sent mail to compare with: an automated response counts as backscatter".to_string()
+    } else {
+        match original.recipients.first() {
+            Some(r) => {
+                format!("original not identified, and you have not written to {r} ({indexed})")
+            }
+            None => format!("nothing in it links it to your sent mail ({indexed})"),
+        }
+    };
+    reasons.insert(0, why);
+    backscatter(original, reasons, ctx, verdict)
+}
+
+fn backscatter(
+    original: Original,
+    mut reasons: Vec<String>,
+    ctx: &Context<'_>,
+    verdict: impl Fn(Decision, Original, Vec<String>) -> Verdict,
+) -> Verdict {
+    if let (Some(from), false) = (&original.from, ctx.own_addresses.is_empty()) {
+        if !ctx.own_addresses.iter().any(|a| a == from) {
+            reasons.push(format!(
+                "the original was from {from}, not one of your addresses"
+            ));
+        }
+    }
+    verdict(Decision::Backscatter, original, reasons)
+}

@@ -37,7 +37,7 @@ fn main() {
         .sent
         .iter()
         .filter_map(|s| backscatter::SentMessage::from_raw(s))
-        .filter_map(|s| s.message_id)
+        .filter_map(|s| s.message_id.map(|m| m.to_string()))
         .take(nids)
         .collect();
     let real = ids.len();

@@ -8,7 +8,9 @@
 
 use backscatter_policy::classify::fields;
 use backscatter_policy::sieve::{generate, id_pattern, merge, run, unmerge, validate, Policy};
-use backscatter_policy::{classify as classify_message, mbox, Context, Decision, SentIndex, SentMessage};
+use backscatter_policy::{
+    classify as classify_message, mbox, Context, Decision, SentIndex, SentMessage,
+};
 use std::sync::LazyLock;
 
 static SENT: LazyLock<SentIndex> = LazyLock::new(|| {

@@ -454,7 +454,7 @@ pub(crate) async fn message_ids_in(
                 if let Some(id) = crate::classify::fields::first_message_id(
                     text.split_once(':').map(|x| x.1).unwrap_or(""),
                 ) {
-                    out.entry(crate::mail::id_key(&id)).or_default().push(uid);
+                    out.entry(id.key().to_string()).or_default().push(uid);
                 }
             }
         }

@@ -197,7 +197,7 @@ struct JsonLine<'a> {
     path: &'a str,
     verdict: Decision,
     kind: Option<Kind>,
-    original_message_id: Option<&'a str>,
+    original_message_id: Option<&'a backscatter::mail::MessageId>,
     reasons: &'a [String],
     original: &'a crate::classify::Original,
 }
@@ -250,7 +250,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode, Error> {
                 path: &m.path,
                 verdict: v.verdict,
                 kind: v.kind,
-                original_message_id: v.original.message_id.as_deref(),
+                original_message_id: v.original.message_id.as_ref(),
                 reasons: &v.reasons,
                 original: &v.original,
             };
@@ -315,8 +315,12 @@ fn write_row(out: &mut impl Write, path: &str, v: &Verdict, color: bool) -> io::
         _ => ("", ""),
     };
     let kind = v.kind.map_or("-", Kind::as_str);
-    let id = v.original.message_id.as_deref().unwrap_or("-");
-    let id = shorten(id, 40);
+    let id = v
+        .original
+        .message_id
+        .as_ref()
+        .map_or("-".to_string(), |m| m.to_string());
+    let id = shorten(&id, 40);
     writeln!(
         out,
         "{pre}{verdict:<11}{post}  {kind:<15}  {id:<40}  {path}"

@@ -220,8 +220,9 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
                 out,
                 "Original:    {}",
                 match (&o.message_id, &o.message_id_source) {
-                    (Some(id), Some(src)) => format!("{} (found in {src})", one_line(id)),
-                    (Some(id), None) => one_line(id),
+                    (Some(id), Some(src)) =>
+                        format!("{} (found in {src})", one_line(&id.to_string())),
+                    (Some(id), None) => one_line(&id.to_string()),
                     _ => "not found".into(),
                 }
             )

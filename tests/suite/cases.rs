@@ -66,7 +66,7 @@ fn every_shared_case_without_and_with_its_original_sent() {
         let got = (
             v.verdict.as_str(),
             v.kind.map(|k| k.as_str().to_string()),
-            id(&v.original.message_id),
+            id(&v.original.message_id.as_ref().map(ToString::to_string)),
         );
         let want = if x.automated {
             ("backscatter", x.kind.clone(), id(&x.original_message_id))

@@ -107,7 +107,9 @@ fn diffs(c: &Case, v: &Verdict) -> Vec<&'static str> {
         d.push("kind");
     }
     let norm = |s: &Option<String>| s.as_ref().map(|x| x.trim().to_lowercase());
-    if norm(&v.original.message_id) != norm(&c.expected.original_message_id) {
+    if norm(&v.original.message_id.as_ref().map(ToString::to_string))
+        != norm(&c.expected.original_message_id)
+    {
         d.push("original_message_id");
     }
     d

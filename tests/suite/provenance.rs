@@ -125,14 +125,16 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
     }
     let ids: BTreeSet<String> = all
         .iter()
-        .map(|(_, _, o)| o.message_id.clone().unwrap().to_lowercase())
+        .map(|(_, _, o)| o.message_id.clone().unwrap().to_string().to_lowercase())
         .collect();
     let sent_ids: BTreeSet<&String> = ids.iter().step_by(2).collect();
     let date_of = crate::util::original_date;
     let norm = crate::util::original_subject;
     let sent_originals: Vec<&backscatter::Original> = all
         .iter()
-        .filter(|(_, _, o)| sent_ids.contains(&o.message_id.clone().unwrap().to_lowercase()))
+        .filter(|(_, _, o)| {
+            sent_ids.contains(&o.message_id.clone().unwrap().to_string().to_lowercase())
+        })
         .map(|(_, _, o)| o)
         .collect();
     let twin = |o: &backscatter::Original| {
@@ -142,15 +144,17 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
         let mut sent = SentIndex::new();
         let mut n = 0;
         for (_, _, o) in &all {
-            let id = o.message_id.clone().unwrap().to_lowercase();
+            let id = o.message_id.clone().unwrap().to_string().to_lowercase();
             if sent_ids.contains(&id) {
                 n += 1;
                 sent.insert(&SentMessage {
-                    message_id: Some(if rewrite_ids {
+                    message_id: if rewrite_ids {
                         format!("<0100018c{n:08x}-rewritten@email.amazonses.com>")
                     } else {
                         id
-                    }),
+                    }
+                    .parse()
+                    .ok(),
                     recipients: o.recipients.clone(),
                     subject: o.subject.clone(),
                     date: date_of(o),
@@ -160,7 +164,9 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
                 // Ordinary sent mail to the same people, another day, about
                 // something else.
                 sent.insert(&SentMessage {
-                    message_id: Some(format!("<ordinary-{}@example.org>", sent.len())),
+                    message_id: format!("<ordinary-{}@example.org>", sent.len())
+                        .parse()
+                        .ok(),
                     recipients: o.recipients.clone(),
                     subject: Some(format!("Lunch next week? ({})", sent.len())),
                     date: date_of(o).map(|d| d - 9 * 86_400),
@@ -180,7 +186,7 @@ fn a_recipient_you_wrote_to_never_outweighs_a_foreign_message_id() {
         let mut corroborated = 0;
         let mut twins = 0;
         for (path, raw, o) in &all {
-            let id = o.message_id.clone().unwrap().to_lowercase();
+            let id = o.message_id.clone().unwrap().to_string().to_lowercase();
             let was_sent = sent_ids.contains(&id);
             let v = classify(raw, &ctx);
             if !was_sent && twin(o) {

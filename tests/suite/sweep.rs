@@ -448,7 +448,9 @@ fn the_server_sweep_equals_whole_message_classification() {
         let v = classify(raw, &empty);
         if let Some(id) = v.original.message_id.clone() {
             if !v.original.recipients.is_empty() {
-                originals.entry(id.to_lowercase()).or_insert(v.original);
+                originals
+                    .entry(id.to_string().to_lowercase())
+                    .or_insert(v.original);
             }
         }
     }

@@ -121,6 +121,27 @@ impl PartialEq for MessageId {
     }
 }
 
+/// A string is compared by its key: `MessageId::new("<A@b>") == "a@b"`.
+impl PartialEq<&str> for MessageId {
+    fn eq(&self, other: &&str) -> bool {
+        self.key == id_key(other)
+    }
+}
+
+impl PartialEq<str> for MessageId {
+    fn eq(&self, other: &str) -> bool {
+        self.key == id_key(other)
+    }
+}
+
+/// Parses like [`MessageId::new`]; the error is for an empty ID.
+impl std::str::FromStr for MessageId {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageId::new(s).ok_or("an empty Message-ID")
+    }
+}
+
 impl Hash for MessageId {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.key.hash(h)

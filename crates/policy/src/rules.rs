@@ -218,7 +218,12 @@ impl VerdictEnv {
         VerdictEnv {
             verdict: v.verdict.as_str().to_string(),
             kind: v.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
-            original_message_id: v.original.message_id.clone().unwrap_or_default(),
+            original_message_id: v
+                .original
+                .message_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         }
     }
 }

@@ -28,7 +28,7 @@
 pub mod fields;
 
 use crate::lexicon::{Lexicon, Phrase, LEXICON};
-use crate::mail::{bounded, header_date, normalize_address, normalize_subject};
+use crate::mail::{bounded, header_date, normalize_address, normalize_subject, MessageId};
 use fields::{
     all_message_ids, delivery_status, feedback_report, quoted_message_ids, text_recipients,
     DeliveryStatus, FeedbackReport,
@@ -168,7 +168,7 @@ impl Kind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Original {
     /// The original's Message-ID, with angle brackets.
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     /// Where it was found (`message/rfc822`, `text/rfc822-headers`,
     /// `delivery-status`, `quoted text`, `In-Reply-To`, `References`).
     pub message_id_source: Option<String>,
@@ -213,7 +213,7 @@ pub struct Response {
     pub original: Original,
     /// Every Message-ID that may be the original's, best first, with where
     /// it was found (e.g. `"message/rfc822 part"`).
-    pub candidate_ids: Vec<(String, &'static str)>,
+    pub candidate_ids: Vec<(MessageId, &'static str)>,
     /// The response's own `Date:`, Unix seconds.
     pub dated: Option<i64>,
     /// The evidence, most important first.
@@ -308,8 +308,8 @@ struct Facts {
     precedence: Option<String>,
     auto_response_suppress: bool,
     failed_recipients: Vec<String>,
-    in_reply_to: Option<String>,
-    references: Vec<String>,
+    in_reply_to: Option<MessageId>,
+    references: Vec<MessageId>,
     /// Outer headers as (name, value) with folding collapsed.
     headers: Vec<(String, String)>,
     /// Distributed by a mailing list (`List-Id:`, RFC 2919): the list
@@ -336,10 +336,10 @@ struct OriginalHeaders {
     /// A header only a feedback loop writes into the copy it returns
     /// (`X-HmXmrOriginalRecipient: ...`), as `name: value`.
     feedback_mark: Option<String>,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
     /// The ID the client gave before the provider replaced it
     /// ([`PROVIDER_ORIGINAL_ID`]).
-    provider_original_id: Option<String>,
+    provider_original_id: Option<MessageId>,
     recipients: Vec<String>,
     from: Option<String>,
     subject: Option<String>,
@@ -381,7 +381,7 @@ impl OriginalHeaders {
                 .message_id()
                 .map(str::trim)
                 .filter(|s| s.contains('@') && !s.contains(char::is_whitespace))
-                .map(|s| format!("<{}>", s)),
+                .and_then(MessageId::new),
             provider_original_id: m
                 .header_raw(PROVIDER_ORIGINAL_ID)
                 .and_then(fields::first_message_id),
@@ -644,7 +644,7 @@ impl Facts {
 }
 
 /// `In-Reply-To` must carry a bracketed ID (free text there is common).
-fn first_message_id_strict(v: &str) -> Option<String> {
+fn first_message_id_strict(v: &str) -> Option<MessageId> {
     all_message_ids(v).into_iter().next()
 }
 
@@ -1127,20 +1127,16 @@ impl Evidence {
 
 struct Found {
     original: Original,
-    candidate_ids: Vec<(String, &'static str)>,
+    candidate_ids: Vec<(MessageId, &'static str)>,
 }
 
 fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     let mut o = Original::default();
-    let mut ids: Vec<(String, &'static str)> = Vec::new();
+    let mut ids: Vec<(MessageId, &'static str)> = Vec::new();
     // The response's own Message-ID is not excluded: several real MTAs (and
     // Sisimai's anonymised samples) reuse the original's ID for the report.
-    let add = |id: String, src: &'static str, ids: &mut Vec<(String, &'static str)>| {
-        let k = crate::mail::id_key(&id);
-        if k.is_empty() {
-            return;
-        }
-        if !ids.iter().any(|(i, _)| crate::mail::id_key(i) == k) {
+    let add = |id: MessageId, src: &'static str, ids: &mut Vec<(MessageId, &'static str)>| {
+        if !ids.iter().any(|(i, _)| *i == id) {
             ids.push((id, src));
         }
     };

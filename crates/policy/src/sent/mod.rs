@@ -9,7 +9,7 @@
 pub mod provenance;
 
 pub use crate::mail::normalize_subject;
-use crate::mail::{id_key, normalize_address};
+use crate::mail::{normalize_address, MessageId};
 use mail_parser::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 /// The facts kept about one sent message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessage {
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     pub recipients: Vec<String>,
     pub subject: Option<String>,
     /// Unix seconds, when the message had a parseable Date.
@@ -40,7 +40,7 @@ impl SentMessage {
             push_addresses(hv, &mut recipients);
         }
         Some(SentMessage {
-            message_id: msg.message_id().map(|s| format!("<{}>", s)),
+            message_id: msg.message_id().and_then(MessageId::new),
             recipients,
             subject: msg.subject().map(str::to_string),
             date: crate::mail::header_date(&msg).map(|d| d.to_timestamp()),
@@ -64,7 +64,7 @@ fn push_addresses(a: &Address<'_>, out: &mut Vec<String>) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SentMatch {
     /// The original's Message-ID is one the user sent.
-    MessageId { id: String, date: Option<i64> },
+    MessageId { id: MessageId, date: Option<i64> },
     /// The user wrote to this address.
     Recipient { address: String, date: Option<i64> },
     /// The user sent a message with this subject (normalised).
@@ -96,7 +96,7 @@ struct Record {
 /// What the user sent, indexed for matching.
 #[derive(Debug, Clone, Default)]
 pub struct SentIndex {
-    ids: HashMap<String, Option<i64>>,
+    ids: HashMap<MessageId, Option<i64>>,
     recipients: HashMap<String, Option<i64>>,
     subjects: HashSet<String>,
     /// Per sent message, for [`SentIndex::corroborate`].
@@ -137,11 +137,8 @@ impl SentIndex {
         // response uses the Date header alone (`records`), as a file does.
         let when = m.saved.or(m.date);
         if let Some(id) = &m.message_id {
-            let k = id_key(id);
-            if !k.is_empty() {
-                let e = self.ids.entry(k).or_insert(when);
-                *e = max_date(*e, when);
-            }
+            let e = self.ids.entry(id.clone()).or_insert(when);
+            *e = max_date(*e, when);
         }
         for r in &m.recipients {
             let e = self.recipients.entry(normalize_address(r)).or_insert(when);
@@ -173,10 +170,9 @@ impl SentIndex {
 
     /// Add a bare Message-ID (from a `--sent-ids` list).
     pub fn insert_id(&mut self, id: &str) {
-        let k = id_key(id);
-        if !k.is_empty() {
+        if let Some(id) = MessageId::new(id) {
             self.messages += 1;
-            self.ids.entry(k).or_insert(None);
+            self.ids.entry(id).or_insert(None);
         }
     }
 
@@ -189,10 +185,10 @@ impl SentIndex {
         self.messages == 0
     }
 
-    pub fn contains_id(&self, id: &str) -> Option<SentMatch> {
-        let k = id_key(id);
-        self.ids.get(&k).map(|d| SentMatch::MessageId {
-            id: id.to_string(),
+    /// The sent message with this Message-ID, if the user sent it.
+    pub fn contains_id(&self, id: &MessageId) -> Option<SentMatch> {
+        self.ids.get(id).map(|d| SentMatch::MessageId {
+            id: id.clone(),
             date: *d,
         })
     }
@@ -308,11 +304,14 @@ impl SentIndex {
         None
     }
 
-    /// Every Message-ID in the index (for the Sieve generator), newest first
-    /// where dates are known.
+    /// Every Message-ID in the index as its key ([`MessageId::key`], for
+    /// the Sieve generator), newest first where dates are known.
     pub fn ids_newest_first(&self) -> Vec<(String, Option<i64>)> {
-        let mut v: Vec<(String, Option<i64>)> =
-            self.ids.iter().map(|(k, d)| (k.clone(), *d)).collect();
+        let mut v: Vec<(String, Option<i64>)> = self
+            .ids
+            .iter()
+            .map(|(k, d)| (k.key().to_string(), *d))
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
@@ -362,8 +361,12 @@ mod tests {
         let m = SentMessage::from_raw(raw).unwrap();
         let mut idx = SentIndex::new();
         idx.insert(&m);
-        assert!(idx.contains_id("<abc@example.org>").is_some());
-        assert!(idx.contains_id("<other@example.org>").is_none());
+        assert!(idx
+            .contains_id(&"<abc@example.org>".parse().unwrap())
+            .is_some());
+        assert!(idx
+            .contains_id(&"<other@example.org>".parse().unwrap())
+            .is_none());
         assert!(idx.wrote_to("bob@example.net").is_some());
         assert!(idx.wrote_to("c@example.com").is_some());
         assert!(idx
@@ -393,7 +396,7 @@ mod tests {
             ),
         ] {
             idx.insert(&SentMessage {
-                message_id: Some(id.into()),
+                message_id: id.parse().ok(),
                 recipients: vec![to.into()],
                 subject: Some(subject.into()),
                 date,

@@ -6,7 +6,7 @@
 //! I/O orchestration over the pure pieces: `skeleton` plans what to fetch
 //! and rebuilds the message, `classify` decides, `journal` records.
 
-use crate::classify::{classify, Context, Decision, Kind, Verdict};
+use crate::classify::{classify, Context, Decision, Verdict};
 use crate::config::Account;
 use crate::fingerprint::Identity;
 use crate::imap::{self, structure, Imap, ImapError};
@@ -181,12 +181,7 @@ fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
     move |e| CleanError::Io(format!("cannot {what}: {e}"))
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now;
 
 /// Fetch and classify a batch of UIDs of the selected mailbox, following
 /// the fetch plan ([`plan`]): the verdict of each message is the one
@@ -706,17 +701,6 @@ pub(crate) async fn move_batch(
 }
 
 pub use crate::restore::{restore, RestoreFilter, RestoreSummary};
-
-/// Kinds counted in a summary (for the CLI).
-pub fn kind_counts(rows: &[Row]) -> BTreeMap<Kind, usize> {
-    let mut m = BTreeMap::new();
-    for r in rows {
-        if let Some(k) = r.verdict.kind {
-            *m.entry(k).or_default() += 1;
-        }
-    }
-    m
-}
 
 /// The sent index alone (for `account check`).
 pub async fn sent_index(

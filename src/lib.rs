@@ -13,6 +13,7 @@ pub use backscatter_policy::{
 };
 
 pub mod clean;
+pub mod clock;
 pub mod config;
 pub mod discover;
 pub mod filter;

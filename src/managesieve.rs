@@ -347,7 +347,7 @@ pub async fn upload_script(
     a: &Account,
     sent: &crate::sieve::SentLists,
 ) -> Result<crate::sieve::Script, String> {
-    let d = mail_parser::DateTime::from_timestamp(crate::clean::now()).to_rfc3339();
+    let d = mail_parser::DateTime::from_timestamp(crate::clock::now()).to_rfc3339();
     let script = crate::sieve::generate(&crate::sieve::Policy {
         account: &a.name,
         quarantine: &a.quarantine,

@@ -291,7 +291,7 @@ async fn session(
     loop {
         // Catch up / process whatever is new.
         let query = if first_run && st.last_uid == 0 {
-            let since = clean::now() - i64::from(a.catch_up_days) * 86_400;
+            let since = crate::clock::now() - i64::from(a.catch_up_days) * 86_400;
             format!("SINCE {}", imap::imap_date(since))
         } else {
             format!("UID {}:*", st.last_uid + 1)
@@ -410,7 +410,7 @@ async fn refresh_sieve(
     if !installed.exists() {
         return Ok(false);
     }
-    let now = clean::now();
+    let now = crate::clock::now();
     if mark.is_some_and(|t| now - t < timing.sieve_every.as_secs() as i64) {
         return Ok(false);
     }
@@ -460,7 +460,7 @@ async fn process(
     want_origins: bool,
     rules: Option<&mut crate::filter::Runner<'_>>,
 ) -> Result<Moved, CleanError> {
-    let (sent, _) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
+    let (sent, _) = sentsync::refresh(imap, a, &dirs.state, crate::clock::now()).await?;
     imap.select(mailbox).await?;
     let ctx = Context {
         sent: &sent,
@@ -474,7 +474,7 @@ async fn process(
     let fresh;
     if !forged.is_empty() {
         // The sent index again, in case the original was sent just now.
-        let (sent2, stats) = sentsync::refresh(imap, a, &dirs.state, clean::now()).await?;
+        let (sent2, stats) = sentsync::refresh(imap, a, &dirs.state, crate::clock::now()).await?;
         imap.select(mailbox).await?;
         if stats.fetched > 0 {
             let ctx2 = Context {

@@ -100,7 +100,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         &legitimate,
         &a.addresses,
         &a.outbound_hosts,
-        clean::now(),
+        crate::clock::now(),
     );
     if let Some(path) = &args.html {
         let page = r.html().map_err(Error::Runtime)?;

@@ -182,7 +182,7 @@ fn sent_lists_from_imap(
             .map_err(clean_error)?;
         imap.logout().await;
         Ok::<_, Error>((
-            crate::sieve::SentLists::from_index(&index, crate::clean::now()),
+            crate::sieve::SentLists::from_index(&index, crate::clock::now()),
             a,
         ))
     })
@@ -316,7 +316,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     }
                 }
                 }
-                state.installed_at = crate::clean::now();
+                state.installed_at = crate::clock::now();
                 let bytes = serde_json::to_vec(&state).map_err(|e| Error::Runtime(e.to_string()))?;
                 if let Some(d) = state_path.parent() {
                     let _ = crate::paths::private_dir(d);
@@ -461,7 +461,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         None => sent_lists_from_imap(&a, &secret(&a)?)?,
     };
     let ext = extensions.unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
-    let now = crate::clean::now();
+    let now = crate::clock::now();
     let d = mail_parser::DateTime::from_timestamp(now).to_rfc3339();
     let script = crate::sieve::generate(&crate::sieve::Policy {
         account: &a.name,

@@ -135,7 +135,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                                 m.count,
                                 &m.originals,
                                 &m.own_bounces,
-                                crate::clean::now(),
+                                crate::clock::now(),
                             ) {
                                 crate::notify::show(&alert).await;
                             }
@@ -143,7 +143,7 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                         None => break,
                     },
                     _ = tick.tick() => {
-                        if let Some(summary) = digest.due(crate::clean::now()) {
+                        if let Some(summary) = digest.due(crate::clock::now()) {
                             crate::notify::show(&summary).await;
                         }
                     }

@@ -78,6 +78,11 @@ pub struct Options {
     pub namespace: Option<(String, char)>,
 }
 
+/// dovecot.conf text that makes Dovecot advertise neither MOVE (RFC 6851)
+/// nor COMPRESS: its own capability list otherwise, for the COPY + EXPUNGE
+/// fallback a server without MOVE gets.
+pub const NO_MOVE_CONF: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH SEARCHRES WITHIN LIST-STATUS SPECIAL-USE LITERAL+\n";
+
 /// A running throw-away Dovecot. Stopped and deleted on drop.
 pub struct Dovecot {
     /// everything lives here: dovecot.conf, run/, log/, ssl/, users, mail/
@@ -190,6 +195,14 @@ impl Dovecot {
              (apt-get install dovecot-imapd dovecot-managesieved dovecot-sieve dovecot-lmtpd)"
         );
         None
+    }
+
+    /// [`Dovecot::start_or_skip`] with options.
+    pub fn start_with_or_skip(test: &str, options: Options) -> Option<Dovecot> {
+        if Self::available() {
+            return Some(Self::start_with(options));
+        }
+        Self::start_or_skip(test)
     }
 
     /// Start a server with the default options (mdbox). Panics, with the

@@ -248,68 +248,49 @@ fn sweep_restore_and_resume() {
 
 #[test]
 fn copy_fallback_when_move_is_missing() {
-    // BACKSCATTER_TEST_NO_MOVE makes the client behave as with a server
-    // without MOVE: UID COPY + \Deleted + UID EXPUNGE of exactly those UIDs.
-    let Some(dc) = Dovecot::start_or_skip("copy_fallback_when_move_is_missing") else {
+    // A Dovecot that does not advertise MOVE: UID COPY + \Deleted + UID
+    // EXPUNGE of exactly those UIDs.
+    let Some(dc) = Dovecot::start_with_or_skip("copy_fallback_when_move_is_missing", no_move())
+    else {
         return;
     };
     let f = flood(300);
     let mut imap = dc.imap("bob");
+    assert!(!imap.has_capability("MOVE") && imap.has_capability("UIDPLUS"));
     imap.append_many("Sent", &f.sent);
     imap.append_many("INBOX", &f.inbox);
     // Another message already marked \Deleted must survive the sweep.
     let keep = with_message_id(&f.inbox[0], "<deleted-but-kept@test.invalid>");
     let uid = imap.append("INBOX", &keep);
     imap.store("INBOX", &uid.to_string(), "+FLAGS (\\Deleted)");
-    let a = account(&dc, "bob");
-    let secret = Secret::new(password("bob").into());
     let base = tempdir("fallback");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sweep::fallback_child",
-            "--nocapture",
-            "--include-ignored",
-        ])
-        .env("BACKSCATTER_TEST_NO_MOVE", "1")
-        .env("FALLBACK_PORT", dc.imap_port.to_string())
-        .env("FALLBACK_DIR", &base)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = (a, secret);
-    check_placement(&dc, &f, "bob");
-    assert!(where_is(&dc, "bob").contains_key("<deleted-but-kept@test.invalid>"));
-    let _ = std::fs::remove_dir_all(&base);
-}
-
-/// Run by `copy_fallback_when_move_is_missing` in a child process (so that
-/// its environment variable does not leak into other tests).
-#[test]
-#[ignore = "run as a child of copy_fallback_when_move_is_missing"]
-fn fallback_child() {
-    let port: u16 = std::env::var("FALLBACK_PORT").unwrap().parse().unwrap();
-    let base = PathBuf::from(std::env::var("FALLBACK_DIR").unwrap());
-    let a = crate::util::loopback_account("bob", port, 4190);
+    let a = crate::util::loopback_account("bob", dc.imap_port, 4190);
     let opts = CleanOptions {
         mailbox: "INBOX".into(),
         since: None,
         dry_run: false,
         ..CleanOptions::default()
     };
-    rt().block_on(clean::clean(
-        &a,
-        &Secret::new("bobpw".into()),
-        &opts,
-        &dirs(&base),
-        &mut |_, _| {},
-    ))
-    .unwrap();
+    let summary = rt()
+        .block_on(clean::clean(
+            &a,
+            &Secret::new("bobpw".into()),
+            &opts,
+            &dirs(&base),
+            &mut |_, _| {},
+        ))
+        .unwrap();
+    assert!(summary.quarantined > 0, "nothing moved");
+    check_placement(&dc, &f, "bob");
+    assert!(where_is(&dc, "bob").contains_key("<deleted-but-kept@test.invalid>"));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn no_move() -> crate::harness::Options {
+    crate::harness::Options {
+        extra_conf: Some(crate::harness::NO_MOVE_CONF.to_string()),
+        ..Default::default()
+    }
 }
 
 /// Kill `backscatter clean` with SIGKILL at many moments of a sweep, rerun
@@ -334,7 +315,12 @@ fn sigkill_mid_sweep_with_the_copy_fallback() {
 }
 
 fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
-    let Some(dc) = Dovecot::start_or_skip("sigkill_mid_sweep") else {
+    let options = if copy_fallback {
+        no_move()
+    } else {
+        Default::default()
+    };
+    let Some(dc) = Dovecot::start_with_or_skip("sigkill_mid_sweep", options) else {
         return;
     };
     let f = flood(n);
@@ -354,7 +340,6 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
     let run = |kill_after: Option<std::time::Duration>| {
         let mut child = crate::util::backscatter(&base, &cfg, &["clean", "--json"])
             .env("BS_TEST_PASSWORD", "carolpw")
-            .envs(copy_fallback.then_some(("BACKSCATTER_TEST_NO_MOVE", "1")))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -20,6 +20,7 @@ pub mod filter;
 pub mod imap;
 pub mod journal;
 pub mod managesieve;
+pub mod net;
 pub mod notify;
 pub mod paths;
 pub mod quarantine;

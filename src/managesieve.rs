@@ -9,14 +9,19 @@
 
 use crate::config::{is_loopback, Account, TlsMode};
 use crate::imap::Conn;
+use crate::net::ErrorKind::{Auth, Connect, Lost, No, Protocol, Tls};
+use crate::net::NetError;
 use crate::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use backscatter_policy::managesieve::*;
 
-fn invalid(e: String) -> String {
-    format!("the ManageSieve server sent an invalid response ({e})")
+fn invalid(e: String) -> NetError {
+    NetError::new(
+        Protocol,
+        format!("the ManageSieve server sent an invalid response ({e})"),
+    )
 }
 
 /// A connected, authenticated ManageSieve session.
@@ -31,7 +36,7 @@ pub struct Session {
 impl Session {
     /// The next complete response, within one command timeout however
     /// slowly it trickles in.
-    async fn read(&mut self) -> Result<Response, String> {
+    async fn read(&mut self) -> Result<Response, NetError> {
         let whole = async {
             loop {
                 if let Some((r, used)) = parse_response(&self.buf).map_err(invalid)? {
@@ -43,23 +48,47 @@ impl Session {
         };
         tokio::time::timeout(crate::imap::command_timeout(), whole)
             .await
-            .map_err(|_| "the ManageSieve server did not answer in time".to_string())?
+            .map_err(|_| NetError::new(Lost, "the ManageSieve server did not answer in time"))?
     }
 
     /// The greeting (capabilities, then OK), or one sentence naming the
     /// likely mistake when another protocol answers on this port: IMAP
     /// greets with `* OK` and then waits, so waiting for ManageSieve's OK
     /// would take the whole command timeout.
-    async fn greeting(&mut self, host: &str, port: u16) -> Result<Response, String> {
-        let first_line = async {
-            while !self.buf.contains(&b'\n') {
-                self.fill().await?;
-            }
-            Ok::<_, String>(())
+    async fn greeting(&mut self, host: &str, port: u16, plain: bool) -> Result<Response, NetError> {
+        let no_greeting = || {
+            NetError::new(Connect, format!("ManageSieve {host}:{port} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))
         };
-        tokio::time::timeout(crate::imap::connect_timeout(), first_line)
-            .await
-            .map_err(|_| format!("ManageSieve {host}:{port} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))??;
+        // A port that waits for a TLS ClientHello (IMAPS, ManageSieve over
+        // implicit TLS) sends nothing: after a short wait, probe for TLS
+        // instead of waiting the whole timeout, as the IMAP side does.
+        let first_wait = if plain {
+            crate::imap::connect_timeout().min(std::time::Duration::from_secs(3))
+        } else {
+            crate::imap::connect_timeout()
+        };
+        let mut waited = first_wait;
+        loop {
+            let first_line = async {
+                while !self.buf.contains(&b'\n') {
+                    self.fill().await?;
+                }
+                Ok::<_, NetError>(())
+            };
+            match tokio::time::timeout(waited, first_line).await {
+                Ok(r) => {
+                    r?;
+                    break;
+                }
+                Err(_) if plain && waited == first_wait => {
+                    if crate::imap::speaks_tls(host, port).await {
+                        return Err(NetError::new(Connect, format!("{host}:{port} expects TLS from the first byte and sends no plain-text greeting: it is an IMAPS or implicit-TLS port, not the ManageSieve port (usually 4190, with STARTTLS)")));
+                    }
+                    waited = crate::imap::connect_timeout().saturating_sub(first_wait);
+                }
+                Err(_) => return Err(no_greeting()),
+            }
+        }
         let up = String::from_utf8_lossy(&self.buf[..self.buf.len().min(8)]).to_ascii_uppercase();
         let other =
             if up.starts_with("* OK") || up.starts_with("* PREAUTH") || up.starts_with("* BYE") {
@@ -72,42 +101,51 @@ impl Session {
                 None
             };
         if let Some(what) = other {
-            return Err(format!(
+            return Err(NetError::new(Connect, format!(
                 "{host}:{port} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
-            ));
+            )));
         }
         self.read().await
     }
 
     /// Read more bytes from the server into the buffer.
-    async fn fill(&mut self) -> Result<(), String> {
+    async fn fill(&mut self) -> Result<(), NetError> {
         let mut chunk = [0u8; 8192];
-        let n = self
-            .conn
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("the ManageSieve connection failed: {e}"))?;
+        let n =
+            self.conn.read(&mut chunk).await.map_err(|e| {
+                NetError::new(Lost, format!("the ManageSieve connection failed: {e}"))
+            })?;
         if n == 0 {
-            return Err("the ManageSieve server closed the connection".into());
+            return Err(NetError::new(
+                Lost,
+                "the ManageSieve server closed the connection",
+            ));
         }
         if self.buf.len() > 32 * 1024 * 1024 {
-            return Err("the ManageSieve server sent too much".into());
+            return Err(NetError::new(
+                Protocol,
+                "the ManageSieve server sent too much",
+            ));
         }
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         tokio::time::timeout(crate::imap::command_timeout(), self.conn.write_all(bytes))
             .await
-            .map_err(|_| "writing to the ManageSieve server timed out".to_string())?
-            .map_err(|e| format!("the ManageSieve connection failed: {e}"))
+            .map_err(|_| NetError::new(Lost, "writing to the ManageSieve server timed out"))?
+            .map_err(|e| NetError::new(Lost, format!("the ManageSieve connection failed: {e}")))
     }
 
     /// AUTHENTICATE with an initial response; any challenge (the OAuth
     /// mechanisms' error report) is answered with an empty response, after
     /// which the server gives its verdict.
-    async fn authenticate(&mut self, mechanism: &str, initial: &[u8]) -> Result<Response, String> {
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: &[u8],
+    ) -> Result<Response, NetError> {
         let cmd = format!("AUTHENTICATE \"{mechanism}\" \"{}\"\r\n", base64(initial));
         self.send(cmd.as_bytes()).await?;
         let steps = async {
@@ -128,28 +166,36 @@ impl Session {
                     }
                 }
             }
-            Err("the ManageSieve server kept sending authentication challenges".into())
+            Err(NetError::new(
+                Protocol,
+                "the ManageSieve server kept sending authentication challenges",
+            ))
         };
         tokio::time::timeout(crate::imap::command_timeout(), steps)
             .await
-            .map_err(|_| "the ManageSieve server did not answer the login in time".to_string())?
+            .map_err(|_| {
+                NetError::new(
+                    Lost,
+                    "the ManageSieve server did not answer the login in time",
+                )
+            })?
     }
 
-    async fn command(&mut self, cmd: &str) -> Result<Response, String> {
+    async fn command(&mut self, cmd: &str) -> Result<Response, NetError> {
         let mut line = cmd.as_bytes().to_vec();
         line.extend_from_slice(b"\r\n");
         self.send(&line).await?;
         self.read().await
     }
 
-    async fn ok(&mut self, what: &str, cmd: &str) -> Result<Response, String> {
+    async fn ok(&mut self, what: &str, cmd: &str) -> Result<Response, NetError> {
         let r = self.command(cmd).await?;
         if r.ok() {
             Ok(r)
         } else {
-            Err(format!(
-                "the ManageSieve server refused to {what}: {}",
-                r.text()
+            Err(NetError::new(
+                No,
+                format!("the ManageSieve server refused to {what}: {}", r.text()),
             ))
         }
     }
@@ -157,7 +203,7 @@ impl Session {
     /// Connect (STARTTLS, implicit TLS, or plaintext to loopback, as
     /// configured) and authenticate: SASL PLAIN with the password, or
     /// XOAUTH2/OAUTHBEARER with the token.
-    pub async fn connect(a: &Account, secret: &Secret) -> Result<Session, String> {
+    pub async fn connect(a: &Account, secret: &Secret) -> Result<Session, NetError> {
         let host = a.sieve_host.trim_matches(['[', ']']).to_string();
         let tcp = tokio::time::timeout(
             crate::imap::connect_timeout(),
@@ -165,19 +211,25 @@ impl Session {
         )
         .await
         .map_err(|_| {
-            format!(
-                "connecting to ManageSieve {host}:{} timed out",
-                a.sieve_port
+            NetError::new(
+                Connect,
+                format!(
+                    "connecting to ManageSieve {host}:{} timed out",
+                    a.sieve_port
+                ),
             )
         })?
-        .map_err(|e| format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port))?;
+        .map_err(|e| {
+            NetError::new(
+                Connect,
+                format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port),
+            )
+        })?;
         let mut sieve_account = a.clone();
         sieve_account.host = host.clone();
         sieve_account.port = a.sieve_port;
         let conn = if a.sieve_tls == TlsMode::Implicit {
-            crate::imap::tls_wrap(&sieve_account, tcp)
-                .await
-                .map_err(|e| e.message)?
+            crate::imap::tls_wrap(&sieve_account, tcp).await?
         } else {
             Conn::Plain(tcp)
         };
@@ -187,31 +239,31 @@ impl Session {
             extensions: String::new(),
             max_redirects: None,
         };
-        let greeting = s.greeting(&host, a.sieve_port).await?;
+        let greeting = s
+            .greeting(&host, a.sieve_port, a.sieve_tls != TlsMode::Implicit)
+            .await?;
         let (mut ext, starttls) = caps_of(&greeting);
         match a.sieve_tls {
             TlsMode::Implicit => {}
             TlsMode::Plain if is_loopback(&host) => {}
             TlsMode::Plain => {
-                return Err(format!(
+                return Err(NetError::new(Auth, format!(
                     "ManageSieve {host}:{}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
                     a.sieve_port
-                ))
+                )))
             }
             TlsMode::Starttls => {
                 if !starttls {
-                    return Err(format!(
+                    return Err(NetError::new(Tls, format!(
                         "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
                         a.sieve_port
-                    ));
+                    )));
                 }
                 s.ok("start TLS", "STARTTLS").await?;
                 let Conn::Plain(tcp) = s.conn else {
                     unreachable!()
                 };
-                s.conn = crate::imap::tls_wrap(&sieve_account, tcp)
-                    .await
-                    .map_err(|e| e.message)?;
+                s.conn = crate::imap::tls_wrap(&sieve_account, tcp).await?;
                 let caps = s.read().await?;
                 ext = caps_of(&caps).0;
             }
@@ -231,18 +283,21 @@ impl Session {
             }
         };
         if !r.ok() {
-            return Err(format!(
-                "ManageSieve {host}:{} refused the login for {}: {}",
-                a.sieve_port,
-                a.username,
-                r.text()
+            return Err(NetError::new(
+                Auth,
+                format!(
+                    "ManageSieve {host}:{} refused the login for {}: {}",
+                    a.sieve_port,
+                    a.username,
+                    r.text()
+                ),
             ));
         }
         Ok(s)
     }
 
     /// (name, active) of every script.
-    pub async fn list(&mut self) -> Result<Vec<(String, bool)>, String> {
+    pub async fn list(&mut self) -> Result<Vec<(String, bool)>, NetError> {
         let r = self.ok("list scripts", "LISTSCRIPTS").await?;
         Ok(r.lines
             .iter()
@@ -256,7 +311,7 @@ impl Session {
             .collect())
     }
 
-    pub async fn get(&mut self, name: &str) -> Result<String, String> {
+    pub async fn get(&mut self, name: &str) -> Result<String, NetError> {
         let r = self
             .ok(
                 &format!("read script \"{name}\""),
@@ -273,33 +328,39 @@ impl Session {
     }
 
     /// CHECKSCRIPT: the server's own compiler says yes or why not.
-    pub async fn check(&mut self, script: &str) -> Result<(), String> {
+    pub async fn check(&mut self, script: &str) -> Result<(), NetError> {
         let r = self
             .command(&format!("CHECKSCRIPT {{{}+}}\r\n{script}", script.len()))
             .await?;
         if r.ok() {
             Ok(())
         } else {
-            Err(format!("the server rejects the script: {}", r.text()))
+            Err(NetError::new(
+                No,
+                format!("the server rejects the script: {}", r.text()),
+            ))
         }
     }
 
     /// HAVESPACE: may a script of this size be stored under this name?
-    pub async fn have_space(&mut self, name: &str, size: usize) -> Result<(), String> {
+    pub async fn have_space(&mut self, name: &str, size: usize) -> Result<(), NetError> {
         let r = self
             .command(&format!("HAVESPACE {} {size}", string_arg(name)))
             .await?;
         if r.ok() {
             Ok(())
         } else {
-            Err(format!(
-                "the server has no room for a {size}-byte script: {}",
-                r.text()
+            Err(NetError::new(
+                No,
+                format!(
+                    "the server has no room for a {size}-byte script: {}",
+                    r.text()
+                ),
             ))
         }
     }
 
-    pub async fn put(&mut self, name: &str, script: &str) -> Result<(), String> {
+    pub async fn put(&mut self, name: &str, script: &str) -> Result<(), NetError> {
         self.ok(
             &format!("store script \"{name}\""),
             &format!(
@@ -313,7 +374,7 @@ impl Session {
     }
 
     /// Activate a script; `""` deactivates all.
-    pub async fn set_active(&mut self, name: &str) -> Result<(), String> {
+    pub async fn set_active(&mut self, name: &str) -> Result<(), NetError> {
         self.ok(
             &format!("activate script \"{name}\""),
             &format!("SETACTIVE {}", string_arg(name)),
@@ -322,7 +383,7 @@ impl Session {
         .map(|_| ())
     }
 
-    pub async fn delete(&mut self, name: &str) -> Result<(), String> {
+    pub async fn delete(&mut self, name: &str) -> Result<(), NetError> {
         self.ok(
             &format!("delete script \"{name}\""),
             &format!("DELETESCRIPT {}", string_arg(name)),

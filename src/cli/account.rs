@@ -349,7 +349,7 @@ pub fn check_account(
             }
             Err(e) => {
                 missing.push(format!("ManageSieve (only for `backscatter sieve`): {e}"));
-                managesieve.error = Some(e);
+                managesieve.error = Some(e.message);
             }
         }
         imap.logout().await;

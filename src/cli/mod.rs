@@ -109,6 +109,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// A runtime failure (exit status 1) from anything that reads as a
+    /// sentence: a [`crate::net::NetError`], a `String`.
+    pub fn runtime(e: impl Into<String>) -> Error {
+        Error::Runtime(e.into())
+    }
+}
+
+impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,

@@ -235,15 +235,15 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let e = Error::Runtime;
+        let e = Error::runtime;
         let mut s = Session::connect(&a, &secret).await.map_err(e)?;
-        let scripts = s.list().await.map_err(Error::Runtime)?;
+        let scripts = s.list().await.map_err(Error::runtime)?;
         let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
         match args {
             SieveCommand::Install { .. } => {
                 let script = crate::managesieve::upload_script(&mut s, &a, &lists)
                     .await
-                    .map_err(Error::Runtime)?;
+                    .map_err(Error::runtime)?;
                 println!("Uploaded \"{SCRIPT}\" ({} bytes, {} sent Message-IDs).", script.text.len(), script.ids_included);
                 let mut state: Installed = std::fs::read(&state_path)
                     .ok()
@@ -251,9 +251,9 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     .unwrap_or_default();
                 if let Some(rules) = &rules_text {
                     use crate::managesieve::RULES;
-                    s.check(rules).await.map_err(Error::Runtime)?;
-                    s.have_space(RULES, rules.len()).await.map_err(Error::Runtime)?;
-                    s.put(RULES, rules).await.map_err(Error::Runtime)?;
+                    s.check(rules).await.map_err(Error::runtime)?;
+                    s.have_space(RULES, rules.len()).await.map_err(Error::runtime)?;
+                    s.put(RULES, rules).await.map_err(Error::runtime)?;
                     let active_text = if crate::sieve::offers(&s.extensions, "include") {
                         wrapper(RULES)
                     } else {
@@ -261,10 +261,10 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                             Error::Runtime(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
                         })?
                     };
-                    s.check(&active_text).await.map_err(Error::Runtime)?;
-                    s.have_space(WRAPPER, active_text.len()).await.map_err(Error::Runtime)?;
-                    s.put(WRAPPER, &active_text).await.map_err(Error::Runtime)?;
-                    s.set_active(WRAPPER).await.map_err(Error::Runtime)?;
+                    s.check(&active_text).await.map_err(Error::runtime)?;
+                    s.have_space(WRAPPER, active_text.len()).await.map_err(Error::runtime)?;
+                    s.put(WRAPPER, &active_text).await.map_err(Error::runtime)?;
+                    s.set_active(WRAPPER).await.map_err(Error::runtime)?;
                     if let Some(user) = active.as_deref().filter(|n| ![SCRIPT, WRAPPER].contains(n)) {
                         state.original_active = Some(user.to_string());
                         println!("Your previously active script \"{user}\" no longer runs; `backscatter sieve uninstall` re-activates it.");
@@ -275,19 +275,19 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     Some(n) if n == SCRIPT || n == WRAPPER => {
                         let copy = crate::managesieve::refresh_copy(&mut s, &script)
                             .await
-                            .map_err(Error::Runtime)?;
+                            .map_err(Error::runtime)?;
                         println!(
                             "Already active (through \"{n}\"{}): updated.",
                             if copy { ", a marked copy of your script" } else { "" }
                         );
                     }
                     None => {
-                        s.set_active(SCRIPT).await.map_err(Error::Runtime)?;
+                        s.set_active(SCRIPT).await.map_err(Error::runtime)?;
                         state.original_active = None;
                         println!("Activated \"{SCRIPT}\" (no script was active).");
                     }
                     Some(user) => {
-                        let theirs = s.get(user).await.map_err(Error::Runtime)?;
+                        let theirs = s.get(user).await.map_err(Error::runtime)?;
                         let backup = state_path.with_extension(format!("{user}.sieve").replace(['/', '\\'], "_"));
                         if let Some(d) = backup.parent() {
                             let _ = crate::paths::private_dir(d);
@@ -304,10 +304,10 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                             })?;
                             (merged, format!("is a copy of your \"{user}\" with backscatter's rules in a marked block at the top (the server has no \"include\"; your \"{user}\" is left as it was"))
                         };
-                        s.check(&active_text).await.map_err(Error::Runtime)?;
-                        s.have_space(WRAPPER, active_text.len()).await.map_err(Error::Runtime)?;
-                        s.put(WRAPPER, &active_text).await.map_err(Error::Runtime)?;
-                        s.set_active(WRAPPER).await.map_err(Error::Runtime)?;
+                        s.check(&active_text).await.map_err(Error::runtime)?;
+                        s.have_space(WRAPPER, active_text.len()).await.map_err(Error::runtime)?;
+                        s.put(WRAPPER, &active_text).await.map_err(Error::runtime)?;
+                        s.set_active(WRAPPER).await.map_err(Error::runtime)?;
                         state.original_active = Some(user.to_string());
                         println!(
                             "Activated \"{WRAPPER}\", which {how}; a backup is in {}).",
@@ -337,16 +337,16 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                         // user's script, or the marked copy matches it.
                         back = crate::managesieve::original_of_wrapper(&mut s, &scripts)
                             .await
-                            .map_err(Error::Runtime)?
+                            .map_err(Error::runtime)?
                             .unwrap_or_default();
                     }
                     if active.as_deref() == Some(WRAPPER) && !back.is_empty() {
                         // Changes made to the marked copy since install
                         // (e.g. in a webmail's filter editor) are kept aside.
-                        let copy = s.get(WRAPPER).await.map_err(Error::Runtime)?;
+                        let copy = s.get(WRAPPER).await.map_err(Error::runtime)?;
                         if copy.contains(crate::sieve::BLOCK_BEGIN) {
                             let edited = crate::sieve::unmerge(&copy);
-                            let original = s.get(&back).await.map_err(Error::Runtime)?;
+                            let original = s.get(&back).await.map_err(Error::runtime)?;
                             if edited != original {
                                 let keep = state_path.with_extension(format!("{back}.edited.sieve").replace(['/', '\\'], "_"));
                                 crate::paths::write_private_atomic(&keep, edited.as_bytes())
@@ -355,7 +355,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                             }
                         }
                     }
-                    s.set_active(&back).await.map_err(Error::Runtime)?;
+                    s.set_active(&back).await.map_err(Error::runtime)?;
                     if back.is_empty() {
                         println!("Deactivated backscatter (no script was active before).");
                     } else {
@@ -364,7 +364,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                 }
                 for n in [WRAPPER, SCRIPT] {
                     if scripts.iter().any(|(x, _)| x == n) {
-                        s.delete(n).await.map_err(Error::Runtime)?;
+                        s.delete(n).await.map_err(Error::runtime)?;
                         println!("Deleted \"{n}\".");
                     }
                 }
@@ -385,7 +385,7 @@ fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> 
                     sent_ids: None,
                 };
                 if active.as_deref().is_some_and(|n| n == SCRIPT || n == WRAPPER) {
-                    let text = s.get(SCRIPT).await.map_err(Error::Runtime)?;
+                    let text = s.get(SCRIPT).await.map_err(Error::runtime)?;
                     status.backscatter_active = true;
                     status.generated = text
                         .lines()
@@ -475,7 +475,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         keep: &a.keep,
     })
     .map_err(|e| Error::Runtime(e.0))?;
-    crate::sieve::validate(&script.text, &ext).map_err(Error::Runtime)?;
+    crate::sieve::validate(&script.text, &ext).map_err(Error::runtime)?;
     let mut out = std::io::stdout().lock();
     out.write_all(script.text.as_bytes())
         .map_err(super::output_error)?;

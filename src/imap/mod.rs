@@ -15,7 +15,6 @@ use crate::secret::Secret;
 use async_imap::types::{Fetch, NameAttribute};
 use futures::TryStreamExt;
 use std::collections::HashSet;
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -46,35 +45,7 @@ pub fn connect_timeout() -> Duration {
     command_timeout().min(Duration::from_secs(20))
 }
 
-/// An IMAP failure, as one sentence for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImapError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Connect,
-    Tls,
-    Auth,
-    /// The server answered NO (a missing mailbox, a read-only one, ...).
-    No,
-    /// The connection dropped or timed out.
-    Lost,
-    /// A mailbox the user named does not exist (LIST does not show it):
-    /// a configuration problem, not worth retrying.
-    Missing,
-    Protocol,
-}
-
-impl fmt::Display for ImapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ImapError {}
+pub use crate::net::{ErrorKind, NetError as ImapError};
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
     ImapError {
@@ -726,7 +697,7 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
 
 /// Does `host:port` complete a TLS handshake? A probe on a connection of
 /// its own (no certificate check: nothing is sent over it), at most 5 s.
-async fn speaks_tls(host: &str, port: u16) -> bool {
+pub(crate) async fn speaks_tls(host: &str, port: u16) -> bool {
     let host = host.trim_matches(['[', ']']);
     let probe = async {
         let tcp = TcpStream::connect((host, port)).await.ok()?;

@@ -593,7 +593,8 @@ fn bad_certificates_and_stripped_starttls_are_refused() {
         .err()
         .expect("refused");
     eprintln!("ManageSieve without STARTTLS ({:?}): {e}", t0.elapsed());
-    assert!(e.contains("does not offer STARTTLS"), "{e}");
-    assert!(!e.contains("Tls-Secret"));
+    assert_eq!(e.kind, backscatter::net::ErrorKind::Tls, "{e}");
+    assert!(e.message.contains("does not offer STARTTLS"), "{e}");
+    assert!(!e.message.contains("Tls-Secret"));
     let _ = std::fs::remove_dir_all(&dir);
 }

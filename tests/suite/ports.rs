@@ -79,4 +79,27 @@ fn wrong_ports_name_the_mistake_quickly() {
     assert!(err.contains("is an IMAP server, not ManageSieve"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+
+    // The IMAPS port given as the ManageSieve port (STARTTLS): nothing is
+    // said until a TLS ClientHello; the probe names it within seconds
+    // instead of the 20 s greeting timeout.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\ntls = \"starttls\"\n",
+            dc.imap_port, dc.imaps_port
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let o = crate::util::backscatter(&dir, &cfg, &["sieve", "status"])
+        .env("PW", "alicepw")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("expects TLS from the first byte"), "{err}");
+    assert!(err.contains("not the ManageSieve port"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
 }

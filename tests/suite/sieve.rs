@@ -666,8 +666,12 @@ fn managesieve_tls_modes_and_oauth_logins() {
             // Without the CA: the self-signed certificate is refused.
             a.tls_ca_file = None;
             let e = Session::connect(&a, &pw).await.err().unwrap();
-            assert!(e.to_lowercase().contains("certificate"), "{tls:?}: {e}");
-            assert!(!e.contains("alicepw"));
+            assert_eq!(e.kind, backscatter::net::ErrorKind::Tls, "{tls:?}: {e}");
+            assert!(
+                e.message.to_lowercase().contains("certificate"),
+                "{tls:?}: {e}"
+            );
+            assert!(!e.message.contains("alicepw"));
         }
         // OAuth: IMAP and ManageSieve, both mechanisms.
         for mech in [AuthMechanism::Xoauth2, AuthMechanism::Oauthbearer] {
@@ -693,8 +697,12 @@ fn managesieve_tls_modes_and_oauth_logins() {
             assert!(e.contains("refused the login"), "IMAP {mech:?}: {e}");
             assert!(!e.contains("stale-token"), "{e}");
             let e = Session::connect(&a, &bad).await.err().unwrap();
-            assert!(e.contains("refused the login"), "ManageSieve {mech:?}: {e}");
-            assert!(!e.contains("stale-token"), "{e}");
+            assert_eq!(e.kind, backscatter::net::ErrorKind::Auth, "{e}");
+            assert!(
+                e.message.contains("refused the login"),
+                "ManageSieve {mech:?}: {e}"
+            );
+            assert!(!e.message.contains("stale-token"), "{e}");
             // Two refusals (with the server's failure delay): seconds, not a
             // hang; generous for a loaded machine.
             assert!(t.elapsed() < std::time::Duration::from_secs(60));

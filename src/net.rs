@@ -1,0 +1,60 @@
+//! The one error type of the network protocols (IMAP, ManageSieve): what
+//! went wrong, as a [`ErrorKind`] the caller can act on (retry a lost
+//! connection, stop on a refused login, report a missing mailbox), and one
+//! sentence for the user that quotes the server's own words at most once
+//! and never a secret.
+
+use std::fmt;
+
+/// A network failure, as one sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// What kind of failure, for the caller's decision (retry, stop, report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No TCP connection (refused, unreachable, timed out, wrong port).
+    Connect,
+    /// The TLS handshake or the certificate's verification failed.
+    Tls,
+    /// The server refused the login (wrong password or token), or would
+    /// need plaintext off loopback.
+    Auth,
+    /// The server answered NO (a missing mailbox, a read-only one, a
+    /// script it rejects, ...).
+    No,
+    /// The connection dropped or timed out.
+    Lost,
+    /// A mailbox the user named does not exist (LIST does not show it):
+    /// a configuration problem, not worth retrying.
+    Missing,
+    /// The server sent something the protocol does not allow.
+    Protocol,
+}
+
+impl NetError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> NetError {
+        NetError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// Callers whose own errors are still sentences take the sentence.
+impl From<NetError> for String {
+    fn from(e: NetError) -> String {
+        e.message
+    }
+}

@@ -651,16 +651,28 @@ fn first_message_id_strict(v: &str) -> Option<MessageId> {
 // ---------------------------------------------------------------------------
 // Evidence.
 
-const STRONG: u8 = 4;
-const MODERATE: u8 = 2;
-const WEAK: u8 = 1;
+/// How much one signal weighs: a strong one decides a kind alone, two
+/// moderate ones do, weak ones only add to others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Strength {
+    Weak = 1,
+    Moderate = 2,
+    Strong = 4,
+}
+
+impl Strength {
+    fn weight(self) -> u8 {
+        self as u8
+    }
+}
+
 /// Total weight that makes a kind qualify.
 const THRESHOLD: u8 = 4;
 
 struct Signal {
     /// `None` = generic (counts for every kind).
     kind: Option<Kind>,
-    weight: u8,
+    weight: Strength,
     /// Comes from headers or structure a person's mail client does not write.
     sender_side: bool,
     /// An explicit "a program wrote this" (`Auto-Submitted`), which bulk
@@ -683,7 +695,7 @@ fn quote(p: &Phrase) -> String {
 }
 
 impl Evidence {
-    fn push(&mut self, kind: Option<Kind>, weight: u8, sender_side: bool, reason: String) {
+    fn push(&mut self, kind: Option<Kind>, weight: Strength, sender_side: bool, reason: String) {
         self.signals.push(Signal {
             kind,
             weight,
@@ -693,31 +705,42 @@ impl Evidence {
         });
     }
 
+    /// Every signal in the message, rule by rule.
     fn collect(f: &Facts, lex: &Lexicon) -> Evidence {
         let mut ev = Evidence {
             signals: Vec::new(),
         };
         let forward = f.subject_is_forward(lex);
+        Self::structure(&mut ev, f);
+        Self::headers(&mut ev, f, lex);
+        Self::sender(&mut ev, f, lex, forward);
+        Self::subject(&mut ev, f, lex, forward);
+        Self::text(&mut ev, f, lex, forward);
+        ev
+    }
 
-        // --- structure
+    /// Rule "structure": the MIME report types (RFC 3464 DSN, RFC 5965
+    /// ARF, RFC 8098 MDN), report parts under another type, and
+    /// `X-Failed-Recipients`.
+    fn structure(ev: &mut Evidence, f: &Facts) {
         match f.report_type.as_deref() {
             Some("delivery-status") | Some("global-delivery-status") => ev.push(
                 Some(Kind::Bounce),
-                STRONG,
+                Strength::Strong,
                 true,
                 "RFC 3464 delivery status report (multipart/report; report-type=delivery-status)"
                     .into(),
             ),
             Some("feedback-report") => ev.push(
                 Some(Kind::FeedbackReport),
-                STRONG,
+                Strength::Strong,
                 true,
                 "RFC 5965 abuse feedback report (multipart/report; report-type=feedback-report)"
                     .into(),
             ),
             Some("disposition-notification") => ev.push(
                 Some(Kind::Autoreply),
-                STRONG,
+                Strength::Strong,
                 true,
                 "RFC 8098 read receipt (multipart/report; report-type=disposition-notification)"
                     .into(),
@@ -727,7 +750,7 @@ impl Evidence {
         if f.report_type.as_deref() != Some("delivery-status") && f.delivery_status.is_some() {
             ev.push(
                 Some(Kind::Bounce),
-                STRONG,
+                Strength::Strong,
                 true,
                 "carries a message/delivery-status part".into(),
             );
@@ -735,7 +758,7 @@ impl Evidence {
         if f.report_type.as_deref() != Some("feedback-report") && f.feedback.is_some() {
             ev.push(
                 Some(Kind::FeedbackReport),
-                STRONG,
+                Strength::Strong,
                 true,
                 "carries a message/feedback-report part".into(),
             );
@@ -743,7 +766,7 @@ impl Evidence {
         if f.report_type.as_deref() != Some("disposition-notification") && f.has_mdn {
             ev.push(
                 Some(Kind::Autoreply),
-                STRONG,
+                Strength::Strong,
                 true,
                 "carries a message/disposition-notification part (read receipt)".into(),
             );
@@ -751,23 +774,31 @@ impl Evidence {
         if !f.failed_recipients.is_empty() {
             ev.push(
                 Some(Kind::Bounce),
-                STRONG,
+                Strength::Strong,
                 true,
                 format!("X-Failed-Recipients: {}", f.failed_recipients.join(", ")),
             );
         }
+    }
 
-        // --- headers
+    /// Rule "headers": RFC 3834 `Auto-Submitted`, vendor auto-reply and
+    /// challenge headers, a null envelope sender or From.
+    fn headers(ev: &mut Evidence, f: &Facts, lex: &Lexicon) {
         if let Some(a) = f.auto_submitted.as_deref() {
             if a.starts_with("auto-replied") {
                 ev.push(
                     Some(Kind::Autoreply),
-                    STRONG,
+                    Strength::Strong,
                     true,
                     "Auto-Submitted: auto-replied (RFC 3834)".into(),
                 );
             } else if !a.starts_with("no") {
-                ev.push(None, WEAK, true, format!("Auto-Submitted: {a} (RFC 3834)"));
+                ev.push(
+                    None,
+                    Strength::Weak,
+                    true,
+                    format!("Auto-Submitted: {a} (RFC 3834)"),
+                );
                 // Weak as evidence (notifications carry it), but a
                 // declaration that no person wrote this: a firm sender sign.
                 if let Some(last) = ev.signals.last_mut() {
@@ -786,7 +817,7 @@ impl Evidence {
                 vendor = true;
                 ev.push(
                     Some(Kind::Autoreply),
-                    STRONG,
+                    Strength::Strong,
                     true,
                     format!(
                         "auto-reply header {}: {}",
@@ -799,7 +830,7 @@ impl Evidence {
                 challenge_hdr = true;
                 ev.push(
                     Some(Kind::Challenge),
-                    STRONG,
+                    Strength::Strong,
                     true,
                     format!(
                         "challenge-response header {}: {}",
@@ -812,14 +843,19 @@ impl Evidence {
         if f.null_return_path {
             ev.push(
                 None,
-                MODERATE,
+                Strength::Moderate,
                 true,
                 "null envelope sender (Return-Path: <>)".into(),
             );
         }
         if f.null_from {
-            ev.push(None, MODERATE, true, "empty From: address".into());
+            ev.push(None, Strength::Moderate, true, "empty From: address".into());
         }
+    }
+
+    /// Rule "sender": daemon and no-reply senders, list and precedence
+    /// hints, ticket systems, feedback-loop senders and marks.
+    fn sender(ev: &mut Evidence, f: &Facts, lex: &Lexicon, forward: bool) {
         let local = f.sender_localpart();
         // The sender: its local part, or a bare `From: MAILER-DAEMON`, or a
         // display name such as "Mail Delivery Subsystem".
@@ -839,14 +875,18 @@ impl Evidence {
             let who = f.from_address.clone().unwrap_or(who);
             ev.push(
                 Some(Kind::Bounce),
-                if strong { STRONG } else { MODERATE },
+                if strong {
+                    Strength::Strong
+                } else {
+                    Strength::Moderate
+                },
                 true,
                 format!("sender {who} is a mail delivery daemon"),
             );
         } else if let Some(name) = by_name {
             ev.push(
                 Some(Kind::Bounce),
-                MODERATE,
+                Strength::Moderate,
                 true,
                 format!("sender name \"{name}\" is a mail delivery daemon's"),
             );
@@ -862,15 +902,20 @@ impl Evidence {
             // Vacation programs mark their replies `junk` (so that other
             // robots do not answer them); newsletters say `bulk`.
             if p.starts_with("junk") {
-                ev.push(None, MODERATE, hint_side, format!("Precedence: {p}"));
+                ev.push(
+                    None,
+                    Strength::Moderate,
+                    hint_side,
+                    format!("Precedence: {p}"),
+                );
             } else if p.starts_with("bulk") {
-                ev.push(None, WEAK, hint_side, format!("Precedence: {p}"));
+                ev.push(None, Strength::Weak, hint_side, format!("Precedence: {p}"));
             }
         }
         if f.auto_response_suppress {
             ev.push(
                 None,
-                WEAK,
+                Strength::Weak,
                 hint_side,
                 "X-Auto-Response-Suppress present".into(),
             );
@@ -878,7 +923,7 @@ impl Evidence {
         if local.is_some_and(|l| lex.is_noreply_localpart(l)) {
             ev.push(
                 None,
-                WEAK,
+                Strength::Weak,
                 hint_side,
                 format!(
                     "sender {} does not take replies",
@@ -896,7 +941,7 @@ impl Evidence {
         {
             ev.push(
                 Some(Kind::Autoreply),
-                WEAK,
+                Strength::Weak,
                 true,
                 format!(
                     "sent by a help desk ({name}: {})",
@@ -919,7 +964,7 @@ impl Evidence {
         {
             ev.push(
                 Some(Kind::FeedbackReport),
-                MODERATE,
+                Strength::Moderate,
                 true,
                 format!("sender {a} is a feedback loop's address"),
             );
@@ -932,11 +977,16 @@ impl Evidence {
         if let (Some(mark), false) = (feedback_mark, forward) {
             ev.push(
                 Some(Kind::FeedbackReport),
-                STRONG,
+                Strength::Strong,
                 true,
                 format!("the attached original carries a feedback loop's header ({mark})"),
             );
         }
+    }
+
+    /// Rule "subject": prefixes that mail software writes and people do
+    /// not type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
+    fn subject(ev: &mut Evidence, f: &Facts, lex: &Lexicon, forward: bool) {
         // A subject prefix that mail software writes and people do not
         // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
         if !forward {
@@ -949,7 +999,11 @@ impl Evidence {
                 let s = p.strength.as_deref() == Some("strong");
                 ev.push(
                     Some(Kind::Autoreply),
-                    if s { STRONG } else { MODERATE },
+                    if s {
+                        Strength::Strong
+                    } else {
+                        Strength::Moderate
+                    },
                     true,
                     format!(
                         "subject starts with the automatic reply prefix {}",
@@ -958,13 +1012,16 @@ impl Evidence {
                 );
             }
         }
+    }
 
-        // --- text
+    /// Rule "text": the lexicon's phrases in the text and the diagnostic,
+    /// and an attached copy of an original.
+    fn text(ev: &mut Evidence, f: &Facts, lex: &Lexicon, forward: bool) {
         if !forward {
             if let Some(p) = lex.bounce_subject.find(&f.subject_lower) {
                 ev.push(
                     Some(Kind::Bounce),
-                    MODERATE,
+                    Strength::Moderate,
                     false,
                     format!("subject matches bounce phrase {}", quote(p)),
                 );
@@ -972,7 +1029,7 @@ impl Evidence {
             if let Some(p) = lex.autoreply_subject.find(&f.subject_lower) {
                 ev.push(
                     Some(Kind::Autoreply),
-                    MODERATE,
+                    Strength::Moderate,
                     false,
                     format!("subject matches auto-reply phrase {}", quote(p)),
                 );
@@ -986,7 +1043,11 @@ impl Evidence {
             let s = strong(p);
             ev.push(
                 Some(Kind::Bounce),
-                if s { STRONG } else { MODERATE },
+                if s {
+                    Strength::Strong
+                } else {
+                    Strength::Moderate
+                },
                 s,
                 format!("text matches delivery-failure notice {}", quote(p)),
             );
@@ -998,7 +1059,11 @@ impl Evidence {
             let s = strong(p);
             ev.push(
                 Some(Kind::FeedbackReport),
-                if s { STRONG } else { MODERATE },
+                if s {
+                    Strength::Strong
+                } else {
+                    Strength::Moderate
+                },
                 s,
                 format!("text matches abuse-report marker {}", quote(p)),
             );
@@ -1006,7 +1071,7 @@ impl Evidence {
         if let Some(p) = hits.autoreply {
             ev.push(
                 Some(Kind::Autoreply),
-                MODERATE,
+                Strength::Moderate,
                 false,
                 format!("text matches out-of-office phrase {}", quote(p)),
             );
@@ -1015,7 +1080,7 @@ impl Evidence {
         if let Some(p) = challenge {
             ev.push(
                 Some(Kind::Challenge),
-                MODERATE,
+                Strength::Moderate,
                 false,
                 format!("challenge-response request {}", quote(p)),
             );
@@ -1036,7 +1101,7 @@ impl Evidence {
         if let Some(p) = virus {
             ev.push(
                 Some(Kind::VirusNotice),
-                MODERATE,
+                Strength::Moderate,
                 false,
                 format!("virus/content-filter notice {}", quote(p)),
             );
@@ -1044,12 +1109,11 @@ impl Evidence {
         if f.has_attached_original() {
             ev.push(
                 None,
-                WEAK,
+                Strength::Weak,
                 false,
                 "carries a copy of an original message".into(),
             );
         }
-        ev
     }
 
     /// The kind, with the reasons for it, or `None` for ordinary mail.
@@ -1067,33 +1131,33 @@ impl Evidence {
         let firm_sender = self
             .signals
             .iter()
-            .any(|s| s.sender_side && (s.weight >= MODERATE || s.declared));
+            .any(|s| s.sender_side && (s.weight >= Strength::Moderate || s.declared));
         let generic: u8 = self
             .signals
             .iter()
             .filter(|s| s.kind.is_none())
-            .map(|s| s.weight)
+            .map(|s| s.weight.weight())
             .sum();
         let mut specific = [0u8; 5];
         let mut best = [0u8; 5];
         for s in &self.signals {
             if let Some(k) = s.kind {
-                specific[k.index()] = specific[k.index()].saturating_add(s.weight);
-                best[k.index()] = best[k.index()].max(s.weight);
+                specific[k.index()] = specific[k.index()].saturating_add(s.weight.weight());
+                best[k.index()] = best[k.index()].max(s.weight.weight());
             }
         }
         // Automated: some kind has evidence of its own and enough in all.
         Kind::ALL.into_iter().find(|k| {
-            best[k.index()] >= MODERATE
+            best[k.index()] >= Strength::Moderate.weight()
                 && specific[k.index()].saturating_add(generic) >= THRESHOLD
-                && (firm_sender || specific[k.index()] >= 2 * MODERATE)
+                && (firm_sender || specific[k.index()] >= 2 * Strength::Moderate.weight())
         })?;
         // Which kind: the most specific one with evidence of its own (a
         // bounce that says "virus" is a virus notice, a vacation robot's
         // "please confirm" is a challenge).
         let kind = Kind::ALL
             .into_iter()
-            .filter(|k| best[k.index()] >= MODERATE)
+            .filter(|k| best[k.index()] >= Strength::Moderate.weight())
             .max_by_key(|k| k.priority())?;
         let mut reasons: Vec<String> = Vec::new();
         // The chosen kind's evidence first, then the generic, then other kinds'.
@@ -1293,5 +1357,58 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     Found {
         original: o,
         candidate_ids: ids,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Hand-written unit cases (not real messages): each named rule alone,
+    // on facts gathered from a small message; the golden tests cover real
+    // mail end to end.
+    use super::*;
+
+    fn facts(raw: &str) -> Facts {
+        let msg = PARSER.parse(raw.as_bytes()).unwrap();
+        Facts::gather(&msg)
+    }
+
+    fn empty() -> Evidence {
+        Evidence {
+            signals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_headers_rule_alone() {
+        let f = facts(
+            "From: a@example.org\r\nAuto-Submitted: auto-replied\r\nSubject: x\r\n\r\nhi\r\n",
+        );
+        let mut ev = empty();
+        Evidence::headers(&mut ev, &f, &LEXICON);
+        assert_eq!(ev.signals.len(), 1);
+        assert_eq!(ev.signals[0].kind, Some(Kind::Autoreply));
+        assert_eq!(ev.signals[0].weight, Strength::Strong);
+        assert!(ev.signals[0].sender_side);
+        // The structure rule sees nothing in a plain text message.
+        let mut ev = empty();
+        Evidence::structure(&mut ev, &f);
+        assert!(ev.signals.is_empty());
+    }
+
+    #[test]
+    fn the_sender_rule_alone() {
+        let f = facts("From: MAILER-DAEMON@mx.example.org\r\nSubject: x\r\n\r\nhi\r\n");
+        let mut ev = empty();
+        Evidence::sender(&mut ev, &f, &LEXICON, false);
+        assert!(
+            ev.signals.iter().any(|s| s.sender_side),
+            "{:?}",
+            ev.signals.len()
+        );
+        // A person's address gives no sender-side sign.
+        let f = facts("From: kim@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+        let mut ev = empty();
+        Evidence::sender(&mut ev, &f, &LEXICON, false);
+        assert!(!ev.signals.iter().any(|s| s.sender_side));
     }
 }

@@ -10,7 +10,8 @@
 
 pub use crate::mail::{header_date, MAX_MESSAGE_BYTES};
 pub use crate::recognise::{
-    fields, may_be_automated, Decision, Kind, Original, Recognised, Verdict, PARSER,
+    fields, may_be_automated, may_be_automated_with, Decision, Kind, Original, Recognised, Verdict,
+    PARSER,
 };
 pub use crate::sent::provenance::Context;
 

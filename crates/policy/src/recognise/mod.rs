@@ -42,7 +42,11 @@ use std::sync::LazyLock;
 /// other trace headers are skipped: parsing them is a tenth of the
 /// classifier's time and nothing here reads them. One for the process:
 /// building one allocates its header table.
-pub static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+pub static PARSER: LazyLock<MessageParser> = LazyLock::new(|| parser_for(&LEXICON));
+
+/// The classifier's parser for a lexicon: [`crate::mail::base_parser`]
+/// plus the headers the rules and this lexicon read.
+pub fn parser_for(lex: &Lexicon) -> MessageParser {
     let mut p = crate::mail::base_parser();
     for name in [
         "Auto-Submitted",
@@ -54,7 +58,7 @@ pub static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     ]
     .into_iter()
     .map(str::to_string)
-    .chain(LEXICON.header_names())
+    .chain(lex.header_names())
     {
         let h = HeaderName::parse(name.clone())
             .map(|h| h.into_owned())
@@ -74,7 +78,7 @@ pub static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         }
     }
     p
-});
+}
 
 /// The header in which Microsoft's consumer SMTP service (Outlook.com) keeps
 /// the Message-ID a client gave a message it then renumbered: in a returned
@@ -122,6 +126,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order (so `ALL[k as usize] == k`).
     pub const ALL: [Kind; 5] = [
         Kind::Bounce,
         Kind::Autoreply,
@@ -153,14 +158,9 @@ impl Kind {
         }
     }
 
+    /// The kind's place in [`Kind::ALL`] (tables indexed by kind).
     fn index(self) -> usize {
-        match self {
-            Kind::Bounce => 0,
-            Kind::Autoreply => 1,
-            Kind::Challenge => 2,
-            Kind::VirusNotice => 3,
-            Kind::FeedbackReport => 4,
-        }
+        self as usize
     }
 }
 
@@ -235,13 +235,22 @@ pub enum Recognised {
 /// malformed input is [`Recognised::Normal`].
 pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
     let bytes = bounded(raw);
-    let Some(msg) = PARSER.parse(bytes.as_ref()) else {
+    // The built-in lexicon's parser is built once; another lexicon (tests)
+    // gets a parser of its own, reading its headers.
+    let own;
+    let parser: &MessageParser = if std::ptr::eq(lex, &*LEXICON) {
+        &PARSER
+    } else {
+        own = parser_for(lex);
+        &own
+    };
+    let Some(msg) = parser.parse(bytes.as_ref()) else {
         return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
     };
     if msg.parts.is_empty() {
         return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
     }
-    let facts = Facts::gather(&msg);
+    let facts = Facts::gather(&msg, lex, parser);
     let evidence = Evidence::collect(&facts, lex);
     let Some((kind, reasons)) = evidence.decide() else {
         let mut reasons = vec!["not an automated response".to_string()];
@@ -252,7 +261,7 @@ pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
     let Found {
         original,
         candidate_ids,
-    } = find_original(&facts, kind, &bytes[body_start..]);
+    } = find_original(&facts, kind, &bytes[body_start..], lex);
     Recognised::Response(Response {
         kind,
         original,
@@ -268,15 +277,27 @@ pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
 /// whatever the body holds, so the body need not be fetched. Used by
 /// `clean` on a skeleton of header fields and MIME structure.
 pub fn may_be_automated(raw: &[u8]) -> bool {
+    may_be_automated_with(raw, &LEXICON)
+}
+
+/// [`may_be_automated`] with an explicit lexicon.
+pub fn may_be_automated_with(raw: &[u8], lex: &Lexicon) -> bool {
     let bytes = bounded(raw);
-    let Some(msg) = PARSER.parse(bytes.as_ref()) else {
+    let own;
+    let parser: &MessageParser = if std::ptr::eq(lex, &*LEXICON) {
+        &PARSER
+    } else {
+        own = parser_for(lex);
+        &own
+    };
+    let Some(msg) = parser.parse(bytes.as_ref()) else {
         return false;
     };
     if msg.parts.is_empty() {
         return false;
     }
-    let facts = Facts::gather(&msg);
-    Evidence::collect(&facts, &LEXICON)
+    let facts = Facts::gather(&msg, lex, parser);
+    Evidence::collect(&facts, lex)
         .signals
         .iter()
         .any(|s| s.sender_side)
@@ -347,9 +368,8 @@ struct OriginalHeaders {
 }
 
 impl OriginalHeaders {
-    fn from_message(m: &Message<'_>) -> OriginalHeaders {
+    fn from_message(m: &Message<'_>, lex: &Lexicon) -> OriginalHeaders {
         let mut recipients = Vec::new();
-        let lex: &Lexicon = &LEXICON;
         let mut feedback_mark = None;
         for name in lex.feedback_original_header_names() {
             if let Some(v) = m.header_raw(name.as_str()) {
@@ -429,7 +449,7 @@ fn truncate_at_char(s: &str, max: usize) -> &str {
 }
 
 impl Facts {
-    fn gather(msg: &Message<'_>) -> Facts {
+    fn gather(msg: &Message<'_>, lex: &Lexicon, parser: &MessageParser) -> Facts {
         let raw = msg.raw_message();
         let root = &msg.parts[0];
         let mut headers = Vec::with_capacity(root.headers.len());
@@ -439,7 +459,6 @@ impl Facts {
         let mut auto_response_suppress = false;
         let mut failed_recipients = Vec::new();
         let mut list_mail = false;
-        let lex: &Lexicon = &LEXICON;
         for h in &root.headers {
             let name = h.name().to_string();
             let lname = name.to_ascii_lowercase();
@@ -539,8 +558,8 @@ impl Facts {
                 }
                 ("message", "disposition-notification") => has_mdn = true,
                 ("text", "rfc822-headers") | ("text", "rfc822-header") => {
-                    if let Some(m) = PARSER.parse_headers(part.contents()) {
-                        let oh = OriginalHeaders::from_message(&m);
+                    if let Some(m) = parser.parse_headers(part.contents()) {
+                        let oh = OriginalHeaders::from_message(&m, lex);
                         if !oh.is_empty() {
                             attached_headers.push(oh);
                         }
@@ -550,7 +569,7 @@ impl Facts {
             }
             match &part.body {
                 PartType::Message(m) => {
-                    let oh = OriginalHeaders::from_message(m);
+                    let oh = OriginalHeaders::from_message(m, lex);
                     if !oh.is_empty() {
                         attached.push(oh);
                     }
@@ -685,10 +704,10 @@ struct Evidence {
     signals: Vec<Signal>,
 }
 
-fn quote(p: &Phrase) -> String {
+fn quote(p: &Phrase, lex: &Lexicon) -> String {
     let mut s = format!("\"{}\"", p.text);
     if let Some(m) = &p.mta {
-        let name = LEXICON.mta_name(m).unwrap_or(m);
+        let name = lex.mta_name(m).unwrap_or(m);
         s.push_str(&format!(" ({name})"));
     }
     s
@@ -1007,7 +1026,7 @@ impl Evidence {
                     true,
                     format!(
                         "subject starts with the automatic reply prefix {}",
-                        quote(p)
+                        quote(p, lex)
                     ),
                 );
             }
@@ -1023,7 +1042,7 @@ impl Evidence {
                     Some(Kind::Bounce),
                     Strength::Moderate,
                     false,
-                    format!("subject matches bounce phrase {}", quote(p)),
+                    format!("subject matches bounce phrase {}", quote(p, lex)),
                 );
             }
             if let Some(p) = lex.autoreply_subject.find(&f.subject_lower) {
@@ -1031,7 +1050,7 @@ impl Evidence {
                     Some(Kind::Autoreply),
                     Strength::Moderate,
                     false,
-                    format!("subject matches auto-reply phrase {}", quote(p)),
+                    format!("subject matches auto-reply phrase {}", quote(p, lex)),
                 );
             }
         }
@@ -1049,7 +1068,7 @@ impl Evidence {
                     Strength::Moderate
                 },
                 s,
-                format!("text matches delivery-failure notice {}", quote(p)),
+                format!("text matches delivery-failure notice {}", quote(p, lex)),
             );
         }
         let feedback = hits
@@ -1065,7 +1084,7 @@ impl Evidence {
                     Strength::Moderate
                 },
                 s,
-                format!("text matches abuse-report marker {}", quote(p)),
+                format!("text matches abuse-report marker {}", quote(p, lex)),
             );
         }
         if let Some(p) = hits.autoreply {
@@ -1073,7 +1092,7 @@ impl Evidence {
                 Some(Kind::Autoreply),
                 Strength::Moderate,
                 false,
-                format!("text matches out-of-office phrase {}", quote(p)),
+                format!("text matches out-of-office phrase {}", quote(p, lex)),
             );
         }
         let challenge = lex.challenge.find(&f.subject_lower).or(hits.challenge);
@@ -1082,7 +1101,7 @@ impl Evidence {
                 Some(Kind::Challenge),
                 Strength::Moderate,
                 false,
-                format!("challenge-response request {}", quote(p)),
+                format!("challenge-response request {}", quote(p, lex)),
             );
         }
         let diag_lower: String = f
@@ -1103,7 +1122,7 @@ impl Evidence {
                 Some(Kind::VirusNotice),
                 Strength::Moderate,
                 false,
-                format!("virus/content-filter notice {}", quote(p)),
+                format!("virus/content-filter notice {}", quote(p, lex)),
             );
         }
         if f.has_attached_original() {
@@ -1138,8 +1157,8 @@ impl Evidence {
             .filter(|s| s.kind.is_none())
             .map(|s| s.weight.weight())
             .sum();
-        let mut specific = [0u8; 5];
-        let mut best = [0u8; 5];
+        let mut specific = [0u8; Kind::ALL.len()];
+        let mut best = [0u8; Kind::ALL.len()];
         for s in &self.signals {
             if let Some(k) = s.kind {
                 specific[k.index()] = specific[k.index()].saturating_add(s.weight.weight());
@@ -1194,7 +1213,7 @@ struct Found {
     candidate_ids: Vec<(MessageId, &'static str)>,
 }
 
-fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
+fn find_original(f: &Facts, kind: Kind, raw_body: &[u8], lex: &Lexicon) -> Found {
     let mut o = Original::default();
     let mut ids: Vec<(MessageId, &'static str)> = Vec::new();
     // The response's own Message-ID is not excluded: several real MTAs (and
@@ -1304,7 +1323,7 @@ fn find_original(f: &Facts, kind: Kind, raw_body: &[u8]) -> Found {
     // A bounce without a report: the subject says whether the MTA gave up
     // or is still trying ("Mail Delivery Warning", "Delayed Mail").
     if kind == Kind::Bounce && o.action.is_none() {
-        o.action = LEXICON
+        o.action = lex
             .bounce_subject
             .find(&f.subject_lower)
             .map(|p| p.action.clone().unwrap_or_else(|| "failed".into()));
@@ -1369,13 +1388,40 @@ mod tests {
 
     fn facts(raw: &str) -> Facts {
         let msg = PARSER.parse(raw.as_bytes()).unwrap();
-        Facts::gather(&msg)
+        Facts::gather(&msg, &LEXICON, &PARSER)
     }
 
     fn empty() -> Evidence {
         Evidence {
             signals: Vec::new(),
         }
+    }
+
+    #[test]
+    fn kind_tables_follow_kind_all() {
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i);
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+        }
+    }
+
+    #[test]
+    fn an_injected_lexicon_is_used_end_to_end() {
+        // A header only this small lexicon knows: its parser keeps it, its
+        // rule recognises it; the built-in lexicon does not.
+        let lex = Lexicon::from_toml(
+            "[[autoreply_header]]\nname = \"X-Test-Responder\"\nvalue = \"on\"\nsource = \"test\"\n",
+        )
+        .unwrap();
+        let raw = b"From: a@example.org\r\nX-Test-Responder: on\r\nSubject: x\r\n\r\nhi\r\n";
+        assert!(may_be_automated_with(raw, &lex));
+        assert!(!may_be_automated(raw));
+        match recognise(raw, &lex) {
+            Recognised::Response(r) => assert_eq!(r.kind, Kind::Autoreply),
+            Recognised::Normal(v) => panic!("{:?}", v.reasons),
+        }
+        assert!(matches!(recognise(raw, &LEXICON), Recognised::Normal(_)));
     }
 
     #[test]

@@ -338,11 +338,14 @@ pub fn message_id_of_phrase(text: &str) -> Vec<MessageId> {
 }
 
 /// Addresses that NDR texts list as failed recipients: lines such as
-/// `<user@host>: host mx said: ...` (Postfix, qmail) or an address alone on
-/// an indented line (Exim, Sendmail transcripts).
+/// `<user@host>: host mx said: ...` (Postfix, qmail), an address alone on
+/// an indented line (Exim, Sendmail transcripts), or an address alone at
+/// the start of a line followed by a colon, the SMTP error on the next line
+/// (1&1/IONOS "Mail delivery failed": `user@host:` then `SMTP error from
+/// remote server ...`; Sisimai's lhost-einsundeins-03, rhost-franceptt-04).
 static TEXT_RECIPIENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?m)^(?:<([^<>\s@"]{1,128}@[^<>\s@]{1,200})>:|[ \t]+<?([^<>\s@"():]{1,128}@[A-Za-z0-9.-]{1,200}\.[A-Za-z]{2,24})>?[ \t]*\r?$)"#,
+        r#"(?m)^(?:<([^<>\s@"]{1,128}@[^<>\s@]{1,200})>:|[ \t]+<?([^<>\s@"():]{1,128}@[A-Za-z0-9.-]{1,200}\.[A-Za-z]{2,24})>?[ \t]*\r?$|([^<>\s@"():]{1,128}@[A-Za-z0-9.-]{1,200}\.[A-Za-z]{2,24}):[ \t]*\r?$)"#,
     )
     .expect("regex")
 });
@@ -350,7 +353,7 @@ static TEXT_RECIPIENT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn text_recipients(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in TEXT_RECIPIENT.captures_iter(text).take(16) {
-        if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
             let a = m.as_str().to_ascii_lowercase();
             if !out.contains(&a) {
                 out.push(a);
@@ -403,5 +406,9 @@ Diagnostic-Code: smtp; 550 5.1.1 <bob@example.net>:\r\n  user unknown\r\n",
             text_recipients(t),
             vec!["bob@example.net", "carol@example.org"]
         );
+        // 1&1/IONOS: the address at the start of a line, a colon, the SMTP
+        // error below; a header line or prose naming an address is not one.
+        let t = "failed:\n\ndave@example.com:\nSMTP error from remote server for RCPT TO command\nTo: eve@example.com\nwrite to frank@example.com: soon\n";
+        assert_eq!(text_recipients(t), vec!["dave@example.com"]);
     }
 }

@@ -319,6 +319,9 @@ fn normal(reasons: Vec<String>) -> Verdict {
 struct Facts {
     from_address: Option<String>,
     from_name: Option<String>,
+    /// The `From:` address is also one of the `To:` addresses: the message
+    /// says it comes from the mailbox it is delivered to.
+    from_is_to: bool,
     /// `From:` present but empty or `<>`.
     null_from: bool,
     /// `Return-Path: <>` (set by the delivering server for a null sender).
@@ -513,6 +516,13 @@ impl Facts {
             .and_then(|a| a.name.as_deref())
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty());
+        let from_is_to = from_address.as_deref().is_some_and(|f| {
+            msg.to().is_some_and(|to| {
+                to.iter()
+                    .filter_map(|a| a.address.as_deref())
+                    .any(|a| normalize_address(a) == f)
+            })
+        });
         let has_from_header = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("From"));
         // `From: <>` or `From: MAILER-DAEMON <>`: no address at all.
         let null_from = has_from_header && from_address.is_none();
@@ -618,6 +628,7 @@ impl Facts {
         Facts {
             from_address,
             from_name,
+            from_is_to,
             null_from,
             null_return_path,
             subject,
@@ -878,7 +889,16 @@ impl Evidence {
         let local = f.sender_localpart();
         // The sender: its local part, or a bare `From: MAILER-DAEMON`, or a
         // display name such as "Mail Delivery Subsystem".
-        let bare = f.from_name.as_deref().map(|n| n.trim_matches('"').trim());
+        // A daemon's display name on the very address the message is
+        // delivered to (`From: Mail Delivery System <you@example.org>`,
+        // `To: you@example.org`) is no daemon: a report comes from the
+        // reporting system's address, never from the mailbox it reports
+        // to. Phishing dressed as a delivery failure signs this way.
+        let bare = f
+            .from_name
+            .as_deref()
+            .map(|n| n.trim_matches('"').trim())
+            .filter(|_| !f.from_is_to);
         let by_local = local
             .and_then(|l| lex.daemon_localpart(l).map(|s| (s, l.to_string())))
             .or_else(|| bare.and_then(|n| lex.daemon_localpart(n).map(|s| (s, n.to_string()))));
@@ -887,6 +907,7 @@ impl Evidence {
             None => f
                 .from_name
                 .as_deref()
+                .filter(|_| !f.from_is_to)
                 .map(|n| n.to_lowercase())
                 .and_then(|n| lex.daemon_display_name.find(&n).map(|p| p.text.clone())),
         };

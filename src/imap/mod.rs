@@ -7,6 +7,7 @@
 //! pure modules `skeleton`, `classify` and `plan`.
 
 pub mod compress;
+mod scrape;
 pub use backscatter_policy::names;
 pub mod structure;
 
@@ -46,29 +47,13 @@ pub fn connect_timeout() -> Duration {
 }
 
 pub use crate::net::{ErrorKind, NetError as ImapError};
+use scrape::{io_text, not_imap, server_text, tls_failure};
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
     ImapError {
         kind,
         message: message.into(),
     }
-}
-
-/// The server's own words from async-imap's NO/BAD text, which looks like
-/// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
-fn server_text(m: &str) -> String {
-    if m.contains("information: None") || m.contains("info: None") {
-        return "no reason given".into();
-    }
-    for key in ["information: Some(\"", "info: Some(\""] {
-        if let Some(i) = m.find(key) {
-            let rest = &m[i + key.len()..];
-            if let Some(j) = rest.find("\")") {
-                return rest[..j].replace("\\\"", "\"");
-            }
-        }
-    }
-    m.trim().to_string()
 }
 
 /// Map an async-imap error for a command described by `what`.
@@ -98,35 +83,6 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
             ErrorKind::Protocol,
             format!("unexpected server response while trying to {what}: {other}"),
         ),
-    }
-}
-
-/// What an I/O error from async-imap means, in words: it reports a
-/// server's BYE, a response cut short, an oversized literal and a parse
-/// failure all as I/O errors, some in Debug form.
-fn io_text(io: &std::io::Error) -> String {
-    let m = io.to_string();
-    if m.contains("bytes remaining in stream") {
-        "the server closed the connection in the middle of a response".into()
-    } else if m.contains("incoming data too large") {
-        "the server announced a response larger than 512 MiB (refused)".into()
-    } else if m.contains("status: Bye") {
-        let said = m
-            .split_once("information: Some(\"")
-            .and_then(|(_, r)| r.split_once("\")"))
-            .map(|(t, _)| t.to_string())
-            .unwrap_or_default();
-        format!("the server ended the session (BYE {said})")
-    } else if let Some((_, bad)) = m.split_once("during parsing of ") {
-        let excerpt: String = bad
-            .trim_matches('"')
-            .chars()
-            .take(60)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
-        format!("the server sent a response that is not IMAP ({excerpt})")
-    } else {
-        format!("the connection failed ({m})")
     }
 }
 
@@ -263,54 +219,6 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
         .build()
         .map_err(|e| err(ErrorKind::Tls, format!("cannot set up TLS: {e}")))?;
     Ok(tokio_native_tls::TlsConnector::from(c))
-}
-
-/// One sentence for a failed TLS handshake: OpenSSL's reason without its
-/// source-file noise, and what to do about it.
-fn tls_failure(host: &str, port: u16, detail: &str) -> String {
-    // "error:0A000086:SSL routines:...:statem_clnt.c:1889: (certificate has expired)"
-    let reason = detail
-        .rsplit_once(" (")
-        .filter(|(_, r)| r.ends_with(')'))
-        .map(|(_, r)| r.trim_end_matches(')').to_string())
-        .unwrap_or_else(|| detail.trim().to_string());
-    let r = reason.to_lowercase();
-    if r.contains("wrong version number")
-        || r.contains("packet length too long")
-        || r.contains("record layer failure")
-        || r.contains("http request")
-    {
-        return format!(
-            "{host}:{port} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
-        );
-    }
-    if !(r.contains("certificate")
-        || r.contains("verify")
-        || r.contains("self-signed")
-        || r.contains("self signed")
-        || r.contains("issuer")
-        || r.contains("expired")
-        || r.contains("not yet valid")
-        || r.contains("mismatch"))
-    {
-        return format!("the TLS handshake with {host}:{port} failed: {reason} (check the host, port and tls settings)");
-    }
-    let hint = if r.contains("expired") {
-        "the server's certificate has expired; its administrator must renew it"
-    } else if r.contains("not yet valid") {
-        "the certificate is not valid yet; check this computer's clock"
-    } else if r.contains("mismatch") {
-        "the certificate is for another name; set host to the name on the certificate"
-    } else if r.contains("self-signed")
-        || r.contains("self signed")
-        || r.contains("local issuer")
-        || r.contains("verify")
-    {
-        "if the server is self-hosted, set tls-ca-file to its CA certificate"
-    } else {
-        "check the host, port and tls settings"
-    };
-    format!("the TLS certificate of {host}:{port} could not be verified: {reason} ({hint})")
 }
 
 pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
@@ -715,47 +623,6 @@ pub(crate) async fn speaks_tls(host: &str, port: u16) -> bool {
         tokio::time::timeout(Duration::from_secs(5), probe).await,
         Ok(Some(_))
     )
-}
-
-/// One sentence for a greeting that is not IMAP, naming the likely
-/// mistake from what the server said: async-imap's parse error carries
-/// the bytes as `during parsing of "…"`.
-fn not_imap(host: &str, port: u16, error: &str) -> String {
-    let said = error
-        .split_once("during parsing of \"")
-        .map(|(_, r)| r.trim_end_matches('"'))
-        .unwrap_or("")
-        .replace("\\r", " ")
-        .replace("\\n", " ")
-        .replace("\\\"", "\"");
-    let said = said.trim();
-    let up = said.to_ascii_uppercase();
-    let what = if up.starts_with("\"IMPLEMENTATION\"") || up.starts_with("\"SIEVE\"") {
-        "a ManageSieve server (its port belongs in [accounts.NAME.sieve])"
-    } else if up.starts_with("220 ") && up.contains("LMTP") {
-        "an LMTP server"
-    } else if up.starts_with("220 ") {
-        "an SMTP or LMTP server"
-    } else if up.starts_with("+OK") {
-        "a POP3 server"
-    } else if up.starts_with("SSH-") {
-        "an SSH server"
-    } else if up.starts_with("HTTP/") {
-        "a web server"
-    } else {
-        "not an IMAP server"
-    };
-    let excerpt: String = said
-        .chars()
-        .take(50)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if excerpt.is_empty() {
-        format!("{host}:{port} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
-    } else {
-        let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("{host}:{port} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
-    }
 }
 
 /// The COPYUID response code (RFC 4315 section 3): where moved messages

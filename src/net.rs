@@ -33,6 +33,11 @@ pub enum ErrorKind {
     Missing,
     /// The server sent something the protocol does not allow.
     Protocol,
+    /// The server sent a response that is not valid IMAP (GNU Mailutils'
+    /// BODYSTRUCTURE of an attached message, for one). async-imap drops
+    /// the whole reply and stops reading the connection: it must be
+    /// replaced (`Imap::reconnect`).
+    Unparsable,
 }
 
 impl NetError {

@@ -467,6 +467,9 @@ async fn process(
         own_addresses: &a.addresses,
     };
     let rows = classify_batch(imap, uids, &ctx).await?;
+    for uid in uids.iter().filter(|u| !rows.iter().any(|r| r.uid == **u)) {
+        warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
+    }
     let mut forged: Vec<&Row> = rows
         .iter()
         .filter(|r| r.verdict.verdict == Decision::Backscatter)

@@ -115,7 +115,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "message_id": row.and_then(|r| r.message_id.clone()),
             "subject": row.and_then(|r| r.subject.clone()),
             "reasons": row.map_or_else(
-                || vec!["the server returned nothing for this message: left where it is".to_string()],
+                || vec!["the server returned nothing readable for this message: left where it is".to_string()],
                 |r| r.verdict.reasons.clone()
             ),
         });

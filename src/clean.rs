@@ -521,10 +521,10 @@ pub async fn clean(
         sent_fetched: stats.fetched,
         ..Summary::default()
     };
+    // Refuse before anything is journaled on a server where moves are
+    // unsafe; a dry run too, rather than list moves that would be refused.
+    imap.can_move_safely()?;
     if !opts.dry_run {
-        // Refuse before anything is journaled on a server where moves are
-        // unsafe.
-        imap.can_move_safely()?;
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
         compact_journal(&journal_path);
     }

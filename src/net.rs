@@ -38,6 +38,9 @@ pub enum ErrorKind {
     /// the whole reply and stops reading the connection: it must be
     /// replaced (`Imap::reconnect`).
     Unparsable,
+    /// The server lacks what the agent needs to move mail safely (neither
+    /// MOVE nor UIDPLUS): retrying cannot help.
+    Unsupported,
 }
 
 impl NetError {

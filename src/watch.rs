@@ -192,7 +192,9 @@ pub async fn watch_mailbox(
         {
             Ok(()) => return Ok(()),
             // Retrying cannot fix these: the caller says so once.
-            Err(CleanError::Imap(e)) if e.kind == ErrorKind::Auth => {
+            Err(CleanError::Imap(e))
+                if matches!(e.kind, ErrorKind::Auth | ErrorKind::Unsupported) =>
+            {
                 return Err(CleanError::Imap(e));
             }
             Err(CleanError::Config(m)) => return Err(CleanError::Config(m)),
@@ -237,6 +239,8 @@ async fn session(
         )));
     }
     info!(account = %a.name, mailbox = %mailbox, "connected to {}", crate::config::endpoint(&a.host, a.port));
+    // Before anything is journaled: retrying cannot make this server safe.
+    imap.can_move_safely()?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
     if recovered > 0 {

@@ -1266,8 +1266,8 @@ impl Imap {
             Ok(())
         } else {
             Err(err(
-                ErrorKind::Protocol,
-                "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
+                ErrorKind::Unsupported,
+                "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there, and neither sweeps nor restores on it",
             ))
         }
     }

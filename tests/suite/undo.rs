@@ -333,7 +333,10 @@ fn a_message_restored_while_watch_runs_stays_restored() {
 }
 
 /// Fault 7 of issue 11: on a server with neither MOVE nor UIDPLUS, `clean`
-/// refuses before it journals anything; and a batch left unfinished is
+/// refuses before it journals anything, and so do `clean --dry-run` (it
+/// promised moves `clean` then refused, fault 8), `restore` (dry run or
+/// not) and `watch` (at once, rather than retrying for ever), each with
+/// the same sentence and exit status 1; and a batch left unfinished is
 /// settled by reading the messages back, never by trusting that UIDs a
 /// server does not report have moved.
 #[test]
@@ -356,6 +359,41 @@ fn no_journal_for_moves_that_never_happened() {
     imap.append_many("INBOX", &forged[..4]);
     let cli = Cli::new(&dc, "no-move");
     let o = cli.run(&["clean"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("neither MOVE nor UIDPLUS"),
+        "{}",
+        text(&o)
+    );
+    let refusal = |o: &Output| {
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(1), "{}", text(o));
+        assert!(err.contains("neither MOVE nor UIDPLUS"), "{}", text(o));
+        assert!(o.stdout.is_empty(), "nothing promised: {}", text(o));
+    };
+    for args in [
+        &["clean", "--dry-run"][..],
+        &["clean", "--dry-run", "--json"],
+        &["restore", "--all"],
+        &["restore", "--all", "--dry-run"],
+    ] {
+        refusal(&cli.run(args));
+    }
+    // watch stops at once (generous deadline for a loaded machine).
+    let mut child = cli
+        .command(&["watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("neither MOVE nor UIDPLUS"),

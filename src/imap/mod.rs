@@ -58,21 +58,54 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ImapError {
     }
 }
 
-/// The server's own words from async-imap's NO/BAD text, which looks like
-/// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
+/// The server's own words from async-imap's NO/BAD text, which is Rust
+/// Debug formatting: `code: None, info: Some("[AUTHENTICATIONFAILED]
+/// Authentication failed.")` or `outcome: Outcome { code: …,
+/// information: Some("…") }`. The quoted string is read back with its
+/// escapes undone (quotes and parentheses inside it included), so that
+/// the server's text is quoted once, as it sent it.
 fn server_text(m: &str) -> String {
-    if m.contains("information: None") || m.contains("info: None") {
-        return "no reason given".into();
-    }
-    for key in ["information: Some(\"", "info: Some(\""] {
-        if let Some(i) = m.find(key) {
-            let rest = &m[i + key.len()..];
-            if let Some(j) = rest.find("\")") {
-                return rest[..j].replace("\\\"", "\"");
-            }
+    for key in ["information: ", "info: "] {
+        let Some(i) = m.find(key) else { continue };
+        let rest = &m[i + key.len()..];
+        if rest.starts_with("None") {
+            return "no reason given".into();
+        }
+        if let Some(text) = rest.strip_prefix("Some(\"").and_then(debug_string) {
+            return text.replace(char::is_control, " ");
         }
     }
     m.trim().to_string()
+}
+
+/// The contents of a Rust Debug string literal whose opening quote has
+/// been read, up to its closing quote, escapes undone; `None` when it
+/// does not close.
+fn debug_string(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                    out.push(
+                        u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)?,
+                    );
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// Map an async-imap error for a command described by `what`.
@@ -102,6 +135,10 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
             },
             format!("{} while trying to {what}", io_text(&io)),
         ),
+        E::Parse(_) => err(
+            ErrorKind::Protocol,
+            format!("the server sent a response that could not be read while trying to {what}"),
+        ),
         other => err(
             ErrorKind::Protocol,
             format!("unexpected server response while trying to {what}: {other}"),
@@ -119,15 +156,23 @@ fn io_text(io: &std::io::Error) -> String {
     } else if m.contains("incoming data too large") {
         "the server announced a response larger than 512 MiB (refused)".into()
     } else if m.contains("status: Bye") {
-        let said = m
-            .split_once("information: Some(\"")
-            .and_then(|(_, r)| r.split_once("\")"))
-            .map(|(t, _)| t.to_string())
-            .unwrap_or_default();
-        format!("the server ended the session (BYE {said})")
+        format!("the server ended the session (BYE {})", server_text(&m))
+    } else if let Some(status) = m
+        .strip_prefix("status: ")
+        .and_then(|r| r.split_once(", outcome: "))
+        .map(|(s, _)| s.to_ascii_uppercase())
+    {
+        format!("the server answered {status} ({})", server_text(&m))
     } else if let Some((_, bad)) = m.split_once("during parsing of ") {
-        let excerpt: String = bad
-            .trim_matches('"')
+        // The response as async-imap quotes it (Debug), read back.
+        let said = bad
+            .strip_prefix('"')
+            .and_then(debug_string)
+            .unwrap_or_else(|| bad.to_string());
+        let excerpt: String = said
+            .lines()
+            .next()
+            .unwrap_or("")
             .chars()
             .take(60)
             .map(|c| if c.is_control() { '?' } else { c })
@@ -1508,6 +1553,49 @@ mod tests {
     #[test]
     fn imap_dates() {
         assert_eq!(imap_date(1_767_225_600), "1-Jan-2026");
+    }
+
+    #[test]
+    fn server_words_are_quoted_once() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(
+            server_text(
+                r#"outcome: Outcome { code: Some(TryCreate), information: Some("Mailbox \"a (b)\") doesn't exist") }"#
+            ),
+            r#"Mailbox "a (b)") doesn't exist"#
+        );
+        assert_eq!(
+            server_text(r#"code: None, info: Some("Caf\u{e9} \\ x\u{1b}y")"#),
+            "Caf\u{e9} \\ x y"
+        );
+        assert_eq!(server_text("code: None, info: None"), "no reason given");
+        assert_eq!(server_text(" plain words "), "plain words");
+    }
+
+    #[test]
+    fn io_errors_read_as_words() {
+        let e = |m: &str| io_text(&std::io::Error::other(m.to_string()));
+        // async-imap's forms (imap_stream.rs, parse.rs).
+        let buf = "* 21 FETCH ((UID 21 INTERNALDATE \"30-Nov\")\r\nA5 OK done\r\n";
+        assert_eq!(
+            e(&format!("Error(Error {{ input: [40], code: Tag }}) during parsing of {buf:?}")),
+            "the server sent a response that is not IMAP (* 21 FETCH ((UID 21 INTERNALDATE \"30-Nov\"))"
+        );
+        assert_eq!(
+            e(
+                r#"status: Bye, outcome: Outcome { code: None, information: Some("Server shutting down") }"#
+            ),
+            "the server ended the session (BYE Server shutting down)"
+        );
+        assert_eq!(
+            e(r#"status: PreAuth, outcome: Outcome { code: None, information: Some("hi") }"#),
+            "the server answered PREAUTH (hi)"
+        );
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Summary {
     pub each: Vec<Outcome>,
     /// Stopped by `stop` before the end (after a whole batch).
     pub interrupted: bool,
+    /// With `dry_run`: why `clean` would refuse to move anything on this
+    /// server (neither MOVE nor UIDPLUS); the verdicts are still listed.
+    pub refused: Option<String>,
 }
 
 /// What a sweep did with one message (`clean --each`).
@@ -522,8 +525,13 @@ pub async fn clean(
         ..Summary::default()
     };
     // Refuse before anything is journaled on a server where moves are
-    // unsafe; a dry run too, rather than list moves that would be refused.
-    imap.can_move_safely()?;
+    // unsafe; a dry run classifies, and says the moves would be refused.
+    if let Err(e) = imap.can_move_safely() {
+        if !opts.dry_run {
+            return Err(e.into());
+        }
+        summary.refused = Some(e.message);
+    }
     if !opts.dry_run {
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
         compact_journal(&journal_path);

@@ -110,6 +110,9 @@ pub struct Summary {
     pub each: Vec<Outcome>,
     /// Stopped by `stop` before the end (after a whole batch).
     pub interrupted: bool,
+    /// With `dry_run`: why `clean` would refuse to move anything on this
+    /// server (neither MOVE nor UIDPLUS); the verdicts are still listed.
+    pub refused: Option<String>,
 }
 
 /// What a sweep did with one message (`clean --each`).
@@ -188,14 +191,21 @@ pub use crate::clock::now;
 /// [`classify`] gives on the message's own bytes. At most three FETCH
 /// commands per batch (prefix, structure of a few, rest of the longer
 /// automated ones), each for the whole batch.
+///
+/// A reply the server garbles is contained to the messages concerned:
+/// a BODYSTRUCTURE that cannot be parsed (GNU Mailutils' for attached
+/// messages) makes the batch's structure candidates fetch their bytes
+/// instead, for the rest of the session; a message whose bytes cannot be
+/// read ([`Imap::uid_fetch_contained`]) gets no row, and the caller
+/// leaves it where it is.
 pub async fn classify_batch(
     imap: &mut Imap,
     uids: &[u32],
     ctx: &Context<'_>,
 ) -> Result<Vec<Row>, ImapError> {
     // 1. The first PREFIX bytes of every message, with its size.
-    let first = imap
-        .uid_fetch(uids, &format!("(UID {})", plan::prefix_items()))
+    let (first, _) = imap
+        .uid_fetch_contained(uids, &format!("(UID {})", plan::prefix_items()))
         .await?;
     let mut bytes: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut sizes: HashMap<u32, u32> = HashMap::new();
@@ -216,7 +226,24 @@ pub async fn classify_batch(
         .map(|(u, _)| *u)
         .collect();
     if !structure.is_empty() {
-        let fetched = imap.uid_fetch(&structure, "(UID BODYSTRUCTURE)").await?;
+        let fetched = if imap.structure_unreadable {
+            Vec::new()
+        } else {
+            match imap.uid_fetch(&structure, "(UID BODYSTRUCTURE)").await {
+                Ok(f) => f,
+                Err(e) if e.kind == imap::ErrorKind::Unparsable => {
+                    // Each structure unread: the plan fetches their bytes.
+                    tracing::warn!(
+                        account = %imap.account,
+                        "{e}; reading the messages' bytes instead of their structure"
+                    );
+                    imap.structure_unreadable = true;
+                    imap.reconnect().await?;
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let roots: HashMap<u32, skeleton::Part> = fetched
             .iter()
             .filter_map(|f| Some((f.uid?, structure::convert(f.bodystructure()?))))
@@ -250,12 +277,19 @@ pub async fn classify_batch(
         if budget < REST_BYTES && i + 1 < rest.len() {
             continue;
         }
-        for f in imap.uid_fetch(&group, &format!("(UID {item})")).await? {
+        let (fetched, unreadable) = imap
+            .uid_fetch_contained(&group, &format!("(UID {item})"))
+            .await?;
+        for f in fetched {
             if let (Some(uid), Some(more)) = (f.uid, f.body()) {
                 if let Some(b) = bytes.get_mut(&uid) {
                     b.extend_from_slice(more);
                 }
             }
+        }
+        // Not judged from part of the message: no row.
+        for (uid, _) in unreadable {
+            bytes.remove(&uid);
         }
         for uid in group.drain(..) {
             if let Some(b) = bytes.remove(&uid) {
@@ -490,10 +524,15 @@ pub async fn clean(
         sent_fetched: stats.fetched,
         ..Summary::default()
     };
+    // Refuse before anything is journaled on a server where moves are
+    // unsafe; a dry run classifies, and says the moves would be refused.
+    if let Err(e) = imap.can_move_safely() {
+        if !opts.dry_run {
+            return Err(e.into());
+        }
+        summary.refused = Some(e.message);
+    }
     if !opts.dry_run {
-        // Refuse before anything is journaled on a server where moves are
-        // unsafe.
-        imap.can_move_safely()?;
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
         compact_journal(&journal_path);
     }

@@ -33,6 +33,14 @@ pub enum ErrorKind {
     Missing,
     /// The server sent something the protocol does not allow.
     Protocol,
+    /// The server sent a response that is not valid IMAP (GNU Mailutils'
+    /// BODYSTRUCTURE of an attached message, for one). async-imap drops
+    /// the whole reply and stops reading the connection: it must be
+    /// replaced (`Imap::reconnect`).
+    Unparsable,
+    /// The server lacks what the agent needs to move mail safely (neither
+    /// MOVE nor UIDPLUS): retrying cannot help.
+    Unsupported,
 }
 
 impl NetError {

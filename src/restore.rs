@@ -148,8 +148,9 @@ pub async fn restore_with(
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
     let mut summary = RestoreSummary::default();
+    // A dry run too: it would promise moves that restore refuses.
+    imap.can_move_safely()?;
     if !opts.dry_run {
-        imap.can_move_safely()?;
         crate::clean::reconcile(&mut imap, a, &journal_path).await?;
         crate::clean::compact_journal(&journal_path);
     }

@@ -192,7 +192,9 @@ pub async fn watch_mailbox(
         {
             Ok(()) => return Ok(()),
             // Retrying cannot fix these: the caller says so once.
-            Err(CleanError::Imap(e)) if e.kind == ErrorKind::Auth => {
+            Err(CleanError::Imap(e))
+                if matches!(e.kind, ErrorKind::Auth | ErrorKind::Unsupported) =>
+            {
                 return Err(CleanError::Imap(e));
             }
             Err(CleanError::Config(m)) => return Err(CleanError::Config(m)),
@@ -237,6 +239,8 @@ async fn session(
         )));
     }
     info!(account = %a.name, mailbox = %mailbox, "connected to {}", crate::config::endpoint(&a.host, a.port));
+    // Before anything is journaled: retrying cannot make this server safe.
+    imap.can_move_safely()?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
     if recovered > 0 {
@@ -467,6 +471,9 @@ async fn process(
         own_addresses: &a.addresses,
     };
     let rows = classify_batch(imap, uids, &ctx).await?;
+    for uid in uids.iter().filter(|u| !rows.iter().any(|r| r.uid == **u)) {
+        warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
+    }
     let mut forged: Vec<&Row> = rows
         .iter()
         .filter(|r| r.verdict.verdict == Decision::Backscatter)

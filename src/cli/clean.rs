@@ -115,13 +115,20 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "message_id": row.and_then(|r| r.message_id.clone()),
             "subject": row.and_then(|r| r.subject.clone()),
             "reasons": row.map_or_else(
-                || vec!["the server returned nothing for this message: left where it is".to_string()],
+                || vec!["the server returned nothing readable for this message: left where it is".to_string()],
                 |r| r.verdict.reasons.clone()
             ),
         });
         writeln!(out, "{v}").map_err(w)?;
     }
     let done = |out: &mut std::io::StdoutLock<'_>| -> Result<ExitCode, Error> {
+        if let Some(why) = &s.refused {
+            // The same outcome as `clean` on this server.
+            out.flush().map_err(w)?;
+            return Err(Error::Runtime(format!(
+                "{why} (this dry run lists the verdicts; `clean` would move none of them)"
+            )));
+        }
         if s.interrupted {
             out.flush().map_err(w)?;
             eprintln!("interrupted: {} moved, run again to finish", s.quarantined);
@@ -145,13 +152,19 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "round_trips": s.round_trips,
             "sent_indexed": s.sent_indexed,
             "interrupted": s.interrupted,
+            "refused": s.refused,
         });
         writeln!(out, "{v}").map_err(w)?;
         return done(&mut out);
     }
     if args.dry_run {
+        let what = if s.refused.is_some() {
+            "backscatter"
+        } else {
+            "would move"
+        };
         for r in &s.would_move {
-            dry_run_line(&mut out, "would move", r, "").map_err(w)?;
+            dry_run_line(&mut out, what, r, "").map_err(w)?;
         }
         // The legitimate responses are the user's own delivery problems:
         // name them.
@@ -185,14 +198,19 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     writeln!(
         out,
-        "{} {} of {} in {:.1} s: {} {} to {}, {} legitimate (kept), {} normal (kept); sent index: {}.",
+        "{} {} of {} in {:.1} s: {}, {} legitimate (kept), {} normal (kept); sent index: {}.",
         if args.dry_run { "Dry run:" } else { "Swept" },
         super::common::plural(s.scanned, "message"),
         args.mailbox,
         s.seconds,
-        s.quarantined,
-        if args.dry_run { "would move" } else { "moved" },
-        a.quarantine,
+        match (args.dry_run, s.refused.is_some()) {
+            (true, true) => format!(
+                "{} backscatter (none can be moved to {} on this server)",
+                s.quarantined, a.quarantine
+            ),
+            (true, false) => format!("{} would move to {}", s.quarantined, a.quarantine),
+            _ => format!("{} moved to {}", s.quarantined, a.quarantine),
+        },
         s.legitimate,
         s.normal,
         super::common::plural(s.sent_indexed, "message"),

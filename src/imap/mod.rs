@@ -42,6 +42,10 @@ pub fn command_timeout() -> Duration {
 
 /// How long to wait for a connection, a TLS handshake or a greeting: 20 s
 /// (less if [`command_timeout`] is shorter).
+/// New connections [`Imap::uid_fetch_contained`] may open to contain
+/// replies it cannot parse.
+pub const MAX_RECONNECTS: usize = 40;
+
 pub fn connect_timeout() -> Duration {
     command_timeout().min(Duration::from_secs(20))
 }
@@ -76,8 +80,16 @@ fn map_err(what: &str, e: async_imap::error::Error) -> ImapError {
             format!("the connection was lost while trying to {what}"),
         ),
         E::Io(io) => err(
-            ErrorKind::Lost,
+            if io.to_string().contains("during parsing of ") {
+                ErrorKind::Unparsable
+            } else {
+                ErrorKind::Lost
+            },
             format!("{} while trying to {what}", io_text(&io)),
+        ),
+        E::Parse(_) => err(
+            ErrorKind::Protocol,
+            format!("the server sent a response that could not be read while trying to {what}"),
         ),
         other => err(
             ErrorKind::Protocol,
@@ -258,6 +270,14 @@ pub struct Imap {
     pub account: String,
     /// The personal namespace every configured name is resolved against.
     namespace: names::Namespace,
+    /// What the session was opened with, for [`Imap::reconnect`].
+    origin: Option<Box<(Account, Secret)>>,
+    /// The mailbox selected last: its name, read-only (EXAMINE), and
+    /// UIDVALIDITY.
+    selected: Option<(String, bool, u32)>,
+    /// The server sent a BODYSTRUCTURE that could not be parsed: the sweep
+    /// fetches bytes instead of asking for structures again.
+    pub structure_unreadable: bool,
 }
 
 /// Drain pushed responses; did any announce new messages?
@@ -357,6 +377,9 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         caps,
         account,
         namespace,
+        origin,
+        selected,
+        structure_unreadable,
     } = imap;
     match compress::start(session).await {
         Ok(session) => Ok(Imap {
@@ -364,6 +387,9 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             caps,
             account,
             namespace,
+            origin,
+            selected,
+            structure_unreadable,
         }),
         Err(e) if matches!(e.kind, ErrorKind::No | ErrorKind::Protocol) => {
             tracing::warn!("{e}; continuing without compression on a new connection");
@@ -487,6 +513,9 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         caps: HashSet::new(),
         account: a.name.clone(),
         namespace: names::Namespace::default(),
+        origin: Some(Box::new((a.clone(), secret.clone()))),
+        selected: None,
+        structure_unreadable: false,
     };
     let caps = timed("read capabilities", imap.session.capabilities()).await?;
     imap.caps = caps.iter().map(capability_name).collect();
@@ -828,6 +857,7 @@ impl Imap {
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
         let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
+        self.selected = Some((mailbox.to_string(), false, m.uid_validity.unwrap_or(0)));
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
@@ -864,6 +894,7 @@ impl Imap {
     pub async fn examine(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{mailbox}\"");
         let m = timed(&what, self.session.examine(names::encode(mailbox))).await?;
+        self.selected = Some((mailbox.to_string(), true, m.uid_validity.unwrap_or(0)));
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
@@ -1015,6 +1046,82 @@ impl Imap {
         .await
     }
 
+    /// [`Imap::uid_fetch`], with a reply that cannot be parsed contained
+    /// to the messages concerned: async-imap drops a whole FETCH reply
+    /// when one message's part of it is not valid IMAP, and the
+    /// connection with it. Then the session is replaced
+    /// ([`Imap::reconnect`]) and each half of the set fetched again, down
+    /// to single messages. Returns what was fetched and the UIDs whose
+    /// reply could not be read, with the error. At most
+    /// [`MAX_RECONNECTS`] new connections per call; past that the error
+    /// is returned (a server that garbles everything).
+    pub async fn uid_fetch_contained(
+        &mut self,
+        uids: &[u32],
+        items: &str,
+    ) -> Result<(Vec<Fetch>, Vec<(u32, ImapError)>), ImapError> {
+        let mut fetched = Vec::new();
+        let mut unreadable = Vec::new();
+        let mut todo: Vec<&[u32]> = vec![uids];
+        let mut reconnects = 0;
+        while let Some(set) = todo.pop() {
+            match self.uid_fetch(set, items).await {
+                Ok(f) => fetched.extend(f),
+                Err(e) if e.kind == ErrorKind::Unparsable && reconnects < MAX_RECONNECTS => {
+                    reconnects += 1;
+                    self.reconnect().await?;
+                    if let [uid] = set {
+                        tracing::warn!(
+                            account = %self.account,
+                            uid,
+                            "{e}; the message is left where it is"
+                        );
+                        unreadable.push((*uid, e));
+                    } else {
+                        let (a, b) = set.split_at(set.len() / 2);
+                        todo.push(b);
+                        todo.push(a);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((fetched, unreadable))
+    }
+
+    /// Replace the session with a new one to the same server, logged in
+    /// as before, with the same mailbox selected (or examined): after a
+    /// reply that could not be parsed, async-imap reads nothing more from
+    /// the old connection. Fails when the login fails, or when the
+    /// mailbox's UIDVALIDITY changed in between (the UIDs in hand would
+    /// name other messages).
+    pub async fn reconnect(&mut self) -> Result<(), ImapError> {
+        let Some(origin) = self.origin.clone() else {
+            return Err(err(
+                ErrorKind::Lost,
+                "the connection became unusable and cannot be re-opened",
+            ));
+        };
+        let (a, secret) = &*origin;
+        let mut fresh = Box::pin(connect(a, secret)).await?;
+        if let Some((mailbox, read_only, validity)) = self.selected.clone() {
+            let sel = if read_only {
+                fresh.examine(&mailbox).await?
+            } else {
+                fresh.select(&mailbox).await?
+            };
+            if sel.uid_validity != validity {
+                return Err(err(
+                    ErrorKind::Protocol,
+                    format!("mailbox \"{mailbox}\" was renumbered (UIDVALIDITY changed) while re-connecting: run again"),
+                ));
+            }
+        }
+        fresh.structure_unreadable = self.structure_unreadable;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Move messages: UID MOVE where the server has MOVE, otherwise UID
     /// COPY + `\Deleted` + UID EXPUNGE of exactly those UIDs (never a plain
     /// EXPUNGE, which would remove other `\Deleted` mail).
@@ -1030,8 +1137,8 @@ impl Imap {
             Ok(())
         } else {
             Err(err(
-                ErrorKind::Protocol,
-                "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there",
+                ErrorKind::Unsupported,
+                "the server has neither MOVE nor UIDPLUS: backscatter cannot move messages safely there, and neither sweeps nor restores on it",
             ))
         }
     }
@@ -1211,6 +1318,9 @@ impl Imap {
             caps,
             account,
             namespace,
+            origin,
+            selected,
+            structure_unreadable,
         } = self;
         let announced = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -1238,6 +1348,9 @@ impl Imap {
             caps,
             account,
             namespace,
+            origin,
+            selected,
+            structure_unreadable,
         };
         imap.drain_unsolicited();
         Ok((imap, outcome))
@@ -1266,6 +1379,49 @@ mod tests {
     #[test]
     fn imap_dates() {
         assert_eq!(imap_date(1_767_225_600), "1-Jan-2026");
+    }
+
+    #[test]
+    fn server_words_are_quoted_once() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(
+            server_text(
+                r#"outcome: Outcome { code: Some(TryCreate), information: Some("Mailbox \"a (b)\") doesn't exist") }"#
+            ),
+            r#"Mailbox "a (b)") doesn't exist"#
+        );
+        assert_eq!(
+            server_text(r#"code: None, info: Some("Caf\u{e9} \\ x\u{1b}y")"#),
+            "Caf\u{e9} \\ x y"
+        );
+        assert_eq!(server_text("code: None, info: None"), "no reason given");
+        assert_eq!(server_text(" plain words "), "plain words");
+    }
+
+    #[test]
+    fn io_errors_read_as_words() {
+        let e = |m: &str| io_text(&std::io::Error::other(m.to_string()));
+        // async-imap's forms (imap_stream.rs, parse.rs).
+        let buf = "* 21 FETCH ((UID 21 INTERNALDATE \"30-Nov\")\r\nA5 OK done\r\n";
+        assert_eq!(
+            e(&format!("Error(Error {{ input: [40], code: Tag }}) during parsing of {buf:?}")),
+            "the server sent a response that is not IMAP (* 21 FETCH ((UID 21 INTERNALDATE \"30-Nov\"))"
+        );
+        assert_eq!(
+            e(
+                r#"status: Bye, outcome: Outcome { code: None, information: Some("Server shutting down") }"#
+            ),
+            "the server ended the session (BYE Server shutting down)"
+        );
+        assert_eq!(
+            e(r#"status: PreAuth, outcome: Outcome { code: None, information: Some("hi") }"#),
+            "the server answered PREAUTH (hi)"
+        );
     }
 
     #[test]

@@ -6,21 +6,54 @@
 //! forms seen, so that a dependency upgrade that changes them fails here
 //! and not silently in front of a user.
 
-/// The server's own words from async-imap's NO/BAD text, which looks like
-/// `code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`.
+/// The server's own words from async-imap's NO/BAD text, which is Rust
+/// Debug formatting: `code: None, info: Some("[AUTHENTICATIONFAILED]
+/// Authentication failed.")` or `outcome: Outcome { code: …,
+/// information: Some("…") }`. The quoted string is read back with its
+/// escapes undone (quotes and parentheses inside it included), so that
+/// the server's text is quoted once, as it sent it.
 pub(super) fn server_text(m: &str) -> String {
-    if m.contains("information: None") || m.contains("info: None") {
-        return "no reason given".into();
-    }
-    for key in ["information: Some(\"", "info: Some(\""] {
-        if let Some(i) = m.find(key) {
-            let rest = &m[i + key.len()..];
-            if let Some(j) = rest.find("\")") {
-                return rest[..j].replace("\\\"", "\"");
-            }
+    for key in ["information: ", "info: "] {
+        let Some(i) = m.find(key) else { continue };
+        let rest = &m[i + key.len()..];
+        if rest.starts_with("None") {
+            return "no reason given".into();
+        }
+        if let Some(text) = rest.strip_prefix("Some(\"").and_then(debug_string) {
+            return text.replace(char::is_control, " ");
         }
     }
     m.trim().to_string()
+}
+
+/// The contents of a Rust Debug string literal whose opening quote has
+/// been read, up to its closing quote, escapes undone; `None` when it
+/// does not close.
+fn debug_string(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                    out.push(
+                        u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)?,
+                    );
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// What an I/O error from async-imap means, in words: it reports a
@@ -33,15 +66,23 @@ pub(super) fn io_text(io: &std::io::Error) -> String {
     } else if m.contains("incoming data too large") {
         "the server announced a response larger than 512 MiB (refused)".into()
     } else if m.contains("status: Bye") {
-        let said = m
-            .split_once("information: Some(\"")
-            .and_then(|(_, r)| r.split_once("\")"))
-            .map(|(t, _)| t.to_string())
-            .unwrap_or_default();
-        format!("the server ended the session (BYE {said})")
+        format!("the server ended the session (BYE {})", server_text(&m))
+    } else if let Some(status) = m
+        .strip_prefix("status: ")
+        .and_then(|r| r.split_once(", outcome: "))
+        .map(|(s, _)| s.to_ascii_uppercase())
+    {
+        format!("the server answered {status} ({})", server_text(&m))
     } else if let Some((_, bad)) = m.split_once("during parsing of ") {
-        let excerpt: String = bad
-            .trim_matches('"')
+        // The response as async-imap quotes it (Debug), read back.
+        let said = bad
+            .strip_prefix('"')
+            .and_then(debug_string)
+            .unwrap_or_else(|| bad.to_string());
+        let excerpt: String = said
+            .lines()
+            .next()
+            .unwrap_or("")
             .chars()
             .take(60)
             .map(|c| if c.is_control() { '?' } else { c })
@@ -183,7 +224,7 @@ mod tests {
             io_text(&io(
                 "Unable to parse status response: error during parsing of \"garbage\\r\\n\""
             )),
-            "the server sent a response that is not IMAP (garbage\\r\\n)"
+            "the server sent a response that is not IMAP (garbage)"
         );
         assert_eq!(io_text(&io("reset")), "the connection failed (reset)");
     }

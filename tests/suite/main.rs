@@ -14,6 +14,7 @@ mod golden;
 mod harness;
 mod hostile;
 mod languages;
+mod mailutils;
 mod names;
 mod on_cyrus;
 mod ports;

@@ -4,7 +4,13 @@
 //! - Courier answers CREATE of an existing folder with
 //!   `NO Cannot create this folder.` (no ALREADYEXISTS code);
 //! - UW imapd refuses `CREATE INBOX` (`NO Can't create INBOX`);
-//! - Courier, UW imapd and GNU Mailutils push nothing during IDLE.
+//! - Courier, UW imapd and GNU Mailutils push nothing during IDLE;
+//! - GNU Mailutils' BODYSTRUCTURE of an attached message (message/rfc822)
+//!   has no space between the envelope and the body structure, which no
+//!   IMAP parser accepts (imap4d/fetch.c, `bodystructure()`: `io_sendf
+//!   (")")` after the envelope, then `io_sendf ("(")`);
+//! - a server that garbles every reply about one message (a fault made up
+//!   for the containment test, not seen on a real server).
 //!
 //! The proxy forwards whole responses (literals included) and only
 //! rewrites, drops or answers the ones a quirk concerns.
@@ -29,6 +35,11 @@ pub enum Quirk {
     /// STARTTLS is offered but answered `NO STARTTLS failed` (GNU
     /// Mailutils without a usable certificate).
     RefuseStarttls,
+    /// GNU Mailutils: the BODYSTRUCTURE of a message/rfc822 part lacks
+    /// the space between the envelope and the body.
+    MailutilsBodystructure,
+    /// Every FETCH reply about this UID of INBOX is not valid IMAP.
+    GarbleUid(u32),
 }
 
 /// What the proxy saw.
@@ -44,6 +55,8 @@ pub struct Seen {
     pub dropped: AtomicUsize,
     /// IDLE commands.
     pub idles: AtomicUsize,
+    /// FETCH replies rewritten into something that is not IMAP.
+    pub garbled: AtomicUsize,
 }
 
 /// Start the proxy to `upstream` (plain IMAP); returns its port.
@@ -74,6 +87,8 @@ struct Pending {
     /// Has a single-mailbox LIST been hidden once already?
     hid_once: bool,
     idling: bool,
+    /// The mailbox SELECT or EXAMINE named last.
+    selected: String,
 }
 
 /// One whole response or command: a line, and for each literal `{n}` at
@@ -158,6 +173,7 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                                 p.hide_list = Some(w[0].clone());
                             }
                         }
+                        "SELECT" | "EXAMINE" => p.selected = arg.clone(),
                         "IDLE" => {
                             seen.idles.fetch_add(1, Ordering::SeqCst);
                             p.idling = true;
@@ -185,6 +201,12 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                 if p.hide_list.is_some() && kind == "LIST" {
                     continue;
                 }
+                if kind2 == "FETCH" {
+                    if let Some(bad) = garble(&out, quirk, &p.selected) {
+                        seen.garbled.fetch_add(1, Ordering::SeqCst);
+                        out = bad;
+                    }
+                }
                 let pushed = ["EXISTS", "RECENT", "FETCH", "EXPUNGE"].contains(&kind2.as_str());
                 if quirk == Quirk::SilentIdle && p.idling && pushed {
                     seen.dropped.fetch_add(1, Ordering::SeqCst);
@@ -210,6 +232,102 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
         }
     }
     let _ = to_client.lock().unwrap().shutdown(std::net::Shutdown::Both);
+}
+
+/// `unit` (a `* n FETCH` response, `selected` the mailbox it is about)
+/// as the quirk has the server send it, or `None` when the quirk leaves
+/// it alone.
+fn garble(unit: &[u8], quirk: Quirk, selected: &str) -> Option<Vec<u8>> {
+    match quirk {
+        Quirk::MailutilsBodystructure => mailutils_bodystructure(unit),
+        Quirk::GarbleUid(uid) if selected.eq_ignore_ascii_case("INBOX") => {
+            let text = String::from_utf8_lossy(unit);
+            let at = text.find("(UID ")? + 5;
+            let n: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if n.parse::<u32>().ok()? != uid {
+                return None;
+            }
+            // `FETCH ((UID ...`: a list where a fetch item must be.
+            let open = text.find("FETCH (")? + 6;
+            let mut out = unit[..open].to_vec();
+            out.push(b'(');
+            out.extend_from_slice(&unit[open..]);
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Where the IMAP item starting at `i` ends: a parenthesized list, a
+/// quoted string, a literal or an atom (NIL, a number).
+fn skip_item(b: &[u8], mut i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'(' => {
+            i += 1;
+            loop {
+                match *b.get(i)? {
+                    b')' => return Some(i + 1),
+                    b' ' => i += 1,
+                    _ => i = skip_item(b, i)?,
+                }
+            }
+        }
+        b'"' => {
+            i += 1;
+            loop {
+                match *b.get(i)? {
+                    b'\\' => i += 2,
+                    b'"' => return Some(i + 1),
+                    _ => i += 1,
+                }
+            }
+        }
+        b'{' => {
+            let close = i + b[i..].iter().position(|&c| c == b'}')?;
+            let n: usize = std::str::from_utf8(&b[i + 1..close]).ok()?.parse().ok()?;
+            Some(close + 3 + n)
+        }
+        _ => Some(i + b[i..].iter().position(|&c| c == b' ' || c == b')')?),
+    }
+}
+
+/// GNU Mailutils' form of a BODYSTRUCTURE reply: in every
+/// `"MESSAGE" "RFC822"` part, the space after the envelope dropped
+/// (`... size (envelope)(body) lines`).
+fn mailutils_bodystructure(unit: &[u8]) -> Option<Vec<u8>> {
+    let lower = unit.to_ascii_lowercase();
+    memchr_find(&lower, b"bodystructure (")?;
+    let mut out = unit.to_vec();
+    let needle = b"\"message\" \"rfc822\" ";
+    let mut from = 0;
+    let mut cut = Vec::new();
+    while let Some(at) = memchr_find(&lower[from..], needle).map(|p| p + from) {
+        // Parameters, id, description, encoding, size, then the envelope.
+        let mut i = at + needle.len();
+        for _ in 0..6 {
+            i = skip_item(unit, i)?;
+            i += usize::from(unit.get(i) == Some(&b' '));
+        }
+        // `i` is now just past the space after the envelope.
+        if unit.get(i - 1) == Some(&b' ') && unit.get(i) == Some(&b'(') {
+            cut.push(i - 1);
+        }
+        from = at + needle.len();
+    }
+    if cut.is_empty() {
+        return None;
+    }
+    for i in cut.into_iter().rev() {
+        out.remove(i);
+    }
+    Some(out)
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn config(dir: &Path, port: u16) -> PathBuf {
@@ -292,4 +410,137 @@ fn restore_never_creates_inbox() {
     assert!(ok, "{out}");
     assert_eq!(seen.create_inbox.load(Ordering::SeqCst), 0, "{out}");
     assert_eq!(dc.imap("alice").status("INBOX").0 as usize, f.inbox.len());
+}
+
+/// `clean --json --each` (with `extra` arguments): its per-message lines
+/// by UID, and the summary.
+fn clean_each(
+    dir: &Path,
+    cfg: &Path,
+    extra: &[&str],
+) -> (
+    std::collections::BTreeMap<u64, serde_json::Value>,
+    serde_json::Value,
+) {
+    let mut args = vec!["clean", "--json", "--each"];
+    args.extend_from_slice(extra);
+    let o = crate::util::backscatter(dir, cfg, &args)
+        .env("PW", "alicepw")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.pop().unwrap();
+    let each = lines
+        .into_iter()
+        .map(|v| (v["uid"].as_u64().unwrap(), v))
+        .collect();
+    (each, summary)
+}
+
+/// A mailbox for the BODYSTRUCTURE tests: a flood of real automated
+/// responses, and a long multipart/mixed message with an attached one
+/// (Request Tracker's test message `nested-rfc-822`, GPL-2, see
+/// tests/fixtures/extra/rt/SOURCE.md), whose structure the sweep asks
+/// for. Returns the flood and that message's UID.
+fn mailbox_with_an_attached_message(dc: &Dovecot) -> (crate::flood::Flood, u32) {
+    let f = crate::flood::flood(40);
+    let nested =
+        std::fs::read(crate::util::root().join("tests/fixtures/extra/rt/nested-rfc-822.eml"))
+            .unwrap();
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox[..20]);
+    let uid = imap.append("INBOX", &nested);
+    imap.append_many("INBOX", &f.inbox[20..]);
+    (f, uid)
+}
+
+/// GNU Mailutils' BODYSTRUCTURE of an attached message is not IMAP, and
+/// async-imap drops the whole FETCH reply with the connection (fault 6 of
+/// issue 11: the sweep exited 1). The sweep reconnects and reads those
+/// messages' bytes instead: every message gets the verdict it gets on
+/// Dovecot unproxied, nothing counts as an error, and the message with
+/// the attachment (ordinary mail) stays in INBOX.
+#[test]
+fn mailutils_bodystructure_falls_back_to_the_bytes() {
+    let Some(dc) = Dovecot::start_or_skip("mailutils_bodystructure") else {
+        return;
+    };
+    let (_f, nested) = mailbox_with_an_attached_message(&dc);
+    let direct = crate::sweep::tempdir("mailutils-direct");
+    let (reference, _) = clean_each(&direct, &config(&direct, dc.imap_port), &["--dry-run"]);
+    assert_eq!(reference[&u64::from(nested)]["verdict"], "normal");
+    let (port, seen) = proxy(dc.imap_port, Quirk::MailutilsBodystructure);
+    let dir = crate::sweep::tempdir("mailutils-bodystructure");
+    let cfg = config(&dir, port);
+    let (dry, summary) = clean_each(&dir, &cfg, &["--dry-run"]);
+    assert!(
+        seen.garbled.load(Ordering::SeqCst) > 0,
+        "the sweep never asked for the attached message's structure"
+    );
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(dry, reference);
+    let (done, summary) = clean_each(&dir, &cfg, &[]);
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(done.len(), reference.len());
+    for (uid, r) in &reference {
+        let want = if r["action"] == "would_move" {
+            "moved"
+        } else {
+            "kept"
+        };
+        assert_eq!(done[uid]["action"], want, "uid {uid}: {}", done[uid]);
+    }
+    let left = dc.imap("alice").uids("INBOX");
+    assert!(left.contains(&nested), "the attached message moved");
+}
+
+/// A message whose every FETCH reply is garbled cannot be judged: the
+/// sweep contains the fault to it (a new connection, the set fetched
+/// again in halves), finishes, leaves it in INBOX and counts it in
+/// `errors`; every other message gets its verdict. A made-up fault, not
+/// seen on a real server.
+#[test]
+fn an_unreadable_message_stays_and_counts_as_an_error() {
+    let Some(dc) = Dovecot::start_or_skip("garbled_message") else {
+        return;
+    };
+    let (_f, nested) = mailbox_with_an_attached_message(&dc);
+    let direct = crate::sweep::tempdir("garbled-direct");
+    let (reference, _) = clean_each(&direct, &config(&direct, dc.imap_port), &["--dry-run"]);
+    let (port, seen) = proxy(dc.imap_port, Quirk::GarbleUid(nested));
+    let dir = crate::sweep::tempdir("garbled-message");
+    let cfg = config(&dir, port);
+    let (done, summary) = clean_each(&dir, &cfg, &[]);
+    assert!(seen.garbled.load(Ordering::SeqCst) > 0);
+    assert_eq!(summary["errors"], 1, "{summary}");
+    assert_eq!(summary["scanned"], reference.len(), "{summary}");
+    assert_eq!(done[&u64::from(nested)]["action"], "error");
+    for (uid, r) in reference.iter().filter(|(u, _)| **u != u64::from(nested)) {
+        let want = if r["action"] == "would_move" {
+            "moved"
+        } else {
+            "kept"
+        };
+        assert_eq!(done[uid]["action"], want, "uid {uid}: {}", done[uid]);
+        assert_eq!(done[uid]["verdict"], r["verdict"], "uid {uid}");
+    }
+    let left = dc.imap("alice").uids("INBOX");
+    assert!(left.contains(&nested), "the unreadable message moved");
+    // The human summary says so.
+    let (ok, out) = run(&dir, &cfg, &["clean", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("1 message could not be judged and stayed where it was."),
+        "{out}"
+    );
 }

@@ -333,7 +333,11 @@ fn a_message_restored_while_watch_runs_stays_restored() {
 }
 
 /// Fault 7 of issue 11: on a server with neither MOVE nor UIDPLUS, `clean`
-/// refuses before it journals anything; and a batch left unfinished is
+/// refuses before it journals anything, and so do `restore` (dry run or
+/// not) and `watch` (at once, rather than retrying for ever), each with
+/// the same sentence and exit status 1; `clean --dry-run` (which promised
+/// moves `clean` then refused, fault 8) lists the verdicts, says none can
+/// move, and exits 1 like `clean`; and a batch left unfinished is
 /// settled by reading the messages back, never by trusting that UIDs a
 /// server does not report have moved.
 #[test]
@@ -356,6 +360,58 @@ fn no_journal_for_moves_that_never_happened() {
     imap.append_many("INBOX", &forged[..4]);
     let cli = Cli::new(&dc, "no-move");
     let o = cli.run(&["clean"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("neither MOVE nor UIDPLUS"),
+        "{}",
+        text(&o)
+    );
+    let refusal = |o: &Output| {
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(1), "{}", text(o));
+        assert!(err.contains("neither MOVE nor UIDPLUS"), "{}", text(o));
+        assert!(o.stdout.is_empty(), "nothing promised: {}", text(o));
+    };
+    let o = cli.run(&["clean", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("would move"), "{}", text(&o));
+    assert!(
+        out.contains("4 backscatter (none can be moved to Backscatter on this server)"),
+        "{}",
+        text(&o)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{}", text(&o));
+    assert!(err.contains("neither MOVE nor UIDPLUS"), "{}", text(&o));
+    let o = cli.run(&["clean", "--dry-run", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["quarantined"], 4, "{}", text(&o));
+    assert!(v["refused"]
+        .as_str()
+        .is_some_and(|r| r.contains("neither MOVE nor UIDPLUS")));
+    for args in [
+        &["restore", "--all"][..],
+        &["restore", "--all", "--dry-run"],
+    ] {
+        refusal(&cli.run(args));
+    }
+    // watch stops at once (generous deadline for a loaded machine).
+    let mut child = cli
+        .command(&["watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("neither MOVE nor UIDPLUS"),

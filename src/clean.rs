@@ -428,35 +428,6 @@ fn commit(
     journal::append(path, &[marker]).map_err(io_err("write the journal"))
 }
 
-/// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
-pub(crate) async fn message_ids_in(
-    imap: &mut Imap,
-    mailbox: &str,
-) -> Result<HashMap<String, Vec<u32>>, ImapError> {
-    let mut out: HashMap<String, Vec<u32>> = HashMap::new();
-    let sel = imap.select(mailbox).await?;
-    if sel.exists == 0 {
-        return Ok(out);
-    }
-    let uids = imap.uid_search("ALL").await?;
-    for chunk in uids.chunks(2000) {
-        for f in imap
-            .uid_fetch(chunk, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-            .await?
-        {
-            if let (Some(uid), Some(h)) = (f.uid, f.header()) {
-                let text = String::from_utf8_lossy(h);
-                if let Some(id) = crate::classify::fields::first_message_id(
-                    text.split_once(':').map(|x| x.1).unwrap_or(""),
-                ) {
-                    out.entry(id.key().to_string()).or_default().push(uid);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Progress callback: (done, total).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 

@@ -39,6 +39,9 @@ pub struct FilterOptions {
     pub mailbox: String,
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// Run the rules over messages an earlier run handled too (after the
+    /// rules were edited).
+    pub again: bool,
 }
 
 /// One message's result (listed by `--dry-run`).
@@ -78,6 +81,8 @@ pub struct FilterSummary {
 /// committed batch, or found moved when a killed batch was reconciled, or
 /// in a closed batch that moved nothing (its copies and flags may have been
 /// applied: never again).
+/// A message the server refused an action for ([`Op::Failed`]) is not
+/// handled: the next run tries it again.
 pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
     let mut committed: HashSet<&str> = HashSet::new();
     let mut moved: HashSet<(&str, u32)> = HashSet::new();
@@ -95,6 +100,11 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
             _ => {}
         }
     }
+    let failed: HashSet<(&str, u32)> = entries
+        .iter()
+        .filter(|e| e.op == Op::Failed)
+        .map(|e| (e.batch.as_str(), e.uid))
+        .collect();
     let reconciled: HashSet<&str> = entries
         .iter()
         .filter(|e| e.op == Op::Reconciled)
@@ -108,7 +118,9 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
             let retry = reconciled.contains(e.batch.as_str())
                 && !e.to.is_empty()
                 && !moved.contains(&(e.batch.as_str(), e.uid));
-            committed.contains(e.batch.as_str()) && !retry
+            committed.contains(e.batch.as_str())
+                && !retry
+                && !failed.contains(&(e.batch.as_str(), e.uid))
         })
         .map(|e| e.uid)
         .collect()
@@ -165,7 +177,11 @@ pub async fn filter(
     let existing: HashSet<String> = imap.list().await?.into_iter().map(|m| m.name).collect();
     let sel = imap.select(&opts.mailbox).await?;
     let entries = journal::read(&path).map_err(io_err("read the rules journal"))?;
-    let done = handled(&entries, &opts.mailbox, sel.uid_validity);
+    let done = if opts.again {
+        HashSet::new()
+    } else {
+        handled(&entries, &opts.mailbox, sel.uid_validity)
+    };
     let uids: Vec<u32> = if sel.exists == 0 {
         Vec::new()
     } else {
@@ -259,7 +275,8 @@ impl Runner<'_> {
                 .map(str::to_string);
             if let Some(m) = missing {
                 error = Some(format!(
-                    "mailbox \"{m}\" does not exist (use fileinto :create)"
+                    "mailbox \"{}\" does not exist (use fileinto :create)",
+                    imap::shown(&m)
                 ));
                 plan = Plan::default();
             }
@@ -276,7 +293,7 @@ impl Runner<'_> {
             }
             if let Some(e) = &error {
                 summary.errors += 1;
-                tracing::warn!(account = %self.a.name, mailbox = %self.mailbox, uid, "rules: {e}; the message stays as it is");
+                tracing::warn!(account = %self.a.name, mailbox = %imap::shown(&self.mailbox), uid, "rules: {}; the message stays as it is", imap::shown(e));
             }
             let actions = if error.is_some() {
                 Vec::new()
@@ -357,6 +374,14 @@ fn header_block(raw: &[u8]) -> &[u8] {
 
 /// Journal and carry out one batch's plans: one journal batch per
 /// destination (none = the message stays).
+///
+/// A refusal by the server (NO: a mailbox name built from the message
+/// that the server will not create, a MOVE or COPY it refuses) is an error
+/// for the messages it concerns only: they are counted in
+/// [`FilterSummary::errors`], logged, left where they are, journaled as
+/// [`Op::Failed`] (when their intent was written) and tried again by the
+/// next run; the other messages go on. A lost connection still ends the
+/// run (the journal lets the next run finish the batch).
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     imap: &mut Imap,
@@ -369,17 +394,43 @@ async fn apply(
     created: &mut HashSet<String>,
     summary: &mut FilterSummary,
 ) -> Result<(), CleanError> {
+    let refused = |summary: &mut FilterSummary, uid: u32, e: &imap::ImapError| {
+        summary.errors += 1;
+        tracing::warn!(account = %a.name, mailbox = %imap::shown(mailbox), uid, "rules: {e}; the message stays as it is");
+    };
     let mut groups: BTreeMap<Option<&str>, Vec<&Planned>> = BTreeMap::new();
     for p in plans {
         groups.entry(p.plan.move_to.as_deref()).or_default().push(p);
     }
-    for (g, (dest, members)) in groups.into_iter().enumerate() {
+    for (g, (dest, mut members)) in groups.into_iter().enumerate() {
+        // Mailboxes to create; a name the server refuses fails the
+        // messages that need it, and only them.
+        let mut cannot: BTreeMap<String, imap::ImapError> = BTreeMap::new();
         for p in &members {
             for m in &p.plan.create {
-                if created.insert(m.clone()) {
-                    imap.ensure_mailbox(m).await?;
+                if created.contains(m) || cannot.contains_key(m) {
+                    continue;
+                }
+                match imap.ensure_mailbox(m).await {
+                    Ok(()) => {
+                        created.insert(m.clone());
+                    }
+                    Err(e) if e.kind == imap::ErrorKind::No => {
+                        cannot.insert(m.clone(), e);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
+        }
+        members.retain(|p| match p.plan.mailboxes().find_map(|m| cannot.get(m)) {
+            Some(e) => {
+                refused(summary, p.uid, e);
+                false
+            }
+            None => true,
+        });
+        if members.is_empty() {
+            continue;
         }
         let batch = journal::batch_id(now(), n * 1000 + g);
         let ts = now();
@@ -405,6 +456,7 @@ async fn apply(
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
+        let mut failed: BTreeMap<u32, String> = BTreeMap::new();
         // Copies, each with its own flags set for the COPY only.
         for Planned {
             uid,
@@ -420,34 +472,75 @@ async fn apply(
                     .cloned()
                     .collect();
                 imap.uid_store_flags(&[*uid], true, &add).await?;
-                imap.uid_copy(&[*uid], mailbox).await?;
+                let copied = imap.uid_copy(&[*uid], mailbox).await;
                 let back: Vec<String> = add
                     .into_iter()
                     .filter(|f| !plan.flags.iter().any(|k| k.eq_ignore_ascii_case(f)))
                     .collect();
                 imap.uid_store_flags(&[*uid], false, &back).await?;
-                summary.copied += 1;
+                match copied {
+                    Ok(()) => summary.copied += 1,
+                    Err(e) if e.kind == imap::ErrorKind::No => {
+                        refused(summary, *uid, &e);
+                        failed.insert(*uid, e.to_string());
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         // Final flags, grouped by flag set.
         let mut by_flags: BTreeMap<&[String], Vec<u32>> = BTreeMap::new();
         for p in &members {
-            if !p.plan.flags.is_empty() {
+            if !p.plan.flags.is_empty() && !failed.contains_key(&p.uid) {
                 by_flags.entry(&p.plan.flags).or_default().push(p.uid);
             }
         }
         for (flags, uids) in &by_flags {
-            imap.uid_store_flags(uids, true, flags).await?;
-            summary.flagged += uids.len();
+            match imap.uid_store_flags(uids, true, flags).await {
+                Ok(()) => summary.flagged += uids.len(),
+                Err(e) if e.kind == imap::ErrorKind::No => {
+                    for u in uids {
+                        refused(summary, *u, &e);
+                        failed.insert(*u, e.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut mapping = None;
+        let ok: Vec<u32> = members
+            .iter()
+            .map(|p| p.uid)
+            .filter(|u| !failed.contains_key(u))
+            .collect();
         if let Some(dest) = dest {
-            let uids: Vec<u32> = members.iter().map(|p| p.uid).collect();
-            mapping = imap.uid_move_mapped(&uids, dest).await?;
-            summary.moved += uids.len();
+            match imap.uid_move_mapped(&ok, dest).await {
+                Ok(m) => {
+                    mapping = m;
+                    summary.moved += ok.len();
+                }
+                Err(e) if e.kind == imap::ErrorKind::No => {
+                    for u in &ok {
+                        refused(summary, *u, &e);
+                        failed.insert(*u, e.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         } else {
-            summary.kept += members.len();
+            summary.kept += ok.len();
         }
+        let marks: Vec<Entry> = failed
+            .into_iter()
+            .map(|(uid, why)| {
+                let mut m = Entry::marker(Op::Failed, &batch, now(), Vec::new());
+                m.uid = uid;
+                m.reasons = vec![why];
+                m
+            })
+            .collect();
+        journal::append(path, &marks).map_err(io_err("write the rules journal"))?;
         commit(path, &batch, mapping)?;
     }
     Ok(())
@@ -528,7 +621,7 @@ pub async fn undo(
         summary
             .left_behind
             .extend(att.unknown.iter().filter(|e| wanted(e)).map(|e| {
-            format!(
+                format!(
                 "{} (UID {} of \"{}\"): journaled without anything to find it by in \"{place}\"",
                 e.message_id
                     .as_deref()
@@ -536,7 +629,7 @@ pub async fn undo(
                 e.uid,
                 e.mailbox
             )
-        }));
+            }));
         let mut back: BTreeMap<String, Vec<(&quarantine::Placed, &Entry)>> = BTreeMap::new();
         for p in &att.placed {
             if let Some(e) = p.entry.as_ref().filter(|e| wanted(e)) {
@@ -671,11 +764,16 @@ mod tests {
             // Killed in a batch that stays (copies/flags): never again.
             e(Op::Quarantine, "b3", 4, "", vec![]),
             e(Op::Reconciled, "b3", 0, "", vec![]),
+            // The server refused 7's copy: tried again; 6 is done.
+            e(Op::Quarantine, "b5", 6, "", vec![]),
+            e(Op::Quarantine, "b5", 7, "", vec![]),
+            e(Op::Failed, "b5", 7, "", vec![]),
+            e(Op::Commit, "b5", 0, "", vec![]),
             // Not closed yet: not handled (reconciled first by the run).
             e(Op::Quarantine, "b4", 5, "X", vec![]),
         ];
         let h = handled(&entries, "INBOX", 7);
-        assert_eq!(h, [1, 2, 4].into_iter().collect());
+        assert_eq!(h, [1, 2, 4, 6].into_iter().collect());
         assert!(handled(&entries, "INBOX", 8).is_empty());
     }
 }

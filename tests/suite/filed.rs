@@ -153,3 +153,85 @@ fn rules_file_into_named_mailboxes_and_restore_finds_every_message() {
     assert_eq!(count(&mut imap, "Kopie-Ü"), 1, "copies stay");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+const HOSTILE_RULES: &str = r#"require ["fileinto", "mailbox", "copy", "variables"];
+if header :matches "subject" "list *" { fileinto :create "Lists/${1}"; stop; }
+if header :contains "subject" "[parent]" { fileinto :copy "Parent"; stop; }
+"#;
+
+/// A mailbox name built from a message (`fileinto :create "Lists/${1}"`)
+/// with a line break (an RFC 2047 encoded word in the Subject), and a
+/// COPY the server refuses (into a parent that LIST shows but that holds
+/// no mail): errors for those messages only, which stay in INBOX and are
+/// tried again by the next run; the other messages are filed; the output
+/// holds no line break from the message.
+#[test]
+fn one_message_cannot_switch_off_the_rules() {
+    let Some(dc) = Dovecot::start_or_skip("filed_hostile") else {
+        return;
+    };
+    let mut imap = dc.imap("alice");
+    imap.create("Parent/child");
+    let evil = b"From: x@example.net\r\nTo: alice@example.org\r\nSubject: list =?utf-8?q?evil=0D=0A2026-11-30T05:00:00Z_ERROR_injected?=\r\nMessage-ID: <evil@example.net>\r\n\r\nhand-written test message\r\n".to_vec();
+    let mail = [
+        evil,
+        message(2, "list good", true),
+        message(3, "[parent]", true),
+        message(4, "[stays]", true),
+    ];
+    imap.append_many("INBOX", &mail);
+    let base = tempdir("filed-hostile");
+    let rules = base.join("rules.sieve");
+    std::fs::write(&rules, HOSTILE_RULES).unwrap();
+    let cfg = config(&base, &dc, &rules);
+    for round in 0..2 {
+        let r = run(&base, &cfg, &["filter", "--json"]);
+        assert_eq!(r.code, 0, "round {round}: {}{}", r.out, r.err);
+        let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
+        assert_eq!(
+            v["errors"].as_u64(),
+            Some(2),
+            "round {round}: {}{}",
+            r.out,
+            r.err
+        );
+        assert_eq!(
+            v["moved"].as_u64(),
+            Some(if round == 0 { 1 } else { 0 }),
+            "round {round}: {}",
+            r.out
+        );
+        assert!(
+            !(r.out.clone() + &r.err)
+                .lines()
+                .any(|l| l.starts_with("2026-11-30T05:00:00Z")),
+            "a line break from the message reached the output: {}{}",
+            r.out,
+            r.err
+        );
+        assert_eq!(imap.status("INBOX").0, 3, "round {round}");
+        assert_eq!(imap.status("Lists/good number 2").0, 1, "round {round}");
+    }
+    // The refused COPY was journaled as failed (its intent was written),
+    // which is what sends it round again.
+    let journal = walk(&base.join("data"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("rules-journal"))
+        .expect("a rules journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(text.matches("\"op\":\"failed\"").count(), 2, "{text}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -109,7 +109,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     let clean = |t: &str| t.replace(char::is_control, " ");
     if args.json {
         for r in &s.rows {

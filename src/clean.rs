@@ -462,35 +462,6 @@ fn commit(
     journal::append(path, &[marker]).map_err(io_err("write the journal"))
 }
 
-/// Message-ID key -> UIDs, for every message of `mailbox` (selects it).
-pub(crate) async fn message_ids_in(
-    imap: &mut Imap,
-    mailbox: &str,
-) -> Result<HashMap<String, Vec<u32>>, ImapError> {
-    let mut out: HashMap<String, Vec<u32>> = HashMap::new();
-    let sel = imap.select(mailbox).await?;
-    if sel.exists == 0 {
-        return Ok(out);
-    }
-    let uids = imap.uid_search("ALL").await?;
-    for chunk in uids.chunks(2000) {
-        for f in imap
-            .uid_fetch(chunk, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-            .await?
-        {
-            if let (Some(uid), Some(h)) = (f.uid, f.header()) {
-                let text = String::from_utf8_lossy(h);
-                if let Some(id) = crate::classify::fields::first_message_id(
-                    text.split_once(':').map(|x| x.1).unwrap_or(""),
-                ) {
-                    out.entry(id.key().to_string()).or_default().push(uid);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Progress callback: (done, total).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
@@ -588,10 +559,15 @@ pub async fn clean(
         }
         let mut moved = Moved::default();
         if opts.dry_run {
-            summary.quarantined += to_move.len();
-            summary
-                .would_move
-                .extend(to_move.iter().map(|r| (*r).clone()));
+            // The same keep check as a real run's (move_batch), so that
+            // the dry run predicts it.
+            let (_, keep) = user_keeps(&mut imap, a, &journal_path, &to_move).await?;
+            let (kept, go): (Vec<&Row>, Vec<&Row>) =
+                to_move.iter().partition(|r| keep.contains(&r.uid));
+            summary.quarantined += go.len();
+            summary.kept_by_user += kept.len();
+            summary.would_move.extend(go.iter().map(|r| (*r).clone()));
+            moved.kept_by_user = kept.iter().map(|r| r.uid).collect();
         } else if !to_move.is_empty() {
             // Journaled moves stay at BATCH messages each.
             for (k, part) in to_move.chunks(BATCH).enumerate() {
@@ -619,11 +595,11 @@ pub async fn clean(
             }));
             for r in &rows {
                 let action = match r.verdict.verdict {
-                    Decision::Backscatter if opts.dry_run => Action::WouldMove,
-                    Decision::Backscatter if moved.moved.contains(&r.uid) => Action::Moved,
                     Decision::Backscatter if moved.kept_by_user.contains(&r.uid) => {
                         Action::KeptByUser
                     }
+                    Decision::Backscatter if opts.dry_run => Action::WouldMove,
+                    Decision::Backscatter if moved.moved.contains(&r.uid) => Action::Moved,
                     Decision::Backscatter => Action::Gone,
                     _ => Action::Kept,
                 };
@@ -657,6 +633,50 @@ pub struct Moved {
     pub kept_by_user: Vec<u32>,
 }
 
+/// Read the identities of these rows of the selected mailbox (fingerprint,
+/// flags, From, List-Id), and say which the user keeps: restored before
+/// (keyword [`quarantine::NOT_BACKSCATTER`] or the local list next to
+/// the journal) or matched by the account's `keep` list. Shared by a real
+/// run ([`move_batch`]) and a dry run, which must predict it.
+async fn user_keeps(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+    rows: &[&Row],
+) -> Result<(HashMap<u32, Identity>, HashSet<u32>), CleanError> {
+    let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
+    let found: HashMap<u32, Identity> = quarantine::identities(imap, &uids)
+        .await?
+        .into_iter()
+        .map(|i| (i.uid, i))
+        .collect();
+    let kept = match journal_path.parent() {
+        Some(dir) => quarantine::load_kept(&quarantine::kept_path(dir, &a.name))
+            .map_err(io_err("read the list of restored messages"))?,
+        None => HashSet::new(),
+    };
+    let mut keep = HashSet::new();
+    for r in rows {
+        let Some(id) = found.get(&r.uid) else {
+            continue;
+        };
+        if id.has_flag(quarantine::NOT_BACKSCATTER) || kept.contains(&id.fingerprint) {
+            keep.insert(r.uid);
+            continue;
+        }
+        let seen = crate::keep::Seen {
+            from: id.from.as_deref(),
+            list_id: id.list_id.as_deref(),
+            reporting_mta: r.verdict.original.reporting_mta.as_deref(),
+        };
+        if let Some(rule) = crate::keep::matches(&a.keep, &seen) {
+            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
+            keep.insert(r.uid);
+        }
+    }
+    Ok((found, keep))
+}
+
 /// Move these rows of the selected `mailbox` to quarantine, journaled:
 /// refuse first if the server cannot move safely; read each message's
 /// fingerprint and flags; leave the ones the user restored before; write
@@ -674,17 +694,7 @@ pub(crate) async fn move_batch(
 ) -> Result<Moved, CleanError> {
     imap.can_move_safely()?;
     let mut out = Moved::default();
-    let uids: Vec<u32> = rows.iter().map(|r| r.uid).collect();
-    let found: HashMap<u32, Identity> = quarantine::identities(imap, &uids)
-        .await?
-        .into_iter()
-        .map(|i| (i.uid, i))
-        .collect();
-    let kept = match journal_path.parent() {
-        Some(dir) => quarantine::load_kept(&quarantine::kept_path(dir, &a.name))
-            .map_err(io_err("read the list of restored messages"))?,
-        None => HashSet::new(),
-    };
+    let (found, keep) = user_keeps(imap, a, journal_path, rows).await?;
     let batch = journal::batch_id(now(), n);
     let ts = now();
     let mut intents: Vec<Entry> = Vec::new();
@@ -693,17 +703,7 @@ pub(crate) async fn move_batch(
         let Some(id) = found.get(&r.uid) else {
             continue;
         };
-        if id.has_flag(quarantine::NOT_BACKSCATTER) || kept.contains(&id.fingerprint) {
-            out.kept_by_user.push(r.uid);
-            continue;
-        }
-        let seen = crate::keep::Seen {
-            from: id.from.as_deref(),
-            list_id: id.list_id.as_deref(),
-            reporting_mta: r.verdict.original.reporting_mta.as_deref(),
-        };
-        if let Some(rule) = crate::keep::matches(&a.keep, &seen) {
-            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
+        if keep.contains(&r.uid) {
             out.kept_by_user.push(r.uid);
             continue;
         }

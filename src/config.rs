@@ -428,6 +428,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 "must be a mailbox other than INBOX".into(),
             ));
         }
+        if a.sent
+            .iter()
+            .flatten()
+            .any(|m| m.eq_ignore_ascii_case(&a.quarantine))
+        {
+            return Err(err(
+                &name,
+                "quarantine",
+                "must not be a Sent mailbox (the sent index is built from it)".into(),
+            ));
+        }
         if a.sent_days == 0 {
             return Err(err(&name, "sent-days", "must be at least 1".into()));
         }
@@ -588,6 +599,20 @@ mod tests {
 
     fn p(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/cfg.toml"))
+    }
+
+    #[test]
+    fn the_quarantine_cannot_be_a_sent_mailbox() {
+        let e = p(r#"
+[accounts.work]
+host = "imap.example.org"
+username = "me@example.org"
+password.env = "PW"
+quarantine = "Sent Items"
+sent = ["INBOX/Sent", "sent items"]
+"#)
+        .unwrap_err();
+        assert!(e.0.contains("must not be a Sent mailbox"), "{}", e.0);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct FilterOptions {
     pub mailbox: String,
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// Run the rules over messages an earlier run handled too (after the
+    /// rules were edited).
+    pub again: bool,
 }
 
 /// One message's result (listed by `--dry-run`).
@@ -78,6 +81,8 @@ pub struct FilterSummary {
 /// committed batch, or found moved when a killed batch was reconciled, or
 /// in a closed batch that moved nothing (its copies and flags may have been
 /// applied: never again).
+/// A message the server refused an action for ([`Op::Failed`]) is not
+/// handled: the next run tries it again.
 pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
     let mut committed: HashSet<&str> = HashSet::new();
     let mut moved: HashSet<(&str, u32)> = HashSet::new();
@@ -95,6 +100,11 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
             _ => {}
         }
     }
+    let failed: HashSet<(&str, u32)> = entries
+        .iter()
+        .filter(|e| e.op == Op::Failed)
+        .map(|e| (e.batch.as_str(), e.uid))
+        .collect();
     let reconciled: HashSet<&str> = entries
         .iter()
         .filter(|e| e.op == Op::Reconciled)
@@ -108,7 +118,9 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
             let retry = reconciled.contains(e.batch.as_str())
                 && !e.to.is_empty()
                 && !moved.contains(&(e.batch.as_str(), e.uid));
-            committed.contains(e.batch.as_str()) && !retry
+            committed.contains(e.batch.as_str())
+                && !retry
+                && !failed.contains(&(e.batch.as_str(), e.uid))
         })
         .map(|e| e.uid)
         .collect()
@@ -165,7 +177,11 @@ pub async fn filter(
     let existing: HashSet<String> = imap.list().await?.into_iter().map(|m| m.name).collect();
     let sel = imap.select(&opts.mailbox).await?;
     let entries = journal::read(&path).map_err(io_err("read the rules journal"))?;
-    let done = handled(&entries, &opts.mailbox, sel.uid_validity);
+    let done = if opts.again {
+        HashSet::new()
+    } else {
+        handled(&entries, &opts.mailbox, sel.uid_validity)
+    };
     let uids: Vec<u32> = if sel.exists == 0 {
         Vec::new()
     } else {
@@ -259,7 +275,8 @@ impl Runner<'_> {
                 .map(str::to_string);
             if let Some(m) = missing {
                 error = Some(format!(
-                    "mailbox \"{m}\" does not exist (use fileinto :create)"
+                    "mailbox \"{}\" does not exist (use fileinto :create)",
+                    imap::shown(&m)
                 ));
                 plan = Plan::default();
             }
@@ -276,7 +293,7 @@ impl Runner<'_> {
             }
             if let Some(e) = &error {
                 summary.errors += 1;
-                tracing::warn!(account = %self.a.name, mailbox = %self.mailbox, uid, "rules: {e}; the message stays as it is");
+                tracing::warn!(account = %self.a.name, mailbox = %imap::shown(&self.mailbox), uid, "rules: {}; the message stays as it is", imap::shown(e));
             }
             let actions = if error.is_some() {
                 Vec::new()
@@ -301,7 +318,15 @@ impl Runner<'_> {
                 }
                 continue;
             }
-            plans.push((uid, message_id, imap::flags_of(f), plan, actions));
+            let fingerprint = crate::fingerprint::fingerprint(header_block(raw), raw.len() as u32);
+            plans.push(Planned {
+                uid,
+                message_id,
+                flags: imap::flags_of(f),
+                plan,
+                actions,
+                fingerprint,
+            });
         }
         if !self.dry_run {
             apply(
@@ -321,12 +346,42 @@ impl Runner<'_> {
     }
 }
 
-/// A message to act on: UID, Message-ID, its flags now, the plan, and the
-/// actions in words (journaled as the reasons).
-type Planned = (u32, Option<String>, Vec<String>, Plan, Vec<String>);
+/// A message to act on.
+struct Planned {
+    uid: u32,
+    message_id: Option<String>,
+    /// Its flags now.
+    flags: Vec<String>,
+    plan: Plan,
+    /// The actions in words (journaled as the reasons).
+    actions: Vec<String>,
+    /// [`crate::fingerprint::fingerprint`] of its header, journaled so that
+    /// `restore --rules` finds it without a Message-ID.
+    fingerprint: String,
+}
+
+/// The header block of a message (up to the first empty line), as
+/// [`crate::fingerprint::FETCH_ITEMS`] would have fetched it.
+fn header_block(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
 
 /// Journal and carry out one batch's plans: one journal batch per
 /// destination (none = the message stays).
+///
+/// A refusal by the server (NO: a mailbox name built from the message
+/// that the server will not create, a MOVE or COPY it refuses) is an error
+/// for the messages it concerns only: they are counted in
+/// [`FilterSummary::errors`], logged, left where they are, journaled as
+/// [`Op::Failed`] (when their intent was written) and tried again by the
+/// next run; the other messages go on. A lost connection still ends the
+/// run (the journal lets the next run finish the batch).
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     imap: &mut Imap,
@@ -339,44 +394,77 @@ async fn apply(
     created: &mut HashSet<String>,
     summary: &mut FilterSummary,
 ) -> Result<(), CleanError> {
+    let refused = |summary: &mut FilterSummary, uid: u32, e: &imap::ImapError| {
+        summary.errors += 1;
+        tracing::warn!(account = %a.name, mailbox = %imap::shown(mailbox), uid, "rules: {e}; the message stays as it is");
+    };
     let mut groups: BTreeMap<Option<&str>, Vec<&Planned>> = BTreeMap::new();
     for p in plans {
-        groups.entry(p.3.move_to.as_deref()).or_default().push(p);
+        groups.entry(p.plan.move_to.as_deref()).or_default().push(p);
     }
-    for (g, (dest, members)) in groups.into_iter().enumerate() {
+    for (g, (dest, mut members)) in groups.into_iter().enumerate() {
+        // Mailboxes to create; a name the server refuses fails the
+        // messages that need it, and only them.
+        let mut cannot: BTreeMap<String, imap::ImapError> = BTreeMap::new();
         for p in &members {
-            for m in &p.3.create {
-                if created.insert(m.clone()) {
-                    imap.ensure_mailbox(m).await?;
+            for m in &p.plan.create {
+                if created.contains(m) || cannot.contains_key(m) {
+                    continue;
+                }
+                match imap.ensure_mailbox(m).await {
+                    Ok(()) => {
+                        created.insert(m.clone());
+                    }
+                    Err(e) if e.kind == imap::ErrorKind::No => {
+                        cannot.insert(m.clone(), e);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
+        }
+        members.retain(|p| match p.plan.mailboxes().find_map(|m| cannot.get(m)) {
+            Some(e) => {
+                refused(summary, p.uid, e);
+                false
+            }
+            None => true,
+        });
+        if members.is_empty() {
+            continue;
         }
         let batch = journal::batch_id(now(), n * 1000 + g);
         let ts = now();
         let intents: Vec<Entry> = members
             .iter()
-            .map(|(uid, id, _, _, actions)| Entry {
+            .map(|p| Entry {
                 ts,
                 op: Op::Quarantine,
                 batch: batch.clone(),
                 account: a.name.clone(),
                 mailbox: mailbox.to_string(),
                 uidvalidity,
-                uid: *uid,
-                message_id: id.clone(),
+                uid: p.uid,
+                message_id: p.message_id.clone(),
                 kind: None,
-                reasons: actions.clone(),
+                reasons: p.actions.clone(),
                 to: dest.unwrap_or("").to_string(),
                 moved: Vec::new(),
-                fingerprint: String::new(),
+                fingerprint: p.fingerprint.clone(),
                 origin: String::new(),
                 dest_uidvalidity: 0,
                 mapped: Vec::new(),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
+        let mut failed: BTreeMap<u32, String> = BTreeMap::new();
         // Copies, each with its own flags set for the COPY only.
-        for (uid, _, orig, plan, _) in &members {
+        for Planned {
+            uid,
+            flags: orig,
+            plan,
+            ..
+        } in &members
+        {
             for (mailbox, flags) in &plan.copies {
                 let add: Vec<String> = flags
                     .iter()
@@ -384,137 +472,271 @@ async fn apply(
                     .cloned()
                     .collect();
                 imap.uid_store_flags(&[*uid], true, &add).await?;
-                imap.uid_copy(&[*uid], mailbox).await?;
+                let copied = imap.uid_copy(&[*uid], mailbox).await;
                 let back: Vec<String> = add
                     .into_iter()
                     .filter(|f| !plan.flags.iter().any(|k| k.eq_ignore_ascii_case(f)))
                     .collect();
                 imap.uid_store_flags(&[*uid], false, &back).await?;
-                summary.copied += 1;
+                match copied {
+                    Ok(()) => summary.copied += 1,
+                    Err(e) if e.kind == imap::ErrorKind::No => {
+                        refused(summary, *uid, &e);
+                        failed.insert(*uid, e.to_string());
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         // Final flags, grouped by flag set.
         let mut by_flags: BTreeMap<&[String], Vec<u32>> = BTreeMap::new();
-        for (uid, _, _, plan, _) in &members {
-            if !plan.flags.is_empty() {
-                by_flags.entry(&plan.flags).or_default().push(*uid);
+        for p in &members {
+            if !p.plan.flags.is_empty() && !failed.contains_key(&p.uid) {
+                by_flags.entry(&p.plan.flags).or_default().push(p.uid);
             }
         }
         for (flags, uids) in &by_flags {
-            imap.uid_store_flags(uids, true, flags).await?;
-            summary.flagged += uids.len();
+            match imap.uid_store_flags(uids, true, flags).await {
+                Ok(()) => summary.flagged += uids.len(),
+                Err(e) if e.kind == imap::ErrorKind::No => {
+                    for u in uids {
+                        refused(summary, *u, &e);
+                        failed.insert(*u, e.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        let mut mapping = None;
+        let ok: Vec<u32> = members
+            .iter()
+            .map(|p| p.uid)
+            .filter(|u| !failed.contains_key(u))
+            .collect();
         if let Some(dest) = dest {
-            let uids: Vec<u32> = members.iter().map(|p| p.0).collect();
-            imap.uid_move(&uids, dest).await?;
-            summary.moved += uids.len();
+            match imap.uid_move_mapped(&ok, dest).await {
+                Ok(m) => {
+                    mapping = m;
+                    summary.moved += ok.len();
+                }
+                Err(e) if e.kind == imap::ErrorKind::No => {
+                    for u in &ok {
+                        refused(summary, *u, &e);
+                        failed.insert(*u, e.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         } else {
-            summary.kept += members.len();
+            summary.kept += ok.len();
         }
-        journal::append(
-            path,
-            &[Entry::marker(Op::Commit, &batch, now(), Vec::new())],
-        )
-        .map_err(io_err("write the rules journal"))?;
+        let marks: Vec<Entry> = failed
+            .into_iter()
+            .map(|(uid, why)| {
+                let mut m = Entry::marker(Op::Failed, &batch, now(), Vec::new());
+                m.uid = uid;
+                m.reasons = vec![why];
+                m
+            })
+            .collect();
+        journal::append(path, &marks).map_err(io_err("write the rules journal"))?;
+        commit(path, &batch, mapping)?;
     }
     Ok(())
 }
 
 /// Move back what the rules moved (`restore --rules`): each message still
-/// in the mailbox a rule filed it into, found by Message-ID, returns to
-/// the mailbox it came from. Copies and flags stay.
+/// in the mailbox a rule filed it into returns to the mailbox it came
+/// from. Messages are found as `restore` finds quarantined ones
+/// ([`crate::quarantine::attribute`]): by the UID the server reported for
+/// the move (COPYUID), else by fingerprint, else (journals written before
+/// fingerprints) by Message-ID, so a message without a Message-ID is found
+/// too. Copies and flags stay. With `opts.dry_run` nothing is moved or
+/// written and [`RestoreSummary::planned`] lists what would move;
+/// `opts.stop` ends the run after the batch in flight. What was asked for
+/// and cannot be found or was refused is in
+/// [`RestoreSummary::left_behind`].
 pub async fn undo(
     a: &Account,
     secret: &Secret,
     filter: &RestoreFilter,
     dirs: &Dirs,
+    opts: &crate::restore::RestoreOptions,
 ) -> Result<RestoreSummary, CleanError> {
+    use crate::quarantine;
+    use crate::restore::Planned;
+    use std::sync::atomic::Ordering;
     let start = Instant::now();
     let path = journal_path(&dirs.data, &a.name);
     let mut imap = imap::connect(a, secret).await?;
-    crate::clean::reconcile(&mut imap, a, &path).await?;
-    let entries = journal::read(&path).map_err(io_err("read the rules journal"))?;
-    let wanted: Vec<Entry> = journal::quarantined(&entries)
-        .into_iter()
-        .filter(|e| !e.to.is_empty())
-        .filter(|e| match filter {
-            RestoreFilter::All => true,
-            RestoreFilter::Since(t) => e.ts >= *t,
-            RestoreFilter::MessageId(id) => e
-                .message_id
-                .as_deref()
-                .is_some_and(|m| crate::mail::id_key(m) == crate::mail::id_key(id)),
-        })
-        .collect();
-    let mut summary = RestoreSummary::default();
-    let mut by_place: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
-    for e in &wanted {
-        by_place.entry(e.to.clone()).or_default().push(e);
+    if !opts.dry_run {
+        imap.can_move_safely()?;
+        crate::clean::reconcile(&mut imap, a, &path).await?;
     }
-    for (n, (place, items)) in by_place.iter().enumerate() {
-        let ids = match crate::clean::message_ids_in(&mut imap, place).await {
-            Ok(m) => m,
+    let entries = journal::read(&path).map_err(io_err("read the rules journal"))?;
+    let wanted = |e: &Entry| match filter {
+        RestoreFilter::All => true,
+        RestoreFilter::Since(t) => e.ts >= *t,
+        RestoreFilter::MessageId(id) => e
+            .message_id
+            .as_deref()
+            .is_some_and(|m| crate::mail::id_key(m) == crate::mail::id_key(id)),
+    };
+    let mut summary = RestoreSummary::default();
+    let mut by_place: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for e in journal::quarantined(&entries) {
+        if !e.to.is_empty() {
+            by_place.entry(e.to.clone()).or_default().push(e);
+        }
+    }
+    let mut n = 0;
+    'places: for (place, held) in &by_place {
+        if !held.iter().any(wanted) {
+            continue;
+        }
+        let (sel, _, items) = match quarantine::inventory(&mut imap, place).await {
+            Ok(x) => x,
             Err(e) if e.kind == imap::ErrorKind::No => {
-                summary.missing += items.len();
+                summary.missing += held.iter().filter(|e| wanted(e)).count();
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        let sel = imap.select(place).await?;
-        let mut used: HashSet<u32> = HashSet::new();
-        let mut back: BTreeMap<&str, Vec<(u32, &Entry)>> = BTreeMap::new();
-        for e in items {
-            let found = e
-                .message_id
-                .as_ref()
-                .and_then(|id| ids.get(&crate::mail::id_key(id)))
-                .and_then(|u| u.iter().find(|u| !used.contains(u)).copied());
-            match found {
-                Some(uid) => {
-                    used.insert(uid);
-                    back.entry(e.mailbox.as_str()).or_default().push((uid, e));
-                }
-                None => summary.missing += 1,
-            }
-        }
-        for (m, (dest, list)) in back.iter().enumerate() {
-            imap.ensure_mailbox(dest).await?;
-            let batch = journal::batch_id(now(), n * 1000 + m);
-            let intents: Vec<Entry> = list
+        let complete = items.len() as u32 == sel.exists;
+        let att = quarantine::attribute(held, items, sel.uid_validity);
+        summary.missing += att.gone.iter().filter(|e| wanted(e)).count();
+        if !opts.dry_run && complete && !att.gone.is_empty() {
+            let markers: Vec<Entry> = att
+                .gone
                 .iter()
-                .map(|(uid, e)| Entry {
-                    ts: now(),
-                    op: Op::Restore,
-                    batch: batch.clone(),
-                    account: a.name.clone(),
-                    mailbox: place.clone(),
-                    uidvalidity: sel.uid_validity,
-                    uid: *uid,
-                    message_id: e.message_id.clone(),
-                    kind: None,
-                    reasons: Vec::new(),
-                    to: dest.to_string(),
-                    moved: Vec::new(),
-                    fingerprint: String::new(),
-                    origin: String::new(),
-                    dest_uidvalidity: 0,
-                    mapped: Vec::new(),
+                .map(|e| {
+                    let mut m = Entry::marker(Op::Gone, &e.batch, now(), Vec::new());
+                    m.origin = e.key();
+                    m
                 })
                 .collect();
-            journal::append(&path, &intents).map_err(io_err("write the rules journal"))?;
-            let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
-            imap.uid_move(&uids, dest).await?;
-            journal::append(
-                &path,
-                &[Entry::marker(Op::Commit, &batch, now(), Vec::new())],
+            journal::append(&path, &markers).map_err(io_err("write the rules journal"))?;
+        }
+        summary
+            .left_behind
+            .extend(att.unknown.iter().filter(|e| wanted(e)).map(|e| {
+                format!(
+                "{} (UID {} of \"{}\"): journaled without anything to find it by in \"{place}\"",
+                e.message_id
+                    .as_deref()
+                    .unwrap_or("a message without Message-ID"),
+                e.uid,
+                e.mailbox
             )
-            .map_err(io_err("write the rules journal"))?;
-            summary.restored += uids.len();
+            }));
+        let mut back: BTreeMap<String, Vec<(&quarantine::Placed, &Entry)>> = BTreeMap::new();
+        for p in &att.placed {
+            if let Some(e) = p.entry.as_ref().filter(|e| wanted(e)) {
+                back.entry(e.mailbox.clone()).or_default().push((p, e));
+            }
+        }
+        let plan = |p: &quarantine::Placed, dest: &str| Planned {
+            uid: p.item.uid,
+            to: dest.to_string(),
+            message_id: p.item.message_id.clone(),
+            subject: p.item.subject.clone(),
+            from: p.item.from.clone(),
+            journaled: true,
+        };
+        if opts.dry_run {
+            for (dest, list) in &back {
+                summary
+                    .planned
+                    .extend(list.iter().map(|(p, _)| plan(p, dest)));
+            }
+            continue;
+        }
+        for (dest, list) in &back {
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                summary.interrupted = true;
+                break 'places;
+            }
+            n += 1;
+            let done =
+                undo_batch(&mut imap, a, &path, place, sel.uid_validity, dest, list, n).await;
+            match done {
+                Ok(()) => {
+                    summary.restored += list.len();
+                    summary
+                        .planned
+                        .extend(list.iter().map(|(p, _)| plan(p, dest)));
+                }
+                Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::No => {
+                    crate::clean::reconcile(&mut imap, a, &path).await?;
+                    summary.left_behind.extend(list.iter().map(|(p, _)| {
+                        format!(
+                            "{} (UID {} in \"{}\"): {e}",
+                            p.item
+                                .message_id
+                                .as_deref()
+                                .unwrap_or("a message without Message-ID"),
+                            p.item.uid,
+                            imap::shown(place)
+                        )
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     imap.logout().await;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// One batch of [`undo`]: journal, move from `place` back to `dest`,
+/// commit with the COPYUID mapping.
+#[allow(clippy::too_many_arguments)]
+async fn undo_batch(
+    imap: &mut Imap,
+    a: &Account,
+    path: &Path,
+    place: &str,
+    uidvalidity: u32,
+    dest: &str,
+    list: &[(&crate::quarantine::Placed, &Entry)],
+    n: usize,
+) -> Result<(), CleanError> {
+    imap.ensure_mailbox(dest).await?;
+    imap.select(place).await?;
+    let batch = journal::batch_id(now(), n);
+    let ts = now();
+    let intents: Vec<Entry> = list
+        .iter()
+        .map(|(p, e)| {
+            let mut r = Entry::marker(Op::Restore, &batch, ts, Vec::new());
+            r.account = a.name.clone();
+            r.mailbox = place.to_string();
+            r.uidvalidity = uidvalidity;
+            r.uid = p.item.uid;
+            r.message_id = p.item.message_id.clone();
+            r.to = dest.to_string();
+            r.fingerprint = p.item.fingerprint.clone();
+            r.origin = e.key();
+            r
+        })
+        .collect();
+    journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
+    let uids: Vec<u32> = list.iter().map(|(p, _)| p.item.uid).collect();
+    let mapping = imap.uid_move_mapped(&uids, dest).await?;
+    commit(path, &batch, mapping)
+}
+
+/// Close a batch: the commit marker, with the server's COPYUID mapping
+/// where it sent one.
+fn commit(path: &Path, batch: &str, mapping: Option<imap::CopyUid>) -> Result<(), CleanError> {
+    let mut marker = Entry::marker(Op::Commit, batch, now(), Vec::new());
+    if let Some(m) = mapping {
+        marker.dest_uidvalidity = m.uidvalidity;
+        marker.mapped = m.pairs;
+    }
+    journal::append(path, &[marker]).map_err(io_err("write the rules journal"))
 }
 
 #[cfg(test)]
@@ -542,11 +764,16 @@ mod tests {
             // Killed in a batch that stays (copies/flags): never again.
             e(Op::Quarantine, "b3", 4, "", vec![]),
             e(Op::Reconciled, "b3", 0, "", vec![]),
+            // The server refused 7's copy: tried again; 6 is done.
+            e(Op::Quarantine, "b5", 6, "", vec![]),
+            e(Op::Quarantine, "b5", 7, "", vec![]),
+            e(Op::Failed, "b5", 7, "", vec![]),
+            e(Op::Commit, "b5", 0, "", vec![]),
             // Not closed yet: not handled (reconciled first by the run).
             e(Op::Quarantine, "b4", 5, "X", vec![]),
         ];
         let h = handled(&entries, "INBOX", 7);
-        assert_eq!(h, [1, 2, 4].into_iter().collect());
+        assert_eq!(h, [1, 2, 4, 6].into_iter().collect());
         assert!(handled(&entries, "INBOX", 8).is_empty());
     }
 }

@@ -11,6 +11,7 @@ use backscatter::*;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = cli::parse();
     match cli::run(cli) {
         Ok(code) => code,
@@ -21,4 +22,25 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// A reader that goes away (`backscatter quarantine list | head`) ends
+/// every command quietly with status 0. Writes through `writeln!` come back
+/// as [`cli::Error::OutputClosed`]; `println!` panics on a broken pipe
+/// (Rust ignores SIGPIPE), and that panic is turned into the same quiet
+/// exit here, the one place for every command.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

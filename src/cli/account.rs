@@ -320,6 +320,25 @@ pub fn check_account(
             ));
         }
         let quarantine_exists = listed(&a.quarantine);
+        // The quarantine must not be where the sent index is read from,
+        // and had better not be where the server or a mail client empties
+        // mail on its own (SPECIAL-USE, RFC 6154).
+        if sent.as_ref().is_some_and(|s| s.iter().any(|m| m == &a.quarantine)) {
+            absent.push(format!(
+                "the quarantine \"{}\" is the Sent mailbox, which the sent index is built from: set quarantine to a mailbox of its own",
+                a.quarantine
+            ));
+        }
+        if let Some(m) = list.iter().find(|m| m.name == a.quarantine) {
+            for (attr, what) in [("\\Trash", "Trash"), ("\\Junk", "Junk")] {
+                if m.special_use.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
+                    super::common::warn(&format!(
+                        "the quarantine \"{}\" is the server's {what} mailbox ({attr}): mail clients and server rules may empty it on their own, so quarantined mail could be lost; set quarantine to a mailbox of its own",
+                        a.quarantine
+                    ));
+                }
+            }
+        }
         let mut sent_index_messages = None;
         if absent.is_empty() && sent.is_some() {
             match crate::clean::sent_index(&mut imap, &a, &dirs).await {

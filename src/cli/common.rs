@@ -83,7 +83,36 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, Error> {
     })?;
     let cfg = config::load(&path).map_err(|e| Error::Usage(e.0))?;
     warn_if_exposed(&cfg);
+    warn_if_emptied_quarantine(&cfg);
     Ok(cfg)
+}
+
+/// A quarantine named like a Trash or Junk mailbox may be emptied by mail
+/// clients or server rules: say so (`account check` also looks at the
+/// server's SPECIAL-USE attributes, RFC 6154).
+fn warn_if_emptied_quarantine(cfg: &Config) {
+    const EMPTIED: [&str; 7] = [
+        "Trash",
+        "Junk",
+        "Spam",
+        "Deleted Items",
+        "Deleted Messages",
+        "Junk E-mail",
+        "Bulk Mail",
+    ];
+    for a in &cfg.accounts {
+        let leaf = a
+            .quarantine
+            .rsplit(['/', '.'])
+            .next()
+            .unwrap_or(&a.quarantine);
+        if EMPTIED.iter().any(|n| n.eq_ignore_ascii_case(leaf)) {
+            warn(&format!(
+                "account \"{}\": quarantine = \"{}\" is where mail clients and servers put mail they empty on their own, so quarantined mail could be lost; give the quarantine a mailbox of its own",
+                a.name, a.quarantine
+            ));
+        }
+    }
 }
 
 /// A config file others can read must not hold a password.

@@ -21,13 +21,19 @@ use std::process::ExitCode;
 ///
 /// Every move is journaled first and undone by `backscatter restore
 /// --rules`; a run that is interrupted is finished by the next, and a
-/// message filtered once is never filtered again.
+/// message filtered once is not filtered again, unless you ask with
+/// --again (after editing the rules, say). A message whose action the
+/// server refused (a mailbox name it will not create, a COPY it refuses)
+/// stays where it is, is counted in "errors", and is tried again by the
+/// next run.
 ///
 /// Examples:
 ///
 ///   backscatter filter --dry-run            # each message's actions
 ///
 ///   backscatter filter --mailbox Archive --since 2026-11-01
+///
+///   backscatter filter --again --since 2026-11-20   # after editing the rules
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct FilterArgs {
@@ -43,6 +49,10 @@ pub struct FilterArgs {
     /// List each message's actions, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the rules again over messages an earlier run already filtered
+    /// (edited rules): what they copy is copied again.
+    #[arg(long)]
+    pub again: bool,
     /// Print JSON: with --dry-run one object per message, then the summary.
     #[arg(long)]
     pub json: bool,
@@ -67,6 +77,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         mailbox: args.mailbox.clone(),
         since,
         dry_run: args.dry_run,
+        again: args.again,
     };
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -98,7 +109,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     let clean = |t: &str| t.replace(char::is_control, " ");
     if args.json {
         for r in &s.rows {

@@ -84,7 +84,7 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
     let cfg = load_config(config)?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    let w = |e: std::io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let w = super::output_error;
     match args.command {
         QuarantineCommand::List {
             account: name,

@@ -80,16 +80,16 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
         stop: Some(stop.clone()),
     };
     let rt = runtime()?;
-    let s = if args.rules {
-        rt.block_on(crate::filter::undo(&a, &secret, &filter, &dirs))
-            .map_err(clean_error)?
-    } else {
-        rt.block_on(async {
+    let s = rt
+        .block_on(async {
             stop_on_ctrl_c(stop.clone());
-            restore_with(&a, &secret, &filter, &dirs, &opts).await
+            if args.rules {
+                crate::filter::undo(&a, &secret, &filter, &dirs, &opts).await
+            } else {
+                restore_with(&a, &secret, &filter, &dirs, &opts).await
+            }
         })
-        .map_err(clean_error)?
-    };
+        .map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
     let plural = |n: usize| if n == 1 { "" } else { "s" };
@@ -105,11 +105,50 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
         });
         writeln!(out, "{v}").map_err(w)?;
     } else if args.rules {
+        for p in &s.planned {
+            if args.dry_run || s.planned.len() <= 20 {
+                writeln!(
+                    out,
+                    "{} uid {:<7} to {:<12} {} \"{}\"",
+                    if args.dry_run {
+                        "would move back"
+                    } else {
+                        "moved back"
+                    },
+                    p.uid,
+                    crate::imap::shown(&p.to),
+                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                    p.subject
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace(char::is_control, " "),
+                )
+                .map_err(w)?;
+            }
+        }
         writeln!(
             out,
-            "Moved {} message{} back where your rules had filed them from{}.",
-            s.restored,
-            if s.restored == 1 { "" } else { "s" },
+            "{} {} message{} back where your rules had filed them from{}.",
+            if args.dry_run {
+                "Dry run: would move"
+            } else {
+                "Moved"
+            },
+            if args.dry_run {
+                s.planned.len()
+            } else {
+                s.restored
+            },
+            if (if args.dry_run {
+                s.planned.len()
+            } else {
+                s.restored
+            }) == 1
+            {
+                ""
+            } else {
+                "s"
+            },
             if s.missing > 0 {
                 format!(
                     "; {} no longer where the rules put {} (moved or deleted by hand)",
@@ -198,7 +237,11 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             } else {
                 "were"
             },
-            a.quarantine,
+            if args.rules {
+                "the mailboxes your rules filed them into".to_string()
+            } else {
+                a.quarantine.clone()
+            },
             s.left_behind.join("; ")
         )));
     }

@@ -85,7 +85,7 @@ pub fn test(
     let loaded = load_messages(messages, &mut errors);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let write_err = |e: io::Error| Error::Runtime(format!("cannot write output: {e}"));
+    let write_err = super::output_error;
     for m in &loaded {
         let v = VerdictEnv::of(&crate::classify(&m.bytes, &ctx));
         let env = Envelope::of(&m.bytes);

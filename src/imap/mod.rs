@@ -704,6 +704,61 @@ fn quote_mailbox(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A mailbox name as LIST reported it: imap-proto 0.17 hands over a
+/// quoted string's content with its escapes (`Quo\"te`), so `\\` and
+/// `\"` are taken back to `\` and `"` (RFC 3501 section 4.3).
+fn unescape_listed(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains('\\') {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(n @ ('\\' | '"'))) => {
+                out.push(n);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// A mailbox name for a message or a log line: control characters (which
+/// a name built from mail may hold) escaped as `\r`, `\n`, `\u{7}`, so that
+/// one line stays one line (no log injection).
+pub fn shown(mailbox: &str) -> String {
+    mailbox
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The name to send for a mailbox (a resolved name, UTF-8): modified
+/// UTF-7 (RFC 3501 section 5.1.3), which async-imap then quotes. A name
+/// with a control character (a line break from a message's header, say)
+/// cannot be sent as a quoted string and names no sensible mailbox: it is
+/// refused here as the server would refuse it ([`ErrorKind::No`]), so that
+/// the caller treats it as a refusal for that one name.
+fn wire_name(mailbox: &str, what: &str) -> Result<String, ImapError> {
+    if mailbox.chars().any(char::is_control) {
+        return Err(err(
+            ErrorKind::No,
+            format!(
+                "cannot {what}: the name contains a line break or control character, which no mailbox name may"
+            ),
+        ));
+    }
+    Ok(names::encode(mailbox))
+}
+
 /// Send one command and read its responses up to the tagged one, keeping
 /// the first COPYUID code of an OK (untagged or tagged) that maps at most
 /// `max` messages. NO and BAD become async-imap's errors, so that
@@ -845,7 +900,7 @@ impl Imap {
                     }
                 }
                 MailboxInfo {
-                    name: names::decode_lossless(n.name()),
+                    name: names::decode_lossless(&unescape_listed(n.name())),
                     special_use: special,
                     selectable,
                 }
@@ -855,8 +910,8 @@ impl Imap {
 
     /// SELECT (read-write) a mailbox.
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
-        let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
+        let what = format!("open mailbox \"{}\"", shown(mailbox));
+        let m = timed(&what, self.session.select(wire_name(mailbox, &what)?)).await?;
         self.selected = Some((mailbox.to_string(), false, m.uid_validity.unwrap_or(0)));
         Ok(Selected {
             exists: m.exists,
@@ -882,7 +937,8 @@ impl Imap {
             Err(e) if e.kind == ErrorKind::No && !self.mailbox_exists(mailbox).await? => Err(err(
                 ErrorKind::Missing,
                 format!(
-                    "mailbox \"{mailbox}\" does not exist on account \"{}\" (check the name with `backscatter account check`)",
+                    "mailbox \"{}\" does not exist on account \"{}\" (check the name with `backscatter account check`)",
+                    shown(mailbox),
                     self.account
                 ),
             )),
@@ -892,8 +948,8 @@ impl Imap {
 
     /// EXAMINE (read-only) a mailbox.
     pub async fn examine(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
-        let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.examine(names::encode(mailbox))).await?;
+        let what = format!("open mailbox \"{}\"", shown(mailbox));
+        let m = timed(&what, self.session.examine(wire_name(mailbox, &what)?)).await?;
         self.selected = Some((mailbox.to_string(), true, m.uid_validity.unwrap_or(0)));
         Ok(Selected {
             exists: m.exists,
@@ -907,16 +963,21 @@ impl Imap {
     /// and is never created (UW imapd refuses to); a mailbox LIST shows is
     /// there; otherwise CREATE, and a NO to CREATE still counts as success
     /// when a LIST after it shows the mailbox (Courier answers `NO Cannot
-    /// create this folder.` for one that exists, others race us).
+    /// create this folder.` for one that exists, others race us), and so
+    /// does a NO with the response code `[ALREADYEXISTS]` (RFC 5530
+    /// section 3).
     pub async fn ensure_mailbox(&mut self, mailbox: &str) -> Result<(), ImapError> {
         if names::is_inbox(mailbox) || self.mailbox_exists(mailbox).await? {
             return Ok(());
         }
-        let what = format!("create mailbox \"{mailbox}\"");
-        match timed(&what, self.session.create(names::encode(mailbox))).await {
+        let what = format!("create mailbox \"{}\"", shown(mailbox));
+        let wire = wire_name(mailbox, &what)?;
+        match timed(&what, self.session.create(wire)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind == ErrorKind::No => {
-                if self.mailbox_exists(mailbox).await? {
+                if e.message.to_ascii_uppercase().contains("[ALREADYEXISTS]")
+                    || self.mailbox_exists(mailbox).await?
+                {
                     Ok(())
                 } else {
                     Err(e)
@@ -932,18 +993,21 @@ impl Imap {
         if names::is_inbox(mailbox) {
             return Ok(true);
         }
-        let wire = names::encode(mailbox);
-        let what = format!("look up mailbox \"{mailbox}\"");
+        let what = format!("look up mailbox \"{}\"", shown(mailbox));
+        let wire = wire_name(mailbox, &what)?;
+        // async-imap 0.12 sends LIST's pattern as it is given: quoted here
+        // (a name with a space is otherwise a BAD command).
+        let pattern = quote_mailbox(&wire);
         let found = timed(&what, async {
             self.session
-                .list(Some(""), Some(&wire))
+                .list(Some(""), Some(&pattern))
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
         })
         .await?;
         Ok(found.iter().any(|n| {
-            n.name() == wire
+            unescape_listed(n.name()) == wire
                 && !n.attributes().iter().any(|a| {
                     matches!(a, NameAttribute::NoSelect)
                         || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
@@ -1007,7 +1071,7 @@ impl Imap {
         }
         let root = timed("read the hierarchy delimiter", async {
             self.session
-                .list(Some(""), Some(""))
+                .list(Some(""), Some("\"\""))
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
@@ -1165,13 +1229,14 @@ impl Imap {
         }
         self.can_move_safely()?;
         let set = uid_set(uids);
-        let what = format!("move messages to \"{dest}\"");
+        let what = format!("move messages to \"{}\"", shown(dest));
+        let wire = wire_name(dest, &what)?;
         let verb = if self.uses_move() { "MOVE" } else { "COPY" };
         let mapping = timed(
             &what,
             run_reading_copyuid(
                 &mut self.session,
-                format!("UID {verb} {set} {}", quote_mailbox(&names::encode(dest))),
+                format!("UID {verb} {set} {}", quote_mailbox(&wire)),
                 uids.len(),
             ),
         )
@@ -1190,8 +1255,8 @@ impl Imap {
         mailbox: &str,
         keyword: &str,
     ) -> Result<(Selected, bool), ImapError> {
-        let what = format!("open mailbox \"{mailbox}\"");
-        let m = timed(&what, self.session.select(names::encode(mailbox))).await?;
+        let what = format!("open mailbox \"{}\"", shown(mailbox));
+        let m = timed(&what, self.session.select(wire_name(mailbox, &what)?)).await?;
         let allowed = m.permanent_flags.iter().any(|f| match f {
             async_imap::types::Flag::MayCreate => true,
             async_imap::types::Flag::Custom(c) => c.eq_ignore_ascii_case(keyword),
@@ -1232,8 +1297,9 @@ impl Imap {
             return Ok(());
         }
         let set = uid_set(uids);
-        let what = format!("copy messages to \"{dest}\"");
-        timed(&what, self.session.uid_copy(&set, dest)).await?;
+        let what = format!("copy messages to \"{}\"", shown(dest));
+        let wire = wire_name(dest, &what)?;
+        timed(&what, self.session.uid_copy(&set, wire)).await?;
         self.drain_unsolicited();
         Ok(())
     }
@@ -1369,6 +1435,34 @@ impl Imap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_names_lose_their_quoting_escapes() {
+        assert_eq!(unescape_listed(r#"Quo\"te"#), r#"Quo"te"#);
+        assert_eq!(unescape_listed(r"Back\\slash"), r"Back\slash");
+        assert_eq!(unescape_listed("Sent Items"), "Sent Items");
+        assert_eq!(unescape_listed(r"a\b"), r"a\b");
+        // What we quote, LIST gives back (escaped) and we read as sent.
+        for name in [
+            r#"Quo"te"#,
+            r"Back\slash",
+            "[Gmail]/Sent Mail",
+            "Auto&-Replies",
+        ] {
+            let q = quote_mailbox(name);
+            assert_eq!(unescape_listed(&q[1..q.len() - 1]), name);
+        }
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused_and_shown_escaped() {
+        let e = wire_name("Lists/a\r\nb", "create mailbox").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::No);
+        assert!(wire_name("Lists/\u{7}", "x").is_err());
+        assert_eq!(wire_name("Kopie-Ü", "x").unwrap(), "Kopie-&ANw-");
+        assert_eq!(wire_name("Auto&Replies", "x").unwrap(), "Auto&-Replies");
+        assert_eq!(shown("a\r\n* OK b\tc"), "a\\r\\n* OK b\\tc");
+    }
 
     #[test]
     fn uid_sets_use_ranges() {

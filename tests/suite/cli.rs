@@ -190,3 +190,43 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A reader that goes away (`backscatter ... | head`) ends a command
+/// quietly with status 0, whether the command writes with `writeln!`
+/// (classify) or `println!` (keep). The pipe's read end is closed before
+/// the command starts, so every write to standard output fails with EPIPE.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let dir = tempdir();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts.a]\nhost = \"127.0.0.1\"\nusername = \"a\"\npassword.env = \"PW\"\n",
+    )
+    .unwrap();
+    let cases: [&[&str]; 3] = [
+        &[
+            "classify",
+            "--sent",
+            "assets/samples/sent",
+            "assets/samples/inbox",
+        ],
+        &["classify", "--json", "assets/samples/inbox"],
+        &["keep", "partner.example"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = bin()
+            .args(args)
+            .current_dir(root())
+            .env("BACKSCATTER_CONFIG", &cfg)
+            .env("NO_COLOR", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stderr), "", "{args:?}");
+    }
+}

@@ -262,3 +262,74 @@ fn utf8_names_and_missing_mailboxes() {
     assert!(err.contains("mailbox \"Listen\" does not exist"), "{err}");
     assert!(!err.contains("reconnecting"), "{err}");
 }
+
+/// Mailbox names with spaces, quotes, backslashes, `&`, brackets and
+/// non-ASCII letters, through every command the agent names a mailbox in
+/// (LIST, CREATE, SELECT, EXAMINE, UID COPY, UID MOVE): each is created
+/// once, then found to exist (a second `ensure_mailbox` neither fails nor
+/// creates), listed under its own name, and receives a copy and a move.
+/// A name with a line break is refused before it reaches the server, as a
+/// refusal of that one name: the session goes on.
+#[test]
+fn every_mailbox_command_quotes_and_encodes_the_name() {
+    let Some(dc) = Dovecot::start_or_skip("names_quoted") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = crate::sweep::account(&dc, "alice");
+    let pw = backscatter::secret::Secret::new(crate::harness::password("alice").into());
+    let mut imap = rt.block_on(backscatter::imap::connect(&a, &pw)).unwrap();
+    let names = [
+        "Sent Items",
+        "[Gmail]/Sent Mail",
+        "Quo\"te",
+        "Back\\slash",
+        "Kopie-Ü",
+        "Auto&Replies",
+        "Old Mail/Space Only",
+    ];
+    let mut seed = dc.imap("alice");
+    for (i, configured) in names.iter().enumerate() {
+        let name = imap.resolve(configured);
+        assert!(!rt.block_on(imap.mailbox_exists(&name)).unwrap(), "{name}");
+        rt.block_on(imap.ensure_mailbox(&name))
+            .unwrap_or_else(|e| panic!("create {name:?}: {e}"));
+        assert!(rt.block_on(imap.mailbox_exists(&name)).unwrap(), "{name}");
+        rt.block_on(imap.ensure_mailbox(&name))
+            .unwrap_or_else(|e| panic!("{name:?} exists: {e}"));
+        let listed = rt.block_on(imap.list()).unwrap();
+        assert!(
+            listed.iter().any(|m| m.name == name),
+            "{name:?} not in {:?}",
+            listed.iter().map(|m| &m.name).collect::<Vec<_>>()
+        );
+        let msg = format!(
+            "From: a@example.org\r\nTo: alice@example.org\r\nMessage-ID: <names-{i}@example.org>\r\nSubject: to {name}\r\n\r\nhand-written test message\r\n"
+        );
+        seed.append("INBOX", msg.as_bytes());
+        rt.block_on(imap.select("INBOX")).unwrap();
+        let uids = rt.block_on(imap.uid_search("ALL")).unwrap();
+        rt.block_on(imap.uid_copy(&uids, &name))
+            .unwrap_or_else(|e| panic!("copy to {name:?}: {e}"));
+        let mapped = rt
+            .block_on(imap.uid_move_mapped(&uids, &name))
+            .unwrap_or_else(|e| panic!("move to {name:?}: {e}"));
+        assert_eq!(mapped.map(|m| m.pairs.len()), Some(1), "{name}");
+        let sel = rt.block_on(imap.examine(&name)).unwrap();
+        assert_eq!(sel.exists, 2, "{name}: a copy and a moved message");
+        assert_eq!(seed.status(&name).0, 2, "{name} as the server has it");
+    }
+    // A name built from a message with a line break: refused for that
+    // name only (ErrorKind::No), shown escaped, and the session goes on.
+    for bad in ["Lists/a\r\n* OK b", "Lists/\u{7}bell"] {
+        let e = rt.block_on(imap.ensure_mailbox(bad)).unwrap_err();
+        assert_eq!(e.kind, backscatter::imap::ErrorKind::No, "{e}");
+        assert!(!e.to_string().contains(['\r', '\n']), "{e}");
+    }
+    rt.block_on(imap.noop())
+        .expect("the session is still usable");
+    rt.block_on(imap.logout());
+}

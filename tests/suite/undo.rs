@@ -802,6 +802,22 @@ fn the_keep_list_is_honoured_by_clean_and_the_sieve_script() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("already"));
     let o = cli.run(&["keep", "not a domain"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // A bare top-level domain would keep everything under it.
+    let tld = domain.rsplit('.').next().unwrap().to_string();
+    let o = cli.run(&["keep", &tld]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("top-level domain"),
+        "{}",
+        text(&o)
+    );
+
+    // The dry run predicts the real run: the keep list applies to both.
+    let o = cli.run(&["clean", "--dry-run", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kept_by_user"], 1, "{}", text(&o));
+    assert_eq!(v["quarantined"], others.len(), "{}", text(&o));
 
     let o = cli.run(&["clean", "--json"]);
     assert!(o.status.success(), "{}", text(&o));

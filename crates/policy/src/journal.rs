@@ -37,6 +37,11 @@ pub enum Op {
     /// A quarantined message (`origin`) was found to be no longer in
     /// quarantine (deleted or moved by hand): `restore` stops looking for it.
     Gone,
+    /// The server refused an action for one message (`uid`) of the batch
+    /// (`reasons` say why): the message did not go where its intent says,
+    /// and the next run tries it again (the batch's other messages are
+    /// done as its commit says).
+    Failed,
 }
 
 /// One journal line.
@@ -180,8 +185,13 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
             m.1.extend(e.mapped.iter().copied());
         }
     }
+    let failed: HashSet<(&str, u32)> = entries
+        .iter()
+        .filter(|e| e.op == Op::Failed)
+        .map(|e| (e.batch.as_str(), e.uid))
+        .collect();
     let done = |e: &Entry| {
-        committed.contains(e.batch.as_str())
+        !failed.contains(&(e.batch.as_str(), e.uid)) && committed.contains(e.batch.as_str())
             || moved_uids
                 .get(e.batch.as_str())
                 .is_some_and(|s| s.contains(&e.uid))
@@ -254,7 +264,7 @@ pub fn compact(entries: &[Entry], now: i64, keep_days: i64) -> Vec<Entry> {
     let keep = |e: &Entry| match e.op {
         Op::Quarantine => e.ts >= cutoff || held.contains(&e.key()) || open.contains(&e.batch),
         Op::Restore => e.ts >= cutoff || open.contains(&e.batch),
-        Op::Gone => e.ts >= cutoff,
+        Op::Gone | Op::Failed => e.ts >= cutoff,
         Op::Commit | Op::Reconciled => false,
     };
     let mut kept_uids: HashMap<&str, HashSet<u32>> = HashMap::new();

@@ -57,8 +57,20 @@ pub fn parse(entry: &str) -> Result<Rule, String> {
         }
         return Ok(Rule::ListId(inner.to_lowercase()));
     }
+    // A domain entry also matches its subdomains: a bare top-level domain
+    // (`com`, `@de`) would keep every bounce from a whole country or
+    // registry, which is never what is meant.
+    let tld = |d: String| {
+        if d.contains('.') {
+            Ok(Rule::Domain(d))
+        } else {
+            Err(format!(
+                "\"{d}\" cannot be kept: it is a top-level domain, and keeping it would keep mail from every domain under it (give the domain itself, like partner.{d})"
+            ))
+        }
+    };
     if let Some(d) = e.strip_prefix('@') {
-        return domain(d).map_or_else(|| bad("it is not a domain"), |d| Ok(Rule::Domain(d)));
+        return domain(d).map_or_else(|| bad("it is not a domain"), tld);
     }
     if let Some((local, d)) = e.rsplit_once('@') {
         if local.is_empty() || domain(d).is_none() {
@@ -66,7 +78,7 @@ pub fn parse(entry: &str) -> Result<Rule, String> {
         }
         return Ok(Rule::Address(e.to_lowercase()));
     }
-    domain(e).map_or_else(|| bad("it is not a domain"), |d| Ok(Rule::Domain(d)))
+    domain(e).map_or_else(|| bad("it is not a domain"), tld)
 }
 
 fn domain(d: &str) -> Option<String> {
@@ -194,6 +206,16 @@ mod tests {
     use super::*;
 
     // Hand-written values (not from real messages).
+    #[test]
+    fn a_bare_top_level_domain_is_refused_with_a_sentence() {
+        for e in ["com", "@de", "COM.", "example"] {
+            let m = parse(e).unwrap_err();
+            assert!(m.contains("top-level domain"), "{e}: {m}");
+        }
+        assert!(parse("partner.example").is_ok());
+        assert!(parse("<announce>").is_ok(), "a List-Id without dots");
+    }
+
     #[test]
     fn entries_parse_to_their_kind() {
         assert_eq!(

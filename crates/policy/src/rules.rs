@@ -6,8 +6,10 @@
 //!
 //! What is refused when the script is checked, with the line named:
 //! `redirect`, `reject`, `ereject`, `vacation` and `notify` (they send mail,
-//! and the project never sends mail) and `discard` (the agent never deletes;
-//! `fileinto "Trash"` does what people mean by it).
+//! and the project never sends mail), `discard` and any action that sets
+//! the `\Deleted` flag (`addflag`/`setflag "\\Deleted"`, `fileinto :flags
+//! "\\Deleted"`: the agent never deletes; `fileinto "Trash"` does what
+//! people mean by it), and `fileinto ""` (an empty name names no mailbox).
 //!
 //! IMAP has no SMTP envelope, so it is taken from the message ([`Envelope`]):
 //! `envelope "from"` is the `Return-Path:` (`<>` is the empty envelope
@@ -282,6 +284,8 @@ pub struct Rules {
 #[derive(Debug, Default)]
 struct Scan {
     refused: Vec<(usize, String)>,
+    /// Arguments refused: (line, command, why).
+    refused_args: Vec<(usize, String, &'static str)>,
     /// `keep` commands: the byte offsets of the word and of its `;`.
     keeps: Vec<(usize, usize)>,
     /// Names in `include` commands (None: not a plain string).
@@ -300,6 +304,9 @@ fn scan(script: &str) -> Scan {
     // Inside an include command: collecting its string arguments.
     let mut in_include: Option<Vec<Option<String>>> = None;
     let mut in_keep: Option<usize> = None;
+    // The action command being read, and its last string argument.
+    let mut command: Option<String> = None;
+    let mut last_string: Option<String> = None;
     while i < b.len() {
         let c = b[i];
         match c {
@@ -336,13 +343,43 @@ fn scan(script: &str) -> Scan {
                     i += 1;
                 }
                 i += 1;
+                let text = String::from_utf8_lossy(&s).into_owned();
+                if let Some(c) = command.as_deref() {
+                    if matches!(c, "addflag" | "setflag" | "fileinto" | "keep")
+                        && text
+                            .split_ascii_whitespace()
+                            .any(|f| f.eq_ignore_ascii_case("\\deleted"))
+                    {
+                        out.refused_args.push((
+                            line,
+                            format!("{c} \\Deleted"),
+                            "it marks the message \\Deleted for deletion, and backscatter never deletes mail; use fileinto \"Trash\" instead",
+                        ));
+                    }
+                }
+                last_string = Some(text.clone());
                 if let Some(args) = in_include.as_mut() {
-                    let s = String::from_utf8_lossy(&s).into_owned();
-                    args.push(if s.contains("${") { None } else { Some(s) });
+                    args.push(if text.contains("${") {
+                        None
+                    } else {
+                        Some(text)
+                    });
                 }
                 at_command = false;
             }
             b';' | b'{' | b'}' => {
+                if c == b';'
+                    && command.as_deref() == Some("fileinto")
+                    && last_string.as_deref() == Some("")
+                {
+                    out.refused_args.push((
+                        line,
+                        "fileinto \"\"".to_string(),
+                        "an empty name names no mailbox",
+                    ));
+                }
+                command = None;
+                last_string = None;
                 if let Some(k) = in_keep.take() {
                     out.keeps.push((k, i));
                 }
@@ -385,6 +422,7 @@ fn scan(script: &str) -> Scan {
                     continue;
                 }
                 if at_command {
+                    command = Some(word.clone());
                     if word == "keep" {
                         in_keep = Some(start);
                     }
@@ -409,8 +447,8 @@ fn scan(script: &str) -> Scan {
 
 /// The refused commands in one script, with their lines.
 pub fn refusals(script: &str, name: &str) -> Vec<Refusal> {
-    scan(script)
-        .refused
+    let scan = scan(script);
+    scan.refused
         .into_iter()
         .map(|(line, command)| Refusal {
             script: name.to_string(),
@@ -422,6 +460,16 @@ pub fn refusals(script: &str, name: &str) -> Vec<Refusal> {
                 .unwrap_or_default(),
             command,
         })
+        .chain(
+            scan.refused_args
+                .into_iter()
+                .map(|(line, command, why)| Refusal {
+                    script: name.to_string(),
+                    line,
+                    command,
+                    why: why.to_string(),
+                }),
+        )
         .collect()
 }
 
@@ -811,6 +859,32 @@ mod tests {
         );
         // Unknown sender: not the empty one.
         assert_eq!(run(&r, "From: a@b\r\n\r\nx").actions, vec![keep(&[])]);
+    }
+
+    #[test]
+    fn refuses_the_deleted_flag_and_an_empty_mailbox_with_the_line() {
+        let script = "require [\"fileinto\", \"imap4flags\", \"variables\"];\n\
+            if hasflag \"\\\\Deleted\" { keep; }\n\
+            addflag \"\\\\Seen \\\\deleted\";\n\
+            fileinto :flags \"\\\\Deleted\" \"Old\";\n\
+            setflag \"v\" \"\\\\DELETED\";\n\
+            fileinto \"\";\n\
+            fileinto :flags \"\" \"Ok\";\n\
+            removeflag \"\\\\Deleted\";\n";
+        let Err(RulesError::Refused(r)) = Rules::compile(script, |_| Ok(None)) else {
+            panic!("not refused")
+        };
+        let got: Vec<(usize, &str)> = r.iter().map(|r| (r.line, r.command.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, "addflag \\Deleted"),
+                (4, "fileinto \\Deleted"),
+                (5, "setflag \\Deleted"),
+                (6, "fileinto \"\""),
+            ]
+        );
+        assert!(r[0].to_string().contains("never deletes"), "{}", r[0]);
     }
 
     #[test]

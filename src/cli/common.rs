@@ -101,12 +101,22 @@ fn warn_if_emptied_quarantine(cfg: &Config) {
         "Bulk Mail",
     ];
     for a in &cfg.accounts {
-        let leaf = a
-            .quarantine
-            .rsplit(['/', '.'])
-            .next()
-            .unwrap_or(&a.quarantine);
-        if EMPTIED.iter().any(|n| n.eq_ignore_ascii_case(leaf)) {
+        // The server's own folders sit at the top, or under a personal
+        // namespace's prefix (`INBOX.` on Cyrus and Courier, `[Gmail]/`):
+        // "Rückläufer/Spam", a folder of the user's own, is not one.
+        let q = a.quarantine.as_str();
+        let top = ["INBOX.", "INBOX/", "[Gmail]/", "[Google Mail]/"]
+            .iter()
+            .find_map(|p| {
+                q.get(..p.len())
+                    .filter(|h| h.eq_ignore_ascii_case(p))
+                    .map(|_| &q[p.len()..])
+            })
+            .unwrap_or(q);
+        if top.contains(['/', '.']) {
+            continue;
+        }
+        if EMPTIED.iter().any(|n| n.eq_ignore_ascii_case(top)) {
             warn(&format!(
                 "account \"{}\": quarantine = \"{}\" is where mail clients and servers put mail they empty on their own, so quarantined mail could be lost; give the quarantine a mailbox of its own",
                 a.name, a.quarantine

@@ -17,6 +17,11 @@
 //! the cold flood per fetch item (and for imapfilter's two SEARCHes), read
 //! from /proc for the session's imap process.
 //!
+//! First (no server needed) the bytes floor: what the sweep's fetch plan
+//! reads of the flood, and what a header-first plan (whole headers of every
+//! message, the rest only where the headers say it may be automated) would
+//! read, raw and deflated, and how long each takes at the link's rate.
+//!
 //! `cargo bench --bench sweep` (needs dovecot, imapfilter and python3).
 //! Knobs: FLOOD=N messages (10000), ROUNDS=N (1), LINKS=loopback,wan
 //! (empty: none), ITEMS=1, RTT_MS=40, MBIT=20, WANPROXY=path of
@@ -342,6 +347,68 @@ local res = acc.INBOX:contain_field('Return-Path', '<>') + acc.INBOX:contain_fro
 res:move_messages(acc['Quarantine'])
 "#;
 
+/// Deflated size of `bytes` (zlib level 6, Dovecot's `imap_zlib` default).
+fn deflated(bytes: &[u8]) -> usize {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    z.write_all(bytes).unwrap();
+    z.finish().unwrap().len()
+}
+
+/// The bytes floor of exact verdicts on this flood: what the fetch plan
+/// (`plan::after_prefix`) reads, and what a header-first plan would read
+/// (every message's header, then the rest up to `plan::WHOLE` of those whose
+/// header `may_be_automated`), raw and deflated, with their time on the
+/// link at `mbit` Mbit/s. BODYSTRUCTURE fetches are left out of both.
+fn bytes_floor(f: &flood::Flood, mbit: f64) {
+    use backscatter::plan::{self, Next};
+    let (mut ours, mut header_first) = (Vec::new(), Vec::new());
+    let (mut automated, mut rest) = (0usize, 0usize);
+    for m in &f.inbox {
+        let whole = &m[..m.len().min(plan::WHOLE as usize)];
+        let prefix = &m[..m.len().min(plan::PREFIX as usize)];
+        match plan::after_prefix(prefix, Some(m.len() as u32)) {
+            Next::Rest => {
+                rest += 1;
+                ours.extend_from_slice(whole)
+            }
+            _ => ours.extend_from_slice(prefix),
+        }
+        let end = memchr::memmem::find(m, b"\r\n\r\n")
+            .map(|i| i + 4)
+            .or_else(|| memchr::memmem::find(m, b"\n\n").map(|i| i + 2))
+            .unwrap_or(m.len());
+        if backscatter::classify::may_be_automated(&m[..end]) {
+            automated += 1;
+            header_first.extend_from_slice(whole);
+        } else {
+            header_first.extend_from_slice(&m[..end]);
+        }
+    }
+    let size: usize = f.inbox.iter().map(Vec::len).sum();
+    let all: Vec<u8> = f.inbox.concat();
+    println!("bytes floor ({} messages; {automated} may be automated by their header, {rest} longer than the prefix need the rest):", f.inbox.len());
+    println!("| what is read | raw | deflated | deflated at {mbit} Mbit/s |");
+    println!("|---|---|---|---|");
+    for (name, b) in [
+        ("the whole mailbox", &all),
+        ("the fetch plan (prefix, rest of long candidates)", &ours),
+        (
+            "header-first (headers, rest of possible automated)",
+            &header_first,
+        ),
+    ] {
+        let z = deflated(b);
+        println!(
+            "| {name} | {:.2} MB ({:.1} %) | {:.2} MB | {:.2} s |",
+            b.len() as f64 / 1e6,
+            100.0 * b.len() as f64 / size as f64,
+            z as f64 / 1e6,
+            z as f64 * 8.0 / (mbit * 1e6)
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -378,6 +445,7 @@ fn main() {
     let lua = dir.join("backscatter.lua");
     std::fs::write(&lua, LUA).unwrap();
     // (link, client) -> runs
+    bytes_floor(&f, util::env_num("MBIT", 20.0f64));
     if std::env::var("ITEMS").is_ok_and(|v| v == "1") {
         item_costs(&f);
     }

@@ -9,7 +9,7 @@
 use crate::classify::{classify, Context, Decision, Verdict};
 use crate::config::Account;
 use crate::fingerprint::Identity;
-use crate::imap::{self, structure, Imap, ImapError};
+use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
 use crate::quarantine;
 use crate::secret::Secret;
@@ -528,12 +528,140 @@ pub async fn clean(
     };
     let total = uids.len();
     progress(0, total);
-    for (n, chunk) in uids.chunks(FETCH_BATCH).enumerate() {
-        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
-            summary.interrupted = true;
-            break;
+    let mut sweep = Sweep {
+        a,
+        opts,
+        journal_path: &journal_path,
+        uidvalidity: sel.uid_validity,
+        ctx: &ctx,
+        summary: &mut summary,
+        kept: HashSet::new(),
+        moves: Vec::new(),
+        backscatter: Vec::new(),
+        moved: HashSet::new(),
+        kept_by_user: HashSet::new(),
+        batches: 0,
+    };
+    sweep.run(&mut imap, &uids, progress).await?;
+    imap.logout().await;
+    summary.seconds = start.elapsed().as_secs_f64();
+    let counters = imap::counters();
+    summary.bytes_fetched = counters.0 - counters0.0;
+    summary.bytes_inflated = counters.1 - counters0.1;
+    summary.round_trips = counters.2 - counters0.2;
+    Ok(summary)
+}
+
+/// A UID MOVE sent and not yet confirmed: its journal batch and UIDs.
+struct InFlight {
+    tag: pipeline::Tag,
+    batch: String,
+    uids: Vec<u32>,
+}
+
+/// One pipelined sweep of the selected mailbox (`clean`'s I/O loop; the
+/// decisions are [`plan`]'s and [`classify`]'s). Per round of
+/// [`FETCH_BATCH`] messages: the round's prefix FETCH was sent before, the
+/// next round's is sent as soon as this one's has arrived, so that it
+/// crosses the link while this round is classified and moved; the round's
+/// longer candidates are fetched; its backscatter is journaled and moved
+/// [`BATCH`] at a time, each UID MOVE sent after its intents are written
+/// and confirmed (committed with the server's COPYUID mapping) when its
+/// answer arrives. Where the server lacks MOVE, the COPY fallback runs one
+/// command at a time, as in [`move_batch`].
+struct Sweep<'s, 'c> {
+    a: &'s Account,
+    opts: &'s CleanOptions,
+    journal_path: &'s std::path::Path,
+    uidvalidity: u32,
+    ctx: &'s Context<'c>,
+    summary: &'s mut Summary,
+    /// Fingerprints of messages the user restored before.
+    kept: HashSet<String>,
+    moves: Vec<InFlight>,
+    /// Backscatter rows, for `--each` once their moves are settled.
+    backscatter: Vec<Row>,
+    moved: HashSet<u32>,
+    kept_by_user: HashSet<u32>,
+    batches: usize,
+}
+
+impl Sweep<'_, '_> {
+    async fn run(
+        &mut self,
+        imap: &mut Imap,
+        uids: &[u32],
+        progress: Progress<'_>,
+    ) -> Result<(), CleanError> {
+        if !self.opts.dry_run {
+            if let Some(dir) = self.journal_path.parent() {
+                self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
+                    .map_err(io_err("read the list of restored messages"))?;
+            }
         }
-        let rows = classify_batch(&mut imap, chunk, &ctx).await?;
+        let items = plan::sweep_prefix_items();
+        let rounds: Vec<&[u32]> = uids.chunks(FETCH_BATCH).collect();
+        let mut p = Pipeline::new();
+        let mut next = match rounds.first() {
+            Some(r) => Some(p.fetch(imap, r, &items).await?),
+            None => None,
+        };
+        for (n, chunk) in rounds.iter().enumerate() {
+            let Some(tag) = next.take() else { break };
+            p.wait(imap, &tag).await??;
+            self.settle(imap, &mut p, false).await?;
+            let stop = self
+                .opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst));
+            if !stop {
+                if let Some(r) = rounds.get(n + 1) {
+                    next = Some(p.fetch(imap, r, &items).await?);
+                }
+            }
+            let (rows, ids) = classify_round(imap, &mut p, chunk, self.ctx).await?;
+            self.account(imap, &mut p, chunk, rows, ids).await?;
+            progress(self.summary.scanned, uids.len());
+            if stop {
+                self.summary.interrupted = true;
+                break;
+            }
+        }
+        p.drain(imap).await?;
+        self.settle(imap, &mut p, true).await?;
+        if self.opts.each {
+            for r in std::mem::take(&mut self.backscatter) {
+                let action = if self.opts.dry_run {
+                    Action::WouldMove
+                } else if self.moved.contains(&r.uid) {
+                    Action::Moved
+                } else if self.kept_by_user.contains(&r.uid) {
+                    Action::KeptByUser
+                } else {
+                    Action::Gone
+                };
+                self.summary.each.push(Outcome {
+                    uid: r.uid,
+                    action,
+                    row: Some(r),
+                });
+            }
+            self.summary.each.sort_by_key(|o| o.uid);
+        }
+        Ok(())
+    }
+
+    /// Count a round's verdicts and start moving its backscatter.
+    async fn account(
+        &mut self,
+        imap: &mut Imap,
+        p: &mut Pipeline,
+        chunk: &[u32],
+        rows: Vec<Row>,
+        mut ids: HashMap<u32, Identity>,
+    ) -> Result<(), CleanError> {
+        let summary = &mut *self.summary;
         // A UID the server returned nothing for could not be judged: it
         // stays where it is, counted as an error.
         let judged: HashSet<u32> = rows.iter().map(|r| r.uid).collect();
@@ -544,82 +672,291 @@ pub async fn clean(
             .collect();
         summary.errors += unjudged.len();
         summary.scanned += rows.len() + unjudged.len();
+        if self.opts.each {
+            summary.each.extend(unjudged.iter().map(|&uid| Outcome {
+                uid,
+                action: Action::Error,
+                row: None,
+            }));
+        }
         let mut to_move: Vec<&Row> = Vec::new();
         for r in &rows {
             match r.verdict.verdict {
                 Decision::Backscatter => to_move.push(r),
                 Decision::Legitimate => {
                     summary.legitimate += 1;
-                    if opts.dry_run {
+                    if self.opts.dry_run {
                         summary.legitimate_kept.push(r.clone());
                     }
                 }
                 Decision::Normal => summary.normal += 1,
             }
-        }
-        let mut moved = Moved::default();
-        if opts.dry_run {
-            // The same keep check as a real run's (move_batch), so that
-            // the dry run predicts it.
-            let (_, keep) = user_keeps(&mut imap, a, &journal_path, &to_move).await?;
-            let (kept, go): (Vec<&Row>, Vec<&Row>) =
-                to_move.iter().partition(|r| keep.contains(&r.uid));
-            summary.quarantined += go.len();
-            summary.kept_by_user += kept.len();
-            summary.would_move.extend(go.iter().map(|r| (*r).clone()));
-            moved.kept_by_user = kept.iter().map(|r| r.uid).collect();
-        } else if !to_move.is_empty() {
-            // Journaled moves stay at BATCH messages each.
-            for (k, part) in to_move.chunks(BATCH).enumerate() {
-                let m = move_batch(
-                    &mut imap,
-                    a,
-                    &journal_path,
-                    &opts.mailbox,
-                    sel.uid_validity,
-                    part,
-                    n * (FETCH_BATCH / BATCH) + k,
-                )
-                .await?;
-                moved.moved.extend(m.moved);
-                moved.kept_by_user.extend(m.kept_by_user);
-            }
-            summary.quarantined += moved.moved.len();
-            summary.kept_by_user += moved.kept_by_user.len();
-        }
-        if opts.each {
-            summary.each.extend(unjudged.iter().map(|&uid| Outcome {
-                uid,
-                action: Action::Error,
-                row: None,
-            }));
-            for r in &rows {
-                let action = match r.verdict.verdict {
-                    Decision::Backscatter if moved.kept_by_user.contains(&r.uid) => {
-                        Action::KeptByUser
-                    }
-                    Decision::Backscatter if opts.dry_run => Action::WouldMove,
-                    Decision::Backscatter if moved.moved.contains(&r.uid) => Action::Moved,
-                    Decision::Backscatter => Action::Gone,
-                    _ => Action::Kept,
-                };
+            if self.opts.each && r.verdict.verdict != Decision::Backscatter {
                 summary.each.push(Outcome {
                     uid: r.uid,
-                    action,
+                    action: Action::Kept,
                     row: Some(r.clone()),
                 });
             }
-            summary.each.sort_by_key(|o| o.uid);
         }
-        progress(summary.scanned, total);
+        if self.opts.each {
+            self.backscatter
+                .extend(to_move.iter().map(|r| (*r).clone()));
+        }
+        // Identities the prefix could not give (a header longer than what
+        // was read): from the server, once nothing else is in flight.
+        let missing: Vec<u32> = to_move
+            .iter()
+            .map(|r| r.uid)
+            .filter(|u| !ids.contains_key(u))
+            .collect();
+        if !missing.is_empty() {
+            p.drain(imap).await?;
+            self.settle(imap, p, false).await?;
+            ids.extend(
+                quarantine::identities(imap, &missing)
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.uid, i)),
+            );
+        }
+        if self.opts.dry_run {
+            // The same keep check as a real run's (`intents`), so that the
+            // dry run predicts it.
+            for r in &to_move {
+                match ids.get(&r.uid) {
+                    Some(id) if user_keeps_one(self.a, r, id, &self.kept) => {
+                        self.summary.kept_by_user += 1;
+                        self.kept_by_user.insert(r.uid);
+                    }
+                    _ => {
+                        self.summary.quarantined += 1;
+                        self.summary.would_move.push((*r).clone());
+                    }
+                }
+            }
+            return Ok(());
+        }
+        for part in to_move.chunks(BATCH) {
+            let batch = journal::batch_id(now(), self.batches);
+            self.batches += 1;
+            let (intents, kept) = intents(
+                self.a,
+                &self.opts.mailbox,
+                self.uidvalidity,
+                part,
+                &ids,
+                &self.kept,
+                &batch,
+            );
+            self.summary.kept_by_user += kept.len();
+            self.kept_by_user.extend(kept);
+            if intents.is_empty() {
+                continue;
+            }
+            journal::append(self.journal_path, &intents).map_err(io_err("write the journal"))?;
+            let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
+            if imap.uses_move() {
+                let tag = p.move_to(imap, &uids, &self.a.quarantine).await?;
+                self.moves.push(InFlight { tag, batch, uids });
+            } else {
+                // COPY + STORE + EXPUNGE: one step at a time, alone on the
+                // connection.
+                p.drain(imap).await?;
+                self.settle(imap, p, false).await?;
+                match imap.uid_move_mapped(&uids, &self.a.quarantine).await {
+                    Ok(mapping) => self.confirmed(&batch, uids, mapping)?,
+                    Err(e) => {
+                        if e.kind == imap::ErrorKind::No {
+                            reconcile(imap, self.a, self.journal_path).await?;
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    imap.logout().await;
-    summary.seconds = start.elapsed().as_secs_f64();
-    let counters = imap::counters();
-    summary.bytes_fetched = counters.0 - counters0.0;
-    summary.bytes_inflated = counters.1 - counters0.1;
-    summary.round_trips = counters.2 - counters0.2;
-    Ok(summary)
+
+    /// Commit the moves whose answer has arrived, in the order they were
+    /// sent (all of them with `all`, after a drain). A move the server
+    /// refused is reconciled (part of its set may have moved, RFC 6851
+    /// section 4.4) once nothing else is in flight, and ends the sweep.
+    async fn settle(
+        &mut self,
+        imap: &mut Imap,
+        p: &mut Pipeline,
+        all: bool,
+    ) -> Result<(), CleanError> {
+        while let Some(m) = self.moves.first() {
+            let outcome = match p.take_finished(&m.tag) {
+                Some(o) => o,
+                None if all => p.wait(imap, &m.tag).await?,
+                None => break,
+            };
+            let m = self.moves.remove(0);
+            match outcome {
+                Ok(mapping) => self.confirmed(&m.batch, m.uids, mapping)?,
+                Err(e) => {
+                    if e.kind == imap::ErrorKind::No {
+                        p.drain(imap).await?;
+                        // Commit what did move before looking at the rest.
+                        for later in std::mem::take(&mut self.moves) {
+                            if let Some(Ok(mapping)) = p.take_finished(&later.tag) {
+                                self.confirmed(&later.batch, later.uids, mapping)?;
+                            }
+                        }
+                        reconcile(imap, self.a, self.journal_path).await?;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A move confirmed by the server: commit it. With a COPYUID mapping,
+    /// the UIDs it does not name were gone before the move.
+    fn confirmed(
+        &mut self,
+        batch: &str,
+        uids: Vec<u32>,
+        mapping: Option<imap::CopyUid>,
+    ) -> Result<(), CleanError> {
+        let moved: Vec<u32> = match &mapping {
+            Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
+            None => uids,
+        };
+        commit(self.journal_path, batch, mapping)?;
+        self.summary.quarantined += moved.len();
+        self.moved.extend(moved);
+        Ok(())
+    }
+}
+
+/// Classify one round of a pipelined sweep: its prefixes are in `p`
+/// (their FETCH has completed); the structures and rests the plan asks
+/// for are fetched here, the rests in groups of at most [`REST_BYTES`].
+/// Returns the rows, sorted by UID, and the identity of each backscatter
+/// message that its bytes could give ([`plan::identity`]).
+async fn classify_round(
+    imap: &mut Imap,
+    p: &mut Pipeline,
+    chunk: &[u32],
+    ctx: &Context<'_>,
+) -> Result<(Vec<Row>, HashMap<u32, Identity>), CleanError> {
+    let mut rows: Vec<Row> = Vec::with_capacity(chunk.len());
+    let mut ids: HashMap<u32, Identity> = HashMap::new();
+    let mut judge = |uid: u32, bytes: &[u8], pre: &pipeline::Prefix| {
+        let r = row(uid, bytes, classify(bytes, ctx));
+        if r.verdict.verdict == Decision::Backscatter {
+            if let Some(size) = pre.size {
+                if let Some(id) = plan::identity(uid, bytes, size, pre.flags.clone()) {
+                    ids.insert(uid, id);
+                }
+            }
+        }
+        rows.push(r);
+    };
+    let mut later: BTreeMap<u32, (plan::Next, pipeline::Prefix)> = BTreeMap::new();
+    for uid in chunk {
+        let Some(pre) = p.prefixes.remove(uid) else {
+            continue;
+        };
+        match plan::after_prefix(&pre.bytes, pre.size) {
+            plan::Next::Classify | plan::Next::Settled => judge(*uid, &pre.bytes, &pre),
+            n => {
+                later.insert(*uid, (n, pre));
+            }
+        }
+    }
+    let structure: Vec<u32> = later
+        .iter()
+        .filter(|(_, (n, _))| *n == plan::Next::Structure)
+        .map(|(u, _)| *u)
+        .collect();
+    if !structure.is_empty() {
+        let tag = p.fetch(imap, &structure, "BODYSTRUCTURE").await?;
+        p.wait(imap, &tag).await??;
+        for uid in structure {
+            let root = p.structures.remove(&uid);
+            if let Some((n, pre)) = later.get_mut(&uid) {
+                *n = plan::after_structure(&pre.bytes, root.as_ref());
+                if *n == plan::Next::Settled {
+                    judge(uid, &pre.bytes, pre);
+                }
+            }
+        }
+        later.retain(|_, (n, _)| *n != plan::Next::Settled);
+    }
+    // The rest of what the classifier reads, for the long candidates, in
+    // groups each classified and dropped before the next is fetched.
+    let item = plan::rest_item();
+    let rest: Vec<u32> = later.keys().copied().collect();
+    let mut group: Vec<u32> = Vec::new();
+    let mut budget = 0u64;
+    for (i, &uid) in rest.iter().enumerate() {
+        group.push(uid);
+        let size = later.get(&uid).and_then(|(_, pre)| pre.size);
+        budget += u64::from(size.unwrap_or(plan::WHOLE).min(plan::WHOLE));
+        if budget < REST_BYTES && i + 1 < rest.len() {
+            continue;
+        }
+        let tag = p.fetch(imap, &group, &item).await?;
+        p.wait(imap, &tag).await??;
+        for uid in group.drain(..) {
+            if let Some((_, mut pre)) = later.remove(&uid) {
+                if let Some(more) = p.rests.remove(&uid) {
+                    pre.bytes.extend_from_slice(&more);
+                }
+                let bytes = std::mem::take(&mut pre.bytes);
+                judge(uid, &bytes, &pre);
+            }
+        }
+        budget = 0;
+    }
+    rows.sort_by_key(|r| r.uid);
+    Ok((rows, ids))
+}
+
+/// The journal intents for moving these backscatter rows of `mailbox`
+/// (batch `batch`), from each message's identity (`found`; a UID without
+/// one is gone and not moved), and the UIDs left in place because the
+/// user restored them before (keyword [`quarantine::NOT_BACKSCATTER`] or
+/// the local list `kept`) or the account's `keep` list matches them.
+fn intents(
+    a: &Account,
+    mailbox: &str,
+    uidvalidity: u32,
+    rows: &[&Row],
+    found: &HashMap<u32, Identity>,
+    kept: &HashSet<String>,
+    batch: &str,
+) -> (Vec<Entry>, Vec<u32>) {
+    let ts = now();
+    let mut out: Vec<Entry> = Vec::new();
+    let mut kept_by_user: Vec<u32> = Vec::new();
+    for r in rows {
+        let Some(id) = found.get(&r.uid) else {
+            continue;
+        };
+        if user_keeps_one(a, r, id, kept) {
+            kept_by_user.push(r.uid);
+            continue;
+        }
+        let mut e = Entry::marker(Op::Quarantine, batch, ts, Vec::new());
+        e.account = a.name.clone();
+        e.mailbox = mailbox.to_string();
+        e.uidvalidity = uidvalidity;
+        e.uid = r.uid;
+        e.message_id = r.message_id.clone().or_else(|| id.message_id.clone());
+        e.kind = r.verdict.kind;
+        e.reasons = r.verdict.reasons.clone();
+        e.to = a.quarantine.clone();
+        e.fingerprint = id.fingerprint.clone();
+        out.push(e);
+    }
+    (out, kept_by_user)
 }
 
 /// What [`move_batch`] did.
@@ -655,26 +992,38 @@ async fn user_keeps(
             .map_err(io_err("read the list of restored messages"))?,
         None => HashSet::new(),
     };
-    let mut keep = HashSet::new();
-    for r in rows {
-        let Some(id) = found.get(&r.uid) else {
-            continue;
-        };
-        if id.has_flag(quarantine::NOT_BACKSCATTER) || kept.contains(&id.fingerprint) {
-            keep.insert(r.uid);
-            continue;
-        }
-        let seen = crate::keep::Seen {
-            from: id.from.as_deref(),
-            list_id: id.list_id.as_deref(),
-            reporting_mta: r.verdict.original.reporting_mta.as_deref(),
-        };
-        if let Some(rule) = crate::keep::matches(&a.keep, &seen) {
-            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
-            keep.insert(r.uid);
-        }
-    }
+    let keep = rows
+        .iter()
+        .filter(|r| {
+            found
+                .get(&r.uid)
+                .is_some_and(|id| user_keeps_one(a, r, id, &kept))
+        })
+        .map(|r| r.uid)
+        .collect();
     Ok((found, keep))
+}
+
+/// Does the user keep this message out of quarantine: marked
+/// [`quarantine::NOT_BACKSCATTER`], restored before (its fingerprint in
+/// `restored`), or on the account's keep list? One check for the sweep,
+/// its dry run and `watch`.
+fn user_keeps_one(a: &Account, r: &Row, id: &Identity, restored: &HashSet<String>) -> bool {
+    if id.has_flag(quarantine::NOT_BACKSCATTER) || restored.contains(&id.fingerprint) {
+        return true;
+    }
+    let seen = crate::keep::Seen {
+        from: id.from.as_deref(),
+        list_id: id.list_id.as_deref(),
+        reporting_mta: r.verdict.original.reporting_mta.as_deref(),
+    };
+    match crate::keep::matches(&a.keep, &seen) {
+        Some(rule) => {
+            tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
+            true
+        }
+        None => false,
+    }
 }
 
 /// Move these rows of the selected `mailbox` to quarantine, journaled:

@@ -9,6 +9,7 @@
 pub mod compress;
 mod scrape;
 pub use backscatter_policy::names;
+pub mod pipeline;
 pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};
@@ -137,6 +138,8 @@ pub static BYTES_INFLATED: AtomicU64 = AtomicU64::new(0);
 /// Commands sent and awaited by this process: one per flush of a
 /// connection (async-imap writes a command, flushes it, then waits for the
 /// answer; a literal's continuation and IDLE's `DONE` count as one more).
+/// Pipelined commands ([`pipeline`]) count once per wait for an answer,
+/// however many were in flight.
 pub static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 
 /// The counters now, to subtract later: (wire bytes read, bytes inflated,
@@ -1207,7 +1210,7 @@ impl Imap {
         }
     }
 
-    fn uses_move(&self) -> bool {
+    pub(crate) fn uses_move(&self) -> bool {
         self.has("MOVE")
     }
 

@@ -22,6 +22,7 @@
 //!    from the prefix, and no more of it is downloaded.
 
 use crate::classify::{may_be_automated, MAX_MESSAGE_BYTES};
+use crate::fingerprint::Identity;
 use crate::skeleton;
 
 /// Bytes of every message fetched in step 1. Nine in ten messages of a real
@@ -97,6 +98,30 @@ pub fn prefix_items() -> String {
     format!("RFC822.SIZE BODY.PEEK[]<0.{PREFIX}>")
 }
 
+/// The fetch items of step 1 in `clean`'s pipelined sweep: those of
+/// [`prefix_items`] and the message's flags, so that what a move needs to
+/// know of a message (its [`Identity`]: fingerprint, Message-ID, From,
+/// List-Id, flags) comes with its bytes, without a fetch of its own.
+pub fn sweep_prefix_items() -> String {
+    format!("RFC822.SIZE FLAGS BODY.PEEK[]<0.{PREFIX}>")
+}
+
+/// A message's [`Identity`] from the first bytes of it that a sweep read
+/// (`bytes`, from offset 0), its `RFC822.SIZE` and its flags: the same
+/// fingerprint and fields as [`Identity::new`] gives on the server's
+/// `HEADER.FIELDS` (which returns the very header lines). `None` when the
+/// header does not end within `bytes` and `bytes` is not the whole message:
+/// then the identity must be read from the server. `arrived` is 0 (the
+/// sweep does not read INTERNALDATE).
+pub fn identity(uid: u32, bytes: &[u8], size: u32, flags: Vec<String>) -> Option<Identity> {
+    let end = match header_end(bytes) {
+        Some(end) => end,
+        None if bytes.len() as u64 >= u64::from(size) => bytes.len(),
+        None => return None,
+    };
+    Some(Identity::new(uid, &bytes[..end], size, 0, flags))
+}
+
 /// Offset just past the blank line that ends the header, or `None` when it
 /// is not in `b`.
 fn header_end(b: &[u8]) -> Option<usize> {
@@ -157,8 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn identity_from_the_prefix_is_the_header_fields_one() {
+        let m = b"Received: by mx\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\n\tMail\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <a@mx.example.net>\r\nList-Id: <x.example.net>\r\n\r\nbody\r\n";
+        // What HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID LIST-ID) returns.
+        let fields = b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\n\tMail\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <a@mx.example.net>\r\nList-Id: <x.example.net>\r\n\r\n";
+        let flags = vec!["\\Seen".to_string()];
+        let want = Identity::new(7, fields, 9000, 0, flags.clone());
+        assert_eq!(identity(7, m, 9000, flags.clone()), Some(want));
+        // A header cut off by the prefix cannot be trusted...
+        assert_eq!(identity(7, &m[..40], 9000, flags.clone()), None);
+        // ...but a message without a body is all header.
+        let bare = b"From: a@example.org\r\nSubject: x";
+        assert_eq!(
+            identity(1, bare, bare.len() as u32, Vec::new()).map(|i| i.from),
+            Some(Some("a@example.org".to_string()))
+        );
+    }
+
+    #[test]
     fn items() {
         assert_eq!(prefix_items(), "RFC822.SIZE BODY.PEEK[]<0.8192>");
+        assert_eq!(
+            sweep_prefix_items(),
+            "RFC822.SIZE FLAGS BODY.PEEK[]<0.8192>"
+        );
         assert_eq!(
             rest_item(),
             format!("BODY.PEEK[]<8192.{}>", 512 * 1024 + 4096 - 8192)

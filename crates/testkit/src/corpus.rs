@@ -29,6 +29,7 @@ pub struct Expected {
 
 /// One corpus message and its expectation.
 pub struct Case {
+    /// the message file
     pub eml: PathBuf,
     pub expected: Expected,
     /// The whole expectation file, for the fields only the golden test

@@ -57,6 +57,7 @@ impl MailFormat {
 /// Settings for [`Dovecot::start_with`].
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// maildir or mdbox (the default)
     pub mail_format: MailFormat,
     /// mail_debug/auth_debug into the log (also on with `DOVECOT_DEBUG=1`)
     pub debug: bool,

@@ -4,32 +4,35 @@
 //! `cargo bench --bench sieve` (needs dovecot; N=… messages, IDS=… sent IDs,
 //! SCAN=… of them searched in bodies).
 
-#[path = "../tests/suite/flood.rs"]
-#[allow(dead_code)]
-mod flood;
-#[path = "../tests/suite/harness.rs"]
-mod harness;
-#[path = "../tests/suite/util.rs"]
-#[allow(dead_code)]
-mod util;
-
+use backscatter_testkit::bench::env_num;
+use backscatter_testkit::dovecot::Dovecot;
+use backscatter_testkit::flood::Flood;
+use backscatter_testkit::lmtp::lmtp_deliver;
+use std::path::Path;
 use std::time::Instant;
 
 fn main() {
-    if !harness::Dovecot::available() {
+    if !Dovecot::available() {
         eprintln!("dovecot is not installed: skipping");
         return;
     }
-    let n: usize = util::env_num("N", 500);
-    let nids: usize = util::env_num("IDS", 5000);
+    let n: usize = env_num("N", 500);
+    let nids: usize = env_num("IDS", 5000);
     // How many of the newest IDs are searched in bodies (by default those
     // of the last 7 days; here all unless SCAN=… says otherwise).
-    let scan: usize = util::env_num("SCAN", nids);
-    let f = flood::flood(n);
-    let dc = harness::Dovecot::start();
+    let scan: usize = env_num("SCAN", nids);
+    let f = Flood::build(n);
+    let dc = Dovecot::start();
     dc.imap("alice").create("Backscatter");
-    let mut a = util::loopback_account("alice", dc.imap_port, dc.sieve_port);
-    a.name = "bench".into();
+    let config = format!(
+        "[accounts.bench]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\n\
+         [accounts.bench.sieve]\nport = {}\n",
+        dc.imap_port, dc.sieve_port
+    );
+    let a = backscatter::config::parse(&config, Path::new("bench.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .accounts
+        .remove(0);
     let pw = backscatter::secret::Secret::new("alicepw".into());
     // The flood's real originals first (so its legitimate bounces pass the
     // prefilter and pay the full scan), then made-up IDs of one domain.
@@ -66,7 +69,7 @@ fn main() {
                 Some("<>") | Some("") => String::new(),
                 _ => "sender@example.net".to_string(),
             };
-            harness::lmtp_deliver(dc.lmtp_port, &from, "alice@example.test", m).unwrap();
+            lmtp_deliver(dc.lmtp_port, &from, "alice@example.test", m).unwrap();
         }
         let per = start.elapsed().as_secs_f64() * 1000.0 / n as f64;
         println!("{label}: {n} LMTP deliveries, {per:.2} ms per message");

@@ -27,19 +27,30 @@
 //! (empty: none), ITEMS=1, RTT_MS=40, MBIT=20, WANPROXY=path of
 //! wanproxy.py, SHOW_STDERR=1.
 
-#[path = "../tests/suite/flood.rs"]
-mod flood;
-#[path = "../tests/suite/harness.rs"]
-mod harness;
-#[path = "../tests/suite/util.rs"]
-#[allow(dead_code)]
-mod util;
-
-use backscatter::Decision;
+use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
+use backscatter_testkit::bench::{env_num, wanproxy};
+use backscatter_testkit::cli::stop;
+use backscatter_testkit::dovecot::{password, Dovecot};
+use backscatter_testkit::flood::Flood;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The kit's flood, each message expected to get the classifier's decision
+/// on the whole message against an index of the flood's Sent folder.
+fn flood(n: usize) -> Flood<Decision> {
+    let f = Flood::build(n);
+    let mut index = SentIndex::new();
+    for s in &f.sent {
+        index.insert(&SentMessage::from_raw(s).unwrap());
+    }
+    let ctx = Context {
+        sent: &index,
+        own_addresses: &[],
+    };
+    f.judged(|m| classify(m, &ctx).verdict)
+}
 
 /// What one client run cost.
 struct Run {
@@ -120,7 +131,7 @@ fn reaped_cpu(master: u32) -> f64 {
 /// Wait until `user`'s session has ended in the server log (from byte
 /// `from` on); its `out=` figure, and Dovecot's CPU once the processes
 /// are reaped.
-fn session_end(dc: &harness::Dovecot, user: &str, from: usize, cpu0: f64) -> (Option<u64>, f64) {
+fn session_end(dc: &Dovecot, user: &str, from: usize, cpu0: f64) -> (Option<u64>, f64) {
     let start = Instant::now();
     let mut out = None;
     while start.elapsed() < Duration::from_secs(15) {
@@ -269,7 +280,7 @@ fn imap_process(master: u32) -> u32 {
 
 /// Dovecot's CPU for one whole-mailbox FETCH per item, each on a cold
 /// cache (server restarted, `dovecot.index.cache` deleted).
-fn item_costs(f: &flood::Flood) {
+fn item_costs(f: &Flood<Decision>) {
     let prefix = backscatter::plan::prefix_items();
     let commands: Vec<(String, String)> = [
         (
@@ -301,7 +312,7 @@ fn item_costs(f: &flood::Flood) {
     .into_iter()
     .map(|(a, b)| (a.to_string(), b))
     .collect();
-    let mut dc = harness::Dovecot::start();
+    let mut dc = Dovecot::start();
     dc.imap("alice").append_many("INBOX", &f.inbox);
     println!(
         "Dovecot CPU per item, one command over all {} messages, cold cache ({prefix} is the sweep's first fetch):",
@@ -415,19 +426,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    if !harness::Dovecot::available() {
+    if !Dovecot::available() {
         eprintln!("dovecot is not installed: skipping the sweep benchmark");
         return;
     }
-    let n: usize = util::env_num("FLOOD", 10_000);
-    let rounds: usize = util::env_num("ROUNDS", 1);
+    let n: usize = env_num("FLOOD", 10_000);
+    let rounds: usize = env_num("ROUNDS", 1);
     let links: Vec<String> = std::env::var("LINKS")
         .unwrap_or("loopback,wan".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let f = flood::flood(n);
+    let f = flood(n);
     let size: usize = f.inbox.iter().map(Vec::len).sum();
     let forged = f
         .expected
@@ -452,7 +463,7 @@ fn main() {
     let mut all: BTreeMap<(String, &str), Vec<Run>> = BTreeMap::new();
     for link in &links {
         for round in 0..rounds {
-            let dc = harness::Dovecot::start();
+            let dc = Dovecot::start();
             let t = Instant::now();
             for user in ["alice", "bob", "carol"] {
                 let mut imap = dc.imap(user);
@@ -468,7 +479,7 @@ fn main() {
             let (mut proxy, port) = match link.as_str() {
                 "loopback" => (None, relay.port),
                 "wan" => {
-                    let (c, p) = util::wanproxy(&dir, relay.port);
+                    let (c, p) = wanproxy(&dir, relay.port);
                     (Some(c), p)
                 }
                 other => panic!("LINKS: unknown link {other:?} (loopback, wan)"),
@@ -504,7 +515,7 @@ fn main() {
                     let data: PathBuf = dir.join(format!("data-{link}-{round}-{user}"));
                     c.args(["clean", "--json"])
                         .env("BACKSCATTER_CONFIG", &cfg)
-                        .env("BENCH_PASSWORD", harness::password(user))
+                        .env("BENCH_PASSWORD", password(user))
                         .env("XDG_DATA_HOME", data.join("data"))
                         .env("XDG_STATE_HOME", data.join("state"));
                     c
@@ -562,7 +573,7 @@ fn main() {
                 all.entry((link.clone(), client)).or_default().push(run);
             }
             if let Some(p) = proxy.as_mut() {
-                util::stop(p);
+                stop(p);
             }
         }
     }

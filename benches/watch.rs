@@ -8,21 +8,29 @@
 //! always or never; the APPENDs and the polling stay on loopback, as mail
 //! arrives at the server, not through the user's link.
 
-#[path = "../tests/suite/flood.rs"]
-#[allow(dead_code)]
-mod flood;
-#[path = "../tests/suite/harness.rs"]
-mod harness;
-#[path = "../tests/suite/util.rs"]
-#[allow(dead_code)]
-mod util;
-
-use backscatter::Decision;
-use flood::id_of;
-use std::io::{BufRead, BufReader};
+use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
+use backscatter_testkit::bench::{env_num, wanproxy};
+use backscatter_testkit::cli::{isolated, stop};
+use backscatter_testkit::dovecot::Dovecot;
+use backscatter_testkit::flood::{id_of, Flood};
+use backscatter_testkit::watchlog::WatchLog;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The kit's flood, each message expected to get the classifier's decision
+/// on the whole message against an index of the flood's Sent folder.
+fn flood(n: usize) -> Flood<Decision> {
+    let f = Flood::build(n);
+    let mut index = SentIndex::new();
+    for s in &f.sent {
+        index.insert(&SentMessage::from_raw(s).unwrap());
+    }
+    let ctx = Context {
+        sent: &index,
+        own_addresses: &[],
+    };
+    f.judged(|m| classify(m, &ctx).verdict)
+}
 
 fn proc_cpu_secs(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -44,13 +52,13 @@ fn proc_status(pid: u32, key: &str) -> u64 {
 }
 
 fn main() {
-    if !harness::Dovecot::available() {
+    if !Dovecot::available() {
         eprintln!("dovecot is not installed: skipping");
         return;
     }
-    let n: usize = util::env_num("N", 40);
-    let idle_secs: u64 = util::env_num("IDLE_SECS", 120);
-    let f = flood::flood(2000);
+    let n: usize = env_num("N", 40);
+    let idle_secs: u64 = env_num("IDLE_SECS", 120);
+    let f = flood(2000);
     let forged: Vec<Vec<u8>> = f
         .inbox
         .iter()
@@ -61,7 +69,7 @@ fn main() {
         .take(n)
         .cloned()
         .collect();
-    let dc = harness::Dovecot::start();
+    let dc = Dovecot::start();
     dc.imap("alice").append_many("Sent", &f.sent);
     let dir = std::env::temp_dir().join(format!("bs-watch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -72,7 +80,7 @@ fn main() {
     let account = match link.as_str() {
         "loopback" => format!("port = {}\ntls = \"plain\"\n", dc.imap_port),
         "wan" => {
-            let (c, port) = util::wanproxy(&dir, dc.imaps_port);
+            let (c, port) = wanproxy(&dir, dc.imaps_port);
             proxy = Some(c);
             format!(
                 "port = {port}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\n",
@@ -89,30 +97,14 @@ fn main() {
     )
     .unwrap();
     println!("link: {link}, compress = \"{compress}\"");
-    let mut child = util::backscatter(&dir, &cfg, &["watch"])
+    let mut child = isolated(env!("CARGO_BIN_EXE_backscatter"), &dir, &cfg, &["watch"])
         .env("PW", "alicepw")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    let t = Instant::now();
-    while !log.lock().unwrap().contains("connected to") {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "watch did not connect"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let log = WatchLog::capture(&mut child);
+    log.wait_for_text("watch to connect", Duration::from_secs(20), "connected to");
     std::thread::sleep(Duration::from_millis(500));
     let mut writer = dc.imap("alice");
     let mut reader = dc.imap("alice");
@@ -170,7 +162,7 @@ fn main() {
         .status();
     let _ = child.wait();
     if let Some(p) = proxy.as_mut() {
-        util::stop(p);
+        stop(p);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -31,8 +31,8 @@ export PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 
 die() { echo "start.sh: $*" >&2; exit "${EXIT:-1}"; }
-pstat() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null; }
-alive() { local f; f=($(pstat "$1")); [ -n "${f[0]:-}" ] && [ "${f[0]}" != Z ]; }
+# alive, start_watchdog, greets (shared with tests/dovecot/start.sh)
+. "$HERE/../lib/lifetime.sh"
 
 D=${1:?usage: start.sh DIR}
 mkdir -p "$D"
@@ -66,24 +66,9 @@ mkdir -p "$D/run/proc" "$D/run/lock" "$D/run/socket" "$D/log" "$D/spool" "$D/sie
   "$D/lib/sieve" "$D/lib/socket" "$D/lib/sync" "$D/lib/user"
 rm -f "$D/run/master.pid"
 
-# ---- watchdog (as in tests/dovecot/start.sh): once the owner process is gone, stop and delete
+# ---- watchdog (tests/lib/lifetime.sh): once the owner process is gone, stop and delete
 if [ -n "${CYRUS_OWNER_PID:-}" ]; then
-  OWNER_START=$(f=($(pstat "$CYRUS_OWNER_PID")); echo "${f[19]:-}")
-  [ -n "$OWNER_START" ] || die "CYRUS_OWNER_PID=$CYRUS_OWNER_PID is not a running process"
-  WD_TAG="bs-cyrus-watchdog $CYRUS_OWNER_PID $OWNER_START $D "
-  W=$(cat "$D/watchdog.pid" 2>/dev/null || true)
-  if [ -n "$W" ] && alive "$W" && tr '\0' ' ' < "/proc/$W/cmdline" 2>/dev/null | grep -qF -- "$WD_TAG"; then
-    :
-  else
-    setsid bash -c '
-      owner() { local f; f=($(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null))
-                [ "${f[0]:-Z}" != Z ] && [ "${f[19]:-}" = "$2" ]; }
-      while owner "$1" "$2" && [ -d "$3" ]; do sleep 1; done
-      [ -d "$3" ] && exec bash "$4" "$3" --kill --rm --from-watchdog' \
-      bs-cyrus-watchdog "$CYRUS_OWNER_PID" "$OWNER_START" "$D" "$HERE/stop.sh" \
-      </dev/null >/dev/null 2>&1 &
-    echo $! > "$D/watchdog.pid"
-  fi
+  start_watchdog bs-cyrus-watchdog "$CYRUS_OWNER_PID" "$D" "$D/watchdog.pid" "$HERE/stop.sh"
 fi
 
 # ---- who runs the server
@@ -173,15 +158,6 @@ if ! "$BIN/master" -C "$D/imapd.conf" -M "$D/cyrus.conf" -p "$D/run/master.pid" 
   die "cyrus master failed to start"
 fi
 
-greets() {  # PORT PREFIX
-  local line ok=1
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  while IFS= read -r -t 2 line <&3; do
-    case "$line" in "$2"*) ok=0; break;; esac
-  done
-  exec 3<&- 3>&-
-  return $ok
-}
 deadline=$(( ${EPOCHREALTIME/./} + ${CYRUS_WAIT_S:-20} * 1000000 ))
 until [ -s "$D/run/master.pid" ] && greets "$IMAP_PORT" "* OK" 2>/dev/null \
       && greets "$SIEVE_PORT" "OK" 2>/dev/null && greets "$LMTP_PORT" "220" 2>/dev/null; do

@@ -32,11 +32,8 @@ export PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 
 die() { echo "start.sh: $*" >&2; exit "${EXIT:-1}"; }
-# a pid counts as alive unless gone or a zombie (the daemonized master is re-parented to PID 1,
-# which may reap it late, so `kill -0` alone would still see it)
-# /proc/PID/stat fields from the state on (the command name before them may hold spaces)
-pstat() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null; }
-alive() { local f; f=($(pstat "$1")); [ -n "${f[0]:-}" ] && [ "${f[0]}" != Z ]; }
+# alive, start_watchdog, greets (shared with tests/cyrus/start.sh)
+. "$HERE/../lib/lifetime.sh"
 
 D=${1:?usage: start.sh DIR}
 mkdir -p "$D"
@@ -79,27 +76,9 @@ mkdir -p "$D/run" "$D/state" "$D/log" "$D/ssl" "$D/mail"
 rm -f "$D/run/master.pid"
 
 # ---- watchdog: once the owner process is gone (same pid and start time), stop the server and
-# delete DIR. Started before dovecot so that no moment is left uncovered; it survives stop.sh
-# --kill (a restart) and is reused by the next start.sh for the same DIR and owner.
+# delete DIR (see start_watchdog in tests/lib/lifetime.sh).
 if [ -n "${DOVECOT_OWNER_PID:-}" ]; then
-  OWNER_START=$(f=($(pstat "$DOVECOT_OWNER_PID")); echo "${f[19]:-}")
-  [ -n "$OWNER_START" ] || die "DOVECOT_OWNER_PID=$DOVECOT_OWNER_PID is not a running process"
-  WD_TAG="bs-dovecot-watchdog $DOVECOT_OWNER_PID $OWNER_START $D "
-  W=$(cat "$D/run/watchdog.pid" 2>/dev/null || true)
-  if [ -n "$W" ] && alive "$W" && tr '\0' ' ' < "/proc/$W/cmdline" 2>/dev/null | grep -qF -- "$WD_TAG"; then
-    :  # already watching
-  else
-    [ -n "$W" ] && alive "$W" && tr '\0' ' ' < "/proc/$W/cmdline" 2>/dev/null | grep -qF -- "bs-dovecot-watchdog" \
-      && { kill -TERM -- "-$W" 2>/dev/null || kill -TERM "$W" 2>/dev/null || true; }
-    setsid bash -c '
-      owner() { local f; f=($(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null))
-                [ "${f[0]:-Z}" != Z ] && [ "${f[19]:-}" = "$2" ]; }
-      while owner "$1" "$2" && [ -d "$3" ]; do sleep 1; done
-      [ -d "$3" ] && exec bash "$4" "$3" --kill --rm --from-watchdog' \
-      bs-dovecot-watchdog "$DOVECOT_OWNER_PID" "$OWNER_START" "$D" "$HERE/stop.sh" \
-      </dev/null >/dev/null 2>&1 &
-    echo $! > "$D/run/watchdog.pid"
-  fi
+  start_watchdog bs-dovecot-watchdog "$DOVECOT_OWNER_PID" "$D" "$D/run/watchdog.pid" "$HERE/stop.sh"
 fi
 
 # ---- who runs what
@@ -305,15 +284,6 @@ fi
 
 # ---- readiness: the master owns the listening sockets, so a TCP connect succeeds before any
 # login or auth process exists. Wait for the real greetings instead.
-greets() {  # PORT PREFIX
-  local line ok=1
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  while IFS= read -r -t 2 line <&3; do
-    case "$line" in "$2"*) ok=0; break;; esac
-  done
-  exec 3<&- 3>&-
-  return $ok
-}
 deadline=$(( ${EPOCHREALTIME/./} + ${DOVECOT_WAIT_S:-60} * 1000000 ))
 until [ -s "$D/run/master.pid" ] && greets "$IMAP_PORT" "* OK" 2>/dev/null \
       && greets "$SIEVE_PORT" "OK" 2>/dev/null && greets "$LMTP_PORT" "220" 2>/dev/null \

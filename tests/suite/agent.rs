@@ -7,32 +7,12 @@ use crate::flood::{flood, id_of};
 use crate::harness::Dovecot;
 use crate::sweep::{tempdir, where_is};
 use backscatter::Decision;
-use std::io::{BufRead, BufReader};
+use backscatter_testkit::watchlog::WatchLog;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    wait_for_log(what, timeout, &mut f, &|| String::new())
-}
-
-fn wait_for_log(
-    what: &str,
-    timeout: Duration,
-    f: &mut dyn FnMut() -> bool,
-    log: &dyn Fn() -> String,
-) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "timed out after {timeout:?} waiting for {what}; log:\n{}",
-        log()
-    );
+fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    backscatter_testkit::watchlog::wait_for(what, timeout, &String::new, f)
 }
 
 fn place(dc: &Dovecot, user: &str, id: &str) -> Vec<String> {
@@ -82,27 +62,10 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
-    let connected = |n: usize| {
-        let log = log.clone();
-        move || log.lock().unwrap().matches("connected to").count() >= n
-    };
-    wait_for(
-        "both accounts to connect",
-        Duration::from_secs(60),
-        connected(2),
-    );
+    let log = WatchLog::capture(&mut child);
+    log.wait_for("both accounts to connect", Duration::from_secs(60), || {
+        log.count("connected to") >= 2
+    });
     // A second agent for the same accounts refuses to start.
     let second = crate::util::backscatter(&dir, &cfg, &["watch"])
         .env("PW_alice", "alicepw")
@@ -121,12 +84,10 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
     imap.append("INBOX", &normal[0]);
     dc.imap("bob").append("INBOX", &forged[1]);
     let (f0, f1) = (id_of(&forged[0]), id_of(&forged[1]));
-    let show = || log.lock().unwrap().clone();
-    wait_for_log(
+    log.wait_for(
         "the forged response to be quarantined",
         Duration::from_secs(60),
-        &mut || place(&dc, "alice", &f0) == ["Backscatter"],
-        &show,
+        || place(&dc, "alice", &f0) == ["Backscatter"],
     );
     eprintln!("watch: appended -> quarantined in {:?}", t0.elapsed());
     wait_for(
@@ -165,8 +126,7 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         assert!(t.elapsed() < Duration::from_secs(30), "watch did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
-    reader.join().unwrap();
-    let log = log.lock().unwrap().clone();
+    let log = log.finish();
     assert!(status.success(), "exit {status:?}\n{log}");
     eprintln!("watch: stopped {:?} after SIGTERM", t.elapsed());
     assert!(log.contains("quarantine"), "{log}");

@@ -9,15 +9,14 @@ use crate::harness::Dovecot;
 use crate::quirks::{proxy, Quirk};
 use crate::sweep::{tempdir, where_is};
 use backscatter::Decision;
-use std::io::{BufRead, BufReader};
+use backscatter_testkit::watchlog::WatchLog;
 use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Agent {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: WatchLog,
 }
 
 impl Agent {
@@ -39,27 +38,9 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = l2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let a = Agent { child, log };
-        let t = Instant::now();
-        while !a.log.lock().unwrap().contains("connected to") {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "watch did not connect: {}",
-                a.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        a
+        let log = WatchLog::capture(&mut child);
+        log.wait_for_text("watch to connect", Duration::from_secs(30), "connected to");
+        Agent { child, log }
     }
 }
 
@@ -128,11 +109,7 @@ fn a_message_arriving_while_busy_is_moved() {
             failed.push(format!("{gap} ms apart: {left:?} left in INBOX"));
         }
     }
-    assert!(
-        failed.is_empty(),
-        "{failed:?}\n{}",
-        agent.log.lock().unwrap()
-    );
+    assert!(failed.is_empty(), "{failed:?}\n{}", agent.log.text());
 }
 
 /// A server that says nothing during IDLE: the first message is found by
@@ -156,7 +133,7 @@ fn a_server_that_never_pushes_during_idle_is_looked_at_on_a_timer() {
         let t = Instant::now();
         imap.append("INBOX", m);
         let left = stuck(&dc, &[id_of(m)], deadline);
-        assert!(left.is_empty(), "not moved: {}", agent.log.lock().unwrap());
+        assert!(left.is_empty(), "not moved: {}", agent.log.text());
         eprintln!(
             "silent IDLE: appended -> quarantined in {:.1} s",
             t.elapsed().as_secs_f64()

@@ -25,12 +25,11 @@ use crate::sieve::envelope_from;
 use crate::sweep::tempdir;
 use backscatter::Decision;
 use backscatter::{classify, Context, SentIndex, SentMessage};
+use backscatter_testkit::watchlog::{wait_for, WatchLog};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the quarantine must end up on Debian's Cyrus.
@@ -441,20 +440,6 @@ fn cyrus_clean_twice_and_restore_with_the_default_quarantine() {
 // watch, with a burst
 // ---------------------------------------------------------------------------
 
-fn wait_for(what: &str, timeout: Duration, log: &dyn Fn() -> String, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "timed out after {timeout:?} waiting for {what}; log:\n{}",
-        log()
-    );
-}
-
 /// `n` messages of the flood with this decision that Cyrus stores.
 fn pick(cy: &Cyrus, f: &Flood, d: Decision, n: usize) -> Vec<Vec<u8>> {
     let candidates: Vec<Vec<u8>> = f
@@ -497,19 +482,8 @@ fn watch(quarantine: Option<&str>, burst: bool) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
-    let show = || log.lock().unwrap().clone();
+    let log = WatchLog::capture(&mut child);
+    let show = || log.text();
     let place = |id: &str| cy.where_is("alice").get(id).cloned().unwrap_or_default();
     wait_for("watch to connect", Duration::from_secs(20), &show, || {
         show().contains("connected to")
@@ -572,8 +546,8 @@ fn watch(quarantine: Option<&str>, burst: bool) {
         assert!(t.elapsed() < Duration::from_secs(15), "watch did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
-    reader.join().unwrap();
-    assert!(status.success(), "exit {status:?}\n{}", show());
+    let log = log.finish();
+    assert!(status.success(), "exit {status:?}\n{log}");
     eprintln!(
         "watch on cyrus: one forged response quarantined after {first_latency:?}, \
          five more ({}) after {five:?}",

@@ -383,9 +383,8 @@ fn render_in_chromium(html: &Path, dir: &Path) {
 /// the host and the subject (no desktop here: the notification is logged).
 #[test]
 fn watch_alerts_at_once_when_the_own_server_sends_spam() {
-    use std::io::{BufRead, BufReader};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use backscatter_testkit::watchlog::WatchLog;
+    use std::time::Duration;
     let Some(dc) = Dovecot::start_or_skip("watch_alerts_at_once_when_the_own_server_sends_spam")
     else {
         return;
@@ -408,40 +407,19 @@ fn watch_alerts_at_once_when_the_own_server_sends_spam() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
-    let wait = |what: &str, f: &dyn Fn(&str) -> bool| {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if f(&log.lock().unwrap()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "timed out waiting for {what}; log:\n{}",
-            log.lock().unwrap()
-        );
-    };
-    wait("the agent to connect", &|l| l.contains("connected to"));
+    let log = WatchLog::capture(&mut child);
+    let minute = Duration::from_secs(60);
+    log.wait_for_text("the agent to connect", minute, "connected to");
     let raw = std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/rhost-cox-01.eml"))
         .unwrap();
     let raw = crate::flood::with_message_id(&raw, "<own-server-1@test.invalid>");
     dc.imap(user).append("INBOX", &raw);
-    wait("the compromise alert", &|l| {
-        l.contains("Your own server tr2.example.com is sending spam")
-    });
-    let text = log.lock().unwrap().clone();
+    log.wait_for_text(
+        "the compromise alert",
+        minute,
+        "Your own server tr2.example.com is sending spam",
+    );
+    let text = log.text();
     assert!(
         text.contains("Take down your patio umbrella") && text.contains("phpmailer.php"),
         "{text}"
@@ -452,6 +430,6 @@ fn watch_alerts_at_once_when_the_own_server_sends_spam() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    let _ = reader.join();
+    let _ = log.finish();
     assert!(status.success(), "watch exits 0 on SIGTERM");
 }

@@ -1,0 +1,54 @@
+//! Benchmark knobs read from the environment, and the WAN emulator
+//! (`wanproxy.py`) the benchmarks put in front of a server.
+
+use std::path::Path;
+
+/// A number from the environment (benchmark knobs such as `N=500`), or the
+/// default when it is unset or not a number.
+pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// `/work/shared/tools/wanproxy.py` (or `$WANPROXY`), a home link (RTT_MS,
+/// default 40; MBIT each way, default 20) in front of loopback port
+/// `target`, for the benchmarks. Returns it and the port it listens on;
+/// stop it with [`crate::cli::stop`].
+#[allow(clippy::zombie_processes)] // the caller reaps it with `stop`
+pub fn wanproxy(dir: &Path, target: u16) -> (std::process::Child, u16) {
+    use std::time::{Duration, Instant};
+    let script = std::env::var("WANPROXY").unwrap_or("/work/shared/tools/wanproxy.py".into());
+    let port_file = dir.join(format!("wanproxy-{target}.port"));
+    let _ = std::fs::remove_file(&port_file);
+    // Debian's python3 when present: a pyenv shim costs ~250 ms a call.
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut child = std::process::Command::new(python)
+        .arg(&script)
+        .args(["--target-port", &target.to_string()])
+        .args(["--rtt-ms", &env_num("RTT_MS", 40.0f64).to_string()])
+        .args(["--mbit", &env_num("MBIT", 20.0f64).to_string()])
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 {script}: {e}"));
+    let start = Instant::now();
+    loop {
+        if let Some(p) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return (child, p);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            crate::cli::stop(&mut child);
+            panic!("wanproxy did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -371,7 +371,7 @@ fn deflated(bytes: &[u8]) -> usize {
 /// (every message's header, then the rest up to `plan::WHOLE` of those whose
 /// header `may_be_automated`), raw and deflated, with their time on the
 /// link at `mbit` Mbit/s. BODYSTRUCTURE fetches are left out of both.
-fn bytes_floor(f: &flood::Flood, mbit: f64) {
+fn bytes_floor(f: &Flood<Decision>, mbit: f64) {
     use backscatter::plan::{self, Next};
     let (mut ours, mut header_first) = (Vec::new(), Vec::new());
     let (mut automated, mut rest) = (0usize, 0usize);
@@ -456,7 +456,7 @@ fn main() {
     let lua = dir.join("backscatter.lua");
     std::fs::write(&lua, LUA).unwrap();
     // (link, client) -> runs
-    bytes_floor(&f, util::env_num("MBIT", 20.0f64));
+    bytes_floor(&f, env_num("MBIT", 20.0f64));
     if std::env::var("ITEMS").is_ok_and(|v| v == "1") {
         item_costs(&f);
     }

@@ -247,9 +247,9 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
         }
     }
     let mut managesieve = SieveCheck {
-        host: a.sieve_host.clone(),
-        port: a.sieve_port,
-        tls: tls_name(a.sieve_tls),
+        host: a.sieve.host.clone(),
+        port: a.sieve.port,
+        tls: tls_name(a.sieve.tls),
         reachable: false,
         include: None,
         active_script: None,
@@ -274,9 +274,9 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
     imap.logout().await;
     Ok(CheckReport {
         account: a.name.clone(),
-        host: a.host.clone(),
-        port: a.port,
-        tls: tls_name(a.tls),
+        host: a.imap.host.clone(),
+        port: a.imap.port,
+        tls: tls_name(a.imap.tls),
         username: a.username.clone(),
         capabilities,
         namespace_prefix: ns.prefix.clone(),

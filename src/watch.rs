@@ -236,7 +236,7 @@ async fn session(
             a.name
         )));
     }
-    info!(account = %a.name, mailbox = %mailbox, "connected to {}", crate::config::endpoint(&a.host, a.port));
+    info!(account = %a.name, mailbox = %mailbox, "connected to {}", a.imap);
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
     if recovered > 0 {

@@ -63,12 +63,8 @@ pub fn run(args: AccountArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
 fn login(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
     let a = account(&cfg, name)?;
-    let pw = rpassword::prompt_password(format!(
-        "Password for {} ({}): ",
-        a.username,
-        crate::config::endpoint(&a.host, a.port)
-    ))
-    .map_err(|e| Error::Runtime(format!("cannot read the password: {e}")))?;
+    let pw = rpassword::prompt_password(format!("Password for {} ({}): ", a.username, a.imap))
+        .map_err(|e| Error::Runtime(format!("cannot read the password: {e}")))?;
     if pw.is_empty() {
         return Err(Error::Usage("no password given; nothing stored".into()));
     }

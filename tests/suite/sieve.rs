@@ -337,7 +337,7 @@ fn install_deliver_uninstall(include: bool) {
         .build()
         .unwrap();
     let mut a = crate::sweep::account(&dc, "alice");
-    a.sieve_port = dc.sieve_port;
+    a.sieve.port = dc.sieve_port;
     let pw = backscatter::secret::Secret::new("alicepw".into());
     rt.block_on(async {
         let mut s = backscatter::managesieve::Session::connect(&a, &pw)
@@ -643,7 +643,7 @@ fn managesieve_tls_modes_and_oauth_logins() {
         .unwrap();
     let base = {
         let mut a = crate::sweep::account(&dc, "alice");
-        a.sieve_port = dc.sieve_port;
+        a.sieve.port = dc.sieve_port;
         a
     };
     let pw = Secret::new("alicepw".into());
@@ -654,9 +654,9 @@ fn managesieve_tls_modes_and_oauth_logins() {
             (TlsMode::Implicit, dc.sieves_port),
         ] {
             let mut a = base.clone();
-            a.sieve_tls = tls;
-            a.sieve_port = port;
-            a.tls_ca_file = Some(dc.ca_file.clone());
+            a.sieve.tls = tls;
+            a.sieve.port = port;
+            a.sieve.ca_file = Some(dc.ca_file.clone());
             let mut s = Session::connect(&a, &pw)
                 .await
                 .unwrap_or_else(|e| panic!("{tls:?}: {e}"));
@@ -664,7 +664,7 @@ fn managesieve_tls_modes_and_oauth_logins() {
             s.list().await.unwrap();
             s.logout().await;
             // Without the CA: the self-signed certificate is refused.
-            a.tls_ca_file = None;
+            a.sieve.ca_file = None;
             let e = Session::connect(&a, &pw).await.err().unwrap();
             assert_eq!(e.kind, backscatter::net::ErrorKind::Tls, "{tls:?}: {e}");
             assert!(

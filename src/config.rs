@@ -32,7 +32,7 @@ struct FileAccount {
     username: String,
     #[serde(default)]
     addresses: Vec<String>,
-    password: Option<PasswordSource>,
+    password: Option<FilePassword>,
     #[serde(default)]
     auth: AuthMechanism,
     #[serde(default = "default_quarantine")]
@@ -162,24 +162,45 @@ impl AuthMechanism {
     }
 }
 
-/// Where the password (or token) comes from. Exactly one key.
+/// The `password` table as written: exactly one key, validated into a
+/// [`SecretSource`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PasswordSource {
-    /// A command (no shell) whose first line of output is the secret.
-    pub command: Option<Vec<String>>,
-    /// The OS keyring (see `backscatter account login`).
-    pub keyring: Option<bool>,
-    /// An environment variable holding the secret.
-    pub env: Option<String>,
+struct FilePassword {
+    command: Option<Vec<String>>,
+    keyring: Option<bool>,
+    env: Option<String>,
 }
 
-/// Where the secret comes from, once validated.
+/// Where the secret (a password, or an OAuth2 access token) comes from
+/// (the config file's `password` table; read by [`crate::secret::fetch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Secret {
+pub enum SecretSource {
+    /// A command (no shell) whose first line of output is the secret.
     Command(Vec<String>),
+    /// The OS keyring (see `backscatter account login`).
     Keyring,
+    /// An environment variable holding the secret.
     Env(String),
+}
+
+/// A server to connect to: where, and how the connection is secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// A name or an IP address (an IPv6 one with or without brackets).
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// A CA certificate (PEM) trusted besides the system's, for a
+    /// self-hosted server (`tls-ca-file`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Display for Endpoint {
+    /// `host:port`, as [`endpoint`] writes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&endpoint(&self.host, self.port))
+    }
 }
 
 /// One account, validated, with defaults filled in.
@@ -187,14 +208,18 @@ pub enum Secret {
 pub struct Account {
     pub name: String,
     pub default: bool,
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub tls_ca_file: Option<PathBuf>,
+    /// The IMAP server (`host`, `port`, `tls`, `tls-ca-file`; port 993 for
+    /// implicit TLS, else 143).
+    pub imap: Endpoint,
+    /// The ManageSieve server (RFC 5804; the `[accounts.NAME.sieve]`
+    /// table): the IMAP host on port 4190 by default, with STARTTLS (the
+    /// default), implicit TLS, or plain (only to loopback; the default
+    /// when the IMAP connection is plain); the same `tls-ca-file`.
+    pub sieve: Endpoint,
     pub username: String,
     /// The user's own addresses, lowercased.
     pub addresses: Vec<String>,
-    pub secret: Option<Secret>,
+    pub secret: Option<SecretSource>,
     pub auth: AuthMechanism,
     pub quarantine: String,
     /// Configured Sent mailboxes; `None` = those marked `\Sent`.
@@ -217,11 +242,6 @@ pub struct Account {
     /// The allow-list: automated mail from these senders, domains,
     /// reporting hosts or lists is never quarantined (see [`crate::keep`]).
     pub keep: Vec<String>,
-    pub sieve_host: String,
-    pub sieve_port: u16,
-    /// ManageSieve: STARTTLS (the default), implicit TLS, or plain (only
-    /// to loopback; the default when `tls = "plain"`).
-    pub sieve_tls: TlsMode,
 }
 
 /// A configuration error: always names the file.
@@ -250,7 +270,7 @@ impl Config {
         self.accounts
             .iter()
             .filter(|a| match &a.secret {
-                Some(Secret::Command(c)) => c.first().is_some_and(|p| {
+                Some(SecretSource::Command(c)) => c.first().is_some_and(|p| {
                     let prog = p.rsplit('/').next().unwrap_or(p);
                     prog == "echo" || prog == "printf"
                 }),
@@ -396,7 +416,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                             "must name a program, e.g. [\"pass\", \"show\", \"mail/work\"]".into(),
                         ));
                     }
-                    Some(Secret::Command(c.clone()))
+                    Some(SecretSource::Command(c.clone()))
                 } else if let Some(k) = p.keyring {
                     if !k {
                         return Err(err(
@@ -405,13 +425,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                             "only `true` means something here; remove the key otherwise".into(),
                         ));
                     }
-                    Some(Secret::Keyring)
+                    Some(SecretSource::Keyring)
                 } else {
                     let v = p.env.clone().unwrap_or_default();
                     if v.trim().is_empty() {
                         return Err(err(&name, "password.env", "must name a variable".into()));
                     }
-                    Some(Secret::Env(v))
+                    Some(SecretSource::Env(v))
                 }
             }
         };
@@ -481,21 +501,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             TlsMode::Plain => TlsMode::Plain,
             _ => TlsMode::Starttls,
         };
-        let (sieve_host, sieve_port, sieve_tls) = match &a.sieve {
-            Some(s) => (
-                s.host.clone().unwrap_or_else(|| a.host.clone()),
-                s.port.unwrap_or(4190),
-                s.tls.unwrap_or(default_sieve_tls),
-            ),
-            None => (a.host.clone(), 4190, default_sieve_tls),
+        let sieve = a.sieve.as_ref();
+        let sieve = Endpoint {
+            host: sieve
+                .and_then(|s| s.host.clone())
+                .unwrap_or_else(|| a.host.clone()),
+            port: sieve.and_then(|s| s.port).unwrap_or(4190),
+            tls: sieve.and_then(|s| s.tls).unwrap_or(default_sieve_tls),
+            ca_file: a.tls_ca_file.clone(),
         };
         accounts.push(Account {
             name,
             default: a.default,
-            host: a.host,
-            port,
-            tls: a.tls,
-            tls_ca_file: a.tls_ca_file,
+            imap: Endpoint {
+                host: a.host,
+                port,
+                tls: a.tls,
+                ca_file: a.tls_ca_file,
+            },
+            sieve,
             username: a.username,
             addresses,
             secret,
@@ -514,9 +538,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             rules,
             compress: a.compress,
             keep: a.keep,
-            sieve_host,
-            sieve_port,
-            sieve_tls,
         });
     }
     if accounts.iter().filter(|a| a.default).count() > 1 {
@@ -625,13 +646,15 @@ password.command = ["pass", "show", "mail/work"]
 "#)
         .unwrap();
         let a = c.account(None).unwrap();
-        assert_eq!(a.port, 993);
-        assert_eq!(a.tls, TlsMode::Implicit);
+        assert_eq!(a.imap.port, 993);
+        assert_eq!(a.imap.tls, TlsMode::Implicit);
         assert_eq!(a.addresses, vec!["me@example.org"]);
         assert_eq!(a.quarantine, "Backscatter");
         assert_eq!(a.sent_days, 30);
-        assert_eq!(a.sieve_host, "imap.example.org");
-        assert_eq!(a.sieve_port, 4190);
+        assert_eq!(a.sieve.host, "imap.example.org");
+        assert_eq!(a.sieve.port, 4190);
+        assert_eq!(a.sieve.tls, TlsMode::Starttls);
+        assert_eq!(a.sieve.to_string(), "imap.example.org:4190");
         assert!(a.outbound_hosts.is_empty());
         let c = p("[accounts.a]\nhost = \"h\"\nusername = \"u\"\noutbound-hosts = [\"SMTP.Example.org\", \"[192.0.2.25]\", \" \"]\n").unwrap();
         assert_eq!(
@@ -640,7 +663,7 @@ password.command = ["pass", "show", "mail/work"]
         );
         assert_eq!(
             a.secret,
-            Some(Secret::Command(vec![
+            Some(SecretSource::Command(vec![
                 "pass".into(),
                 "show".into(),
                 "mail/work".into()

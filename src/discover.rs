@@ -329,9 +329,9 @@ mod tests {
         let text = append_block(None, &account_block(&sample("home")));
         let c = crate::config::parse(&text, Path::new("new.toml")).unwrap();
         let a = c.account(Some("home")).unwrap();
-        assert_eq!(a.host, "imap.mailbox.org");
-        assert_eq!(a.port, 993);
-        assert_eq!(a.sieve_port, 4190);
+        assert_eq!(a.imap.host, "imap.mailbox.org");
+        assert_eq!(a.imap.port, 993);
+        assert_eq!(a.sieve.port, 4190);
         assert!(text.starts_with("# backscatter configuration"));
         // A name that needs quoting, and a keyring password.
         let mut b = sample("my mail");

@@ -12,6 +12,8 @@ pub use backscatter_policy::{
     rules, sent, sieve, skeleton,
 };
 
+pub mod account;
+pub mod agent;
 pub mod clean;
 pub mod clock;
 pub mod config;
@@ -27,6 +29,7 @@ pub mod quarantine;
 pub mod restore;
 pub mod secret;
 pub mod sentsync;
+pub mod sieve_install;
 pub mod watch;
 
 pub use classify::{Context, Decision, Kind, Original, Verdict};

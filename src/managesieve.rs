@@ -204,32 +204,27 @@ impl Session {
     /// configured) and authenticate: SASL PLAIN with the password, or
     /// XOAUTH2/OAUTHBEARER with the token.
     pub async fn connect(a: &Account, secret: &Secret) -> Result<Session, NetError> {
-        let host = a.sieve_host.trim_matches(['[', ']']).to_string();
+        let to = &a.sieve;
+        let host = to.host.trim_matches(['[', ']']).to_string();
         let tcp = tokio::time::timeout(
             crate::imap::connect_timeout(),
-            TcpStream::connect((host.as_str(), a.sieve_port)),
+            TcpStream::connect((host.as_str(), to.port)),
         )
         .await
         .map_err(|_| {
             NetError::new(
                 Connect,
-                format!(
-                    "connecting to ManageSieve {host}:{} timed out",
-                    a.sieve_port
-                ),
+                format!("connecting to ManageSieve {host}:{} timed out", to.port),
             )
         })?
         .map_err(|e| {
             NetError::new(
                 Connect,
-                format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port),
+                format!("cannot connect to ManageSieve {host}:{}: {e}", to.port),
             )
         })?;
-        let mut sieve_account = a.clone();
-        sieve_account.host = host.clone();
-        sieve_account.port = a.sieve_port;
-        let conn = if a.sieve_tls == TlsMode::Implicit {
-            crate::imap::tls_wrap(&sieve_account, tcp).await?
+        let conn = if to.tls == TlsMode::Implicit {
+            crate::imap::tls_wrap(to, tcp).await?
         } else {
             Conn::Plain(tcp)
         };
@@ -240,30 +235,30 @@ impl Session {
             max_redirects: None,
         };
         let greeting = s
-            .greeting(&host, a.sieve_port, a.sieve_tls != TlsMode::Implicit)
+            .greeting(&host, to.port, to.tls != TlsMode::Implicit)
             .await?;
         let (mut ext, starttls) = caps_of(&greeting);
-        match a.sieve_tls {
+        match to.tls {
             TlsMode::Implicit => {}
             TlsMode::Plain if is_loopback(&host) => {}
             TlsMode::Plain => {
                 return Err(NetError::new(Auth, format!(
                     "ManageSieve {host}:{}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
-                    a.sieve_port
+                    to.port
                 )))
             }
             TlsMode::Starttls => {
                 if !starttls {
                     return Err(NetError::new(Tls, format!(
                         "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
-                        a.sieve_port
+                        to.port
                     )));
                 }
                 s.ok("start TLS", "STARTTLS").await?;
                 let Conn::Plain(tcp) = s.conn else {
                     unreachable!()
                 };
-                s.conn = crate::imap::tls_wrap(&sieve_account, tcp).await?;
+                s.conn = crate::imap::tls_wrap(to, tcp).await?;
                 let caps = s.read().await?;
                 ext = caps_of(&caps).0;
             }
@@ -271,7 +266,7 @@ impl Session {
         s.extensions = ext;
         let r = match a
             .auth
-            .oauth_message(&a.username, &host, a.sieve_port, secret.expose())
+            .oauth_message(&a.username, &host, to.port, secret.expose())
         {
             Some(msg) => {
                 let mech = a.auth.sasl_name().unwrap_or_default();
@@ -287,7 +282,7 @@ impl Session {
                 Auth,
                 format!(
                     "ManageSieve {host}:{} refused the login for {}: {}",
-                    a.sieve_port,
+                    to.port,
                     a.username,
                     r.text()
                 ),

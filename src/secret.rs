@@ -4,7 +4,7 @@
 //! Nothing here logs or formats the secret; errors say where the secret
 //! should have come from and what to do, never what it is.
 
-use crate::config::{Account, Secret as Source};
+use crate::config::{Account, SecretSource};
 use std::fmt;
 use std::process::{Command, Stdio};
 
@@ -51,14 +51,14 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
         ));
     };
     match src {
-        Source::Env(var) => match std::env::var(var) {
+        SecretSource::Env(var) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Secret(v)),
             _ => Err(format!(
                 "account \"{}\": the environment variable {var} (password.env) is not set",
                 a.name
             )),
         },
-        Source::Command(argv) => {
+        SecretSource::Command(argv) => {
             let out = Command::new(&argv[0])
                 .args(&argv[1..])
                 .stdin(Stdio::null())
@@ -92,7 +92,7 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
             }
             Ok(Secret(first.to_string()))
         }
-        Source::Keyring => {
+        SecretSource::Keyring => {
             let entry = keyring::Entry::new(KEYRING_SERVICE, &keyring_user(a))
                 .map_err(|e| keyring_error(a, &e))?;
             entry

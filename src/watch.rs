@@ -238,7 +238,7 @@ async fn session(
             a.name
         )));
     }
-    info!(account = %a.name, mailbox = %mailbox, "connected to {}", crate::config::endpoint(&a.host, a.port));
+    info!(account = %a.name, mailbox = %mailbox, "connected to {}", a.imap);
     // Before anything is journaled: retrying cannot make this server safe.
     imap.can_move_safely()?;
     let journal_path = journal::path_for(&dirs.data, &a.name);

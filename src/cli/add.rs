@@ -321,7 +321,7 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         let pw = rpassword::prompt_password(format!(
             "Password for {} ({}): ",
             account.username,
-            crate::config::endpoint(&account.host, account.port)
+            crate::config::endpoint(&account.imap.host, account.imap.port)
         ))
         .map_err(|e| Error::Runtime(format!("cannot read the password: {e}")))?;
         if pw.is_empty() {
@@ -345,7 +345,7 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             })?;
             super::common::info(&format!(
                 "Logged in to {} as {}.",
-                crate::config::endpoint(&account.host, account.port),
+                crate::config::endpoint(&account.imap.host, account.imap.port),
                 account.username
             ));
         }

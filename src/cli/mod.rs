@@ -141,6 +141,21 @@ pub fn output_error(e: std::io::Error) -> Error {
     }
 }
 
+/// The one printer of reports (`account check`, `sieve status`, ...): as
+/// their text ([`fmt::Display`]), or with `json` as one line of JSON (their
+/// [`serde::Serialize`] form), on standard output.
+pub fn print<R: serde::Serialize + fmt::Display>(report: &R, json: bool) -> Result<(), Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let line = serde_json::to_string(report)
+            .map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))?;
+        writeln!(out, "{line}").map_err(output_error)
+    } else {
+        write!(out, "{report}").map_err(output_error)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -107,17 +107,11 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         std::fs::write(path, page)
             .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
-    let mut out = std::io::stdout().lock();
-    let w = super::output_error;
-    if args.json {
-        let v = serde_json::to_string(&r)
-            .map_err(|e| Error::Runtime(format!("cannot write the report as JSON: {e}")))?;
-        writeln!(out, "{v}").map_err(w)?;
-    } else {
-        write!(out, "{r}").map_err(w)?;
-        if let Some(path) = &args.html {
-            writeln!(out, "\nHTML report written to {}.", path.display()).map_err(w)?;
-        }
+    super::print(&r, args.json)?;
+    if let (false, Some(path)) = (args.json, &args.html) {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "\nHTML report written to {}.", path.display())
+            .map_err(super::output_error)?;
     }
     Ok(ExitCode::SUCCESS)
 }

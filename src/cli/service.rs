@@ -4,7 +4,6 @@
 use super::Error;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -429,14 +428,7 @@ pub fn run_service(args: ServiceArgs, config: Option<&Path>) -> Result<ExitCode,
         }
         ServiceCommand::Status { json } => {
             let st = status(macos)?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                let line = serde_json::to_string(&st)
-                    .map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))?;
-                writeln!(out, "{line}").map_err(super::output_error)?;
-            } else {
-                write!(out, "{st}").map_err(super::output_error)?;
-            }
+            super::print(&st, json)?;
             // As before: the exit status says whether it runs.
             return Ok(if st.running {
                 ExitCode::SUCCESS

@@ -1,8 +1,11 @@
-//! `backscatter sieve generate`: the policy as a server-side Sieve script.
+//! `backscatter sieve`: the policy as a server-side Sieve script (generated,
+//! installed over ManageSieve by [`crate::sieve_install`]), and the user's
+//! own rules checked and tried.
 
-use super::common::{account, clean_error, load_config, runtime, secret};
+use super::common::{account, load_config, runtime, secret};
 use super::Error;
 use crate::clean::Dirs;
+use crate::sieve_install::{self, ManageError};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -114,331 +117,111 @@ pub enum SieveCommand {
     },
 }
 
-/// What `sieve status` found: the server's scripts and, when ours is
-/// active, how old its sent Message-ID list is. Printed as text (Display)
-/// or JSON.
-#[derive(Debug, serde::Serialize)]
-pub struct SieveStatus {
-    pub scripts: Vec<ScriptEntry>,
-    /// The active script's name (None: no script is active).
-    pub active: Option<String>,
-    /// backscatter's script runs (directly or through its include wrapper).
-    pub backscatter_active: bool,
-    /// When the active script's ID list was generated (as its header says).
-    pub generated: Option<String>,
-    /// How many sent Message-IDs the active script carries.
-    pub sent_ids: Option<usize>,
+/// The account named by `--account`, its secret, and the state directory.
+fn setup(
+    name: Option<&str>,
+    config: Option<&Path>,
+) -> Result<
+    (
+        crate::config::Config,
+        crate::config::Account,
+        crate::secret::Secret,
+        Dirs,
+    ),
+    Error,
+> {
+    let cfg = load_config(config)?;
+    let a = account(&cfg, name)?.clone();
+    let secret = secret(&a)?;
+    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+    Ok((cfg, a, secret, dirs))
 }
 
-#[derive(Debug, serde::Serialize)]
-pub struct ScriptEntry {
-    pub name: String,
-    pub active: bool,
-}
-
-impl std::fmt::Display for SieveStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for s in &self.scripts {
-            writeln!(f, "  {}{}", if s.active { "* " } else { "  " }, s.name)?;
-        }
-        match self.active.as_deref() {
-            Some(n) if self.backscatter_active => writeln!(
-                f,
-                "backscatter is active (through \"{n}\"); its ID list was generated {} ({} sent Message-IDs).",
-                self.generated.as_deref().unwrap_or("?"),
-                self.sent_ids.map_or_else(|| "?".to_string(), |n| n.to_string())
-            ),
-            Some(n) => writeln!(f, "backscatter is not active; \"{n}\" is."),
-            None => writeln!(f, "No script is active."),
-        }
+fn manage_error(e: ManageError) -> Error {
+    match e {
+        ManageError::Config(m) => Error::Usage(m),
+        ManageError::Net(e) => Error::runtime(e),
+        ManageError::Failed(m) => Error::Runtime(m),
     }
 }
 
-fn state_file(a: &crate::config::Account) -> Result<PathBuf, Error> {
-    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-    Ok(crate::paths::account_file(
-        &dirs.state,
-        "sieve",
-        &a.name,
-        "json",
-    ))
-}
-
-/// The sent lists from the account's Sent mailboxes (through the cache),
-/// and the account with its mailbox names as the server spells them (the
-/// script files into the same quarantine the agent moves to).
-fn sent_lists_from_imap(
-    a: &crate::config::Account,
-    secret: &crate::secret::Secret,
-) -> Result<(crate::sieve::SentLists, crate::config::Account), Error> {
-    let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-    runtime()?.block_on(async {
-        let mut imap = crate::imap::connect(a, secret)
-            .await
-            .map_err(|e| Error::Runtime(e.to_string()))?;
-        let a = imap.resolve_account(a);
-        let (index, _) = crate::clean::sent_index(&mut imap, &a, &dirs)
-            .await
-            .map_err(clean_error)?;
-        imap.logout().await;
-        Ok::<_, Error>((
-            crate::sieve::SentLists::from_index(&index, crate::clock::now()),
-            a,
-        ))
-    })
-}
-
-fn manage(args: SieveCommand, config: Option<&Path>) -> Result<ExitCode, Error> {
-    use crate::managesieve::{wrapper, Installed, Session, SCRIPT, WRAPPER};
-    let name = match &args {
-        SieveCommand::Install { account, .. }
-        | SieveCommand::Uninstall { account }
-        | SieveCommand::Status { account, .. } => account.clone(),
-        SieveCommand::Generate { .. } | SieveCommand::Check { .. } | SieveCommand::Test { .. } => {
-            unreachable!()
-        }
+/// `sieve install`: the rules (with `--rules`) are checked before anything
+/// is asked of the server.
+fn install(name: Option<&str>, rules: bool, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let (cfg, a, secret, dirs) = setup(name, config)?;
+    let rules = match rules {
+        true => Some(sieve_install::server_rules(&a, &cfg.path).map_err(manage_error)?),
+        false => None,
     };
+    let report = runtime()?
+        .block_on(sieve_install::install(&a, &secret, &dirs, rules.as_deref()))
+        .map_err(manage_error)?;
+    super::print(&report, false)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn uninstall(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
+    let (_, a, secret, dirs) = setup(name, config)?;
+    let report = runtime()?
+        .block_on(sieve_install::uninstall(&a, &secret, &dirs))
+        .map_err(manage_error)?;
+    if let Some(w) = report.warning() {
+        super::common::warn(&w);
+    }
+    super::print(&report, false)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(name: Option<&str>, json: bool, config: Option<&Path>) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
-    let a = account(&cfg, name.as_deref())?.clone();
-    let secret = secret(&a)?;
-    let state_path = state_file(&a)?;
-    let (lists, a) = match args {
-        SieveCommand::Install { .. } => sent_lists_from_imap(&a, &secret)?,
-        _ => (Default::default(), a),
-    };
-    // The user's rules for the server: checked by the agent's engine.
-    let rules_text = match &args {
-        SieveCommand::Install { rules: true, .. } => {
-            let Some(p) = a.rules.clone() else {
-                return Err(Error::Usage(format!(
-                    "account \"{}\" has no rules: add rules = \"PATH.sieve\" to [accounts.{}] in {}",
-                    a.name,
-                    a.name,
-                    cfg.path.display()
-                )));
-            };
-            super::rules::load(&p)?;
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", p.display())))?;
-            if crate::sieve::requires_of(&text)
-                .iter()
-                .any(|r| r == "include")
-            {
-                return Err(Error::Usage(format!(
-                    "{}: rules that include other scripts cannot be installed on the server yet; inline them or leave out --rules",
-                    p.display()
-                )));
-            }
-            Some(text)
-        }
-        _ => None,
-    };
-    let rt = runtime()?;
-    rt.block_on(async {
-        let e = Error::runtime;
-        let mut s = Session::connect(&a, &secret).await.map_err(e)?;
-        let scripts = s.list().await.map_err(Error::runtime)?;
-        let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
-        match args {
-            SieveCommand::Install { .. } => {
-                let script = crate::managesieve::upload_script(&mut s, &a, &lists)
-                    .await
-                    .map_err(Error::runtime)?;
-                println!("Uploaded \"{SCRIPT}\" ({} bytes, {} sent Message-IDs).", script.text.len(), script.ids_included);
-                let mut state: Installed = std::fs::read(&state_path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                if let Some(rules) = &rules_text {
-                    use crate::managesieve::RULES;
-                    s.check(rules).await.map_err(Error::runtime)?;
-                    s.have_space(RULES, rules.len()).await.map_err(Error::runtime)?;
-                    s.put(RULES, rules).await.map_err(Error::runtime)?;
-                    let active_text = if crate::sieve::offers(&s.extensions, "include") {
-                        wrapper(RULES)
-                    } else {
-                        crate::sieve::merge(rules, &script).map_err(|e| {
-                            Error::Runtime(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
-                        })?
-                    };
-                    s.check(&active_text).await.map_err(Error::runtime)?;
-                    s.have_space(WRAPPER, active_text.len()).await.map_err(Error::runtime)?;
-                    s.put(WRAPPER, &active_text).await.map_err(Error::runtime)?;
-                    s.set_active(WRAPPER).await.map_err(Error::runtime)?;
-                    if let Some(user) = active.as_deref().filter(|n| ![SCRIPT, WRAPPER].contains(n)) {
-                        state.original_active = Some(user.to_string());
-                        println!("Your previously active script \"{user}\" no longer runs; `backscatter sieve uninstall` re-activates it.");
-                    }
-                    println!("Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules.");
-                } else {
-                match active.as_deref() {
-                    Some(n) if n == SCRIPT || n == WRAPPER => {
-                        let copy = crate::managesieve::refresh_copy(&mut s, &script)
-                            .await
-                            .map_err(Error::runtime)?;
-                        println!(
-                            "Already active (through \"{n}\"{}): updated.",
-                            if copy { ", a marked copy of your script" } else { "" }
-                        );
-                    }
-                    None => {
-                        s.set_active(SCRIPT).await.map_err(Error::runtime)?;
-                        state.original_active = None;
-                        println!("Activated \"{SCRIPT}\" (no script was active).");
-                    }
-                    Some(user) => {
-                        let theirs = s.get(user).await.map_err(Error::runtime)?;
-                        let backup = state_path.with_extension(format!("{user}.sieve").replace(['/', '\\'], "_"));
-                        if let Some(d) = backup.parent() {
-                            let _ = crate::paths::private_dir(d);
-                        }
-                        crate::paths::write_private_atomic(&backup, theirs.as_bytes())
-                            .map_err(|e| Error::Runtime(format!("cannot back up your script: {e}")))?;
-                        let has_include = crate::sieve::offers(&s.extensions, "include");
-                        let (active_text, how) = if has_include {
-                            (wrapper(user), format!("runs \"{SCRIPT}\" and then your \"{user}\" (unchanged"))
-                        } else {
-                            // No include: a copy of theirs with our block first.
-                            let merged = crate::sieve::merge(&theirs, &script).map_err(|e| {
-                                Error::Runtime(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of \"{user}\": {e}; \"{SCRIPT}\" is uploaded but not activated"))
-                            })?;
-                            (merged, format!("is a copy of your \"{user}\" with backscatter's rules in a marked block at the top (the server has no \"include\"; your \"{user}\" is left as it was"))
-                        };
-                        s.check(&active_text).await.map_err(Error::runtime)?;
-                        s.have_space(WRAPPER, active_text.len()).await.map_err(Error::runtime)?;
-                        s.put(WRAPPER, &active_text).await.map_err(Error::runtime)?;
-                        s.set_active(WRAPPER).await.map_err(Error::runtime)?;
-                        state.original_active = Some(user.to_string());
-                        println!(
-                            "Activated \"{WRAPPER}\", which {how}; a backup is in {}).",
-                            backup.display()
-                        );
-                    }
-                }
-                }
-                state.installed_at = crate::clock::now();
-                let bytes = serde_json::to_vec(&state).map_err(|e| Error::Runtime(e.to_string()))?;
-                if let Some(d) = state_path.parent() {
-                    let _ = crate::paths::private_dir(d);
-                }
-                crate::paths::write_private_atomic(&state_path, &bytes)
-                    .map_err(|e| Error::Runtime(format!("cannot save the install state: {e}")))?;
-            }
-            SieveCommand::Uninstall { .. } => {
-                let state: Installed = std::fs::read(&state_path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                if matches!(active.as_deref(), Some(n) if n == SCRIPT || n == WRAPPER) {
-                    let mut back = state.original_active.clone().unwrap_or_default();
-                    if back.is_empty() && active.as_deref() == Some(WRAPPER) {
-                        // The install state is gone (another machine, a
-                        // wiped state directory): the wrapper names the
-                        // user's script, or the marked copy matches it.
-                        back = crate::managesieve::original_of_wrapper(&mut s, &scripts)
-                            .await
-                            .map_err(Error::runtime)?
-                            .unwrap_or_default();
-                    }
-                    if active.as_deref() == Some(WRAPPER) && !back.is_empty() {
-                        // Changes made to the marked copy since install
-                        // (e.g. in a webmail's filter editor) are kept aside.
-                        let copy = s.get(WRAPPER).await.map_err(Error::runtime)?;
-                        if copy.contains(crate::sieve::BLOCK_BEGIN) {
-                            let edited = crate::sieve::unmerge(&copy);
-                            let original = s.get(&back).await.map_err(Error::runtime)?;
-                            if edited != original {
-                                let keep = state_path.with_extension(format!("{back}.edited.sieve").replace(['/', '\\'], "_"));
-                                crate::paths::write_private_atomic(&keep, edited.as_bytes())
-                                    .map_err(|e| Error::Runtime(format!("cannot save your edited script: {e}")))?;
-                                super::common::warn(&format!("the active copy of \"{back}\" was edited after install; that edited version (without backscatter's block) is saved in {}", keep.display()));
-                            }
-                        }
-                    }
-                    s.set_active(&back).await.map_err(Error::runtime)?;
-                    if back.is_empty() {
-                        println!("Deactivated backscatter (no script was active before).");
-                    } else {
-                        println!("Re-activated your \"{back}\".");
-                    }
-                }
-                for n in [WRAPPER, SCRIPT] {
-                    if scripts.iter().any(|(x, _)| x == n) {
-                        s.delete(n).await.map_err(Error::runtime)?;
-                        println!("Deleted \"{n}\".");
-                    }
-                }
-                let _ = std::fs::remove_file(&state_path);
-            }
-            SieveCommand::Status { json, .. } => {
-                let mut status = SieveStatus {
-                    scripts: scripts
-                        .iter()
-                        .map(|(name, active)| ScriptEntry {
-                            name: name.clone(),
-                            active: *active,
-                        })
-                        .collect(),
-                    active: active.clone(),
-                    backscatter_active: false,
-                    generated: None,
-                    sent_ids: None,
-                };
-                if active.as_deref().is_some_and(|n| n == SCRIPT || n == WRAPPER) {
-                    let text = s.get(SCRIPT).await.map_err(Error::runtime)?;
-                    status.backscatter_active = true;
-                    status.generated = text
-                        .lines()
-                        .next()
-                        .and_then(|l| l.rsplit_once("generated "))
-                        .map(|x| x.1.trim_end_matches('.').to_string());
-                    status.sent_ids = crate::sieve::ids_in(&text);
-                }
-                let mut out = std::io::stdout().lock();
-                if json {
-                    let line = serde_json::to_string(&status)
-                        .map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))?;
-                    writeln!(out, "{line}").map_err(super::output_error)?;
-                } else {
-                    write!(out, "{status}").map_err(super::output_error)?;
-                }
-            }
-            SieveCommand::Generate { .. }
-        | SieveCommand::Check { .. }
-        | SieveCommand::Test { .. } => unreachable!(),
-        }
-        s.logout().await;
-        Ok(ExitCode::SUCCESS)
-    })
+    let a = account(&cfg, name)?;
+    let secret = secret(a)?;
+    let report = runtime()?
+        .block_on(sieve_install::status(a, &secret))
+        .map_err(manage_error)?;
+    super::print(&report, json)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
-    match &args.command {
-        SieveCommand::Check { file } => return super::rules::check(file),
+    match args.command {
+        SieveCommand::Install { account, rules } => install(account.as_deref(), rules, config),
+        SieveCommand::Uninstall { account } => uninstall(account.as_deref(), config),
+        SieveCommand::Status { account, json } => status(account.as_deref(), json, config),
+        SieveCommand::Generate {
+            account,
+            extensions,
+            max_size,
+            sent_ids,
+        } => generate(
+            account.as_deref(),
+            extensions,
+            max_size,
+            sent_ids.as_deref(),
+            config,
+        ),
+        SieveCommand::Check { file } => super::rules::check(&file),
         SieveCommand::Test {
             file,
             messages,
             sent,
             sent_ids,
             json,
-        } => return super::rules::test(file, messages, sent, sent_ids, *json),
-        _ => {}
+        } => super::rules::test(&file, &messages, &sent, &sent_ids, json),
     }
-    if !matches!(args.command, SieveCommand::Generate { .. }) {
-        return manage(args.command, config);
-    }
-    let SieveCommand::Generate {
-        account: name,
-        extensions,
-        max_size,
-        sent_ids,
-    } = args.command
-    else {
-        unreachable!()
-    };
+}
+
+/// `sieve generate`: the script on standard output, its size on stderr.
+fn generate(
+    name: Option<&str>,
+    extensions: Option<String>,
+    max_size: usize,
+    sent_ids: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
-    let a = account(&cfg, name.as_deref())?.clone();
-    let (lists, a) = match &sent_ids {
+    let a = account(&cfg, name)?.clone();
+    let (lists, a) = match sent_ids {
         Some(f) => {
             let ids: Vec<String> = std::fs::read_to_string(f)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
@@ -458,7 +241,13 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                 a,
             )
         }
-        None => sent_lists_from_imap(&a, &secret(&a)?)?,
+        None => {
+            let secret = secret(&a)?;
+            let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
+            runtime()?
+                .block_on(sieve_install::sent_lists(&a, &secret, &dirs))
+                .map_err(manage_error)?
+        }
     };
     let ext = extensions.unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
     let now = crate::clock::now();
@@ -475,7 +264,7 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         keep: &a.keep,
     })
     .map_err(|e| Error::Runtime(e.0))?;
-    crate::sieve::validate(&script.text, &ext).map_err(Error::runtime)?;
+    crate::sieve::validate(&script.text, &ext).map_err(Error::Runtime)?;
     let mut out = std::io::stdout().lock();
     out.write_all(script.text.as_bytes())
         .map_err(super::output_error)?;

@@ -2,12 +2,12 @@
 
 use super::common::{load_config, runtime, secret};
 use super::Error;
+use crate::agent::AgentError;
 use crate::clean::Dirs;
-use crate::watch::{watch_mailbox, Timing};
+use crate::watch::Timing;
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
-use tracing::{error, info};
 
 /// Keep accounts clean as mail arrives (the background agent).
 ///
@@ -51,29 +51,6 @@ fn init_logging() {
         .try_init();
 }
 
-/// Take the account's agent lock (released by the OS when the process
-/// ends, however it ends).
-fn lock_account(dirs: &Dirs, account: &str) -> Result<std::fs::File, Error> {
-    let path = crate::paths::account_file(&dirs.state, "watch", account, "lock");
-    if let Some(d) = path.parent() {
-        crate::paths::private_dir(d)
-            .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", d.display())))?;
-    }
-    let f = crate::paths::append_private(&path)
-        .map_err(|e| Error::Runtime(format!("cannot open {}: {e}", path.display())))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Runtime(format!(
-            "another `backscatter watch` is already watching account \"{account}\" (lock {})",
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::Runtime(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
 pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     init_logging();
     let cfg = load_config(config)?;
@@ -91,127 +68,44 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             cfg.path.display()
         )));
     }
-    let mut jobs = Vec::new();
-    for a in &accounts {
-        let s = secret(a)?;
-        for mb in &a.watch {
-            jobs.push((a.clone(), s.clone(), mb.clone()));
-        }
-    }
+    let accounts = accounts
+        .into_iter()
+        .map(|a| secret(&a).map(|s| (a, s)))
+        .collect::<Result<Vec<_>, _>>()?;
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-    // One agent per account: a second one would race the first for the
-    // same messages. The locks are held until the process exits.
-    let mut _locks = Vec::new();
-    for a in &accounts {
-        _locks.push(lock_account(&dirs, &a.name)?);
+    let stopped = runtime()?.block_on(crate::agent::run(
+        accounts,
+        dirs,
+        Timing::from_env(),
+        shutdown_signal(),
+    ));
+    match stopped {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // A mailbox that does not exist is a configuration error (2), as
+        // in `clean` and `account check`.
+        Err(e @ AgentError::Stopped { config: true, .. }) => Err(Error::Usage(e.to_string())),
+        Err(e) => Err(Error::Runtime(e.to_string())),
     }
-    let rt = runtime()?;
-    rt.block_on(async move {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let (events, mut moved) = tokio::sync::mpsc::unbounded_channel::<crate::watch::Moved>();
-        let mut digest = crate::notify::Digest::default();
-        for a in &accounts {
-            digest.set_own(&a.name, &a.addresses, &a.outbound_hosts);
-        }
-        let mut set = tokio::task::JoinSet::new();
-        for (a, s, mb) in jobs {
-            let (dirs, rx, events) = (dirs.clone(), rx.clone(), events.clone());
-            let name = a.name.clone();
-            set.spawn(async move {
-                let r = watch_mailbox(a, s, mb, dirs, Timing::from_env(), rx, Some(events)).await;
-                (name, r)
-            });
-        }
-        drop(events);
-        // Notifications: batched, never one per message.
-        let notifier = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
-            loop {
-                tokio::select! {
-                    ev = moved.recv() => match ev {
-                        Some(m) => {
-                            if let Some(alert) = digest.record_moved(
-                                &m.account,
-                                m.count,
-                                &m.originals,
-                                &m.own_bounces,
-                                crate::clock::now(),
-                            ) {
-                                crate::notify::show(&alert).await;
-                            }
-                        }
-                        None => break,
-                    },
-                    _ = tick.tick() => {
-                        if let Some(summary) = digest.due(crate::clock::now()) {
-                            crate::notify::show(&summary).await;
-                        }
-                    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (systemd, launchd, `kill`).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-        });
-        info!(
-            "watching {} mailbox(es); stop with Ctrl-C or SIGTERM",
-            set.len()
-        );
-        let signal = async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async {
-                        match term.as_mut() {
-                            Some(t) => { t.recv().await; }
-                            None => std::future::pending::<()>().await,
-                        }
-                    } => {}
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        };
-        tokio::pin!(signal);
-        let mut failed = Vec::new();
-        let mut config_only = true;
-        let mut stopping = false;
-        loop {
-            tokio::select! {
-                _ = &mut signal, if !stopping => {
-                    info!("stopping: finishing what is in flight");
-                    stopping = true;
-                    let _ = tx.send(true);
-                }
-                done = set.join_next() => match done {
-                    None => break,
-                    Some(Ok((name, Err(e)))) => {
-                        error!(account = %name, "stopped: {e}");
-                        config_only &= matches!(e, crate::clean::CleanError::Config(_));
-                        failed.push(format!("{name}: {e}"));
-                    }
-                    Some(Ok((_, Ok(())))) => {}
-                    Some(Err(e)) => {
-                        config_only = false;
-                        failed.push(format!("a watcher crashed: {e}"));
-                    }
-                },
-            }
+            } => {}
         }
-        notifier.abort();
-        if stopping || failed.is_empty() {
-            Ok(ExitCode::SUCCESS)
-        } else {
-            let m = format!("every watched account stopped: {}", failed.join("; "));
-            // A mailbox that does not exist is a configuration error (2),
-            // as in `clean` and `account check`.
-            Err(if config_only {
-                Error::Usage(m)
-            } else {
-                Error::Runtime(m)
-            })
-        }
-    })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

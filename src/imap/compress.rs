@@ -38,7 +38,7 @@ mod tests {
     //! client's sync flush has delivered all of it, and it sends its
     //! compressed answers a few bytes at a time.
 
-    use crate::config::{Account, AuthMechanism, Compression, TlsMode};
+    use crate::config::{Account, AuthMechanism, Compression, Endpoint, TlsMode};
     use crate::imap::{self, BYTES_INFLATED, BYTES_READ, ROUND_TRIPS};
     use crate::secret::Secret;
     use flate2::{Compress, Compression as Level, Decompress, FlushCompress, FlushDecompress};
@@ -184,10 +184,18 @@ mod tests {
         Account {
             name: "t".into(),
             default: true,
-            host: "127.0.0.1".into(),
-            port,
-            tls: TlsMode::Plain,
-            tls_ca_file: None,
+            imap: Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                tls: TlsMode::Plain,
+                ca_file: None,
+            },
+            sieve: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 4190,
+                tls: TlsMode::Plain,
+                ca_file: None,
+            },
             username: "alice".into(),
             addresses: Vec::new(),
             secret: None,
@@ -201,9 +209,6 @@ mod tests {
             rules: None,
             keep: Vec::new(),
             compress,
-            sieve_host: "127.0.0.1".into(),
-            sieve_port: 4190,
-            sieve_tls: TlsMode::Plain,
         }
     }
 

@@ -12,7 +12,7 @@ pub use backscatter_policy::names;
 pub mod pipeline;
 pub mod structure;
 
-use crate::config::{is_loopback, Account, AuthMechanism, TlsMode};
+use crate::config::{is_loopback, Account, AuthMechanism, Endpoint, TlsMode};
 use crate::secret::Secret;
 use async_imap::types::{Fetch, NameAttribute};
 use futures::TryStreamExt;
@@ -213,9 +213,9 @@ impl AsyncWrite for Conn {
     }
 }
 
-fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapError> {
+fn tls_connector(e: &Endpoint) -> Result<tokio_native_tls::TlsConnector, ImapError> {
     let mut b = tokio_native_tls::native_tls::TlsConnector::builder();
-    if let Some(ca) = &a.tls_ca_file {
+    if let Some(ca) = &e.ca_file {
         let pem = std::fs::read(ca).map_err(|e| {
             err(
                 ErrorKind::Tls,
@@ -236,18 +236,18 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
     Ok(tokio_native_tls::TlsConnector::from(c))
 }
 
-pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
-    let connector = tls_connector(a)?;
-    let host = a.host.trim_matches(['[', ']']);
+pub(crate) async fn tls_wrap(to: &Endpoint, tcp: TcpStream) -> Result<Conn, ImapError> {
+    let connector = tls_connector(to)?;
+    let host = to.host.trim_matches(['[', ']']);
     match tokio::time::timeout(connect_timeout(), connector.connect(host, tcp)).await {
         Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
         Ok(Err(e)) => Err(err(
             ErrorKind::Tls,
-            tls_failure(&a.host, a.port, &e.to_string()),
+            tls_failure(&to.host, to.port, &e.to_string()),
         )),
         Err(_) => Err(err(
             ErrorKind::Tls,
-            format!("the TLS handshake with {}:{} timed out", a.host, a.port),
+            format!("the TLS handshake with {}:{} timed out", to.host, to.port),
         )),
     }
 }
@@ -372,7 +372,10 @@ pub fn flags_of(f: &Fetch) -> Vec<String> {
 /// connection).
 pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
     let imap = login(a, secret).await?;
-    if !a.compress.wanted(&a.host, imap.has("COMPRESS=DEFLATE")) {
+    if !a
+        .compress
+        .wanted(&a.imap.host, imap.has("COMPRESS=DEFLATE"))
+    {
         return Ok(imap);
     }
     let Imap {
@@ -404,34 +407,34 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
 
 /// Connect and log in.
 async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
-    if a.tls == TlsMode::Plain && !is_loopback(&a.host) {
+    if a.imap.tls == TlsMode::Plain && !is_loopback(&a.imap.host) {
         return Err(err(
             ErrorKind::Tls,
             format!(
                 "refusing a plaintext connection to {}: only loopback addresses may use tls = \"plain\"",
-                a.host
+                a.imap.host
             ),
         ));
     }
-    let addr = (a.host.trim_matches(['[', ']']), a.port);
+    let addr = (a.imap.host.trim_matches(['[', ']']), a.imap.port);
     let tcp = match tokio::time::timeout(connect_timeout(), TcpStream::connect(addr)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("cannot connect to {}:{}: {e}", a.host, a.port),
+                format!("cannot connect to {}:{}: {e}", a.imap.host, a.imap.port),
             ))
         }
         Err(_) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("connecting to {}:{} timed out", a.host, a.port),
+                format!("connecting to {}:{} timed out", a.imap.host, a.imap.port),
             ))
         }
     };
     let _ = tcp.set_nodelay(true);
-    let mut client = match a.tls {
-        TlsMode::Implicit => async_imap::Client::new(tls_wrap(a, tcp).await?),
+    let mut client = match a.imap.tls {
+        TlsMode::Implicit => async_imap::Client::new(tls_wrap(&a.imap, tcp).await?),
         TlsMode::Plain => async_imap::Client::new(Conn::Plain(tcp)),
         TlsMode::Starttls => {
             let mut c = async_imap::Client::new(Conn::Plain(tcp));
@@ -448,8 +451,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                         ErrorKind::Tls,
                         format!(
                             "{}:{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
-                            a.host,
-                            a.port,
+                            a.imap.host,
+                            a.imap.port,
                             server_text(&m)
                         ),
                     ))
@@ -459,8 +462,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                         ErrorKind::Tls,
                         format!(
                             "{}:{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
-                            a.host,
-                            a.port,
+                            a.imap.host,
+                            a.imap.port,
                             server_text(&m)
                         ),
                     ))
@@ -471,10 +474,10 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             let Conn::Plain(tcp) = c.into_inner() else {
                 unreachable!("STARTTLS starts from a plain connection")
             };
-            async_imap::Client::new(tls_wrap(a, tcp).await?)
+            async_imap::Client::new(tls_wrap(&a.imap, tcp).await?)
         }
     };
-    if a.tls != TlsMode::Starttls {
+    if a.imap.tls != TlsMode::Starttls {
         read_greeting(&mut client, a).await?;
     }
     let login = async {
@@ -487,7 +490,12 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                 .authenticate(
                     oauth.sasl_name().unwrap_or_default(),
                     OAuth {
-                        first: oauth.oauth_message(&a.username, &a.host, a.port, secret.expose()),
+                        first: oauth.oauth_message(
+                            &a.username,
+                            &a.imap.host,
+                            a.imap.port,
+                            secret.expose(),
+                        ),
                     },
                 )
                 .await
@@ -501,8 +509,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                 ErrorKind::Auth,
                 format!(
                     "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
-                    a.host,
-                    a.port,
+                    a.imap.host,
+                    a.imap.port,
                     a.username,
                     server_text(&m)
                 ),
@@ -575,20 +583,20 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
     // A server that waits for a TLS ClientHello sends no greeting: after
     // a short wait, find out whether the port speaks TLS from the first
     // byte (IMAPS) instead of waiting the full timeout.
-    let first_wait = if a.tls == TlsMode::Implicit {
+    let first_wait = if a.imap.tls == TlsMode::Implicit {
         connect_timeout()
     } else {
         connect_timeout().min(Duration::from_secs(3))
     };
     let greeting = match tokio::time::timeout(first_wait, c.read_response()).await {
         Ok(r) => r,
-        Err(_) if a.tls != TlsMode::Implicit => {
-            if speaks_tls(&a.host, a.port).await {
+        Err(_) if a.imap.tls != TlsMode::Implicit => {
+            if speaks_tls(&a.imap.host, a.imap.port).await {
                 return Err(err(
                     ErrorKind::Connect,
                     format!(
                         "{}:{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
-                        a.host, a.port
+                        a.imap.host, a.imap.port
                     ),
                 ));
             }
@@ -599,8 +607,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                         ErrorKind::Lost,
                         format!(
                             "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                            a.host,
-                            a.port,
+                            a.imap.host,
+                            a.imap.port,
                             connect_timeout().as_secs()
                         ),
                     ))
@@ -612,8 +620,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                 ErrorKind::Lost,
                 format!(
                     "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                    a.host,
-                    a.port,
+                    a.imap.host,
+                    a.imap.port,
                     connect_timeout().as_secs()
                 ),
             ))
@@ -625,12 +633,12 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
             ErrorKind::Lost,
             format!(
                 "{}:{} closed the connection before greeting",
-                a.host, a.port
+                a.imap.host, a.imap.port
             ),
         )),
         Err(e) => Err(err(
             ErrorKind::Protocol,
-            not_imap(&a.host, a.port, &e.to_string()),
+            not_imap(&a.imap.host, a.imap.port, &e.to_string()),
         )),
     }
 }

@@ -28,10 +28,10 @@ fn tls_is_verified_and_errors_are_one_clear_sentence() {
 
     // Implicit TLS, trusting the test server's certificate.
     let mut a = account(&dc, "alice");
-    a.host = "localhost".into();
-    a.tls = TlsMode::Implicit;
-    a.port = dc.imaps_port;
-    a.tls_ca_file = Some(dc.ca_file.clone());
+    a.imap.host = "localhost".into();
+    a.imap.tls = TlsMode::Implicit;
+    a.imap.port = dc.imaps_port;
+    a.imap.ca_file = Some(dc.ca_file.clone());
     let s = rt
         .block_on(imap::connect(&a, &pw))
         .expect("IMAPS with the CA");
@@ -40,8 +40,8 @@ fn tls_is_verified_and_errors_are_one_clear_sentence() {
 
     // STARTTLS, same trust.
     let mut b = a.clone();
-    b.tls = TlsMode::Starttls;
-    b.port = dc.imap_port;
+    b.imap.tls = TlsMode::Starttls;
+    b.imap.port = dc.imap_port;
     let s = rt
         .block_on(imap::connect(&b, &pw))
         .expect("STARTTLS with the CA");
@@ -49,7 +49,7 @@ fn tls_is_verified_and_errors_are_one_clear_sentence() {
 
     // A self-signed certificate nobody trusts is refused.
     let mut c = a.clone();
-    c.tls_ca_file = None;
+    c.imap.ca_file = None;
     let e = rt.block_on(imap::connect(&c, &pw)).err().expect("refused");
     assert_eq!(e.kind, ErrorKind::Tls);
     assert!(e.message.contains("could not be verified"), "{e}");
@@ -68,7 +68,7 @@ fn tls_is_verified_and_errors_are_one_clear_sentence() {
 
     // Nothing listens: a connection error, not a hang.
     let mut d = account(&dc, "alice");
-    d.port = 1;
+    d.imap.port = 1;
     let e = rt
         .block_on(imap::connect(&d, &pw))
         .err()

@@ -328,3 +328,116 @@ fn sigkill_watch_mid_move_loses_and_duplicates_nothing() {
     assert_eq!(in_journal, in_q, "the journal agrees with the server");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The agent's supervisor as a library, mini-redis style
+/// (`agent::run(accounts, dirs, timing, shutdown)`): a second agent for an
+/// account is refused by its lock; new backscatter is moved while it runs;
+/// it returns `Ok` once the shutdown future completes; a watched mailbox
+/// that does not exist stops it with a configuration error.
+#[test]
+fn agent_run_moves_until_its_shutdown_future_completes() {
+    use backscatter::agent::{self, AgentError};
+    use backscatter::watch::Timing;
+    let Some(dc) = Dovecot::start_or_skip("agent_run") else {
+        return;
+    };
+    let f = flood(900);
+    let forged: Vec<Vec<u8>> = f
+        .inbox
+        .iter()
+        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .take(2)
+        .cloned()
+        .collect();
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let dir = tempdir("agent-run");
+    let dirs = backscatter::clean::Dirs {
+        data: dir.join("data"),
+        state: dir.join("state"),
+    };
+    let a = crate::sweep::account(&dc, "alice");
+    let pw = backscatter::secret::Secret::new(crate::harness::password("alice").into());
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+
+    // Another agent holds the account's lock: refused, nothing watched.
+    {
+        let _held = agent::lock(&dirs, &a.name).unwrap();
+        let e = rt()
+            .block_on(agent::run(
+                vec![(a.clone(), pw.clone())],
+                dirs.clone(),
+                Timing::from_env(),
+                std::future::pending(),
+            ))
+            .unwrap_err();
+        assert!(matches!(e, AgentError::Locked(_)), "{e}");
+        assert!(e.to_string().contains("already watching account"), "{e}");
+    }
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = std::thread::spawn({
+        let (a, pw, dirs) = (a.clone(), pw.clone(), dirs.clone());
+        move || {
+            rt().block_on(agent::run(vec![(a, pw)], dirs, Timing::from_env(), async {
+                let _ = stopped.await;
+            }))
+        }
+    });
+    let mut imap = dc.imap("alice");
+    for m in &forged {
+        imap.append("INBOX", m);
+    }
+    wait_for(
+        "the forged responses to be quarantined",
+        Duration::from_secs(120),
+        || {
+            forged
+                .iter()
+                .all(|m| place(&dc, "alice", &id_of(m)) == ["Backscatter"])
+        },
+    );
+    assert!(!running.is_finished(), "it runs until shutdown");
+    stop.send(()).unwrap();
+    wait_for("the agent to stop", Duration::from_secs(60), || {
+        running.is_finished()
+    });
+    assert_eq!(running.join().unwrap(), Ok(()));
+
+    // Every watcher stops on a configuration error: the agent says so.
+    let mut missing = a.clone();
+    missing.watch = vec!["NoSuchMailbox".into()];
+    let e = rt()
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                agent::run(
+                    vec![(missing, pw)],
+                    dirs,
+                    Timing::from_env(),
+                    std::future::pending(),
+                ),
+            )
+            .await
+        })
+        .expect("stopped on its own")
+        .unwrap_err();
+    match &e {
+        AgentError::Stopped { failures, config } => {
+            assert!(*config, "{e}");
+            assert_eq!(failures.len(), 1, "{e}");
+            assert!(failures[0].contains("NoSuchMailbox"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        e.to_string()
+            .starts_with("every watched account stopped: test: "),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -552,9 +552,9 @@ fn bad_certificates_and_stripped_starttls_are_refused() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut a = crate::util::loopback_account("alice", port, port);
-        a.host = "127.0.0.1".into();
-        a.tls = TlsMode::Implicit;
-        a.tls_ca_file = Some(ca.clone());
+        a.imap.host = "127.0.0.1".into();
+        a.imap.tls = TlsMode::Implicit;
+        a.imap.ca_file = Some(ca.clone());
         let e = rt.block_on(imap::connect(&a, &pw)).err().expect("refused");
         let _ = server.kill();
         let _ = server.wait();
@@ -578,7 +578,7 @@ fn bad_certificates_and_stripped_starttls_are_refused() {
         b"A0001 BAD Unknown command\r\n",
     );
     let mut a = crate::util::loopback_account("alice", imap_port, 1);
-    a.tls = TlsMode::Starttls;
+    a.imap.tls = TlsMode::Starttls;
     let e = rt.block_on(imap::connect(&a, &pw)).err().expect("refused");
     eprintln!("IMAP without STARTTLS ({:?}): {e}", t0.elapsed());
     assert!(e.message.contains("STARTTLS"), "{e}");
@@ -587,7 +587,7 @@ fn bad_certificates_and_stripped_starttls_are_refused() {
         b"",
     );
     let mut a = crate::util::loopback_account("alice", 1, sieve_port);
-    a.sieve_tls = TlsMode::Starttls;
+    a.sieve.tls = TlsMode::Starttls;
     let e = rt
         .block_on(backscatter::managesieve::Session::connect(&a, &pw))
         .err()

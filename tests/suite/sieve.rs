@@ -337,7 +337,7 @@ fn install_deliver_uninstall(include: bool) {
         .build()
         .unwrap();
     let mut a = crate::sweep::account(&dc, "alice");
-    a.sieve_port = dc.sieve_port;
+    a.sieve.port = dc.sieve_port;
     let pw = backscatter::secret::Secret::new("alicepw".into());
     rt.block_on(async {
         let mut s = backscatter::managesieve::Session::connect(&a, &pw)
@@ -643,7 +643,7 @@ fn managesieve_tls_modes_and_oauth_logins() {
         .unwrap();
     let base = {
         let mut a = crate::sweep::account(&dc, "alice");
-        a.sieve_port = dc.sieve_port;
+        a.sieve.port = dc.sieve_port;
         a
     };
     let pw = Secret::new("alicepw".into());
@@ -654,9 +654,9 @@ fn managesieve_tls_modes_and_oauth_logins() {
             (TlsMode::Implicit, dc.sieves_port),
         ] {
             let mut a = base.clone();
-            a.sieve_tls = tls;
-            a.sieve_port = port;
-            a.tls_ca_file = Some(dc.ca_file.clone());
+            a.sieve.tls = tls;
+            a.sieve.port = port;
+            a.sieve.ca_file = Some(dc.ca_file.clone());
             let mut s = Session::connect(&a, &pw)
                 .await
                 .unwrap_or_else(|e| panic!("{tls:?}: {e}"));
@@ -664,7 +664,7 @@ fn managesieve_tls_modes_and_oauth_logins() {
             s.list().await.unwrap();
             s.logout().await;
             // Without the CA: the self-signed certificate is refused.
-            a.tls_ca_file = None;
+            a.sieve.ca_file = None;
             let e = Session::connect(&a, &pw).await.err().unwrap();
             assert_eq!(e.kind, backscatter::net::ErrorKind::Tls, "{tls:?}: {e}");
             assert!(
@@ -823,4 +823,73 @@ fn the_script_keeps_machine_looking_ordinary_mail() {
             }
         }
     }
+}
+
+/// `sieve install`, `status` and `uninstall` as library calls
+/// (`backscatter::sieve_install`), judged by their reports: with no script
+/// active the policy is activated alone, a second install updates it in
+/// place, status sees it with its ID count, and uninstall deletes it,
+/// leaves nothing active and removes the install state.
+#[test]
+fn install_status_uninstall_as_library_calls() {
+    use crate::harness::Dovecot;
+    use backscatter::managesieve::SCRIPT;
+    use backscatter::sieve_install::{self, Activation};
+    let Some(dc) = Dovecot::start_or_skip("sieve_install_lib") else {
+        return;
+    };
+    let f = crate::flood::flood(900);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.create("Backscatter");
+    let dir = crate::sweep::tempdir("sieve-install-lib");
+    let dirs = backscatter::clean::Dirs {
+        data: dir.join("data"),
+        state: dir.join("state"),
+    };
+    let a = crate::sweep::account(&dc, "alice");
+    let pw = backscatter::secret::Secret::new("alicepw".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let before = sieve_install::status(&a, &pw).await.unwrap();
+        assert_eq!(before.active, None, "{before}");
+        assert!(!before.backscatter_active);
+
+        let r = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
+        assert_eq!(r.activation, Activation::Activated, "{r}");
+        assert!(r.sent_ids > 0 && r.bytes > 0, "{r}");
+        assert!(sieve_install::state_file(&dirs, &a).is_file());
+        let st = sieve_install::status(&a, &pw).await.unwrap();
+        assert!(st.backscatter_active, "{st}");
+        assert_eq!(st.active.as_deref(), Some(SCRIPT));
+        assert!(st.sent_ids.is_some_and(|n| n > 0), "{st}");
+        assert!(st.generated.is_some(), "{st}");
+
+        let again = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
+        assert_eq!(
+            again.activation,
+            Activation::Updated {
+                through: SCRIPT.into(),
+                marked_copy: false
+            },
+            "{again}"
+        );
+
+        let u = sieve_install::uninstall(&a, &pw, &dirs).await.unwrap();
+        assert!(u.was_active, "{u}");
+        assert_eq!(u.reactivated, None);
+        assert_eq!(u.deleted, [SCRIPT]);
+        assert_eq!(
+            u.to_string(),
+            "Deactivated backscatter (no script was active before).\nDeleted \"backscatter\".\n"
+        );
+        assert!(!sieve_install::state_file(&dirs, &a).exists());
+        let after = sieve_install::status(&a, &pw).await.unwrap();
+        assert!(after.scripts.is_empty(), "{after}");
+        assert_eq!(after.to_string(), "No script is active.\n");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,13 +22,22 @@ pub fn loopback_account(
     imap_port: u16,
     sieve_port: u16,
 ) -> backscatter::config::Account {
+    use backscatter::config::{Endpoint, TlsMode};
     backscatter::config::Account {
         name: "test".into(),
         default: true,
-        host: "127.0.0.1".into(),
-        port: imap_port,
-        tls: backscatter::config::TlsMode::Plain,
-        tls_ca_file: None,
+        imap: Endpoint {
+            host: "127.0.0.1".into(),
+            port: imap_port,
+            tls: TlsMode::Plain,
+            ca_file: None,
+        },
+        sieve: Endpoint {
+            host: "127.0.0.1".into(),
+            port: sieve_port,
+            tls: TlsMode::Plain,
+            ca_file: None,
+        },
         username: user.into(),
         addresses: vec![format!("{user}@example.test")],
         secret: None,
@@ -42,9 +51,6 @@ pub fn loopback_account(
         rules: None,
         compress: backscatter::config::Compression::Auto,
         keep: Vec::new(),
-        sieve_host: "127.0.0.1".into(),
-        sieve_port,
-        sieve_tls: backscatter::config::TlsMode::Plain,
     }
 }
 

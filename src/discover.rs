@@ -65,13 +65,19 @@ pub fn preset(address: &str) -> Option<Preset> {
         login: LoginName::Address,
         note,
     };
+    // Each preset: the provider's own page, then the same settings in
+    // Thunderbird's ISPDB (github.com/thunderbird/autoconfig, ispdb/FILE at
+    // c6ad796, checked 2026-11-30).
     Some(match domain.as_str() {
+        // developers.google.com/gmail/imap/imap-smtp; ISPDB googlemail.com.xml
         "gmail.com" | "googlemail.com" => p(
             "Gmail",
             ep("imap.gmail.com", 993, Implicit),
             None,
             Some("Gmail needs an app password (Google account > Security > 2-Step Verification > App passwords), or auth = \"xoauth2\" with a token command"),
         ),
+        // support.microsoft.com/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040
+        // (OAuth2 / Modern Auth only); ISPDB hotmail.com.xml
         "outlook.com" | "hotmail.com" | "live.com" | "msn.com" | "outlook.de"
         | "hotmail.de" | "hotmail.co.uk" | "live.de" => p(
             "Outlook / Microsoft 365",
@@ -79,6 +85,8 @@ pub fn preset(address: &str) -> Option<Preset> {
             None,
             Some("Microsoft accepts OAuth2 only: set auth = \"xoauth2\" and a password command that prints a fresh access token"),
         ),
+        // fastmail.help/hc/en-us/articles/1500000278342 (server names and
+        // ports); ISPDB messagingengine.com.xml
         "fastmail.com" | "fastmail.fm" | "fastmail.net" | "fastmail.org" | "fastmail.to"
         | "sent.com" | "messagingengine.com" => p(
             "Fastmail",
@@ -86,6 +94,8 @@ pub fn preset(address: &str) -> Option<Preset> {
             None,
             Some("Fastmail needs an app password (Settings > Privacy & Security > Integrations)"),
         ),
+        // support.apple.com/en-us/102525 (the login is the name part of the
+        // address; the whole address where that fails); ISPDB me.com.xml
         "icloud.com" | "me.com" | "mac.com" => Preset {
             login: LoginName::LocalPart,
             ..p(
@@ -95,6 +105,7 @@ pub fn preset(address: &str) -> Option<Preset> {
                 Some("iCloud needs an app-specific password (appleid.apple.com > Sign-In and Security)"),
             )
         },
+        // help.yahoo.com/kb/SLN4075.html; ISPDB yahoo.com.xml
         "yahoo.com" | "yahoo.co.uk" | "yahoo.de" | "yahoo.fr" | "ymail.com"
         | "rocketmail.com" => p(
             "Yahoo",
@@ -102,36 +113,49 @@ pub fn preset(address: &str) -> Option<Preset> {
             None,
             Some("Yahoo needs an app password (Account security > Generate app password)"),
         ),
+        // kb.mailbox.org (e-mail configuration: IMAP 993 SSL/TLS; ManageSieve
+        // on imap.mailbox.org:4190 with STARTTLS); ISPDB mailbox.org.xml
         "mailbox.org" => p(
             "mailbox.org",
             ep("imap.mailbox.org", 993, Implicit),
             Some(ep("imap.mailbox.org", 4190, Starttls)),
             None,
         ),
+        // proton.me/support/imap-smtp-and-pop3-setup (Bridge's defaults:
+        // 127.0.0.1, IMAP 1143 with STARTTLS; the port can be changed in
+        // Bridge); not in the ISPDB
         "proton.me" | "protonmail.com" | "protonmail.ch" | "pm.me" => p(
             "Proton Mail (through Proton Mail Bridge)",
             ep("127.0.0.1", 1143, Starttls),
             None,
             Some("Proton Mail Bridge must run; use the password Bridge shows (not your Proton password), and export its certificate (Bridge > Settings > Export TLS certificates) to tls-ca-file"),
         ),
+        // support.gmx.com/pop-imap/imap/outlook.html and hilfe.gmx.net
+        // (IMAP: imap.gmx.net 993 SSL); ISPDB gmx.net.xml
         "gmx.de" | "gmx.net" | "gmx.at" | "gmx.ch" => p(
             "GMX",
             ep("imap.gmx.net", 993, Implicit),
             None,
             Some("GMX: allow IMAP access first (Settings > POP3/IMAP)"),
         ),
+        // support.gmx.com/pop-imap/imap (imap.gmx.com 993); ISPDB gmx.com.xml
         "gmx.com" | "gmx.us" | "gmx.co.uk" | "gmx.fr" => p(
             "GMX",
             ep("imap.gmx.com", 993, Implicit),
             None,
             Some("GMX: allow IMAP access first (Settings > POP3/IMAP)"),
         ),
+        // hilfe.web.de/pop-imap/imap/imap-serverdaten.html; ISPDB web.de.xml
+        // (which logs in with the local part; the address works too)
         "web.de" => p(
             "WEB.DE",
             ep("imap.web.de", 993, Implicit),
             None,
             Some("WEB.DE: allow IMAP access first (Settings > POP3/IMAP)"),
         ),
+        // zoho.com/mail/help/imap-access.html (personal: imap.zoho.com,
+        // organisations: imappro.zoho.com; .eu for the EU data centre);
+        // ISPDB zoho.com.xml, zoho.eu.xml
         "zoho.com" | "zohomail.com" => p(
             "Zoho Mail",
             ep("imap.zoho.com", 993, Implicit),

@@ -51,6 +51,7 @@ impl Session {
     /// greets with `* OK` and then waits, so waiting for ManageSieve's OK
     /// would take the whole command timeout.
     async fn greeting(&mut self, host: &str, port: u16) -> Result<Response, String> {
+        let at = crate::config::endpoint(host, port);
         let first_line = async {
             while !self.buf.contains(&b'\n') {
                 self.fill().await?;
@@ -59,7 +60,7 @@ impl Session {
         };
         tokio::time::timeout(crate::imap::connect_timeout(), first_line)
             .await
-            .map_err(|_| format!("ManageSieve {host}:{port} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))??;
+            .map_err(|_| format!("ManageSieve {at} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))??;
         let up = String::from_utf8_lossy(&self.buf[..self.buf.len().min(8)]).to_ascii_uppercase();
         let other =
             if up.starts_with("* OK") || up.starts_with("* PREAUTH") || up.starts_with("* BYE") {
@@ -73,7 +74,7 @@ impl Session {
             };
         if let Some(what) = other {
             return Err(format!(
-                "{host}:{port} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
+                "{at} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
             ));
         }
         self.read().await
@@ -166,11 +167,16 @@ impl Session {
         .await
         .map_err(|_| {
             format!(
-                "connecting to ManageSieve {host}:{} timed out",
-                a.sieve_port
+                "connecting to ManageSieve {} timed out",
+                crate::config::endpoint(&host, a.sieve_port)
             )
         })?
-        .map_err(|e| format!("cannot connect to ManageSieve {host}:{}: {e}", a.sieve_port))?;
+        .map_err(|e| {
+            format!(
+                "cannot connect to ManageSieve {}: {e}",
+                crate::config::endpoint(&host, a.sieve_port)
+            )
+        })?;
         let mut sieve_account = a.clone();
         sieve_account.host = host.clone();
         sieve_account.port = a.sieve_port;
@@ -194,15 +200,15 @@ impl Session {
             TlsMode::Plain if is_loopback(&host) => {}
             TlsMode::Plain => {
                 return Err(format!(
-                    "ManageSieve {host}:{}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
-                    a.sieve_port
+                    "ManageSieve {}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
+                    crate::config::endpoint(&host, a.sieve_port)
                 ))
             }
             TlsMode::Starttls => {
                 if !starttls {
                     return Err(format!(
-                        "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
-                        a.sieve_port
+                        "ManageSieve {} does not offer STARTTLS: refusing to send the password unencrypted",
+                        crate::config::endpoint(&host, a.sieve_port)
                     ));
                 }
                 s.ok("start TLS", "STARTTLS").await?;
@@ -232,8 +238,8 @@ impl Session {
         };
         if !r.ok() {
             return Err(format!(
-                "ManageSieve {host}:{} refused the login for {}: {}",
-                a.sieve_port,
+                "ManageSieve {} refused the login for {}: {}",
+                crate::config::endpoint(&host, a.sieve_port),
                 a.username,
                 r.text()
             ));

@@ -297,6 +297,7 @@ fn tls_connector(a: &Account) -> Result<tokio_native_tls::TlsConnector, ImapErro
 /// One sentence for a failed TLS handshake: OpenSSL's reason without its
 /// source-file noise, and what to do about it.
 fn tls_failure(host: &str, port: u16, detail: &str) -> String {
+    let at = crate::config::endpoint(host, port);
     // "error:0A000086:SSL routines:...:statem_clnt.c:1889: (certificate has expired)"
     let reason = detail
         .rsplit_once(" (")
@@ -310,7 +311,7 @@ fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         || r.contains("http request")
     {
         return format!(
-            "{host}:{port} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
+            "{at} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
         );
     }
     if !(r.contains("certificate")
@@ -322,7 +323,9 @@ fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         || r.contains("not yet valid")
         || r.contains("mismatch"))
     {
-        return format!("the TLS handshake with {host}:{port} failed: {reason} (check the host, port and tls settings)");
+        return format!(
+            "the TLS handshake with {at} failed: {reason} (check the host, port and tls settings)"
+        );
     }
     let hint = if r.contains("expired") {
         "the server's certificate has expired; its administrator must renew it"
@@ -339,7 +342,7 @@ fn tls_failure(host: &str, port: u16, detail: &str) -> String {
     } else {
         "check the host, port and tls settings"
     };
-    format!("the TLS certificate of {host}:{port} could not be verified: {reason} ({hint})")
+    format!("the TLS certificate of {at} could not be verified: {reason} ({hint})")
 }
 
 pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapError> {
@@ -353,7 +356,10 @@ pub(crate) async fn tls_wrap(a: &Account, tcp: TcpStream) -> Result<Conn, ImapEr
         )),
         Err(_) => Err(err(
             ErrorKind::Tls,
-            format!("the TLS handshake with {}:{} timed out", a.host, a.port),
+            format!(
+                "the TLS handshake with {} timed out",
+                crate::config::endpoint(&a.host, a.port)
+            ),
         )),
     }
 }
@@ -511,13 +517,19 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         Ok(Err(e)) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("cannot connect to {}:{}: {e}", a.host, a.port),
+                format!(
+                    "cannot connect to {}: {e}",
+                    crate::config::endpoint(&a.host, a.port)
+                ),
             ))
         }
         Err(_) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("connecting to {}:{} timed out", a.host, a.port),
+                format!(
+                    "connecting to {} timed out",
+                    crate::config::endpoint(&a.host, a.port)
+                ),
             ))
         }
     };
@@ -539,9 +551,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
-                            a.host,
-                            a.port,
+                            "{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
+                            crate::config::endpoint(&a.host, a.port),
                             server_text(&m)
                         ),
                     ))
@@ -550,9 +561,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
-                            a.host,
-                            a.port,
+                            "{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
+                            crate::config::endpoint(&a.host, a.port),
                             server_text(&m)
                         ),
                     ))
@@ -592,9 +602,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             return Err(err(
                 ErrorKind::Auth,
                 format!(
-                    "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
-                    a.host,
-                    a.port,
+                    "{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
+                    crate::config::endpoint(&a.host, a.port),
                     a.username,
                     server_text(&m)
                 ),
@@ -676,8 +685,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                 return Err(err(
                     ErrorKind::Connect,
                     format!(
-                        "{}:{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
-                        a.host, a.port
+                        "{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
+                        crate::config::endpoint(&a.host, a.port)
                     ),
                 ));
             }
@@ -687,9 +696,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                     return Err(err(
                         ErrorKind::Lost,
                         format!(
-                            "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                            a.host,
-                            a.port,
+                            "{} sent no greeting within {} s (is this the IMAP port?)",
+                            crate::config::endpoint(&a.host, a.port),
                             connect_timeout().as_secs()
                         ),
                     ))
@@ -700,9 +708,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
             return Err(err(
                 ErrorKind::Lost,
                 format!(
-                    "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                    a.host,
-                    a.port,
+                    "{} sent no greeting within {} s (is this the IMAP port?)",
+                    crate::config::endpoint(&a.host, a.port),
                     connect_timeout().as_secs()
                 ),
             ))
@@ -713,8 +720,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
         Ok(None) => Err(err(
             ErrorKind::Lost,
             format!(
-                "{}:{} closed the connection before greeting",
-                a.host, a.port
+                "{} closed the connection before greeting",
+                crate::config::endpoint(&a.host, a.port)
             ),
         )),
         Err(e) => Err(err(
@@ -750,6 +757,7 @@ async fn speaks_tls(host: &str, port: u16) -> bool {
 /// mistake from what the server said: async-imap's parse error carries
 /// the bytes as `during parsing of "…"`.
 fn not_imap(host: &str, port: u16, error: &str) -> String {
+    let at = crate::config::endpoint(host, port);
     let said = error
         .split_once("during parsing of \"")
         .map(|(_, r)| r.trim_end_matches('"'))
@@ -780,10 +788,10 @@ fn not_imap(host: &str, port: u16, error: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if excerpt.is_empty() {
-        format!("{host}:{port} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
+        format!("{at} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
     } else {
         let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("{host}:{port} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
+        format!("{at} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
     }
 }
 

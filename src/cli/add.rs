@@ -44,11 +44,12 @@ impl From<Tls> for TlsMode {
 ///   3. an autoconfig file (https://autoconfig.DOMAIN/mail/config-v1.1.xml,
 ///      then https://DOMAIN/.well-known/autoconfig/mail/config-v1.1.xml).
 ///
-/// --host skips the search (give --port / --tls where they are not 993 /
-/// implicit). Then it logs in once, stores the password
+/// When nothing is found it asks for the server (on a terminal) or stops
+/// asking for --host. --host skips the search (give --port / --tls where
+/// they are not 993 / implicit). Then it logs in once, stores the password
 /// in the OS keyring (or writes your password command), appends the
-/// account to the config (the rest of the file is kept as it is), and runs
-/// `account check`.
+/// account to the config (the rest of the file is kept as it is), and
+/// runs `account check`.
 ///
 /// Examples:
 ///

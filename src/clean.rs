@@ -316,7 +316,7 @@ fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
             .as_ref()
             .and_then(|m| m.message_id())
             .map(|s| format!("<{s}>")),
-        subject: head.as_ref().and_then(|m| m.subject()).map(str::to_string),
+        subject: head.as_ref().and_then(crate::classify::subject),
         verdict,
     }
 }

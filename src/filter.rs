@@ -265,7 +265,7 @@ impl Runner<'_> {
                 .as_ref()
                 .and_then(|m| m.message_id())
                 .map(|s| format!("<{s}>"));
-            let subject = head.as_ref().and_then(|m| m.subject()).map(str::to_string);
+            let subject = head.as_ref().and_then(crate::classify::subject);
             let mut plan = Plan::of(&outcome);
             let mut error = outcome.error.clone();
             // fileinto of a missing mailbox without :create fails (RFC 5490 §3).

@@ -18,6 +18,7 @@ pub mod clean;
 pub mod clock;
 pub mod config;
 pub mod discover;
+pub mod discover_net;
 pub mod filter;
 pub mod imap;
 pub mod journal;

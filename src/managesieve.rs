@@ -56,8 +56,9 @@ impl Session {
     /// greets with `* OK` and then waits, so waiting for ManageSieve's OK
     /// would take the whole command timeout.
     async fn greeting(&mut self, host: &str, port: u16, plain: bool) -> Result<Response, NetError> {
+        let at = crate::config::endpoint(host, port);
         let no_greeting = || {
-            NetError::new(Connect, format!("ManageSieve {host}:{port} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))
+            NetError::new(Connect, format!("ManageSieve {at} did not answer in time: no greeting (is this the ManageSieve port, usually 4190?)"))
         };
         // A port that waits for a TLS ClientHello (IMAPS, ManageSieve over
         // implicit TLS) sends nothing: after a short wait, probe for TLS
@@ -82,7 +83,7 @@ impl Session {
                 }
                 Err(_) if plain && waited == first_wait => {
                     if crate::imap::speaks_tls(host, port).await {
-                        return Err(NetError::new(Connect, format!("{host}:{port} expects TLS from the first byte and sends no plain-text greeting: it is an IMAPS or implicit-TLS port, not the ManageSieve port (usually 4190, with STARTTLS)")));
+                        return Err(NetError::new(Connect, format!("{at} expects TLS from the first byte and sends no plain-text greeting: it is an IMAPS or implicit-TLS port, not the ManageSieve port (usually 4190, with STARTTLS)")));
                     }
                     waited = crate::imap::connect_timeout().saturating_sub(first_wait);
                 }
@@ -102,7 +103,7 @@ impl Session {
             };
         if let Some(what) = other {
             return Err(NetError::new(Connect, format!(
-                "{host}:{port} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
+                "{at} is {what}, not ManageSieve: set port in [accounts.NAME.sieve] to the ManageSieve port (usually 4190)"
             )));
         }
         self.read().await
@@ -211,18 +212,8 @@ impl Session {
             TcpStream::connect((host.as_str(), to.port)),
         )
         .await
-        .map_err(|_| {
-            NetError::new(
-                Connect,
-                format!("connecting to ManageSieve {host}:{} timed out", to.port),
-            )
-        })?
-        .map_err(|e| {
-            NetError::new(
-                Connect,
-                format!("cannot connect to ManageSieve {host}:{}: {e}", to.port),
-            )
-        })?;
+        .map_err(|_| NetError::new(Connect, format!("connecting to ManageSieve {to} timed out")))?
+        .map_err(|e| NetError::new(Connect, format!("cannot connect to ManageSieve {to}: {e}")))?;
         let conn = if to.tls == TlsMode::Implicit {
             crate::imap::tls_wrap(to, tcp).await?
         } else {

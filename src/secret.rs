@@ -51,9 +51,18 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
         ));
     };
     match src {
-        SecretSource::Env(var) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(Secret(v)),
-            _ => Err(format!(
+        SecretSource::Env(var) => match std::env::var_os(var) {
+            Some(v) if v.is_empty() => Err(format!(
+                "account \"{}\": the environment variable {var} (password.env) is set but empty",
+                a.name
+            )),
+            Some(v) => v.into_string().map(Secret).map_err(|_| {
+                format!(
+                    "account \"{}\": the environment variable {var} (password.env) is not valid UTF-8",
+                    a.name
+                )
+            }),
+            None => Err(format!(
                 "account \"{}\": the environment variable {var} (password.env) is not set",
                 a.name
             )),

@@ -1,6 +1,7 @@
 //! `backscatter account add [NAME]`: set up an account without writing TOML
 //! by hand. Asks on a terminal for what the flags did not give, finds the
-//! servers of known providers from the address, checks the login, stores
+//! servers from the address (a known provider's settings, else RFC 6186
+//! SRV records, else an autoconfig file), checks the login, stores
 //! the password in the keyring or writes a password command, appends the
 //! account (with comments) to the config file, then runs `account check`.
 
@@ -8,6 +9,7 @@ use super::common::Verbosity;
 use super::Error;
 use crate::config::TlsMode;
 use crate::discover::{self, Endpoint, LoginName, NewAccount, Password};
+use crate::discover_net::{Found, Source};
 use clap::{Args, ValueEnum};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -32,14 +34,22 @@ impl From<Tls> for TlsMode {
 
 /// Add an account to the config file (created if missing).
 ///
-/// On a terminal it asks for what the options do not give. From the
-/// address it knows the servers of Gmail, Outlook / Microsoft 365,
-/// Fastmail, iCloud, Yahoo, mailbox.org, Proton Mail Bridge, GMX, WEB.DE
-/// and Zoho; for any other domain give --host (and --port / --tls where
+/// On a terminal it asks for what the options do not give. It finds the
+/// servers from the address, and says where it found them:
+///
+///   1. the settings of Gmail, Outlook / Microsoft 365, Fastmail, iCloud,
+///      Yahoo, mailbox.org, Proton Mail Bridge, GMX, WEB.DE and Zoho;
+///   2. DNS SRV records (RFC 6186: _imaps._tcp, _imap._tcp; RFC 5804:
+///      _sieve._tcp for ManageSieve);
+///   3. an autoconfig file (https://autoconfig.DOMAIN/mail/config-v1.1.xml,
+///      then https://DOMAIN/.well-known/autoconfig/mail/config-v1.1.xml).
+///
+/// When nothing is found it asks for the server (on a terminal) or stops
+/// asking for --host. --host skips the search (give --port / --tls where
 /// they are not 993 / implicit). Then it logs in once, stores the password
 /// in the OS keyring (or writes your password command), appends the
-/// account to the config (the rest of the file is kept as it is), and runs
-/// `account check`.
+/// account to the config (the rest of the file is kept as it is), and
+/// runs `account check`.
 ///
 /// Examples:
 ///
@@ -92,6 +102,26 @@ pub struct AddArgs {
     /// Neither log in before writing nor run `account check` after.
     #[arg(long)]
     pub no_check: bool,
+    /// The DNS server to ask for SRV records and the autoconfig hosts
+    /// (IP or IP:PORT; default: the system's resolver).
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    pub nameserver: Option<std::net::SocketAddr>,
+}
+
+fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse()
+        .map_err(|_| format!("\"{s}\" is not an IP address or IP:PORT ([IPv6]:PORT)"))
+}
+
+fn tls_name(t: TlsMode) -> &'static str {
+    match t {
+        TlsMode::Implicit => "TLS",
+        TlsMode::Starttls => "STARTTLS",
+        TlsMode::Plain => "plaintext",
+    }
 }
 
 /// Ask on the terminal; `default` is taken on an empty answer.
@@ -154,6 +184,17 @@ fn default_name(address: &str) -> String {
     }
 }
 
+/// Where discovery found the servers, for messages and the config comment.
+fn describe(f: &Found) -> String {
+    match &f.source {
+        Source::Srv => "from DNS SRV records (RFC 6186)".into(),
+        Source::Autoconfig(url) => match &f.provider {
+            Some(p) => format!("from the autoconfig file of {p} at {url}"),
+            None => format!("from the autoconfig file at {url}"),
+        },
+    }
+}
+
 pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let path = crate::config::locate(config).ok_or_else(|| {
@@ -203,41 +244,74 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     }
     if let Some(p) = &preset {
         super::common::info(&format!(
-            "{}: {} ({}).",
+            "{} (known provider): {} ({}).",
             p.provider,
             crate::config::endpoint(&p.imap.host, p.imap.port),
-            match p.imap.tls {
-                TlsMode::Implicit => "TLS",
-                TlsMode::Starttls => "STARTTLS",
-                TlsMode::Plain => "plaintext",
-            }
+            tls_name(p.imap.tls)
         ));
         if let Some(n) = p.note {
             super::common::info(&format!("Note: {n}."));
         }
     }
-    let host = match (&args.host, &preset) {
+    // Not a known provider and no --host: SRV records, then autoconfig.
+    let domain = discover::domain_of(&address);
+    let found = if preset.is_none() && args.host.is_none() {
+        let opts = crate::discover_net::Options {
+            nameserver: args.nameserver,
+            ..Default::default()
+        };
+        let (found, trail) = crate::discover_net::discover(&address, &opts);
+        if super::common::verbosity() == Verbosity::Verbose {
+            for line in &trail {
+                eprintln!("  {line}");
+            }
+        }
+        match &found {
+            Some(f) => super::common::info(&format!(
+                "Found {} ({}) {}.",
+                crate::config::endpoint(&f.imap.host, f.imap.port),
+                tls_name(f.imap.tls),
+                describe(f)
+            )),
+            None if !interactive => {
+                return Err(Error::Usage(format!(
+                    "found no IMAP server for {domain} (not a provider backscatter knows, no SRV records, no autoconfig file): give --host"
+                )))
+            }
+            None => {}
+        }
+        found
+    } else {
+        None
+    };
+    // Where the IMAP server came from, when not given by hand.
+    let auto: Option<&Endpoint> = match (&preset, &found) {
+        _ if args.host.is_some() => None,
+        (Some(p), _) => Some(&p.imap),
+        (None, Some(f)) => Some(&f.imap),
+        (None, None) => None,
+    };
+    let host = match (&args.host, auto) {
         (Some(h), _) => h.clone(),
-        (None, Some(p)) => p.imap.host.clone(),
+        (None, Some(e)) => e.host.clone(),
         (None, None) => value(
             None,
             interactive,
             &format!(
-                "IMAP server for {} (not a provider backscatter knows)",
-                address.rsplit_once('@').map_or("", |x| x.1)
+                "IMAP server for {domain} (found none: not a known provider, no SRV records, no autoconfig file)"
             ),
             None,
             "--host",
         )?,
     };
-    let tls: TlsMode = match (args.tls, &preset) {
+    let tls: TlsMode = match (args.tls, auto) {
         (Some(t), _) => t.into(),
-        (None, Some(p)) if args.host.is_none() => p.imap.tls,
+        (None, Some(e)) => e.tls,
         _ => TlsMode::Implicit,
     };
-    let port = match (args.port, &preset) {
+    let port = match (args.port, auto) {
         (Some(p), _) => p,
-        (None, Some(p)) if args.host.is_none() => p.imap.port,
+        (None, Some(e)) => e.port,
         _ => {
             if tls == TlsMode::Implicit {
                 993
@@ -246,8 +320,16 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             }
         }
     };
-    let login_default = match preset.as_ref().map(|p| p.login) {
-        Some(LoginName::LocalPart) => address.split('@').next().unwrap_or(&address).to_string(),
+    let login_default = match (preset.as_ref().map(|p| p.login), &found) {
+        (Some(LoginName::LocalPart), _) => {
+            address.split('@').next().unwrap_or(&address).to_string()
+        }
+        (
+            None,
+            Some(Found {
+                username: Some(u), ..
+            }),
+        ) => u.clone(),
         _ => address.clone(),
     };
     let username = value(
@@ -274,6 +356,7 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     };
     let sieve = match (&args.sieve_host, args.sieve_port, &preset) {
         (None, None, Some(p)) if args.host.is_none() => p.sieve.clone(),
+        (None, None, None) if args.host.is_none() => found.as_ref().and_then(|f| f.sieve.clone()),
         (None, None, _) => None,
         (h, p, _) => Some(Endpoint {
             host: h.clone().unwrap_or_else(|| host.clone()),
@@ -296,8 +379,9 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         password: password.clone(),
         sieve,
         default: names.is_empty(),
-        source: match (&preset, args.host.is_some()) {
-            (Some(p), false) => format!("{} settings", p.provider),
+        source: match (&preset, &found, args.host.is_some()) {
+            (Some(p), _, false) => format!("{} settings", p.provider),
+            (None, Some(f), false) => describe(f),
             _ => "settings given by hand".into(),
         },
     };

@@ -160,6 +160,13 @@ pub fn build_sent_index(
     let mut idx = SentIndex::new();
     let mut with_id = 0usize;
     for m in load(sent, errors) {
+        if !crate::sent::is_message(&m.bytes) {
+            super::common::warn(&format!(
+                "skipped {} in --sent: not a mail message (no From, Date or Message-ID header)",
+                m.path
+            ));
+            continue;
+        }
         if let Some(s) = SentMessage::from_raw(&m.bytes) {
             with_id += usize::from(s.message_id.is_some());
             idx.insert(&s);

@@ -96,6 +96,7 @@ pub(super) fn io_text(io: &std::io::Error) -> String {
 /// One sentence for a failed TLS handshake: OpenSSL's reason without its
 /// source-file noise, and what to do about it.
 pub(super) fn tls_failure(host: &str, port: u16, detail: &str) -> String {
+    let at = crate::config::endpoint(host, port);
     // "error:0A000086:SSL routines:...:statem_clnt.c:1889: (certificate has expired)"
     let reason = detail
         .rsplit_once(" (")
@@ -109,7 +110,7 @@ pub(super) fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         || r.contains("http request")
     {
         return format!(
-            "{host}:{port} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
+            "{at} answered without TLS, so it is not an implicit-TLS (IMAPS) port: set tls = \"starttls\" for this port (usually 143), or use port 993 with tls = \"implicit\""
         );
     }
     if !(r.contains("certificate")
@@ -121,7 +122,9 @@ pub(super) fn tls_failure(host: &str, port: u16, detail: &str) -> String {
         || r.contains("not yet valid")
         || r.contains("mismatch"))
     {
-        return format!("the TLS handshake with {host}:{port} failed: {reason} (check the host, port and tls settings)");
+        return format!(
+            "the TLS handshake with {at} failed: {reason} (check the host, port and tls settings)"
+        );
     }
     let hint = if r.contains("expired") {
         "the server's certificate has expired; its administrator must renew it"
@@ -138,7 +141,7 @@ pub(super) fn tls_failure(host: &str, port: u16, detail: &str) -> String {
     } else {
         "check the host, port and tls settings"
     };
-    format!("the TLS certificate of {host}:{port} could not be verified: {reason} ({hint})")
+    format!("the TLS certificate of {at} could not be verified: {reason} ({hint})")
 }
 
 /// One sentence for a greeting that is not IMAP, naming the likely

@@ -191,6 +191,75 @@ fn tempdir() -> std::path::PathBuf {
     d
 }
 
+#[test]
+fn a_file_that_is_not_mail_in_sent_is_skipped_with_a_warning() {
+    let dir = tempdir();
+    // A Maildir: the samples' sent messages in cur/, and a stray file that
+    // is not mail (hand-written: notes, as a sync tool or a user leaves).
+    let cur = dir.join("Sent/cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    for e in std::fs::read_dir(root().join("assets/samples/sent")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, cur.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(cur.join("notes.txt"), "to do: renew the domain\nmilk\n").unwrap();
+    let sent = dir.join("Sent");
+    let with = run(&[
+        "classify",
+        "--sent",
+        sent.to_str().unwrap(),
+        "assets/samples/inbox",
+    ]);
+    let without = run(&[
+        "classify",
+        "--sent",
+        "assets/samples/sent",
+        "assets/samples/inbox",
+    ]);
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    // The same table and the same count of sent messages.
+    assert_eq!(text(&with.stdout), text(&without.stdout));
+    let err = text(&with.stderr);
+    assert!(
+        err.contains("notes.txt in --sent: not a mail message"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn an_empty_password_variable_is_called_empty() {
+    let dir = tempdir();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts.alice]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"ALICE_PW\"\n",
+    )
+    .unwrap();
+    let check = |value: Option<&str>| {
+        let mut c = bin();
+        c.args(["account", "check"])
+            .env("BACKSCATTER_CONFIG", &cfg)
+            .env("NO_COLOR", "1")
+            .env_remove("ALICE_PW");
+        if let Some(v) = value {
+            c.env("ALICE_PW", v);
+        }
+        let o = c.output().unwrap();
+        text(&o.stderr)
+    };
+    let empty = check(Some(""));
+    assert!(
+        empty.contains("the environment variable ALICE_PW (password.env) is set but empty"),
+        "{empty}"
+    );
+    let unset = check(None);
+    assert!(
+        unset.contains("the environment variable ALICE_PW (password.env) is not set"),
+        "{unset}"
+    );
+}
+
 /// A reader that goes away (`backscatter ... | head`) ends a command
 /// quietly with status 0, whether the command writes with `writeln!`
 /// (classify) or `println!` (keep). The pipe's read end is closed before

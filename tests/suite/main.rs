@@ -8,6 +8,7 @@ mod arrivals;
 mod cases;
 mod cli;
 mod cyrus;
+mod discovery;
 mod filed;
 mod flood;
 mod fuzzed;

@@ -103,3 +103,111 @@ fn wrong_ports_name_the_mistake_quickly() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
 }
+
+/// A TCP forwarder on `[::1]` to `127.0.0.1:target` (the test Dovecot
+/// listens on IPv4 only): the port it listens on.
+fn ipv6_forwarder(target: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn ipv6_endpoints_print_in_brackets() {
+    let Some(dc) = Dovecot::start_or_skip("ipv6_endpoints") else {
+        return;
+    };
+    let dir = crate::sweep::tempdir("ipv6-endpoints");
+    let (imap6, sieve6) = (ipv6_forwarder(dc.imap_port), ipv6_forwarder(dc.sieve_port));
+    let cfg = dir.join("config.toml");
+    let write = |imap: u16, sieve: u16| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[accounts.alice]\nhost = \"::1\"\nport = {imap}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {sieve}\ntls = \"plain\"\n"
+            ),
+        )
+        .unwrap()
+    };
+    let run = |args: &[&str]| {
+        let o = crate::util::backscatter(&dir, &cfg, args)
+            .env("PW", "alicepw")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+
+    // Working servers: account check names both endpoints in brackets.
+    write(imap6, sieve6);
+    let (code, out, err) = run(&["account", "check"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("logged in to [::1]:{imap6} as alice")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ManageSieve: [::1]:{sieve6} (")),
+        "{out}"
+    );
+
+    // IMAP errors: the ManageSieve port as the IMAP port, and a closed port.
+    write(sieve6, sieve6);
+    let (code, _, err) = run(&["clean", "--dry-run"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("[::1]:{sieve6} is a ManageSieve server")),
+        "{err}"
+    );
+    let closed = {
+        let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    write(closed, sieve6);
+    let (code, _, err) = run(&["account", "check"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to [::1]:{closed}")),
+        "{err}"
+    );
+
+    // ManageSieve errors: the IMAP port as the ManageSieve port, and a
+    // closed port.
+    write(imap6, imap6);
+    let (code, _, err) = run(&["sieve", "status"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("[::1]:{imap6} is an IMAP server, not ManageSieve")),
+        "{err}"
+    );
+    write(imap6, closed);
+    let (_, out, err) = run(&["sieve", "status"]);
+    assert!(
+        format!("{out}{err}").contains(&format!("ManageSieve [::1]:{closed}")),
+        "{out}{err}"
+    );
+    for text in [out, err] {
+        assert!(!text.contains("::1:"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

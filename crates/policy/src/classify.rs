@@ -8,7 +8,7 @@
 //! per message is bounded (at most [`MAX_MESSAGE_BYTES`] are read; all
 //! matching is linear-time).
 
-pub use crate::mail::{header_date, MAX_MESSAGE_BYTES};
+pub use crate::mail::{header_date, subject, MAX_MESSAGE_BYTES};
 pub use crate::recognise::{
     fields, may_be_automated, may_be_automated_with, Decision, Kind, Original, Recognised, Verdict,
     PARSER,

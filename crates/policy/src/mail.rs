@@ -222,3 +222,56 @@ mod tests {
         );
     }
 }
+
+/// The Subject as mail clients show it: mail-parser's reading (RFC 2047
+/// encoded words, UTF-8 per RFC 6532), except that raw 8-bit bytes that
+/// are not UTF-8 (a legacy charset nobody declared) are read as
+/// Windows-1252, the superset of ISO-8859-1 that browsers and mail clients
+/// assume for such text (WHATWG Encoding maps the "latin1" label to it),
+/// instead of showing U+FFFD. Folded lines are unfolded. None without a
+/// Subject header.
+pub fn subject(msg: &mail_parser::Message<'_>) -> Option<String> {
+    let parsed = msg.subject()?;
+    if !parsed.contains('\u{FFFD}') {
+        return Some(parsed.to_string());
+    }
+    let raw = msg
+        .headers()
+        .iter()
+        .rev()
+        .find(|h| h.name == mail_parser::HeaderName::Subject)
+        .and_then(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        })
+        .filter(|b| std::str::from_utf8(b).is_err());
+    let Some(raw) = raw else {
+        return Some(parsed.to_string());
+    };
+    let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(raw);
+    let unfolded: String = text.split(['\r', '\n']).collect();
+    Some(unfolded.trim().to_string())
+}
+
+#[cfg(test)]
+mod subject_tests {
+    /// Hand-written: a Latin-1 subject sent raw, without RFC 2047 encoding
+    /// (as old mailers and some autoresponders do), folded over two lines.
+    #[test]
+    fn raw_latin1_subjects_read_as_windows_1252() {
+        let raw = b"From: a@example.org\r\nSubject: Abwesenheitsnotiz: R\xfcckkehr am\r\n Montag \x96 Gr\xfc\xdfe\r\n\r\nbody\r\n";
+        let m = crate::recognise::PARSER.parse(&raw[..]).unwrap();
+        assert_eq!(
+            super::subject(&m).as_deref(),
+            Some("Abwesenheitsnotiz: Rückkehr am Montag – Grüße")
+        );
+        // UTF-8 and encoded words are left to mail-parser.
+        let raw = "Subject: =?utf-8?q?R=C3=BCckkehr?= \u{e9}t\u{e9}\r\n\r\nx".as_bytes();
+        let m = crate::recognise::PARSER.parse(raw).unwrap();
+        assert_eq!(super::subject(&m).as_deref(), Some("Rückkehr été"));
+        let m = crate::recognise::PARSER
+            .parse(&b"From: a@b.c\r\n\r\nx"[..])
+            .unwrap();
+        assert_eq!(super::subject(&m), None);
+    }
+}

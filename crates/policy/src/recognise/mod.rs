@@ -414,7 +414,7 @@ impl OriginalHeaders {
                 .and_then(|a| a.first())
                 .and_then(|a| a.address.as_deref())
                 .map(normalize_address),
-            subject: m.subject().map(str::to_string),
+            subject: crate::mail::subject(m),
             date: header_date(m).map(|d| d.to_rfc3339()),
         }
     }
@@ -527,7 +527,10 @@ impl Facts {
         // `From: <>` or `From: MAILER-DAEMON <>`: no address at all.
         let null_from = has_from_header && from_address.is_none();
 
-        let subject = msg.subject().unwrap_or("").trim().to_string();
+        let subject = crate::mail::subject(msg)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let subject_lower = subject.to_lowercase();
 
         let report_type = msg.content_type().and_then(|ct| {

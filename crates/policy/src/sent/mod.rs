@@ -42,11 +42,30 @@ impl SentMessage {
         Some(SentMessage {
             message_id: msg.message_id().and_then(MessageId::new),
             recipients,
-            subject: msg.subject().map(str::to_string),
+            subject: crate::mail::subject(&msg),
             date: crate::mail::header_date(&msg).map(|d| d.to_timestamp()),
             saved: None,
         })
     }
+}
+
+/// Whether bytes look like a mail message (RFC 5322): a header section
+/// with a From, Date or Message-ID field in its first 64 KiB. A text
+/// file, an image or an empty file does not.
+pub fn is_message(raw: &[u8]) -> bool {
+    let head = &raw[..raw.len().min(64 * 1024)];
+    crate::recognise::PARSER
+        .parse_headers(head)
+        .is_some_and(|m| {
+            m.headers().iter().any(|h| {
+                matches!(
+                    h.name,
+                    mail_parser::HeaderName::From
+                        | mail_parser::HeaderName::Date
+                        | mail_parser::HeaderName::MessageId
+                )
+            })
+        })
 }
 
 fn push_addresses(a: &Address<'_>, out: &mut Vec<String>) {
@@ -338,6 +357,18 @@ fn max_date(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_mail_counts_as_a_message() {
+        // Hand-written inputs.
+        assert!(super::is_message(
+            b"From: me@example.org\r\nSubject: hi\r\n\r\nbody"
+        ));
+        assert!(super::is_message(b"Message-ID: <a@b>\n\nbody"));
+        assert!(!super::is_message(b"shopping list\neggs\nmilk: 2 litres\n"));
+        assert!(!super::is_message(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
+        assert!(!super::is_message(b""));
+    }
+
     // Hand-written unit cases, marked as such; real messages are covered by
     // the golden and provenance tests.
     use super::*;

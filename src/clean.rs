@@ -160,6 +160,8 @@ impl std::fmt::Display for CleanError {
     }
 }
 
+impl std::error::Error for CleanError {}
+
 impl From<ImapError> for CleanError {
     fn from(e: ImapError) -> Self {
         if e.kind == imap::ErrorKind::Missing {
@@ -606,21 +608,56 @@ impl Sweep<'_, '_> {
             Some(r) => Some(p.fetch(imap, r, &items).await?),
             None => None,
         };
+        // Once a reply could not be parsed (GNU Mailutils' BODYSTRUCTURE
+        // of an attached message, a garbled FETCH), the connection is
+        // re-opened and the rest of the mailbox read without pipelining,
+        // through the FETCH that contains such faults to the messages
+        // concerned ([`classify_batch`]).
+        let mut contained = false;
         for (n, chunk) in rounds.iter().enumerate() {
-            let Some(tag) = next.take() else { break };
-            p.wait(imap, &tag).await??;
-            self.settle(imap, &mut p, false).await?;
             let stop = self
                 .opts
                 .stop
                 .as_ref()
                 .is_some_and(|s| s.load(Ordering::SeqCst));
-            if !stop {
-                if let Some(r) = rounds.get(n + 1) {
-                    next = Some(p.fetch(imap, r, &items).await?);
+            let (rows, ids) = if contained {
+                (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
+            } else {
+                let round = async {
+                    let Some(tag) = next.take() else {
+                        return Ok(None);
+                    };
+                    p.wait(imap, &tag).await??;
+                    self.settle(imap, &mut p, false).await?;
+                    if !stop {
+                        if let Some(r) = rounds.get(n + 1) {
+                            next = Some(p.fetch(imap, r, &items).await?);
+                        }
+                    }
+                    classify_round(imap, &mut p, chunk, self.ctx)
+                        .await
+                        .map(Some)
+                };
+                match round.await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::Unparsable => {
+                        tracing::warn!(account = %self.a.name, "{e}: reading the rest one command at a time");
+                        imap.reconnect().await?;
+                        p = Pipeline::new();
+                        next = None;
+                        // Moves whose answers were lost with the
+                        // connection: settled from the journal.
+                        if !self.opts.dry_run {
+                            reconcile(imap, self.a, self.journal_path).await?;
+                        }
+                        self.moves.clear();
+                        contained = true;
+                        (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
+                    }
+                    Err(e) => return Err(e),
                 }
-            }
-            let (rows, ids) = classify_round(imap, &mut p, chunk, self.ctx).await?;
+            };
             self.account(imap, &mut p, chunk, rows, ids).await?;
             progress(self.summary.scanned, uids.len());
             if stop {

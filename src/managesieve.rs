@@ -234,15 +234,13 @@ impl Session {
             TlsMode::Plain if is_loopback(&host) => {}
             TlsMode::Plain => {
                 return Err(NetError::new(Auth, format!(
-                    "ManageSieve {host}:{}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\"",
-                    to.port
+                    "ManageSieve {to}: tls = \"plain\" is allowed only to a loopback address; use \"starttls\" or \"implicit\""
                 )))
             }
             TlsMode::Starttls => {
                 if !starttls {
                     return Err(NetError::new(Tls, format!(
-                        "ManageSieve {host}:{} does not offer STARTTLS: refusing to send the password unencrypted",
-                        to.port
+                        "ManageSieve {to} does not offer STARTTLS: refusing to send the password unencrypted"
                     )));
                 }
                 s.ok("start TLS", "STARTTLS").await?;
@@ -272,8 +270,7 @@ impl Session {
             return Err(NetError::new(
                 Auth,
                 format!(
-                    "ManageSieve {host}:{} refused the login for {}: {}",
-                    to.port,
+                    "ManageSieve {to} refused the login for {}: {}",
                     a.username,
                     r.text()
                 ),

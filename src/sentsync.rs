@@ -48,6 +48,17 @@ pub enum SyncError {
     Imap(ImapError),
 }
 
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::NoSentMailbox(m) => f.write_str(m),
+            SyncError::Imap(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {}
+
 impl From<ImapError> for SyncError {
     fn from(e: ImapError) -> Self {
         SyncError::Imap(e)

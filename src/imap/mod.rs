@@ -247,7 +247,7 @@ pub(crate) async fn tls_wrap(to: &Endpoint, tcp: TcpStream) -> Result<Conn, Imap
         )),
         Err(_) => Err(err(
             ErrorKind::Tls,
-            format!("the TLS handshake with {}:{} timed out", to.host, to.port),
+            format!("the TLS handshake with {} timed out", to),
         )),
     }
 }
@@ -422,13 +422,13 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         Ok(Err(e)) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("cannot connect to {}:{}: {e}", a.imap.host, a.imap.port),
+                format!("cannot connect to {}: {e}", a.imap),
             ))
         }
         Err(_) => {
             return Err(err(
                 ErrorKind::Connect,
-                format!("connecting to {}:{} timed out", a.imap.host, a.imap.port),
+                format!("connecting to {} timed out", a.imap),
             ))
         }
     };
@@ -450,9 +450,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
-                            a.imap.host,
-                            a.imap.port,
+                            "{} offers STARTTLS but refused to start it (the server said \"{}\"): refusing to send the password unencrypted; its TLS set-up is broken, or use tls = \"implicit\" on port 993 if it offers that",
+                            a.imap,
                             server_text(&m)
                         ),
                     ))
@@ -461,9 +460,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
                     return Err(err(
                         ErrorKind::Tls,
                         format!(
-                            "{}:{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
-                            a.imap.host,
-                            a.imap.port,
+                            "{} does not offer STARTTLS (the server said \"{}\"): refusing to send the password unencrypted (use tls = \"implicit\" on port 993 if the server offers it)",
+                            a.imap,
                             server_text(&m)
                         ),
                     ))
@@ -508,9 +506,8 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             return Err(err(
                 ErrorKind::Auth,
                 format!(
-                    "{}:{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
-                    a.imap.host,
-                    a.imap.port,
+                    "{} refused the login for {}: {} (check the password, or the token for auth = \"xoauth2\" or \"oauthbearer\")",
+                    a.imap,
                     a.username,
                     server_text(&m)
                 ),
@@ -595,8 +592,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                 return Err(err(
                     ErrorKind::Connect,
                     format!(
-                        "{}:{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
-                        a.imap.host, a.imap.port
+                        "{} expects TLS from the first byte (an IMAPS port) and sends no plain-text greeting: set tls = \"implicit\" for this port, or use the STARTTLS port (usually 143)",
+                        a.imap
                     ),
                 ));
             }
@@ -606,9 +603,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
                     return Err(err(
                         ErrorKind::Lost,
                         format!(
-                            "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                            a.imap.host,
-                            a.imap.port,
+                            "{} sent no greeting within {} s (is this the IMAP port?)",
+                            a.imap,
                             connect_timeout().as_secs()
                         ),
                     ))
@@ -619,9 +615,8 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
             return Err(err(
                 ErrorKind::Lost,
                 format!(
-                    "{}:{} sent no greeting within {} s (is this the IMAP port?)",
-                    a.imap.host,
-                    a.imap.port,
+                    "{} sent no greeting within {} s (is this the IMAP port?)",
+                    a.imap,
                     connect_timeout().as_secs()
                 ),
             ))
@@ -631,10 +626,7 @@ async fn read_greeting(c: &mut async_imap::Client<Conn>, a: &Account) -> Result<
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(err(
             ErrorKind::Lost,
-            format!(
-                "{}:{} closed the connection before greeting",
-                a.imap.host, a.imap.port
-            ),
+            format!("{} closed the connection before greeting", a.imap),
         )),
         Err(e) => Err(err(
             ErrorKind::Protocol,

@@ -178,10 +178,10 @@ pub(super) fn not_imap(host: &str, port: u16, error: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if excerpt.is_empty() {
-        format!("{host}:{port} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")")
+        format!("{} did not greet like an IMAP server: check the port (993 with tls = \"implicit\", 143 with \"starttls\")", crate::config::endpoint(host, port))
     } else {
         let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("{host}:{port} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")")
+        format!("{} is {what}, not IMAP (its greeting: {excerpt} …): set port to the IMAP port (993 with tls = \"implicit\", 143 with \"starttls\")", crate::config::endpoint(host, port))
     }
 }
 

@@ -140,6 +140,8 @@ impl std::fmt::Display for RulesError {
     }
 }
 
+impl std::error::Error for RulesError {}
+
 /// The SMTP envelope as far as a stored message tells it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {

@@ -330,6 +330,8 @@ impl std::fmt::Display for GenerateError {
     }
 }
 
+impl std::error::Error for GenerateError {}
+
 /// Why a mailbox name cannot be the quarantine, if it cannot: a double
 /// quote, a backslash, `${` or a control character. RFC 5228 allows the
 /// first two escaped, but implementations disagree on them (sieve-rs, our

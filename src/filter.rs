@@ -1,5 +1,6 @@
 //! `backscatter filter`: the user's own rules ([`crate::rules`]) run once
-//! over a mailbox, and their undoing by `restore --rules`.
+//! over a mailbox, and their undoing by `restore --rules` (moves back,
+//! added flags taken off).
 //!
 //! Safety as `clean`'s: a journal of its own (`rules-journal-ACCOUNT.jsonl`
 //! in the data dir, the same line format and intent/commit protocol as the
@@ -355,7 +356,7 @@ async fn apply(
         let ts = now();
         let intents: Vec<Entry> = members
             .iter()
-            .map(|(uid, id, _, _, actions)| Entry {
+            .map(|(uid, id, orig, plan, actions)| Entry {
                 ts,
                 op: Op::Quarantine,
                 batch: batch.clone(),
@@ -372,6 +373,8 @@ async fn apply(
                 origin: String::new(),
                 dest_uidvalidity: 0,
                 mapped: Vec::new(),
+                flags_before: orig.clone(),
+                flags_added: plan.added(orig),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
@@ -420,23 +423,35 @@ async fn apply(
     Ok(())
 }
 
-/// Move back what the rules moved (`restore --rules`): each message still
-/// in the mailbox a rule filed it into, found by Message-ID, returns to
-/// the mailbox it came from. Copies and flags stay.
+/// Undo what the rules did (`restore --rules`): each message still in
+/// the mailbox a rule filed it into (found by Message-ID) returns to the
+/// mailbox it came from, and every message loses the flags the rules added
+/// to it ([`Entry::flags_added`]: flags it had before keep, and so do
+/// flags the user set on it since, unless they are the same). Copies stay
+/// (undoing one would delete a message). With `dry_run` nothing is changed
+/// and the summary counts what would be.
+///
+/// Journaled like the rules' own moves: one `restore` intent per message
+/// (naming its origin), the `-FLAGS` and the move, then a commit; a run
+/// killed between them is reconciled and repeated by the next, and taking
+/// a flag away twice is harmless.
 pub async fn undo(
     a: &Account,
     secret: &Secret,
     filter: &RestoreFilter,
     dirs: &Dirs,
+    dry_run: bool,
 ) -> Result<RestoreSummary, CleanError> {
     let start = Instant::now();
     let path = journal_path(&dirs.data, &a.name);
     let mut imap = imap::connect(a, secret).await?;
-    crate::clean::reconcile(&mut imap, a, &path).await?;
+    if !dry_run {
+        crate::clean::reconcile(&mut imap, a, &path).await?;
+    }
     let entries = journal::read(&path).map_err(io_err("read the rules journal"))?;
     let wanted: Vec<Entry> = journal::quarantined(&entries)
         .into_iter()
-        .filter(|e| !e.to.is_empty())
+        .filter(|e| !e.to.is_empty() || !e.flags_added.is_empty())
         .filter(|e| match filter {
             RestoreFilter::All => true,
             RestoreFilter::Since(t) => e.ts >= *t,
@@ -446,11 +461,18 @@ pub async fn undo(
         })
         .collect();
     let mut summary = RestoreSummary::default();
+    // Moved messages, by where the rules put them; kept ones, by mailbox.
     let mut by_place: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for e in &wanted {
-        by_place.entry(e.to.clone()).or_default().push(e);
+        if e.to.is_empty() {
+            kept.entry(e.mailbox.clone()).or_default().push(e);
+        } else {
+            by_place.entry(e.to.clone()).or_default().push(e);
+        }
     }
-    for (n, (place, items)) in by_place.iter().enumerate() {
+    let mut n = 0;
+    for (place, items) in &by_place {
         let ids = match crate::clean::message_ids_in(&mut imap, place).await {
             Ok(m) => m,
             Err(e) if e.kind == imap::ErrorKind::No => {
@@ -476,31 +498,24 @@ pub async fn undo(
                 None => summary.missing += 1,
             }
         }
-        for (m, (dest, list)) in back.iter().enumerate() {
+        for (dest, list) in &back {
+            if dry_run {
+                summary.restored += list.len();
+                summary.unflagged += list
+                    .iter()
+                    .filter(|(_, e)| !e.flags_added.is_empty())
+                    .count();
+                continue;
+            }
             imap.ensure_mailbox(dest).await?;
-            let batch = journal::batch_id(now(), n * 1000 + m);
+            let batch = journal::batch_id(now(), n);
+            n += 1;
             let intents: Vec<Entry> = list
                 .iter()
-                .map(|(uid, e)| Entry {
-                    ts: now(),
-                    op: Op::Restore,
-                    batch: batch.clone(),
-                    account: a.name.clone(),
-                    mailbox: place.clone(),
-                    uidvalidity: sel.uid_validity,
-                    uid: *uid,
-                    message_id: e.message_id.clone(),
-                    kind: None,
-                    reasons: Vec::new(),
-                    to: dest.to_string(),
-                    moved: Vec::new(),
-                    fingerprint: String::new(),
-                    origin: String::new(),
-                    dest_uidvalidity: 0,
-                    mapped: Vec::new(),
-                })
+                .map(|(uid, e)| undo_entry(a, &batch, e, place, sel.uid_validity, *uid, dest))
                 .collect();
             journal::append(&path, &intents).map_err(io_err("write the rules journal"))?;
+            summary.unflagged += take_back_flags(&mut imap, list).await?;
             let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
             imap.uid_move(&uids, dest).await?;
             journal::append(
@@ -511,9 +526,106 @@ pub async fn undo(
             summary.restored += uids.len();
         }
     }
+    // Messages the rules left where they were but flagged: still there
+    // under the same UID (same UIDVALIDITY), or no longer to be had.
+    for (mailbox, items) in &kept {
+        let sel = match imap.select(mailbox).await {
+            Ok(s) => s,
+            Err(e) if e.kind == imap::ErrorKind::No => {
+                summary.missing += items.len();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let same: Vec<&Entry> = items
+            .iter()
+            .copied()
+            .filter(|e| e.uidvalidity == sel.uid_validity)
+            .collect();
+        summary.missing += items.len() - same.len();
+        for chunk in same.chunks(500) {
+            let uids: Vec<u32> = chunk.iter().map(|e| e.uid).collect();
+            let present: HashSet<u32> = if sel.exists == 0 {
+                HashSet::new()
+            } else {
+                imap.uid_search(&format!("UID {}", imap::uid_set(&uids)))
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            let list: Vec<(u32, &Entry)> = chunk
+                .iter()
+                .filter(|e| present.contains(&e.uid))
+                .map(|e| (e.uid, *e))
+                .collect();
+            summary.missing += chunk.len() - list.len();
+            if list.is_empty() {
+                continue;
+            }
+            if dry_run {
+                summary.unflagged += list.len();
+                continue;
+            }
+            let batch = journal::batch_id(now(), n);
+            n += 1;
+            let intents: Vec<Entry> = list
+                .iter()
+                .map(|(uid, e)| undo_entry(a, &batch, e, mailbox, sel.uid_validity, *uid, ""))
+                .collect();
+            journal::append(&path, &intents).map_err(io_err("write the rules journal"))?;
+            summary.unflagged += take_back_flags(&mut imap, &list).await?;
+            journal::append(
+                &path,
+                &[Entry::marker(Op::Commit, &batch, now(), Vec::new())],
+            )
+            .map_err(io_err("write the rules journal"))?;
+        }
+    }
     imap.logout().await;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The `restore` intent (in `batch`) undoing `e`: the message is `uid` of `mailbox`
+/// (at `uidvalidity`) and goes to `to` (`""`: it stays; only its flags
+/// are taken back).
+fn undo_entry(
+    a: &Account,
+    batch: &str,
+    e: &Entry,
+    mailbox: &str,
+    uidvalidity: u32,
+    uid: u32,
+    to: &str,
+) -> Entry {
+    let mut r = Entry::marker(Op::Restore, batch, now(), Vec::new());
+    r.account = a.name.clone();
+    r.mailbox = mailbox.to_string();
+    r.uidvalidity = uidvalidity;
+    r.uid = uid;
+    r.message_id = e.message_id.clone();
+    r.to = to.to_string();
+    r.origin = e.key();
+    r.flags_added = e.flags_added.clone();
+    r
+}
+
+/// UID STORE `-FLAGS` of each message's [`Entry::flags_added`] in the
+/// selected mailbox, grouped by flag set; returns how many messages had
+/// flags to take back.
+async fn take_back_flags(imap: &mut Imap, list: &[(u32, &Entry)]) -> Result<usize, CleanError> {
+    let mut by_flags: BTreeMap<&[String], Vec<u32>> = BTreeMap::new();
+    for (uid, e) in list {
+        if !e.flags_added.is_empty() {
+            by_flags.entry(&e.flags_added).or_default().push(*uid);
+        }
+    }
+    let mut n = 0;
+    for (flags, uids) in &by_flags {
+        imap.uid_store_flags(uids, false, flags).await?;
+        n += uids.len();
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -723,6 +723,25 @@ impl Plan {
         self.copies.is_empty() && self.move_to.is_none() && self.flags.is_empty()
     }
 
+    /// The flags the plan's UID STOREs may add to a message that has
+    /// `before` (its final flags and each copy's own, compared without
+    /// case, in first-seen order): what undoing the plan takes back.
+    /// Flags the message already had are never in it.
+    pub fn added(&self, before: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self
+            .flags
+            .iter()
+            .chain(self.copies.iter().flat_map(|(_, f)| f))
+        {
+            let known = |l: &[String]| l.iter().any(|o| o.eq_ignore_ascii_case(f));
+            if !known(before) && !known(&out) {
+                out.push(f.clone());
+            }
+        }
+        out
+    }
+
     /// Every mailbox the plan stores into.
     pub fn mailboxes(&self) -> impl Iterator<Item = &str> {
         self.copies
@@ -942,6 +961,17 @@ mod tests {
         assert_eq!(p.copies.len(), 1);
         assert_eq!(p.flags, vec!["k".to_string()]);
         assert!(Plan::of(&o(vec![keep(&[])])).is_nothing());
+        // What undoing takes back: the final and the copies' flags the
+        // message did not have, once each.
+        let p = Plan::of(&o(vec![
+            keep(&["\\Seen", "$Label1"]),
+            into("A", &["\\flagged", "$label1"], false),
+        ]));
+        let before = vec!["\\Seen".to_string()];
+        assert_eq!(p.added(&before), vec!["$Label1", "\\flagged"]);
+        assert!(Plan::of(&o(vec![keep(&["\\SEEN"])]))
+            .added(&before)
+            .is_empty());
     }
 
     #[test]

@@ -49,9 +49,11 @@ pub struct RestoreArgs {
     /// Restore the messages with this Message-ID (with or without <>).
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
-    /// Undo what your own rules moved (`filter`, `watch` with `rules`)
+    /// Undo what your own rules did (`filter`, `watch` with `rules`)
     /// instead of the quarantine: each message goes back to the mailbox it
-    /// was filed from. Copies and flags the rules added stay.
+    /// was filed from and loses the flags the rules added (flags it had
+    /// before stay). Copies the rules made stay: removing one would delete
+    /// mail.
     #[arg(long)]
     pub rules: bool,
     /// List what would be restored, and move nothing.
@@ -81,8 +83,14 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     };
     let rt = runtime()?;
     let s = if args.rules {
-        rt.block_on(crate::filter::undo(&a, &secret, &filter, &dirs))
-            .map_err(clean_error)?
+        rt.block_on(crate::filter::undo(
+            &a,
+            &secret,
+            &filter,
+            &dirs,
+            args.dry_run,
+        ))
+        .map_err(clean_error)?
     } else {
         rt.block_on(async {
             stop_on_ctrl_c(stop.clone());
@@ -95,11 +103,17 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     if args.json {
         let v = serde_json::json!({
-            "restored": s.restored,
+            "restored": if args.dry_run { 0 } else { s.restored },
+            "unflagged": if args.dry_run { 0 } else { s.unflagged },
             "missing": s.missing,
             "left_behind": s.left_behind,
             "dry_run": args.dry_run,
-            "would_restore": if args.dry_run { s.planned.len() } else { 0 },
+            "would_restore": match (args.dry_run, args.rules) {
+                (false, _) => 0,
+                (true, true) => s.restored,
+                (true, false) => s.planned.len(),
+            },
+            "would_unflag": if args.dry_run { s.unflagged } else { 0 },
             "interrupted": s.interrupted,
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
         });
@@ -107,9 +121,13 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     } else if args.rules {
         writeln!(
             out,
-            "Moved {} message{} back where your rules had filed them from{}.",
+            "{} {} message{} back where your rules had filed them from; {} the flags your rules added from {} message{}{}.",
+            if args.dry_run { "Would move" } else { "Moved" },
             s.restored,
-            if s.restored == 1 { "" } else { "s" },
+            plural(s.restored),
+            if args.dry_run { "would take" } else { "took" },
+            s.unflagged,
+            plural(s.unflagged),
             if s.missing > 0 {
                 format!(
                     "; {} no longer where the rules put {} (moved or deleted by hand)",

@@ -251,7 +251,7 @@ use crate::flood::flood;
 use crate::harness::Dovecot;
 use crate::sweep::tempdir;
 use backscatter::rules::Plan;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Hand-written rules for the Dovecot tests: moves with `:create` and
 /// flags, a `:copy` with its own flag, flags on kept mail.
@@ -372,13 +372,37 @@ fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
         return;
     };
     let f = inbox(400);
-    dc.imap("alice").append_many("INBOX", &f);
+    let uids = {
+        let mut imap = dc.imap("alice");
+        let uids = imap.append_many("INBOX", &f);
+        imap.command("SELECT INBOX").unwrap();
+        // Every 5th message already has flags of its own (one the rules
+        // also add): the rules' undo must leave them.
+        for u in uids.iter().step_by(5) {
+            imap.command(&format!("UID STORE {u} +FLAGS.SILENT (\\Seen $before)"))
+                .unwrap();
+        }
+        uids
+    };
+    let had: BTreeSet<String> = ["\\seen", "$before"].map(String::from).into();
+    let pre_flagged: HashSet<String> = f
+        .iter()
+        .zip(&uids)
+        .step_by(5)
+        .map(|(m, _)| crate::flood::id_of(m))
+        .collect();
     let base = tempdir("filter");
     let rules_path = base.join("rules.sieve");
     std::fs::write(&rules_path, FILTER_RULES).unwrap();
     let cfg = config(&base, dc.imap_port, "alice", &rules_path);
     let rules = Rules::compile(FILTER_RULES, |_| Ok(None)).unwrap();
-    let want = expected_placement(&rules, &f);
+    let mut want = expected_placement(&rules, &f);
+    // A message's own flags travel with it and into its copies.
+    for id in &pre_flagged {
+        for (_, flags) in want.get_mut(id).unwrap() {
+            flags.extend(had.iter().cloned());
+        }
+    }
     let run = |args: &[&str]| {
         let out = backscatter(&base, &cfg, args)
             .env("BS_TEST_PASSWORD", "alicepw")
@@ -442,21 +466,75 @@ fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
     assert_eq!(v["copied"], 0, "{again}");
     assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
 
-    // restore --rules: every moved message back in INBOX; copies stay.
+    // restore --rules: every moved message back in INBOX with the flags
+    // it had before the rules (the ones it had stay); copies stay. A dry
+    // run first changes nothing.
+    // Messages the rules add a flag to that they did not have (their
+    // final flags, or a copy's own set for the COPY).
+    let flagged = f
+        .iter()
+        .filter(|m| {
+            let before: Vec<String> = if pre_flagged.contains(&crate::flood::id_of(m)) {
+                vec!["\\Seen".into(), "$before".into()]
+            } else {
+                Vec::new()
+            };
+            let o = rules.run(m, &Envelope::of(m), None, "INBOX", &|_| false);
+            !Plan::of(&o).added(&before).is_empty()
+        })
+        .count();
+    assert!(flagged > 50, "the rules should flag ({flagged})");
+    let r = run(&["restore", "--rules", "--all", "--dry-run"]);
+    assert!(
+        r.contains(&format!("Would move {moved} messages back")),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("flags your rules added from {flagged} messages")),
+        "{r}"
+    );
+    assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
     let r = run(&["restore", "--rules", "--all"]);
     assert!(r.contains(&format!("Moved {moved} messages back")), "{r}");
+    assert!(
+        r.contains(&format!(
+            "took the flags your rules added from {flagged} messages"
+        )),
+        "{r}"
+    );
     let after = placement(&dc, "alice", &boxes);
     for (id, w) in &want {
-        let inbox = after
-            .get(id)
-            .map_or(0, |v| v.iter().filter(|(m, _)| m == "INBOX").count());
+        let places = after.get(id).cloned().unwrap_or_default();
+        let inbox: Vec<&BTreeSet<String>> = places
+            .iter()
+            .filter(|(m, _)| m == "INBOX")
+            .map(|(_, fl)| fl)
+            .collect();
+        let before = if pre_flagged.contains(id) {
+            had.clone()
+        } else {
+            BTreeSet::new()
+        };
         assert_eq!(
             inbox,
-            1,
-            "{id} after restore: {:?} (rules: {w:?})",
-            after.get(id)
+            vec![&before],
+            "{id} after restore: {places:?} (rules: {w:?})"
         );
+        // Copies stay, with their own flags.
+        let copies = |p: &[(String, BTreeSet<String>)]| -> Vec<(String, BTreeSet<String>)> {
+            p.iter()
+                .filter(|(m, _)| m == "Auto" || m == "Copies")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(copies(&places), copies(w), "{id}");
     }
+    // A second restore finds nothing left to undo.
+    let r = run(&["restore", "--rules", "--all"]);
+    assert!(
+        r.contains("Moved 0 messages back") && r.contains("from 0 messages"),
+        "{r}"
+    );
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -78,7 +78,9 @@ pub struct FilterSummary {
 /// UIDs of `mailbox` (at `uidvalidity`) that an earlier run handled: in a
 /// committed batch, or found moved when a killed batch was reconciled, or
 /// in a closed batch that moved nothing (its copies and flags may have been
-/// applied: never again).
+/// applied: never again). Also the messages `restore --rules` moved back
+/// into it (their new UIDs, from the server's COPYUID): an undo sticks,
+/// and neither `watch` nor `filter` files them again.
 pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
     let mut committed: HashSet<&str> = HashSet::new();
     let mut moved: HashSet<(&str, u32)> = HashSet::new();
@@ -101,6 +103,16 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
         .filter(|e| e.op == Op::Reconciled)
         .map(|e| e.batch.as_str())
         .collect();
+    let restored_here: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.op == Op::Restore && e.to == mailbox)
+        .map(|e| e.batch.as_str())
+        .collect();
+    let restored = entries
+        .iter()
+        .filter(|e| matches!(e.op, Op::Commit | Op::Reconciled))
+        .filter(|e| e.dest_uidvalidity == uidvalidity && restored_here.contains(e.batch.as_str()))
+        .flat_map(|e| e.mapped.iter().map(|(_, d)| *d));
     entries
         .iter()
         .filter(|e| e.op == Op::Quarantine && e.mailbox == mailbox && e.uidvalidity == uidvalidity)
@@ -112,6 +124,7 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
             committed.contains(e.batch.as_str()) && !retry
         })
         .map(|e| e.uid)
+        .chain(restored)
         .collect()
 }
 
@@ -517,12 +530,14 @@ pub async fn undo(
             journal::append(&path, &intents).map_err(io_err("write the rules journal"))?;
             summary.unflagged += take_back_flags(&mut imap, list).await?;
             let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
-            imap.uid_move(&uids, dest).await?;
-            journal::append(
-                &path,
-                &[Entry::marker(Op::Commit, &batch, now(), Vec::new())],
-            )
-            .map_err(io_err("write the rules journal"))?;
+            // Where they land (COPYUID): the rules leave them alone there.
+            let mapping = imap.uid_move_mapped(&uids, dest).await?;
+            let mut commit = Entry::marker(Op::Commit, &batch, now(), Vec::new());
+            if let Some(m) = mapping {
+                commit.dest_uidvalidity = m.uidvalidity;
+                commit.mapped = m.pairs;
+            }
+            journal::append(&path, &[commit]).map_err(io_err("write the rules journal"))?;
             summary.restored += uids.len();
         }
     }
@@ -659,5 +674,19 @@ mod tests {
         let h = handled(&entries, "INBOX", 7);
         assert_eq!(h, [1, 2, 4].into_iter().collect());
         assert!(handled(&entries, "INBOX", 8).is_empty());
+        // restore --rules moved UID 9 of Lists back to INBOX as UID 20.
+        let mut entries = entries;
+        let mut r = e(Op::Restore, "r1", 9, "INBOX", vec![]);
+        r.mailbox = "Lists".into();
+        entries.push(r);
+        let mut c = e(Op::Commit, "r1", 0, "", vec![]);
+        c.dest_uidvalidity = 7;
+        c.mapped = vec![(9, 20)];
+        entries.push(c);
+        assert_eq!(
+            handled(&entries, "INBOX", 7),
+            [1, 2, 4, 20].into_iter().collect()
+        );
+        assert!(!handled(&entries, "Lists", 7).contains(&20));
     }
 }

@@ -1293,7 +1293,8 @@ impl Imap {
         }
         let set = uid_set(uids);
         let what = format!("copy messages to \"{dest}\"");
-        timed(&what, self.session.uid_copy(&set, dest)).await?;
+        // async-imap quotes the name; the modified UTF-7 is ours to do.
+        timed(&what, self.session.uid_copy(&set, names::encode(dest))).await?;
         self.drain_unsolicited();
         Ok(())
     }

@@ -235,7 +235,8 @@ pub struct Account {
     /// originals of legitimate bounces.
     pub outbound_hosts: Vec<String>,
     /// The user's own Sieve rules, run by `filter` and `watch` (`~`
-    /// expanded; checked to exist when the config is loaded).
+    /// expanded; read, and a missing file reported, by the commands that
+    /// run them, so that it never stops `clean` or `restore`).
     pub rules: Option<PathBuf>,
     /// `COMPRESS=DEFLATE` on the IMAP connection.
     pub compress: Compression,
@@ -376,16 +377,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        // Read (and its absence reported) by the commands that run the
+        // rules: a missing rules file must not stop `clean`, `restore` or
+        // `restore --rules` from working.
         let rules = a.rules.as_deref().map(expand_home);
-        if let Some(r) = &rules {
-            if !r.is_file() {
-                return Err(err(
-                    &name,
-                    "rules",
-                    format!("{} is not a file", r.display()),
-                ));
-            }
-        }
         if let Some(ca) = &a.tls_ca_file {
             if !ca.exists() {
                 return Err(err(

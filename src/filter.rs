@@ -1,5 +1,6 @@
 //! `backscatter filter`: the user's own rules ([`crate::rules`]) run once
-//! over a mailbox, and their undoing by `restore --rules`.
+//! over a mailbox, and their undoing by `restore --rules` (moves back,
+//! added flags taken off).
 //!
 //! Safety as `clean`'s: a journal of its own (`rules-journal-ACCOUNT.jsonl`
 //! in the data dir, the same line format and intent/commit protocol as the
@@ -80,7 +81,9 @@ pub struct FilterSummary {
 /// UIDs of `mailbox` (at `uidvalidity`) that an earlier run handled: in a
 /// committed batch, or found moved when a killed batch was reconciled, or
 /// in a closed batch that moved nothing (its copies and flags may have been
-/// applied: never again).
+/// applied: never again). Also the messages `restore --rules` moved back
+/// into it (their new UIDs, from the server's COPYUID): an undo sticks,
+/// and neither `watch` nor `filter` files them again.
 /// A message the server refused an action for ([`Op::Failed`]) is not
 /// handled: the next run tries it again.
 pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> HashSet<u32> {
@@ -110,6 +113,16 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
         .filter(|e| e.op == Op::Reconciled)
         .map(|e| e.batch.as_str())
         .collect();
+    let restored_here: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.op == Op::Restore && e.to == mailbox)
+        .map(|e| e.batch.as_str())
+        .collect();
+    let restored = entries
+        .iter()
+        .filter(|e| matches!(e.op, Op::Commit | Op::Reconciled))
+        .filter(|e| e.dest_uidvalidity == uidvalidity && restored_here.contains(e.batch.as_str()))
+        .flat_map(|e| e.mapped.iter().map(|(_, d)| *d));
     entries
         .iter()
         .filter(|e| e.op == Op::Quarantine && e.mailbox == mailbox && e.uidvalidity == uidvalidity)
@@ -123,6 +136,7 @@ pub(crate) fn handled(entries: &[Entry], mailbox: &str, uidvalidity: u32) -> Has
                 && !failed.contains(&(e.batch.as_str(), e.uid))
         })
         .map(|e| e.uid)
+        .chain(restored)
         .collect()
 }
 
@@ -453,6 +467,8 @@ async fn apply(
                 origin: String::new(),
                 dest_uidvalidity: 0,
                 mapped: Vec::new(),
+                flags_before: p.flags.clone(),
+                flags_added: p.plan.added(&p.flags),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
@@ -546,17 +562,31 @@ async fn apply(
     Ok(())
 }
 
-/// Move back what the rules moved (`restore --rules`): each message still
-/// in the mailbox a rule filed it into returns to the mailbox it came
-/// from. Messages are found as `restore` finds quarantined ones
+/// Undo what the rules did (`restore --rules`): each message still in
+/// the mailbox a rule filed it into returns to the mailbox it came from,
+/// and every message loses the flags the rules added to it
+/// ([`Entry::flags_added`]: flags it had before keep, and so do flags the
+/// user set on it since, unless they are the same). Moved messages are
+/// found as `restore` finds quarantined ones
 /// ([`crate::quarantine::attribute`]): by the UID the server reported for
 /// the move (COPYUID), else by fingerprint, else (journals written before
 /// fingerprints) by Message-ID, so a message without a Message-ID is found
-/// too. Copies and flags stay. With `opts.dry_run` nothing is moved or
-/// written and [`RestoreSummary::planned`] lists what would move;
-/// `opts.stop` ends the run after the batch in flight. What was asked for
-/// and cannot be found or was refused is in
+/// too; messages the rules left in place are found by their UID (same
+/// UIDVALIDITY). Copies stay (undoing one would delete a message).
+///
+/// With `opts.dry_run` nothing is moved, flagged or written:
+/// [`RestoreSummary::planned`] lists what would move and
+/// [`RestoreSummary::unflagged`] counts the messages that would lose
+/// flags. `opts.stop` ends the run after the batch in flight. What was
+/// asked for and cannot be found or was refused is in
 /// [`RestoreSummary::left_behind`].
+///
+/// Journaled like the rules' own moves: one `restore` intent per message
+/// (naming its origin and the flags it takes back), the `-FLAGS` and the
+/// move, then a commit with the server's COPYUID mapping (so that the
+/// rules never file a restored message again, see [`handled`]); a run
+/// killed between them is reconciled and repeated by the next, and taking
+/// a flag away twice is harmless.
 pub async fn undo(
     a: &Account,
     secret: &Secret,
@@ -584,12 +614,18 @@ pub async fn undo(
             .is_some_and(|m| crate::mail::id_key(m) == crate::mail::id_key(id)),
     };
     let mut summary = RestoreSummary::default();
+    // Moved messages, by where the rules put them; messages the rules
+    // only flagged, by their mailbox.
     let mut by_place: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for e in journal::quarantined(&entries) {
         if !e.to.is_empty() {
             by_place.entry(e.to.clone()).or_default().push(e);
+        } else if !e.flags_added.is_empty() && wanted(&e) {
+            kept.entry(e.mailbox.clone()).or_default().push(e);
         }
     }
+    let stopped = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let mut n = 0;
     'places: for (place, held) in &by_place {
         if !held.iter().any(wanted) {
@@ -649,11 +685,15 @@ pub async fn undo(
                 summary
                     .planned
                     .extend(list.iter().map(|(p, _)| plan(p, dest)));
+                summary.unflagged += list
+                    .iter()
+                    .filter(|(_, e)| !e.flags_added.is_empty())
+                    .count();
             }
             continue;
         }
         for (dest, list) in &back {
-            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            if stopped() {
                 summary.interrupted = true;
                 break 'places;
             }
@@ -661,8 +701,9 @@ pub async fn undo(
             let done =
                 undo_batch(&mut imap, a, &path, place, sel.uid_validity, dest, list, n).await;
             match done {
-                Ok(()) => {
+                Ok(unflagged) => {
                     summary.restored += list.len();
+                    summary.unflagged += unflagged;
                     summary
                         .planned
                         .extend(list.iter().map(|(p, _)| plan(p, dest)));
@@ -685,13 +726,80 @@ pub async fn undo(
             }
         }
     }
+    // Messages the rules left where they were but flagged: still there
+    // under the same UID (same UIDVALIDITY), or no longer to be had.
+    'kept: for (mailbox, items) in &kept {
+        if summary.interrupted {
+            break;
+        }
+        let sel = match imap.select(mailbox).await {
+            Ok(s) => s,
+            Err(e) if e.kind == imap::ErrorKind::No => {
+                summary.missing += items.len();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let same: Vec<&Entry> = items
+            .iter()
+            .filter(|e| e.uidvalidity == sel.uid_validity)
+            .collect();
+        summary.missing += items.len() - same.len();
+        for chunk in same.chunks(500) {
+            let uids: Vec<u32> = chunk.iter().map(|e| e.uid).collect();
+            let present: HashSet<u32> = if sel.exists == 0 {
+                HashSet::new()
+            } else {
+                imap.uid_search(&format!("UID {}", imap::uid_set(&uids)))
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            let list: Vec<(u32, &Entry)> = chunk
+                .iter()
+                .filter(|e| present.contains(&e.uid))
+                .map(|e| (e.uid, *e))
+                .collect();
+            summary.missing += chunk.len() - list.len();
+            if list.is_empty() {
+                continue;
+            }
+            if opts.dry_run {
+                summary.unflagged += list.len();
+                continue;
+            }
+            if stopped() {
+                summary.interrupted = true;
+                break 'kept;
+            }
+            n += 1;
+            match unflag_batch(&mut imap, a, &path, mailbox, sel.uid_validity, &list, n).await {
+                Ok(k) => summary.unflagged += k,
+                Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::No => {
+                    crate::clean::reconcile(&mut imap, a, &path).await?;
+                    summary.left_behind.extend(list.iter().map(|(uid, e2)| {
+                        format!(
+                            "{} (UID {uid} in \"{}\"): its flags could not be taken back: {e}",
+                            e2.message_id
+                                .as_deref()
+                                .unwrap_or("a message without Message-ID"),
+                            imap::shown(mailbox)
+                        )
+                    }));
+                    imap.select(mailbox).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
     imap.logout().await;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// One batch of [`undo`]: journal, move from `place` back to `dest`,
-/// commit with the COPYUID mapping.
+/// One batch of [`undo`]: journal, take back the flags the rules added
+/// (`-FLAGS`), move from `place` back to `dest`, commit with the COPYUID
+/// mapping. Returns how many messages had flags taken back.
 #[allow(clippy::too_many_arguments)]
 async fn undo_batch(
     imap: &mut Imap,
@@ -702,7 +810,7 @@ async fn undo_batch(
     dest: &str,
     list: &[(&crate::quarantine::Placed, &Entry)],
     n: usize,
-) -> Result<(), CleanError> {
+) -> Result<usize, CleanError> {
     imap.ensure_mailbox(dest).await?;
     imap.select(place).await?;
     let batch = journal::batch_id(now(), n);
@@ -719,13 +827,72 @@ async fn undo_batch(
             r.to = dest.to_string();
             r.fingerprint = p.item.fingerprint.clone();
             r.origin = e.key();
+            r.flags_added = e.flags_added.clone();
             r
         })
         .collect();
     journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
+    let found: Vec<(u32, &Entry)> = list.iter().map(|(p, e)| (p.item.uid, *e)).collect();
+    let unflagged = take_back_flags(imap, &found).await?;
     let uids: Vec<u32> = list.iter().map(|(p, _)| p.item.uid).collect();
+    // Where they land (COPYUID): the rules leave them alone there.
     let mapping = imap.uid_move_mapped(&uids, dest).await?;
-    commit(path, &batch, mapping)
+    commit(path, &batch, mapping)?;
+    Ok(unflagged)
+}
+
+/// One batch of [`undo`] for messages the rules left in `mailbox` (the
+/// selected mailbox, at `uidvalidity`) but flagged: journal, take back
+/// the flags (`-FLAGS`), commit. Returns how many messages had flags
+/// taken back.
+async fn unflag_batch(
+    imap: &mut Imap,
+    a: &Account,
+    path: &Path,
+    mailbox: &str,
+    uidvalidity: u32,
+    list: &[(u32, &Entry)],
+    n: usize,
+) -> Result<usize, CleanError> {
+    let batch = journal::batch_id(now(), n);
+    let ts = now();
+    let intents: Vec<Entry> = list
+        .iter()
+        .map(|(uid, e)| {
+            let mut r = Entry::marker(Op::Restore, &batch, ts, Vec::new());
+            r.account = a.name.clone();
+            r.mailbox = mailbox.to_string();
+            r.uidvalidity = uidvalidity;
+            r.uid = *uid;
+            r.message_id = e.message_id.clone();
+            r.fingerprint = e.fingerprint.clone();
+            r.origin = e.key();
+            r.flags_added = e.flags_added.clone();
+            r
+        })
+        .collect();
+    journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
+    let unflagged = take_back_flags(imap, list).await?;
+    commit(path, &batch, None)?;
+    Ok(unflagged)
+}
+
+/// UID STORE `-FLAGS` of each message's [`Entry::flags_added`] in the
+/// selected mailbox, grouped by flag set; returns how many messages had
+/// flags to take back.
+async fn take_back_flags(imap: &mut Imap, list: &[(u32, &Entry)]) -> Result<usize, CleanError> {
+    let mut by_flags: BTreeMap<&[String], Vec<u32>> = BTreeMap::new();
+    for (uid, e) in list {
+        if !e.flags_added.is_empty() {
+            by_flags.entry(&e.flags_added).or_default().push(*uid);
+        }
+    }
+    let mut n = 0;
+    for (flags, uids) in &by_flags {
+        imap.uid_store_flags(uids, false, flags).await?;
+        n += uids.len();
+    }
+    Ok(n)
 }
 
 /// Close a batch: the commit marker, with the server's COPYUID mapping
@@ -775,5 +942,19 @@ mod tests {
         let h = handled(&entries, "INBOX", 7);
         assert_eq!(h, [1, 2, 4, 6].into_iter().collect());
         assert!(handled(&entries, "INBOX", 8).is_empty());
+        // restore --rules moved UID 9 of Lists back to INBOX as UID 20.
+        let mut entries = entries;
+        let mut r = e(Op::Restore, "r1", 9, "INBOX", vec![]);
+        r.mailbox = "Lists".into();
+        entries.push(r);
+        let mut c = e(Op::Commit, "r1", 0, "", vec![]);
+        c.dest_uidvalidity = 7;
+        c.mapped = vec![(9, 20)];
+        entries.push(c);
+        assert_eq!(
+            handled(&entries, "INBOX", 7),
+            [1, 2, 4, 6, 20].into_iter().collect()
+        );
+        assert!(!handled(&entries, "Lists", 7).contains(&20));
     }
 }

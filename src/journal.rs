@@ -145,6 +145,8 @@ mod tests {
             origin: String::new(),
             dest_uidvalidity: 0,
             mapped: vec![],
+            flags_before: vec![],
+            flags_added: vec![],
         }
     }
 

@@ -64,6 +64,9 @@ pub struct Planned {
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSummary {
     pub restored: usize,
+    /// `restore --rules`: messages whose flags added by the rules were
+    /// taken back (or, with `dry_run`, would be).
+    pub unflagged: usize,
     /// Journaled, asked for, and certainly no longer in quarantine
     /// (deleted or moved by hand): nothing to restore.
     pub missing: usize,

@@ -49,9 +49,11 @@ pub struct RestoreArgs {
     /// Restore the messages with this Message-ID (with or without <>).
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
-    /// Undo what your own rules moved (`filter`, `watch` with `rules`)
+    /// Undo what your own rules did (`filter`, `watch` with `rules`)
     /// instead of the quarantine: each message goes back to the mailbox it
-    /// was filed from. Copies and flags the rules added stay.
+    /// was filed from and loses the flags the rules added (flags it had
+    /// before stay). Copies the rules made stay: removing one would delete
+    /// mail.
     #[arg(long)]
     pub rules: bool,
     /// List what would be restored, and move nothing.
@@ -96,15 +98,22 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     if args.json {
         let v = serde_json::json!({
             "restored": s.restored,
+            "unflagged": if args.dry_run { 0 } else { s.unflagged },
             "missing": s.missing,
             "left_behind": s.left_behind,
             "dry_run": args.dry_run,
             "would_restore": if args.dry_run { s.planned.len() } else { 0 },
+            "would_unflag": if args.dry_run { s.unflagged } else { 0 },
             "interrupted": s.interrupted,
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
         });
         writeln!(out, "{v}").map_err(w)?;
     } else if args.rules {
+        let moved = if args.dry_run {
+            s.planned.len()
+        } else {
+            s.restored
+        };
         for p in &s.planned {
             if args.dry_run || s.planned.len() <= 20 {
                 writeln!(
@@ -128,27 +137,17 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
         }
         writeln!(
             out,
-            "{} {} message{} back where your rules had filed them from{}.",
+            "{} {} message{} back where your rules had filed them from; {} the flags your rules added from {} message{}{}.",
             if args.dry_run {
                 "Dry run: would move"
             } else {
                 "Moved"
             },
-            if args.dry_run {
-                s.planned.len()
-            } else {
-                s.restored
-            },
-            if (if args.dry_run {
-                s.planned.len()
-            } else {
-                s.restored
-            }) == 1
-            {
-                ""
-            } else {
-                "s"
-            },
+            moved,
+            plural(moved),
+            if args.dry_run { "would take" } else { "took" },
+            s.unflagged,
+            plural(s.unflagged),
             if s.missing > 0 {
                 format!(
                     "; {} no longer where the rules put {} (moved or deleted by hand)",

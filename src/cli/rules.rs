@@ -83,6 +83,16 @@ pub fn test(
         own_addresses: &[],
     };
     let loaded = load_messages(messages, &mut errors);
+    if loaded.is_empty() && errors.is_empty() {
+        errors.push(format!(
+            "no message file found in {} (give .eml files, mbox files or Maildir folders)",
+            messages
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let write_err = super::output_error;

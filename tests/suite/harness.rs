@@ -14,7 +14,7 @@ pub use backscatter_testkit::dovecot::{
     password, Dovecot, MailFormat, Options, NO_MOVE_CONF, USERS,
 };
 pub use backscatter_testkit::imap_client::{
-    header_message_id, Imap, Reply, Response, Value, IO_TIMEOUT,
+    header_message_id, mailbox_arg, Imap, Reply, Response, Value, IO_TIMEOUT,
 };
 pub use backscatter_testkit::lmtp::lmtp_deliver;
 pub use backscatter_testkit::server::{find_program, free_ports, fresh_dir, tail};

@@ -129,18 +129,21 @@ fn published_scripts_act_as_pigeonhole_over_the_corpus() {
     if Command::new("sieve-test").arg("-h").output().is_err() {
         panic!("sieve-test is missing: scripts/test installs dovecot-sieve");
     }
-    // Every STEP-th message (default 4; BACKSCATTER_PARITY_STEP=1 for all):
+    // Every STEP-th message (default 4; BACKSCATTER_PARITY_STEP=1 for all),
+    // and for each script every message the agent's engine acts on (so a
+    // script that files a handful of the 629 is compared on those):
     // sieve-test takes ~70 ms a message.
     let step: usize = env_num("BACKSCATTER_PARITY_STEP", 4).max(1);
-    let corpus: Vec<PathBuf> = {
+    let all: Vec<PathBuf> = {
         let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/corpus/sisimai/bsd"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "eml"))
             .collect();
         v.sort();
-        v.into_iter().step_by(step).collect()
+        v
     };
+    let bare: Landing = [("INBOX".to_string(), String::new())].into();
     // sieve-test writes the compiled binary beside the script, as the mail
     // user: a private copy in a directory it can write.
     let work = std::env::temp_dir().join(format!("backscatter-parity-{}", std::process::id()));
@@ -157,6 +160,21 @@ fn published_scripts_act_as_pigeonhole_over_the_corpus() {
         let rules = Rules::compile(&text, |_| Ok(None)).unwrap();
         let copy = work.join(script.file_name().unwrap());
         std::fs::write(&copy, &text).unwrap();
+        let mut extra = 0;
+        let corpus: Vec<PathBuf> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, eml)| {
+                if i % step == 0 {
+                    return true;
+                }
+                // At most 40 more a script (all with STEP=1).
+                let acts = extra < 40 && ours(&rules, &std::fs::read(eml).unwrap()).0 != bare;
+                extra += usize::from(acts);
+                acts
+            })
+            .map(|(_, eml)| eml.clone())
+            .collect();
         let results: Vec<(PathBuf, Landing, Landing, Envelope)> = std::thread::scope(|s| {
             let halves: Vec<_> = corpus
                 .chunks(corpus.len().div_ceil(2))
@@ -178,6 +196,8 @@ fn published_scripts_act_as_pigeonhole_over_the_corpus() {
             halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         let (mut same, mut empty_sender) = (0, 0);
+        // Messages the script does something with (not the bare keep).
+        let acted = results.iter().filter(|r| r.1 != bare).count();
         for (eml, o, p, env) in &results {
             if o == p {
                 same += 1;
@@ -193,7 +213,7 @@ fn published_scripts_act_as_pigeonhole_over_the_corpus() {
             }
         }
         report.push(format!(
-            "{}: {} messages, {same} same, {empty_sender} differ only by the empty envelope sender",
+            "{}: {} messages, {acted} acted on, {same} same, {empty_sender} differ only by the empty envelope sender",
             script.file_name().unwrap().to_string_lossy(),
             results.len()
         ));
@@ -217,6 +237,8 @@ fn published_scripts_that_send_or_discard_are_refused_with_the_line() {
         ("pigeonhole-forward.sieve", 2, "redirect"),
         ("pigeonhole-spam-score.sieve", 6, "discard"),
         ("pigeonhole-vacation.sieve", 8, "vacation"),
+        ("pigeonhole-spamtest.sieve", 23, "discard"),
+        ("pigeonhole-virustest.sieve", 18, "discard"),
     ] {
         let path = scripts_dir().join("refused").join(file);
         let out = backscatter(&dir, &cfg, &["sieve", "check", path.to_str().unwrap()])
@@ -251,7 +273,7 @@ use crate::flood::flood;
 use crate::harness::Dovecot;
 use crate::sweep::tempdir;
 use backscatter::rules::Plan;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Hand-written rules for the Dovecot tests: moves with `:create` and
 /// flags, a `:copy` with its own flag, flags on kept mail.
@@ -274,7 +296,10 @@ fn placement(dc: &Dovecot, user: &str, mailboxes: &[&str]) -> Placement {
     let mut imap = dc.imap(user);
     let mut out = Placement::new();
     for mb in mailboxes {
-        if imap.command(&format!("EXAMINE \"{mb}\"")).is_err() {
+        if imap
+            .command(&format!("EXAMINE {}", crate::harness::mailbox_arg(mb)))
+            .is_err()
+        {
             continue;
         }
         for items in imap.fetch(mb, "1:*", "UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]") {
@@ -372,13 +397,37 @@ fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
         return;
     };
     let f = inbox(400);
-    dc.imap("alice").append_many("INBOX", &f);
+    let uids = {
+        let mut imap = dc.imap("alice");
+        let uids = imap.append_many("INBOX", &f);
+        imap.command("SELECT INBOX").unwrap();
+        // Every 5th message already has flags of its own (one the rules
+        // also add): the rules' undo must leave them.
+        for u in uids.iter().step_by(5) {
+            imap.command(&format!("UID STORE {u} +FLAGS.SILENT (\\Seen $before)"))
+                .unwrap();
+        }
+        uids
+    };
+    let had: BTreeSet<String> = ["\\seen", "$before"].map(String::from).into();
+    let pre_flagged: HashSet<String> = f
+        .iter()
+        .zip(&uids)
+        .step_by(5)
+        .map(|(m, _)| crate::flood::id_of(m))
+        .collect();
     let base = tempdir("filter");
     let rules_path = base.join("rules.sieve");
     std::fs::write(&rules_path, FILTER_RULES).unwrap();
     let cfg = config(&base, dc.imap_port, "alice", &rules_path);
     let rules = Rules::compile(FILTER_RULES, |_| Ok(None)).unwrap();
-    let want = expected_placement(&rules, &f);
+    let mut want = expected_placement(&rules, &f);
+    // A message's own flags travel with it and into its copies.
+    for id in &pre_flagged {
+        for (_, flags) in want.get_mut(id).unwrap() {
+            flags.extend(had.iter().cloned());
+        }
+    }
     let run = |args: &[&str]| {
         let out = backscatter(&base, &cfg, args)
             .env("BS_TEST_PASSWORD", "alicepw")
@@ -442,21 +491,85 @@ fn filter_lands_mail_where_the_rules_say_and_restore_undoes_it() {
     assert_eq!(v["copied"], 0, "{again}");
     assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
 
-    // restore --rules: every moved message back in INBOX; copies stay.
+    // restore --rules: every moved message back in INBOX with the flags
+    // it had before the rules (the ones it had stay); copies stay. A dry
+    // run first changes nothing.
+    // Messages the rules add a flag to that they did not have (their
+    // final flags, or a copy's own set for the COPY).
+    let flagged = f
+        .iter()
+        .filter(|m| {
+            let before: Vec<String> = if pre_flagged.contains(&crate::flood::id_of(m)) {
+                vec!["\\Seen".into(), "$before".into()]
+            } else {
+                Vec::new()
+            };
+            let o = rules.run(m, &Envelope::of(m), None, "INBOX", &|_| false);
+            !Plan::of(&o).added(&before).is_empty()
+        })
+        .count();
+    assert!(flagged > 50, "the rules should flag ({flagged})");
+    let r = run(&["restore", "--rules", "--all", "--dry-run"]);
+    assert!(
+        r.contains(&format!("would move {moved} messages back")),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("flags your rules added from {flagged} messages")),
+        "{r}"
+    );
+    assert_eq!(sorted(placement(&dc, "alice", &boxes)), got);
     let r = run(&["restore", "--rules", "--all"]);
     assert!(r.contains(&format!("Moved {moved} messages back")), "{r}");
+    assert!(
+        r.contains(&format!(
+            "took the flags your rules added from {flagged} messages"
+        )),
+        "{r}"
+    );
     let after = placement(&dc, "alice", &boxes);
     for (id, w) in &want {
-        let inbox = after
-            .get(id)
-            .map_or(0, |v| v.iter().filter(|(m, _)| m == "INBOX").count());
+        let places = after.get(id).cloned().unwrap_or_default();
+        let inbox: Vec<&BTreeSet<String>> = places
+            .iter()
+            .filter(|(m, _)| m == "INBOX")
+            .map(|(_, fl)| fl)
+            .collect();
+        let before = if pre_flagged.contains(id) {
+            had.clone()
+        } else {
+            BTreeSet::new()
+        };
         assert_eq!(
             inbox,
-            1,
-            "{id} after restore: {:?} (rules: {w:?})",
-            after.get(id)
+            vec![&before],
+            "{id} after restore: {places:?} (rules: {w:?})"
         );
+        // Copies stay, with their own flags.
+        let copies = |p: &[(String, BTreeSet<String>)]| -> Vec<(String, BTreeSet<String>)> {
+            p.iter()
+                .filter(|(m, _)| m == "Auto" || m == "Copies")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(copies(&places), copies(w), "{id}");
     }
+    // A second restore finds nothing left to undo.
+    let r = run(&["restore", "--rules", "--all"]);
+    assert!(
+        r.contains("Moved 0 messages back") && r.contains("from 0 messages"),
+        "{r}"
+    );
+    // The undo sticks: filter neither files nor flags the restored
+    // messages again.
+    let again = run(&["filter", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!(
+        (&v["moved"], &v["copied"], &v["flagged"]),
+        (&0.into(), &0.into(), &0.into()),
+        "{again}"
+    );
+    assert_eq!(sorted(placement(&dc, "alice", &boxes)), sorted(after));
     let _ = std::fs::remove_dir_all(&base);
 }
 
@@ -544,6 +657,156 @@ fn sigkill_mid_filter_loses_and_duplicates_nothing() {
         backscatter::journal::read(&base.join("data/backscatter/rules-journal-bob.jsonl")).unwrap();
     assert!(backscatter::journal::unfinished(&entries).is_empty());
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Mailbox names as users write them (UTF-8, spaces, a check mark): the
+/// rules run over a UTF-8 mailbox, move into a created UTF-8 hierarchy and
+/// copy (UID COPY, which once sent the name unencoded) into another;
+/// `restore --rules` brings every moved message back (modified UTF-7 on
+/// the wire throughout, RFC 3501 §5.1.3).
+#[test]
+fn filter_files_into_utf8_mailboxes_and_restore_brings_them_back() {
+    let Some(dc) = Dovecot::start_or_skip("filter_utf8") else {
+        return;
+    };
+    let source = "Entwürfe";
+    let (moved_to, copied_to) = ("Rückläufer/Größe", "Kopien ✓ 2026");
+    let f = inbox(120);
+    {
+        let mut imap = dc.imap("alice");
+        imap.create(source);
+        imap.append_many(source, &f);
+    }
+    let base = tempdir("filter-utf8");
+    let rules_path = base.join("rules.sieve");
+    let text = format!(
+        "require [\"fileinto\", \"copy\", \"mailbox\", \"envelope\", \"imap4flags\"];\n\
+         if envelope :is \"from\" \"\" {{ fileinto :create \"{moved_to}\"; }}\n\
+         else {{ fileinto :copy :create :flags \"$kopiert\" \"{copied_to}\"; }}\n"
+    );
+    std::fs::write(&rules_path, &text).unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let bounces = f
+        .iter()
+        .filter(|m| Envelope::of(m).from.as_deref() == Some(""))
+        .count();
+    assert!(bounces > 10 && bounces < f.len(), "{bounces}");
+    let run = |args: &[&str]| {
+        let out = backscatter(&base, &cfg, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A mailbox that is not there: one sentence naming it, exit 1.
+    let o = backscatter(&base, &cfg, &["filter", "--mailbox", "Nirgendwo ✗"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("\"Nirgendwo ✗\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = run(&["filter", "--mailbox", source, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["errors"], 0, "{out}");
+    let got = placement(&dc, "alice", &[source, moved_to, copied_to]);
+    let count = |mb: &str| got.values().flatten().filter(|(m, _)| m == mb).count();
+    assert_eq!(count(moved_to), bounces);
+    assert_eq!(count(copied_to), f.len() - bounces);
+    assert_eq!(count(source), f.len() - bounces);
+    assert!(got
+        .values()
+        .flatten()
+        .filter(|(m, _)| m == copied_to)
+        .all(|(_, fl)| fl.contains("$kopiert")));
+    let r = run(&["restore", "--rules", "--all"]);
+    assert!(r.contains(&format!("Moved {bounces} messages back")), "{r}");
+    let after = placement(&dc, "alice", &[source, moved_to]);
+    assert_eq!(
+        after
+            .values()
+            .flatten()
+            .filter(|(m, _)| m == source)
+            .count(),
+        f.len()
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// What a user gets wrong, answered with one sentence and exit 2 before any
+/// mail is touched: a rules file that is not there (which must not stop
+/// `clean` or `restore --rules`), a published script whose `include`s are
+/// missing (Pigeonhole's documentation example), a directory given as the
+/// script, and `sieve test` on a folder holding no message.
+#[test]
+fn rules_mistakes_are_one_sentence_and_exit_2() {
+    let dir = tempdir("rules-mistakes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.toml");
+    // Port 9: nothing listens; commands that connect fail with exit 1.
+    std::fs::write(
+        &cfg,
+        "[accounts.a]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"a\"\npassword.env = \"BS_TEST_PASSWORD\"\nrules = \"~/moved-away/rules.sieve\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = backscatter(&dir, &cfg, args)
+            .env("BS_TEST_PASSWORD", "x")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            !err.contains("panicked") && !err.contains("Os {"),
+            "{args:?}: {err}"
+        );
+        (o.status.code(), err)
+    };
+    let missing = dir.join("moved-away/rules.sieve");
+    let (code, err) = run(&["filter", "--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot read the rules {}", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Not a config error for the commands that do not run the rules: they
+    // get as far as connecting.
+    for args in [
+        &["clean", "--dry-run"][..],
+        &["restore", "--rules", "--all"],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(!err.contains("rules.sieve"), "{args:?}: {err}");
+    }
+    let include = scripts_dir().join("missing-include/pigeonhole-include.sieve");
+    let (code, err) = run(&["sieve", "check", include.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains(".sieve beside the rules"),
+        "{err}"
+    );
+    let (code, err) = run(&["sieve", "check", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot read the rules"), "{err}");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let rules = scripts_dir().join("rfc5228-sec9.sieve");
+    let (code, err) = run(&[
+        "sieve",
+        "test",
+        rules.to_str().unwrap(),
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no message file found"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `watch` with rules: new backscatter is quarantined and never offered to

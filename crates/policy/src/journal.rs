@@ -90,6 +90,17 @@ pub struct Entry {
     pub dest_uidvalidity: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mapped: Vec<(u32, u32)>,
+    /// For an intent of the user's rules (`filter`, `watch` with rules):
+    /// the message's flags before the rules' UID STORE, as FETCH FLAGS
+    /// gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags_before: Vec<String>,
+    /// For an intent of the user's rules: the flags its UID STOREs may add
+    /// that the message did not have (its final flags and any copy's own),
+    /// which `restore --rules` takes back (`-FLAGS`). For a `restore`
+    /// entry: the flags it takes back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags_added: Vec<String>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -117,6 +128,8 @@ impl Entry {
             origin: String::new(),
             dest_uidvalidity: 0,
             mapped: Vec::new(),
+            flags_before: Vec::new(),
+            flags_added: Vec::new(),
         }
     }
 

@@ -290,8 +290,9 @@ struct Scan {
     refused_args: Vec<(usize, String, &'static str)>,
     /// `keep` commands: the byte offsets of the word and of its `;`.
     keeps: Vec<(usize, usize)>,
-    /// Names in `include` commands (None: not a plain string).
-    includes: Vec<Option<String>>,
+    /// Names in `include` commands (None: not a plain string), and whether
+    /// the command has `:optional`.
+    includes: Vec<(Option<String>, bool)>,
 }
 
 /// A minimal RFC 5228 §8 lexer: finds commands (identifiers at the start of
@@ -304,7 +305,7 @@ fn scan(script: &str) -> Scan {
     let mut line = 1;
     let mut at_command = true;
     // Inside an include command: collecting its string arguments.
-    let mut in_include: Option<Vec<Option<String>>> = None;
+    let mut in_include: Option<(Vec<Option<String>>, bool)> = None;
     let mut in_keep: Option<usize> = None;
     // The action command being read, and its last string argument.
     let mut command: Option<String> = None;
@@ -360,7 +361,7 @@ fn scan(script: &str) -> Scan {
                     }
                 }
                 last_string = Some(text.clone());
-                if let Some(args) = in_include.as_mut() {
+                if let Some((args, _)) = in_include.as_mut() {
                     args.push(if text.contains("${") {
                         None
                     } else {
@@ -385,9 +386,10 @@ fn scan(script: &str) -> Scan {
                 if let Some(k) = in_keep.take() {
                     out.keeps.push((k, i));
                 }
-                if let Some(args) = in_include.take() {
+                if let Some((args, optional)) = in_include.take() {
                     // The last string is the script's name.
-                    out.includes.push(args.last().cloned().unwrap_or(None));
+                    out.includes
+                        .push((args.last().cloned().unwrap_or(None), optional));
                 }
                 at_command = true;
                 i += 1;
@@ -416,7 +418,7 @@ fn scan(script: &str) -> Scan {
                         }
                         body.push_str(l);
                     }
-                    if let Some(args) = in_include.as_mut() {
+                    if let Some((args, _)) = in_include.as_mut() {
                         args.push(Some(body.trim_end().to_string()));
                     }
                     i += consumed;
@@ -432,7 +434,11 @@ fn scan(script: &str) -> Scan {
                         out.refused.push((line, word.clone()));
                     }
                     if word == "include" {
-                        in_include = Some(Vec::new());
+                        in_include = Some((Vec::new(), false));
+                    }
+                } else if word == "optional" && start > 0 && b[start - 1] == b':' {
+                    if let Some((_, optional)) = in_include.as_mut() {
+                        *optional = true;
                     }
                 }
                 at_command = false;
@@ -530,15 +536,21 @@ impl Rules {
         let main = compile_one(script, "")?;
         let mut refused = refusals(script, "");
         let mut includes = BTreeMap::new();
-        let mut pending: Vec<Option<String>> = scan(script).includes;
+        let mut pending: Vec<(Option<String>, bool)> = scan(script).includes;
+        // A name is required when one of its includes is not :optional.
+        let mut required = std::collections::BTreeSet::new();
         let mut seen = std::collections::BTreeSet::new();
-        while let Some(name) = pending.pop() {
+        let mut missing: Vec<String> = Vec::new();
+        while let Some((name, optional)) = pending.pop() {
             let Some(name) = name else {
                 return Err(RulesError::Include(
                     "an include names its script with a variable: only plain names can be resolved"
                         .into(),
                 ));
             };
+            if !optional {
+                required.insert(name.clone());
+            }
             if !seen.insert(name.clone()) {
                 continue;
             }
@@ -553,11 +565,19 @@ impl Rules {
                 )));
             }
             let Some(text) = load(&name).map_err(RulesError::Include)? else {
+                missing.push(name);
                 continue;
             };
             includes.insert(name.clone(), compile_one(&text, &name)?);
             refused.extend(refusals(&text, &name));
             pending.extend(scan(&text).includes);
+        }
+        // As Pigeonhole, a missing script that is not :optional everywhere
+        // is an error when the script is checked, not at each message.
+        if let Some(name) = missing.iter().find(|m| required.contains(*m)) {
+            return Err(RulesError::Include(format!(
+                "the included script \"{name}\" does not exist (looked for as {name}.sieve beside the rules; include :optional skips a missing script)"
+            )));
         }
         if !refused.is_empty() {
             return Err(RulesError::Refused(refused));
@@ -776,6 +796,25 @@ impl Plan {
     /// Nothing to do: the message stays as it is.
     pub fn is_nothing(&self) -> bool {
         self.copies.is_empty() && self.move_to.is_none() && self.flags.is_empty()
+    }
+
+    /// The flags the plan's UID STOREs may add to a message that has
+    /// `before` (its final flags and each copy's own, compared without
+    /// case, in first-seen order): what undoing the plan takes back.
+    /// Flags the message already had are never in it.
+    pub fn added(&self, before: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self
+            .flags
+            .iter()
+            .chain(self.copies.iter().flat_map(|(_, f)| f))
+        {
+            let known = |l: &[String]| l.iter().any(|o| o.eq_ignore_ascii_case(f));
+            if !known(before) && !known(&out) {
+                out.push(f.clone());
+            }
+        }
+        out
     }
 
     /// Every mailbox the plan stores into.
@@ -1005,6 +1044,22 @@ mod tests {
         // A path is not a script name.
         let e = Rules::compile("require \"include\";\ninclude \"../x\";", |_| Ok(None));
         assert!(matches!(e, Err(RulesError::Include(_))));
+        // A missing script is an error when checked (as Pigeonhole), unless
+        // every include of it is :optional.
+        let e = Rules::compile(
+            "require \"include\";\ninclude :global \"global-spam\";\n",
+            |_| Ok(None),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the included script \"global-spam\" does not exist"),
+            "{e}"
+        );
+        let twice = "require \"include\";\ninclude :optional \"x\";\ninclude \"x\";\n";
+        assert!(Rules::compile(twice, |_| Ok(None)).is_err());
+        let quiet = "require \"include\";\ninclude :optional :personal \"x\";\n";
+        assert!(Rules::compile(quiet, |_| Ok(None)).is_ok());
     }
 
     #[test]
@@ -1023,6 +1078,17 @@ mod tests {
         assert_eq!(p.copies.len(), 1);
         assert_eq!(p.flags, vec!["k".to_string()]);
         assert!(Plan::of(&o(vec![keep(&[])])).is_nothing());
+        // What undoing takes back: the final and the copies' flags the
+        // message did not have, once each.
+        let p = Plan::of(&o(vec![
+            keep(&["\\Seen", "$Label1"]),
+            into("A", &["\\flagged", "$label1"], false),
+        ]));
+        let before = vec!["\\Seen".to_string()];
+        assert_eq!(p.added(&before), vec!["$Label1", "\\flagged"]);
+        assert!(Plan::of(&o(vec![keep(&["\\SEEN"])]))
+            .added(&before)
+            .is_empty());
     }
 
     #[test]

@@ -230,7 +230,7 @@ fn literal_len(line: &[u8]) -> Option<usize> {
 }
 
 /// A mailbox name as a quoted IMAP string, in modified UTF-7 (RFC 3501 5.1.3).
-fn mailbox_arg(name: &str) -> String {
+pub fn mailbox_arg(name: &str) -> String {
     quote(&modified_utf7(name))
 }
 

@@ -1125,8 +1125,6 @@ pub(crate) async fn move_batch(
     Ok(out)
 }
 
-pub use crate::restore::{restore, RestoreFilter, RestoreSummary};
-
 /// The sent index alone (for `account check`).
 pub async fn sent_index(
     imap: &mut Imap,

@@ -17,10 +17,11 @@
 //! is a runtime error for that message, which then stays untouched, as
 //! Pigeonhole's implicit keep.
 
-use crate::clean::{now, CleanError, Dirs, Progress, RestoreFilter, RestoreSummary};
+use crate::clean::{now, CleanError, Dirs, Progress};
 use crate::config::Account;
 use crate::imap::{self, valid_flag, Imap};
 use crate::journal::{self, Entry, Op};
+use crate::restore::{RestoreFilter, RestoreSummary};
 use crate::rules::{describe, Envelope, Plan, Rules, RulesError, VerdictEnv};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashSet};

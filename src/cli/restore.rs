@@ -2,7 +2,8 @@
 
 use super::common::{account, clean_error, load_config, parse_date, runtime, secret};
 use super::Error;
-use crate::clean::{Dirs, RestoreFilter};
+use crate::clean::Dirs;
+use crate::restore::RestoreFilter;
 use crate::restore::{restore_with, RestoreOptions};
 use clap::Args;
 use std::io::Write;

@@ -10,8 +10,9 @@
 
 pub use crate::flood::{flood, with_message_id, Flood};
 use crate::harness::{password, Dovecot};
-use backscatter::clean::{self, CleanOptions, Dirs, RestoreFilter};
+use backscatter::clean::{self, CleanOptions, Dirs};
 use backscatter::config::Account;
+use backscatter::restore::{self, RestoreFilter};
 use backscatter::secret::Secret;
 use backscatter::{classify, Context, Decision, SentIndex};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -226,7 +227,7 @@ fn sweep_restore_and_resume() {
         .map(|(k, _)| k.clone())
         .unwrap();
     let r = rt()
-        .block_on(clean::restore(
+        .block_on(restore::restore(
             &a,
             &secret,
             &RestoreFilter::MessageId(one.clone()),
@@ -236,7 +237,7 @@ fn sweep_restore_and_resume() {
     assert_eq!(r.restored, 1);
     assert_eq!(where_is(&dc, "alice")[&one], vec!["INBOX".to_string()]);
     let r = rt()
-        .block_on(clean::restore(&a, &secret, &RestoreFilter::All, &d))
+        .block_on(restore::restore(&a, &secret, &RestoreFilter::All, &d))
         .unwrap();
     assert_eq!(r.restored, want_q - 1);
     assert_eq!(r.missing, 0);

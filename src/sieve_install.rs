@@ -306,6 +306,7 @@ pub async fn install(
     let state_path = state_file(dirs, &a);
     let mut s = Session::connect(&a, secret).await?;
     let scripts = s.list().await?;
+    refuse_foreign_namesakes(&mut s, &scripts, "install").await?;
     let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
     let script = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
     let mut state = read_state(&state_path);
@@ -418,6 +419,31 @@ async fn activate(
     }
 }
 
+/// Did backscatter write this script? Its policy script and its wrapper
+/// open with a `# backscatter:` comment; a marked copy of the user's
+/// script holds [`crate::sieve::BLOCK_BEGIN`].
+fn written_by_us(text: &str) -> bool {
+    text.trim_start().starts_with("# backscatter:") || text.contains(crate::sieve::BLOCK_BEGIN)
+}
+
+/// A script of the user's own that happens to carry one of our names
+/// ([`SCRIPT`], [`WRAPPER`]) is never replaced or deleted: refuse, with
+/// nothing changed, and say how to go on.
+async fn refuse_foreign_namesakes(
+    s: &mut Session,
+    scripts: &[(String, bool)],
+    what: &str,
+) -> Result<(), ManageError> {
+    for name in [SCRIPT, WRAPPER] {
+        if scripts.iter().any(|(n, _)| n == name) && !written_by_us(&s.get(name).await?) {
+            return Err(ManageError::Failed(format!(
+                "the server already has a Sieve script named \"{name}\" that backscatter did not write; {what} would replace or delete it, so nothing was changed: rename that script (for example in your webmail's filter settings) and run `backscatter sieve {what}` again"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Remove the policy ([`WRAPPER`] and [`SCRIPT`]) and re-activate what was
 /// active before install: from the install state, or, when that is gone
 /// (another machine, a wiped state directory), the script the wrapper
@@ -432,6 +458,7 @@ pub async fn uninstall(
     let state_path = state_file(dirs, a);
     let mut s = Session::connect(a, secret).await?;
     let scripts = s.list().await?;
+    refuse_foreign_namesakes(&mut s, &scripts, "uninstall").await?;
     let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
     let state = read_state(&state_path);
     let mut report = UninstallReport {

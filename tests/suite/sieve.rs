@@ -893,3 +893,59 @@ fn install_status_uninstall_as_library_calls() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A script of the user's own named "backscatter" (a newcomer had one) is
+/// neither replaced by `sieve install` nor deleted by `sieve uninstall`:
+/// both refuse with one sentence and change nothing.
+#[test]
+fn a_users_own_script_named_backscatter_is_never_replaced_or_deleted() {
+    use crate::harness::Dovecot;
+    use backscatter::managesieve::SCRIPT;
+    use backscatter::sieve_install;
+    let Some(dc) = Dovecot::start_or_skip("sieve_namesake") else {
+        return;
+    };
+    // Hand-written: a user's own rule, saved under our script's name.
+    let mine = "require [\"fileinto\"];\nif header :contains \"subject\" \"invoice\" { fileinto \"Invoices\"; }\n";
+    let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
+        dc.sieve_port,
+        "carol",
+        "carolpw",
+    )
+    .unwrap();
+    ms.put(SCRIPT, mine).unwrap();
+    ms.set_active(SCRIPT).unwrap();
+    ms.logout();
+    let dir = crate::sweep::tempdir("sieve-namesake");
+    let dirs = backscatter::clean::Dirs {
+        data: dir.join("data"),
+        state: dir.join("state"),
+    };
+    let a = crate::sweep::account(&dc, "carol");
+    let pw = backscatter::secret::Secret::new("carolpw".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for e in [
+            sieve_install::install(&a, &pw, &dirs, None).await.err(),
+            sieve_install::uninstall(&a, &pw, &dirs).await.err(),
+        ] {
+            let e = e.expect("refused").to_string();
+            assert!(e.contains("that backscatter did not write"), "{e}");
+            assert!(e.contains("nothing was changed"), "{e}");
+        }
+        let mut s = backscatter::managesieve::Session::connect(&a, &pw)
+            .await
+            .unwrap();
+        assert_eq!(s.get(SCRIPT).await.unwrap(), mine);
+        assert_eq!(
+            s.list().await.unwrap(),
+            vec![(SCRIPT.to_string(), true)],
+            "nothing added, still active"
+        );
+        s.logout().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -270,7 +270,17 @@ impl Runner<'_> {
             let Some(uid) = f.uid else { continue };
             let raw = f.body().unwrap_or_default();
             summary.scanned += 1;
-            let v = VerdictEnv::of(&crate::classify(raw, ctx));
+            let mut verdict = crate::classify(raw, ctx);
+            // A message the user restored from quarantine (keyword
+            // `$NotBackscatter`) is not backscatter to their rules either.
+            if verdict.verdict == crate::Decision::Backscatter
+                && imap::flags_of(f)
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(crate::quarantine::NOT_BACKSCATTER))
+            {
+                verdict.verdict = crate::Decision::Normal;
+            }
+            let v = VerdictEnv::of(&verdict);
             let exists = |m: &str| self.existing.contains(m) || self.created.contains(m);
             let outcome = self
                 .rules

@@ -235,3 +235,35 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A message the user restored from quarantine (`$NotBackscatter`) is not
+/// backscatter to their rules: a rule on `vnd.backscatter.verdict` leaves
+/// it, and files its twin that was never restored.
+#[test]
+fn restored_mail_is_not_backscatter_to_the_rules() {
+    let Some(dc) = Dovecot::start_or_skip("restored_mail_to_the_rules") else {
+        return;
+    };
+    let base = tempdir("filed-restored");
+    let rules = base.join("rules.sieve");
+    std::fs::write(
+        &rules,
+        "require [\"fileinto\", \"mailbox\", \"environment\"];\nif environment :is \"vnd.backscatter.verdict\" \"backscatter\" { fileinto :create \"Looks forged\"; }\n",
+    )
+    .unwrap();
+    let cfg = config(&base, &dc, &rules);
+    // A real bounce of mail alice never sent (Sisimai's corpus), twice.
+    let bounce =
+        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-01.eml"))
+            .unwrap();
+    let mut imap = dc.imap("alice");
+    let restored = imap.append("INBOX", &bounce);
+    imap.store("INBOX", &restored.to_string(), "+FLAGS ($NotBackscatter)");
+    imap.append("INBOX", &bounce);
+    let r = run(&base, &cfg, &["filter", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert_eq!(dc.imap("alice").status("Looks forged").0, 1, "{}", r.out);
+    let left = dc.imap("alice").uids("INBOX");
+    assert_eq!(left, vec![restored], "the restored one stays");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -311,7 +311,9 @@ pub async fn install(
     let script = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
     let mut state = read_state(&state_path);
     let activation = match rules {
-        Some(rules) => activate_with_rules(&mut s, &script, rules, active.as_deref()).await?,
+        Some(rules) => {
+            activate_with_rules(&mut s, &script, rules, active.as_deref(), &scripts).await?
+        }
         None => activate(&mut s, &script, active.as_deref(), &state_path).await?,
     };
     match &activation {
@@ -354,7 +356,19 @@ async fn activate_with_rules(
     script: &crate::sieve::Script,
     rules: &str,
     active: Option<&str>,
+    scripts: &[(String, bool)],
 ) -> Result<Activation, ManageError> {
+    // The user's own script that stops running: the active one, or the
+    // one our wrapper ran before (an earlier install without --rules),
+    // read before the wrapper is replaced.
+    let displaced = match active {
+        Some(n) if n == WRAPPER => crate::managesieve::original_of_wrapper(s, scripts)
+            .await
+            .map_err(ManageError::Failed)?
+            .filter(|u| u != RULES),
+        Some(n) if n == SCRIPT => None,
+        other => other.map(str::to_string),
+    };
     s.check(rules).await?;
     s.have_space(RULES, rules.len()).await?;
     s.put(RULES, rules).await?;
@@ -366,11 +380,7 @@ async fn activate_with_rules(
         })?
     };
     put_active_wrapper(s, &active_text).await?;
-    Ok(Activation::WithRules {
-        displaced: active
-            .filter(|n| ![SCRIPT, WRAPPER].contains(n))
-            .map(str::to_string),
-    })
+    Ok(Activation::WithRules { displaced })
 }
 
 /// `install` without rules: the policy alone, or before the user's script.

@@ -949,3 +949,62 @@ fn a_users_own_script_named_backscatter_is_never_replaced_or_deleted() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sieve install --rules` after a plain install that wrapped the user's
+/// own active script says that script no longer runs (a newcomer's was
+/// dropped silently), and `uninstall` brings it back.
+#[test]
+fn install_with_rules_over_a_wrapped_script_names_what_stops_running() {
+    use crate::harness::Dovecot;
+    use backscatter::sieve_install::{self, Activation};
+    let Some(dc) = Dovecot::start_or_skip("sieve_rules_over_wrapper") else {
+        return;
+    };
+    // Hand-written: the user's own script.
+    let mine = "require [\"fileinto\"];\nif header :contains \"subject\" \"invoice\" { fileinto \"Invoices\"; }\n";
+    let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
+        dc.sieve_port,
+        "bob",
+        "bobpw",
+    )
+    .unwrap();
+    ms.put("mine", mine).unwrap();
+    ms.set_active("mine").unwrap();
+    ms.logout();
+    let dir = crate::sweep::tempdir("sieve-rules-over-wrapper");
+    let dirs = backscatter::clean::Dirs {
+        data: dir.join("data"),
+        state: dir.join("state"),
+    };
+    let a = crate::sweep::account(&dc, "bob");
+    let pw = backscatter::secret::Secret::new("bobpw".into());
+    let rules = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"[x]\" { fileinto :create \"X\"; }\n";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let first = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
+        assert!(
+            matches!(first.activation, Activation::Wrapped { .. }),
+            "{first}"
+        );
+        let second = sieve_install::install(&a, &pw, &dirs, Some(rules))
+            .await
+            .unwrap();
+        assert_eq!(
+            second.activation,
+            Activation::WithRules {
+                displaced: Some("mine".into())
+            },
+            "{second}"
+        );
+        assert!(
+            second.to_string().contains("\"mine\" no longer runs"),
+            "{second}"
+        );
+        let u = sieve_install::uninstall(&a, &pw, &dirs).await.unwrap();
+        assert_eq!(u.reactivated.as_deref(), Some("mine"), "{u}");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

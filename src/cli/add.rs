@@ -347,8 +347,27 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         Password::Command(argv)
     } else if let Some(v) = &args.password_env {
         Password::Env(v.clone())
-    } else if args.keyring || interactive {
+    } else if args.keyring {
         Password::Keyring
+    } else if interactive {
+        // Offer both: the keyring needs a desktop session (Secret Service,
+        // macOS Keychain); a password manager's command works everywhere.
+        let how = ask(
+            "Keep the password in the OS keyring, or get it from a command (such as `pass show mail/work`)? keyring/command",
+            Some("keyring"),
+        )?;
+        if how.to_ascii_lowercase().starts_with('c') {
+            let c = ask("Password command", None)?;
+            let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+            if argv.is_empty() {
+                return Err(Error::Usage(
+                    "no password command given; nothing written".into(),
+                ));
+            }
+            Password::Command(argv)
+        } else {
+            Password::Keyring
+        }
     } else {
         return Err(Error::Usage(
             "where does the password come from? give --keyring (asks for it and stores it in the OS keyring), --password-command COMMAND or --password-env VAR".into(),

@@ -385,7 +385,8 @@ fn account_add_uses_srv_records_and_says_so() {
 }
 
 /// `account add` on a terminal (a pseudo-terminal driven by rexpect): it
-/// asks for the address, the account's name and the login name, finds the
+/// asks for the address, the account's name, the login name and where the
+/// password comes from (keyring or a command), finds the
 /// servers by SRV records, logs in to the test Dovecot, writes the config
 /// and runs `account check`.
 #[test]
@@ -410,16 +411,7 @@ fn account_add_asks_on_a_terminal() {
     let mut cmd = crate::util::backscatter(
         &dir,
         &cfg,
-        &[
-            "account",
-            "add",
-            "--nameserver",
-            &ns,
-            "--tls-ca-file",
-            &ca,
-            "--password-env",
-            "PW",
-        ],
+        &["account", "add", "--nameserver", &ns, "--tls-ca-file", &ca],
     );
     cmd.env("PW", "alicepw").env("TERM", "dumb");
     // Generous: a loaded 2-core machine, and account check logs in twice.
@@ -435,6 +427,12 @@ fn account_add_asks_on_a_terminal() {
     .unwrap();
     p.exp_string("Login name [alice@srv.test]: ").unwrap();
     p.send_line("alice").unwrap();
+    // Where the password comes from: a command here (the keyring needs a
+    // desktop session the test machine does not have).
+    p.exp_string("keyring/command [keyring]: ").unwrap();
+    p.send_line("command").unwrap();
+    p.exp_string("Password command: ").unwrap();
+    p.send_line("printenv PW").unwrap();
     p.exp_string(&format!(
         "Logged in to localhost:{} as alice.",
         dc.imaps_port
@@ -454,5 +452,9 @@ fn account_add_asks_on_a_terminal() {
         ("localhost", dc.imaps_port, "alice")
     );
     assert_eq!(a.sieve.port, dc.sieve_port);
+    assert!(
+        written.contains("printenv") && written.contains("PW"),
+        "the password command is written: {written}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,59 +11,13 @@
 //! (benches/rules.sieve, hand-written), SHOW_STDERR=1.
 
 use backscatter::rules::{Envelope, Plan, Rules, VerdictEnv};
-use backscatter_testkit::bench::env_num;
+use backscatter_testkit::bench::{env_num, timed};
 use backscatter_testkit::dovecot::{password, Dovecot};
 use backscatter_testkit::flood::Flood;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-/// Wall seconds, CPU seconds, peak RSS (KiB) and stdout of a command.
-fn timed(cmd: &mut Command) -> (f64, f64, u64, String) {
-    let t = std::env::temp_dir().join(format!("bs-rules-time-{}", std::process::id()));
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%U %S %M")
-        .arg("-o")
-        .arg(&t)
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .output()
-        .expect("run /usr/bin/time (Debian package `time`)");
-    let secs = start.elapsed().as_secs_f64();
-    if std::env::var_os("SHOW_STDERR").is_some() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}{}",
-        cmd.get_program(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = std::fs::read_to_string(&t).unwrap_or_default();
-    let _ = std::fs::remove_file(&t);
-    let f: Vec<f64> = line
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let (cpu, rss) = match f.as_slice() {
-        [u, s, m] => (u + s, *m as u64),
-        _ => (0.0, 0),
-    };
-    (
-        secs,
-        cpu,
-        rss,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 /// Peak RSS of this process so far (KiB), from /proc.
 fn own_peak_kib() -> u64 {

@@ -28,7 +28,7 @@
 //! wanproxy.py, SHOW_STDERR=1.
 
 use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
-use backscatter_testkit::bench::{env_num, wanproxy};
+use backscatter_testkit::bench::{env_num, timed, wanproxy};
 use backscatter_testkit::cli::stop;
 use backscatter_testkit::dovecot::{password, Dovecot};
 use backscatter_testkit::flood::Flood;
@@ -66,54 +66,6 @@ struct Run {
     traffic: Traffic,
     /// `clean --json`, for backscatter.
     json: Option<serde_json::Value>,
-}
-
-/// Wall seconds, CPU seconds, peak RSS (KiB) and stdout of a command, via
-/// /usr/bin/time.
-fn timed(cmd: &mut Command) -> (f64, f64, u64, String) {
-    let t = std::env::temp_dir().join(format!("bs-time-{}", std::process::id()));
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%U %S %M")
-        .arg("-o")
-        .arg(&t)
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .output()
-        .expect("run /usr/bin/time (Debian package `time`)");
-    let secs = start.elapsed().as_secs_f64();
-    if std::env::var_os("SHOW_STDERR").is_some() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}{}",
-        cmd.get_program(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = std::fs::read_to_string(&t)
-        .unwrap_or_default()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let (cpu, rss) = match f.as_slice() {
-        [u, s, m] => (u + s, *m as u64),
-        _ => (0.0, 0),
-    };
-    (
-        secs,
-        cpu,
-        rss,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 /// CPU seconds of the processes the Dovecot master has reaped (its imap

@@ -52,3 +52,51 @@ pub fn wanproxy(dir: &Path, target: u16) -> (std::process::Child, u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Wall seconds, CPU seconds, peak RSS (KiB) and stdout of a command, via
+/// /usr/bin/time.
+pub fn timed(cmd: &mut std::process::Command) -> (f64, f64, u64, String) {
+    let t = std::env::temp_dir().join(format!("bs-time-{}", std::process::id()));
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%U %S %M")
+        .arg("-o")
+        .arg(&t)
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .output()
+        .expect("run /usr/bin/time (Debian package `time`)");
+    let secs = start.elapsed().as_secs_f64();
+    if std::env::var_os("SHOW_STDERR").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = std::fs::read_to_string(&t)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (cpu, rss) = match f.as_slice() {
+        [u, s, m] => (u + s, *m as u64),
+        _ => (0.0, 0),
+    };
+    (
+        secs,
+        cpu,
+        rss,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

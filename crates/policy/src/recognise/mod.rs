@@ -234,9 +234,24 @@ pub enum Recognised {
 /// its original? At most [`crate::mail::MAX_MESSAGE_BYTES`] are read;
 /// malformed input is [`Recognised::Normal`].
 pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
+    with_facts(raw, lex, |msg, bytes, facts| {
+        respond(msg, bytes, facts, lex)
+    })
+    .unwrap_or_else(|| {
+        Recognised::Normal(normal(vec!["no message headers could be parsed".into()]))
+    })
+}
+
+/// Parse `raw` (bounded, see [`bounded`]) with the lexicon's parser and hand
+/// the message, its bytes and its facts to `f`; `None` when no header could
+/// be parsed. The built-in lexicon's parser is built once; another lexicon
+/// (tests) gets a parser of its own, reading its headers.
+fn with_facts<T>(
+    raw: &[u8],
+    lex: &Lexicon,
+    f: impl FnOnce(&Message<'_>, &[u8], &Facts) -> T,
+) -> Option<T> {
     let bytes = bounded(raw);
-    // The built-in lexicon's parser is built once; another lexicon (tests)
-    // gets a parser of its own, reading its headers.
     let own;
     let parser: &MessageParser = if std::ptr::eq(lex, &*LEXICON) {
         &PARSER
@@ -244,14 +259,16 @@ pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
         own = parser_for(lex);
         &own
     };
-    let Some(msg) = parser.parse(bytes.as_ref()) else {
-        return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
-    };
-    if msg.parts.is_empty() {
-        return Recognised::Normal(normal(vec!["no message headers could be parsed".into()]));
-    }
+    let msg = parser
+        .parse(bytes.as_ref())
+        .filter(|m| !m.parts.is_empty())?;
     let facts = Facts::gather(&msg, lex, parser);
-    let evidence = Evidence::collect(&facts, lex);
+    Some(f(&msg, bytes.as_ref(), &facts))
+}
+
+/// [`recognise`] on a parsed message.
+fn respond(msg: &Message<'_>, bytes: &[u8], facts: &Facts, lex: &Lexicon) -> Recognised {
+    let evidence = Evidence::collect(facts, lex);
     let Some((kind, reasons)) = evidence.decide() else {
         let mut reasons = vec!["not an automated response".to_string()];
         reasons.extend(evidence.weak_notes());
@@ -261,12 +278,12 @@ pub fn recognise(raw: &[u8], lex: &Lexicon) -> Recognised {
     let Found {
         original,
         candidate_ids,
-    } = find_original(&facts, kind, &bytes[body_start..], lex);
+    } = find_original(facts, kind, &bytes[body_start..], lex);
     Recognised::Response(Response {
         kind,
         original,
         candidate_ids,
-        dated: header_date(&msg).map(|d| d.to_timestamp()),
+        dated: header_date(msg).map(|d| d.to_timestamp()),
         reasons,
     })
 }
@@ -282,25 +299,13 @@ pub fn may_be_automated(raw: &[u8]) -> bool {
 
 /// [`may_be_automated`] with an explicit lexicon.
 pub fn may_be_automated_with(raw: &[u8], lex: &Lexicon) -> bool {
-    let bytes = bounded(raw);
-    let own;
-    let parser: &MessageParser = if std::ptr::eq(lex, &*LEXICON) {
-        &PARSER
-    } else {
-        own = parser_for(lex);
-        &own
-    };
-    let Some(msg) = parser.parse(bytes.as_ref()) else {
-        return false;
-    };
-    if msg.parts.is_empty() {
-        return false;
-    }
-    let facts = Facts::gather(&msg, lex, parser);
-    Evidence::collect(&facts, lex)
-        .signals
-        .iter()
-        .any(|s| s.sender_side)
+    with_facts(raw, lex, |_, _, facts| {
+        Evidence::collect(facts, lex)
+            .signals
+            .iter()
+            .any(|s| s.sender_side)
+    })
+    .unwrap_or(false)
 }
 
 fn normal(reasons: Vec<String>) -> Verdict {

@@ -208,3 +208,95 @@ fn machine_looking_ordinary_mail_is_normal() {
     }
     assert!(n >= 8);
 }
+
+/// A list message: `subject`, from `from`, with the list's headers (its
+/// `-bounces` Return-Path, `List-Id`, `Precedence: list`), `extra` headers
+/// and `body`.
+fn list_message(from: &str, subject: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <users-bounces@lists.example.org>\r\nFrom: {from}\r\nTo: users@lists.example.org\r\nSubject: =?utf-8?B?{}?=\r\nDate: Tue, 19 Jan 2010 10:12:00 -0500\r\nMessage-ID: <l1@example.net>\r\n{extra}List-Id: Users of the example project <users.lists.example.org>\r\nPrecedence: list\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n",
+        base64(subject.as_bytes())
+    )
+    .into_bytes()
+}
+
+/// Hand-written, shaped on real list archives (the Open MPI users list
+/// carries Domino replies titled `[OMPI users] AUTO: <name> is out of the
+/// office (returning <date>)`): an auto-reply sent to a list comes back to
+/// every subscriber with the list's tag before the machine's prefix, and is
+/// still an auto-reply, Domino's or an older Exchange's with no
+/// Auto-Submitted. A person's answer about it (`[users] Re: AUTO: ...`,
+/// `Re: [users] Automātiskā atbilde: ...`), quoting its text, stays normal.
+#[test]
+fn an_auto_reply_a_list_passed_on_is_one_and_talk_about_it_is_not() {
+    let sent = SentIndex::new();
+    let ctx = Context {
+        sent: &sent,
+        own_addresses: &[],
+    };
+    let notes = "I will be out of the office starting 01/18/2010 and will not return until\r\n01/25/2010.\r\n\r\nNote: This is an automated response to your message \"[users] build fails\r\non AIX\" sent on 1/19/10 9:57:30.\r\n\r\nThis is the only notification you will receive while this person is away.";
+    let latvian = "Esmu atvaļinājumā līdz 25. janvārim.";
+    let replies = [
+        (
+            "[users] AUTO: Jane Doe is out of the office (returning 01/25/2010)",
+            "Jane Doe <jane.doe@example.com>",
+            "In-Reply-To: <o1@example.org>\r\n",
+            notes,
+        ),
+        (
+            "[users] Automātiskā atbilde: build fails on AIX",
+            "Janis Example <janis@example.lv>",
+            "In-Reply-To: <o1@example.org>\r\n",
+            latvian,
+        ),
+    ];
+    for (subject, from, extra, body) in replies {
+        let v = classify(&list_message(from, subject, extra, body), &ctx);
+        assert_eq!(v.kind, Some(Kind::Autoreply), "{subject}: {:?}", v.reasons);
+        assert_eq!(
+            v.original
+                .message_id
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("<o1@example.org>"),
+            "{subject}"
+        );
+    }
+    let quoted = |t: &str| {
+        t.lines()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let talk = [
+        (
+            "[users] Re: AUTO: Jane Doe is out of the office (returning 01/25/2010)",
+            notes,
+        ),
+        (
+            "Re: [users] AUTO: Jane Doe is out of the office (returning 01/25/2010)",
+            notes,
+        ),
+        (
+            "Re: [users] Automātiskā atbilde: build fails on AIX",
+            latvian,
+        ),
+    ];
+    for (subject, body) in talk {
+        let body = format!(
+            "Could the list admins stop these?\r\n\r\nOn Jan 19, 2010, someone wrote:\r\n{}\r\n\r\nJeff",
+            quoted(body)
+        );
+        let v = classify(
+            &list_message(
+                "Jeff Example <jeff@example.net>",
+                subject,
+                "In-Reply-To: <r1@example.com>\r\nReferences: <r1@example.com>\r\n",
+                &body,
+            ),
+            &ctx,
+        );
+        assert_eq!(v.verdict, Decision::Normal, "{subject}: {:?}", v.reasons);
+    }
+}

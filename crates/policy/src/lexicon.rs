@@ -328,6 +328,20 @@ fn header_map(marks: Vec<HeaderMark>) -> HashMap<String, Vec<HeaderMark>> {
     map
 }
 
+/// `subject` without the mailing-list tags it starts with (`[list] `,
+/// `[list] [SPAM] `), as lists prepend them: the text a mail program or a
+/// person wrote begins after them.
+fn without_list_tags(subject: &str) -> &str {
+    let mut s = subject.trim_start();
+    while let Some(rest) = s.strip_prefix('[') {
+        match rest.find(']') {
+            Some(i) => s = rest[i + 1..].trim_start(),
+            None => break,
+        }
+    }
+    s
+}
+
 fn match_header<'a>(
     map: &'a HashMap<String, Vec<HeaderMark>>,
     name: &str,
@@ -420,9 +434,14 @@ impl Lexicon {
     }
 
     /// The machine-written subject prefix `subject` starts with (after
-    /// leading white space), if any: case-insensitive, the longest entry.
+    /// leading white space and any mailing-list tags such as `[OMPI users]`:
+    /// an auto-reply sent to a list comes back with the list's tag first),
+    /// if any: case-insensitive, the longest entry. A person's reply to one
+    /// (`Re: AUTO: ...`, `[list] Re: Automatic reply: ...`) starts with the
+    /// reply prefix instead and never matches.
     pub fn subject_prefix(&self, subject: &str) -> Option<&Phrase> {
-        let s = subject.trim_start().to_lowercase();
+        let lower = subject.to_lowercase();
+        let s = without_list_tags(&lower);
         self.subject_prefixes
             .iter()
             .find(|p| s.starts_with(&p.text.to_lowercase()))
@@ -464,13 +483,8 @@ impl Lexicon {
     /// Does this subject start like a reply (`Re:`, `AW:`), after any
     /// mailing-list tags such as `[list]`?
     pub fn is_reply_subject(&self, subject: &str) -> bool {
-        let mut s = subject.trim_start().to_lowercase();
-        while s.starts_with('[') {
-            match s.find(']') {
-                Some(i) => s = s[i + 1..].trim_start().to_string(),
-                None => break,
-            }
-        }
+        let lower = subject.to_lowercase();
+        let s = without_list_tags(&lower);
         self.reply_prefixes
             .iter()
             .any(|p| s.starts_with(p.as_str()))
@@ -710,6 +724,31 @@ mod tests {
             .is_some());
         assert!(lex.subject_prefix("Re: Automatic reply: lunch").is_none());
         assert!(lex.subject_prefix("Fwd: Automatic reply: lunch").is_none());
+        // Auto-replies a list passed on carry its tag first. These two
+        // subjects are real: Domino replies in the Open MPI users list's
+        // public archive (hypermail, open-mpi.org/community/lists/users/,
+        // messages 2012/09/20269 and 2010/07/13798), seen through the
+        // code index.
+        for s in [
+            "[OMPI users] AUTO: Matt Steele is out of the office (returning 10/01/2012)",
+            "[OMPI users] AUTO: Jeffrey M Ceason is out of the office. (returning 08/02/2010)",
+        ] {
+            assert_eq!(
+                lex.subject_prefix(s).map(|p| p.text.as_str()),
+                Some("AUTO:")
+            );
+        }
+        assert!(lex
+            .subject_prefix("[list] [SPAM] Automatic reply: lunch")
+            .is_some());
+        // A person's reply about one, with or without the tag, never does.
+        assert!(lex
+            .subject_prefix("[OMPI users] Re: AUTO: Matt Steele is out of the office")
+            .is_none());
+        assert!(lex
+            .subject_prefix("Re: [OMPI users] AUTO: Matt Steele is out of the office")
+            .is_none());
+        assert!(lex.subject_prefix("[unclosed AUTO: x").is_none());
         assert!(lex.is_reply_subject("[list] Re: X is out of the office."));
         assert!(lex.is_reply_subject("AW: Termin"));
         assert!(!lex.is_reply_subject("[list] Mail could not be delivered"));

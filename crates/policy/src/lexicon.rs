@@ -760,6 +760,94 @@ mod tests {
         assert!(!strong.contains(&"postmaster".to_string()));
     }
 
+    /// The languages Exchange ships, as Microsoft lists them for its
+    /// system messages ("Supported Locales for Use with System Messages",
+    /// Exchange Server 2010, learn.microsoft.com/en-us/previous-versions/
+    /// exchange-server/exchange-140/bb124759): the language of an
+    /// automatic reply's "Automatic reply:" prefix is the mailbox's, one
+    /// of these. Each maps to the `lang` of the lexicon entry that covers
+    /// it (Norwegian shares "Automatisk svar:" with Danish, Serbian in
+    /// Latin script "Automatski odgovor:" with Croatian).
+    const EXCHANGE_LOCALES: [(&str, &str); 48] = [
+        ("AR", "ar"),
+        ("EU", "eu"),
+        ("BG", "bg"),
+        ("CA", "ca"),
+        ("ZH-CHS", "zh"),
+        ("ZH-CHT", "zh"),
+        ("HR", "hr"),
+        ("CS", "cs"),
+        ("DA", "da"),
+        ("NL", "nl"),
+        ("EN", "en"),
+        ("ET", "et"),
+        ("FIL", "fil"),
+        ("FI", "fi"),
+        ("FR", "fr"),
+        ("GL", "gl"),
+        ("DE", "de"),
+        ("EL", "el"),
+        ("HE", "he"),
+        ("HI", "hi"),
+        ("HU", "hu"),
+        ("IS", "is"),
+        ("ID", "id"),
+        ("IT", "it"),
+        ("JA", "ja"),
+        ("KK", "kk"),
+        ("KO", "ko"),
+        ("LV", "lv"),
+        ("LT", "lt"),
+        ("MS", "ms"),
+        ("NB", "da"),
+        ("FA", "fa"),
+        ("PL", "pl"),
+        ("PT", "pt"),
+        ("PT-PT", "pt"),
+        ("RO", "ro"),
+        ("RU", "ru"),
+        ("SR-SP-CYRL", "sr-Cyrl"),
+        ("SR-SP-LATN", "hr"),
+        ("SK", "sk"),
+        ("SL", "sl"),
+        ("ES", "es"),
+        ("SV", "sv"),
+        ("TH", "th"),
+        ("TR", "tr"),
+        ("UK", "uk"),
+        ("UR", "ur"),
+        ("VI", "vi"),
+    ];
+
+    /// Exchange languages whose automatic-reply prefix no public source
+    /// found so far attests (no real sample, no list of Microsoft's
+    /// strings): left out rather than guessed. Each is a known gap.
+    const EXCHANGE_UNATTESTED: [&str; 8] =
+        ["FIL", "GL", "HI", "IS", "KK", "FA", "SR-SP-CYRL", "UR"];
+
+    #[test]
+    fn every_exchange_language_has_a_prefix_or_is_a_listed_gap() {
+        let data: LexiconData = toml::from_str(LEXICON_TOML).unwrap();
+        let strong: HashSet<&str> = data
+            .autoreply_subject_prefix
+            .iter()
+            .filter(|p| p.strength.as_deref() == Some("strong"))
+            .filter_map(|p| p.lang.as_deref())
+            .collect();
+        for (locale, lang) in EXCHANGE_LOCALES {
+            let gap = EXCHANGE_UNATTESTED.contains(&locale);
+            assert!(
+                strong.contains(lang) != gap,
+                "Exchange locale {locale} (lang {lang}): {}",
+                if gap {
+                    "now has a prefix; take it off EXCHANGE_UNATTESTED"
+                } else {
+                    "has no strong automatic-reply prefix"
+                }
+            );
+        }
+    }
+
     #[test]
     fn autoreply_subjects_cover_twelve_languages() {
         let data: LexiconData = toml::from_str(LEXICON_TOML).unwrap();

@@ -434,17 +434,30 @@ impl Lexicon {
     }
 
     /// The machine-written subject prefix `subject` starts with (after
-    /// leading white space and any mailing-list tags such as `[OMPI users]`:
-    /// an auto-reply sent to a list comes back with the list's tag first),
-    /// if any: case-insensitive, the longest entry. A person's reply to one
-    /// (`Re: AUTO: ...`, `[list] Re: Automatic reply: ...`) starts with the
-    /// reply prefix instead and never matches.
+    /// leading white space), if any: case-insensitive, the longest entry.
+    ///
+    /// After mailing-list tags such as `[OMPI users]` (an auto-reply sent
+    /// to a list comes back to its subscribers with the list's tag first)
+    /// only the prefixes no person writes count: the `strong` ones
+    /// (Exchange's) and those that need a phrase in the same subject
+    /// (Domino's `AUTO:`). A tagged `Out of Office: ...` is as likely a
+    /// list member's post about the feature. A person's reply (`Re: AUTO:
+    /// ...`, `[list] Re: Automatic reply: ...`) starts with the reply
+    /// prefix instead and never matches.
     pub fn subject_prefix(&self, subject: &str) -> Option<&Phrase> {
-        let lower = subject.to_lowercase();
-        let s = without_list_tags(&lower);
-        self.subject_prefixes
-            .iter()
-            .find(|p| s.starts_with(&p.text.to_lowercase()))
+        let lower = subject.trim_start().to_lowercase();
+        let starts = |s: &str, p: &Phrase| s.starts_with(&p.text.to_lowercase());
+        if let Some(p) = self.subject_prefixes.iter().find(|p| starts(&lower, p)) {
+            return Some(p);
+        }
+        let tagless = without_list_tags(&lower);
+        if tagless.len() == lower.len() {
+            return None;
+        }
+        self.subject_prefixes.iter().find(|p| {
+            (p.strength.as_deref() == Some("strong") || p.needs_subject_phrase)
+                && starts(tagless, p)
+        })
     }
 
     /// The name of the MTA family with this key (`postfix` → "Postfix").
@@ -741,6 +754,11 @@ mod tests {
         assert!(lex
             .subject_prefix("[list] [SPAM] Automatic reply: lunch")
             .is_some());
+        // After a tag, a prefix people use too does not count.
+        assert!(lex.subject_prefix("Out of Office: back Monday").is_some());
+        assert!(lex
+            .subject_prefix("[users] Out of Office: how do I set one up?")
+            .is_none());
         // A person's reply about one, with or without the tag, never does.
         assert!(lex
             .subject_prefix("[OMPI users] Re: AUTO: Matt Steele is out of the office")

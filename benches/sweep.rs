@@ -22,10 +22,16 @@
 //! message, the rest only where the headers say it may be automated) would
 //! read, raw and deflated, and how long each takes at the link's rate.
 //!
+//! With RERUN=1, `backscatter clean` (uncompressed) runs twice more after
+//! its cold sweep, as a user cleaning up after a flood does: at once (with
+//! nothing new: the rerun reads only what changed, see `rerun`), and after
+//! 100 new arrivals (flood messages with fresh Message-IDs).
+//!
 //! `cargo bench --bench sweep` (needs dovecot, imapfilter and python3).
 //! Knobs: FLOOD=N messages (10000), ROUNDS=N (1), LINKS=loopback,wan
 //! (empty: none), ITEMS=1, RTT_MS=40, MBIT=20, WANPROXY=path of
-//! wanproxy.py, SHOW_STDERR=1.
+//! wanproxy.py, SHOW_STDERR=1, RERUN=1, CLIENTS=backscatter,imapfilter,...
+//! (which clients run; default all three).
 
 use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
 use backscatter_testkit::bench::{env_num, timed, wanproxy};
@@ -413,11 +419,28 @@ fn main() {
         item_costs(&f);
     }
     let mut all: BTreeMap<(String, &str), Vec<Run>> = BTreeMap::new();
+    let rerun = std::env::var("RERUN").is_ok_and(|v| v == "1");
+    let only: Option<Vec<String>> = std::env::var("CLIENTS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    // (link, what) -> (wall, bytes down on the connection, client turns,
+    // clean --json)
+    let mut reruns: Vec<(String, &str, f64, u64, u64, serde_json::Value)> = Vec::new();
     for link in &links {
         for round in 0..rounds {
             let dc = Dovecot::start();
             let t = Instant::now();
-            for user in ["alice", "bob", "carol"] {
+            for (user, client) in [
+                ("alice", "backscatter"),
+                ("bob", "imapfilter"),
+                ("carol", "backscatter+deflate"),
+            ] {
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.iter().any(|w| w == client))
+                {
+                    continue;
+                }
                 let mut imap = dc.imap(user);
                 imap.append_many("Sent", &f.sent);
                 imap.append_many("INBOX", &f.inbox);
@@ -444,6 +467,7 @@ fn main() {
                 ("imapfilter", "bob", ""),
             ];
             clients.rotate_left(round % 3);
+            clients.retain(|(c, _, _)| only.as_ref().is_none_or(|o| o.iter().any(|w| w == c)));
             for (client, user, compress) in clients {
                 let mut cmd = if client == "imapfilter" {
                     let mut c = Command::new("imapfilter");
@@ -523,6 +547,46 @@ fn main() {
                     run.moved,
                 );
                 all.entry((link.clone(), client)).or_default().push(run);
+                if rerun && client == "backscatter" {
+                    for (what, late) in [("rerun, nothing new", 0), ("rerun after 100 new", 100)] {
+                        let new: Vec<Vec<u8>> = (0..late)
+                            .map(|i| {
+                                backscatter_testkit::flood::with_message_id(
+                                    &f.inbox[(i * 97) % f.inbox.len()],
+                                    &format!("<late-{i}@test.invalid>"),
+                                )
+                            })
+                            .collect();
+                        dc.imap(user).append_many("INBOX", &new);
+                        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                        relay.take();
+                        let (wall, _, _, stdout) = timed(&mut cmd);
+                        let traffic = relay.take();
+                        let v: serde_json::Value =
+                            serde_json::from_str(stdout.trim()).expect("clean --json prints JSON");
+                        println!(
+                            "{link} round {}: {what:<20} {wall:6.2} s wall, on the connection {} bytes down, {} client turns; own counters: {} bytes, {} round trips, {} scanned, {} moved, {} skipped as known ({}), load {}",
+                            round + 1,
+                            traffic.to_client,
+                            traffic.turns,
+                            v["bytes_fetched"],
+                            v["round_trips"],
+                            v["scanned"],
+                            v["quarantined"],
+                            v["skipped_known"],
+                            v["sweep"],
+                            load.split_whitespace().next().unwrap_or("?"),
+                        );
+                        reruns.push((
+                            link.clone(),
+                            what,
+                            wall,
+                            traffic.to_client,
+                            traffic.turns,
+                            v,
+                        ));
+                    }
+                }
             }
             if let Some(p) = proxy.as_mut() {
                 stop(p);
@@ -551,6 +615,20 @@ fn main() {
                 m(&|r| r.traffic.turns as f64),
                 runs[0].moved,
                 theirs.map_or("-".into(), |t| format!("{:.2}x", wall / t)),
+            );
+        }
+    }
+    if !reruns.is_empty() {
+        println!("\nbackscatter clean, the cold sweep's reruns (one run each):");
+        println!("| link | run | wall | bytes down | client turns | scanned | moved | skipped as known |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (link, what, wall, down, turns, v) in &reruns {
+            println!(
+                "| {link} | {what} | {wall:.2} s | {:.1} KB | {turns} | {} | {} | {} |",
+                *down as f64 / 1e3,
+                v["scanned"],
+                v["quarantined"],
+                v["skipped_known"]
             );
         }
     }

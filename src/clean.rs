@@ -12,11 +12,12 @@ use crate::fingerprint::Identity;
 use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
 use crate::quarantine;
+use crate::rerun::{self, Mark, Plan};
 use crate::secret::Secret;
 use crate::sent::SentIndex;
 use crate::sentsync::{self, SyncError};
 use crate::{plan, skeleton};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -61,6 +62,8 @@ pub struct CleanOptions {
     /// Only messages received since this Unix time (IMAP SINCE, by day).
     pub since: Option<i64>,
     pub dry_run: bool,
+    /// Read every message, ignoring what earlier sweeps recorded (`--full`).
+    pub full: bool,
     /// Record every message's outcome in [`Summary::each`].
     pub each: bool,
     /// Set (by Ctrl-C) to stop after the batch in flight.
@@ -97,6 +100,12 @@ pub struct Summary {
     pub bytes_inflated: u64,
     /// Commands sent and awaited (see `imap::ROUND_TRIPS`).
     pub round_trips: u64,
+    /// Why every message was read; `None` for a rerun, which read only
+    /// what arrived or changed since the last sweep ([`rerun`]).
+    pub full: Option<rerun::Full>,
+    /// Messages in the mailbox that a rerun did not read because an
+    /// earlier sweep had judged them.
+    pub skipped_known: usize,
     pub sent_indexed: usize,
     /// Sent messages read from the server this run (the rest came from
     /// the cache).
@@ -509,21 +518,58 @@ pub async fn clean(
         summary.recovered = reconcile(&mut imap, a, &journal_path).await?;
         compact_journal(&journal_path);
     }
-    let sel = imap.open_named(&opts.mailbox, false).await?;
-    if !opts.dry_run && sel.exists > 0 {
-        imap.ensure_mailbox(&a.quarantine).await?;
-    }
-    let uids = if sel.exists == 0 {
-        Vec::new()
-    } else {
-        match opts.since {
-            Some(t) => {
-                imap.uid_search(&format!("SINCE {}", imap::imap_date(t)))
-                    .await?
-            }
-            None => imap.uid_search("ALL").await?,
+    let sel = imap.open_named_condstore(&opts.mailbox).await?;
+    // What earlier sweeps established (see `rerun`): read only what
+    // arrived or changed since, unless the mailbox was renumbered or the
+    // verdicts' inputs changed.
+    let server = rerun::Server {
+        uidvalidity: sel.uid_validity,
+        uid_next: sel.uid_next,
+        highest_modseq: sel.highest_modseq,
+    };
+    let who = format!("{}@{}", a.username, a.imap);
+    let fingerprint = inputs(a, &who, &stats.sources).fingerprint();
+    let path = mark_path(&dirs.state, &a.name, &opts.mailbox);
+    let stored = load_mark(&path).filter(|m| m.mailbox == opts.mailbox);
+    let since = opts.since.map(imap::imap_date);
+    let (uids, base) = match rerun::decide(stored.as_ref(), &fingerprint, &server, opts.full) {
+        Plan::Full(why) => {
+            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "reading every message: {}", why.describe());
+            summary.full = Some(why);
+            let uids = match (sel.exists, &since) {
+                (0, _) => Vec::new(),
+                (_, Some(d)) => imap.uid_search(&format!("SINCE {d}")).await?,
+                (_, None) => imap.uid_search("ALL").await?,
+            };
+            let base = Mark::fresh(&opts.mailbox, &server, &fingerprint, now());
+            (uids, base)
+        }
+        Plan::Rerun(r) => {
+            let found = match r.query(since.as_deref(), quarantine::NOT_BACKSCATTER) {
+                Some(q) if sel.exists > 0 => imap.uid_search(&q).await?,
+                _ => Vec::new(),
+            };
+            let (uids, base) = r.resolve(&found, &server, now());
+            summary.skipped_known = (sel.exists as usize).saturating_sub(uids.len());
+            (uids, base)
         }
     };
+    if !opts.dry_run && !uids.is_empty() {
+        imap.ensure_mailbox(&a.quarantine).await?;
+    }
+    // A dry run predicts and records nothing; `--since` reads only part
+    // of the mailbox, so it cannot vouch for the rest.
+    let marks = (!opts.dry_run && opts.since.is_none()).then(|| Marks {
+        path,
+        mark: base,
+        done: VecDeque::new(),
+        complete_through: uids
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(sel.uid_next.saturating_sub(1)),
+        warned: false,
+    });
     let ctx = Context {
         sent: &sent,
         own_addresses: &a.addresses,
@@ -543,6 +589,7 @@ pub async fn clean(
         moved: HashSet::new(),
         kept_by_user: HashSet::new(),
         batches: 0,
+        marks,
     };
     sweep.run(&mut imap, &uids, progress).await?;
     imap.logout().await;
@@ -554,11 +601,86 @@ pub async fn clean(
     Ok(summary)
 }
 
-/// A UID MOVE sent and not yet confirmed: its journal batch and UIDs.
+/// A UID MOVE sent and not yet confirmed: its journal batch and UIDs, and
+/// the round of the sweep they belong to.
 struct InFlight {
     tag: pipeline::Tag,
     batch: String,
     uids: Vec<u32>,
+    round: usize,
+}
+
+/// The rerun mark a real sweep of a whole mailbox keeps up to date
+/// ([`rerun::Mark`]): after each round whose moves are all confirmed, so
+/// that a run killed anywhere leaves a true mark.
+struct Marks {
+    path: PathBuf,
+    mark: Mark,
+    /// Rounds classified (and their moves sent), oldest first, not yet on
+    /// the mark.
+    done: VecDeque<Round>,
+    /// Where the mark stands once every round is done: the last UID read,
+    /// or below UIDNEXT as SELECT gave it (every message below it was in
+    /// the search).
+    complete_through: u32,
+    /// A failed write was logged.
+    warned: bool,
+}
+
+/// One classified round of the sweep, for [`Marks`].
+struct Round {
+    n: usize,
+    uids: Vec<u32>,
+    /// Backscatter left in place because it carries `$NotBackscatter`.
+    kept_by_keyword: Vec<u32>,
+    /// Without a final outcome (nothing usable from the server, no
+    /// identity, or a move whose answer was lost).
+    unjudged: Vec<u32>,
+}
+
+/// The state file of the rerun mark of an account's mailbox:
+/// `sweep-ACCOUNT-HASH.json` in the state dir, HASH from the mailbox name
+/// (which may hold any character).
+pub fn mark_path(state_dir: &std::path::Path, account: &str, mailbox: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(mailbox.as_bytes());
+    let hash: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    crate::paths::account_file(state_dir, "sweep", &format!("{account}-{hash}"), "json")
+}
+
+/// The stored mark, if one can be read (an unreadable one means a full
+/// sweep, never an error).
+fn load_mark(path: &std::path::Path) -> Option<Mark> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Replace the mark atomically, mode 0600.
+fn save_mark(path: &std::path::Path, mark: &Mark) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::paths::private_dir(dir)?;
+    }
+    let bytes = serde_json::to_vec(mark).map_err(std::io::Error::other)?;
+    crate::paths::write_private_atomic(path, &bytes)
+}
+
+/// What the verdicts of a sweep of account `a` depend on besides the
+/// messages: the program, the user's addresses, the keep list, the Sent
+/// mailboxes indexed (`sent`, with their UIDVALIDITY) and the window.
+/// `server` is `username@host:port`.
+fn inputs<'a>(a: &'a Account, server: &'a str, sent: &'a [(String, u32)]) -> rerun::Inputs<'a> {
+    rerun::Inputs {
+        classifier: concat!(
+            env!("CARGO_PKG_VERSION"),
+            " ",
+            env!("BACKSCATTER_VERSION_DETAIL")
+        ),
+        server,
+        addresses: &a.addresses,
+        keep: &a.keep,
+        sent_days: a.sent_days,
+        sent,
+    }
 }
 
 /// One pipelined sweep of the selected mailbox (`clean`'s I/O loop; the
@@ -586,6 +708,8 @@ struct Sweep<'s, 'c> {
     moved: HashSet<u32>,
     kept_by_user: HashSet<u32>,
     batches: usize,
+    /// The rerun mark, on a real sweep of the whole mailbox.
+    marks: Option<Marks>,
 }
 
 impl Sweep<'_, '_> {
@@ -647,18 +771,23 @@ impl Sweep<'_, '_> {
                         p = Pipeline::new();
                         next = None;
                         // Moves whose answers were lost with the
-                        // connection: settled from the journal.
+                        // connection: settled from the journal; whether
+                        // each moved is not known here, so the mark
+                        // leaves them to be examined again.
                         if !self.opts.dry_run {
                             reconcile(imap, self.a, self.journal_path).await?;
                         }
-                        self.moves.clear();
+                        for m in std::mem::take(&mut self.moves) {
+                            self.unsure(m.round, &m.uids);
+                        }
                         contained = true;
                         (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
                     }
                     Err(e) => return Err(e),
                 }
             };
-            self.account(imap, &mut p, chunk, rows, ids).await?;
+            self.account(imap, &mut p, n, chunk, rows, ids).await?;
+            self.checkpoint(false);
             progress(self.summary.scanned, uids.len());
             if stop {
                 self.summary.interrupted = true;
@@ -667,6 +796,8 @@ impl Sweep<'_, '_> {
         }
         p.drain(imap).await?;
         self.settle(imap, &mut p, true).await?;
+        let interrupted = self.summary.interrupted;
+        self.checkpoint(!interrupted);
         if self.opts.each {
             for r in std::mem::take(&mut self.backscatter) {
                 let action = if self.opts.dry_run {
@@ -689,11 +820,61 @@ impl Sweep<'_, '_> {
         Ok(())
     }
 
+    /// Record on the mark the rounds whose moves are all confirmed (and,
+    /// with `complete`, that the whole list was read), and write it. A
+    /// mark that cannot be written costs only time on the next run: it is
+    /// logged, never fatal.
+    fn checkpoint(&mut self, complete: bool) {
+        let Some(m) = self.marks.as_mut() else {
+            return;
+        };
+        let busy = self.moves.iter().map(|f| f.round).min();
+        let mut changed = false;
+        while let Some(r) = m.done.front() {
+            if busy.is_some_and(|b| b <= r.n) {
+                break;
+            }
+            let Some(r) = m.done.pop_front() else { break };
+            let through = r.uids.last().copied().unwrap_or(0);
+            m.mark
+                .advance(through, &r.uids, &r.kept_by_keyword, &r.unjudged, now());
+            changed = true;
+        }
+        if complete && busy.is_none() && m.done.is_empty() {
+            m.mark.advance(m.complete_through, &[], &[], &[], now());
+            changed = true;
+        }
+        if changed {
+            if let Err(e) = save_mark(&m.path, &m.mark) {
+                if !m.warned {
+                    tracing::warn!(
+                        "cannot write {}: {e}; the next run reads the mailbox again",
+                        m.path.display()
+                    );
+                    m.warned = true;
+                }
+            }
+        }
+    }
+
+    /// These UIDs of round `n` have no known outcome (a move whose answer
+    /// was lost): the mark leaves them for the next run.
+    fn unsure(&mut self, n: usize, uids: &[u32]) {
+        if let Some(r) = self
+            .marks
+            .as_mut()
+            .and_then(|m| m.done.iter_mut().find(|r| r.n == n))
+        {
+            r.unjudged.extend_from_slice(uids);
+        }
+    }
+
     /// Count a round's verdicts and start moving its backscatter.
     async fn account(
         &mut self,
         imap: &mut Imap,
         p: &mut Pipeline,
+        round: usize,
         chunk: &[u32],
         rows: Vec<Row>,
         mut ids: HashMap<u32, Identity>,
@@ -774,6 +955,17 @@ impl Sweep<'_, '_> {
             }
             return Ok(());
         }
+        // For the rerun mark: backscatter without an identity (gone, or
+        // not readable) is looked at again; the user's keyword is checked
+        // again.
+        let mut round_unjudged = unjudged;
+        round_unjudged.extend(
+            to_move
+                .iter()
+                .map(|r| r.uid)
+                .filter(|u| !ids.contains_key(u)),
+        );
+        let mut kept_by_keyword: Vec<u32> = Vec::new();
         for part in to_move.chunks(BATCH) {
             let batch = journal::batch_id(now(), self.batches);
             self.batches += 1;
@@ -787,6 +979,10 @@ impl Sweep<'_, '_> {
                 &batch,
             );
             self.summary.kept_by_user += kept.len();
+            kept_by_keyword.extend(kept.iter().copied().filter(|u| {
+                ids.get(u)
+                    .is_some_and(|i| i.has_flag(quarantine::NOT_BACKSCATTER))
+            }));
             self.kept_by_user.extend(kept);
             if intents.is_empty() {
                 continue;
@@ -795,7 +991,12 @@ impl Sweep<'_, '_> {
             let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
             if imap.uses_move() {
                 let tag = p.move_to(imap, &uids, &self.a.quarantine).await?;
-                self.moves.push(InFlight { tag, batch, uids });
+                self.moves.push(InFlight {
+                    tag,
+                    batch,
+                    uids,
+                    round,
+                });
             } else {
                 // COPY + STORE + EXPUNGE: one step at a time, alone on the
                 // connection.
@@ -811,6 +1012,14 @@ impl Sweep<'_, '_> {
                     }
                 }
             }
+        }
+        if let Some(m) = self.marks.as_mut() {
+            m.done.push_back(Round {
+                n: round,
+                uids: chunk.to_vec(),
+                kept_by_keyword,
+                unjudged: round_unjudged,
+            });
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 
 pub use backscatter_policy::{
     classify, digest, fingerprint, keep, lexicon, mail, mbox, origin, plan, recognise, report,
-    rules, sent, sieve, skeleton,
+    rerun, rules, sent, sieve, skeleton,
 };
 
 pub mod account;

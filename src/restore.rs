@@ -170,6 +170,7 @@ pub async fn restore_with(
                 exists: 0,
                 uid_validity: 0,
                 uid_next: 0,
+                highest_modseq: None,
             },
             false,
             Vec::new(),

@@ -87,10 +87,13 @@ pub async fn sent_mailboxes(imap: &mut Imap, a: &Account) -> Result<Vec<String>,
 }
 
 /// What a refresh did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct SyncStats {
     pub fetched: usize,
     pub messages: usize,
+    /// The Sent mailboxes indexed, with their UIDVALIDITY: what a sweep's
+    /// rerun mark depends on (see `rerun`).
+    pub sources: Vec<(String, u32)>,
 }
 
 /// Bring the cache up to date and build the index. `now` is Unix seconds.
@@ -109,6 +112,7 @@ pub async fn refresh(
     cache.mailboxes.retain(|k, _| mailboxes.contains(k));
     for mb in &mailboxes {
         let sel = imap.open_named(mb, true).await?;
+        stats.sources.push((mb.clone(), sel.uid_validity));
         let entry = cache.mailboxes.entry(mb.clone()).or_default();
         if entry.uidvalidity != sel.uid_validity {
             *entry = MailboxCache {

@@ -23,9 +23,21 @@ use std::sync::Arc;
 /// Messages you restored before (marked $NotBackscatter, or on the local
 /// list) are never moved again.
 ///
+/// Reruns read only what changed. After a sweep, the mailbox's
+/// UIDVALIDITY, the UID up to which every message was judged and (with
+/// CONDSTORE) its HIGHESTMODSEQ are kept in the state dir; the next
+/// `clean` reads only the messages that arrived since (restored ones
+/// included), and those whose $NotBackscatter keyword was removed. It
+/// reads everything again when the mailbox was renumbered, or when what
+/// the verdicts depend on changed (a new version of backscatter, your
+/// addresses, the keep list, the Sent mailboxes or sent-days), or with
+/// --full. A dry run or --since uses the record but never advances it.
+///
 /// Examples:
 ///
 ///   backscatter clean --dry-run           # list what would move, and why
+///
+///   backscatter clean --full              # read every message again
 ///
 ///   backscatter clean --json --each       # one JSON line per message, then the summary
 ///
@@ -45,6 +57,10 @@ pub struct CleanArgs {
     /// Classify and list what would move, and move nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read every message, not only those that arrived or changed since
+    /// the last sweep of this mailbox.
+    #[arg(long)]
+    pub full: bool,
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,
@@ -67,6 +83,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         mailbox: args.mailbox.clone(),
         since,
         dry_run: args.dry_run,
+        full: args.full,
         each: args.each,
         stop: Some(stop.clone()),
     };
@@ -150,6 +167,9 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "bytes_fetched": s.bytes_fetched,
             "bytes_inflated": s.bytes_inflated,
             "round_trips": s.round_trips,
+            "sweep": if s.full.is_some() { "full" } else { "rerun" },
+            "full_reason": s.full,
+            "skipped_known": s.skipped_known,
             "sent_indexed": s.sent_indexed,
             "interrupted": s.interrupted,
             "refused": s.refused,
@@ -184,6 +204,14 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "Finished {} move{} an interrupted run had left half-done.",
             s.recovered,
             if s.recovered == 1 { "" } else { "s" }
+        )
+        .map_err(w)?;
+    }
+    if s.skipped_known > 0 {
+        writeln!(
+            out,
+            "Skipped {} an earlier sweep judged (--full reads them again).",
+            super::common::plural(s.skipped_known, "message"),
         )
         .map_err(w)?;
     }

@@ -331,6 +331,9 @@ pub struct Selected {
     pub exists: u32,
     pub uid_validity: u32,
     pub uid_next: u32,
+    /// HIGHESTMODSEQ (CONDSTORE, RFC 7162), when the server sent it:
+    /// after [`Imap::open_named_condstore`] on a server with CONDSTORE.
+    pub highest_modseq: Option<u64>,
 }
 
 /// Is `flag` a valid IMAP flag (RFC 3501 §9 `flag`): a system flag
@@ -913,13 +916,25 @@ impl Imap {
 
     /// SELECT (read-write) a mailbox.
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
+        self.select_with(mailbox, false).await
+    }
+
+    /// SELECT, with the CONDSTORE parameter (RFC 7162 section 3.1.8) when
+    /// `condstore`, so that the answer carries HIGHESTMODSEQ.
+    async fn select_with(&mut self, mailbox: &str, condstore: bool) -> Result<Selected, ImapError> {
         let what = format!("open mailbox \"{}\"", shown(mailbox));
-        let m = timed(&what, self.session.select(wire_name(mailbox, &what)?)).await?;
+        let wire = wire_name(mailbox, &what)?;
+        let m = if condstore {
+            timed(&what, self.session.select_condstore(wire)).await?
+        } else {
+            timed(&what, self.session.select(wire)).await?
+        };
         self.selected = Some((mailbox.to_string(), false, m.uid_validity.unwrap_or(0)));
         Ok(Selected {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
             uid_next: m.uid_next.unwrap_or(0),
+            highest_modseq: m.highest_modseq,
         })
     }
 
@@ -936,6 +951,25 @@ impl Imap {
         } else {
             self.select(mailbox).await
         };
+        self.named(mailbox, r).await
+    }
+
+    /// [`Imap::open_named`] read-write, with `SELECT mailbox (CONDSTORE)`
+    /// where the server advertises CONDSTORE (RFC 7162), so that
+    /// [`Selected::highest_modseq`] is known; a plain SELECT elsewhere.
+    pub async fn open_named_condstore(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
+        let condstore = self.has("CONDSTORE");
+        let r = self.select_with(mailbox, condstore).await;
+        self.named(mailbox, r).await
+    }
+
+    /// A mailbox the server refused to open and LIST does not show is
+    /// [`ErrorKind::Missing`].
+    async fn named(
+        &mut self,
+        mailbox: &str,
+        r: Result<Selected, ImapError>,
+    ) -> Result<Selected, ImapError> {
         match r {
             Err(e) if e.kind == ErrorKind::No && !self.mailbox_exists(mailbox).await? => Err(err(
                 ErrorKind::Missing,
@@ -958,6 +992,7 @@ impl Imap {
             exists: m.exists,
             uid_validity: m.uid_validity.unwrap_or(0),
             uid_next: m.uid_next.unwrap_or(0),
+            highest_modseq: m.highest_modseq,
         })
     }
 
@@ -1270,6 +1305,7 @@ impl Imap {
                 exists: m.exists,
                 uid_validity: m.uid_validity.unwrap_or(0),
                 uid_next: m.uid_next.unwrap_or(0),
+                highest_modseq: m.highest_modseq,
             },
             allowed,
         ))

@@ -25,6 +25,7 @@ mod provenance;
 mod quirks;
 mod realistic;
 mod report;
+mod rerun;
 mod rules;
 mod secrets;
 mod shell;

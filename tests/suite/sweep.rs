@@ -208,12 +208,14 @@ fn sweep_restore_and_resume() {
     assert_eq!((q, kept), (want_q, 3000 - want_q));
     assert_eq!(s.quarantined, want_q);
 
-    // A second sweep finds nothing more to move.
+    // A second sweep finds nothing more to move, and reads nothing: an
+    // earlier sweep judged every message (`rerun`).
     let s2 = rt()
         .block_on(clean::clean(&a, &secret, &opts, &d, &mut |_, _| {}))
         .unwrap();
     assert_eq!(s2.quarantined, 0);
-    assert_eq!(s2.scanned, 3000 - want_q);
+    assert_eq!(s2.scanned, 0);
+    assert_eq!(s2.skipped_known, 3000 - want_q);
     // The sent index came from the cache: nothing re-read from Sent.
     assert_eq!(s.sent_fetched, 0, "the dry run filled the cache");
     assert_eq!(s2.sent_fetched, 0);
@@ -338,8 +340,8 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
         ),
     )
     .unwrap();
-    let run = |kill_after: Option<std::time::Duration>| {
-        let mut child = crate::util::backscatter(&base, &cfg, &["clean", "--json"])
+    let run_with = |args: &[&str], kill_after: Option<std::time::Duration>| {
+        let mut child = crate::util::backscatter(&base, &cfg, args)
             .env("BS_TEST_PASSWORD", "carolpw")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -351,6 +353,7 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
         }
         child.wait_with_output().unwrap()
     };
+    let run = |kill_after| run_with(&["clean", "--json"], kill_after);
     let mut killed = 0;
     let mut doubled = 0;
     for &ms in kills_ms {
@@ -383,6 +386,25 @@ fn sigkill_mid_sweep(copy_fallback: bool, n: usize, kills_ms: &[u64]) {
     let (q, _) = check_placement(&dc, &f, "carol");
     eprintln!("sigkill: {killed} runs killed mid-sweep; final state correct ({q} quarantined)");
     assert!(killed >= 3, "the kills should land mid-sweep ({killed})");
+    // The marks the killed runs left were true: a rerun has nothing left
+    // to read, and a full sweep nothing more to move.
+    let summary = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = summary(run(None));
+    assert_eq!(
+        (v["sweep"].as_str(), v["scanned"].as_u64()),
+        (Some("rerun"), Some(0)),
+        "{v}"
+    );
+    let v = summary(run_with(&["clean", "--json", "--full"], None));
+    assert_eq!(v["quarantined"], 0, "{v}");
+    check_placement(&dc, &f, "carol");
     // The journal agrees: what it says is quarantined is in quarantine.
     let journal = base.join("data/backscatter/journal-carol.jsonl");
     let entries = backscatter::journal::read(&journal).unwrap();

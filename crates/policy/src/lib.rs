@@ -5,7 +5,7 @@
 //!
 //! Module layers, each using only those before it:
 //! `mail` ← `lexicon` ← `recognise` ← `sent` (index and provenance) ←
-//! `classify`; then `plan`/`skeleton`, `fingerprint`, `journal`, `keep`,
+//! `classify`; then `plan`/`skeleton`, `rerun`, `fingerprint`, `journal`, `keep`,
 //! `sieve`, `rules`, `origin`, `digest`, `report`, and the codecs `names`
 //! (modified UTF-7, namespaces), `managesieve` and `mbox`.
 
@@ -23,6 +23,7 @@ pub mod origin;
 pub mod plan;
 pub mod recognise;
 pub mod report;
+pub mod rerun;
 pub mod rules;
 pub mod sent;
 pub mod sieve;

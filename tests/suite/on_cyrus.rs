@@ -371,10 +371,19 @@ fn clean_twice_and_restore(quarantine: Option<&str>) {
     assert_eq!(v["quarantined"], want_q, "{v}");
     assert_nothing_outside_inbox(&cy);
 
-    // Again: the quarantine exists now; nothing more to move, no error.
+    // Again: the quarantine exists now; nothing more to move, no error,
+    // and nothing read (a rerun on Cyrus' CONDSTORE), nor with --full.
     let v = json(&dir, &cfg, &["clean", "--json"]);
     assert_eq!(v["quarantined"], 0, "{v}");
     assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(
+        (v["sweep"].as_str(), v["scanned"].as_u64()),
+        (Some("rerun"), Some(0)),
+        "{v}"
+    );
+    let v = json(&dir, &cfg, &["clean", "--json", "--full"]);
+    assert_eq!(v["quarantined"], 0, "{v}");
+    assert_eq!(v["scanned"].as_u64(), Some((n - want_q) as u64), "{v}");
     assert_eq!(check_placement(&cy, &f, QUARANTINE), want_q);
 
     let v = json(&dir, &cfg, &["restore", "--all", "--json"]);

@@ -668,7 +668,6 @@ fn cyrus_sieve_install_and_deliver_with_the_quarantine_named_inside_inbox() {
 }
 
 #[test]
-#[ignore = "fails like its sibling with the quarantine named inside INBOX: the installed script files legitimate responses into INBOX.Backscatter (the namespace itself works: it files there)"]
 fn cyrus_sieve_install_and_deliver_with_the_default_quarantine() {
     sieve_install_and_deliver(None);
 }

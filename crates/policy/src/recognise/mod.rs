@@ -692,6 +692,16 @@ impl Facts {
     }
 }
 
+/// The subject's machine-written prefix (Exchange's "Automatic reply:",
+/// a help desk's "Ticket Received -"), if it has one. An entry that
+/// `needs_subject_phrase` (Domino's "AUTO:") counts only with an auto-reply
+/// phrase in the same subject.
+fn machine_prefix<'l>(f: &Facts, lex: &'l Lexicon) -> Option<&'l Phrase> {
+    lex.subject_prefix(&f.subject).filter(|p| {
+        !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
+    })
+}
+
 /// `In-Reply-To` must carry a bracketed ID (free text there is common).
 fn first_message_id_strict(v: &str) -> Option<MessageId> {
     all_message_ids(v).into_iter().next()
@@ -1000,19 +1010,32 @@ impl Evidence {
         }
         // A ticket system sent it: a firm sign that a program wrote it,
         // weak evidence of an acknowledgement only (agents answer through
-        // the same system, and it says nothing of bounces).
+        // the same system, and it says nothing of bounces). Under a subject
+        // prefix that software writes ("Ticket Received -", "Request
+        // received:") it is the second sign that prefix needs: an agent's
+        // answer is a "Re:", spam sent through a desk has its own subject.
         if let Some((name, value)) = f
             .headers
             .iter()
             .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
         {
+            let under_prefix = !forward && machine_prefix(f, lex).is_some();
             ev.push(
                 Some(Kind::Autoreply),
-                Strength::Weak,
+                if under_prefix {
+                    Strength::Moderate
+                } else {
+                    Strength::Weak
+                },
                 true,
                 format!(
-                    "sent by a help desk ({name}: {})",
-                    truncate_at_char(value, 60)
+                    "sent by a help desk ({name}: {}){}",
+                    truncate_at_char(value, 60),
+                    if under_prefix {
+                        ", under a machine-written subject prefix"
+                    } else {
+                        ""
+                    }
                 ),
             );
             if let Some(last) = ev.signals.last_mut() {
@@ -1057,12 +1080,7 @@ impl Evidence {
         // A subject prefix that mail software writes and people do not
         // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
         if !forward {
-            // An entry that `needs_subject_phrase` (Domino's "AUTO:") counts
-            // only with an auto-reply phrase in the same subject.
-            let prefix = lex.subject_prefix(&f.subject).filter(|p| {
-                !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
-            });
-            if let Some(p) = prefix {
+            if let Some(p) = machine_prefix(f, lex) {
                 let s = p.strength.as_deref() == Some("strong");
                 ev.push(
                     Some(Kind::Autoreply),
@@ -1523,6 +1541,43 @@ mod tests {
             recognise(post.as_bytes(), &LEXICON),
             Recognised::Normal(_)
         ));
+    }
+
+    #[test]
+    fn a_help_desks_mark_is_the_second_sign_a_machine_prefix_needs() {
+        // Hand-written after ../shared/cases/11 (Freshdesk's Sidekiq
+        // Message-ID and default subject) with the acknowledgement's text
+        // replaced by a desk's own wording: the subject prefix and the
+        // desk's mark decide without it.
+        let ack = |subject: &str| {
+            format!(
+                "From: Support <support@vendor.example.net>\r\n\
+                 To: kim@example.org\r\n\
+                 Subject: {subject}\r\n\
+                 Message-ID: <638ef6c58b985_1bc2.sidekiq-frequent-fd-1@vendor.example.net>\r\n\
+                 In-Reply-To: <kim-1@example.org>\r\n\
+                 \r\n\
+                 Thanks for writing to us.\r\n"
+            )
+        };
+        match recognise(
+            ack("Ticket Received - 286614 - Invoice").as_bytes(),
+            &LEXICON,
+        ) {
+            Recognised::Response(r) => assert_eq!(r.kind, Kind::Autoreply),
+            Recognised::Normal(v) => panic!("{:?}", v.reasons),
+        }
+        // The desk's mark alone is no acknowledgement: an agent's answer
+        // and spam sent through the desk stay ordinary.
+        for subject in ["Re: Ticket Received - 286614 - Invoice", "ETH Gas Refund"] {
+            assert!(
+                matches!(
+                    recognise(ack(subject).as_bytes(), &LEXICON),
+                    Recognised::Normal(_)
+                ),
+                "{subject}"
+            );
+        }
     }
 
     #[test]

@@ -96,3 +96,63 @@ pub fn twin_of_a_sent_original<'a>(
             }
     })
 }
+
+/// The half of the labelled originals that a test puts in the user's sent
+/// mail: every other one, in order, except that the Message-IDs one corpus
+/// message carries together go to the same side. Sisimai's samples bounce
+/// one original under two IDs (Exim's queue ID in one file, the client's
+/// ID, quoted in another file's bounce too); were they split, a bounce
+/// would be both "sent" and "forged" at once. `labelled` are the
+/// backscatter cases with an original Message-ID; IDs are lowercased.
+pub fn sent_half(labelled: &[&Case]) -> std::collections::BTreeSet<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let own = |c: &Case| {
+        c.expected
+            .original_message_id
+            .as_deref()
+            .map(str::to_lowercase)
+    };
+    let ids: BTreeSet<String> = labelled.iter().filter_map(|c| own(c)).collect();
+    // Union-find over the IDs, by index in `ids`' order.
+    let index: BTreeMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for c in labelled {
+        let Some(mine) = own(c).and_then(|o| index.get(o.as_str()).copied()) else {
+            continue;
+        };
+        let raw = std::fs::read(&c.eml).unwrap_or_default();
+        let text = String::from_utf8_lossy(&raw).to_lowercase();
+        for token in text.split('<').skip(1) {
+            let Some(end) = token.find('>').filter(|&e| e < 998) else {
+                continue;
+            };
+            let id = format!("<{}>", &token[..end]);
+            if let Some(&other) = index.get(id.as_str()) {
+                let (a, b) = (root(&mut parent, mine), root(&mut parent, other));
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    // Components in the order of their first ID; every other one is sent.
+    let mut firsts: Vec<usize> = (0..ids.len())
+        .filter(|&i| root(&mut parent, i) == i)
+        .collect();
+    firsts.sort_unstable();
+    let sent_roots: BTreeSet<usize> = firsts.iter().step_by(2).copied().collect();
+    ids.iter()
+        .enumerate()
+        .filter(|&(i, _)| sent_roots.contains(&root(&mut parent, i)))
+        .map(|(_, s)| s.clone())
+        .collect()
+}

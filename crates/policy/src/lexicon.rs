@@ -105,8 +105,10 @@ pub struct LexiconData {
     /// non-ARF abuse complaint.
     #[serde(default)]
     pub feedback_original_header: Vec<HeaderMark>,
-    /// Sender addresses of feedback loops that send non-ARF complaints
-    /// (Microsoft JMRP's `staff@hotmail.com`), lowercase, whole address.
+    /// Sender addresses of feedback loops (Microsoft JMRP's
+    /// `staff@hotmail.com`), lowercase: a whole address, or `@domain` for
+    /// every address of a domain that only sends reports (SpamCop writes
+    /// from `<report id>@reports.spamcop.net`).
     #[serde(default)]
     pub feedback_sender: Vec<Phrase>,
     /// Substrings of sender local parts that take no replies (`noreply`).
@@ -479,10 +481,17 @@ impl Lexicon {
         self.noreply.iter().any(|n| l.contains(n.as_str()))
     }
 
-    /// Is this sender address (any case) a feedback loop's?
+    /// Is this sender address (any case) a feedback loop's? An entry
+    /// `@domain` takes every address whose domain is exactly `domain`.
     pub fn is_feedback_sender(&self, address: &str) -> bool {
         let a = address.trim().to_ascii_lowercase();
-        self.feedback_senders.contains(&a)
+        let domain = a.rsplit_once('@').map(|(_, d)| d);
+        self.feedback_senders
+            .iter()
+            .any(|s| match s.strip_prefix('@') {
+                Some(d) => domain == Some(d),
+                None => *s == a,
+            })
     }
 
     /// Does this subject start like a person's forward (`Fwd:`, `WG:`)?
@@ -864,6 +873,27 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn feedback_senders_are_whole_addresses_or_a_whole_domain() {
+        let lex = Lexicon::from_toml(
+            r#"
+[[feedback_sender]]
+text = "staff@hotmail.com"
+source = "unit test (hand-written)"
+[[feedback_sender]]
+text = "@reports.spamcop.net"
+source = "unit test (hand-written)"
+"#,
+        )
+        .unwrap();
+        assert!(lex.is_feedback_sender("Staff@Hotmail.com"));
+        assert!(!lex.is_feedback_sender("otherstaff@hotmail.com"));
+        assert!(lex.is_feedback_sender("7178452862@Reports.SpamCop.net"));
+        assert!(!lex.is_feedback_sender("x@notreports.spamcop.net"));
+        assert!(!lex.is_feedback_sender("x@reports.spamcop.net.example"));
+        assert!(!lex.is_feedback_sender("reports.spamcop.net"));
     }
 
     #[test]

@@ -363,11 +363,56 @@ pub fn text_recipients(text: &str) -> Vec<String> {
     out
 }
 
+/// Is `address` a TMDA confirmation address, the one a TMDA challenge asks
+/// the sender to reply to? TMDA (`Cookie.make_confirm_address`) builds it
+/// as `<local><d>confirm<d>[<keyword>.]<time>.<pid>.<hmac>@<domain>`, with
+/// `<d>` its recipient delimiter (`-` or `+`), `<time>` Unix seconds,
+/// `<pid>` a process number and `<hmac>` a hex (newer: base32) digest;
+/// releases up to 1.0 put a keyword (`accept`) before the cookie. Only
+/// challenges come from or ask for a reply to such an address; TMDA's
+/// `-dated-` and `-keyword-` addresses sit on its users' ordinary mail.
+/// `address` is a bare address, any case.
+pub fn is_tmda_confirm_address(address: &str) -> bool {
+    static TMDA_CONFIRM: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)^[^@\s]+[-+]confirm[-+](?:[a-z]+\.)?[0-9]{9,11}\.[0-9]+\.[0-9a-z]{6,}@[^@\s]+$",
+        )
+        .expect("valid regex")
+    });
+    address.len() <= 320 && TMDA_CONFIRM.is_match(address.trim())
+}
+
 #[cfg(test)]
 mod tests {
     // Hand-written unit cases (not real messages): the golden tests cover
     // real reports.
     use super::*;
+
+    #[test]
+    fn tmda_confirm_addresses_and_no_others() {
+        // Shapes from TMDA's Cookie.make_confirm_address (hand-written
+        // addresses, not real ones).
+        assert!(is_tmda_confirm_address(
+            "jason-confirm-1018536046.12345.7b34c1@mastaler.example"
+        ));
+        assert!(is_tmda_confirm_address(
+            "Kim+confirm+1700000000.4242.a1b2c3d4e5@example.org"
+        ));
+        assert!(is_tmda_confirm_address(
+            "kim-confirm-accept.1018536046.12345.7b34c1@example.org"
+        ));
+        // TMDA's other tagged addresses are on its users' ordinary mail.
+        assert!(!is_tmda_confirm_address(
+            "mharrell-dated-1040239658.d63f06@charon.example"
+        ));
+        assert!(!is_tmda_confirm_address("lists-sender-14a37a@example.com"));
+        // Order confirmations and the like are no cookie.
+        assert!(!is_tmda_confirm_address("order-confirm-2024@shop.example"));
+        assert!(!is_tmda_confirm_address("confirm@example.org"));
+        assert!(!is_tmda_confirm_address(
+            "kim-confirm-1018536046.12345.7b34c1"
+        ));
+    }
 
     #[test]
     fn delivery_status_blocks() {

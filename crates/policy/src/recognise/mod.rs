@@ -30,8 +30,8 @@ pub mod fields;
 use crate::lexicon::{Lexicon, Phrase, LEXICON};
 use crate::mail::{bounded, header_date, normalize_address, normalize_subject, MessageId};
 use fields::{
-    all_message_ids, delivery_status, feedback_report, quoted_message_ids, text_recipients,
-    DeliveryStatus, FeedbackReport,
+    all_message_ids, delivery_status, feedback_report, is_tmda_confirm_address, quoted_message_ids,
+    text_recipients, DeliveryStatus, FeedbackReport,
 };
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
@@ -329,6 +329,9 @@ struct Facts {
     from_is_to: bool,
     /// `From:` present but empty or `<>`.
     null_from: bool,
+    /// A TMDA confirmation address in `From:` or `Reply-To:`
+    /// ([`fields::is_tmda_confirm_address`]): only TMDA's challenges have one.
+    tmda_confirm: Option<String>,
     /// `Return-Path: <>` (set by the delivering server for a null sender).
     null_return_path: bool,
     subject: String,
@@ -531,6 +534,13 @@ impl Facts {
         let has_from_header = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("From"));
         // `From: <>` or `From: MAILER-DAEMON <>`: no address at all.
         let null_from = has_from_header && from_address.is_none();
+        let tmda_confirm = [msg.from(), msg.reply_to()]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address.as_deref())
+            .find(|a| is_tmda_confirm_address(a))
+            .map(normalize_address);
 
         let subject = crate::mail::subject(msg)
             .unwrap_or_default()
@@ -638,6 +648,7 @@ impl Facts {
             from_name,
             from_is_to,
             null_from,
+            tmda_confirm,
             null_return_path,
             subject,
             subject_lower,
@@ -679,6 +690,16 @@ impl Facts {
     fn subject_is_forward(&self, lex: &Lexicon) -> bool {
         lex.is_forward_subject(&self.subject_lower)
     }
+}
+
+/// The subject's machine-written prefix (Exchange's "Automatic reply:",
+/// a help desk's "Ticket Received -"), if it has one. An entry that
+/// `needs_subject_phrase` (Domino's "AUTO:") counts only with an auto-reply
+/// phrase in the same subject.
+fn machine_prefix<'l>(f: &Facts, lex: &'l Lexicon) -> Option<&'l Phrase> {
+    lex.subject_prefix(&f.subject).filter(|p| {
+        !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
+    })
 }
 
 /// `In-Reply-To` must carry a bracketed ID (free text there is common).
@@ -878,6 +899,14 @@ impl Evidence {
                 );
             }
         }
+        if let Some(a) = &f.tmda_confirm {
+            ev.push(
+                Some(Kind::Challenge),
+                Strength::Strong,
+                true,
+                format!("asks for a reply to the TMDA confirmation address {a}"),
+            );
+        }
         if f.null_return_path {
             ev.push(
                 None,
@@ -981,19 +1010,32 @@ impl Evidence {
         }
         // A ticket system sent it: a firm sign that a program wrote it,
         // weak evidence of an acknowledgement only (agents answer through
-        // the same system, and it says nothing of bounces).
+        // the same system, and it says nothing of bounces). Under a subject
+        // prefix that software writes ("Ticket Received -", "Request
+        // received:") it is the second sign that prefix needs: an agent's
+        // answer is a "Re:", spam sent through a desk has its own subject.
         if let Some((name, value)) = f
             .headers
             .iter()
             .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
         {
+            let under_prefix = !forward && machine_prefix(f, lex).is_some();
             ev.push(
                 Some(Kind::Autoreply),
-                Strength::Weak,
+                if under_prefix {
+                    Strength::Moderate
+                } else {
+                    Strength::Weak
+                },
                 true,
                 format!(
-                    "sent by a help desk ({name}: {})",
-                    truncate_at_char(value, 60)
+                    "sent by a help desk ({name}: {}){}",
+                    truncate_at_char(value, 60),
+                    if under_prefix {
+                        ", under a machine-written subject prefix"
+                    } else {
+                        ""
+                    }
                 ),
             );
             if let Some(last) = ev.signals.last_mut() {
@@ -1038,12 +1080,7 @@ impl Evidence {
         // A subject prefix that mail software writes and people do not
         // type (Exchange's localized "Automatic reply:", Domino's "AUTO:").
         if !forward {
-            // An entry that `needs_subject_phrase` (Domino's "AUTO:") counts
-            // only with an auto-reply phrase in the same subject.
-            let prefix = lex.subject_prefix(&f.subject).filter(|p| {
-                !p.needs_subject_phrase || lex.autoreply_subject.find(&f.subject_lower).is_some()
-            });
-            if let Some(p) = prefix {
+            if let Some(p) = machine_prefix(f, lex) {
                 let s = p.strength.as_deref() == Some("strong");
                 ev.push(
                     Some(Kind::Autoreply),
@@ -1468,6 +1505,79 @@ mod tests {
         let mut ev = empty();
         Evidence::structure(&mut ev, &f);
         assert!(ev.signals.is_empty());
+    }
+
+    #[test]
+    fn a_tmda_confirmation_address_is_a_challenge_and_a_tmda_users_post_is_not() {
+        // Hand-written from TMDA 1.1's confirm_request.txt template and
+        // AutoResponse.py headers (no real TMDA challenge was found in a
+        // public archive); the address shape is Cookie.make_confirm_address.
+        let challenge = "From: Kim Doe <kim@example.org>\r\n\
+            Reply-To: kim-confirm-1700000000.4242.a1b2c3@example.org\r\n\
+            To: pat@example.net\r\n\
+            Subject: Please confirm your message\r\n\
+            Message-ID: <1700000000.4242.TMDA@mx.example.org>\r\n\
+            In-Reply-To: <pat-1@example.net>\r\n\
+            \r\n\
+            Your message attached below is being held because the address\r\n\
+            <pat@example.net> has not been verified.\r\n";
+        match recognise(challenge.as_bytes(), &LEXICON) {
+            Recognised::Response(r) => {
+                assert_eq!(r.kind, Kind::Challenge);
+                assert!(r.reasons.iter().any(|x| x.contains("TMDA confirmation")));
+            }
+            Recognised::Normal(v) => panic!("{:?}", v.reasons),
+        }
+        // A TMDA user's ordinary post: X-Delivery-Agent and a dated
+        // Reply-To, as on the LKML posts in the golden set.
+        let post = "From: Kim Doe <kim-dated-1700000000.d63f06@example.org>\r\n\
+            Reply-To: kim-dated-1700000000.d63f06@example.org\r\n\
+            To: list@example.net\r\n\
+            Subject: Re: a patch\r\n\
+            X-Delivery-Agent: TMDA/1.1.12 (Macallan)\r\n\
+            \r\n\
+            Looks good to me.\r\n";
+        assert!(matches!(
+            recognise(post.as_bytes(), &LEXICON),
+            Recognised::Normal(_)
+        ));
+    }
+
+    #[test]
+    fn a_help_desks_mark_is_the_second_sign_a_machine_prefix_needs() {
+        // Hand-written after ../shared/cases/11 (Freshdesk's Sidekiq
+        // Message-ID and default subject) with the acknowledgement's text
+        // replaced by a desk's own wording: the subject prefix and the
+        // desk's mark decide without it.
+        let ack = |subject: &str| {
+            format!(
+                "From: Support <support@vendor.example.net>\r\n\
+                 To: kim@example.org\r\n\
+                 Subject: {subject}\r\n\
+                 Message-ID: <638ef6c58b985_1bc2.sidekiq-frequent-fd-1@vendor.example.net>\r\n\
+                 In-Reply-To: <kim-1@example.org>\r\n\
+                 \r\n\
+                 Thanks for writing to us.\r\n"
+            )
+        };
+        match recognise(
+            ack("Ticket Received - 286614 - Invoice").as_bytes(),
+            &LEXICON,
+        ) {
+            Recognised::Response(r) => assert_eq!(r.kind, Kind::Autoreply),
+            Recognised::Normal(v) => panic!("{:?}", v.reasons),
+        }
+        // The desk's mark alone is no acknowledgement: an agent's answer
+        // and spam sent through the desk stay ordinary.
+        for subject in ["Re: Ticket Received - 286614 - Invoice", "ETH Gas Refund"] {
+            assert!(
+                matches!(
+                    recognise(ack(subject).as_bytes(), &LEXICON),
+                    Recognised::Normal(_)
+                ),
+                "{subject}"
+            );
+        }
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub struct Summary {
     /// With `dry_run`: why `clean` would refuse to move anything on this
     /// server (neither MOVE nor UIDPLUS); the verdicts are still listed.
     pub refused: Option<String>,
+    /// The swept mailbox and the quarantine as the server names them
+    /// (resolved in its personal namespace: `INBOX.Backscatter` on Cyrus).
+    pub mailbox: String,
+    pub quarantine: String,
 }
 
 /// What a sweep did with one message (`clean --each`).
@@ -504,6 +508,8 @@ pub async fn clean(
     let mut summary = Summary {
         sent_indexed: stats.messages,
         sent_fetched: stats.fetched,
+        mailbox: opts.mailbox.clone(),
+        quarantine: a.quarantine.clone(),
         ..Summary::default()
     };
     // Refuse before anything is journaled on a server where moves are

@@ -59,6 +59,8 @@ pub struct FilterRow {
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FilterSummary {
+    /// The filtered mailbox as the server names it.
+    pub mailbox: String,
     pub scanned: usize,
     /// Messages moved to another mailbox.
     pub moved: usize,
@@ -72,11 +74,28 @@ pub struct FilterSummary {
     pub already: usize,
     /// Messages whose rules failed (left untouched).
     pub errors: usize,
+    /// What went wrong, each distinct sentence once (the server's refusal
+    /// quoted), at most [`MAX_ERROR_TEXTS`].
+    pub error_texts: Vec<String>,
     /// Half-done moves of a killed run, finished.
     pub recovered: usize,
     pub seconds: f64,
     #[serde(skip)]
     pub rows: Vec<FilterRow>,
+}
+
+/// How many distinct error sentences a [`FilterSummary`] keeps.
+pub const MAX_ERROR_TEXTS: usize = 10;
+
+impl FilterSummary {
+    /// Count one message whose rules failed, keeping `text` (what went
+    /// wrong, for the summary) if it is new.
+    pub(crate) fn error(&mut self, text: String) {
+        self.errors += 1;
+        if self.error_texts.len() < MAX_ERROR_TEXTS && !self.error_texts.contains(&text) {
+            self.error_texts.push(text);
+        }
+    }
 }
 
 /// UIDs of `mailbox` (at `uidvalidity`) that an earlier run handled: in a
@@ -183,9 +202,18 @@ pub async fn filter(
 ) -> Result<FilterSummary, CleanError> {
     let start = Instant::now();
     let mut imap = imap::connect(a, secret).await?;
+    // Every name as this server spells it (its namespace and delimiter).
+    let a = &imap.resolve_account(a);
+    let opts = &FilterOptions {
+        mailbox: imap.resolve(&opts.mailbox),
+        ..opts.clone()
+    };
     let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
     let path = journal_path(&dirs.data, &a.name);
-    let mut summary = FilterSummary::default();
+    let mut summary = FilterSummary {
+        mailbox: opts.mailbox.clone(),
+        ..FilterSummary::default()
+    };
     if !opts.dry_run {
         summary.recovered = crate::clean::reconcile(&mut imap, a, &path).await?;
     }
@@ -281,7 +309,12 @@ impl Runner<'_> {
                 verdict.verdict = crate::Decision::Normal;
             }
             let v = VerdictEnv::of(&verdict);
-            let exists = |m: &str| self.existing.contains(m) || self.created.contains(m);
+            // The script's names are the user's: resolved in the server's
+            // personal namespace like every configured name.
+            let exists = |m: &str| {
+                let m = imap.resolve(m);
+                self.existing.contains(&m) || self.created.contains(&m)
+            };
             let outcome = self
                 .rules
                 .run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
@@ -291,7 +324,7 @@ impl Runner<'_> {
                 .and_then(|m| m.message_id())
                 .map(|s| format!("<{s}>"));
             let subject = head.as_ref().and_then(crate::classify::subject);
-            let mut plan = Plan::of(&outcome);
+            let mut plan = Plan::of(&outcome).with_names(|m| imap.resolve(m));
             let mut error = outcome.error.clone();
             // fileinto of a missing mailbox without :create fails (RFC 5490 §3).
             let missing = plan
@@ -317,7 +350,7 @@ impl Runner<'_> {
                 plan = Plan::default();
             }
             if let Some(e) = &error {
-                summary.errors += 1;
+                summary.error(imap::shown(e));
                 tracing::warn!(account = %self.a.name, mailbox = %imap::shown(&self.mailbox), uid, "rules: {}; the message stays as it is", imap::shown(e));
             }
             let actions = if error.is_some() {
@@ -420,7 +453,7 @@ async fn apply(
     summary: &mut FilterSummary,
 ) -> Result<(), CleanError> {
     let refused = |summary: &mut FilterSummary, uid: u32, e: &imap::ImapError| {
-        summary.errors += 1;
+        summary.error(e.to_string());
         tracing::warn!(account = %a.name, mailbox = %imap::shown(mailbox), uid, "rules: {e}; the message stays as it is");
     };
     let mut groups: BTreeMap<Option<&str>, Vec<&Planned>> = BTreeMap::new();

@@ -79,6 +79,9 @@ pub struct RestoreSummary {
     pub interrupted: bool,
     /// The restored messages got `$NotBackscatter` (else: the local list).
     pub keyword: bool,
+    /// The quarantine mailbox's name on the server (resolved in its
+    /// personal namespace).
+    pub quarantine: String,
     pub seconds: f64,
 }
 
@@ -150,7 +153,10 @@ pub async fn restore_with(
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
-    let mut summary = RestoreSummary::default();
+    let mut summary = RestoreSummary {
+        quarantine: a.quarantine.clone(),
+        ..RestoreSummary::default()
+    };
     // A dry run too: it would promise moves that restore refuses.
     imap.can_move_safely()?;
     if !opts.dry_run {
@@ -339,28 +345,39 @@ async fn restore_batch(
     journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))
 }
 
+/// The quarantine as [`list`] found it.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The quarantine mailbox's name on the server (UTF-8, resolved in
+    /// its personal namespace: `INBOX.Backscatter` on Cyrus).
+    pub mailbox: String,
+    /// Every message in it, in UID order.
+    pub messages: Vec<quarantine::Listed>,
+}
+
 /// Everything in the account's quarantine, matched to the journal; the
 /// messages no journal entry claims (filed by the server's script) are
 /// classified now, with the sent index (refreshed from the server).
 /// Nothing is stored or moved. An account without a quarantine mailbox
 /// lists nothing.
-pub async fn list(
-    a: &Account,
-    secret: &Secret,
-    dirs: &Dirs,
-) -> Result<Vec<quarantine::Listed>, CleanError> {
+pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, CleanError> {
+    let mut imap = imap::connect(a, secret).await?;
+    let a = &imap.resolve_account(a);
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
     let held: Vec<Entry> = journal::quarantined(&entries)
         .into_iter()
         .filter(|e| e.to == a.quarantine)
         .collect();
-    let mut imap = imap::connect(a, secret).await?;
+    let mut listing = Listing {
+        mailbox: a.quarantine.clone(),
+        messages: Vec::new(),
+    };
     let (sel, _, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
         Ok(x) => x,
         Err(e) if e.kind == imap::ErrorKind::No => {
             imap.logout().await;
-            return Ok(Vec::new());
+            return Ok(listing);
         }
         Err(e) => return Err(e.into()),
     };
@@ -386,36 +403,39 @@ pub async fn list(
         }
     }
     imap.logout().await;
-    Ok(att
+    listing.messages = att
         .placed
         .iter()
         .map(|p| quarantine::Listed::new(p, verdicts.get(&p.item.uid)))
-        .collect())
+        .collect();
+    Ok(listing)
 }
 
 /// One message in quarantine, by UID or Message-ID, with the verdict the
-/// classifier gives it now (all its reasons and the original it found).
-/// `None` when no such message is there.
+/// classifier gives it now (all its reasons and the original it found),
+/// with the quarantine's name on the server. `None` when no such message
+/// is there.
 pub async fn show(
     a: &Account,
     secret: &Secret,
     dirs: &Dirs,
     which: &str,
-) -> Result<Option<(quarantine::Listed, crate::Verdict)>, CleanError> {
-    let all = list(a, secret, dirs).await?;
+) -> Result<(String, Option<(quarantine::Listed, crate::Verdict)>), CleanError> {
+    let Listing { mailbox, messages } = list(a, secret, dirs).await?;
     let wanted = which.trim();
     let found = match wanted.parse::<u32>() {
-        Ok(uid) => all.into_iter().find(|l| l.uid == uid),
-        Err(_) => all.into_iter().find(|l| {
+        Ok(uid) => messages.into_iter().find(|l| l.uid == uid),
+        Err(_) => messages.into_iter().find(|l| {
             l.message_id
                 .as_deref()
                 .is_some_and(|m| id_key(m) == id_key(wanted))
         }),
     };
     let Some(listed) = found else {
-        return Ok(None);
+        return Ok((mailbox, None));
     };
     let mut imap = imap::connect(a, secret).await?;
+    let a = &imap.resolve_account(a);
     let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
     imap.examine(&a.quarantine).await?;
     let ctx = crate::classify::Context {
@@ -424,5 +444,8 @@ pub async fn show(
     };
     let rows = crate::clean::classify_batch(&mut imap, &[listed.uid], &ctx).await?;
     imap.logout().await;
-    Ok(rows.into_iter().next().map(|r| (listed, r.verdict)))
+    Ok((
+        mailbox,
+        rows.into_iter().next().map(|r| (listed, r.verdict)),
+    ))
 }

@@ -229,15 +229,24 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         "{} {} of {} in {:.1} s: {}, {} legitimate (kept), {} normal (kept); sent index: {}.",
         if args.dry_run { "Dry run:" } else { "Swept" },
         super::common::plural(s.scanned, "message"),
-        args.mailbox,
+        crate::imap::shown(&s.mailbox),
         s.seconds,
         match (args.dry_run, s.refused.is_some()) {
             (true, true) => format!(
                 "{} backscatter (none can be moved to {} on this server)",
-                s.quarantined, a.quarantine
+                s.quarantined,
+                crate::imap::shown(&s.quarantine)
             ),
-            (true, false) => format!("{} would move to {}", s.quarantined, a.quarantine),
-            _ => format!("{} moved to {}", s.quarantined, a.quarantine),
+            (true, false) => format!(
+                "{} would move to {}",
+                s.quarantined,
+                crate::imap::shown(&s.quarantine)
+            ),
+            _ => format!(
+                "{} moved to {}",
+                s.quarantined,
+                crate::imap::shown(&s.quarantine)
+            ),
         },
         s.legitimate,
         s.normal,

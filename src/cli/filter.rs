@@ -119,7 +119,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         v["seconds"] = serde_json::json!((s.seconds * 1000.0).round() / 1000.0);
         v["dry_run"] = serde_json::json!(args.dry_run);
         writeln!(out, "{v}").map_err(w)?;
-        return Ok(ExitCode::SUCCESS);
+        return failed(&s);
     }
     for r in &s.rows {
         writeln!(
@@ -151,7 +151,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         if args.dry_run { "Dry run:" } else { "Filtered" },
         s.scanned,
         if s.scanned == 1 { "" } else { "s" },
-        args.mailbox,
+        crate::imap::shown(&s.mailbox),
         s.seconds,
         s.moved,
         s.copied,
@@ -165,5 +165,24 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         }
     )
     .map_err(w)?;
-    Ok(ExitCode::SUCCESS)
+    failed(&s)
+}
+
+/// Exit 1 when a message's rules failed (a dry run too: its errors are
+/// real), after saying on stderr what went wrong.
+fn failed(s: &filter::FilterSummary) -> Result<ExitCode, Error> {
+    if s.errors == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(Error::Runtime(format!(
+        "the rules failed for {} message{} (left where {}): {}",
+        s.errors,
+        if s.errors == 1 { "" } else { "s" },
+        if s.errors == 1 { "it was" } else { "they were" },
+        s.error_texts
+            .iter()
+            .map(|t| t.replace(char::is_control, " "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )))
 }

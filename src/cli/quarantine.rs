@@ -102,7 +102,10 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
                 }
             }
             let secret = secret(&a)?;
-            let all = runtime()?
+            let crate::restore::Listing {
+                mailbox,
+                messages: all,
+            } = runtime()?
                 .block_on(crate::restore::list(&a, &secret, &dirs))
                 .map_err(clean_error)?;
             let shown: Vec<&Listed> = all
@@ -137,7 +140,7 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
                     "{} message{} in {}{}.",
                     shown.len(),
                     if shown.len() == 1 { "" } else { "s" },
-                    a.quarantine,
+                    crate::imap::shown(&mailbox),
                     if shown.len() == all.len() {
                         String::new()
                     } else {
@@ -155,14 +158,14 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
         } => {
             let a = account(&cfg, name.as_deref())?.clone();
             let secret = secret(&a)?;
-            let found = runtime()?
+            let (mailbox, found) = runtime()?
                 .block_on(crate::restore::show(&a, &secret, &dirs, &which))
                 .map_err(clean_error)?;
             let Some((l, v)) = found else {
                 return Err(Error::Runtime(format!(
                     "no message \"{}\" in {}: give a UID or Message-ID that `backscatter quarantine list` shows",
                     one_line(&which),
-                    a.quarantine
+                    crate::imap::shown(&mailbox)
                 )));
             };
             if json {

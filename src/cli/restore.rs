@@ -96,6 +96,12 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
     let plural = |n: usize| if n == 1 { "" } else { "s" };
+    // The quarantine as the server names it (INBOX.Backscatter on Cyrus).
+    let quarantine = if s.quarantine.is_empty() {
+        a.quarantine.clone()
+    } else {
+        s.quarantine.clone()
+    };
     if args.json {
         let v = serde_json::json!({
             "restored": s.restored,
@@ -193,7 +199,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                 "Dry run: would restore {} message{} from {}.",
                 s.planned.len(),
                 plural(s.planned.len()),
-                a.quarantine
+                quarantine
             )
             .map_err(w)?;
         } else {
@@ -202,7 +208,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                 "Restored {} message{} from {}{}.",
                 s.restored,
                 plural(s.restored),
-                a.quarantine,
+                quarantine,
                 if s.restored == 0 {
                     ""
                 } else if s.keyword {
@@ -240,7 +246,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             if args.rules {
                 "the mailboxes your rules filed them into".to_string()
             } else {
-                a.quarantine.clone()
+                quarantine.clone()
             },
             s.left_behind.join("; ")
         )));

@@ -1115,13 +1115,46 @@ impl Imap {
                 .await
         })
         .await?;
-        Ok(names::Namespace {
-            delimiter: root
-                .first()
-                .and_then(|n| n.delimiter())
-                .and_then(|d| d.chars().next()),
-            ..names::Namespace::default()
+        let delimiter = root
+            .first()
+            .and_then(|n| n.delimiter())
+            .and_then(|d| d.chars().next());
+        // No NAMESPACE: learn the prefix from the folders themselves
+        // (names::guess_namespace).
+        let selectable = |n: &async_imap::types::Name| {
+            !n.attributes().iter().any(|a| {
+                matches!(a, NameAttribute::NoSelect)
+                    || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
+            })
+        };
+        let top: Vec<String> = timed("list the top-level mailboxes", async {
+            self.session
+                .list(Some(""), Some("%"))
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
         })
+        .await?
+        .iter()
+        .filter(|n| selectable(n))
+        .map(|n| n.name().to_string())
+        .collect();
+        let inbox_children = match delimiter {
+            Some(d) if !top.is_empty() && top.iter().all(|n| names::is_inbox(n)) => {
+                let pattern = quote_mailbox(&format!("INBOX{d}%"));
+                !timed("list INBOX's children", async {
+                    self.session
+                        .list(Some(""), Some(&pattern))
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?
+                .is_empty()
+            }
+            _ => false,
+        };
+        Ok(names::guess_namespace(delimiter, &top, inbox_children))
     }
 
     /// UID SEARCH, sorted ascending.

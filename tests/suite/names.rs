@@ -333,3 +333,189 @@ fn every_mailbox_command_quotes_and_encodes_the_name() {
         .expect("the session is still usable");
     rt.block_on(imap.logout());
 }
+
+/// Every command names the mailboxes as an `INBOX.` server does, through
+/// one resolution (issue: `quarantine list` found nothing, summaries said
+/// "Backscatter", and `filter`'s fileinto names were sent unresolved):
+/// clean (its summary names `INBOX.Backscatter`), quarantine list and
+/// show, report, filter's `fileinto :create "MyBounces"` (into
+/// `INBOX.MyBounces`) and restore, with the default quarantine name.
+#[test]
+fn every_command_resolves_names_in_the_inbox_dot_namespace() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("names_every_command");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        namespace: Some(("INBOX.".into(), '.')),
+        ..Options::default()
+    });
+    let f = crate::flood::flood(30);
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX.Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let forged = f
+        .expected
+        .values()
+        .filter(|d| **d == Decision::Backscatter)
+        .count();
+    let legit = f
+        .expected
+        .values()
+        .filter(|d| **d == Decision::Legitimate)
+        .count();
+    assert!(forged > 0 && legit > 0);
+    let dir = crate::sweep::tempdir("names-every-command");
+    let rules = dir.join("rules.sieve");
+    std::fs::write(
+        &rules,
+        "require [\"fileinto\", \"environment\", \"mailbox\"];\n\
+         if environment :is \"vnd.backscatter.verdict\" \"legitimate\" { fileinto :create \"MyBounces\"; }\n",
+    )
+    .unwrap();
+    let cfg = config(
+        &dir,
+        &dc,
+        &format!("sent = [\"Sent\"]\nrules = \"{}\"\n", rules.display()),
+    );
+
+    let (st, out, err) = cli(&dir, &cfg, &["clean"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains("messages of INBOX in")
+            && out.contains(&format!("{forged} moved to INBOX.Backscatter")),
+        "the summary names the server's mailboxes: {out}"
+    );
+    assert_eq!(
+        dc.imap("alice").status("INBOX.Backscatter").0 as usize,
+        forged
+    );
+
+    let (st, out, err) = cli(&dir, &cfg, &["quarantine", "list"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("{forged} messages in INBOX.Backscatter.")),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), forged + 1, "{out}");
+    let uid = out.split_whitespace().next().unwrap().to_string();
+    let (st, out, err) = cli(&dir, &cfg, &["quarantine", "show", &uid]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("Moved        from INBOX on"), "{out}");
+    let (st, out, err) = cli(&dir, &cfg, &["quarantine", "show", "99999"]);
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(err.contains("in INBOX.Backscatter:"), "{err}");
+
+    let (st, out, err) = cli(&dir, &cfg, &["report", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(json_field(&out, "quarantined") as usize, forged, "{out}");
+
+    // The rules' fileinto names are the user's too.
+    let (st, out, err) = cli(&dir, &cfg, &["filter"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains(&format!("{legit} moved")), "{out}");
+    assert_eq!(dc.imap("alice").status("INBOX.MyBounces").0 as usize, legit);
+    assert!(
+        listed(&dc).iter().all(|n| n.starts_with("INBOX")),
+        "nothing created outside the personal namespace"
+    );
+
+    let (st, out, err) = cli(&dir, &cfg, &["restore", "--all"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "Restored {forged} messages from INBOX.Backscatter"
+        )),
+        "{out}"
+    );
+    assert_eq!(dc.imap("alice").status("INBOX.Backscatter").0, 0);
+}
+
+/// A fileinto the server refuses is an error: the refusal is quoted on
+/// stderr, the message stays, and `filter` exits 1 (it said "with errors"
+/// and exited 0).
+#[test]
+fn filter_quotes_a_refused_fileinto_and_exits_1() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("names_filter_refused");
+        return;
+    }
+    let dc = Dovecot::start();
+    let f = crate::flood::flood(6);
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let dir = crate::sweep::tempdir("names-filter-refused");
+    let rules = dir.join("rules.sieve");
+    // Dovecot refuses a name with an empty level ("NO Invalid mailbox name").
+    std::fs::write(
+        &rules,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"a//b\";\n",
+    )
+    .unwrap();
+    let cfg = config(&dir, &dc, &format!("rules = \"{}\"\n", rules.display()));
+    let (st, out, err) = cli(&dir, &cfg, &["filter"]);
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(out.contains("6 with errors"), "{out}");
+    assert!(
+        err.contains("the rules failed for 6 messages") && err.contains("refused"),
+        "the server's refusal is quoted: {err}"
+    );
+    assert_eq!(
+        dc.imap("alice").status("INBOX").0,
+        6,
+        "every message stayed"
+    );
+}
+
+/// A server that offers NAMESPACE but refuses it (proxy quirk): the
+/// `INBOX.` prefix is learnt from LIST (INBOX alone at the top, with
+/// children), so the quarantine is `INBOX.Backscatter` as with NAMESPACE.
+#[test]
+fn without_namespace_the_prefix_is_learnt_from_list() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("names_no_namespace");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        namespace: Some(("INBOX.".into(), '.')),
+        ..Options::default()
+    });
+    let f = crate::flood::flood(30);
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX.Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let forged = f
+        .expected
+        .values()
+        .filter(|d| **d == Decision::Backscatter)
+        .count();
+    let (port, _) = crate::quirks::proxy(dc.imap_port, crate::quirks::Quirk::RefuseNamespace);
+    let dir = crate::sweep::tempdir("names-no-namespace");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\nsent = [\"Sent\"]\n"
+        ),
+    )
+    .unwrap();
+    let (st, out, err) = cli(&dir, &cfg, &["account", "check"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains("personal prefix \"INBOX.\", hierarchy delimiter \".\""),
+        "{out}"
+    );
+    let (st, out, err) = cli(&dir, &cfg, &["clean"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("{forged} moved to INBOX.Backscatter")),
+        "{out}"
+    );
+    assert_eq!(
+        dc.imap("alice").status("INBOX.Backscatter").0 as usize,
+        forged
+    );
+}

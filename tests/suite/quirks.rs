@@ -40,6 +40,9 @@ pub enum Quirk {
     MailutilsBodystructure,
     /// Every FETCH reply about this UID of INBOX is not valid IMAP.
     GarbleUid(u32),
+    /// NAMESPACE (RFC 2342) is offered but answered `NO` (seen with
+    /// proxies and servers that list it without implementing it).
+    RefuseNamespace,
 }
 
 /// What the proxy saw.
@@ -146,6 +149,11 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                 {
                     let mut p = pending.lock().unwrap();
                     match cmd.as_str() {
+                        "NAMESPACE" if quirk == Quirk::RefuseNamespace => {
+                            let reply = format!("{} NO NAMESPACE not available\r\n", w[0]);
+                            let _ = to_client.lock().unwrap().write_all(reply.as_bytes());
+                            continue;
+                        }
                         "STARTTLS" if quirk == Quirk::RefuseStarttls => {
                             let reply = format!("{} NO STARTTLS failed\r\n", w[0]);
                             let _ = to_client.lock().unwrap().write_all(reply.as_bytes());

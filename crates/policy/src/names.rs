@@ -10,7 +10,9 @@
 //!
 //! This module is pure: [`resolve`] turns a configured name into the
 //! server's name (UTF-8), [`encode`] / [`decode`] convert between UTF-8 and
-//! modified UTF-7, and [`parse_namespace`] reads a NAMESPACE response.
+//! modified UTF-7, [`parse_namespace`] reads a NAMESPACE response, and
+//! [`guess_namespace`] learns the prefix from LIST where NAMESPACE is
+//! missing or refused.
 //! The codec is our own (about 60 lines, no dependency): the `utf7-imap`
 //! crate panics on malformed names a server may list, and passes DEL
 //! through unencoded.
@@ -70,6 +72,36 @@ pub fn resolve(configured: &str, ns: &Namespace) -> String {
         return name;
     }
     format!("{}{}", ns.prefix, name)
+}
+
+/// The personal namespace of a server that does not answer NAMESPACE
+/// (RFC 2342): its hierarchy `delimiter` (from `LIST "" ""`), and the
+/// selectable top-level mailboxes (from `LIST "" "%"`, names in UTF-8)
+/// with `inbox_children`, whether `LIST "" "INBOX<delimiter>%"` showed
+/// any.
+///
+/// A server whose only selectable top-level mailbox is INBOX while INBOX
+/// has children keeps personal folders under `INBOX<delimiter>` (Cyrus
+/// without `altnamespace`, Courier): that is the prefix. Anything else
+/// (folders beside INBOX, or an INBOX without children, where nothing
+/// can be told) is taken as no prefix, as before NAMESPACE existed.
+/// Other users' and shared roots (`user`, `#shared`) are `\Noselect` and
+/// are not passed here.
+pub fn guess_namespace(
+    delimiter: Option<char>,
+    top_level: &[String],
+    inbox_children: bool,
+) -> Namespace {
+    let only_inbox = !top_level.is_empty() && top_level.iter().all(|n| is_inbox(n));
+    let prefix = match delimiter {
+        Some(d) if only_inbox && inbox_children => format!("INBOX{d}"),
+        _ => String::new(),
+    };
+    Namespace {
+        prefix,
+        delimiter,
+        others: Vec::new(),
+    }
 }
 
 /// Does `name` start with namespace `prefix` (an `INBOX` head compared
@@ -346,6 +378,30 @@ mod tests {
             resolve("Other Users/bob/x", &ns("", '/')),
             "Other Users/bob/x"
         );
+    }
+
+    #[test]
+    fn without_namespace_the_inbox_prefix_is_learnt_from_the_folders() {
+        let top = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Cyrus / Courier: INBOX alone at the top, with children.
+        let n = guess_namespace(Some('.'), &top(&["INBOX"]), true);
+        assert_eq!(n.prefix, "INBOX.");
+        assert_eq!(resolve("Backscatter", &n), "INBOX.Backscatter");
+        assert_eq!(
+            guess_namespace(Some('/'), &top(&["inbox"]), true).prefix,
+            "INBOX/"
+        );
+        // Dovecot, UW: folders beside INBOX.
+        let n = guess_namespace(Some('.'), &top(&["INBOX", "Sent"]), true);
+        assert_eq!(n.prefix, "");
+        // Nothing to tell from: no prefix.
+        assert_eq!(
+            guess_namespace(Some('.'), &top(&["INBOX"]), false).prefix,
+            ""
+        );
+        assert_eq!(guess_namespace(None, &top(&["INBOX"]), true).prefix, "");
+        assert_eq!(guess_namespace(Some('.'), &[], true).prefix, "");
+        assert_eq!(guess_namespace(Some('.'), &[], true).delimiter, Some('.'));
     }
 
     #[test]

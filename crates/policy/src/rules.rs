@@ -798,6 +798,23 @@ impl Plan {
         self.copies.is_empty() && self.move_to.is_none() && self.flags.is_empty()
     }
 
+    /// The same plan with every mailbox name (copies, move, `:create`)
+    /// passed through `name`: the script's names as the server spells
+    /// them ([`crate::names::resolve`] in its personal namespace, so
+    /// `fileinto "Bounces"` files into `INBOX.Bounces` on Cyrus).
+    pub fn with_names(mut self, name: impl Fn(&str) -> String) -> Plan {
+        for (m, _) in &mut self.copies {
+            *m = name(m);
+        }
+        if let Some(m) = &mut self.move_to {
+            *m = name(m);
+        }
+        for m in &mut self.create {
+            *m = name(m);
+        }
+        self
+    }
+
     /// The flags the plan's UID STOREs may add to a message that has
     /// `before` (its final flags and each copy's own, compared without
     /// case, in first-seen order): what undoing the plan takes back.

@@ -150,7 +150,8 @@ mod tests {
                         .as_bytes(),
                 );
             } else if cmd.starts_with("LIST") {
-                // The hierarchy delimiter, asked for after login.
+                // The hierarchy delimiter and the top level (no
+                // NAMESPACE), asked for after login.
                 p.send(format!("* LIST (\\Noselect) \"/\" \"\"\r\n{tag} OK listed\r\n").as_bytes());
             } else if cmd == "COMPRESS DEFLATE" {
                 if refuse_compress {
@@ -267,6 +268,8 @@ mod tests {
             [
                 "LOGIN",
                 "CAPABILITY",
+                // No NAMESPACE here: the delimiter, then the top level.
+                "LIST",
                 "LIST",
                 "COMPRESS",
                 "NOOP",

@@ -384,7 +384,21 @@ fn clean_twice_and_restore(quarantine: Option<&str>) {
     let v = json(&dir, &cfg, &["clean", "--json", "--full"]);
     assert_eq!(v["quarantined"], 0, "{v}");
     assert_eq!(v["scanned"].as_u64(), Some((n - want_q) as u64), "{v}");
+    // The summary names the mailboxes as Cyrus does.
+    let out = ok(&dir, &cfg, &["clean", "--full"]);
+    assert!(out.contains(&format!("0 moved to {QUARANTINE}")), "{out}");
     assert_eq!(check_placement(&cy, &f, QUARANTINE), want_q);
+
+    // quarantine list and show find what clean moved (they looked in
+    // the unresolved "Backscatter" and found nothing).
+    let out = ok(&dir, &cfg, &["quarantine", "list"]);
+    assert!(
+        out.ends_with(&format!("{want_q} messages in {QUARANTINE}.\n")),
+        "{out}"
+    );
+    let uid = out.split_whitespace().next().unwrap().to_string();
+    let out = ok(&dir, &cfg, &["quarantine", "show", &uid]);
+    assert!(out.contains("Moved        from INBOX on"), "{out}");
 
     let v = json(&dir, &cfg, &["restore", "--all", "--json"]);
     assert_eq!(v["restored"], want_q, "{v}");

@@ -5,7 +5,7 @@
 
 pub use backscatter_policy::journal::*;
 use std::collections::HashSet;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The journal file of an account.
@@ -13,21 +13,35 @@ pub fn path_for(data_dir: &Path, account: &str) -> PathBuf {
     crate::paths::account_file(data_dir, "journal", account, "jsonl")
 }
 
-/// Read every entry; a torn last line (a crash mid-write) is skipped.
+/// Read every entry; a torn last line (a crash mid-write, cut anywhere,
+/// inside a multi-byte UTF-8 character too) is skipped, as is any line
+/// that is not an entry. Errors name the file and say what to do
+/// ([`named`]).
 pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(named(path, e)),
     };
-    let mut out = Vec::new();
-    for line in io::BufReader::new(f).lines() {
-        let line = line?;
-        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
-            out.push(e);
-        }
-    }
-    Ok(out)
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
+        .collect())
+}
+
+/// `e` as one sentence about `path`: the file's name, what failed, and
+/// for a permission problem what to do (the journal and the state files
+/// are the user's own, mode 0600).
+pub fn named(path: &Path, e: io::Error) -> io::Error {
+    let hint = match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            " (the file and its folder must belong to the user running backscatter: check `ls -l {}`, then chown or chmod u+rw)",
+            path.display()
+        ),
+        io::ErrorKind::StorageFull => " (free some disk space and run again)".to_string(),
+        _ => String::new(),
+    };
+    io::Error::new(e.kind(), format!("{}: {e}{hint}", path.display()))
 }
 
 /// Does the file end without a line break (a torn write)?
@@ -62,6 +76,10 @@ fn lock(path: &Path, exclusive: bool) -> io::Result<std::fs::File> {
 
 /// Append entries and sync them to disk.
 pub fn append(path: &Path, entries: &[Entry]) -> io::Result<()> {
+    append_unnamed(path, entries).map_err(|e| named(path, e))
+}
+
+fn append_unnamed(path: &Path, entries: &[Entry]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         crate::paths::private_dir(dir)?;
     }
@@ -152,6 +170,51 @@ mod tests {
 
     fn commit(batch: &str) -> Entry {
         Entry::marker(Op::Commit, batch, 2, vec![])
+    }
+
+    /// A run killed mid-write can cut the last line anywhere, inside a
+    /// multi-byte character too: that line is skipped, the rest read.
+    #[test]
+    fn a_torn_last_line_is_skipped_whatever_byte_it_ends_in() {
+        let dir = std::env::temp_dir().join(format!("bs-journal-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal-a.jsonl");
+        let mut e = q("b1", 10, "<x@y>");
+        e.reasons = vec!["not in your sent mail — ünïcödé".into()];
+        append(&path, &[e.clone(), commit("b1")]).unwrap();
+        let whole = serde_json::to_vec(&e).unwrap();
+        let cut = whole
+            .iter()
+            .rposition(|&b| b >= 0x80 && b & 0xC0 != 0x80)
+            .unwrap()
+            + 1; // just after the lead byte of the last multi-byte character
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&whole[..cut]);
+        std::fs::write(&path, &bytes).unwrap();
+        let read_back = read(&path).unwrap();
+        assert_eq!(read_back.len(), 2);
+        assert_eq!(read_back[0].reasons, e.reasons);
+        // The next append starts a fresh line.
+        append(&path, &[commit("b2")]).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A journal that cannot be read or written is named in the error
+    /// (a folder where the file should be: the tests run as root, for
+    /// whom permissions deny nothing).
+    #[test]
+    fn errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("bs-journal-named-{}", std::process::id()));
+        let path = dir.join("journal-a.jsonl");
+        std::fs::create_dir_all(&path).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+        let e = append(&path, &[commit("b2")]).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+        let denied = named(&path, io::Error::from(io::ErrorKind::PermissionDenied)).to_string();
+        assert!(denied.contains("chown or chmod u+rw"), "{denied}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -203,14 +203,15 @@ pub struct KeptLine {
 /// The fingerprints on the local list (empty when there is none; torn or
 /// foreign lines are skipped).
 pub fn load_kept(path: &std::path::Path) -> std::io::Result<HashSet<String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    // Bytes, not text: a torn last line may end inside a UTF-8 character.
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(crate::journal::named(path, e)),
     };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<KeptLine>(l).ok())
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<KeptLine>(l).ok())
         .map(|k| k.fingerprint)
         .collect())
 }
@@ -232,9 +233,12 @@ pub fn remember_kept(path: &std::path::Path, items: &[&Identity], ts: i64) -> st
         serde_json::to_writer(&mut buf, &line).map_err(std::io::Error::other)?;
         buf.push(b'\n');
     }
-    let mut f = crate::paths::append_private(path)?;
-    f.write_all(&buf)?;
-    f.sync_data()
+    (|| {
+        let mut f = crate::paths::append_private(path)?;
+        f.write_all(&buf)?;
+        f.sync_data()
+    })()
+    .map_err(|e| crate::journal::named(path, e))
 }
 
 /// One message in quarantine, for `backscatter quarantine list` and

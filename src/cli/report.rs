@@ -48,7 +48,7 @@ const CHUNK: usize = 200;
 ///
 ///   backscatter report
 ///
-///   backscatter report --since 2026-11-20 --html flood.html
+///   backscatter report --since 2026-11-20 --html flood.html   # the page only
 ///
 ///   backscatter report --json | jq .by_kind
 #[derive(Debug, Args)]
@@ -67,10 +67,14 @@ pub struct ReportArgs {
     /// origin, delivery_problems, ...).
     #[arg(long)]
     pub json: bool,
-    /// Also write the report as one self-contained HTML page (charts as
-    /// inline SVG, nothing loaded from elsewhere).
+    /// Write the report as one self-contained HTML page (charts as inline
+    /// SVG, nothing loaded from elsewhere) instead of printing it; add
+    /// --text or --json to print it too.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// With --html: print the text report as well.
+    #[arg(long, requires = "html", conflicts_with = "json")]
+    pub text: bool,
 }
 
 pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
@@ -107,11 +111,19 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         std::fs::write(path, page)
             .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
-    super::print(&r, args.json)?;
+    // The page is the report asked for; the text only when asked too.
+    if args.json || args.text || args.html.is_none() {
+        super::print(&r, args.json)?;
+    }
     if let (false, Some(path)) = (args.json, &args.html) {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "\nHTML report written to {}.", path.display())
-            .map_err(super::output_error)?;
+        writeln!(
+            out,
+            "{}HTML report written to {}.",
+            if args.text { "\n" } else { "" },
+            path.display()
+        )
+        .map_err(super::output_error)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -263,11 +263,28 @@ fn report_after_a_flood_matches_the_mailbox() {
 
     // The HTML page, in a real browser.
     let html = dir.join("report.html");
-    cli(
+    let out = cli(
         &dir,
         &cfg,
         user,
         &["report", "--html", html.to_str().unwrap()],
+    );
+    // The page is the report: stdout says only where it went.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("HTML report written to {}.\n", html.display())
+    );
+    let out = cli(
+        &dir,
+        &cfg,
+        user,
+        &["report", "--text", "--html", html.to_str().unwrap()],
+    );
+    let both = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        both.contains("Your real delivery problems (")
+            && both.ends_with(&format!("HTML report written to {}.\n", html.display())),
+        "{both}"
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert_eq!(page.matches("<svg").count(), 2);

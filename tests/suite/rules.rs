@@ -52,7 +52,7 @@ fn ours(rules: &Rules, raw: &[u8]) -> (Landing, Envelope) {
     (set, env)
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ROOT.get_or_init(|| {
         Command::new("id")

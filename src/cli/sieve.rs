@@ -59,14 +59,18 @@ pub enum SieveCommand {
         /// The account (default: the one with default = true, or the only one).
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
-        /// The server's Sieve extensions (default: Dovecot/Pigeonhole's).
+        /// The server's Sieve extensions, separated by spaces or commas, as
+        /// its ManageSieve SIEVE capability lists them (RFC 5804):
+        /// "fileinto body mailbox" or "fileinto,body,mailbox" (default:
+        /// Dovecot/Pigeonhole's).
         #[arg(long, value_name = "LIST")]
         extensions: Option<String>,
         /// The server's script size limit in bytes (default 1 MiB, Dovecot's).
         #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
         max_size: usize,
         /// Take the sent Message-IDs from this file (one per line, newest
-        /// first) instead of the account's Sent mailbox. Without dates,
+        /// first, `<id@host>` or `id@host`; empty lines and lines starting
+        /// with # are skipped) instead of the account's Sent mailbox. Without dates,
         /// every one is also searched for in message bodies (from Sent,
         /// only those of the last 7 days are: bounces come within days).
         /// Nothing is asked of the server then, so the quarantine is named
@@ -221,15 +225,17 @@ fn generate(
 ) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
     let a = account(&cfg, name)?.clone();
+    let ext = extensions
+        .as_deref()
+        .map(extension_list)
+        .transpose()?
+        .unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
     let (lists, a) = match sent_ids {
         Some(f) => {
-            let ids: Vec<String> = std::fs::read_to_string(f)
-                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect();
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?;
+            let ids =
+                sent_id_lines(&text).map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?;
             // Offline: the quarantine name as configured (it is not
             // checked against the server's namespace).
             (
@@ -249,7 +255,6 @@ fn generate(
                 .map_err(manage_error)?
         }
     };
-    let ext = extensions.unwrap_or_else(|| crate::sieve::DOVECOT_DEFAULT.to_string());
     let now = crate::clock::now();
     let d = mail_parser::DateTime::from_timestamp(now).to_rfc3339();
     let script = crate::sieve::generate(&crate::sieve::Policy {
@@ -282,4 +287,103 @@ fn generate(
         }
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--extensions`: Sieve capability names (RFC 5228 §6, RFC 5804 §1.7)
+/// separated by white space or commas, as one space-separated list.
+/// Error: a name with a character no capability has.
+fn extension_list(given: &str) -> Result<String, Error> {
+    let names: Vec<&str> = given
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(bad) = names.iter().find(|n| {
+        !n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ';' | ':' | '_' | '+'))
+    }) {
+        return Err(Error::Usage(format!(
+            "--extensions: \"{}\" is not a Sieve extension name: list them separated by spaces or commas, e.g. \"fileinto body mailbox\"",
+            bad.replace(char::is_control, " ")
+        )));
+    }
+    if names.is_empty() {
+        return Err(Error::Usage(
+            "--extensions is empty: list the server's Sieve extensions, e.g. \"fileinto body mailbox\"".into(),
+        ));
+    }
+    Ok(names.join(" "))
+}
+
+/// `--sent-ids`: one Message-ID per line (`<id@host>` or `id@host`, RFC
+/// 5322 §3.6.4), `#` comments and empty lines skipped. Error: the first
+/// line that is not a Message-ID, by number.
+fn sent_id_lines(text: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let id = l
+            .strip_prefix('<')
+            .and_then(|r| r.strip_suffix('>'))
+            .unwrap_or(l);
+        let ok = id.split_once('@').is_some_and(|(left, right)| {
+            !left.is_empty() && !right.is_empty() && !right.contains('@')
+        }) && !id.contains(|c: char| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '<' | '>' | ',' | '[' | ']' | '{' | '}')
+        });
+        if !ok {
+            let shown: String = l
+                .chars()
+                .take(60)
+                .collect::<String>()
+                .replace(char::is_control, " ");
+            return Err(format!(
+                "line {} (\"{shown}\") is not a Message-ID: give one per line, like <abc123@example.org>",
+                n + 1
+            ));
+        }
+        ids.push(l.to_string());
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_listed_with_spaces_or_commas() {
+        assert_eq!(
+            extension_list("fileinto,body, mailbox").unwrap(),
+            "fileinto body mailbox"
+        );
+        assert_eq!(
+            extension_list("fileinto comparator-i;ascii-numeric").unwrap(),
+            "fileinto comparator-i;ascii-numeric"
+        );
+        assert!(extension_list(" , ").is_err());
+        let Err(Error::Usage(e)) = extension_list("[\"fileinto\"]") else {
+            panic!("a JSON list is refused");
+        };
+        assert!(e.contains("separated by spaces or commas"), "{e}");
+    }
+
+    #[test]
+    fn sent_ids_are_one_message_id_a_line() {
+        assert_eq!(
+            sent_id_lines("# mine\n<a@b.example>\n\n c@d.example \n").unwrap(),
+            ["<a@b.example>", "c@d.example"]
+        );
+        // A JSON array: refused at its first line, in one sentence.
+        let e = sent_id_lines("[\"<a@b.example>\", \"<c@d.example>\"]\n").unwrap_err();
+        assert!(e.starts_with("line 1 ("), "{e}");
+        let e = sent_id_lines("<a@b.example>\n[\n  \"<c@d.example>\"\n]\n").unwrap_err();
+        assert!(e.starts_with("line 2 (\"[\")"), "{e}");
+        assert!(sent_id_lines("no-at-sign\n").is_err());
+        assert!(sent_id_lines("a@b@c\n").is_err());
+    }
 }

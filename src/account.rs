@@ -51,6 +51,12 @@ pub struct CheckReport {
     pub missing: Vec<String>,
     /// Configured mailboxes that do not exist (the check exits 2).
     pub absent: Vec<String>,
+    /// Why clean, restore and watch will refuse on this server (neither
+    /// MOVE nor UIDPLUS): the check exits 1.
+    pub unusable: Option<String>,
+    /// What works but deserves a look, one sentence each: an empty sent
+    /// index (every bounce, the user's own too, would be quarantined).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,8 +155,22 @@ impl std::fmt::Display for CheckReport {
         } else {
             writeln!(f, "  ManageSieve: {at} not reachable")?;
         }
+        for w in &self.warnings {
+            writeln!(f, "Warning: {w}")?;
+        }
         let only_sieve = self.missing.len() == 1 && !m.reachable;
-        if !self.absent.is_empty() {
+        if let Some(why) = &self.unusable {
+            writeln!(
+                f,
+                "This server cannot be used: clean, restore and watch will all refuse on it ({why})."
+            )?;
+            if !self.missing.is_empty() {
+                writeln!(f, "Missing:")?;
+                for m in &self.missing {
+                    writeln!(f, "  - {m}")?;
+                }
+            }
+        } else if !self.absent.is_empty() {
             // The absent mailboxes are said once, as the error `main` prints.
             if !self.missing.is_empty() {
                 writeln!(f, "Missing:")?;
@@ -158,8 +178,10 @@ impl std::fmt::Display for CheckReport {
                     writeln!(f, "  - {m}")?;
                 }
             }
-        } else if self.missing.is_empty() {
+        } else if self.missing.is_empty() && self.warnings.is_empty() {
             writeln!(f, "Everything backscatter needs is there.")?;
+        } else if self.missing.is_empty() {
+            writeln!(f, "Everything else backscatter needs is there.")?;
         } else if only_sieve {
             writeln!(
                 f,
@@ -201,6 +223,7 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
             missing.push(format!("{cap}: {why}"));
         }
     }
+    let unusable = imap.can_move_safely().err().map(|e| e.message);
     let ns = imap.namespace().clone();
     let compression = if imap.compressed() {
         "on (COMPRESS=DEFLATE)"
@@ -262,9 +285,15 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
         }
     }
     let mut sent_index_messages = None;
+    let mut warnings = Vec::new();
     if absent.is_empty() && sent.is_some() {
         match crate::clean::sent_index(&mut imap, &a, dirs).await {
-            Ok((_, stats)) => sent_index_messages = Some(stats.messages),
+            Ok((_, stats)) => {
+                sent_index_messages = Some(stats.messages);
+                if stats.messages == 0 {
+                    warnings.push(empty_index_warning(a.sent_days));
+                }
+            }
             Err(e) => missing.push(e.to_string()),
         }
     }
@@ -313,5 +342,16 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
         managesieve,
         missing,
         absent,
+        unusable,
+        warnings,
     })
+}
+
+/// What an empty sent index means, in one sentence (`account check` and
+/// `clean` say it): nothing can be recognised as a response to the user's
+/// own mail.
+pub fn empty_index_warning(sent_days: u32) -> String {
+    format!(
+        "the sent index is empty (nothing in your Sent mailbox from the last {sent_days} days), so every bounce and auto-reply, including those to mail you did send, counts as backscatter: check sent = [...] names your Sent mailbox, or raise sent-days"
+    )
 }

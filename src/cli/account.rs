@@ -90,7 +90,14 @@ pub fn check_account(
         .block_on(crate::account::check(&a, &secret, &dirs))
         .map_err(Error::runtime)?;
     super::print(&report, json)?;
-    if report.absent.is_empty() {
+    if let Some(why) = &report.unusable {
+        // The server lacks what clean, restore and watch need: a runtime
+        // failure (exit 1), whatever else the configuration says.
+        Err(Error::Runtime(format!(
+            "account \"{}\": clean, restore and watch will all refuse on this server: {why}",
+            report.account
+        )))
+    } else if report.absent.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
         // Configuration that names what is not there: exit 2, like

@@ -120,6 +120,10 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         b.finish_and_clear();
     }
     let s = result.map_err(clean_error)?;
+    // Nothing can be told to be a response to the user's own mail.
+    if s.sent_indexed == 0 {
+        super::common::warn(&crate::account::empty_index_warning(a.sent_days));
+    }
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
     for o in &s.each {

@@ -494,3 +494,70 @@ fn a_compressed_sweep_decides_the_same_and_reads_fewer_bytes() {
     let (a, b) = (n(plain, "bytes_fetched"), n(deflated, "bytes_inflated"));
     assert!(a.abs_diff(b) * 100 < a, "{plain} vs {deflated}");
 }
+
+/// A server with neither MOVE nor UIDPLUS (Dovecot told to advertise
+/// neither, as GNU Mailutils has neither): `account check` says plainly
+/// that clean, restore and watch will all refuse there, and exits 1
+/// (it listed what was missing and exited 0). An empty Sent mailbox is a
+/// warning there too: the sent index is empty.
+#[test]
+fn account_check_says_when_the_server_cannot_be_used() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("check_unusable");
+        return;
+    }
+    let dc = Dovecot::start_with(crate::harness::Options {
+        extra_conf: Some(
+            "protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE SPECIAL-USE NAMESPACE\n}\n"
+                .into(),
+        ),
+        ..crate::harness::Options::default()
+    });
+    let dir = tempdir("check-unusable");
+    let cfg = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\n");
+    dc.imap("carol").create("Sent");
+    let o = cli(&dir, &cfg, "carolpw", &["account", "check"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("This server cannot be used: clean, restore and watch will all refuse on it (the server has neither MOVE nor UIDPLUS"),
+        "{out}"
+    );
+    assert!(!out.contains("Everything"), "{out}");
+    assert!(
+        text(&o.stderr).contains("clean, restore and watch will all refuse on this server"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(out.contains("Warning: the sent index is empty"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An empty sent index on a server that can be used: `account check`
+/// warns (exit 0) instead of "Everything backscatter needs is there",
+/// and `clean` says it on stderr with its summary.
+#[test]
+fn an_empty_sent_index_is_a_warning() {
+    let Some(dc) = Dovecot::start_or_skip("empty_sent_index") else {
+        return;
+    };
+    let dir = tempdir("empty-sent-index");
+    let cfg = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\n");
+    dc.imap("carol").create("Sent");
+    let o = cli(&dir, &cfg, "carolpw", &["account", "check"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("Warning: the sent index is empty"), "{out}");
+    assert!(
+        !out.contains("Everything backscatter needs is there"),
+        "{out}"
+    );
+    let o = cli(&dir, &cfg, "carolpw", &["clean"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the sent index is empty"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

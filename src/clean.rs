@@ -503,7 +503,10 @@ pub async fn clean(
             opts.mailbox, a.name
         )));
     }
-    let (sent, stats) = sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
+    // The sent index covers the period swept (`--since`), at least the
+    // last `sent-days` days.
+    let (sent, stats) =
+        sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), opts.since).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut summary = Summary {
         sent_indexed: stats.messages,

@@ -23,6 +23,11 @@ pub struct Cache {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MailboxCache {
+    /// The start of the window this entry was read for (Unix seconds): a
+    /// wider window reads the mailbox again (older mail lies below
+    /// `last_uid`). Caches written before it: read again once.
+    #[serde(default = "unknown_since")]
+    pub since: i64,
     pub uidvalidity: u32,
     pub last_uid: u32,
     pub messages: Vec<SentMessage>,
@@ -96,30 +101,53 @@ pub struct SyncStats {
     pub sources: Vec<(String, u32)>,
 }
 
-/// Bring the cache up to date and build the index. `now` is Unix seconds.
+fn unknown_since() -> i64 {
+    i64::MAX
+}
+
+/// Bring the cache up to date and build the index of the last
+/// `sent-days` days. `now` is Unix seconds.
 pub async fn refresh(
     imap: &mut Imap,
     a: &Account,
     state_dir: &Path,
     now: i64,
 ) -> Result<(SentIndex, SyncStats), SyncError> {
+    refresh_covering(imap, a, state_dir, now, None).await
+}
+
+/// [`refresh`], with the window widened to cover responses received since
+/// `since` (Unix seconds; `clean --since`): their originals can have been
+/// sent up to [`crate::sent::RESPONSE_WINDOW_SECS`] before.
+pub async fn refresh_covering(
+    imap: &mut Imap,
+    a: &Account,
+    state_dir: &Path,
+    now: i64,
+    since: Option<i64>,
+) -> Result<(SentIndex, SyncStats), SyncError> {
     let mailboxes = sent_mailboxes(imap, a).await?;
     let path = cache_path(state_dir, &a.name);
     let mut cache = load_cache(&path);
     cache.version = CACHE_VERSION;
-    let cutoff = now - i64::from(a.sent_days) * 86_400;
+    let days_cutoff = now - i64::from(a.sent_days) * 86_400;
+    let cutoff = since.map_or(days_cutoff, |t| {
+        days_cutoff.min(t - crate::sent::RESPONSE_WINDOW_SECS)
+    });
+    let window_days = u32::try_from(((now - cutoff).max(0) + 86_399) / 86_400).unwrap_or(u32::MAX);
     let mut stats = SyncStats::default();
     cache.mailboxes.retain(|k, _| mailboxes.contains(k));
     for mb in &mailboxes {
         let sel = imap.open_named(mb, true).await?;
         stats.sources.push((mb.clone(), sel.uid_validity));
         let entry = cache.mailboxes.entry(mb.clone()).or_default();
-        if entry.uidvalidity != sel.uid_validity {
+        if entry.uidvalidity != sel.uid_validity || entry.since > cutoff {
             *entry = MailboxCache {
                 uidvalidity: sel.uid_validity,
                 ..MailboxCache::default()
             };
         }
+        entry.since = cutoff;
         let query = if entry.last_uid == 0 {
             format!("SINCE {}", imap_date(cutoff))
         } else {
@@ -165,6 +193,7 @@ pub async fn refresh(
         }
     }
     let mut index = SentIndex::new();
+    index.set_window_days(window_days);
     for mc in cache.mailboxes.values() {
         for m in &mc.messages {
             index.insert(m);

@@ -561,3 +561,80 @@ fn an_empty_sent_index_is_a_warning() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bounce of mail sent 45 days ago (Sisimai's bsd/lhost-postfix-03.eml,
+/// BSD-2-Clause; its Sent copy hand-written from the original's
+/// Message-ID, both APPENDed 45 and 44 days ago): outside the default 30
+/// days the reason says exactly what was searched ("not among your sent
+/// mail of the last 30 days"), and `clean --since` a day before it widens
+/// the sent index to cover the period swept, so the bounce is the user's.
+#[test]
+fn the_sent_index_covers_the_period_swept() {
+    let Some(dc) = Dovecot::start_or_skip("sent_window") else {
+        return;
+    };
+    let bounce =
+        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-03.eml"))
+            .unwrap();
+    let v = backscatter::classify(
+        &bounce,
+        &backscatter::Context {
+            sent: &backscatter::SentIndex::new(),
+            own_addresses: &[],
+        },
+    );
+    let id = v
+        .original
+        .message_id
+        .clone()
+        .expect("the original's ID")
+        .to_string();
+    let now = backscatter::clock::now();
+    let day = 86_400;
+    // Hand-written: the Sent copy of that original.
+    let sent = format!(
+        "From: sender@example.jp\r\nTo: someone@example.org\r\nSubject: sent long ago\r\nMessage-ID: {id}\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhello\r\n"
+    );
+    let mut imap = dc.imap("carol");
+    // And one recent, unrelated (hand-written too).
+    let recent = "From: sender@example.jp\r\nTo: friend@example.org\r\nSubject: lunch tomorrow?\r\nMessage-ID: <recent-1@example.jp>\r\n\r\nhi\r\n";
+    crate::report::append_dated(
+        &mut imap,
+        "Sent",
+        &[
+            (now - 45 * day, sent.into_bytes()),
+            (now - day, recent.as_bytes().to_vec()),
+        ],
+    );
+    crate::report::append_dated(&mut imap, "INBOX", &[(now - 44 * day, bounce)]);
+    drop(imap);
+    let dir = tempdir("sent-window");
+    let cfg = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\n");
+    let each = |args: &[&str]| -> serde_json::Value {
+        let o = cli(&dir, &cfg, "carolpw", args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    };
+    let row = each(&["clean", "--dry-run", "--json", "--each"]);
+    assert_eq!(row["verdict"], "backscatter", "{row}");
+    let reason = row["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("is not among your sent mail of the last 30 days (1 sent message indexed)"),
+        "{reason}"
+    );
+    let since = backscatter::report::utc(now - 46 * day)[..10].to_string();
+    let row = each(&["clean", "--dry-run", "--json", "--each", "--since", &since]);
+    assert_eq!(row["verdict"], "legitimate", "{row}");
+    assert!(
+        row["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("is in your sent mail"),
+        "{row}"
+    );
+    // And back to the default window: the cache is not fooled.
+    let row = each(&["clean", "--dry-run", "--json", "--each"]);
+    assert_eq!(row["verdict"], "backscatter", "{row}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

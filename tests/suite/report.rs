@@ -18,7 +18,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// IMAP date-time (RFC 3501 `date-time`) of Unix seconds, in UTC.
-fn imap_datetime(ts: i64) -> String {
+pub fn imap_datetime(ts: i64) -> String {
     // "YYYY-MM-DD HH:MM UTC"
     let u = backscatter::report::utc(ts);
     let (y, m, d) = (&u[0..4], &u[5..7], &u[8..10]);
@@ -32,7 +32,7 @@ fn imap_datetime(ts: i64) -> String {
 }
 
 /// APPEND messages with their INTERNALDATE, several per command.
-fn append_dated(imap: &mut crate::harness::Imap, mailbox: &str, msgs: &[(i64, Vec<u8>)]) {
+pub fn append_dated(imap: &mut crate::harness::Imap, mailbox: &str, msgs: &[(i64, Vec<u8>)]) {
     for chunk in msgs.chunks(200) {
         let mut cmd = format!("APPEND {mailbox}").into_bytes();
         for (ts, m) in chunk {

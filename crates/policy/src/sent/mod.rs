@@ -123,6 +123,9 @@ pub struct SentIndex {
     /// Recipient -> indexes into `records`.
     by_recipient: HashMap<String, Vec<usize>>,
     messages: usize,
+    /// The days of sent mail indexed (read from a Sent mailbox), `None`
+    /// when unknown (files, ID lists): reasons say "of the last N days".
+    window_days: Option<u32>,
 }
 
 /// How long before an automated response its original can have been sent,
@@ -193,6 +196,17 @@ impl SentIndex {
             self.messages += 1;
             self.ids.entry(id).or_insert(None);
         }
+    }
+
+    /// Say that the index holds the sent mail of the last `days` days
+    /// (what the reasons name when an original is not found).
+    pub fn set_window_days(&mut self, days: u32) {
+        self.window_days = Some(days);
+    }
+
+    /// The days of sent mail indexed, when known.
+    pub fn window_days(&self) -> Option<u32> {
+        self.window_days
     }
 
     /// Number of messages (or bare IDs) added.

@@ -55,6 +55,12 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
     };
     let n = ctx.sent.len();
     let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
+    // "in your sent mail" where the window is unknown (files), else the
+    // exact claim: among the sent mail of the days indexed.
+    let not_in = ctx.sent.window_days().map_or_else(
+        || "is not in your sent mail".to_string(),
+        |d| format!("is not among your sent mail of the last {d} days"),
+    );
 
     // Rule 1: the original's Message-ID.
     if let Some((SentMatch::MessageId { id, date }, src)) = candidate_ids
@@ -109,9 +115,7 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
             .unwrap_or_default();
         reasons.insert(
             0,
-            format!(
-                "decided by the original's Message-ID: {id} is not in your sent mail ({indexed}){also}"
-            ),
+            format!("decided by the original's Message-ID: {id} {not_in} ({indexed}){also}"),
         );
         return backscatter(original, reasons, ctx, verdict);
     }

@@ -163,8 +163,9 @@ if header :contains "subject" "[parent]" { fileinto :copy "Parent"; stop; }
 /// with a line break (an RFC 2047 encoded word in the Subject), and a
 /// COPY the server refuses (into a parent that LIST shows but that holds
 /// no mail): errors for those messages only, which stay in INBOX and are
-/// tried again by the next run; the other messages are filed; the output
-/// holds no line break from the message.
+/// tried again by the next run; the other messages are filed; `filter`
+/// exits 1 and says why on stderr; the output holds no line break from
+/// the message.
 #[test]
 fn one_message_cannot_switch_off_the_rules() {
     let Some(dc) = Dovecot::start_or_skip("filed_hostile") else {
@@ -186,7 +187,13 @@ fn one_message_cannot_switch_off_the_rules() {
     let cfg = config(&base, &dc, &rules);
     for round in 0..2 {
         let r = run(&base, &cfg, &["filter", "--json"]);
-        assert_eq!(r.code, 0, "round {round}: {}{}", r.out, r.err);
+        // Errors: said on stderr, exit 1 (the other messages are filed).
+        assert_eq!(r.code, 1, "round {round}: {}{}", r.out, r.err);
+        assert!(
+            r.err.contains("the rules failed for 2 messages"),
+            "round {round}: {}",
+            r.err
+        );
         let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
         assert_eq!(
             v["errors"].as_u64(),

@@ -218,7 +218,8 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// On the real Mailutils: `account check` names what is missing; `clean
+/// On the real Mailutils: `account check` names what is missing, says
+/// that clean, restore and watch will refuse there and exits 1; `clean
 /// --dry-run` judges every message, the one with an attached message too
 /// (its BODYSTRUCTURE is not IMAP: the sweep reads its bytes), with the
 /// verdicts the classifier gives the files, says none can move and exits
@@ -297,6 +298,13 @@ fn mailutils_judges_everything_and_refuses_to_move() {
     let said = text(&o);
     assert!(said.contains("UIDPLUS"), "{said}");
     assert!(said.contains("Sent index:  0 messages"), "{said}");
+    // Plainly: this server cannot be used for moves (exit 1).
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("This server cannot be used: clean, restore and watch will all refuse on it"),
+        "{said}"
+    );
+    assert!(said.contains("Warning: the sent index is empty"), "{said}");
 
     let o = cli(&dir, &cfg, &["clean", "--dry-run", "--json", "--each"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

@@ -7,6 +7,7 @@
 //! and rebuilds the message, `classify` decides, `journal` records.
 
 use crate::classify::{classify, Context, Decision, Verdict};
+use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::Identity;
 use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
@@ -194,8 +195,6 @@ impl From<SyncError> for CleanError {
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
     move |e| CleanError::Io(format!("cannot {what}: {e}"))
 }
-
-pub use crate::clock::now;
 
 /// Fetch and classify a batch of UIDs of the selected mailbox, following
 /// the fetch plan ([`plan`]): the verdict of each message is the one

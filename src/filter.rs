@@ -17,7 +17,8 @@
 //! is a runtime error for that message, which then stays untouched, as
 //! Pigeonhole's implicit keep.
 
-use crate::clean::{now, CleanError, Dirs, Progress};
+use crate::clean::{CleanError, Dirs, Progress};
+use crate::clock::now;
 use crate::config::Account;
 use crate::imap::{self, valid_flag, Imap};
 use crate::journal::{self, Entry, Op};

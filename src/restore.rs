@@ -12,7 +12,8 @@
 //! moves it again. Moves are journaled like a sweep's (intent, move,
 //! commit with the COPYUID mapping) and reconciled after a crash.
 
-use crate::clean::{now, CleanError, Dirs, BATCH};
+use crate::clean::{CleanError, Dirs, BATCH};
+use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::id_key;
 use crate::imap::{self, Imap};

@@ -486,6 +486,13 @@ fn write_config(path: &Path, text: &str) -> Result<(), Error> {
     let mut f = opts
         .open(&tmp)
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;
+    // A temp file left by an interrupted run keeps its mode when reopened.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;
+    }
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;

@@ -68,7 +68,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub json: bool,
     /// Also write the report as one self-contained HTML page (charts as
-    /// inline SVG, nothing loaded from elsewhere).
+    /// inline SVG, nothing loaded from elsewhere), readable by you alone
+    /// (mode 0600).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
@@ -104,7 +105,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     );
     if let Some(path) = &args.html {
         let page = r.html().map_err(Error::Runtime)?;
-        std::fs::write(path, page)
+        crate::paths::write_private(path, page.as_bytes())
             .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     super::print(&r, args.json)?;

@@ -688,8 +688,8 @@ pub async fn undo(
             uid: p.item.uid,
             to: dest.to_string(),
             message_id: p.item.message_id.clone(),
-            subject: p.item.subject.clone(),
-            from: p.item.from.clone(),
+            subject: p.item.shown_subject(),
+            from: p.item.shown_from(),
             journaled: true,
         };
         if opts.dry_run {

@@ -219,8 +219,8 @@ pub async fn restore_with(
         uid: p.item.uid,
         to: dest.to_string(),
         message_id: p.item.message_id.clone(),
-        subject: p.item.subject.clone(),
-        from: p.item.from.clone(),
+        subject: p.item.shown_subject(),
+        from: p.item.shown_from(),
         journaled: p.entry.is_some(),
     };
     if opts.dry_run {

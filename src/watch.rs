@@ -522,11 +522,7 @@ async fn process(
     moved.count = m.moved.len();
     // One line per message, saying what was done and why.
     for r in &rows {
-        let subject = r
-            .subject
-            .as_deref()
-            .unwrap_or("")
-            .replace(char::is_control, " ");
+        let subject = crate::mail::printable(r.subject.as_deref().unwrap_or(""));
         let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
         let action = if m.moved.contains(&r.uid) {
             "quarantine"

@@ -110,7 +110,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
-    let clean = |t: &str| t.replace(char::is_control, " ");
+    let clean = crate::mail::printable;
     if args.json {
         for r in &s.rows {
             writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()).map_err(w)?;

@@ -62,8 +62,9 @@ pub enum QuarantineCommand {
     },
 }
 
+/// Text from mail, fit for the terminal ([`crate::mail::printable`]).
 fn one_line(s: &str) -> String {
-    s.replace(char::is_control, " ")
+    crate::mail::printable(s)
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -239,7 +240,7 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
                 }
             }
             if !o.recipients.is_empty() {
-                writeln!(out, "  recipients {}", o.recipients.join(", ")).map_err(w)?;
+                writeln!(out, "  recipients {}", one_line(&o.recipients.join(", "))).map_err(w)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -127,11 +127,8 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                     },
                     p.uid,
                     crate::imap::shown(&p.to),
-                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                    p.subject
-                        .as_deref()
-                        .unwrap_or("")
-                        .replace(char::is_control, " "),
+                    crate::mail::printable(p.message_id.as_deref().unwrap_or("(no Message-ID)")),
+                    crate::mail::printable(p.subject.as_deref().unwrap_or("")),
                 )
                 .map_err(w)?;
             }
@@ -173,11 +170,8 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                     },
                     p.uid,
                     p.to,
-                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                    p.subject
-                        .as_deref()
-                        .unwrap_or("")
-                        .replace(char::is_control, " "),
+                    crate::mail::printable(p.message_id.as_deref().unwrap_or("(no Message-ID)")),
+                    crate::mail::printable(p.subject.as_deref().unwrap_or("")),
                     if p.journaled {
                         ""
                     } else {

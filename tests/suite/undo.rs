@@ -897,3 +897,102 @@ fn ctrl_c_in_restore_finishes_the_batch_and_exits_130() {
     assert!(w.values().all(|v| v == &vec!["INBOX".to_string()]));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// A real sample from `tests/fixtures/extra/` (licence beside it).
+fn extra(path: &str) -> Vec<u8> {
+    std::fs::read(crate::util::root().join("tests/fixtures/extra").join(path)).unwrap()
+}
+
+/// The quarantine's listing as JSON objects.
+fn listed(cli: &Cli) -> Vec<serde_json::Value> {
+    let o = cli.run(&["quarantine", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `quarantine list` shows subjects and senders as a mail client does:
+/// RFC 2047 encoded words decoded (real bounces with a windows-1257 Q
+/// subject and a UTF-8 B subject), and nothing from a message reaches
+/// the terminal as a control character (a hand-written bounce hides an
+/// escape sequence and a bidi override in encoded words).
+#[test]
+fn quarantine_list_decodes_encoded_words_and_keeps_the_terminal_safe() {
+    let Some(dc) = Dovecot::start_or_skip("quarantine_decode") else {
+        return;
+    };
+    // Real: Florian Schulze's `bounced` (MIT) and flufl.bounce (Apache-2.0).
+    let latvian = extra("bounced/bounces-tt_bounce_11.eml");
+    let russian = extra("flufl-bounce/simple_39.eml");
+    // Hand-written (not a real message): an NDR whose encoded From and
+    // Subject carry ESC sequences and U+202E.
+    let hostile = b"From: =?UTF-8?B?TWFpbCBEZWxpdmVyeSBTeXN0ZW0=?= <MAILER-DAEMON@mx.example.org>\r\n\
+To: alice@example.test\r\n\
+Subject: =?UTF-8?B?VW56dXN0ZWxsYmFyOiBHcsO8w59l?= =?UTF-8?Q?=1B]0;owned=07=1B[2J_x=E2=80=AEfdp.exe?=\r\n\
+Date: Mon, 30 Nov 2026 01:00:00 +0000\r\n\
+Message-ID: <hostile-1@mx.example.org>\r\n\
+Auto-Submitted: auto-replied\r\n\
+X-Failed-Recipients: bob@example.net\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+This is the mail system at host mx.example.org.\r\n\
+I'm sorry to have to inform you that your message could not\r\n\
+be delivered to one or more recipients.\r\n"
+        .to_vec();
+    let msgs = [latvian, russian, hostile];
+    let cli = Cli::new(&dc, "quarantine-decode");
+    dc.imap("alice").append_many("INBOX", &msgs);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let parser = mail_parser::MessageParser::new();
+    let want: Vec<String> = msgs
+        .iter()
+        .map(|m| parser.parse(m).unwrap().subject().unwrap().to_string())
+        .collect();
+    assert!(want.iter().all(|s| !s.contains("=?")), "{want:?}");
+    let json = listed(&cli);
+    assert_eq!(json.len(), 3, "{json:?}");
+    let subjects: Vec<&str> = json
+        .iter()
+        .map(|v| v["subject"].as_str().unwrap())
+        .collect();
+    for w in &want {
+        assert!(subjects.contains(&w.as_str()), "{w:?} not in {subjects:?}");
+    }
+    let senders: Vec<&str> = json.iter().map(|v| v["sender"].as_str().unwrap()).collect();
+    assert!(
+        senders.contains(&"Mail Delivery System <MAILER-DAEMON@mx.example.org>"),
+        "{senders:?}"
+    );
+    assert!(senders.iter().all(|s| !s.contains("=?")), "{senders:?}");
+
+    let o = cli.run(&["quarantine", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(!out.contains("=?"), "{out}");
+    assert!(
+        !out.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+        "{out:?}"
+    );
+    assert!(out.contains("Unzustellbar: Grüße"), "{out}");
+    assert!(out.contains("Mail Delivery System <MAIL"), "{out}");
+    // The Latvian and Russian subjects, as far as the column shows them.
+    for w in &want[..2] {
+        let head: String = w.chars().take(20).collect();
+        assert!(out.contains(&head), "{head:?} not in\n{out}");
+    }
+    // `show` too.
+    let o = cli.run(&["quarantine", "show", "<hostile-1@mx.example.org>"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.contains("Subject      Unzustellbar: Grüße"), "{out}");
+    assert!(
+        !out.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(cli.data());
+}

@@ -394,28 +394,35 @@ pub async fn list(
         .collect())
 }
 
-/// One message in quarantine, by UID or Message-ID, with the verdict the
-/// classifier gives it now (all its reasons and the original it found).
-/// `None` when no such message is there.
+/// The messages in quarantine that `which` names, each with the verdict
+/// the classifier gives it now (all its reasons and the original it
+/// found), in UID order: by UID (digits only) the one message with that
+/// UID; by Message-ID (with or without angle brackets, compared as
+/// [`id_key`]) every message that carries it, since a quarantine can
+/// hold several (the same response delivered twice, or responses that
+/// share an ID). Empty when there is none.
 pub async fn show(
     a: &Account,
     secret: &Secret,
     dirs: &Dirs,
     which: &str,
-) -> Result<Option<(quarantine::Listed, crate::Verdict)>, CleanError> {
+) -> Result<Vec<(quarantine::Listed, crate::Verdict)>, CleanError> {
     let all = list(a, secret, dirs).await?;
     let wanted = which.trim();
-    let found = match wanted.parse::<u32>() {
-        Ok(uid) => all.into_iter().find(|l| l.uid == uid),
-        Err(_) => all.into_iter().find(|l| {
-            l.message_id
-                .as_deref()
-                .is_some_and(|m| id_key(m) == id_key(wanted))
-        }),
+    let found: Vec<quarantine::Listed> = match wanted.parse::<u32>() {
+        Ok(uid) => all.into_iter().filter(|l| l.uid == uid).collect(),
+        Err(_) => all
+            .into_iter()
+            .filter(|l| {
+                l.message_id
+                    .as_deref()
+                    .is_some_and(|m| id_key(m) == id_key(wanted))
+            })
+            .collect(),
     };
-    let Some(listed) = found else {
-        return Ok(None);
-    };
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut imap = imap::connect(a, secret).await?;
     let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
     imap.examine(&a.quarantine).await?;
@@ -423,7 +430,16 @@ pub async fn show(
         sent: &sent,
         own_addresses: &a.addresses,
     };
-    let rows = crate::clean::classify_batch(&mut imap, &[listed.uid], &ctx).await?;
+    let uids: Vec<u32> = found.iter().map(|l| l.uid).collect();
+    let mut verdicts: std::collections::HashMap<u32, crate::Verdict> = Default::default();
+    for chunk in uids.chunks(BATCH) {
+        for r in crate::clean::classify_batch(&mut imap, chunk, &ctx).await? {
+            verdicts.insert(r.uid, r.verdict);
+        }
+    }
     imap.logout().await;
-    Ok(rows.into_iter().next().map(|r| (listed, r.verdict)))
+    Ok(found
+        .into_iter()
+        .filter_map(|l| verdicts.remove(&l.uid).map(|v| (l, v)))
+        .collect())
 }

@@ -996,3 +996,79 @@ be delivered to one or more recipients.\r\n"
     );
     let _ = std::fs::remove_dir_all(cli.data());
 }
+
+/// `quarantine show` of a Message-ID that several messages in quarantine
+/// carry (a real bounce delivered twice: same Message-ID, same
+/// fingerprint; and another bounce given the same ID) shows each of them,
+/// after a line naming their UIDs; by UID it shows exactly that one.
+#[test]
+fn quarantine_show_of_a_shared_message_id_shows_each() {
+    let Some(dc) = Dovecot::start_or_skip("quarantine_show_dups") else {
+        return;
+    };
+    let twice = corpus("lhost-postfix-03.eml");
+    let id = "<20140701045401.X0000000000000@e1.example.ne.jp>".to_string();
+    assert!(
+        String::from_utf8_lossy(&twice).contains(&format!("Message-Id: {id}")),
+        "the sample's own Message-ID"
+    );
+    let other = with_message_id(&corpus("lhost-exim-01.eml"), &id);
+    let cli = Cli::new(&dc, "quarantine-show-dups");
+    dc.imap("alice")
+        .append_many("INBOX", &[twice.clone(), other, twice]);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json = listed(&cli);
+    let uids: Vec<u64> = json
+        .iter()
+        .filter(|v| v["message_id"].as_str() == Some(id.as_str()))
+        .map(|v| v["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 3, "{json:?}");
+
+    let o = cli.run(&["quarantine", "show", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let shown: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("UID "))
+        .map(|u| u.trim().parse().unwrap())
+        .collect();
+    assert_eq!(shown, uids, "{out}");
+    assert_eq!(out.matches("Verdict now:").count(), 3, "{out}");
+    let uid_list: Vec<String> = uids.iter().map(u64::to_string).collect();
+    assert!(
+        out.lines().next().unwrap().contains(&format!(
+            "3 messages in Backscatter have Message-ID {id} (UIDs {})",
+            uid_list.join(", ")
+        )),
+        "{out}"
+    );
+    // Without angle brackets, as JSON: one object per message.
+    let bare = id.trim_matches(|c| c == '<' || c == '>');
+    let o = cli.run(&["quarantine", "show", "--json", bare]);
+    assert!(o.status.success(), "{}", text(&o));
+    let objs: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        objs.iter()
+            .map(|v| v["uid"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        uids
+    );
+    assert!(objs
+        .iter()
+        .all(|v| v["verdict"]["verdict"] == "backscatter"));
+    // By UID: that one alone.
+    let o = cli.run(&["quarantine", "show", &uids[1].to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(out.matches("Verdict now:").count(), 1, "{out}");
+    assert!(
+        out.lines().next() == Some(format!("UID          {}", uids[1]).as_str()),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(cli.data());
+}

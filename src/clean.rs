@@ -718,11 +718,10 @@ impl Sweep<'_, '_> {
         uids: &[u32],
         progress: Progress<'_>,
     ) -> Result<(), CleanError> {
-        if !self.opts.dry_run {
-            if let Some(dir) = self.journal_path.parent() {
-                self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
-                    .map_err(io_err("read the list of restored messages"))?;
-            }
+        // The dry run too: its keep check must be the run's.
+        if let Some(dir) = self.journal_path.parent() {
+            self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
+                .map_err(io_err("read the list of restored messages"))?;
         }
         let items = plan::sweep_prefix_items();
         let rounds: Vec<&[u32]> = uids.chunks(FETCH_BATCH).collect();

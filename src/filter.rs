@@ -58,6 +58,9 @@ pub struct FilterRow {
     pub error: Option<String>,
 }
 
+/// What a run did; with [`FilterOptions::dry_run`], what a run would do,
+/// counted the same way (only a refusal by the server, an error for the
+/// message concerned, cannot be foreseen).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FilterSummary {
     pub scanned: usize,
@@ -65,9 +68,10 @@ pub struct FilterSummary {
     pub moved: usize,
     /// Copies made.
     pub copied: usize,
-    /// Messages whose flags were added to.
+    /// Messages whose flags were added to (moved ones included).
     pub flagged: usize,
-    /// Messages the rules left as they were.
+    /// Messages that stay in the mailbox (flagged or copied ones
+    /// included, and those whose rules failed).
     pub kept: usize,
     /// Messages skipped as handled by an earlier run.
     pub already: usize,
@@ -329,19 +333,29 @@ impl Runner<'_> {
                     .map(|l| l.trim().trim_start_matches("* ").to_string())
                     .collect()
             };
-            if self.dry_run || plan.is_nothing() {
-                if plan.is_nothing() {
+            if self.dry_run {
+                // Counted as `apply` counts a run's, so that the dry run's
+                // summary is the run's (but for refusals by the server).
+                if plan.move_to.is_some() {
+                    summary.moved += 1;
+                } else {
                     summary.kept += 1;
                 }
-                if self.dry_run {
-                    summary.rows.push(FilterRow {
-                        uid,
-                        message_id,
-                        subject,
-                        actions,
-                        error,
-                    });
+                summary.copied += plan.copies.len();
+                if !plan.flags.is_empty() {
+                    summary.flagged += 1;
                 }
+                summary.rows.push(FilterRow {
+                    uid,
+                    message_id,
+                    subject,
+                    actions,
+                    error,
+                });
+                continue;
+            }
+            if plan.is_nothing() {
+                summary.kept += 1;
                 continue;
             }
             let fingerprint = crate::fingerprint::fingerprint(header_block(raw), raw.len() as u32);

@@ -46,7 +46,8 @@ pub struct FilterArgs {
     /// Only messages received on or after this day (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// List each message's actions, and change nothing.
+    /// List each message's actions, and change nothing; the summary
+    /// counts what a run would do.
     #[arg(long)]
     pub dry_run: bool,
     /// Run the rules again over messages an earlier run already filtered
@@ -145,25 +146,33 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
-    writeln!(
-        out,
-        "{} {} message{} of {} in {:.1} s: {} moved, {} copies, {} flagged, {} left as they were, {} with errors{}.",
-        if args.dry_run { "Dry run:" } else { "Filtered" },
+    let earlier = if s.already > 0 {
+        format!("; {} filtered by an earlier run", s.already)
+    } else {
+        String::new()
+    };
+    let messages = format!(
+        "{} message{} of {} in {:.1} s",
         s.scanned,
         if s.scanned == 1 { "" } else { "s" },
         args.mailbox,
-        s.seconds,
-        s.moved,
-        s.copied,
-        s.flagged,
-        s.kept,
-        s.errors,
-        if s.already > 0 {
-            format!("; {} filtered by an earlier run", s.already)
-        } else {
-            String::new()
-        }
-    )
-    .map_err(w)?;
+        s.seconds
+    );
+    if args.dry_run {
+        // The same counts a run prints, said as what it would do.
+        writeln!(
+            out,
+            "Dry run, nothing changed: {messages}: {} would move, {} copies would be made, {} would be flagged, {} would stay, {} with errors{earlier}.",
+            s.moved, s.copied, s.flagged, s.kept, s.errors,
+        )
+        .map_err(w)?;
+    } else {
+        writeln!(
+            out,
+            "Filtered {messages}: {} moved, {} copies, {} flagged, {} left in {}, {} with errors{earlier}.",
+            s.moved, s.copied, s.flagged, s.kept, args.mailbox, s.errors,
+        )
+        .map_err(w)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

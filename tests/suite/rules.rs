@@ -1041,3 +1041,77 @@ fn sieve_install_rules_runs_the_same_file_on_the_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: \"discard\" is refused"));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `filter --dry-run` predicts the run: its summary (JSON, and the
+/// sentence) has the numbers the run then prints, for rules that move,
+/// copy, flag, leave alone and fail (a `fileinto` of a missing mailbox
+/// without `:create`). It used to print 0 moved, 0 copies, 0 flagged.
+#[test]
+fn filter_dry_run_counts_what_the_run_does() {
+    let Some(dc) = Dovecot::start_or_skip("filter_dry_run") else {
+        return;
+    };
+    let f = inbox(150);
+    dc.imap("alice").append_many("INBOX", &f);
+    // Hand-written rules.
+    let text = r#"require ["fileinto", "envelope", "imap4flags", "copy", "mailbox"];
+if header :contains "subject" "Delivery" {
+  fileinto "Nowhere";
+} elsif envelope :is "from" "" {
+  addflag "\\Seen";
+  fileinto :create "Bounces";
+} elsif header :contains "auto-submitted" "auto-replied" {
+  fileinto :copy :create :flags "$autoreply" "Auto";
+} elsif header :contains "subject" "e" {
+  addflag "$withe";
+  fileinto :copy :create "Copies";
+}
+"#;
+    let base = tempdir("filter-dry-run");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let run = |args: &[&str]| {
+        let out = backscatter(&base, &cfg, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let last = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    let dry = last(&run(&["filter", "--dry-run", "--json"]));
+    let said = run(&["filter", "--dry-run"]);
+    let done = last(&run(&["filter", "--json"]));
+    for k in ["scanned", "moved", "copied", "flagged", "kept", "errors"] {
+        assert_eq!(dry[k], done[k], "{k}: dry run {dry}, run {done}");
+    }
+    for k in ["moved", "copied", "flagged", "kept", "errors"] {
+        assert!(
+            done[k].as_u64().unwrap() > 0,
+            "the rules should exercise {k}: {done}"
+        );
+    }
+    let sentence = format!(
+        "{} would move, {} copies would be made, {} would be flagged, {} would stay, {} with errors",
+        done["moved"], done["copied"], done["flagged"], done["kept"], done["errors"]
+    );
+    assert!(said.contains(&sentence), "{sentence:?} not in:\n{said}");
+    // The run did what it counted.
+    let mut imap = dc.imap("alice");
+    assert_eq!(
+        u64::from(imap.select("Bounces")),
+        done["moved"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(imap.select("INBOX")),
+        done["kept"].as_u64().unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -1072,3 +1072,52 @@ fn quarantine_show_of_a_shared_message_id_shows_each() {
     );
     let _ = std::fs::remove_dir_all(cli.data());
 }
+
+/// `clean --dry-run` predicts the sweep: a message the user restored on a
+/// server whose mailbox keeps no keywords is on the local list
+/// (`kept-ACCOUNT.jsonl`) only, and the dry run leaves it where the run
+/// does (it used to count it as "would move"). Simulated on Dovecot by
+/// taking `$NotBackscatter` off and writing the list line `restore`
+/// writes on such a server.
+#[test]
+fn clean_dry_run_honours_the_local_list_of_restored_messages() {
+    let Some(dc) = Dovecot::start_or_skip("dry_run_kept") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let cli = Cli::new(&dc, "dry-run-kept");
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &forged[7..9]);
+    let summary = |args: &[&str]| -> serde_json::Value {
+        let o = cli.run(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap()
+    };
+    assert_eq!(summary(&["clean", "--json"])["quarantined"], 2);
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The journal's fingerprints of the two; the first goes on the list.
+    let journal = cli.data().join("data/backscatter/journal-alice.jsonl");
+    let fingerprints: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["op"] == "quarantine")
+        .filter_map(|v| v["fingerprint"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{fingerprints:?}");
+    imap.store("INBOX", "1:*", "-FLAGS ($NotBackscatter)");
+    std::fs::write(
+        cli.data().join("data/backscatter/kept-alice.jsonl"),
+        format!("{{\"ts\":1,\"fingerprint\":\"{}\"}}\n", fingerprints[0]),
+    )
+    .unwrap();
+    let dry = summary(&["clean", "--dry-run", "--json"]);
+    let run = summary(&["clean", "--json"]);
+    for k in ["scanned", "quarantined", "legitimate", "normal", "errors"] {
+        assert_eq!(dry[k], run[k], "{k}: dry run {dry}, run {run}");
+    }
+    assert_eq!(run["quarantined"], 1, "{run}");
+    assert_eq!(imap.select("INBOX"), 1);
+    let _ = std::fs::remove_dir_all(cli.data());
+}

@@ -92,7 +92,8 @@ pub struct AddArgs {
     /// a terminal).
     #[arg(long, conflicts_with = "password_env")]
     pub keyring: bool,
-    /// Read the password from this environment variable.
+    /// The name of the environment variable that holds the password
+    /// (e.g. MAIL_PASSWORD; never the password itself).
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
     /// The ManageSieve server (default: the provider's, else the IMAP host).
@@ -382,6 +383,18 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let password = if let Some(c) = &args.password_command {
         Password::Command(command_words(c, "--password-command")?)
     } else if let Some(v) = &args.password_env {
+        // Neither echoed: a value that is no variable name, or names no
+        // variable, is most likely the password itself.
+        if !crate::config::is_variable_name(v) {
+            return Err(Error::Usage(
+                "--password-env takes the name of an environment variable that holds the password (letters, digits and _, e.g. --password-env MAIL_PASSWORD), not the password itself; nothing written".into(),
+            ));
+        }
+        if !args.no_check && std::env::var_os(v).is_none() {
+            return Err(Error::Usage(
+                "--password-env names an environment variable that is not set here: export it first (export MAIL_PASSWORD=...; --password-env MAIL_PASSWORD), or add --no-check to write the account without logging in; nothing written".into(),
+            ));
+        }
         Password::Env(v.clone())
     } else if args.keyring {
         Password::Keyring

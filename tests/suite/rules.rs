@@ -1115,3 +1115,140 @@ if header :contains "subject" "Delivery" {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Replace a file as an editor does (a new file renamed over it), so
+/// that the agent never reads half of it.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `watch` with a rules file that does not compile keeps protecting the
+/// account: the backscatter policy runs, the error is said once with the
+/// file and the line, and the rules are not run; once the file is fixed,
+/// and again after it is edited, the rules as the file now says run on
+/// the next new message, without a restart. (The agent used to stop the
+/// account at the first syntax error, and never read edited rules.)
+#[test]
+fn watch_survives_broken_rules_and_picks_up_edits_without_a_restart() {
+    let Some(dc) = Dovecot::start_or_skip("watch_rules_edit") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision, n: usize| -> Vec<Vec<u8>> {
+        f.inbox
+            .iter()
+            .filter(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .take(n)
+            .cloned()
+            .collect()
+    };
+    let forged = pick(backscatter::Decision::Backscatter, 2);
+    let normal = pick(backscatter::Decision::Normal, 3);
+    let base = tempdir("watch-rules-edit");
+    let rules_path = base.join("rules.sieve");
+    // Hand-written rules; line 3 lacks its semicolon.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nif true {\n  fileinto :create \"Ruled\"\n}\n",
+    );
+    let cfg = config(&base, dc.imap_port, "carol", &rules_path);
+    let log_path = base.join("watch.log");
+    let mut child = backscatter(&base, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .env("BACKSCATTER_IDLE_CHECK", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let boxes = ["INBOX", "Backscatter", "Ruled", "Edited"];
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let t = Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(60) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; placement {:?}; log:\n{}",
+            placement(&dc, "carol", &boxes),
+            log()
+        );
+    };
+    let broken = "do not run until the file is fixed";
+    wait("the error about the rules", &mut || log().contains(broken));
+    let said = log();
+    let line = said.lines().find(|l| l.contains(broken)).unwrap();
+    assert!(
+        line.contains(&rules_path.display().to_string()) && line.contains("line 4"),
+        "{line}"
+    );
+    wait("the agent to connect", &mut || {
+        dc.imap("carol").command("EXAMINE Backscatter").is_ok()
+    });
+    let mut imap = dc.imap("carol");
+    let at = |id: &str| -> Vec<String> {
+        placement(&dc, "carol", &boxes)
+            .get(id)
+            .map(|v| v.iter().map(|x| x.0.clone()).collect())
+            .unwrap_or_default()
+    };
+    let id = crate::flood::id_of;
+    // Broken rules: the policy still quarantines; the rest stays put.
+    imap.append("INBOX", &forged[0]);
+    imap.append("INBOX", &normal[0]);
+    wait("the forged response to be quarantined", &mut || {
+        at(&id(&forged[0])) == ["Backscatter"]
+    });
+    wait("the normal message to be judged", &mut || {
+        log().contains("keep normal")
+    });
+    assert_eq!(at(&id(&normal[0])), ["INBOX"]);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch stopped:\n{}",
+        log()
+    );
+    // Fixed: the rules run on the next message, without a restart.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Ruled\";\n",
+    );
+    imap.append("INBOX", &normal[1]);
+    wait("the fixed rules to file", &mut || {
+        at(&id(&normal[1])) == ["Ruled"]
+    });
+    // Edited: the new rules run; backscatter still goes to quarantine.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Edited\";\n",
+    );
+    imap.append("INBOX", &normal[2]);
+    imap.append("INBOX", &forged[1]);
+    wait("the edited rules to file", &mut || {
+        at(&id(&normal[2])) == ["Edited"]
+    });
+    wait("the second forged response to be quarantined", &mut || {
+        at(&id(&forged[1])) == ["Backscatter"]
+    });
+    assert_eq!(at(&id(&normal[0])), ["INBOX"], "filed after the fact");
+    let said = log();
+    assert_eq!(
+        said.matches(broken).count(),
+        1,
+        "said more than once:\n{said}"
+    );
+    assert!(
+        said.contains("changed; the new rules run from now on"),
+        "{said}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch exit {status:?}:\n{said}");
+    let _ = std::fs::remove_dir_all(&base);
+}

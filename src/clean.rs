@@ -7,6 +7,7 @@
 //! and rebuilds the message, `classify` decides, `journal` records.
 
 use crate::classify::{classify, Context, Decision, Verdict};
+use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::Identity;
 use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
@@ -198,8 +199,6 @@ impl From<SyncError> for CleanError {
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
     move |e| CleanError::Io(format!("cannot {what}: {e}"))
 }
-
-pub use crate::clock::now;
 
 /// Fetch and classify a batch of UIDs of the selected mailbox, following
 /// the fetch plan ([`plan`]): the verdict of each message is the one
@@ -728,11 +727,10 @@ impl Sweep<'_, '_> {
         uids: &[u32],
         progress: Progress<'_>,
     ) -> Result<(), CleanError> {
-        if !self.opts.dry_run {
-            if let Some(dir) = self.journal_path.parent() {
-                self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
-                    .map_err(io_err("read the list of restored messages"))?;
-            }
+        // The dry run too: its keep check must be the run's.
+        if let Some(dir) = self.journal_path.parent() {
+            self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
+                .map_err(io_err("read the list of restored messages"))?;
         }
         let items = plan::sweep_prefix_items();
         let rounds: Vec<&[u32]> = uids.chunks(FETCH_BATCH).collect();

@@ -162,6 +162,15 @@ impl AuthMechanism {
     }
 }
 
+/// Whether `s` can name an environment variable a shell can set: ASCII
+/// letters, digits and `_`, not starting with a digit (POSIX.1-2017,
+/// 8.1 Environment Variable Definition).
+pub fn is_variable_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The `password` table as written: exactly one key, validated into a
 /// [`SecretSource`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -425,6 +434,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     let v = p.env.clone().unwrap_or_default();
                     if v.trim().is_empty() {
                         return Err(err(&name, "password.env", "must name a variable".into()));
+                    }
+                    if !is_variable_name(&v) {
+                        // Most likely the password itself: never echoed.
+                        return Err(err(
+                            &name,
+                            "password.env",
+                            "must be the name of an environment variable that holds the password (letters, digits and _, such as \"MAIL_PASSWORD\"), not the password itself".into(),
+                        ));
                     }
                     Some(SecretSource::Env(v))
                 }

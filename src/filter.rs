@@ -17,7 +17,8 @@
 //! is a runtime error for that message, which then stays untouched, as
 //! Pigeonhole's implicit keep.
 
-use crate::clean::{now, CleanError, Dirs, Progress};
+use crate::clean::{CleanError, Dirs, Progress};
+use crate::clock::now;
 use crate::config::Account;
 use crate::imap::{self, valid_flag, Imap};
 use crate::journal::{self, Entry, Op};
@@ -57,6 +58,9 @@ pub struct FilterRow {
     pub error: Option<String>,
 }
 
+/// What a run did; with [`FilterOptions::dry_run`], what a run would do,
+/// counted the same way (only a refusal by the server, an error for the
+/// message concerned, cannot be foreseen).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FilterSummary {
     /// The filtered mailbox as the server names it.
@@ -66,9 +70,10 @@ pub struct FilterSummary {
     pub moved: usize,
     /// Copies made.
     pub copied: usize,
-    /// Messages whose flags were added to.
+    /// Messages whose flags were added to (moved ones included).
     pub flagged: usize,
-    /// Messages the rules left as they were.
+    /// Messages that stay in the mailbox (flagged or copied ones
+    /// included, and those whose rules failed).
     pub kept: usize,
     /// Messages skipped as handled by an earlier run.
     pub already: usize,
@@ -168,20 +173,41 @@ fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> CleanError {
 /// `NAME.sieve` beside it (as Pigeonhole's `sieve_dir`). The outer error
 /// is a sentence naming the unreadable file.
 pub fn compile_file(path: &Path) -> Result<Result<Rules, RulesError>, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read the rules {}: {e}", path.display()))?;
+    compile_reading(path, &mut Vec::new())
+}
+
+/// The files a compile read, each with its bytes (`None`: missing or
+/// unreadable), in the order read.
+type Read = Vec<(PathBuf, Option<Vec<u8>>)>;
+
+/// [`compile_file`], recording in `read` every file it read.
+fn compile_reading(path: &Path, read: &mut Read) -> Result<Result<Rules, RulesError>, String> {
+    let bytes = std::fs::read(path);
+    read.push((path.to_path_buf(), bytes.as_ref().ok().cloned()));
+    let text = bytes.map_err(|e| format!("cannot read the rules {}: {e}", path.display()))?;
     let text = String::from_utf8(text)
         .map_err(|_| format!("the rules {} are not UTF-8", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     Ok(Rules::compile(&text, |name| {
         let p = dir.join(format!("{name}.sieve"));
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!(
-                "cannot read the included script {}: {e}",
-                p.display()
-            )),
+        match std::fs::read(&p) {
+            Ok(b) => {
+                read.push((p.clone(), Some(b.clone())));
+                String::from_utf8(b)
+                    .map(Some)
+                    .map_err(|_| format!("the included script {} is not UTF-8", p.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                read.push((p, None));
+                Ok(None)
+            }
+            Err(e) => {
+                read.push((p.clone(), None));
+                Err(format!(
+                    "cannot read the included script {}: {e}",
+                    p.display()
+                ))
+            }
         }
     }))
 }
@@ -189,6 +215,85 @@ pub fn compile_file(path: &Path) -> Result<Result<Rules, RulesError>, String> {
 /// [`compile_file`] as one sentence naming the file.
 pub fn load_rules(path: &Path) -> Result<Rules, String> {
     compile_file(path)?.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The user's rules as the agent (`watch`) keeps them: read again at each
+/// wake-up ([`RulesFile::refresh`], before each batch of new mail), and
+/// compiled again when the bytes of the file or of a script it includes
+/// changed, so that an edit takes effect without a restart. Rules that
+/// cannot be read or do not compile do not run until they are fixed (as
+/// Pigeonhole keeps a message whose script is broken: "when in doubt,
+/// keep"); the backscatter policy runs regardless. No polling of its
+/// own: it is looked at when mail arrives.
+#[derive(Debug)]
+pub struct RulesFile {
+    path: PathBuf,
+    /// What the last compile read; empty before the first.
+    read: Read,
+    rules: Option<Rules>,
+}
+
+/// What [`RulesFile::refresh`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The same bytes as last time: nothing to say.
+    Unchanged,
+    /// Read and compiled: `first` the first time, else after an edit.
+    Loaded { first: bool },
+    /// Unreadable or not compiling (new bytes): the sentence to say,
+    /// naming the file and the line. Said once per version of the file.
+    Broken(String),
+}
+
+impl RulesFile {
+    pub fn new(path: PathBuf) -> RulesFile {
+        RulesFile {
+            path,
+            read: Vec::new(),
+            rules: None,
+        }
+    }
+
+    /// The rules file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The rules to run now; `None` while the file is broken.
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_ref()
+    }
+
+    /// Read the file (and what it includes) again; compile it when its
+    /// bytes changed since the last compile.
+    pub fn refresh(&mut self) -> Reload {
+        let first = self.read.is_empty();
+        if !first
+            && self
+                .read
+                .iter()
+                .all(|(p, bytes)| std::fs::read(p).ok() == *bytes)
+        {
+            return Reload::Unchanged;
+        }
+        let mut read = Vec::new();
+        let compiled = compile_reading(&self.path, &mut read);
+        self.read = read;
+        match compiled {
+            Ok(Ok(r)) => {
+                self.rules = Some(r);
+                Reload::Loaded { first }
+            }
+            Ok(Err(e)) => {
+                self.rules = None;
+                Reload::Broken(format!("{}: {e}", self.path.display()))
+            }
+            Err(m) => {
+                self.rules = None;
+                Reload::Broken(m)
+            }
+        }
+    }
 }
 
 /// Run the rules once over a mailbox.
@@ -246,7 +351,6 @@ pub async fn filter(
     progress(0, total);
     let mut runner = Runner {
         a,
-        rules,
         path,
         mailbox: opts.mailbox.clone(),
         uidvalidity: sel.uid_validity,
@@ -256,7 +360,7 @@ pub async fn filter(
     };
     for (n, chunk) in uids.chunks(BATCH).enumerate() {
         runner
-            .batch(&mut imap, chunk, &ctx, n, &mut summary)
+            .batch(&mut imap, rules, chunk, &ctx, n, &mut summary)
             .await?;
         progress(summary.scanned, total);
     }
@@ -269,7 +373,6 @@ pub async fn filter(
 /// and `watch`).
 pub(crate) struct Runner<'r> {
     pub a: &'r Account,
-    pub rules: &'r Rules,
     /// The rules journal.
     pub path: PathBuf,
     pub mailbox: String,
@@ -287,6 +390,7 @@ impl Runner<'_> {
     pub(crate) async fn batch(
         &mut self,
         imap: &mut Imap,
+        rules: &Rules,
         uids: &[u32],
         ctx: &crate::Context<'_>,
         n: usize,
@@ -315,9 +419,7 @@ impl Runner<'_> {
                 let m = imap.resolve(m);
                 self.existing.contains(&m) || self.created.contains(&m)
             };
-            let outcome = self
-                .rules
-                .run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
+            let outcome = rules.run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
             let head = crate::classify::PARSER.parse_headers(raw);
             let message_id = head
                 .as_ref()
@@ -361,19 +463,29 @@ impl Runner<'_> {
                     .map(|l| l.trim().trim_start_matches("* ").to_string())
                     .collect()
             };
-            if self.dry_run || plan.is_nothing() {
-                if plan.is_nothing() {
+            if self.dry_run {
+                // Counted as `apply` counts a run's, so that the dry run's
+                // summary is the run's (but for refusals by the server).
+                if plan.move_to.is_some() {
+                    summary.moved += 1;
+                } else {
                     summary.kept += 1;
                 }
-                if self.dry_run {
-                    summary.rows.push(FilterRow {
-                        uid,
-                        message_id,
-                        subject,
-                        actions,
-                        error,
-                    });
+                summary.copied += plan.copies.len();
+                if !plan.flags.is_empty() {
+                    summary.flagged += 1;
                 }
+                summary.rows.push(FilterRow {
+                    uid,
+                    message_id,
+                    subject,
+                    actions,
+                    error,
+                });
+                continue;
+            }
+            if plan.is_nothing() {
+                summary.kept += 1;
                 continue;
             }
             let fingerprint = crate::fingerprint::fingerprint(header_block(raw), raw.len() as u32);
@@ -720,8 +832,8 @@ pub async fn undo(
             uid: p.item.uid,
             to: dest.to_string(),
             message_id: p.item.message_id.clone(),
-            subject: p.item.subject.clone(),
-            from: p.item.from.clone(),
+            subject: p.item.shown_subject(),
+            from: p.item.shown_from(),
             journaled: true,
         };
         if opts.dry_run {
@@ -961,6 +1073,41 @@ mod tests {
         x.uid = uid;
         x.to = to.into();
         x
+    }
+
+    /// Hand-written rules in a temporary directory: a broken file is
+    /// reported once per version, a fix and each edit (of the file or of
+    /// a script it includes) are compiled once, an unchanged file never.
+    #[test]
+    fn a_rules_file_is_compiled_again_only_when_its_bytes_change() {
+        let dir = std::env::temp_dir().join(format!("bs-rulesfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rules.sieve");
+        let mut f = RulesFile::new(path.clone());
+        // Missing: broken, said once.
+        assert!(matches!(f.refresh(), Reload::Broken(m) if m.contains("cannot read the rules")));
+        assert_eq!(f.refresh(), Reload::Unchanged);
+        std::fs::write(&path, "require \"fileinto\";\nfileinto \"A\"\n").unwrap();
+        match f.refresh() {
+            Reload::Broken(m) => assert!(m.contains("rules.sieve") && m.contains("at line"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(f.rules().is_none());
+        assert_eq!(f.refresh(), Reload::Unchanged);
+        std::fs::write(&path, "require \"include\";\ninclude \"more\";\n").unwrap();
+        std::fs::write(dir.join("more.sieve"), "keep;\n").unwrap();
+        assert_eq!(f.refresh(), Reload::Loaded { first: false });
+        assert!(f.rules().is_some());
+        assert_eq!(f.refresh(), Reload::Unchanged);
+        // An edit of the included script counts too.
+        std::fs::write(dir.join("more.sieve"), "keep\n").unwrap();
+        assert!(matches!(f.refresh(), Reload::Broken(m) if m.contains("more")));
+        std::fs::write(dir.join("more.sieve"), "keep;\n").unwrap();
+        assert_eq!(f.refresh(), Reload::Loaded { first: false });
+        let mut g = RulesFile::new(path);
+        assert_eq!(g.refresh(), Reload::Loaded { first: true });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

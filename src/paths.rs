@@ -59,7 +59,9 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Open a file for appending, created with mode 0600.
+/// Open a file for appending, created with mode 0600 (an existing file
+/// that others could read, left by an older version or by hand, is made
+/// private too).
 pub fn append_private(path: &Path) -> io::Result<File> {
     let mut o = OpenOptions::new();
     o.create(true).append(true);
@@ -68,7 +70,43 @@ pub fn append_private(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path)
+    let f = o.open(path)?;
+    make_private(&f)?;
+    Ok(f)
+}
+
+/// Mode 0600 for an open file whose mode lets others in (`open`'s mode
+/// applies only to a file it creates).
+fn make_private(f: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if f.metadata()?.permissions().mode() & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = f;
+    Ok(())
+}
+
+/// Write a file the user named (`report --html FILE`): created or
+/// truncated in place, mode 0600 even when it existed with another mode
+/// (it holds what is in their mail: addresses, subjects), set before a
+/// byte is written.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut o = OpenOptions::new();
+    o.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    make_private(&f)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Replace a file atomically (write a temp file, fsync, rename), mode 0600.
@@ -84,6 +122,8 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             o.mode(0o600);
         }
         let mut f = o.open(&tmp)?;
+        // A temp file left by a crash keeps its mode when reopened.
+        make_private(&f)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

@@ -252,8 +252,11 @@ pub struct Listed {
     /// When it arrived in quarantine (INTERNALDATE), Unix seconds.
     pub arrived: i64,
     pub kind: Option<crate::Kind>,
-    /// The From header field as written.
+    /// The From header field as a mail client shows it: RFC 2047 encoded
+    /// words decoded, `Name <addr>` ([`crate::mail::display_value`]); not
+    /// sanitised for a terminal.
     pub sender: Option<String>,
+    /// The Subject, decoded the same way.
     pub subject: Option<String>,
     /// The Message-ID field as written; `None` when there is none.
     pub message_id: Option<String>,
@@ -294,8 +297,8 @@ impl Listed {
             date: p.item.date.clone(),
             arrived: p.item.arrived,
             kind,
-            sender: p.item.from.clone(),
-            subject: p.item.subject.clone(),
+            sender: p.item.shown_from(),
+            subject: p.item.shown_subject(),
             message_id: p.item.message_id.clone(),
             reasons,
             source: if p.entry.is_some() {

@@ -12,7 +12,8 @@
 //! moves it again. Moves are journaled like a sweep's (intent, move,
 //! commit with the COPYUID mapping) and reconciled after a crash.
 
-use crate::clean::{now, CleanError, Dirs, BATCH};
+use crate::clean::{CleanError, Dirs, BATCH};
+use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::id_key;
 use crate::imap::{self, Imap};
@@ -224,8 +225,8 @@ pub async fn restore_with(
         uid: p.item.uid,
         to: dest.to_string(),
         message_id: p.item.message_id.clone(),
-        subject: p.item.subject.clone(),
-        from: p.item.from.clone(),
+        subject: p.item.shown_subject(),
+        from: p.item.shown_from(),
         journaled: p.entry.is_some(),
     };
     if opts.dry_run {
@@ -411,29 +412,36 @@ pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, 
     Ok(listing)
 }
 
-/// One message in quarantine, by UID or Message-ID, with the verdict the
-/// classifier gives it now (all its reasons and the original it found),
-/// with the quarantine's name on the server. `None` when no such message
-/// is there.
+/// The messages in quarantine that `which` names, each with the verdict
+/// the classifier gives it now (all its reasons and the original it
+/// found), in UID order, with the quarantine's name on the server: by UID
+/// (digits only) the one message with that UID; by Message-ID (with or
+/// without angle brackets, compared as [`id_key`]) every message that
+/// carries it, since a quarantine can hold several (the same response
+/// delivered twice, or responses that share an ID). Empty when there is
+/// none.
 pub async fn show(
     a: &Account,
     secret: &Secret,
     dirs: &Dirs,
     which: &str,
-) -> Result<(String, Option<(quarantine::Listed, crate::Verdict)>), CleanError> {
+) -> Result<(String, Vec<(quarantine::Listed, crate::Verdict)>), CleanError> {
     let Listing { mailbox, messages } = list(a, secret, dirs).await?;
     let wanted = which.trim();
-    let found = match wanted.parse::<u32>() {
-        Ok(uid) => messages.into_iter().find(|l| l.uid == uid),
-        Err(_) => messages.into_iter().find(|l| {
-            l.message_id
-                .as_deref()
-                .is_some_and(|m| id_key(m) == id_key(wanted))
-        }),
+    let found: Vec<quarantine::Listed> = match wanted.parse::<u32>() {
+        Ok(uid) => messages.into_iter().filter(|l| l.uid == uid).collect(),
+        Err(_) => messages
+            .into_iter()
+            .filter(|l| {
+                l.message_id
+                    .as_deref()
+                    .is_some_and(|m| id_key(m) == id_key(wanted))
+            })
+            .collect(),
     };
-    let Some(listed) = found else {
-        return Ok((mailbox, None));
-    };
+    if found.is_empty() {
+        return Ok((mailbox, Vec::new()));
+    }
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
     let (sent, _) = crate::sentsync::refresh(&mut imap, a, &dirs.state, now()).await?;
@@ -442,10 +450,19 @@ pub async fn show(
         sent: &sent,
         own_addresses: &a.addresses,
     };
-    let rows = crate::clean::classify_batch(&mut imap, &[listed.uid], &ctx).await?;
+    let uids: Vec<u32> = found.iter().map(|l| l.uid).collect();
+    let mut verdicts: std::collections::HashMap<u32, crate::Verdict> = Default::default();
+    for chunk in uids.chunks(BATCH) {
+        for r in crate::clean::classify_batch(&mut imap, chunk, &ctx).await? {
+            verdicts.insert(r.uid, r.verdict);
+        }
+    }
     imap.logout().await;
     Ok((
         mailbox,
-        rows.into_iter().next().map(|r| (listed, r.verdict)),
+        found
+            .into_iter()
+            .filter_map(|l| verdicts.remove(&l.uid).map(|v| (l, v)))
+            .collect(),
     ))
 }

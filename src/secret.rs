@@ -67,40 +67,7 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
                 a.name
             )),
         },
-        SecretSource::Command(argv) => {
-            let out = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| {
-                    format!(
-                        "account \"{}\": cannot run password.command `{}`: {}",
-                        a.name,
-                        argv[0],
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            "no such program".to_string()
-                        } else {
-                            e.to_string()
-                        }
-                    )
-                })?;
-            if !out.status.success() {
-                return Err(format!(
-                    "account \"{}\": password.command `{}` failed ({})",
-                    a.name, argv[0], out.status
-                ));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
-            if first.is_empty() {
-                return Err(format!(
-                    "account \"{}\": password.command `{}` printed nothing",
-                    a.name, argv[0]
-                ));
-            }
-            Ok(Secret(first.to_string()))
-        }
+        SecretSource::Command(argv) => run_command(a, argv),
         SecretSource::Keyring => {
             let entry = keyring::Entry::new(KEYRING_SERVICE, &keyring_user(a))
                 .map_err(|e| keyring_error(a, &e))?;
@@ -110,6 +77,74 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
                 .map_err(|e| keyring_error(a, &e))
         }
     }
+}
+
+/// A password command as a shell user would type it (quoted where a word
+/// needs it), for messages.
+pub fn command_line(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
+/// Run `password.command` (no shell: `argv[0]` with the other words as
+/// its arguments) and take the first line it prints. Its output is never
+/// shown: a failure is one sentence naming the command, its exit status
+/// and, when standard error is not a terminal (the agent as a service),
+/// the last line it wrote there; on a terminal its standard error is the
+/// user's to see as it comes (a prompt, a pass or gpg error).
+fn run_command(a: &Account, argv: &[String]) -> Result<Secret, String> {
+    use std::io::IsTerminal;
+    let shown = command_line(argv);
+    let on_terminal = std::io::stderr().is_terminal();
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stderr(if on_terminal {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
+        .output()
+        .map_err(|e| {
+            format!(
+                "account \"{}\": cannot run the password command `{shown}` (password.command): {}",
+                a.name,
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("there is no program \"{}\"", argv[0])
+                } else {
+                    e.to_string()
+                }
+            )
+        })?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let last = said
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(|l| {
+                let l = crate::mail::printable(l);
+                let cut: String = l.chars().take(200).collect();
+                format!(": {cut}")
+            })
+            .unwrap_or_default();
+        let status = match out.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        return Err(format!(
+            "account \"{}\": the password command `{shown}` (password.command) failed ({status}){last}",
+            a.name
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(format!(
+            "account \"{}\": the password command `{shown}` (password.command) printed nothing on its first line",
+            a.name
+        ));
+    }
+    Ok(Secret(first.to_string()))
 }
 
 /// Store a secret in the keyring (`backscatter account login`).

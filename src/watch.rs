@@ -175,6 +175,8 @@ pub async fn watch_mailbox(
     events: Option<Events>,
 ) -> Result<(), CleanError> {
     let mut backoff = timing.backoff;
+    // Kept across reconnections: a broken file is reported once.
+    let mut rules = a.rules.clone().map(crate::filter::RulesFile::new);
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -187,6 +189,7 @@ pub async fn watch_mailbox(
             &timing,
             shutdown.clone(),
             &events,
+            rules.as_mut(),
         )
         .await
         {
@@ -217,7 +220,8 @@ pub async fn watch_mailbox(
 }
 
 /// One connection's life: catch up, then IDLE/poll until it fails or we
-/// stop.
+/// stop. `rules_file`: the user's rules, read again before each batch.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     a: &Account,
     secret: &Secret,
@@ -226,6 +230,7 @@ async fn session(
     timing: &Timing,
     shutdown: watch::Receiver<bool>,
     events: &Option<Events>,
+    mut rules_file: Option<&mut crate::filter::RulesFile>,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     // The state file keeps the configured name; the server gets its own.
@@ -250,24 +255,25 @@ async fn session(
     imap.ensure_mailbox(&a.quarantine).await?;
     // The user's own rules, run on each new message that is not
     // quarantined (their moves journaled apart, undone by restore --rules).
-    let rules = match &a.rules {
-        Some(p) => Some(crate::filter::load_rules(p).map_err(CleanError::Config)?),
-        None => None,
-    };
+    // A broken rules file never stops the agent: it is said once, the
+    // rules wait until it is fixed, and the policy goes on.
+    if let Some(f) = rules_file.as_deref_mut() {
+        let how = f.refresh();
+        say(a, mailbox, f.path(), how);
+    }
     let rules_journal = crate::filter::journal_path(&dirs.data, &a.name);
-    if rules.is_some() {
+    if rules_file.is_some() {
         reconcile(&mut imap, a, &rules_journal).await?;
     }
-    let existing: std::collections::HashSet<String> = if rules.is_some() {
+    let existing: std::collections::HashSet<String> = if rules_file.is_some() {
         imap.list().await?.into_iter().map(|m| m.name).collect()
     } else {
         Default::default()
     };
     let state_file = state_path(&dirs.state, &a.name);
     let sel = imap.open_named(mailbox, false).await?;
-    let mut runner = rules.as_ref().map(|rules| crate::filter::Runner {
+    let mut runner = rules_file.as_ref().map(|_| crate::filter::Runner {
         a,
-        rules,
         path: rules_journal.clone(),
         mailbox: mailbox.to_string(),
         uidvalidity: sel.uid_validity,
@@ -310,6 +316,14 @@ async fn session(
             push = learn(push, how, !uids.is_empty());
         }
         for chunk in uids.chunks(clean::BATCH) {
+            // The rules as the file says now (an edit takes effect here).
+            if let Some(f) = rules_file.as_deref_mut() {
+                let how = f.refresh();
+                say(a, mailbox, f.path(), how);
+            }
+            let rules = runner
+                .as_mut()
+                .zip(rules_file.as_deref().and_then(|f| f.rules()));
             let moved = process(
                 &mut imap,
                 a,
@@ -320,7 +334,7 @@ async fn session(
                 chunk,
                 n,
                 events.is_some(),
-                runner.as_mut(),
+                rules,
             )
             .await?;
             if let (Some(tx), true) = (events, moved.count > 0 || !moved.own_bounces.is_empty()) {
@@ -381,6 +395,26 @@ async fn session(
                 }
             }
             imap.noop().await?;
+        }
+    }
+}
+
+/// Say what reading the rules file found: nothing when unchanged; a
+/// warning naming the file and the line when it is broken (once per
+/// version of the file: [`crate::filter::RulesFile::refresh`] reports a
+/// version once).
+fn say(a: &Account, mailbox: &str, path: &Path, how: crate::filter::Reload) {
+    use crate::filter::Reload;
+    match how {
+        Reload::Unchanged => {}
+        Reload::Loaded { first: true } => {
+            info!(account = %a.name, mailbox = %mailbox, "rules: running {}", path.display());
+        }
+        Reload::Loaded { first: false } => {
+            info!(account = %a.name, mailbox = %mailbox, "rules: {} changed; the new rules run from now on", path.display());
+        }
+        Reload::Broken(why) => {
+            warn!(account = %a.name, mailbox = %mailbox, "rules: {why}; your rules do not run until the file is fixed (new mail is still checked for backscatter, and the file is read again when mail arrives)");
         }
     }
 }
@@ -462,7 +496,7 @@ async fn process(
     uids: &[u32],
     n: usize,
     want_origins: bool,
-    rules: Option<&mut crate::filter::Runner<'_>>,
+    rules: Option<(&mut crate::filter::Runner<'_>, &crate::rules::Rules)>,
 ) -> Result<Moved, CleanError> {
     let (sent, _) = sentsync::refresh(imap, a, &dirs.state, crate::clock::now()).await?;
     imap.select(mailbox).await?;
@@ -522,11 +556,7 @@ async fn process(
     moved.count = m.moved.len();
     // One line per message, saying what was done and why.
     for r in &rows {
-        let subject = r
-            .subject
-            .as_deref()
-            .unwrap_or("")
-            .replace(char::is_control, " ");
+        let subject = crate::mail::printable(r.subject.as_deref().unwrap_or(""));
         let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
         let action = if m.moved.contains(&r.uid) {
             "quarantine"
@@ -545,7 +575,7 @@ async fn process(
             reason
         );
     }
-    if let Some(runner) = rules {
+    if let Some((runner, rules)) = rules {
         // A message quarantined as backscatter is not offered to the rules.
         // Nor one an earlier run (killed before saving its place) handled.
         let entries = journal::read(&runner.path)
@@ -558,7 +588,9 @@ async fn process(
             .collect();
         if !rest.is_empty() {
             let mut summary = crate::filter::FilterSummary::default();
-            runner.batch(imap, &rest, &ctx, n, &mut summary).await?;
+            runner
+                .batch(imap, rules, &rest, &ctx, n, &mut summary)
+                .await?;
             if summary.moved + summary.copied + summary.flagged > 0 {
                 info!(
                     account = %a.name,

@@ -33,19 +33,36 @@ pub enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Store the account's password in the OS keyring (asks without echo).
+    /// Store the account's password in the OS keyring (asks for it on
+    /// the terminal, without echo).
     ///
-    /// Then set `password.keyring = true` in the account's table. Where
-    /// there is no keyring (a headless server), use password.command or
+    /// The password is never given on the command line (it would stay in
+    /// your shell's history and show in `ps`): NAME is the account's name,
+    /// its [accounts.NAME] table. Only an account with
+    /// `password.keyring = true` (or, until you add it, with no password
+    /// key at all) reads the keyring: one with password.env or
+    /// password.command is refused, with what to change. Where there is
+    /// no keyring (a headless server), use password.command or
     /// password.env instead.
+    ///
+    /// Examples:
+    ///
+    ///   backscatter account login work
+    ///
+    ///   backscatter account login --account work
+    #[command(verbatim_doc_comment)]
     Login {
-        /// The account (its [accounts.NAME] table; default: the one with
-        /// default = true, or the only one).
-        #[arg(long, value_name = "NAME")]
-        account: Option<String>,
-        /// The account, as in earlier versions (`account login NAME`).
-        #[arg(hide = true, conflicts_with = "account", value_name = "NAME")]
+        /// The account's name, its [accounts.NAME] table (default: the
+        /// one with default = true, or the only one). Not the password:
+        /// that is asked for.
+        #[arg(value_name = "NAME")]
         name: Option<String>,
+        /// The account, as the other commands take it (same as NAME).
+        #[arg(long, value_name = "NAME", conflicts_with = "name")]
+        account: Option<String>,
+        /// Refused: a password on the command line is seen by others.
+        #[arg(long, hide = true, value_name = "PASSWORD")]
+        password: Option<String>,
     },
 }
 
@@ -56,23 +73,75 @@ pub fn run(args: AccountArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             account: name,
             json,
         } => check_account(name.as_deref(), json, config),
-        AccountCommand::Login { account, name } => login(account.or(name).as_deref(), config),
+        AccountCommand::Login {
+            account,
+            name,
+            password,
+        } => {
+            if password.is_some() {
+                return Err(Error::Usage(
+                    "account login takes no password on the command line (your shell's history and `ps` would show it): run `backscatter account login NAME` and type it when asked".into(),
+                ));
+            }
+            login(account.or(name).as_deref(), config)
+        }
     }
 }
 
 fn login(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
+    use crate::config::SecretSource;
     let cfg = load_config(config)?;
-    let a = account(&cfg, name)?;
+    let a = match (name, cfg.account(name)) {
+        (_, Ok(a)) => a,
+        // Not echoed: what was typed may be the password itself.
+        (Some(_), Err(_)) => {
+            let names: Vec<&str> = cfg.accounts.iter().map(|a| a.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "account login takes the name of an account in {} (accounts: {}), and what was given is none of them; the password is not given on the command line: login asks for it",
+                cfg.path.display(),
+                names.join(", ")
+            )));
+        }
+        (None, Err(e)) => return Err(Error::Usage(e.0)),
+    };
+    let table = format!("[accounts.{}] in {}", a.name, cfg.path.display());
+    match &a.secret {
+        Some(SecretSource::Env(var)) => {
+            return Err(Error::Usage(format!(
+                "account \"{}\" reads its password from the environment variable {var} (password.env), not from the keyring: set {var} where backscatter runs, or replace password.env with password.keyring = true in {table} and run account login again",
+                a.name
+            )))
+        }
+        Some(SecretSource::Command(argv)) => {
+            return Err(Error::Usage(format!(
+                "account \"{}\" gets its password from the command `{}` (password.command), not from the keyring: store it where that command reads it, or replace password.command with password.keyring = true in {table} and run account login again",
+                a.name,
+                crate::secret::command_line(argv)
+            )))
+        }
+        Some(SecretSource::Keyring) | None => {}
+    }
     let pw = rpassword::prompt_password(format!("Password for {} ({}): ", a.username, a.imap))
-        .map_err(|e| Error::Runtime(format!("cannot read the password: {e}")))?;
+        .map_err(|e| {
+            Error::Usage(format!(
+                "account login asks for the password on a terminal and cannot here ({e}): run it in a terminal, or use password.command or password.env in {table}"
+            ))
+        })?;
     if pw.is_empty() {
         return Err(Error::Usage("no password given; nothing stored".into()));
     }
     crate::secret::store(a, &crate::secret::Secret::new(pw)).map_err(Error::Runtime)?;
-    println!(
-        "Stored the password of account \"{}\" in the keyring. Set password.keyring = true in [accounts.{}].",
-        a.name, a.name
-    );
+    if a.secret.is_none() {
+        println!(
+            "Stored the password of account \"{}\" in the keyring. Now add password.keyring = true to {table}.",
+            a.name
+        );
+    } else {
+        println!(
+            "Stored the password of account \"{}\" in the keyring; backscatter uses it from now on.",
+            a.name
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,15 +82,18 @@ pub struct AddArgs {
     /// The login name (default: the address).
     #[arg(long)]
     pub username: Option<String>,
-    /// A command that prints the password, e.g. "pass show mail/home"
-    /// (split on spaces).
+    /// A command that prints the password on its first line, e.g.
+    /// "pass show mail/home". Split into words as a shell would (quote a
+    /// word with spaces: 'pass show "mail/my account"') and run without a
+    /// shell; for a pipe or ~, wrap it: 'sh -c "gpg -dq ~/pw.gpg"'.
     #[arg(long, value_name = "COMMAND", conflicts_with_all = ["keyring", "password_env"])]
     pub password_command: Option<String>,
     /// Ask for the password and store it in the OS keyring (the default on
     /// a terminal).
     #[arg(long, conflicts_with = "password_env")]
     pub keyring: bool,
-    /// Read the password from this environment variable.
+    /// The name of the environment variable that holds the password
+    /// (e.g. MAIL_PASSWORD; never the password itself).
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
     /// The ManageSieve server (default: the provider's, else the IMAP host).
@@ -122,6 +125,44 @@ fn tls_name(t: TlsMode) -> &'static str {
         TlsMode::Starttls => "STARTTLS",
         TlsMode::Plain => "plaintext",
     }
+}
+
+/// A password command as typed (`pass show "mail/my account"`) split
+/// into the words of `password.command` as a POSIX shell splits them
+/// (quotes and backslashes, by `shlex`), without running a shell: what
+/// only a shell would do (a pipe, a redirection, `$VAR`, `~`, `;`, `&&`)
+/// is refused with the way to ask a shell for it. `what` names where the
+/// command came from, for the error.
+pub fn command_words(line: &str, what: &str) -> Result<Vec<String>, Error> {
+    let example = "e.g. --password-command 'pass show \"mail/my account\"'";
+    let Some(words) = shlex::split(line) else {
+        return Err(Error::Usage(format!(
+            "{what} has an unclosed quote or ends with a backslash: quote it as you would in a shell, {example}; nothing written"
+        )));
+    };
+    if words.is_empty() {
+        return Err(Error::Usage(format!(
+            "{what} is empty: give the command that prints the password, {example}; nothing written"
+        )));
+    }
+    // `sh -c "..."` is the way to ask for a shell: its script is its own.
+    let is_shell = std::path::Path::new(&words[0])
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| ["sh", "bash", "dash", "zsh", "ksh", "fish"].contains(&n));
+    let shell_only = !is_shell
+        && words.iter().any(|w| {
+            ["|", "||", "&&", ";", "&", ">", ">>", "<", "2>"].contains(&w.as_str())
+                || w.starts_with('~')
+                || w.contains('$')
+                || w.contains('`')
+        });
+    if shell_only {
+        return Err(Error::Usage(format!(
+            "{what} is run without a shell, so a pipe, redirection, ~ or $VARIABLE in it would not work: ask a shell for them, e.g. --password-command 'sh -c \"gpg -dq ~/.mail-password.gpg | head -n 1\"'; nothing written"
+        )));
+    }
+    Ok(words)
 }
 
 /// Ask on the terminal; `default` is taken on an empty answer.
@@ -340,12 +381,20 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         "--username",
     )?;
     let password = if let Some(c) = &args.password_command {
-        let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
-        if argv.is_empty() {
-            return Err(Error::Usage("--password-command is empty".into()));
-        }
-        Password::Command(argv)
+        Password::Command(command_words(c, "--password-command")?)
     } else if let Some(v) = &args.password_env {
+        // Neither echoed: a value that is no variable name, or names no
+        // variable, is most likely the password itself.
+        if !crate::config::is_variable_name(v) {
+            return Err(Error::Usage(
+                "--password-env takes the name of an environment variable that holds the password (letters, digits and _, e.g. --password-env MAIL_PASSWORD), not the password itself; nothing written".into(),
+            ));
+        }
+        if !args.no_check && std::env::var_os(v).is_none() {
+            return Err(Error::Usage(
+                "--password-env names an environment variable that is not set here: export it first (export MAIL_PASSWORD=...; --password-env MAIL_PASSWORD), or add --no-check to write the account without logging in; nothing written".into(),
+            ));
+        }
         Password::Env(v.clone())
     } else if args.keyring {
         Password::Keyring
@@ -358,13 +407,7 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )?;
         if how.to_ascii_lowercase().starts_with('c') {
             let c = ask("Password command", None)?;
-            let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
-            if argv.is_empty() {
-                return Err(Error::Usage(
-                    "no password command given; nothing written".into(),
-                ));
-            }
-            Password::Command(argv)
+            Password::Command(command_words(&c, "the password command")?)
         } else {
             Password::Keyring
         }
@@ -486,6 +529,13 @@ fn write_config(path: &Path, text: &str) -> Result<(), Error> {
     let mut f = opts
         .open(&tmp)
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;
+    // A temp file left by an interrupted run keeps its mode when reopened.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;
+    }
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", tmp.display())))?;

@@ -338,11 +338,10 @@ fn write_row(out: &mut impl Write, path: &str, v: &Verdict, color: bool) -> io::
     Ok(())
 }
 
-/// Text from mail never reaches the terminal with control characters.
+/// Text from mail never reaches the terminal with control characters
+/// ([`crate::mail::printable`]).
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::mail::printable(s)
 }
 
 fn shorten(s: &str, max: usize) -> String {

@@ -283,13 +283,10 @@ fn dry_run_line(
         "{what}  uid {:<7} {:<15} {}{note}",
         r.uid,
         r.verdict.kind.map_or("-", |k| k.as_str()),
-        r.subject
-            .as_deref()
-            .unwrap_or("(no subject)")
-            .replace(char::is_control, " ")
+        crate::mail::printable(r.subject.as_deref().unwrap_or("(no subject)"))
     )?;
     if let Some(reason) = r.verdict.reasons.first() {
-        writeln!(out, "            {}", reason.replace(char::is_control, " "))?;
+        writeln!(out, "            {}", crate::mail::printable(reason))?;
     }
     Ok(())
 }

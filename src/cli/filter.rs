@@ -46,7 +46,8 @@ pub struct FilterArgs {
     /// Only messages received on or after this day (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// List each message's actions, and change nothing.
+    /// List each message's actions, and change nothing; the summary
+    /// counts what a run would do.
     #[arg(long)]
     pub dry_run: bool,
     /// Run the rules again over messages an earlier run already filtered
@@ -110,7 +111,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     let s = result.map_err(clean_error)?;
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
-    let clean = |t: &str| t.replace(char::is_control, " ");
+    let clean = crate::mail::printable;
     if args.json {
         for r in &s.rows {
             writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()).map_err(w)?;
@@ -145,26 +146,34 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
-    writeln!(
-        out,
-        "{} {} message{} of {} in {:.1} s: {} moved, {} copies, {} flagged, {} left as they were, {} with errors{}.",
-        if args.dry_run { "Dry run:" } else { "Filtered" },
+    let earlier = if s.already > 0 {
+        format!("; {} filtered by an earlier run", s.already)
+    } else {
+        String::new()
+    };
+    let messages = format!(
+        "{} message{} of {} in {:.1} s",
         s.scanned,
         if s.scanned == 1 { "" } else { "s" },
         crate::imap::shown(&s.mailbox),
-        s.seconds,
-        s.moved,
-        s.copied,
-        s.flagged,
-        s.kept,
-        s.errors,
-        if s.already > 0 {
-            format!("; {} filtered by an earlier run", s.already)
-        } else {
-            String::new()
-        }
-    )
-    .map_err(w)?;
+        s.seconds
+    );
+    if args.dry_run {
+        // The same counts a run prints, said as what it would do.
+        writeln!(
+            out,
+            "Dry run, nothing changed: {messages}: {} would move, {} copies would be made, {} would be flagged, {} would stay, {} with errors{earlier}.",
+            s.moved, s.copied, s.flagged, s.kept, s.errors,
+        )
+        .map_err(w)?;
+    } else {
+        writeln!(
+            out,
+            "Filtered {messages}: {} moved, {} copies, {} flagged, {} left in {}, {} with errors{earlier}.",
+            s.moved, s.copied, s.flagged, s.kept, crate::imap::shown(&s.mailbox), s.errors,
+        )
+        .map_err(w)?;
+    }
     failed(&s)
 }
 

@@ -48,6 +48,11 @@ pub enum QuarantineCommand {
     },
     /// One message in quarantine, by UID or Message-ID: the verdict with
     /// all its reasons, and the original that was found.
+    ///
+    /// A Message-ID that several messages in quarantine carry (the same
+    /// response delivered twice, or a responder that reuses IDs) shows
+    /// each of them, in UID order, after a line naming their UIDs; give
+    /// the UID to see one.
     Show {
         /// The account (default: the one with default = true, or the only one).
         #[arg(long)]
@@ -56,14 +61,16 @@ pub enum QuarantineCommand {
         /// Message-ID.
         #[arg(value_name = "ID-OR-UID")]
         which: String,
-        /// Print one JSON object: the listing's fields plus "verdict".
+        /// Print JSON: one object per message and line, the listing's
+        /// fields plus "verdict".
         #[arg(long)]
         json: bool,
     },
 }
 
+/// Text from mail, fit for the terminal ([`crate::mail::printable`]).
 fn one_line(s: &str) -> String {
-    s.replace(char::is_control, " ")
+    crate::mail::printable(s)
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -161,90 +168,112 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
             let (mailbox, found) = runtime()?
                 .block_on(crate::restore::show(&a, &secret, &dirs, &which))
                 .map_err(clean_error)?;
-            let Some((l, v)) = found else {
+            if found.is_empty() {
                 return Err(Error::Runtime(format!(
                     "no message \"{}\" in {}: give a UID or Message-ID that `backscatter quarantine list` shows",
                     one_line(&which),
                     crate::imap::shown(&mailbox)
                 )));
-            };
+            }
             if json {
-                let mut obj =
-                    serde_json::to_value(&l).map_err(|e| Error::Runtime(e.to_string()))?;
-                obj["verdict"] =
-                    serde_json::to_value(&v).map_err(|e| Error::Runtime(e.to_string()))?;
-                writeln!(out, "{obj}").map_err(w)?;
+                // One object per message and line, as `list --json`.
+                for (l, v) in &found {
+                    let mut obj =
+                        serde_json::to_value(l).map_err(|e| Error::Runtime(e.to_string()))?;
+                    obj["verdict"] =
+                        serde_json::to_value(v).map_err(|e| Error::Runtime(e.to_string()))?;
+                    writeln!(out, "{obj}").map_err(w)?;
+                }
                 return Ok(ExitCode::SUCCESS);
             }
-            let field =
-                |name: &str, v: Option<&str>| format!("{name:<12} {}", one_line(v.unwrap_or("-")));
-            for line in [
-                field("UID", Some(&l.uid.to_string())),
-                field("Message-ID", l.message_id.as_deref()),
-                field("From", l.sender.as_deref()),
-                field("Subject", l.subject.as_deref()),
-                field("Date", l.date.as_deref()),
-                match (&l.mailbox, l.moved) {
-                    (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", day(t)))),
-                    _ => field(
-                        "Filed",
-                        Some(&format!(
-                            "by the server's script, arrived {}",
-                            day(l.arrived)
-                        )),
-                    ),
-                },
-            ] {
-                writeln!(out, "{line}").map_err(w)?;
+            if found.len() > 1 {
+                let uids: Vec<String> = found.iter().map(|(l, _)| l.uid.to_string()).collect();
+                writeln!(
+                    out,
+                    "{} messages in {} have Message-ID {} (UIDs {}); each is shown below. `backscatter quarantine show UID` shows one.",
+                    found.len(),
+                    crate::imap::shown(&mailbox),
+                    one_line(found[0].0.message_id.as_deref().unwrap_or(&which)),
+                    uids.join(", ")
+                )
+                .map_err(w)?;
             }
-            if l.source == "journal" && !l.reasons.is_empty() {
-                writeln!(out, "Reasons when it was moved:").map_err(w)?;
-                for r in &l.reasons {
-                    writeln!(out, "  - {}", one_line(r)).map_err(w)?;
+            for (l, v) in &found {
+                if found.len() > 1 {
+                    writeln!(out).map_err(w)?;
                 }
-            }
-            let verdict = match v.verdict {
-                crate::Decision::Backscatter => "backscatter",
-                crate::Decision::Legitimate => "legitimate (a response to your own mail)",
-                crate::Decision::Normal => "normal (not an automated response)",
-            };
-            writeln!(
-                out,
-                "Verdict now: {verdict}{}",
-                v.kind
-                    .map_or(String::new(), |k| format!(", {}", k.as_str()))
-            )
-            .map_err(w)?;
-            for r in &v.reasons {
-                writeln!(out, "  - {}", one_line(r)).map_err(w)?;
-            }
-            let o = &v.original;
-            writeln!(
-                out,
-                "Original:    {}",
-                match (&o.message_id, &o.message_id_source) {
-                    (Some(id), Some(src)) =>
-                        format!("{} (found in {src})", one_line(&id.to_string())),
-                    (Some(id), None) => one_line(&id.to_string()),
-                    _ => "not found".into(),
-                }
-            )
-            .map_err(w)?;
-            for (name, val) in [
-                ("  from", o.from.as_deref()),
-                ("  subject", o.subject.as_deref()),
-                ("  date", o.date.as_deref()),
-                ("  status", o.status.as_deref()),
-                ("  diagnostic", o.diagnostic.as_deref()),
-            ] {
-                if let Some(val) = val {
-                    writeln!(out, "{name:<12} {}", one_line(val)).map_err(w)?;
-                }
-            }
-            if !o.recipients.is_empty() {
-                writeln!(out, "  recipients {}", o.recipients.join(", ")).map_err(w)?;
+                show_one(&mut out, l, v).map_err(w)?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One message of `quarantine show`, as text.
+fn show_one(out: &mut impl Write, l: &Listed, v: &crate::Verdict) -> std::io::Result<()> {
+    let field = |name: &str, v: Option<&str>| format!("{name:<12} {}", one_line(v.unwrap_or("-")));
+    for line in [
+        field("UID", Some(&l.uid.to_string())),
+        field("Message-ID", l.message_id.as_deref()),
+        field("From", l.sender.as_deref()),
+        field("Subject", l.subject.as_deref()),
+        field("Date", l.date.as_deref()),
+        match (&l.mailbox, l.moved) {
+            (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", day(t)))),
+            _ => field(
+                "Filed",
+                Some(&format!(
+                    "by the server's script, arrived {}",
+                    day(l.arrived)
+                )),
+            ),
+        },
+    ] {
+        writeln!(out, "{line}")?;
+    }
+    if l.source == "journal" && !l.reasons.is_empty() {
+        writeln!(out, "Reasons when it was moved:")?;
+        for r in &l.reasons {
+            writeln!(out, "  - {}", one_line(r))?;
+        }
+    }
+    let verdict = match v.verdict {
+        crate::Decision::Backscatter => "backscatter",
+        crate::Decision::Legitimate => "legitimate (a response to your own mail)",
+        crate::Decision::Normal => "normal (not an automated response)",
+    };
+    writeln!(
+        out,
+        "Verdict now: {verdict}{}",
+        v.kind
+            .map_or(String::new(), |k| format!(", {}", k.as_str()))
+    )?;
+    for r in &v.reasons {
+        writeln!(out, "  - {}", one_line(r))?;
+    }
+    let o = &v.original;
+    writeln!(
+        out,
+        "Original:    {}",
+        match (&o.message_id, &o.message_id_source) {
+            (Some(id), Some(src)) => format!("{} (found in {src})", one_line(&id.to_string())),
+            (Some(id), None) => one_line(&id.to_string()),
+            _ => "not found".into(),
+        }
+    )?;
+    for (name, val) in [
+        ("  from", o.from.as_deref()),
+        ("  subject", o.subject.as_deref()),
+        ("  date", o.date.as_deref()),
+        ("  status", o.status.as_deref()),
+        ("  diagnostic", o.diagnostic.as_deref()),
+    ] {
+        if let Some(val) = val {
+            writeln!(out, "{name:<12} {}", one_line(val))?;
+        }
+    }
+    if !o.recipients.is_empty() {
+        writeln!(out, "  recipients {}", one_line(&o.recipients.join(", ")))?;
+    }
+    Ok(())
 }

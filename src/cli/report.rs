@@ -68,8 +68,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub json: bool,
     /// Write the report as one self-contained HTML page (charts as inline
-    /// SVG, nothing loaded from elsewhere) instead of printing it; add
-    /// --text or --json to print it too.
+    /// SVG, nothing loaded from elsewhere), readable by you alone (mode
+    /// 0600), instead of printing it; add --text or --json to print it too.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// With --html: print the text report as well.
@@ -108,7 +108,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     );
     if let Some(path) = &args.html {
         let page = r.html().map_err(Error::Runtime)?;
-        std::fs::write(path, page)
+        crate::paths::write_private(path, page.as_bytes())
             .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     // The page is the report asked for; the text only when asked too.

@@ -133,11 +133,8 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                     },
                     p.uid,
                     crate::imap::shown(&p.to),
-                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                    p.subject
-                        .as_deref()
-                        .unwrap_or("")
-                        .replace(char::is_control, " "),
+                    crate::mail::printable(p.message_id.as_deref().unwrap_or("(no Message-ID)")),
+                    crate::mail::printable(p.subject.as_deref().unwrap_or("")),
                 )
                 .map_err(w)?;
             }
@@ -179,11 +176,8 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                     },
                     p.uid,
                     p.to,
-                    p.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                    p.subject
-                        .as_deref()
-                        .unwrap_or("")
-                        .replace(char::is_control, " "),
+                    crate::mail::printable(p.message_id.as_deref().unwrap_or("(no Message-ID)")),
+                    crate::mail::printable(p.subject.as_deref().unwrap_or("")),
                     if p.journaled {
                         ""
                     } else {

@@ -180,7 +180,9 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
         std::fs::create_dir_all(d)
             .map_err(|e| Error::Runtime(format!("cannot create {}: {e}", d.display())))?;
     }
-    std::fs::write(path, text)
+    // Yours alone, like every file backscatter writes (it names your
+    // config file); the service manager runs as you and reads it.
+    crate::paths::write_private(path, text.as_bytes())
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     super::common::info(&format!("Wrote {}", path.display()));
     Ok(())
@@ -438,4 +440,19 @@ pub fn run_service(args: ServiceArgs, config: Option<&Path>) -> Result<ExitCode,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// What `service install` writes on macOS (launchd cannot be run
+    /// here): the agent's umask is 077 (63), so its log file is private.
+    #[test]
+    fn the_launchd_agent_makes_its_log_private() {
+        let plist = super::launchd_plist("/bin/backscatter", "/home/me/c.toml", "/home/me/l.log");
+        assert!(
+            plist.contains("<key>Umask</key>\n  <integer>63</integer>"),
+            "{plist}"
+        );
+        assert!(plist.contains("<string>/home/me/l.log</string>"));
+    }
 }

@@ -15,6 +15,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 DIR=${BACKSCATTER_CYRUS_DIR:-$(cd "$HERE/../.." && pwd -P)/target/cyrus}
 PACKAGES=(cyrus-common cyrus-imapd)
 die() { echo "unpack.sh: $*" >&2; exit 1; }
+# unpack_debs (shared with the other harness)
+. "$HERE/../lib/debunpack.sh"
 
 check_libs() {
   local lib="$DIR/root/usr/lib/x86_64-linux-gnu" missing
@@ -30,28 +32,7 @@ if [ -x "$DIR/root/usr/lib/cyrus/bin/master" ] && [ -s "$DIR/VERSION" ]; then
   exit 0
 fi
 
-command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
-  || die "apt-get and dpkg are needed to fetch Debian's cyrus-imapd"
-mkdir -p "$DIR"
-work=$(mktemp -d "$DIR/.unpack.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-# apt's download sandbox user (_apt) must be able to write here
-chmod 755 "$work"
-download() { (cd "$work" && apt-get download -q "${PACKAGES[@]}") >"$work/apt.log" 2>&1; }
-if ! download; then
-  # the package lists may be missing (a fresh container) or stale
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
-  download || { cat "$work/apt.log" >&2; die "apt-get download ${PACKAGES[*]} failed"; }
-fi
-mkdir "$work/root"
-for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
-dpkg-deb -f "$work"/cyrus-imapd_*.deb Version > "$work/VERSION"
-# the server runs as an unprivileged user: it must be able to read and run all of it
-chmod -R a+rX "$work/root"
-rm -rf "$DIR/root" "$DIR/VERSION"
-mv "$work/root" "$DIR/root"
-mv "$work/VERSION" "$DIR/VERSION"
+unpack_debs "$DIR" cyrus-imapd "${PACKAGES[@]}"
 check_libs
 echo "unpack.sh: Cyrus $(cat "$DIR/VERSION") unpacked in $DIR/root" >&2
 echo "$DIR"

@@ -302,10 +302,110 @@ fn password_command_is_run_without_a_shell() {
     let o = cli(&dir, &cfg, "unused", &["account", "check"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o.stderr).contains("password.command `false` failed"),
+        text(&o.stderr)
+            .contains("the password command `false` (password.command) failed (exit status 1)"),
         "{}",
         text(&o.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `account add --password-command` splits the command as a shell user
+/// expects (`"my tools/pw" "mail/my account"`: two words, each with a
+/// space) and runs it without a shell; a command that fails is one
+/// sentence with its exit status and the last line of its standard
+/// error, never what it printed on standard output; what only a shell
+/// could do, and an unclosed quote, are usage errors (2) that write
+/// nothing.
+#[test]
+fn password_command_takes_quoted_words_and_fails_in_one_sentence() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dc) = Dovecot::start_or_skip("password_command_words") else {
+        return;
+    };
+    let dir = tempdir("pwcmd-words");
+    // Hand-written stand-in for `pass show NAME`.
+    let tools = dir.join("my tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let pw = tools.join("pw");
+    std::fs::write(
+        &pw,
+        "#!/bin/sh\nif [ $# -eq 1 ] && [ \"$1\" = \"mail/my account\" ]; then echo alicepw; exit 0; fi\necho LEAKED-STDOUT-alicepw\necho \"Error: $1 is not in the password store.\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = dir.join("config.toml");
+    let add = |name: &str, command: &str| {
+        let port = dc.imap_port.to_string();
+        crate::util::backscatter(
+            &dir,
+            &cfg,
+            &[
+                "account",
+                "add",
+                name,
+                "--address",
+                "alice@example.test",
+                "--username",
+                "alice",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--tls",
+                "plain",
+                "--password-command",
+                command,
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+    };
+    let line = format!("\"{}\" \"mail/my account\"", pw.display());
+    let o = add("work", &line);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    let parsed: toml::Value = toml::from_str(&written).unwrap();
+    assert_eq!(
+        parsed["accounts"]["work"]["password"]["command"],
+        toml::Value::Array(vec![
+            toml::Value::String(pw.display().to_string()),
+            toml::Value::String("mail/my account".into())
+        ]),
+        "{written}"
+    );
+    // Usage errors: exit 2, one sentence, the config left as it was.
+    for (bad, says) in [
+        ("pass show \"mail/my account", "unclosed quote"),
+        ("gpg -dq ~/.pw.gpg | head -n 1", "sh -c"),
+        ("", "is empty"),
+    ] {
+        let o = add("work2", bad);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim().lines().count() == 1,
+            "{bad:?}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&cfg).unwrap(), written);
+    }
+    // The command fails: one sentence, its status and its error line;
+    // nothing it printed on standard output.
+    let broken = written.replace("mail/my account", "mail/other");
+    std::fs::write(&cfg, &broken).unwrap();
+    let o = cli(&dir, &cfg, "unused", &["account", "check"]);
+    let err = text(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the password command `")
+            && err.contains(
+                " mail/other` (password.command) failed (exit status 1): Error: mail/other is not in the password store."
+            ),
+        "{err}"
+    );
+    assert!(!err.contains("LEAKED") && !err.contains("alicepw"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -299,3 +299,110 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert_eq!(text(&o.stderr), "", "{args:?}");
     }
 }
+
+/// `account login` teaches where the password comes from: NAME is the
+/// account, never the password (what was typed is not echoed when it
+/// names no account; `--password` is refused); an account that reads
+/// password.env or password.command is told what to change instead of
+/// storing a password nothing reads; without a terminal it says so. All
+/// usage errors: exit 2, one sentence. `account add --password-env` and
+/// the config refuse a value that is no variable name without echoing it.
+#[test]
+fn account_login_and_password_env_teach_where_the_password_comes_from() {
+    let dir = tempdir();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts.work]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"me\"\npassword.env = \"WORK_PW\"\ndefault = true\n\
+         [accounts.home]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"me\"\npassword.command = [\"pass\", \"show\", \"mail/my home\"]\n\
+         [accounts.desk]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"me\"\npassword.keyring = true\n",
+    )
+    .unwrap();
+    let secret = "S3cr3t-Battery";
+    // No controlling terminal (setsid): login cannot ask, and says so.
+    let login = |args: &[&str]| {
+        let o = Command::new("setsid")
+            .arg("-w")
+            .arg(env!("CARGO_BIN_EXE_backscatter"))
+            .args(["--config", cfg.to_str().unwrap(), "account", "login"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("HOME", &dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains(secret), "{args:?} echoed the password: {err}");
+        err
+    };
+    let err = login(&[secret]);
+    assert!(
+        err.contains("takes the name of an account") && err.contains("accounts: desk, home, work"),
+        "{err}"
+    );
+    let err = login(&["--password", secret, "desk"]);
+    assert!(err.contains("no password on the command line"), "{err}");
+    let err = login(&["work"]);
+    assert!(
+        err.contains("environment variable WORK_PW (password.env)")
+            && err.contains("password.keyring = true in [accounts.work]"),
+        "{err}"
+    );
+    let err = login(&["--account", "home"]);
+    assert!(
+        err.contains("the command `pass show 'mail/my home'` (password.command)")
+            || err.contains("the command `pass show \"mail/my home\"` (password.command)"),
+        "{err}"
+    );
+    let err = login(&["desk"]);
+    assert!(err.contains("asks for the password on a terminal"), "{err}");
+    let help = text(&run(&["account", "login", "--help"]).stdout);
+    assert!(
+        help.contains("Usage: backscatter account login [OPTIONS] [NAME]")
+            && help.contains("Not the password"),
+        "{help}"
+    );
+
+    // account add --password-env with the password instead of a name, or
+    // a variable that is not set: refused, not echoed, nothing written.
+    let new_cfg = dir.join("new.toml");
+    for (value, says) in [
+        (secret.to_string() + "!", "not the password itself"),
+        ("MAIL_PW_NOT_SET_HERE".to_string(), "is not set here"),
+    ] {
+        let o = bin()
+            .args(["--config", new_cfg.to_str().unwrap(), "account", "add", "t"])
+            .args(["--address", "me@example.org", "--host", "127.0.0.1"])
+            .args(["--port", "9", "--tls", "plain", "--password-env", &value])
+            .env("NO_COLOR", "1")
+            .env("HOME", &dir)
+            .env_remove("MAIL_PW_NOT_SET_HERE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says) && !err.contains(&value), "{err}");
+        assert!(!new_cfg.exists(), "{err}");
+    }
+    // A config that holds the password there: the key is named, the
+    // value never printed.
+    std::fs::write(
+        &new_cfg,
+        format!("[accounts.t]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"me\"\npassword.env = \"{secret}!\"\n"),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["--config", new_cfg.to_str().unwrap(), "account", "check"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("accounts.t.password.env") && !err.contains(secret),
+        "{err}"
+    );
+}

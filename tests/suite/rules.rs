@@ -1041,3 +1041,216 @@ fn sieve_install_rules_runs_the_same_file_on_the_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: \"discard\" is refused"));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `filter --dry-run` predicts the run: its summary (JSON, and the
+/// sentence) has the numbers the run then prints, for rules that move,
+/// copy, flag, leave alone and fail (a `fileinto` of a missing mailbox
+/// without `:create`). It used to print 0 moved, 0 copies, 0 flagged.
+#[test]
+fn filter_dry_run_counts_what_the_run_does() {
+    let Some(dc) = Dovecot::start_or_skip("filter_dry_run") else {
+        return;
+    };
+    let f = inbox(150);
+    dc.imap("alice").append_many("INBOX", &f);
+    // Hand-written rules.
+    let text = r#"require ["fileinto", "envelope", "imap4flags", "copy", "mailbox"];
+if header :contains "subject" "Delivery" {
+  fileinto "Nowhere";
+} elsif envelope :is "from" "" {
+  addflag "\\Seen";
+  fileinto :create "Bounces";
+} elsif header :contains "auto-submitted" "auto-replied" {
+  fileinto :copy :create :flags "$autoreply" "Auto";
+} elsif header :contains "subject" "e" {
+  addflag "$withe";
+  fileinto :copy :create "Copies";
+}
+"#;
+    let base = tempdir("filter-dry-run");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(&rules_path, text).unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let run = |args: &[&str]| {
+        let out = backscatter(&base, &cfg, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap();
+        // The rules fail for the messages filed into "Nowhere" (no
+        // :create), so both runs exit 1 and say so, dry or not.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(1) && stderr.contains("the rules failed for"),
+            "{args:?}: {stderr}"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let last = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    let dry = last(&run(&["filter", "--dry-run", "--json"]));
+    let said = run(&["filter", "--dry-run"]);
+    let done = last(&run(&["filter", "--json"]));
+    for k in ["scanned", "moved", "copied", "flagged", "kept", "errors"] {
+        assert_eq!(dry[k], done[k], "{k}: dry run {dry}, run {done}");
+    }
+    for k in ["moved", "copied", "flagged", "kept", "errors"] {
+        assert!(
+            done[k].as_u64().unwrap() > 0,
+            "the rules should exercise {k}: {done}"
+        );
+    }
+    let sentence = format!(
+        "{} would move, {} copies would be made, {} would be flagged, {} would stay, {} with errors",
+        done["moved"], done["copied"], done["flagged"], done["kept"], done["errors"]
+    );
+    assert!(said.contains(&sentence), "{sentence:?} not in:\n{said}");
+    // The run did what it counted.
+    let mut imap = dc.imap("alice");
+    assert_eq!(
+        u64::from(imap.select("Bounces")),
+        done["moved"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(imap.select("INBOX")),
+        done["kept"].as_u64().unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Replace a file as an editor does (a new file renamed over it), so
+/// that the agent never reads half of it.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `watch` with a rules file that does not compile keeps protecting the
+/// account: the backscatter policy runs, the error is said once with the
+/// file and the line, and the rules are not run; once the file is fixed,
+/// and again after it is edited, the rules as the file now says run on
+/// the next new message, without a restart. (The agent used to stop the
+/// account at the first syntax error, and never read edited rules.)
+#[test]
+fn watch_survives_broken_rules_and_picks_up_edits_without_a_restart() {
+    let Some(dc) = Dovecot::start_or_skip("watch_rules_edit") else {
+        return;
+    };
+    let f = flood(900);
+    let pick = |d: backscatter::Decision, n: usize| -> Vec<Vec<u8>> {
+        f.inbox
+            .iter()
+            .filter(|m| f.expected[&crate::flood::id_of(m)] == d && inbox_ok(m))
+            .take(n)
+            .cloned()
+            .collect()
+    };
+    let forged = pick(backscatter::Decision::Backscatter, 2);
+    let normal = pick(backscatter::Decision::Normal, 3);
+    let base = tempdir("watch-rules-edit");
+    let rules_path = base.join("rules.sieve");
+    // Hand-written rules; line 3 lacks its semicolon.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nif true {\n  fileinto :create \"Ruled\"\n}\n",
+    );
+    let cfg = config(&base, dc.imap_port, "carol", &rules_path);
+    let log_path = base.join("watch.log");
+    let mut child = backscatter(&base, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .env("BACKSCATTER_IDLE_CHECK", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let boxes = ["INBOX", "Backscatter", "Ruled", "Edited"];
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let t = Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(60) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; placement {:?}; log:\n{}",
+            placement(&dc, "carol", &boxes),
+            log()
+        );
+    };
+    let broken = "do not run until the file is fixed";
+    wait("the error about the rules", &mut || log().contains(broken));
+    let said = log();
+    let line = said.lines().find(|l| l.contains(broken)).unwrap();
+    assert!(
+        line.contains(&rules_path.display().to_string()) && line.contains("line 4"),
+        "{line}"
+    );
+    wait("the agent to connect", &mut || {
+        dc.imap("carol").command("EXAMINE Backscatter").is_ok()
+    });
+    let mut imap = dc.imap("carol");
+    let at = |id: &str| -> Vec<String> {
+        placement(&dc, "carol", &boxes)
+            .get(id)
+            .map(|v| v.iter().map(|x| x.0.clone()).collect())
+            .unwrap_or_default()
+    };
+    let id = crate::flood::id_of;
+    // Broken rules: the policy still quarantines; the rest stays put.
+    imap.append("INBOX", &forged[0]);
+    imap.append("INBOX", &normal[0]);
+    wait("the forged response to be quarantined", &mut || {
+        at(&id(&forged[0])) == ["Backscatter"]
+    });
+    wait("the normal message to be judged", &mut || {
+        log().contains("keep normal")
+    });
+    assert_eq!(at(&id(&normal[0])), ["INBOX"]);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch stopped:\n{}",
+        log()
+    );
+    // Fixed: the rules run on the next message, without a restart.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Ruled\";\n",
+    );
+    imap.append("INBOX", &normal[1]);
+    wait("the fixed rules to file", &mut || {
+        at(&id(&normal[1])) == ["Ruled"]
+    });
+    // Edited: the new rules run; backscatter still goes to quarantine.
+    save(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Edited\";\n",
+    );
+    imap.append("INBOX", &normal[2]);
+    imap.append("INBOX", &forged[1]);
+    wait("the edited rules to file", &mut || {
+        at(&id(&normal[2])) == ["Edited"]
+    });
+    wait("the second forged response to be quarantined", &mut || {
+        at(&id(&forged[1])) == ["Backscatter"]
+    });
+    assert_eq!(at(&id(&normal[0])), ["INBOX"], "filed after the fact");
+    let said = log();
+    assert_eq!(
+        said.matches(broken).count(),
+        1,
+        "said more than once:\n{said}"
+    );
+    assert!(
+        said.contains("changed; the new rules run from now on"),
+        "{said}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch exit {status:?}:\n{said}");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -114,10 +114,47 @@ fn passwords_never_appear_and_state_files_are_private() {
     let log = run(&dir, &cfg, right, &["watch", "-v"]);
     assert!(log.contains("DEBUG") || log.contains("INFO"), "{log}");
 
+    // The HTML report (a file the user names; also when it was there
+    // before, readable by others) and the rules journal of `filter`.
+    let out_dir = dir.join("exports");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let html = out_dir.join("report.html");
+    std::fs::write(&html, "old").unwrap();
+    std::fs::set_permissions(&html, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fresh = out_dir.join("fresh.html");
+    for page in [&html, &fresh] {
+        let out = run(
+            &dir,
+            &cfg,
+            right,
+            &["report", "--html", page.to_str().unwrap()],
+        );
+        assert!(out.contains("HTML report written"), "{out}");
+        assert!(!out.contains(right), "{out}");
+    }
+    assert_eq!(assert_private(&out_dir), 2);
+    let rules = dir.join("rules.sieve");
+    std::fs::write(
+        &rules,
+        "require \"imap4flags\";\naddflag \"$seen-by-rules\";\n",
+    )
+    .unwrap();
+    let rules_line = format!("rules = \"{}\"", rules.display());
+    write_cfg(&format!("password.env = \"PW\"\n{rules_line}"));
+    let out = run(&dir, &cfg, right, &["filter"]);
+    assert!(out.contains("Filtered"), "{out}");
+    write_cfg("password.env = \"PW\"");
+
     // Every file and directory backscatter wrote: journal, sent cache,
-    // watch state, Sieve install state and the backup of the user's script.
+    // watch state, Sieve install state, the backup of the user's script,
+    // the rules journal.
     let files = assert_private(&dir.join("state")) + assert_private(&dir.join("data"));
     assert!(files >= 3, "only {files} state files");
+    assert!(
+        dir.join("data/backscatter/rules-journal-alice.jsonl")
+            .exists(),
+        "no rules journal"
+    );
 
     // A password written into a config file others can read: a warning
     // that names the account, not the password.

@@ -294,6 +294,14 @@ fn service_install_uses_the_config_and_uninstall_removes_everything() {
         "{written}"
     );
     assert!(written.contains("WantedBy=default.target"));
+    // Yours alone, like every file backscatter writes, and so is every
+    // file the agent creates (UMask).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&unit).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the unit file is mode {mode:o}");
+    }
+    assert!(written.contains("\nUMask=0077\n"), "{written}");
     let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
     assert!(
         calls.ends_with("--user daemon-reload\n--user enable --now backscatter.service\n"),

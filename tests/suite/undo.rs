@@ -903,3 +903,227 @@ fn ctrl_c_in_restore_finishes_the_batch_and_exits_130() {
     assert!(w.values().all(|v| v == &vec!["INBOX".to_string()]));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+/// A real sample from `tests/fixtures/extra/` (licence beside it).
+fn extra(path: &str) -> Vec<u8> {
+    std::fs::read(crate::util::root().join("tests/fixtures/extra").join(path)).unwrap()
+}
+
+/// The quarantine's listing as JSON objects.
+fn listed(cli: &Cli) -> Vec<serde_json::Value> {
+    let o = cli.run(&["quarantine", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `quarantine list` shows subjects and senders as a mail client does:
+/// RFC 2047 encoded words decoded (real bounces with a windows-1257 Q
+/// subject and a UTF-8 B subject), and nothing from a message reaches
+/// the terminal as a control character (a hand-written bounce hides an
+/// escape sequence and a bidi override in encoded words).
+#[test]
+fn quarantine_list_decodes_encoded_words_and_keeps_the_terminal_safe() {
+    let Some(dc) = Dovecot::start_or_skip("quarantine_decode") else {
+        return;
+    };
+    // Real: Florian Schulze's `bounced` (MIT) and flufl.bounce (Apache-2.0).
+    let latvian = extra("bounced/bounces-tt_bounce_11.eml");
+    let russian = extra("flufl-bounce/simple_39.eml");
+    // Hand-written (not a real message): an NDR whose encoded From and
+    // Subject carry ESC sequences and U+202E.
+    let hostile = b"From: =?UTF-8?B?TWFpbCBEZWxpdmVyeSBTeXN0ZW0=?= <MAILER-DAEMON@mx.example.org>\r\n\
+To: alice@example.test\r\n\
+Subject: =?UTF-8?B?VW56dXN0ZWxsYmFyOiBHcsO8w59l?= =?UTF-8?Q?=1B]0;owned=07=1B[2J_x=E2=80=AEfdp.exe?=\r\n\
+Date: Mon, 30 Nov 2026 01:00:00 +0000\r\n\
+Message-ID: <hostile-1@mx.example.org>\r\n\
+Auto-Submitted: auto-replied\r\n\
+X-Failed-Recipients: bob@example.net\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+This is the mail system at host mx.example.org.\r\n\
+I'm sorry to have to inform you that your message could not\r\n\
+be delivered to one or more recipients.\r\n"
+        .to_vec();
+    let msgs = [latvian, russian, hostile];
+    let cli = Cli::new(&dc, "quarantine-decode");
+    dc.imap("alice").append_many("INBOX", &msgs);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let parser = mail_parser::MessageParser::new();
+    let want: Vec<String> = msgs
+        .iter()
+        .map(|m| parser.parse(m).unwrap().subject().unwrap().to_string())
+        .collect();
+    assert!(want.iter().all(|s| !s.contains("=?")), "{want:?}");
+    let json = listed(&cli);
+    assert_eq!(json.len(), 3, "{json:?}");
+    let subjects: Vec<&str> = json
+        .iter()
+        .map(|v| v["subject"].as_str().unwrap())
+        .collect();
+    for w in &want {
+        assert!(subjects.contains(&w.as_str()), "{w:?} not in {subjects:?}");
+    }
+    let senders: Vec<&str> = json.iter().map(|v| v["sender"].as_str().unwrap()).collect();
+    assert!(
+        senders.contains(&"Mail Delivery System <MAILER-DAEMON@mx.example.org>"),
+        "{senders:?}"
+    );
+    assert!(senders.iter().all(|s| !s.contains("=?")), "{senders:?}");
+
+    let o = cli.run(&["quarantine", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(!out.contains("=?"), "{out}");
+    assert!(
+        !out.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+        "{out:?}"
+    );
+    assert!(out.contains("Unzustellbar: Grüße"), "{out}");
+    assert!(out.contains("Mail Delivery System <MAIL"), "{out}");
+    // The Latvian and Russian subjects, as far as the column shows them.
+    for w in &want[..2] {
+        let head: String = w.chars().take(20).collect();
+        assert!(out.contains(&head), "{head:?} not in\n{out}");
+    }
+    // `show` too.
+    let o = cli.run(&["quarantine", "show", "<hostile-1@mx.example.org>"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.contains("Subject      Unzustellbar: Grüße"), "{out}");
+    assert!(
+        !out.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(cli.data());
+}
+
+/// `quarantine show` of a Message-ID that several messages in quarantine
+/// carry (a real bounce delivered twice: same Message-ID, same
+/// fingerprint; and another bounce given the same ID) shows each of them,
+/// after a line naming their UIDs; by UID it shows exactly that one.
+#[test]
+fn quarantine_show_of_a_shared_message_id_shows_each() {
+    let Some(dc) = Dovecot::start_or_skip("quarantine_show_dups") else {
+        return;
+    };
+    let twice = corpus("lhost-postfix-03.eml");
+    let id = "<20140701045401.X0000000000000@e1.example.ne.jp>".to_string();
+    assert!(
+        String::from_utf8_lossy(&twice).contains(&format!("Message-Id: {id}")),
+        "the sample's own Message-ID"
+    );
+    let other = with_message_id(&corpus("lhost-exim-01.eml"), &id);
+    let cli = Cli::new(&dc, "quarantine-show-dups");
+    dc.imap("alice")
+        .append_many("INBOX", &[twice.clone(), other, twice]);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json = listed(&cli);
+    let uids: Vec<u64> = json
+        .iter()
+        .filter(|v| v["message_id"].as_str() == Some(id.as_str()))
+        .map(|v| v["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 3, "{json:?}");
+
+    let o = cli.run(&["quarantine", "show", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let shown: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("UID "))
+        .map(|u| u.trim().parse().unwrap())
+        .collect();
+    assert_eq!(shown, uids, "{out}");
+    assert_eq!(out.matches("Verdict now:").count(), 3, "{out}");
+    let uid_list: Vec<String> = uids.iter().map(u64::to_string).collect();
+    assert!(
+        out.lines().next().unwrap().contains(&format!(
+            "3 messages in Backscatter have Message-ID {id} (UIDs {})",
+            uid_list.join(", ")
+        )),
+        "{out}"
+    );
+    // Without angle brackets, as JSON: one object per message.
+    let bare = id.trim_matches(|c| c == '<' || c == '>');
+    let o = cli.run(&["quarantine", "show", "--json", bare]);
+    assert!(o.status.success(), "{}", text(&o));
+    let objs: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        objs.iter()
+            .map(|v| v["uid"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        uids
+    );
+    assert!(objs
+        .iter()
+        .all(|v| v["verdict"]["verdict"] == "backscatter"));
+    // By UID: that one alone.
+    let o = cli.run(&["quarantine", "show", &uids[1].to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(out.matches("Verdict now:").count(), 1, "{out}");
+    assert!(
+        out.lines().next() == Some(format!("UID          {}", uids[1]).as_str()),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(cli.data());
+}
+
+/// `clean --dry-run` predicts the sweep: a message the user restored on a
+/// server whose mailbox keeps no keywords is on the local list
+/// (`kept-ACCOUNT.jsonl`) only, and the dry run leaves it where the run
+/// does (it used to count it as "would move"). Simulated on Dovecot by
+/// taking `$NotBackscatter` off and writing the list line `restore`
+/// writes on such a server.
+#[test]
+fn clean_dry_run_honours_the_local_list_of_restored_messages() {
+    let Some(dc) = Dovecot::start_or_skip("dry_run_kept") else {
+        return;
+    };
+    let forged = hard_backscatter();
+    let cli = Cli::new(&dc, "dry-run-kept");
+    let mut imap = dc.imap("alice");
+    imap.append_many("INBOX", &forged[7..9]);
+    let summary = |args: &[&str]| -> serde_json::Value {
+        let o = cli.run(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap()
+    };
+    assert_eq!(summary(&["clean", "--json"])["quarantined"], 2);
+    let o = cli.run(&["restore", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The journal's fingerprints of the two; the first goes on the list.
+    let journal = cli.data().join("data/backscatter/journal-alice.jsonl");
+    let fingerprints: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["op"] == "quarantine")
+        .filter_map(|v| v["fingerprint"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{fingerprints:?}");
+    imap.store("INBOX", "1:*", "-FLAGS ($NotBackscatter)");
+    std::fs::write(
+        cli.data().join("data/backscatter/kept-alice.jsonl"),
+        format!("{{\"ts\":1,\"fingerprint\":\"{}\"}}\n", fingerprints[0]),
+    )
+    .unwrap();
+    let dry = summary(&["clean", "--dry-run", "--json"]);
+    let run = summary(&["clean", "--json"]);
+    for k in ["scanned", "quarantined", "legitimate", "normal", "errors"] {
+        assert_eq!(dry[k], run[k], "{k}: dry run {dry}, run {run}");
+    }
+    assert_eq!(run["quarantined"], 1, "{run}");
+    assert_eq!(imap.select("INBOX"), 1);
+    let _ = std::fs::remove_dir_all(cli.data());
+}

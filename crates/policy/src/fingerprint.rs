@@ -121,6 +121,22 @@ impl Identity {
         }
     }
 
+    /// The Subject as a mail client shows it (RFC 2047 encoded words
+    /// decoded, see [`crate::mail::display_value`]), for listings.
+    pub fn shown_subject(&self) -> Option<String> {
+        self.subject
+            .as_deref()
+            .map(|v| crate::mail::display_value("Subject", v))
+    }
+
+    /// The From field as a mail client shows it (`Name <addr>`, encoded
+    /// words decoded), for listings.
+    pub fn shown_from(&self) -> Option<String> {
+        self.from
+            .as_deref()
+            .map(|v| crate::mail::display_value("From", v))
+    }
+
     /// Does it carry this keyword (case-insensitive, RFC 3501 section 2.3.2)?
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))

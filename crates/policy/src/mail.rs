@@ -253,6 +253,117 @@ pub fn subject(msg: &mail_parser::Message<'_>) -> Option<String> {
     Some(unfolded.trim().to_string())
 }
 
+/// A header field's raw value (as [`crate::fingerprint::field`] reads it)
+/// as a mail client shows it, for listings: RFC 2047 encoded words decoded
+/// (by mail-parser, any charset it knows), and for `From`, `Sender`,
+/// `Reply-To`, `To` and `Cc` each address as `Name <addr>` (or the bare
+/// address), joined by ", ". A value that does not parse comes back as
+/// it is. Not yet fit for a terminal: see [`printable`].
+pub fn display_value(name: &str, raw: &str) -> String {
+    let block = format!("{name}: {raw}\r\n\r\n");
+    let Some(m) = MessageParser::new().parse_headers(block.as_bytes()) else {
+        return raw.to_string();
+    };
+    let shown = if name.eq_ignore_ascii_case("subject") {
+        m.subject().map(str::to_string)
+    } else if ["from", "sender", "reply-to", "to", "cc"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+    {
+        let value = m.header(name.to_string()).and_then(|v| v.as_address());
+        value
+            .map(|a| {
+                a.iter()
+                    .filter_map(|a| match (a.name(), a.address()) {
+                        (Some(n), Some(addr)) if !n.trim().is_empty() => {
+                            Some(format!("{} <{addr}>", n.trim()))
+                        }
+                        (_, Some(addr)) => Some(addr.to_string()),
+                        (Some(n), None) if !n.trim().is_empty() => Some(n.trim().to_string()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+    } else {
+        m.header(name.to_string())
+            .and_then(|v| v.as_text())
+            .map(str::to_string)
+    };
+    shown.unwrap_or_else(|| raw.to_string())
+}
+
+/// Text from a message made safe to print on a terminal or in a log line
+/// (one line): control characters (C0 with line breaks, NUL and ESC, DEL,
+/// C1) become spaces, so no escape sequence reaches the terminal, and the
+/// invisible bidirectional controls (U+061C, U+200E, U+200F,
+/// U+202A..U+202E, U+2066..U+2069), which reorder what is shown after them
+/// (CVE-2021-42574), are dropped.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|&c| {
+            !matches!(
+                c,
+                '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            )
+        })
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::{display_value, printable};
+
+    /// Hand-written values, in the forms RFC 2047 section 8 shows.
+    #[test]
+    fn encoded_words_are_decoded_for_listings() {
+        assert_eq!(
+            display_value("Subject", "=?UTF-8?B?VW56dXN0ZWxsYmFyOiBHcsO8w59l?="),
+            "Unzustellbar: Grüße"
+        );
+        assert_eq!(
+            display_value(
+                "Subject",
+                "=?ISO-8859-1?Q?Abwesenheitsnotiz:_R=FCckkehr?= am Montag"
+            ),
+            "Abwesenheitsnotiz: Rückkehr am Montag"
+        );
+        assert_eq!(
+            display_value(
+                "From",
+                "=?UTF-8?B?TWFpbCBEZWxpdmVyeSBTeXN0ZW0=?= <MAILER-DAEMON@mx.example.org>"
+            ),
+            "Mail Delivery System <MAILER-DAEMON@mx.example.org>"
+        );
+        assert_eq!(
+            display_value(
+                "From",
+                "MAILER-DAEMON@mx.example.org (Mail Delivery System)"
+            ),
+            "Mail Delivery System <MAILER-DAEMON@mx.example.org>"
+        );
+        assert_eq!(
+            display_value("From", "postmaster@example.org"),
+            "postmaster@example.org"
+        );
+        // Plain text stays as it is.
+        assert_eq!(display_value("Subject", "Out of office"), "Out of office");
+    }
+
+    #[test]
+    fn printable_blanks_controls_and_drops_bidi_overrides() {
+        // An escape sequence hidden in an encoded word, decoded.
+        let decoded = display_value("Subject", "=?UTF-8?Q?=1B[31mred=1B[0m?= x");
+        assert!(decoded.contains('\u{1b}'), "{decoded:?}");
+        assert_eq!(printable(&decoded), " [31mred [0m x");
+        assert_eq!(printable("a\r\nb\u{0}c\u{7f}d\u{9b}e"), "a  b c d e");
+        assert_eq!(printable("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(printable("Grüße 自動返信"), "Grüße 自動返信");
+    }
+}
+
 #[cfg(test)]
 mod subject_tests {
     /// Hand-written: a Latin-1 subject sent raw, without RFC 2047 encoding

@@ -41,6 +41,11 @@ pub enum ErrorKind {
     /// The server lacks what the agent needs to move mail safely (neither
     /// MOVE nor UIDPLUS): retrying cannot help.
     Unsupported,
+    /// The server refused a later step of a move (the `\Deleted` flag or
+    /// the expunge after a COPY) and the copies could not be taken back:
+    /// the move stays unfinished in the journal for the next run, which
+    /// finishes it without copying again.
+    Unfinished,
 }
 
 impl NetError {

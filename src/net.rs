@@ -46,6 +46,11 @@ pub enum ErrorKind {
     /// the move stays unfinished in the journal for the next run, which
     /// finishes it without copying again.
     Unfinished,
+    /// The server refused for now (RFC 5530 `UNAVAILABLE`, `INUSE`,
+    /// `LIMIT`, `SERVERBUG`: its authentication backend is down, the
+    /// mailbox is locked, too many connections): worth retrying later,
+    /// unlike a wrong password.
+    Unavailable,
 }
 
 impl NetError {

@@ -510,6 +510,17 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
     };
     let session = match tokio::time::timeout(command_timeout(), login).await {
         Ok(Ok(s)) => s,
+        Ok(Err(async_imap::error::Error::No(m))) if temporary_refusal(&server_text(&m)) => {
+            return Err(err(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} cannot log {} in just now: {} (a temporary failure on the server's side, not a wrong password; try again later)",
+                    a.imap,
+                    a.username,
+                    server_text(&m)
+                ),
+            ))
+        }
         Ok(Err(async_imap::error::Error::No(m))) | Ok(Err(async_imap::error::Error::Bad(m))) => {
             return Err(err(
                 ErrorKind::Auth,
@@ -821,6 +832,26 @@ async fn run_reading_copyuid(
             _ => {}
         }
     }
+}
+
+/// Does a NO's text carry an RFC 5530 response code for a refusal that
+/// may pass (section 3): `UNAVAILABLE` (the authentication backend or
+/// another subsystem is down), `INUSE` (a mailbox locked by another
+/// session), `LIMIT` (too many connections, say), `SERVERBUG`. Other codes
+/// (`AUTHENTICATIONFAILED`, `AUTHORIZATIONFAILED`, `EXPIRED`,
+/// `CONTACTADMIN`, `PRIVACYREQUIRED`) and none at all are taken at their
+/// word: retrying the same password cannot help.
+pub fn temporary_refusal(text: &str) -> bool {
+    let Some(code) = text
+        .trim_start()
+        .strip_prefix('[')
+        .and_then(|r| r.split([']', ' ']).next())
+    else {
+        return false;
+    };
+    ["UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(code))
 }
 
 /// A move's refused second half that could not be undone, as one sentence.
@@ -1684,6 +1715,20 @@ mod tests {
         assert_eq!(wire_name("Kopie-Ü", "x").unwrap(), "Kopie-&ANw-");
         assert_eq!(wire_name("Auto&Replies", "x").unwrap(), "Auto&-Replies");
         assert_eq!(shown("a\r\n* OK b\tc"), "a\\r\\n* OK b\\tc");
+    }
+
+    #[test]
+    fn temporary_refusals_by_rfc_5530_code() {
+        assert!(temporary_refusal(
+            "[UNAVAILABLE] Temporary authentication failure."
+        ));
+        assert!(temporary_refusal("[INUSE] Mailbox is locked"));
+        assert!(temporary_refusal("[LIMIT] Too many connections"));
+        assert!(!temporary_refusal(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
+        assert!(!temporary_refusal("Temporary failure, [UNAVAILABLE] later"));
+        assert!(!temporary_refusal("no reason given"));
     }
 
     #[test]

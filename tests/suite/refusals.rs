@@ -320,3 +320,64 @@ fn watch_retries_a_refused_search() {
     assert!(text.contains("[UNAVAILABLE] Search backend down"), "{text}");
     assert!(text.contains("reconnecting in"), "{text}");
 }
+
+/// `NO [UNAVAILABLE]` at LOGIN is not a wrong password: clean says it is
+/// temporary (exit 1), and watch keeps retrying until the login works,
+/// then moves the bounce.
+#[test]
+fn login_unavailable_is_temporary() {
+    let Some(dc) = Dovecot::start_or_skip("login_unavailable") else {
+        return;
+    };
+    let f = flood(60);
+    let forged: Vec<u8> = f
+        .inbox
+        .iter()
+        .find(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .unwrap()
+        .clone();
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let unavailable = || Rules {
+        refuse: vec![Refusal::no(
+            "LOGIN",
+            "UNAVAILABLE",
+            "Temporary authentication failure.",
+        )],
+        ..Rules::default()
+    };
+    let proxy = QuirkProxy::start(dc.imap_port, unavailable());
+    let dir = tempdir("login-unavailable");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[UNAVAILABLE] Temporary authentication failure.");
+    assert!(err.contains("not a wrong password"), "{err}");
+
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut child);
+    log.wait_for("two refused logins", Duration::from_secs(90), || {
+        proxy.refused() >= 3
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch gave up: {}",
+        log.text()
+    );
+    proxy.set(Rules::default());
+    log.wait_for_text(
+        "the agent to connect",
+        Duration::from_secs(120),
+        "connected to",
+    );
+    dc.imap("alice").append("INBOX", &forged);
+    let id = id_of(&forged);
+    log.wait_for("the bounce to move", Duration::from_secs(120), || {
+        places(&dc).get(&id).is_some_and(|m| m == &["Backscatter"])
+    });
+    crate::util::stop(&mut child);
+}

@@ -68,23 +68,25 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
             )),
         },
         SecretSource::Command(argv) => {
-            let out = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| {
-                    format!(
-                        "account \"{}\": cannot run password.command `{}`: {}",
-                        a.name,
-                        argv[0],
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            "no such program".to_string()
-                        } else {
-                            e.to_string()
+            let out = run_command(argv, crate::imap::command_timeout()).map_err(|e| {
+                format!(
+                    "account \"{}\": {}",
+                    a.name,
+                    match e {
+                        CommandError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            format!("cannot run password.command `{}`: no such program", argv[0])
                         }
-                    )
-                })?;
+                        CommandError::Spawn(e) => {
+                            format!("cannot run password.command `{}`: {e}", argv[0])
+                        }
+                        CommandError::TimedOut(t) => format!(
+                            "password.command `{}` did not finish within {} s and was stopped (it runs without a terminal: a command that asks for a passphrase must get it from an agent; BACKSCATTER_TIMEOUT sets the limit)",
+                            argv[0],
+                            t.as_secs()
+                        ),
+                    }
+                )
+            })?;
             if !out.status.success() {
                 return Err(format!(
                     "account \"{}\": password.command `{}` failed ({})",
@@ -110,6 +112,65 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
                 .map_err(|e| keyring_error(a, &e))
         }
     }
+}
+
+/// Why a password command gave no output.
+enum CommandError {
+    Spawn(std::io::Error),
+    TimedOut(std::time::Duration),
+}
+
+/// Run `argv` (stdin empty, stderr to ours) and collect its output,
+/// waiting at most `limit`: past it the command and whatever it started
+/// (its own process group) are killed (SIGKILL) and
+/// [`CommandError::TimedOut`] returned. Its output is read on a thread of
+/// its own, so that a command printing more than a pipe holds does not
+/// block.
+fn run_command(
+    argv: &[String],
+    limit: std::time::Duration,
+) -> Result<std::process::Output, CommandError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(CommandError::Spawn)?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().map_err(CommandError::Spawn)? {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommandError::TimedOut(limit));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    // The command ended; what it printed is complete once its pipe closes
+    // (a background process it left may hold it: wait a little, no more).
+    let stdout = rx
+        .recv_timeout(std::time::Duration::from_secs(2))
+        .unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    })
 }
 
 /// Store a secret in the keyring (`backscatter account login`).

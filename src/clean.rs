@@ -789,7 +789,7 @@ impl Sweep<'_, '_> {
             self.account(imap, &mut p, n, chunk, rows, ids).await?;
             self.checkpoint(false);
             progress(self.summary.scanned, uids.len());
-            if stop {
+            if stop || self.summary.interrupted {
                 self.summary.interrupted = true;
                 break;
             }
@@ -867,6 +867,14 @@ impl Sweep<'_, '_> {
         {
             r.unjudged.extend_from_slice(uids);
         }
+    }
+
+    /// Was the sweep asked to stop (Ctrl-C, SIGTERM)?
+    fn stopped(&self) -> bool {
+        self.opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     /// Count a round's verdicts and start moving its backscatter.
@@ -967,6 +975,13 @@ impl Sweep<'_, '_> {
         );
         let mut kept_by_keyword: Vec<u32> = Vec::new();
         for part in to_move.chunks(BATCH) {
+            // Ctrl-C during the scan: no new move starts (those already
+            // sent are settled; the rest waits for the next run, and the
+            // round is not recorded as done on the rerun mark).
+            if self.stopped() {
+                self.summary.interrupted = true;
+                return Ok(());
+            }
             let batch = journal::batch_id(now(), self.batches);
             self.batches += 1;
             let (intents, kept) = intents(

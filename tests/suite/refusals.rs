@@ -100,7 +100,7 @@ fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
     let mut imap = dc.imap("alice");
     imap.append_many("Sent", &f.sent);
     imap.append_many("INBOX", &f.inbox);
-    let ids: Vec<String> = f.inbox.iter().map(|m| id_of(m)).collect();
+    let ids: Vec<String> = f.expected.keys().cloned().collect();
     let forged = ids
         .iter()
         .filter(|id| f.expected[*id] == Decision::Backscatter)
@@ -380,4 +380,58 @@ fn login_unavailable_is_temporary() {
         places(&dc).get(&id).is_some_and(|m| m == &["Backscatter"])
     });
     crate::util::stop(&mut child);
+}
+
+/// Ctrl-C (SIGINT) during the scan, before any move was sent: nothing
+/// moves, exit 130 with the "interrupted" line. The proxy only watches:
+/// the signal goes as soon as the first FETCH passes it.
+#[test]
+fn ctrl_c_during_the_scan_moves_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("ctrl_c_scan") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 900);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("ctrl-c-scan");
+    let cfg = config(&dir, proxy.port);
+    let child = crate::util::backscatter(&dir, &cfg, &["clean"])
+        .env("PW", "alicepw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fetching = || {
+        proxy.seen(|s| {
+            s.commands
+                .iter()
+                .any(|c| c.to_ascii_uppercase().starts_with("UID FETCH"))
+        })
+    };
+    let moving = || {
+        proxy.seen(|s| {
+            s.commands
+                .iter()
+                .any(|c| c.to_ascii_uppercase().starts_with("UID MOVE"))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !fetching() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no FETCH");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let early = moving();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !early,
+        "a move was sent before the signal: the scan was too fast to test"
+    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: 0 moved"), "{err}");
+    assert!(!moving(), "a move was sent after Ctrl-C");
+    assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
 }

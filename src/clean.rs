@@ -1335,7 +1335,17 @@ pub(crate) async fn move_batch(
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
     match imap.uid_move_mapped(&uids, &a.quarantine).await {
-        Ok(mapping) => commit(journal_path, &batch, mapping)?,
+        Ok(mapping) => {
+            // With COPYUID, the UIDs it does not name were gone before
+            // the move (moved by another client): not counted.
+            if let Some(m) = &mapping {
+                let moved: HashSet<u32> = m.pairs.iter().map(|(s, _)| *s).collect();
+                out.moved = uids.iter().copied().filter(|u| moved.contains(u)).collect();
+                commit(journal_path, &batch, mapping)?;
+                return Ok(out);
+            }
+            commit(journal_path, &batch, mapping)?
+        }
         Err(e) => {
             if e.kind == imap::ErrorKind::No {
                 // Part of the set may have moved (RFC 6851 section 4.4):

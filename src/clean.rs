@@ -796,7 +796,7 @@ impl Sweep<'_, '_> {
             self.account(imap, &mut p, n, chunk, rows, ids).await?;
             self.checkpoint(false);
             progress(self.summary.scanned, uids.len());
-            if stop {
+            if stop || self.summary.interrupted {
                 self.summary.interrupted = true;
                 break;
             }
@@ -874,6 +874,14 @@ impl Sweep<'_, '_> {
         {
             r.unjudged.extend_from_slice(uids);
         }
+    }
+
+    /// Was the sweep asked to stop (Ctrl-C, SIGTERM)?
+    fn stopped(&self) -> bool {
+        self.opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     /// Count a round's verdicts and start moving its backscatter.
@@ -974,6 +982,13 @@ impl Sweep<'_, '_> {
         );
         let mut kept_by_keyword: Vec<u32> = Vec::new();
         for part in to_move.chunks(BATCH) {
+            // Ctrl-C during the scan: no new move starts (those already
+            // sent are settled; the rest waits for the next run, and the
+            // round is not recorded as done on the rerun mark).
+            if self.stopped() {
+                self.summary.interrupted = true;
+                return Ok(());
+            }
             let batch = journal::batch_id(now(), self.batches);
             self.batches += 1;
             let (intents, kept) = intents(
@@ -1327,7 +1342,17 @@ pub(crate) async fn move_batch(
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
     match imap.uid_move_mapped(&uids, &a.quarantine).await {
-        Ok(mapping) => commit(journal_path, &batch, mapping)?,
+        Ok(mapping) => {
+            // With COPYUID, the UIDs it does not name were gone before
+            // the move (moved by another client): not counted.
+            if let Some(m) = &mapping {
+                let moved: HashSet<u32> = m.pairs.iter().map(|(s, _)| *s).collect();
+                out.moved = uids.iter().copied().filter(|u| moved.contains(u)).collect();
+                commit(journal_path, &batch, mapping)?;
+                return Ok(out);
+            }
+            commit(journal_path, &batch, mapping)?
+        }
         Err(e) => {
             if e.kind == imap::ErrorKind::No {
                 // Part of the set may have moved (RFC 6851 section 4.4):

@@ -242,6 +242,22 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_with_copyuid_holds_only_the_uids_it_names() {
+        // Another client moved UID 11 first: the server's COPYUID names
+        // only 10, and only 10 is in quarantine by this batch.
+        let mut c = commit("b1");
+        c.dest_uidvalidity = 9;
+        c.mapped = vec![(10, 500)];
+        let entries = vec![q("b1", 10, "<a@y>"), q("b1", 11, "<b@y>"), c];
+        let held = quarantined(&entries);
+        assert_eq!(held.iter().map(|e| e.uid).collect::<Vec<_>>(), vec![10]);
+        assert_eq!(held[0].dest_uid(), Some((9, 500)));
+        // Without a mapping (no UIDPLUS), the commit is taken at its word.
+        let entries = vec![q("b2", 10, "<a@y>"), q("b2", 11, "<b@y>"), commit("b2")];
+        assert_eq!(quarantined(&entries).len(), 2);
+    }
+
+    #[test]
     fn compaction_keeps_what_restore_needs() {
         let day = 86_400;
         let mut entries = Vec::new();

@@ -41,6 +41,16 @@ pub enum ErrorKind {
     /// The server lacks what the agent needs to move mail safely (neither
     /// MOVE nor UIDPLUS): retrying cannot help.
     Unsupported,
+    /// The server refused a later step of a move (the `\Deleted` flag or
+    /// the expunge after a COPY) and the copies could not be taken back:
+    /// the move stays unfinished in the journal for the next run, which
+    /// finishes it without copying again.
+    Unfinished,
+    /// The server refused for now (RFC 5530 `UNAVAILABLE`, `INUSE`,
+    /// `LIMIT`, `SERVERBUG`: its authentication backend is down, the
+    /// mailbox is locked, too many connections): worth retrying later,
+    /// unlike a wrong password.
+    Unavailable,
 }
 
 impl NetError {

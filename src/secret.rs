@@ -7,6 +7,7 @@
 use crate::config::{Account, SecretSource};
 use std::fmt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A password or token. `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +68,7 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
                 a.name
             )),
         },
-        SecretSource::Command(argv) => run_command(a, argv),
+        SecretSource::Command(argv) => run_command(a, argv, crate::imap::command_timeout()),
         SecretSource::Keyring => {
             let entry = keyring::Entry::new(KEYRING_SERVICE, &keyring_user(a))
                 .map_err(|e| keyring_error(a, &e))?;
@@ -91,30 +92,26 @@ pub fn command_line(argv: &[String]) -> String {
 /// and, when standard error is not a terminal (the agent as a service),
 /// the last line it wrote there; on a terminal its standard error is the
 /// user's to see as it comes (a prompt, a pass or gpg error).
-fn run_command(a: &Account, argv: &[String]) -> Result<Secret, String> {
+fn run_command(a: &Account, argv: &[String], limit: Duration) -> Result<Secret, String> {
     use std::io::IsTerminal;
     let shown = command_line(argv);
     let on_terminal = std::io::stderr().is_terminal();
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stderr(if on_terminal {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        })
-        .output()
-        .map_err(|e| {
-            format!(
-                "account \"{}\": cannot run the password command `{shown}` (password.command): {}",
-                a.name,
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("there is no program \"{}\"", argv[0])
-                } else {
-                    e.to_string()
-                }
-            )
-        })?;
+    let out = collect(argv, on_terminal, limit).map_err(|e| match e {
+        CommandError::Spawn(e) => format!(
+            "account \"{}\": cannot run the password command `{shown}` (password.command): {}",
+            a.name,
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("there is no program \"{}\"", argv[0])
+            } else {
+                e.to_string()
+            }
+        ),
+        CommandError::TimedOut(t) => format!(
+            "account \"{}\": the password command `{shown}` (password.command) did not finish within {} s and was stopped with what it started (it cannot read a passphrase from the terminal: it must get it from an agent; BACKSCATTER_TIMEOUT sets the limit)",
+            a.name,
+            t.as_secs()
+        ),
+    })?;
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr);
         let last = said
@@ -145,6 +142,74 @@ fn run_command(a: &Account, argv: &[String]) -> Result<Secret, String> {
         ));
     }
     Ok(Secret(first.to_string()))
+}
+
+/// Why a password command gave no output.
+enum CommandError {
+    Spawn(std::io::Error),
+    TimedOut(Duration),
+}
+
+/// Run `argv` (stdin empty; stderr to ours on a terminal, else collected)
+/// and collect its output, waiting at most `limit`: past it the command
+/// and whatever it started (its own process group) are killed (SIGKILL)
+/// and [`CommandError::TimedOut`] returned. Each pipe is read on a thread
+/// of its own, so that a command printing more than a pipe holds does not
+/// block.
+fn collect(
+    argv: &[String],
+    stderr_inherited: bool,
+    limit: Duration,
+) -> Result<std::process::Output, CommandError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    fn drain(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    }
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if stderr_inherited {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
+        .spawn()
+        .map_err(CommandError::Spawn)?;
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = child.stderr.take().map(drain);
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().map_err(CommandError::Spawn)? {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommandError::TimedOut(limit));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    // The command ended; what it printed is complete once its pipes close
+    // (a background process it left may hold them: wait a little, no more).
+    let grace = Duration::from_secs(2);
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.recv_timeout(grace).unwrap_or_default(),
+        stderr: stderr
+            .and_then(|rx| rx.recv_timeout(grace).ok())
+            .unwrap_or_default(),
+    })
 }
 
 /// Store a secret in the keyring (`backscatter account login`).

@@ -93,6 +93,26 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             }
         })
         .map_err(clean_error)?;
+    // A Message-ID that names nothing: an error, as `quarantine show`
+    // says for one it cannot find (not "Restored 0 messages").
+    if let (Some(id), false) = (&args.message_id, s.interrupted) {
+        if s.restored == 0 && s.planned.is_empty() && s.missing == 0 && s.left_behind.is_empty() {
+            return Err(Error::Runtime(if args.rules {
+                format!(
+                    "no message with Message-ID \"{}\" was filed or flagged by your rules on account \"{}\": nothing to undo",
+                    id.replace(char::is_control, " "),
+                    a.name
+                )
+            } else {
+                format!(
+                    "no message with Message-ID \"{}\" in {} of account \"{}\": give one that `backscatter quarantine list` shows",
+                    id.replace(char::is_control, " "),
+                    a.quarantine,
+                    a.name
+                )
+            }));
+        }
+    }
     let mut out = std::io::stdout().lock();
     let w = super::output_error;
     let plural = |n: usize| if n == 1 { "" } else { "s" };

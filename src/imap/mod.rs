@@ -281,6 +281,9 @@ pub struct Imap {
     /// The server sent a BODYSTRUCTURE that could not be parsed: the sweep
     /// fetches bytes instead of asking for structures again.
     pub structure_unreadable: bool,
+    /// An EXISTS or RECENT came with the reply to a command this layer
+    /// read itself ([`run_checked`]): new mail, for the next [`Imap::idle`].
+    announced: bool,
 }
 
 /// Drain pushed responses; did any announce new messages?
@@ -389,6 +392,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         origin,
         selected,
         structure_unreadable,
+        announced,
     } = imap;
     match compress::start(session).await {
         Ok(session) => Ok(Imap {
@@ -399,6 +403,7 @@ pub async fn connect(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
             origin,
             selected,
             structure_unreadable,
+            announced,
         }),
         Err(e) if matches!(e.kind, ErrorKind::No | ErrorKind::Protocol) => {
             tracing::warn!("{e}; continuing without compression on a new connection");
@@ -505,6 +510,17 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
     };
     let session = match tokio::time::timeout(command_timeout(), login).await {
         Ok(Ok(s)) => s,
+        Ok(Err(async_imap::error::Error::No(m))) if temporary_refusal(&server_text(&m)) => {
+            return Err(err(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} cannot log {} in just now: {} (a temporary failure on the server's side, not a wrong password; try again later)",
+                    a.imap,
+                    a.username,
+                    server_text(&m)
+                ),
+            ))
+        }
         Ok(Err(async_imap::error::Error::No(m))) | Ok(Err(async_imap::error::Error::Bad(m))) => {
             return Err(err(
                 ErrorKind::Auth,
@@ -527,6 +543,7 @@ async fn login(a: &Account, secret: &Secret) -> Result<Imap, ImapError> {
         origin: Some(Box::new((a.clone(), secret.clone()))),
         selected: None,
         structure_unreadable: false,
+        announced: false,
     };
     let caps = timed("read capabilities", imap.session.capabilities()).await?;
     imap.caps = caps.iter().map(capability_name).collect();
@@ -817,6 +834,130 @@ async fn run_reading_copyuid(
     }
 }
 
+/// Does a NO's text carry an RFC 5530 response code for a refusal that
+/// may pass (section 3): `UNAVAILABLE` (the authentication backend or
+/// another subsystem is down), `INUSE` (a mailbox locked by another
+/// session), `LIMIT` (too many connections, say), `SERVERBUG`. Other codes
+/// (`AUTHENTICATIONFAILED`, `AUTHORIZATIONFAILED`, `EXPIRED`,
+/// `CONTACTADMIN`, `PRIVACYREQUIRED`) and none at all are taken at their
+/// word: retrying the same password cannot help.
+pub fn temporary_refusal(text: &str) -> bool {
+    let Some(code) = text
+        .trim_start()
+        .strip_prefix('[')
+        .and_then(|r| r.split([']', ' ']).next())
+    else {
+        return false;
+    };
+    ["UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(code))
+}
+
+/// A move's refused second half that could not be undone, as one sentence.
+fn unfinished(e: ImapError, dest: &str) -> ImapError {
+    err(
+        ErrorKind::Unfinished,
+        format!(
+            "{}; the messages were already copied to \"{}\" and are in both mailboxes until the next run finishes the move (it will not copy them again)",
+            e.message,
+            shown(dest)
+        ),
+    )
+}
+
+/// Send one command and read its responses up to the tagged one, handing
+/// each untagged response to `each`; a tagged NO or BAD becomes
+/// async-imap's error (worded by [`map_err`], the server's text quoted).
+/// async-imap 0.12's streaming commands (SEARCH, STORE, EXPUNGE, LIST)
+/// stop at the tagged reply without looking at it, so a refusal read as
+/// an empty success: every such command goes through here instead.
+/// Returns whether an EXISTS or RECENT (new mail) came along.
+async fn run_checked(
+    session: &mut async_imap::Session<Conn>,
+    command: &str,
+    mut each: impl FnMut(&async_imap::imap_proto::Response<'_>),
+) -> Result<bool, async_imap::error::Error> {
+    use async_imap::error::Error as E;
+    use async_imap::imap_proto::{MailboxDatum, Response, Status};
+    if command.contains(['\r', '\n']) {
+        return Err(E::Bad("a line break in a command".into()));
+    }
+    let tag = session.run_command(command).await?;
+    let mut announced = false;
+    loop {
+        let Some(r) = session.read_response().await? else {
+            return Err(E::ConnectionLost);
+        };
+        match r.parsed() {
+            Response::Done {
+                tag: t,
+                status,
+                outcome,
+            } if *t == tag => {
+                let text = || {
+                    outcome
+                        .information
+                        .as_deref()
+                        .unwrap_or("no reason given")
+                        .to_string()
+                };
+                return match status {
+                    Status::Ok => Ok(announced),
+                    Status::No => Err(E::No(text())),
+                    _ => Err(E::Bad(text())),
+                };
+            }
+            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+                announced = true;
+            }
+            other => each(other),
+        }
+    }
+}
+
+/// A mailbox as one LIST line showed it, owned: the name as sent (modified
+/// UTF-7, quoting escapes still in), its delimiter and attributes.
+struct Listed {
+    name: String,
+    delimiter: Option<char>,
+    special_use: Vec<String>,
+    selectable: bool,
+}
+
+impl Listed {
+    fn from_response(r: &async_imap::imap_proto::Response<'_>) -> Option<Listed> {
+        use async_imap::imap_proto::{MailboxDatum, Response};
+        let Response::MailboxData(MailboxDatum::List(l)) = r else {
+            return None;
+        };
+        let mut special = Vec::new();
+        let mut selectable = true;
+        for a in &l.name_attributes {
+            match a {
+                NameAttribute::Sent => special.push("\\Sent".to_string()),
+                NameAttribute::Junk => special.push("\\Junk".to_string()),
+                NameAttribute::Trash => special.push("\\Trash".to_string()),
+                NameAttribute::Drafts => special.push("\\Drafts".to_string()),
+                NameAttribute::Archive => special.push("\\Archive".to_string()),
+                NameAttribute::All => special.push("\\All".to_string()),
+                NameAttribute::Flagged => special.push("\\Flagged".to_string()),
+                NameAttribute::NoSelect => selectable = false,
+                NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent") => {
+                    selectable = false
+                }
+                _ => {}
+            }
+        }
+        Some(Listed {
+            name: l.name.to_string(),
+            delimiter: l.delimiter.as_deref().and_then(|d| d.chars().next()),
+            special_use: special,
+            selectable,
+        })
+    }
+}
+
 /// IMAP `date` for SEARCH SINCE: `1-Feb-2026`.
 pub fn imap_date(ts: i64) -> String {
     let d = mail_parser::DateTime::from_timestamp(ts);
@@ -876,42 +1017,30 @@ impl Imap {
 
     /// Every mailbox with its SPECIAL-USE attributes.
     pub async fn list(&mut self) -> Result<Vec<MailboxInfo>, ImapError> {
-        let names: Vec<_> = timed("list mailboxes", async {
-            self.session
-                .list(Some(""), Some("*"))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        Ok(names
-            .iter()
-            .map(|n| {
-                let mut special = Vec::new();
-                let mut selectable = true;
-                for a in n.attributes() {
-                    match a {
-                        NameAttribute::Sent => special.push("\\Sent".to_string()),
-                        NameAttribute::Junk => special.push("\\Junk".to_string()),
-                        NameAttribute::Trash => special.push("\\Trash".to_string()),
-                        NameAttribute::Drafts => special.push("\\Drafts".to_string()),
-                        NameAttribute::Archive => special.push("\\Archive".to_string()),
-                        NameAttribute::All => special.push("\\All".to_string()),
-                        NameAttribute::Flagged => special.push("\\Flagged".to_string()),
-                        NameAttribute::NoSelect => selectable = false,
-                        NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent") => {
-                            selectable = false
-                        }
-                        _ => {}
-                    }
-                }
-                MailboxInfo {
-                    name: names::decode_lossless(&unescape_listed(n.name())),
-                    special_use: special,
-                    selectable,
-                }
+        Ok(self
+            .list_raw("list mailboxes", "\"\" \"*\"")
+            .await?
+            .into_iter()
+            .map(|l| MailboxInfo {
+                name: names::decode_lossless(&unescape_listed(&l.name)),
+                special_use: l.special_use,
+                selectable: l.selectable,
             })
             .collect())
+    }
+
+    /// `LIST args`, every line read; a NO or BAD is an error.
+    async fn list_raw(&mut self, what: &str, args: &str) -> Result<Vec<Listed>, ImapError> {
+        let mut out = Vec::new();
+        let announced = timed(
+            what,
+            run_checked(&mut self.session, &format!("LIST {args}"), |r| {
+                out.extend(Listed::from_response(r))
+            }),
+        )
+        .await?;
+        self.announced |= announced;
+        Ok(out)
     }
 
     /// SELECT (read-write) a mailbox.
@@ -1033,24 +1162,14 @@ impl Imap {
         }
         let what = format!("look up mailbox \"{}\"", shown(mailbox));
         let wire = wire_name(mailbox, &what)?;
-        // async-imap 0.12 sends LIST's pattern as it is given: quoted here
-        // (a name with a space is otherwise a BAD command).
-        let pattern = quote_mailbox(&wire);
-        let found = timed(&what, async {
-            self.session
-                .list(Some(""), Some(&pattern))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        Ok(found.iter().any(|n| {
-            unescape_listed(n.name()) == wire
-                && !n.attributes().iter().any(|a| {
-                    matches!(a, NameAttribute::NoSelect)
-                        || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
-                })
-        }))
+        // LIST's pattern is quoted (a name with a space is otherwise a BAD
+        // command).
+        let found = self
+            .list_raw(&what, &format!("\"\" {}", quote_mailbox(&wire)))
+            .await?;
+        Ok(found
+            .iter()
+            .any(|n| unescape_listed(&n.name) == wire && n.selectable))
     }
 
     /// The personal namespace (NAMESPACE, RFC 2342) every configured name
@@ -1107,61 +1226,50 @@ impl Imap {
                 }
             }
         }
-        let root = timed("read the hierarchy delimiter", async {
-            self.session
-                .list(Some(""), Some("\"\""))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        let delimiter = root
-            .first()
-            .and_then(|n| n.delimiter())
-            .and_then(|d| d.chars().next());
+        let root = self
+            .list_raw("read the hierarchy delimiter", "\"\" \"\"")
+            .await?;
+        let delimiter = root.first().and_then(|n| n.delimiter);
         // No NAMESPACE: learn the prefix from the folders themselves
         // (names::guess_namespace).
-        let selectable = |n: &async_imap::types::Name| {
-            !n.attributes().iter().any(|a| {
-                matches!(a, NameAttribute::NoSelect)
-                    || matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case("\\NonExistent"))
-            })
-        };
-        let top: Vec<String> = timed("list the top-level mailboxes", async {
-            self.session
-                .list(Some(""), Some("%"))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?
-        .iter()
-        .filter(|n| selectable(n))
-        .map(|n| n.name().to_string())
-        .collect();
+        let top: Vec<String> = self
+            .list_raw("list the top-level mailboxes", "\"\" \"%\"")
+            .await?
+            .into_iter()
+            .filter(|n| n.selectable)
+            .map(|n| n.name)
+            .collect();
         let inbox_children = match delimiter {
             Some(d) if !top.is_empty() && top.iter().all(|n| names::is_inbox(n)) => {
                 let pattern = quote_mailbox(&format!("INBOX{d}%"));
-                !timed("list INBOX's children", async {
-                    self.session
-                        .list(Some(""), Some(&pattern))
-                        .await?
-                        .try_collect::<Vec<_>>()
-                        .await
-                })
-                .await?
-                .is_empty()
+                !self
+                    .list_raw("list INBOX's children", &format!("\"\" {pattern}"))
+                    .await?
+                    .is_empty()
             }
             _ => false,
         };
         Ok(names::guess_namespace(delimiter, &top, inbox_children))
     }
 
-    /// UID SEARCH, sorted ascending.
+    /// UID SEARCH, sorted ascending. A NO or BAD (a server that cannot
+    /// search now, a query it does not take) is an error, never an empty
+    /// result.
     pub async fn uid_search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
-        let set = timed("search the mailbox", self.session.uid_search(query)).await?;
-        let mut v: Vec<u32> = set.into_iter().collect();
+        use async_imap::imap_proto::{MailboxDatum, Response};
+        let mut v: Vec<u32> = Vec::new();
+        let announced = timed(
+            "search the mailbox",
+            run_checked(&mut self.session, &format!("UID SEARCH {query}"), |r| {
+                if let Response::MailboxData(MailboxDatum::Search(ids)) = r {
+                    v.extend(ids);
+                }
+            }),
+        )
+        .await?;
+        self.announced |= announced;
         v.sort_unstable();
+        v.dedup();
         Ok(v)
     }
 
@@ -1313,10 +1421,109 @@ impl Imap {
         )
         .await?;
         if verb == "COPY" {
-            self.uid_delete(uids).await?;
+            if let Err(e) = self.finish_copy(uids, dest, mapping.as_ref()).await {
+                self.drain_unsolicited();
+                return Err(e);
+            }
         }
         self.drain_unsolicited();
         Ok(mapping)
+    }
+
+    /// The second half of a move by COPY: `\Deleted` on exactly the copied
+    /// UIDs, then UID EXPUNGE of exactly them. When the server refuses
+    /// either step (an ACL without the expunge right, a transient NO), the
+    /// copies are taken back out of `dest` (found by the COPYUID mapping,
+    /// in a `dest` of the same UIDVALIDITY) and the `\Deleted` flag off
+    /// the originals, so that every message is in exactly one place: the
+    /// error is then the refusal ([`ErrorKind::No`]). Where that cannot be
+    /// done, the error is [`ErrorKind::Unfinished`]: the journal's batch
+    /// stays open and the next run finishes the move (reconciliation finds
+    /// each message in both mailboxes and expunges the original).
+    async fn finish_copy(
+        &mut self,
+        uids: &[u32],
+        dest: &str,
+        mapping: Option<&CopyUid>,
+    ) -> Result<(), ImapError> {
+        let set = uid_set(uids);
+        let flagged = self
+            .checked(
+                "mark moved messages \\Deleted",
+                &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+            )
+            .await;
+        let refused = match flagged {
+            Ok(()) => match self
+                .checked("expunge moved messages", &format!("UID EXPUNGE {set}"))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::No => (e, true),
+                Err(e) => return Err(unfinished(e, dest)),
+            },
+            Err(e) if e.kind == ErrorKind::No => (e, false),
+            Err(e) => return Err(unfinished(e, dest)),
+        };
+        let (e, flag_set) = refused;
+        match self.take_back_copies(uids, dest, mapping, flag_set).await {
+            Ok(()) => Err(err(
+                ErrorKind::No,
+                format!(
+                    "{}; the copies in \"{}\" were taken back, so these messages stay where they were",
+                    e.message,
+                    shown(dest)
+                ),
+            )),
+            Err(_) => Err(unfinished(e, dest)),
+        }
+    }
+
+    /// Undo a COPY whose originals could not be expunged: expunge the
+    /// copies (exactly the UIDs COPYUID named, in `dest` of that
+    /// UIDVALIDITY), then take `\Deleted` back off the originals
+    /// (`flag_set`) and select the source again.
+    async fn take_back_copies(
+        &mut self,
+        uids: &[u32],
+        dest: &str,
+        mapping: Option<&CopyUid>,
+        flag_set: bool,
+    ) -> Result<(), ImapError> {
+        let (Some(m), Some((source, read_only, validity))) = (mapping, self.selected.clone())
+        else {
+            return Err(err(ErrorKind::No, "no COPYUID to find the copies by"));
+        };
+        if read_only || m.pairs.len() != uids.len() {
+            return Err(err(ErrorKind::No, "the copies cannot be told apart"));
+        }
+        let copies: Vec<u32> = m.pairs.iter().map(|(_, d)| *d).collect();
+        let copies = uid_set(&copies);
+        let sel = self.select(dest).await?;
+        let undone = if sel.uid_validity == m.uidvalidity {
+            self.checked(
+                "take back copies",
+                &format!("UID STORE {copies} +FLAGS.SILENT (\\Deleted)"),
+            )
+            .await?;
+            self.checked("take back copies", &format!("UID EXPUNGE {copies}"))
+                .await
+        } else {
+            Err(err(ErrorKind::No, "the destination was renumbered"))
+        };
+        let back = self.select(&source).await?;
+        undone?;
+        if back.uid_validity != validity {
+            return Err(err(ErrorKind::No, "the source was renumbered"));
+        }
+        if flag_set {
+            self.checked(
+                "take back the \\Deleted flag",
+                &format!("UID STORE {} -FLAGS.SILENT (\\Deleted)", uid_set(uids)),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// SELECT a mailbox and also say whether it keeps keywords the client
@@ -1351,16 +1558,11 @@ impl Imap {
             return Ok(());
         }
         let set = uid_set(uids);
-        timed("set a keyword", async {
-            self.session
-                .uid_store(&set, format!("+FLAGS.SILENT ({keyword})"))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        self.drain_unsolicited();
-        Ok(())
+        self.checked(
+            "set a keyword",
+            &format!("UID STORE {set} +FLAGS.SILENT ({keyword})"),
+        )
+        .await
     }
 
     /// UID COPY (RFC 3501 §6.4.7): a copy of each message into `dest`.
@@ -1393,38 +1595,30 @@ impl Imap {
             if add { "+" } else { "-" },
             flags.join(" ")
         );
-        timed("set flags", async {
-            self.session
-                .uid_store(&set, &query)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        self.drain_unsolicited();
-        Ok(())
+        self.checked("set flags", &format!("UID STORE {set} {query}"))
+            .await
     }
 
     /// Mark exactly these UIDs `\Deleted` and expunge exactly them
-    /// (UIDPLUS). Used after a COPY, never on its own.
+    /// (UIDPLUS). Used after a COPY, never on its own. A refusal of
+    /// either step is an error ([`ErrorKind::No`]) naming the step.
     pub async fn uid_delete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
         let set = uid_set(uids);
-        timed("mark moved messages", async {
-            self.session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
+        self.checked(
+            "mark moved messages \\Deleted",
+            &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+        )
         .await?;
-        timed("expunge moved messages", async {
-            self.session
-                .uid_expunge(&set)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
+        self.checked("expunge moved messages", &format!("UID EXPUNGE {set}"))
+            .await
+    }
+
+    /// Run a command whose answer carries nothing we need, checking that
+    /// the server completed it ([`run_checked`]).
+    async fn checked(&mut self, what: &str, command: &str) -> Result<(), ImapError> {
+        let announced = timed(what, run_checked(&mut self.session, command, |_| {})).await?;
+        self.announced |= announced;
+        self.drain_unsolicited();
         Ok(())
     }
 
@@ -1448,8 +1642,10 @@ impl Imap {
         // responses that async-imap files away as unsolicited — before IDLE
         // or while it starts. Look there first, or that mail would wait for
         // the next push.
-        if new_mail_announced(&self.session.unsolicited_responses) {
-            return Ok((self, IdleOutcome::Announced));
+        if self.announced || new_mail_announced(&self.session.unsolicited_responses) {
+            let mut imap = self;
+            imap.announced = false;
+            return Ok((imap, IdleOutcome::Announced));
         }
         let Imap {
             session,
@@ -1459,6 +1655,7 @@ impl Imap {
             origin,
             selected,
             structure_unreadable,
+            ..
         } = self;
         let announced = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -1489,6 +1686,7 @@ impl Imap {
             origin,
             selected,
             structure_unreadable,
+            announced: false,
         };
         imap.drain_unsolicited();
         Ok((imap, outcome))
@@ -1534,6 +1732,20 @@ mod tests {
         assert_eq!(wire_name("Kopie-Ü", "x").unwrap(), "Kopie-&ANw-");
         assert_eq!(wire_name("Auto&Replies", "x").unwrap(), "Auto&-Replies");
         assert_eq!(shown("a\r\n* OK b\tc"), "a\\r\\n* OK b\\tc");
+    }
+
+    #[test]
+    fn temporary_refusals_by_rfc_5530_code() {
+        assert!(temporary_refusal(
+            "[UNAVAILABLE] Temporary authentication failure."
+        ));
+        assert!(temporary_refusal("[INUSE] Mailbox is locked"));
+        assert!(temporary_refusal("[LIMIT] Too many connections"));
+        assert!(!temporary_refusal(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
+        assert!(!temporary_refusal("Temporary failure, [UNAVAILABLE] later"));
+        assert!(!temporary_refusal("no reason given"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod properties;
 mod provenance;
 mod quirks;
 mod realistic;
+mod refusals;
 mod report;
 mod rerun;
 mod rules;

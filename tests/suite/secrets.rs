@@ -174,3 +174,50 @@ fn passwords_never_appear_and_state_files_are_private() {
     eprintln!("{outputs} command outputs checked, {files} private files");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `password.command` that never returns (a prompt nobody answers) is
+/// stopped after the command timeout, with its children: one sentence,
+/// no hang. The command starts a child that keeps the output pipe open,
+/// as `sh -c` does: the run must not wait for it either.
+#[test]
+fn a_password_command_that_never_returns_times_out() {
+    let dir = crate::sweep::tempdir("pw-timeout");
+    let cfg = dir.join("config.toml");
+    // A sleep of its own length, to find it by.
+    let sleep = format!("sleep 999.{}", std::process::id() % 1000);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nusername = \"alice\"\npassword.command = [\"sh\", \"-c\", \"{sleep}; echo pw\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = std::time::Instant::now();
+    let out = crate::util::backscatter(&dir, &cfg, &["clean"])
+        .env("BACKSCATTER_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    // 2 s of waiting; generous for a loaded machine, far from 1000 s.
+    assert!(took < Duration::from_secs(60), "took {took:?}: {err}");
+    assert!(
+        err.contains("(password.command) did not finish within 2 s and was stopped"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The whole group was stopped: the shell's sleep did not outlive it.
+    std::thread::sleep(Duration::from_millis(300));
+    let pgrep = Command::new("pgrep")
+        .args(["-f", "-x", &sleep])
+        .output()
+        .unwrap();
+    assert!(
+        pgrep.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&pgrep.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -265,6 +265,19 @@ fn mail_filed_by_the_server_is_restored_by_message_id() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(contents(&dc, "INBOX"), count(&forged[3..6]));
     assert!(contents(&dc, "Backscatter").is_empty());
+    // An ID no message in quarantine has: exit 1 and one sentence, as
+    // `quarantine show` (not "Restored 0 messages", exit 0).
+    let o = cli.run(&["restore", "--message-id", "<nowhere@test.invalid>"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no message with Message-ID \"<nowhere@test.invalid>\" in Backscatter")
+            && err.contains("backscatter quarantine list"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert!(o.stdout.is_empty(), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
 

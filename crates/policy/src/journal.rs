@@ -182,10 +182,14 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
     let mut maps: HashMap<&str, (u32, HashMap<u32, u32>)> = HashMap::new();
     let mut moved_uids: HashMap<&str, HashSet<u32>> = HashMap::new();
     let mut committed: HashSet<&str> = HashSet::new();
+    let mut commit_mapped: HashSet<&str> = HashSet::new();
     for e in entries {
         match e.op {
             Op::Commit => {
                 committed.insert(&e.batch);
+                if !e.mapped.is_empty() {
+                    commit_mapped.insert(&e.batch);
+                }
             }
             Op::Reconciled => {
                 moved_uids.entry(&e.batch).or_default().extend(&e.moved);
@@ -203,8 +207,20 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
         .filter(|e| e.op == Op::Failed)
         .map(|e| (e.batch.as_str(), e.uid))
         .collect();
+    // A commit with the server's COPYUID mapping names the UIDs that
+    // moved: the others were gone before the move (another client, a
+    // concurrent `watch`, moved them), and are not in quarantine by this
+    // batch.
+    let unmapped = |e: &Entry| {
+        commit_mapped.contains(e.batch.as_str())
+            && !maps
+                .get(e.batch.as_str())
+                .is_some_and(|(_, m)| m.contains_key(&e.uid))
+    };
     let done = |e: &Entry| {
-        !failed.contains(&(e.batch.as_str(), e.uid)) && committed.contains(e.batch.as_str())
+        !failed.contains(&(e.batch.as_str(), e.uid))
+            && committed.contains(e.batch.as_str())
+            && !unmapped(e)
             || moved_uids
                 .get(e.batch.as_str())
                 .is_some_and(|s| s.contains(&e.uid))

@@ -10,6 +10,7 @@
 //! | [`server`] | what both harnesses share: fresh directories, free ports, start/stop scripts |
 //! | [`imap_client`] | a blocking IMAP client (LOGIN, MULTIAPPEND, FETCH, STATUS, ...) |
 //! | [`managesieve_client`] | a blocking ManageSieve client (RFC 5804) |
+//! | [`quirk`] | a proxy in front of a server that refuses chosen commands (`NO [CODE]`), hides capabilities, keeps quiet during IDLE |
 //! | [`lmtp`] | one LMTP delivery, as an MTA would make it |
 //! | [`corpus`] | the golden corpora and their expected verdicts |
 //! | [`flood`] | floods of real automated responses with fresh Message-IDs |
@@ -33,6 +34,7 @@ pub mod flood;
 pub mod imap_client;
 pub mod lmtp;
 pub mod managesieve_client;
+pub mod quirk;
 pub mod server;
 pub mod watchlog;
 

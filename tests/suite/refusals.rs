@@ -1,0 +1,437 @@
+//! Servers that say NO where Dovecot says OK, played by the test kit's
+//! quirk proxy (`backscatter_testkit::quirk`) in front of the real
+//! Dovecot: a refused `\Deleted` or UID EXPUNGE after a COPY (an ACL with
+//! the `t` right but not `e`, a transient NO), a refused UID SEARCH, a
+//! login refused `[UNAVAILABLE]` (RFC 5530: Dovecot's answer while its
+//! authentication backend is down). After each: every message in exactly
+//! one place (counted by Message-ID in every mailbox), the exit status,
+//! and one sentence quoting the server on stderr.
+
+use crate::flood::{flood, id_of};
+use crate::harness::Dovecot;
+use crate::sweep::tempdir;
+use backscatter::Decision;
+use backscatter_testkit::quirk::{QuirkProxy, Refusal, Rules};
+use backscatter_testkit::watchlog::WatchLog;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+fn config(dir: &Path, port: u16) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `backscatter ARGS`: (exit code, stdout, stderr).
+fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = crate::util::backscatter(dir, cfg, args)
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_TIMEOUT", "60")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Message-ID -> the mailboxes holding a message with it, over every
+/// mailbox LIST shows (a message flagged `\Deleted` but not expunged still
+/// counts: it is still there).
+fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
+    let mut imap = dc.imap("alice");
+    let listed = imap.command("LIST \"\" \"*\"").unwrap();
+    let names: Vec<String> = listed
+        .untagged
+        .iter()
+        .filter(|r| r.kind == "LIST")
+        .filter_map(|r| {
+            r.values()
+                .ok()?
+                .last()?
+                .bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "INBOX"), "{names:?}");
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for mb in names {
+        for (_, id) in imap.fetch_message_ids(&mb) {
+            if let Some(id) = id {
+                out.entry(id).or_default().push(mb.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every message of the flood's inbox is in exactly one mailbox; returns
+/// how many are in quarantine.
+fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
+    let p = places(dc);
+    let doubled: Vec<(&String, &Vec<String>)> = ids
+        .iter()
+        .filter_map(|id| p.get(id).map(|m| (id, m)))
+        .filter(|(_, m)| m.len() != 1)
+        .collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !p.contains_key(*id)).collect();
+    assert!(
+        doubled.is_empty() && missing.is_empty(),
+        "{when}: {} messages in more than one place ({:?}), {} nowhere",
+        doubled.len(),
+        doubled.first(),
+        missing.len()
+    );
+    ids.iter().filter(|id| p[*id] == ["Backscatter"]).count()
+}
+
+/// A mailbox with a flood: (its inbox Message-IDs, how many are forged).
+fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
+    let f = flood(n);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let ids: Vec<String> = f.expected.keys().cloned().collect();
+    let forged = ids
+        .iter()
+        .filter(|id| f.expected[*id] == Decision::Backscatter)
+        .count();
+    assert!(forged > 0);
+    (ids, forged)
+}
+
+fn no_move() -> Rules {
+    Rules {
+        hide_capabilities: vec!["MOVE".into()],
+        ..Rules::default()
+    }
+}
+
+/// One line on stderr (tracing's warnings aside) that quotes the server.
+fn one_sentence(err: &str, quoting: &str) {
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(quoting), "{err}");
+}
+
+/// A server without MOVE refuses the `\Deleted` flag after the COPY once:
+/// the copies are taken back, clean exits 1 quoting the refusal, every
+/// message is in one place; the next run moves them all, once.
+#[test]
+fn refused_deleted_flag_after_copy_moves_nothing_and_the_rerun_moves_once() {
+    let Some(dc) = Dovecot::start_or_skip("refused_store") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let mut rules = no_move();
+    rules.refuse = vec![
+        Refusal::no("UID STORE", "NOPERM", "Permission denied (no 't' right)")
+            .containing("(\\Deleted)")
+            .times(1),
+    ];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("refused-store");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(proxy.refused(), 1, "{out}{err}");
+    one_sentence(&err, "[NOPERM] Permission denied");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the refusal"), 0);
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), forged);
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after restore"), 0);
+}
+
+/// UID EXPUNGE refused everywhere (the originals cannot be expunged, nor
+/// can the copies be taken back): clean exits 1 saying the messages are
+/// in both mailboxes until the next run; the next run (EXPUNGE allowed
+/// again) finishes the move from the journal without copying again.
+#[test]
+fn refused_expunge_leaves_the_batch_for_the_next_run_which_copies_nothing_again() {
+    let Some(dc) = Dovecot::start_or_skip("refused_expunge") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("refused-expunge");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[CANNOT] Expunge refused");
+    assert!(err.contains("next run"), "{err}");
+    let copies = dc.imap("alice").status("Backscatter").0 as usize;
+    assert!(copies > 0 && copies <= forged, "{copies} copies");
+
+    proxy.set(no_move());
+    let before = proxy.seen(|s| s.commands.len());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let copied_again = proxy.seen(|s| {
+        s.commands[before..]
+            .iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with("UID COPY"))
+            .count()
+    });
+    if copies == forged {
+        assert_eq!(copied_again, 0, "the rerun copied again");
+    }
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), forged);
+    assert_eq!(
+        dc.imap("alice").status("Backscatter").0 as usize,
+        forged,
+        "the rerun copied again"
+    );
+}
+
+/// `filter` (fileinto under the COPY fallback) with the `\Deleted` flag
+/// refused: exit 1, nothing doubled, and the next run files them once.
+#[test]
+fn filter_fileinto_with_a_refused_deleted_flag_doubles_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("refused_filter") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 20);
+    let dir = tempdir("refused-filter");
+    let rules_file = dir.join("rules.sieve");
+    std::fs::write(
+        &rules_file,
+        "require [\"fileinto\"];\nif header :contains \"message-id\" \"flood\" { fileinto \"Filed\"; }\n",
+    )
+    .unwrap();
+    dc.imap("alice").create("Filed");
+    let mut rules = no_move();
+    // (filter's exit status with errors counted is another issue's: not
+    // asserted here.)
+    rules.refuse = vec![Refusal::no("UID STORE", "NOPERM", "No 't' right")
+        .containing("(\\Deleted)")
+        .times(1)];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let cfg = config(&dir, proxy.port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("rules = {:?}\n", rules_file.to_str().unwrap()));
+    std::fs::write(&cfg, text).unwrap();
+    let (_, out, err) = run(&dir, &cfg, &["filter", "--json"]);
+    assert_eq!(proxy.refused(), 1, "{out}{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(summary["moved"], 0, "{out}{err}");
+    assert!(summary["errors"].as_u64() > Some(0), "{out}{err}");
+    each_in_one_place(&dc, &ids, "after the refusal");
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["filter"]);
+    assert_eq!(code, 0, "{out}{err}");
+    each_in_one_place(&dc, &ids, "after the rerun");
+    assert_eq!(dc.imap("alice").status("Filed").0 as usize, ids.len());
+}
+
+/// A NO to UID SEARCH is an error, not an empty mailbox: clean exits 1
+/// with one sentence quoting the server, and moves nothing.
+#[test]
+fn refused_search_fails_clean() {
+    let Some(dc) = Dovecot::start_or_skip("refused_search") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 20);
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            refuse: vec![Refusal::no(
+                "UID SEARCH",
+                "UNAVAILABLE",
+                "Search backend down",
+            )],
+            ..Rules::default()
+        },
+    );
+    let dir = tempdir("refused-search");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(proxy.refused() >= 1);
+    one_sentence(&err, "[UNAVAILABLE] Search backend down");
+    assert!(err.contains("refused to search"), "{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the refusal"), 0);
+}
+
+/// `watch` whose UID SEARCH is refused a few times warns each time and
+/// retries; once the server searches again, the bounce moves.
+#[test]
+fn watch_retries_a_refused_search() {
+    let Some(dc) = Dovecot::start_or_skip("watch_refused_search") else {
+        return;
+    };
+    let f = flood(60);
+    let forged: Vec<u8> = f
+        .inbox
+        .iter()
+        .find(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .unwrap()
+        .clone();
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("watch-refused-search");
+    let cfg = config(&dir, proxy.port);
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_IDLE_CHECK", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut child);
+    log.wait_for_text(
+        "the agent to connect",
+        Duration::from_secs(60),
+        "connected to",
+    );
+    proxy.set(Rules {
+        refuse: vec![Refusal::no("UID SEARCH", "UNAVAILABLE", "Search backend down").times(3)],
+        ..Rules::default()
+    });
+    dc.imap("alice").append("INBOX", &forged);
+    let id = id_of(&forged);
+    log.wait_for(
+        "the refusals to be used up",
+        Duration::from_secs(90),
+        || proxy.refused() >= 3,
+    );
+    log.wait_for("the bounce to move", Duration::from_secs(120), || {
+        places(&dc).get(&id).is_some_and(|m| m == &["Backscatter"])
+    });
+    crate::util::stop(&mut child);
+    let text = log.finish();
+    assert!(text.contains("[UNAVAILABLE] Search backend down"), "{text}");
+    assert!(text.contains("reconnecting in"), "{text}");
+}
+
+/// `NO [UNAVAILABLE]` at LOGIN is not a wrong password: clean says it is
+/// temporary (exit 1), and watch keeps retrying until the login works,
+/// then moves the bounce.
+#[test]
+fn login_unavailable_is_temporary() {
+    let Some(dc) = Dovecot::start_or_skip("login_unavailable") else {
+        return;
+    };
+    let f = flood(60);
+    let forged: Vec<u8> = f
+        .inbox
+        .iter()
+        .find(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .unwrap()
+        .clone();
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let unavailable = || Rules {
+        refuse: vec![Refusal::no(
+            "LOGIN",
+            "UNAVAILABLE",
+            "Temporary authentication failure.",
+        )],
+        ..Rules::default()
+    };
+    let proxy = QuirkProxy::start(dc.imap_port, unavailable());
+    let dir = tempdir("login-unavailable");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[UNAVAILABLE] Temporary authentication failure.");
+    assert!(err.contains("not a wrong password"), "{err}");
+
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut child);
+    log.wait_for("two refused logins", Duration::from_secs(90), || {
+        proxy.refused() >= 3
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch gave up: {}",
+        log.text()
+    );
+    proxy.set(Rules::default());
+    log.wait_for_text(
+        "the agent to connect",
+        Duration::from_secs(120),
+        "connected to",
+    );
+    dc.imap("alice").append("INBOX", &forged);
+    let id = id_of(&forged);
+    log.wait_for("the bounce to move", Duration::from_secs(120), || {
+        places(&dc).get(&id).is_some_and(|m| m == &["Backscatter"])
+    });
+    crate::util::stop(&mut child);
+}
+
+/// Ctrl-C (SIGINT) during the scan, before any move was sent: nothing
+/// moves, exit 130 with the "interrupted" line. The proxy only watches:
+/// the signal goes as soon as the first FETCH passes it.
+#[test]
+fn ctrl_c_during_the_scan_moves_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("ctrl_c_scan") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 900);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("ctrl-c-scan");
+    let cfg = config(&dir, proxy.port);
+    let child = crate::util::backscatter(&dir, &cfg, &["clean"])
+        .env("PW", "alicepw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fetching = || {
+        proxy.seen(|s| {
+            s.commands
+                .iter()
+                .any(|c| c.to_ascii_uppercase().starts_with("UID FETCH"))
+        })
+    };
+    let moving = || {
+        proxy.seen(|s| {
+            s.commands
+                .iter()
+                .any(|c| c.to_ascii_uppercase().starts_with("UID MOVE"))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !fetching() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no FETCH");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let early = moving();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !early,
+        "a move was sent before the signal: the scan was too fast to test"
+    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: 0 moved"), "{err}");
+    assert!(!moving(), "a move was sent after Ctrl-C");
+    assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
+}

@@ -314,7 +314,7 @@ pub async fn classify_batch(
     Ok(rows)
 }
 
-fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
+pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
     // As the classifier does: saved messages may start with blank lines.
     let start = msg
         .iter()
@@ -460,7 +460,7 @@ fn same_message(e: &Entry, i: &Identity) -> bool {
     }
 }
 
-fn commit(
+pub(crate) fn commit(
     path: &std::path::Path,
     batch: &str,
     mapping: Option<imap::CopyUid>,
@@ -1170,7 +1170,7 @@ async fn classify_round(
 /// one is gone and not moved), and the UIDs left in place because the
 /// user restored them before (keyword [`quarantine::NOT_BACKSCATTER`] or
 /// the local list `kept`) or the account's `keep` list matches them.
-fn intents(
+pub(crate) fn intents(
     a: &Account,
     mailbox: &str,
     uidvalidity: u32,

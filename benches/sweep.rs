@@ -34,7 +34,7 @@
 //! (which clients run; default all three).
 
 use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
-use backscatter_testkit::bench::{env_num, timed, wanproxy};
+use backscatter_testkit::bench::{env_num, timed, wanproxy, Relay, Traffic};
 use backscatter_testkit::cli::stop;
 use backscatter_testkit::dovecot::{password, Dovecot};
 use backscatter_testkit::flood::Flood;
@@ -120,85 +120,6 @@ fn session_end(dc: &Dovecot, user: &str, from: usize, cpu0: f64) -> (Option<u64>
             return (out, now - cpu0);
         }
         last = now;
-    }
-}
-
-/// What a [`Relay`] saw: bytes each way (TLS records included) and the
-/// client's turns (a burst from the client after data from the server: a
-/// round trip, give or take the TLS handshake's).
-#[derive(Default)]
-struct Traffic {
-    to_server: u64,
-    to_client: u64,
-    turns: u64,
-    client_spoke_last: bool,
-}
-
-/// A counting TCP relay on loopback in front of `target`, so that both
-/// clients' traffic is measured the same way, TLS and all.
-struct Relay {
-    port: u16,
-    traffic: std::sync::Arc<std::sync::Mutex<Traffic>>,
-}
-
-impl Relay {
-    fn start(target: u16) -> Relay {
-        use std::io::{Read, Write};
-        use std::net::{Shutdown, TcpListener, TcpStream};
-        use std::sync::{Arc, Mutex};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let traffic = Arc::new(Mutex::new(Traffic::default()));
-        let t = traffic.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                for (mut from, mut to, upstream) in [
-                    (
-                        client.try_clone().unwrap(),
-                        server.try_clone().unwrap(),
-                        true,
-                    ),
-                    (server, client, false),
-                ] {
-                    let t = t.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                            {
-                                let mut t = t.lock().unwrap();
-                                if upstream {
-                                    t.to_server += n as u64;
-                                    if !t.client_spoke_last {
-                                        t.turns += 1;
-                                    }
-                                } else {
-                                    t.to_client += n as u64;
-                                }
-                                t.client_spoke_last = upstream;
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-            }
-        });
-        Relay { port, traffic }
-    }
-
-    /// What it saw since the last call.
-    fn take(&self) -> Traffic {
-        std::mem::take(&mut *self.traffic.lock().unwrap())
     }
 }
 

@@ -7,9 +7,15 @@
 //! home link: RTT_MS=40, MBIT=20) on the IMAPS port, with COMPRESS=auto,
 //! always or never; the APPENDs and the polling stay on loopback, as mail
 //! arrives at the server, not through the user's link.
+//!
+//! Round trips per arrival, two ways: the client's turns on the agent's
+//! connection as a counting relay in front of the server sees them (any
+//! build), and the agent's own count from its debug log (`new mail
+//! handled: ... N round trips`). `BACKSCATTER_BIN=path` measures another
+//! build of the binary (e.g. the one before a change) with the same bench.
 
 use backscatter::{classify, Context, Decision, SentIndex, SentMessage};
-use backscatter_testkit::bench::{env_num, wanproxy};
+use backscatter_testkit::bench::{env_num, wanproxy, Relay};
 use backscatter_testkit::cli::{isolated, stop};
 use backscatter_testkit::dovecot::Dovecot;
 use backscatter_testkit::flood::{id_of, Flood};
@@ -77,10 +83,15 @@ fn main() {
     let link = std::env::var("LINK").unwrap_or("loopback".into());
     let compress = std::env::var("COMPRESS").unwrap_or("auto".into());
     let mut proxy = None;
+    let relay;
     let account = match link.as_str() {
-        "loopback" => format!("port = {}\ntls = \"plain\"\n", dc.imap_port),
+        "loopback" => {
+            relay = Relay::start(dc.imap_port);
+            format!("port = {}\ntls = \"plain\"\n", relay.port)
+        }
         "wan" => {
-            let (c, port) = wanproxy(&dir, dc.imaps_port);
+            relay = Relay::start(dc.imaps_port);
+            let (c, port) = wanproxy(&dir, relay.port);
             proxy = Some(c);
             format!(
                 "port = {port}\ntls = \"implicit\"\ntls-ca-file = \"{}\"\n",
@@ -97,7 +108,9 @@ fn main() {
     )
     .unwrap();
     println!("link: {link}, compress = \"{compress}\"");
-    let mut child = isolated(env!("CARGO_BIN_EXE_backscatter"), &dir, &cfg, &["watch"])
+    let bin = std::env::var("BACKSCATTER_BIN").unwrap_or(env!("CARGO_BIN_EXE_backscatter").into());
+    println!("binary: {bin}");
+    let mut child = isolated(&bin, &dir, &cfg, &["watch", "-v"])
         .env("PW", "alicepw")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -110,6 +123,10 @@ fn main() {
     let mut reader = dc.imap("alice");
     reader.create("Backscatter");
     let mut lat = Vec::new();
+    let mut turns = Vec::new();
+    let mut counted = Vec::new();
+    relay.take();
+    let mut seen = log.text().len();
     for m in &forged {
         let id = id_of(m);
         let start = Instant::now();
@@ -134,7 +151,38 @@ fn main() {
         }
         lat.push(start.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(200));
+        turns.push(relay.take().turns);
+        let text = log.text();
+        let rts: Vec<u64> = text[seen..]
+            .lines()
+            .filter(|l| l.contains("new mail handled"))
+            .filter_map(|l| {
+                let (head, _) = l.split_once(" round trips")?;
+                head.rsplit(' ').next()?.parse().ok()
+            })
+            .collect();
+        seen = text.len();
+        if !rts.is_empty() {
+            counted.push(rts.iter().sum::<u64>());
+        }
     }
+    turns.sort_unstable();
+    counted.sort_unstable();
+    println!(
+        "round trips per arrival: client turns on the connection (relay) median {} (min {}, max {}); the agent's count median {}",
+        turns[turns.len() / 2],
+        turns[0],
+        turns[turns.len() - 1],
+        counted
+            .get(counted.len() / 2)
+            .map_or("not logged (an older build)".to_string(), |c| c.to_string())
+    );
+    println!(
+        "load average: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     lat.sort_by(f64::total_cmp);
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     println!(

@@ -317,7 +317,7 @@ pub async fn classify_batch(
     Ok(rows)
 }
 
-fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
+pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
     // As the classifier does: saved messages may start with blank lines.
     let start = msg
         .iter()
@@ -463,7 +463,7 @@ fn same_message(e: &Entry, i: &Identity) -> bool {
     }
 }
 
-fn commit(
+pub(crate) fn commit(
     path: &std::path::Path,
     batch: &str,
     mapping: Option<imap::CopyUid>,
@@ -504,7 +504,7 @@ pub async fn clean(
     }
     // The sent index covers the period swept (`--since`), at least the
     // last `sent-days` days.
-    let (sent, stats) =
+    let (sent, stats, _) =
         sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), opts.since).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut summary = Summary {
@@ -1192,7 +1192,7 @@ async fn classify_round(
 /// one is gone and not moved), and the UIDs left in place because the
 /// user restored them before (keyword [`quarantine::NOT_BACKSCATTER`] or
 /// the local list `kept`) or the account's `keep` list matches them.
-fn intents(
+pub(crate) fn intents(
     a: &Account,
     mailbox: &str,
     uidvalidity: u32,

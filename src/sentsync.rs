@@ -105,28 +105,69 @@ fn unknown_since() -> i64 {
     i64::MAX
 }
 
-/// Bring the cache up to date and build the index of the last
-/// `sent-days` days. `now` is Unix seconds.
+/// What a refresh saw, to tell later whether the index it built is still
+/// the one a refresh would build: each Sent mailbox's (UIDVALIDITY,
+/// UIDNEXT) when it was read, and when the oldest dated message leaves the
+/// window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// (UIDVALIDITY, UIDNEXT) by Sent mailbox (resolved name, UTF-8).
+    pub mailboxes: BTreeMap<String, (u32, u32)>,
+    /// Unix seconds after which a message leaves the `sent_days` window
+    /// (the earliest such moment); `None` when no message is dated.
+    pub expires: Option<i64>,
+}
+
+impl Marks {
+    /// Would a refresh at `now` build the same index, given each Sent
+    /// mailbox's (UIDVALIDITY, UIDNEXT) now (`status`, from STATUS, RFC
+    /// 3501 section 6.3.10)? Yes when no mailbox got a message (UIDNEXT
+    /// unchanged), none was renumbered, none was added or removed, and no
+    /// message left the window. A message removed from Sent does not
+    /// change UIDNEXT; a refresh does not forget those either (the cache
+    /// only grows, then ages out).
+    pub fn still_fresh(&self, status: &BTreeMap<String, (u32, u32)>, now: i64) -> bool {
+        !self.mailboxes.is_empty()
+            && self.mailboxes == *status
+            && self.expires.is_none_or(|t| now <= t)
+    }
+}
+
+/// Bring the cache up to date and build the index. `now` is Unix seconds.
 pub async fn refresh(
     imap: &mut Imap,
     a: &Account,
     state_dir: &Path,
     now: i64,
 ) -> Result<(SentIndex, SyncStats), SyncError> {
+    refresh_covering(imap, a, state_dir, now, None)
+        .await
+        .map(|(index, stats, _)| (index, stats))
+}
+
+/// [`refresh`], also returning what it saw ([`Marks`]).
+pub async fn refresh_marked(
+    imap: &mut Imap,
+    a: &Account,
+    state_dir: &Path,
+    now: i64,
+) -> Result<(SentIndex, SyncStats, Marks), SyncError> {
     refresh_covering(imap, a, state_dir, now, None).await
 }
 
-/// [`refresh`], with the window widened to cover responses received since
-/// `since` (Unix seconds; `clean --since`): their originals can have been
-/// sent up to [`crate::sent::RESPONSE_WINDOW_SECS`] before.
+/// [`refresh_marked`], with the window widened to cover responses
+/// received since `since` (Unix seconds; `clean --since`): their
+/// originals can have been sent up to
+/// [`crate::sent::RESPONSE_WINDOW_SECS`] before.
 pub async fn refresh_covering(
     imap: &mut Imap,
     a: &Account,
     state_dir: &Path,
     now: i64,
     since: Option<i64>,
-) -> Result<(SentIndex, SyncStats), SyncError> {
+) -> Result<(SentIndex, SyncStats, Marks), SyncError> {
     let mailboxes = sent_mailboxes(imap, a).await?;
+    let mut marks = Marks::default();
     let path = cache_path(state_dir, &a.name);
     let mut cache = load_cache(&path);
     cache.version = CACHE_VERSION;
@@ -140,6 +181,9 @@ pub async fn refresh_covering(
     for mb in &mailboxes {
         let sel = imap.open_named(mb, true).await?;
         stats.sources.push((mb.clone(), sel.uid_validity));
+        marks
+            .mailboxes
+            .insert(mb.clone(), (sel.uid_validity, sel.uid_next));
         let entry = cache.mailboxes.entry(mb.clone()).or_default();
         if entry.uidvalidity != sel.uid_validity || entry.since > cutoff {
             *entry = MailboxCache {
@@ -200,5 +244,46 @@ pub async fn refresh_covering(
         }
     }
     stats.messages = index.len();
-    Ok((index, stats))
+    marks.expires = cache
+        .mailboxes
+        .values()
+        .flat_map(|mc| mc.messages.iter())
+        .filter_map(|m| m.saved.or(m.date))
+        .min()
+        .map(|d| d + (now - cutoff));
+    Ok((index, stats, marks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_stays_fresh_until_sent_changes_or_a_message_ages_out() {
+        let mut marks = Marks {
+            mailboxes: BTreeMap::from([("Sent".to_string(), (7, 40))]),
+            expires: Some(1_000),
+        };
+        let same = marks.mailboxes.clone();
+        assert!(marks.still_fresh(&same, 1_000));
+        // The oldest message left the window.
+        assert!(!marks.still_fresh(&same, 1_001));
+        // A message saved in Sent (UIDNEXT moved), or Sent renumbered.
+        let grown = BTreeMap::from([("Sent".to_string(), (7, 41))]);
+        assert!(!marks.still_fresh(&grown, 10));
+        let renumbered = BTreeMap::from([("Sent".to_string(), (8, 40))]);
+        assert!(!marks.still_fresh(&renumbered, 10));
+        // A Sent mailbox more, or one the STATUS did not answer for.
+        let more = BTreeMap::from([
+            ("Sent".to_string(), (7, 40)),
+            ("Sent Items".to_string(), (1, 2)),
+        ]);
+        assert!(!marks.still_fresh(&more, 10));
+        assert!(!marks.still_fresh(&BTreeMap::new(), 10));
+        // Nothing dated: only the mailboxes matter.
+        marks.expires = None;
+        assert!(marks.still_fresh(&same, i64::MAX));
+        // Nothing read yet: never fresh.
+        assert!(!Marks::default().still_fresh(&BTreeMap::new(), 0));
+    }
 }

@@ -7,20 +7,21 @@
 //! The decisions are the same pure ones `clean` uses; this module owns the
 //! loop, its state file and its timing.
 
-use crate::classify::{Context, Decision};
+use crate::classify::{classify, Context, Decision};
 use crate::clean::{self, classify_batch, move_batch, reconcile, CleanError, Dirs, Row};
 use crate::config::Account;
+use crate::fingerprint::Identity;
+use crate::imap::pipeline::{Pipeline, Prefix};
 use crate::imap::{self, ErrorKind, IdleOutcome, Imap, ImapError};
-use crate::journal;
 use crate::origin::{self, Evidence};
 use crate::secret::Secret;
-use crate::sentsync;
+use crate::{journal, plan, quarantine, sentsync};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Timing of the loop (tests shorten them).
 #[derive(Debug, Clone)]
@@ -271,6 +272,19 @@ async fn session(
         Default::default()
     };
     let state_file = state_path(&dirs.state, &a.name);
+    // The sent index, and what Sent looks like, before the mailbox is
+    // selected: a wake then only asks whether Sent changed. A failure here
+    // is reported where the index is needed.
+    let view = match sentsync::refresh_marked(&mut imap, a, &dirs.state, crate::clock::now()).await
+    {
+        Ok((index, _, marks)) => Some(SentView { index, marks }),
+        Err(sentsync::SyncError::Imap(e))
+            if matches!(e.kind, ErrorKind::Lost | ErrorKind::Unparsable) =>
+        {
+            return Err(e.into())
+        }
+        Err(_) => None,
+    };
     let sel = imap.open_named(mailbox, false).await?;
     let mut runner = rules_file.as_ref().map(|_| crate::filter::Runner {
         a,
@@ -298,105 +312,250 @@ async fn session(
     let mut push = Push::Unknown;
     // How the last wait ended (None: no wait since the last look).
     let mut woke: Option<IdleOutcome> = None;
+    // Commands in flight: the IDLE, and what is sent with it.
+    let mut p = Pipeline::new();
+    let mut view = view;
+    // Search the mailbox before waiting (catch-up, and after any round
+    // that may have missed news).
+    let mut look = true;
+    // Since the last wake: round trips (the counter then), messages, moves.
+    let mut wake: Option<Wake> = None;
+    let here = Here {
+        a,
+        mailbox,
+        dirs,
+        journal_path: &journal_path,
+        uidvalidity: sel.uid_validity,
+        want_origins: events.is_some(),
+    };
     loop {
-        // Catch up / process whatever is new.
-        let query = if first_run && st.last_uid == 0 {
-            let since = crate::clock::now() - i64::from(a.catch_up_days) * 86_400;
-            format!("SINCE {}", imap::imap_date(since))
-        } else {
-            format!("UID {}:*", st.last_uid + 1)
+        if look {
+            // Catch up / process whatever is new.
+            let query = if first_run && st.last_uid == 0 {
+                let since = crate::clock::now() - i64::from(a.catch_up_days) * 86_400;
+                format!("SINCE {}", imap::imap_date(since))
+            } else {
+                format!("UID {}:*", st.last_uid + 1)
+            };
+            let uids: Vec<u32> = imap
+                .uid_search(&query)
+                .await?
+                .into_iter()
+                .filter(|u| *u > st.last_uid)
+                .collect();
+            if let Some(how) = woke.take() {
+                push = learn(push, how, !uids.is_empty());
+            }
+            for chunk in uids.chunks(clean::BATCH) {
+                // The rules as the file says now (an edit takes effect here).
+                if let Some(f) = rules_file.as_deref_mut() {
+                    let how = f.refresh();
+                    say(a, mailbox, f.path(), how);
+                }
+                let rules = runner
+                    .as_mut()
+                    .zip(rules_file.as_deref().and_then(|f| f.rules()));
+                let moved = process(&mut imap, &here, &mut view, chunk, n, rules).await?;
+                if let Some(w) = wake.as_mut() {
+                    w.new += chunk.len();
+                    w.moved += moved.count;
+                }
+                if let (Some(tx), true) = (events, moved.count > 0 || !moved.own_bounces.is_empty())
+                {
+                    let _ = tx.send(moved);
+                }
+                n += 1;
+                st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
+                save_state(&state_file, configured, &st)?;
+            }
+            if !uids.is_empty() {
+                // Mail that came while we were busy may have been announced
+                // only in a SELECT reply (absorbed), and a server does not
+                // repeat it once IDLE starts: look again before waiting.
+                continue;
+            }
+            if st.last_uid == 0 {
+                // Nothing yet: remember where "now" is, so that a restart
+                // does not re-read the catch-up window.
+                st.last_uid = sel.uid_next.saturating_sub(1);
+                save_state(&state_file, configured, &st)?;
+            }
+        }
+        if !p.in_idle() && !p.has_news() {
+            if refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await? {
+                // It re-selected the mailbox: look again before waiting.
+                look = true;
+                continue;
+            }
+            if *shutdown.borrow() {
+                imap.logout().await;
+                return Ok(());
+            }
+            if !imap.has("IDLE") {
+                tokio::select! {
+                    _ = tokio::time::sleep(timing.poll) => {}
+                    _ = stopped(shutdown.clone()) => {
+                        imap.logout().await;
+                        return Ok(());
+                    }
+                }
+                imap.noop().await?;
+                look = true;
+                continue;
+            }
+            if imap.take_announced() {
+                // Announced in a command's reply, which the server does
+                // not repeat once IDLE starts.
+                woke = Some(IdleOutcome::Announced);
+                look = true;
+                continue;
+            }
+            p.idle(&mut imap).await?;
+        }
+        if let Some(w) = wake.take() {
+            let round_trips = imap::counters().2.saturating_sub(w.round_trips);
+            debug!(
+                account = %a.name,
+                mailbox = %mailbox,
+                "new mail handled: {} message(s), {} quarantined, {round_trips} round trips from the wake to IDLE again",
+                w.new,
+                w.moved
+            );
+        }
+        // Wait for more.
+        let outcome = match p.take_news() {
+            // An EXISTS came with the answers of the last round.
+            Some(_) => IdleOutcome::Announced,
+            None => {
+                let max = match push {
+                    Push::Pushes => timing.reidle,
+                    Push::Unknown => timing.check.min(timing.reidle),
+                    Push::Silent => timing.nopush_check,
+                };
+                p.wait_idle(&mut imap, max, timing.silent, stopped(shutdown.clone()))
+                    .await?
+            }
         };
-        let uids: Vec<u32> = imap
-            .uid_search(&query)
-            .await?
-            .into_iter()
-            .filter(|u| *u > st.last_uid)
-            .collect();
-        if let Some(how) = woke.take() {
-            push = learn(push, how, !uids.is_empty());
-        }
-        for chunk in uids.chunks(clean::BATCH) {
-            // The rules as the file says now (an edit takes effect here).
-            if let Some(f) = rules_file.as_deref_mut() {
-                let how = f.refresh();
-                say(a, mailbox, f.path(), how);
-            }
-            let rules = runner
-                .as_mut()
-                .zip(rules_file.as_deref().and_then(|f| f.rules()));
-            let moved = process(
-                &mut imap,
-                a,
-                mailbox,
-                dirs,
-                &journal_path,
-                sel.uid_validity,
-                chunk,
-                n,
-                events.is_some(),
-                rules,
-            )
-            .await?;
-            if let (Some(tx), true) = (events, moved.count > 0 || !moved.own_bounces.is_empty()) {
-                let _ = tx.send(moved);
-            }
-            n += 1;
-            st.last_uid = st.last_uid.max(*chunk.iter().max().unwrap_or(&0));
-            save_state(&state_file, configured, &st)?;
-        }
-        if !uids.is_empty() {
-            // Mail that came while we were busy may have been announced
-            // only in a SELECT reply (absorbed), and a server does not
-            // repeat it once IDLE starts: look again before waiting.
-            continue;
-        }
-        if st.last_uid == 0 {
-            // Nothing yet: remember where "now" is, so that a restart does
-            // not re-read the catch-up window.
-            st.last_uid = sel.uid_next.saturating_sub(1);
-            save_state(&state_file, configured, &st)?;
-        }
-        if a.watch.first() == Some(mailbox)
-            && refresh_sieve(&mut imap, a, secret, mailbox, dirs, timing, &mut sieve_mark).await?
-        {
-            // It re-selected the mailbox: look again before waiting.
-            continue;
-        }
-        if *shutdown.borrow() {
+        if outcome == IdleOutcome::Stopped {
+            p.end_idle(&mut imap).await?;
+            p.drain(&mut imap).await?;
             imap.logout().await;
             return Ok(());
         }
-        // Wait for more.
-        if imap.has("IDLE") {
-            let max = match push {
-                Push::Pushes => timing.reidle,
-                Push::Unknown => timing.check.min(timing.reidle),
-                Push::Silent => timing.nopush_check,
-            };
-            let (back, outcome) = imap
-                .idle(max, timing.silent, stopped(shutdown.clone()))
-                .await?;
-            imap = back;
-            woke = Some(outcome);
-            match outcome {
-                IdleOutcome::Stopped => {
-                    imap.logout().await;
-                    return Ok(());
+        wake = Some(Wake {
+            round_trips: imap::counters().2,
+            ..Wake::default()
+        });
+        let ctx = Arrived {
+            last_uid: st.last_uid,
+            n,
+            pipeline_idle: runner.is_none()
+                && !sieve_due(a, mailbox, dirs, timing, sieve_mark)
+                && !*shutdown.borrow(),
+        };
+        // The rules as the file says now (an edit takes effect here).
+        if let Some(f) = rules_file.as_deref_mut() {
+            let how = f.refresh();
+            say(a, mailbox, f.path(), how);
+        }
+        let rules = runner
+            .as_mut()
+            .zip(rules_file.as_deref().and_then(|f| f.rules()));
+        match arrival(&mut imap, &mut p, &here, &mut view, ctx, rules).await {
+            Ok(r) => {
+                match r.found_new {
+                    Some(found) => push = learn(push, outcome, found),
+                    // Not looked at here: the search will say.
+                    None => woke = Some(outcome),
                 }
-                IdleOutcome::Silent => imap.noop().await?,
-                IdleOutcome::NewData | IdleOutcome::Announced | IdleOutcome::Refresh => {}
-            }
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep(timing.poll) => {}
-                _ = stopped(shutdown.clone()) => {
-                    imap.logout().await;
-                    return Ok(());
+                if let Some(w) = wake.as_mut() {
+                    w.new += r.handled;
+                    w.moved += r.moved.count;
                 }
+                if r.handled > 0 {
+                    n += 1;
+                }
+                if let (Some(tx), true) =
+                    (events, r.moved.count > 0 || !r.moved.own_bounces.is_empty())
+                {
+                    let _ = tx.send(r.moved);
+                }
+                if r.last_uid > st.last_uid {
+                    st.last_uid = r.last_uid;
+                    save_state(&state_file, configured, &st)?;
+                }
+                look = r.look;
             }
-            imap.noop().await?;
+            Err(CleanError::Imap(e)) if e.kind == ErrorKind::Unparsable => {
+                // As in `clean`: a new connection, moves whose answers were
+                // lost settled from the journal, then a search and the
+                // sweep's fetches, which contain such faults.
+                warn!(account = %a.name, mailbox = %mailbox, "{e}: reconnecting and reading the new mail one step at a time");
+                imap.reconnect().await?;
+                p = Pipeline::new();
+                reconcile(&mut imap, a, &journal_path).await?;
+                woke = Some(outcome);
+                look = true;
+            }
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// What the agent watches, for one session.
+struct Here<'a> {
+    a: &'a Account,
+    mailbox: &'a str,
+    dirs: &'a Dirs,
+    journal_path: &'a Path,
+    uidvalidity: u32,
+    /// Read the origin of moved responses and legitimate bounces (for
+    /// notifications).
+    want_origins: bool,
+}
+
+/// The sent index of a session and what Sent looked like when it was
+/// built, so that a STATUS can tell whether it is still current.
+struct SentView {
+    index: crate::sent::SentIndex,
+    marks: sentsync::Marks,
+}
+
+/// Counted from a wake until the agent is IDLE again.
+#[derive(Debug, Default)]
+struct Wake {
+    /// [`imap::ROUND_TRIPS`] at the wake.
+    round_trips: u64,
+    new: usize,
+    moved: usize,
+}
+
+/// Where a wake finds the agent.
+#[derive(Debug, Clone, Copy)]
+struct Arrived {
+    /// The highest UID handled so far.
+    last_uid: u32,
+    /// Batches so far (for journal batch names).
+    n: usize,
+    /// May IDLE start again behind the round's last command (nothing else
+    /// is due before waiting: no rules to run, no Sieve refresh, no stop)?
+    pipeline_idle: bool,
+}
+
+/// What [`arrival`] did.
+#[derive(Debug, Default)]
+struct Handled {
+    /// Whether the wake found new mail (`None`: it could not tell, and a
+    /// search follows).
+    found_new: Option<bool>,
+    /// Messages classified.
+    handled: usize,
+    /// The highest UID handled, or the previous one.
+    last_uid: u32,
+    moved: Moved,
+    /// Search before waiting again: more mail than one round takes, news
+    /// that came with the answers, or the mailbox was re-selected.
+    look: bool,
 }
 
 /// Say what reading the rules file found: nothing when unchanged; a
@@ -430,6 +589,16 @@ fn learn(push: Push, woke: IdleOutcome, found_new: bool) -> Push {
     }
 }
 
+/// Is a refresh of the server-side script ([`refresh_sieve`]) due: this is
+/// the account's first watched mailbox, `sieve install` was run for it,
+/// and the last refresh (`mark`, Unix seconds) is `timing.sieve_every` ago?
+fn sieve_due(a: &Account, mailbox: &str, dirs: &Dirs, timing: &Timing, mark: Option<i64>) -> bool {
+    let now = crate::clock::now();
+    a.watch.first().map(String::as_str) == Some(mailbox)
+        && crate::paths::account_file(&dirs.state, "sieve", &a.name, "json").exists()
+        && mark.is_none_or(|t| now - t >= timing.sieve_every.as_secs() as i64)
+}
+
 /// Keep the server-side script fresh: when `sieve install` was run for
 /// this account, at most once per `timing.sieve_every`, and only when the
 /// sent index changed since the last upload, regenerate and upload it.
@@ -444,14 +613,10 @@ async fn refresh_sieve(
     timing: &Timing,
     mark: &mut Option<i64>,
 ) -> Result<bool, CleanError> {
-    let installed = crate::paths::account_file(&dirs.state, "sieve", &a.name, "json");
-    if !installed.exists() {
+    if !sieve_due(a, mailbox, dirs, timing, *mark) {
         return Ok(false);
     }
     let now = crate::clock::now();
-    if mark.is_some_and(|t| now - t < timing.sieve_every.as_secs() as i64) {
-        return Ok(false);
-    }
     *mark = Some(now);
     let (index, _) = sentsync::refresh(imap, a, &dirs.state, now).await?;
     imap.select(mailbox).await?;
@@ -482,23 +647,29 @@ async fn refresh_sieve(
     Ok(true)
 }
 
-/// Classify new messages and move the backscatter. Before moving, the sent
-/// index is refreshed and those messages classified again, so that the
-/// bounce of a message sent a minute ago is recognised.
-#[allow(clippy::too_many_arguments)]
+/// Classify new messages and move the backscatter, the sweep's way (for a
+/// catch-up, a burst, and servers without IDLE; [`arrival`] takes mail
+/// that comes during IDLE). Before moving, the sent index is refreshed and
+/// those messages classified again, so that the bounce of a message sent a
+/// minute ago is recognised. The last index built is left in `view`.
 async fn process(
     imap: &mut Imap,
-    a: &Account,
-    mailbox: &str,
-    dirs: &Dirs,
-    journal_path: &Path,
-    uidvalidity: u32,
+    here: &Here<'_>,
+    view: &mut Option<SentView>,
     uids: &[u32],
     n: usize,
-    want_origins: bool,
     rules: Option<(&mut crate::filter::Runner<'_>, &crate::rules::Rules)>,
 ) -> Result<Moved, CleanError> {
-    let (sent, _) = sentsync::refresh(imap, a, &dirs.state, crate::clock::now()).await?;
+    let Here {
+        a,
+        mailbox,
+        dirs,
+        journal_path,
+        uidvalidity,
+        want_origins,
+    } = *here;
+    let (sent, _, marks) =
+        sentsync::refresh_marked(imap, a, &dirs.state, crate::clock::now()).await?;
     imap.select(mailbox).await?;
     let ctx = Context {
         sent: &sent,
@@ -513,9 +684,11 @@ async fn process(
         .filter(|r| r.verdict.verdict == Decision::Backscatter)
         .collect();
     let fresh;
+    let mut latest = None;
     if !forged.is_empty() {
         // The sent index again, in case the original was sent just now.
-        let (sent2, stats) = sentsync::refresh(imap, a, &dirs.state, crate::clock::now()).await?;
+        let (sent2, stats, marks2) =
+            sentsync::refresh_marked(imap, a, &dirs.state, crate::clock::now()).await?;
         imap.select(mailbox).await?;
         if stats.fetched > 0 {
             let ctx2 = Context {
@@ -529,6 +702,10 @@ async fn process(
                 .filter(|r| r.verdict.verdict == Decision::Backscatter)
                 .collect();
         }
+        latest = Some(SentView {
+            index: sent2,
+            marks: marks2,
+        });
     }
     let mut moved = Moved {
         account: a.name.clone(),
@@ -556,54 +733,396 @@ async fn process(
     moved.count = m.moved.len();
     // One line per message, saying what was done and why.
     for r in &rows {
-        let subject = crate::mail::printable(r.subject.as_deref().unwrap_or(""));
-        let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
-        let action = if m.moved.contains(&r.uid) {
-            "quarantine"
-        } else if m.kept_by_user.contains(&r.uid) {
-            "keep (restored by the user, or on the keep list)"
-        } else {
-            "keep"
-        };
-        info!(
-            account = %a.name,
-            mailbox = %mailbox,
-            uid = r.uid,
-            "{action} {} \"{}\": {}",
-            r.verdict.kind.map_or("normal", |k| k.as_str()),
-            subject,
-            reason
+        log_row(
+            a,
+            mailbox,
+            r,
+            m.moved.contains(&r.uid),
+            m.kept_by_user.contains(&r.uid),
         );
     }
     if let Some((runner, rules)) = rules {
-        // A message quarantined as backscatter is not offered to the rules.
-        // Nor one an earlier run (killed before saving its place) handled.
-        let entries = journal::read(&runner.path)
-            .map_err(|e| CleanError::Io(format!("cannot read the rules journal: {e}")))?;
-        let done = crate::filter::handled(&entries, mailbox, uidvalidity);
-        let rest: Vec<u32> = uids
-            .iter()
-            .copied()
-            .filter(|u| !forged.iter().any(|f| f.uid == *u) && !done.contains(u))
-            .collect();
-        if !rest.is_empty() {
-            let mut summary = crate::filter::FilterSummary::default();
-            runner
-                .batch(imap, rules, &rest, &ctx, n, &mut summary)
-                .await?;
-            if summary.moved + summary.copied + summary.flagged > 0 {
-                info!(
-                    account = %a.name,
-                    mailbox = %mailbox,
-                    "rules: {} moved, {} copied, {} flagged",
-                    summary.moved,
-                    summary.copied,
-                    summary.flagged
-                );
+        let forged: Vec<u32> = forged.iter().map(|r| r.uid).collect();
+        run_rules(runner, rules, imap, here, uids, &forged, &ctx, n).await?;
+    }
+    *view = Some(latest.unwrap_or(SentView { index: sent, marks }));
+    Ok(moved)
+}
+
+/// Mail that came during IDLE, in as few round trips as the server
+/// allows (RFC 3501 section 5.5 pipelining; RFC 2177 IDLE), with the same
+/// verdicts and the same journal as [`process`]:
+///
+/// 1. One flight: `DONE`, `UID FETCH last+1:last+16` of size, flags and
+///    the first [`plan::ARRIVAL_PREFIX`] bytes (all of nearly every
+///    automated response), `UID SEARCH` for UIDs beyond those (a burst,
+///    left to [`process`]), and `STATUS (UIDVALIDITY UIDNEXT)` of each
+///    Sent mailbox. One round trip.
+/// 2. Only when Sent changed (a UIDNEXT or UIDVALIDITY differs from the
+///    last refresh, or a sent message aged out of the window): the sent
+///    index is refreshed and the mailbox selected again. Only for a
+///    longer message that may be automated: the rest of what the
+///    classifier reads (one FETCH); a longer `multipart/mixed` one with
+///    no sign from the sending side goes through the sweep's plan.
+/// 3. The backscatter's intents are journaled; then one flight: a FETCH
+///    of whole messages whose origin is wanted and not yet in hand, the
+///    `UID MOVE`, and (with `pipeline_idle`) IDLE again. One round trip,
+///    and the move is done on the server half-way through it.
+///
+/// Without MOVE the COPY fallback runs alone ([`Imap::uid_move_mapped`]).
+/// A FETCH the server refuses leaves the new mail to a search and
+/// [`process`]; a refused MOVE is reconciled from the journal.
+async fn arrival(
+    imap: &mut Imap,
+    p: &mut Pipeline,
+    here: &Here<'_>,
+    view: &mut Option<SentView>,
+    at: Arrived,
+    rules: Option<(&mut crate::filter::Runner<'_>, &crate::rules::Rules)>,
+) -> Result<Handled, CleanError> {
+    let Here {
+        a,
+        mailbox,
+        dirs,
+        journal_path,
+        uidvalidity,
+        want_origins,
+    } = *here;
+    let last = at.last_uid;
+    let top = last.saturating_add(plan::ARRIVAL_BATCH);
+    let mut out = Handled {
+        last_uid: last,
+        moved: Moved {
+            account: a.name.clone(),
+            ..Moved::default()
+        },
+        ..Handled::default()
+    };
+    // 1. One flight.
+    p.clear_data();
+    let idle = p.end_idle(imap).await?;
+    let fetch = p
+        .fetch_set(
+            imap,
+            &format!("{}:{top}", last.saturating_add(1)),
+            &plan::arrival_items(),
+        )
+        .await?;
+    let search = p
+        .search(imap, &format!("UID {}:*", top.saturating_add(1)))
+        .await?;
+    let sent_boxes: Vec<String> = view
+        .as_ref()
+        .map(|v| v.marks.mailboxes.keys().cloned().collect())
+        .unwrap_or_default();
+    for mb in &sent_boxes {
+        p.status(imap, mb).await?;
+    }
+    p.drain(imap).await?;
+    if let Some(t) = idle {
+        if let Some(Err(e)) = p.take_finished(&t) {
+            warn!(account = %a.name, mailbox = %mailbox, "{e}");
+        }
+    }
+    if let Some(Err(e)) = p.take_finished(&fetch) {
+        warn!(account = %a.name, mailbox = %mailbox, "{e}; searching instead");
+        out.look = true;
+        return Ok(out);
+    }
+    out.look = match p.take_finished(&search) {
+        Some(Ok(_)) => p.found.iter().any(|u| *u > top),
+        _ => true,
+    };
+    let status: BTreeMap<String, (u32, u32)> = sent_boxes
+        .iter()
+        .filter_map(|mb| Some((mb.clone(), *p.statuses.get(&Pipeline::status_key(mb))?)))
+        .collect();
+    let mut held: BTreeMap<u32, Prefix> = std::mem::take(&mut p.prefixes)
+        .into_iter()
+        .filter(|(u, _)| *u > last && *u <= top)
+        .collect();
+    out.found_new = Some(!held.is_empty() || out.look);
+    if held.is_empty() {
+        return Ok(out);
+    }
+    // 2. The sent index, refreshed only when Sent changed.
+    let now = crate::clock::now();
+    if !view
+        .as_ref()
+        .is_some_and(|v| v.marks.still_fresh(&status, now))
+    {
+        let (index, _, marks) = sentsync::refresh_marked(imap, a, &dirs.state, now).await?;
+        let sel = imap.select(mailbox).await?;
+        if sel.uid_validity != uidvalidity {
+            return Err(CleanError::Imap(ImapError {
+                kind: ErrorKind::Protocol,
+                message: format!(
+                    "mailbox \"{}\" was renumbered (UIDVALIDITY changed): starting over",
+                    imap::shown(mailbox)
+                ),
+            }));
+        }
+        *view = Some(SentView { index, marks });
+        // The SELECT's reply may have announced more.
+        out.look = true;
+    }
+    let Some(v) = view.as_ref() else {
+        return Ok(out);
+    };
+    let ctx = Context {
+        sent: &v.index,
+        own_addresses: &a.addresses,
+    };
+    let mut rows: Vec<Row> = Vec::with_capacity(held.len());
+    let mut rest: Vec<u32> = Vec::new();
+    let mut structure: Vec<u32> = Vec::new();
+    for (uid, pre) in &held {
+        match plan::after_prefix(&pre.bytes, pre.size) {
+            plan::Next::Classify | plan::Next::Settled => {
+                rows.push(clean::row(*uid, &pre.bytes, classify(&pre.bytes, &ctx)))
+            }
+            plan::Next::Rest => rest.push(*uid),
+            plan::Next::Structure => structure.push(*uid),
+        }
+    }
+    if !rest.is_empty() {
+        let tag = p
+            .fetch(imap, &rest, &plan::rest_item_after(plan::ARRIVAL_PREFIX))
+            .await?;
+        p.wait(imap, &tag).await??;
+        for uid in rest {
+            if let Some(pre) = held.get_mut(&uid) {
+                if let Some(more) = p.rests.remove(&uid) {
+                    pre.bytes.extend_from_slice(&more);
+                }
+                rows.push(clean::row(uid, &pre.bytes, classify(&pre.bytes, &ctx)));
             }
         }
     }
-    Ok(moved)
+    if !structure.is_empty() {
+        rows.extend(classify_batch(imap, &structure, &ctx).await?);
+        for uid in structure
+            .iter()
+            .filter(|u| !rows.iter().any(|r| r.uid == **u))
+        {
+            warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
+        }
+    }
+    rows.sort_by_key(|r| r.uid);
+    out.handled = held.len();
+    out.last_uid = held.keys().copied().max().unwrap_or(last);
+    // 3. Journal, then move in one flight with IDLE again.
+    let forged: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.verdict.verdict == Decision::Backscatter)
+        .collect();
+    let mut ids: HashMap<u32, Identity> = forged
+        .iter()
+        .filter_map(|r| {
+            let pre = held.get(&r.uid)?;
+            plan::identity(r.uid, &pre.bytes, pre.size?, pre.flags.clone()).map(|i| (r.uid, i))
+        })
+        .collect();
+    let missing: Vec<u32> = forged
+        .iter()
+        .map(|r| r.uid)
+        .filter(|u| !ids.contains_key(u))
+        .collect();
+    if !missing.is_empty() {
+        ids.extend(
+            quarantine::identities(imap, &missing)
+                .await?
+                .into_iter()
+                .map(|i| (i.uid, i)),
+        );
+    }
+    let kept = match journal_path.parent() {
+        Some(dir) => quarantine::load_kept(&quarantine::kept_path(dir, &a.name)).map_err(|e| {
+            CleanError::Io(format!("cannot read the list of restored messages: {e}"))
+        })?,
+        None => Default::default(),
+    };
+    let batch = journal::batch_id(crate::clock::now(), at.n);
+    let (intents, kept_by_user) =
+        clean::intents(a, mailbox, uidvalidity, &forged, &ids, &kept, &batch);
+    let to_move: Vec<u32> = intents.iter().map(|e| e.uid).collect();
+    // Whole messages for their origin: the moved ones and the legitimate
+    // bounces, at most ORIGIN_SAMPLE each; the bytes in hand do when they
+    // are all the origin reader looks at.
+    let (sample, legit): (Vec<u32>, Vec<u32>) = if want_origins {
+        (
+            to_move.iter().copied().take(ORIGIN_SAMPLE).collect(),
+            rows.iter()
+                .filter(|r| r.verdict.verdict == Decision::Legitimate)
+                .take(ORIGIN_SAMPLE)
+                .map(|r| r.uid)
+                .collect(),
+        )
+    } else {
+        Default::default()
+    };
+    let in_hand = |uid: &u32| {
+        held.get(uid).is_some_and(|pre| {
+            pre.size
+                .is_some_and(|s| pre.bytes.len() as u64 >= u64::from(s))
+                || pre.bytes.len() >= crate::mail::MAX_MESSAGE_BYTES
+        })
+    };
+    let whole: Vec<u32> = sample
+        .iter()
+        .chain(&legit)
+        .copied()
+        .filter(|u| !in_hand(u))
+        .collect();
+    if !intents.is_empty() {
+        journal::append(journal_path, &intents)
+            .map_err(|e| CleanError::Io(format!("cannot write the journal: {e}")))?;
+    }
+    let whole_tag = match whole.is_empty() {
+        true => None,
+        false => Some(p.fetch(imap, &whole, "BODY.PEEK[]").await?),
+    };
+    let mut moved: Vec<u32> = Vec::new();
+    if !to_move.is_empty() && imap.uses_move() {
+        let tag = p.move_to(imap, &to_move, &a.quarantine).await?;
+        if at.pipeline_idle && !out.look && rules.is_none() && !p.has_news() {
+            p.idle(imap).await?;
+        }
+        match p.wait(imap, &tag).await? {
+            Ok(mapping) => {
+                moved = match &mapping {
+                    Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
+                    None => to_move.clone(),
+                };
+                clean::commit(journal_path, &batch, mapping)?;
+            }
+            Err(e) => {
+                p.end_idle(imap).await?;
+                p.drain(imap).await?;
+                if e.kind == ErrorKind::No {
+                    // Part of the set may have moved (RFC 6851 section
+                    // 4.4): look, rather than assume.
+                    reconcile(imap, a, journal_path).await?;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(t) = &whole_tag {
+        // Answered before the MOVE: no wait left.
+        if let Err(e) = p.wait(imap, t).await? {
+            warn!(account = %a.name, mailbox = %mailbox, "could not read the origin of the moved mail: {e}");
+        }
+    }
+    if !to_move.is_empty() && !imap.uses_move() {
+        // COPY + STORE + EXPUNGE: one step at a time, alone on the
+        // connection.
+        match imap.uid_move_mapped(&to_move, &a.quarantine).await {
+            Ok(mapping) => {
+                moved = match &mapping {
+                    Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
+                    None => to_move.clone(),
+                };
+                clean::commit(journal_path, &batch, mapping)?;
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::No {
+                    reconcile(imap, a, journal_path).await?;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    let evidence = |uids: &[u32], p: &Pipeline| -> Vec<Evidence> {
+        uids.iter()
+            .filter_map(|u| match p.prefixes.get(u) {
+                Some(whole) => origin::evidence(&whole.bytes),
+                None => held.get(u).and_then(|pre| origin::evidence(&pre.bytes)),
+            })
+            .collect()
+    };
+    out.moved.originals = evidence(&sample, p);
+    out.moved.own_bounces = evidence(&legit, p);
+    out.moved.count = moved.len();
+    for r in &rows {
+        log_row(
+            a,
+            mailbox,
+            r,
+            moved.contains(&r.uid),
+            kept_by_user.contains(&r.uid),
+        );
+    }
+    if let Some((runner, rules)) = rules {
+        let uids: Vec<u32> = held.keys().copied().collect();
+        let forged: Vec<u32> = forged.iter().map(|r| r.uid).collect();
+        run_rules(runner, rules, imap, here, &uids, &forged, &ctx, at.n).await?;
+    }
+    Ok(out)
+}
+
+/// One line per message, saying what was done and why.
+fn log_row(a: &Account, mailbox: &str, r: &Row, moved: bool, kept_by_user: bool) {
+    let subject = crate::mail::printable(r.subject.as_deref().unwrap_or(""));
+    let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
+    let action = if moved {
+        "quarantine"
+    } else if kept_by_user {
+        "keep (restored by the user, or on the keep list)"
+    } else {
+        "keep"
+    };
+    info!(
+        account = %a.name,
+        mailbox = %mailbox,
+        uid = r.uid,
+        "{action} {} \"{}\": {}",
+        r.verdict.kind.map_or("normal", |k| k.as_str()),
+        subject,
+        reason
+    );
+}
+
+/// The user's rules on the new messages `uids` that are not backscatter
+/// (`forged`: a message judged backscatter is not offered to the rules),
+/// nor handled by an earlier run killed before saving its place.
+#[allow(clippy::too_many_arguments)]
+async fn run_rules(
+    runner: &mut crate::filter::Runner<'_>,
+    rules: &crate::rules::Rules,
+    imap: &mut Imap,
+    here: &Here<'_>,
+    uids: &[u32],
+    forged: &[u32],
+    ctx: &Context<'_>,
+    n: usize,
+) -> Result<(), CleanError> {
+    let entries = journal::read(&runner.path)
+        .map_err(|e| CleanError::Io(format!("cannot read the rules journal: {e}")))?;
+    let done = crate::filter::handled(&entries, here.mailbox, here.uidvalidity);
+    let rest: Vec<u32> = uids
+        .iter()
+        .copied()
+        .filter(|u| !forged.contains(u) && !done.contains(u))
+        .collect();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let mut summary = crate::filter::FilterSummary::default();
+    runner
+        .batch(imap, rules, &rest, ctx, n, &mut summary)
+        .await?;
+    if summary.moved + summary.copied + summary.flagged > 0 {
+        info!(
+            account = %here.a.name,
+            mailbox = %here.mailbox,
+            "rules: {} moved, {} copied, {} flagged",
+            summary.moved,
+            summary.copied,
+            summary.flagged
+        );
+    }
+    Ok(())
 }
 
 /// The origin evidence of whole messages (those that quote an original).

@@ -1628,68 +1628,12 @@ impl Imap {
         while self.session.unsolicited_responses.try_recv().is_ok() {}
     }
 
-    /// IDLE until the server reports something, `max` passes (re-IDLE
-    /// well before the 29-minute limit), the connection stays silent for
-    /// `silent` (a dead connection: servers send keepalives every few
-    /// minutes), or `stop` resolves. Gives the session back after DONE.
-    pub async fn idle(
-        self,
-        max: Duration,
-        silent: Duration,
-        stop: impl Future<Output = ()>,
-    ) -> Result<(Imap, IdleOutcome), ImapError> {
-        // Mail that arrived after the last search is announced by EXISTS
-        // responses that async-imap files away as unsolicited — before IDLE
-        // or while it starts. Look there first, or that mail would wait for
-        // the next push.
-        if self.announced || new_mail_announced(&self.session.unsolicited_responses) {
-            let mut imap = self;
-            imap.announced = false;
-            return Ok((imap, IdleOutcome::Announced));
-        }
-        let Imap {
-            session,
-            caps,
-            account,
-            namespace,
-            origin,
-            selected,
-            structure_unreadable,
-            ..
-        } = self;
-        let announced = session.unsolicited_responses.clone();
-        let mut handle = session.idle();
-        timed("start IDLE", handle.init()).await?;
-        let outcome = if new_mail_announced(&announced) {
-            IdleOutcome::Announced
-        } else {
-            let (wait, interrupt) = handle.wait_with_timeout(silent);
-            let outcome = tokio::select! {
-                r = tokio::time::timeout(max, wait) => match r {
-                    Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => IdleOutcome::NewData,
-                    Ok(Ok(async_imap::extensions::idle::IdleResponse::Timeout)) => IdleOutcome::Silent,
-                    Ok(Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt)) => IdleOutcome::Silent,
-                    Ok(Err(e)) => return Err(map_err("wait for new mail (IDLE)", e)),
-                    Err(_) => IdleOutcome::Refresh,
-                },
-                _ = stop => IdleOutcome::Stopped,
-            };
-            drop(interrupt);
-            outcome
-        };
-        let session = timed("end IDLE", handle.done()).await?;
-        let mut imap = Imap {
-            session,
-            caps,
-            account,
-            namespace,
-            origin,
-            selected,
-            structure_unreadable,
-            announced: false,
-        };
-        imap.drain_unsolicited();
-        Ok((imap, outcome))
+    /// Did a reply to an earlier command announce new messages (an EXISTS
+    /// or RECENT that async-imap filed among the unsolicited responses)?
+    /// Forgets the rest of them. Ask before IDLE: a server does not repeat
+    /// such news once IDLE starts.
+    pub fn take_announced(&mut self) -> bool {
+        new_mail_announced(&self.session.unsolicited_responses)
     }
 
     /// NOOP: is the connection alive?

@@ -4,9 +4,12 @@
 //! classified and moved, instead of after.
 //!
 //! Only commands whose order the server keeps and whose failure harms
-//! nothing that follows are pipelined: UID FETCH, and UID MOVE (RFC 6851;
-//! each journaled before it is sent). Never COPY + STORE + EXPUNGE, whose
-//! later steps must not run when an earlier one failed.
+//! nothing that follows are pipelined: UID FETCH, UID SEARCH, STATUS,
+//! UID MOVE (RFC 6851; each journaled before it is sent), and IDLE with
+//! its `DONE` (RFC 2177: the agent ends IDLE and sends its next commands
+//! in one flight, and starts IDLE again behind its MOVE). Never COPY +
+//! STORE + EXPUNGE, whose later steps must not run when an earlier one
+//! failed.
 //!
 //! FETCH responses carry no tag: they are filed by UID and by what they
 //! hold (the body from offset 0, the body from a later offset, the
@@ -14,11 +17,15 @@
 //! different items. COPYUID codes (RFC 4315) are matched to the MOVE whose
 //! completion follows them, and kept only when they name that MOVE's UIDs.
 
-use super::{err, map_err, structure, CopyUid, ErrorKind, Imap, ImapError, ROUND_TRIPS};
+use super::{
+    err, map_err, structure, CopyUid, ErrorKind, IdleOutcome, Imap, ImapError, ROUND_TRIPS,
+};
 use crate::skeleton::Part;
-use async_imap::imap_proto::{AttributeValue, Response, Status};
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status, StatusAttribute};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// What a command in flight was.
 #[derive(Debug, Clone)]
@@ -26,6 +33,12 @@ enum Cmd {
     Fetch,
     /// A UID MOVE of these source UIDs.
     Move(HashSet<u32>),
+    /// A UID SEARCH (its `* SEARCH` reply is filed in [`Pipeline::found`]).
+    Search,
+    /// A STATUS of this mailbox (its name as sent, modified UTF-7).
+    Status(String),
+    /// IDLE (RFC 2177): completes after `DONE`.
+    Idle,
 }
 
 /// The first bytes of a message, as a prefix FETCH returned them.
@@ -52,6 +65,18 @@ pub struct Pipeline {
     pub rests: HashMap<u32, Vec<u8>>,
     /// MIME structures, by UID.
     pub structures: HashMap<u32, Part>,
+    /// UIDs a UID SEARCH in flight returned.
+    pub found: Vec<u32>,
+    /// STATUS replies (RFC 3501 section 7.2.4), by mailbox name as sent:
+    /// (UIDVALIDITY, UIDNEXT), 0 for an item the server left out.
+    pub statuses: HashMap<String, (u32, u32)>,
+    /// The IDLE in flight, if any.
+    idle: Option<String>,
+    /// The server's `+` continuation for that IDLE has arrived.
+    idling: bool,
+    /// An untagged EXISTS arrived (since [`Pipeline::take_news`]); `Some(true)`
+    /// when it came while the server was IDLE (a push).
+    news: Option<bool>,
 }
 
 /// A command sent, to wait for.
@@ -68,6 +93,23 @@ impl Pipeline {
         !self.pending.is_empty()
     }
 
+    /// Forget the data filed so far (bodies, structures, search results,
+    /// statuses) and the outcomes not taken, keeping the commands in
+    /// flight.
+    pub fn clear_data(&mut self) {
+        self.finished.clear();
+        self.prefixes.clear();
+        self.rests.clear();
+        self.structures.clear();
+        self.found.clear();
+        self.statuses.clear();
+    }
+
+    /// Is an EXISTS waiting to be taken ([`Pipeline::take_news`])?
+    pub fn has_news(&self) -> bool {
+        self.news.is_some()
+    }
+
     /// Send `UID FETCH set (UID items)` without waiting.
     pub async fn fetch(
         &mut self,
@@ -75,8 +117,7 @@ impl Pipeline {
         uids: &[u32],
         items: &str,
     ) -> Result<Tag, ImapError> {
-        let command = format!("UID FETCH {} (UID {items})", super::uid_set(uids));
-        self.send(imap, command, Cmd::Fetch, "fetch messages").await
+        self.fetch_set(imap, &super::uid_set(uids), items).await
     }
 
     /// Send `UID MOVE set dest` without waiting (the server must have
@@ -95,6 +136,152 @@ impl Pipeline {
         let what = format!("move messages to \"{dest}\"");
         let cmd = Cmd::Move(uids.iter().copied().collect());
         self.send(imap, command, cmd, &what).await
+    }
+
+    /// Send `UID FETCH set (UID items)` for a UID set in IMAP syntax
+    /// (`12:27`) without waiting.
+    pub async fn fetch_set(
+        &mut self,
+        imap: &mut Imap,
+        set: &str,
+        items: &str,
+    ) -> Result<Tag, ImapError> {
+        let command = format!("UID FETCH {set} (UID {items})");
+        self.send(imap, command, Cmd::Fetch, "fetch messages").await
+    }
+
+    /// Send `UID SEARCH criteria` without waiting; the UIDs it finds are
+    /// added to [`Pipeline::found`].
+    pub async fn search(&mut self, imap: &mut Imap, criteria: &str) -> Result<Tag, ImapError> {
+        let command = format!("UID SEARCH {criteria}");
+        self.send(imap, command, Cmd::Search, "search the mailbox")
+            .await
+    }
+
+    /// Send `STATUS mailbox (UIDVALIDITY UIDNEXT)` (RFC 3501 section
+    /// 6.3.10) for a mailbox (a resolved name, UTF-8) without waiting;
+    /// the reply lands in [`Pipeline::statuses`] under [`Pipeline::status_key`].
+    pub async fn status(&mut self, imap: &mut Imap, mailbox: &str) -> Result<Tag, ImapError> {
+        let what = format!("look at mailbox \"{}\"", super::shown(mailbox));
+        let wire = super::wire_name(mailbox, &what)?;
+        let command = format!(
+            "STATUS {} (UIDVALIDITY UIDNEXT)",
+            super::quote_mailbox(&wire)
+        );
+        self.send(imap, command, Cmd::Status(wire), &what).await
+    }
+
+    /// The key of `mailbox` (a resolved name, UTF-8) in
+    /// [`Pipeline::statuses`].
+    pub fn status_key(mailbox: &str) -> String {
+        super::names::encode(mailbox)
+    }
+
+    /// Send IDLE (RFC 2177) without waiting; [`Pipeline::wait_idle`] waits
+    /// in it. Sent alone, the wait for the server's `+` is a round trip;
+    /// behind other commands in flight, it comes with their answers.
+    pub async fn idle(&mut self, imap: &mut Imap) -> Result<Tag, ImapError> {
+        let alone = self.pending.is_empty();
+        let tag = self
+            .send(imap, "IDLE".to_string(), Cmd::Idle, "start IDLE")
+            .await?;
+        if alone {
+            ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+        }
+        self.idle = Some(tag.0.clone());
+        self.idling = false;
+        Ok(tag)
+    }
+
+    /// Is an IDLE in flight (sent, not yet ended by `DONE`)?
+    pub fn in_idle(&self) -> bool {
+        self.idle.is_some()
+    }
+
+    /// End the IDLE in flight: wait for the server's `+` if it has not
+    /// come yet (`DONE` before it would be read as a command), then send
+    /// `DONE` without waiting. The IDLE's completion is then waited for
+    /// like any command's ([`Pipeline::drain`]); commands sent after this
+    /// go in the same flight.
+    pub async fn end_idle(&mut self, imap: &mut Imap) -> Result<Option<Tag>, ImapError> {
+        let Some(tag) = self.idle.take() else {
+            return Ok(None);
+        };
+        if !self.idling && self.pending.contains_key(&tag) {
+            // Sent alone, its `+` was counted as a round trip then.
+            while !self.idling && self.pending.contains_key(&tag) {
+                self.read_one(imap).await?;
+            }
+        }
+        if self.pending.contains_key(&tag) {
+            super::timed("end IDLE", imap.session.run_command_untagged("DONE")).await?;
+            ROUND_TRIPS.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.idling = false;
+        Ok(Some(Tag(tag)))
+    }
+
+    /// Did an untagged EXISTS arrive since the last call, and was it pushed
+    /// during IDLE (`Some(true)`) or with a command's answer (`Some(false)`)?
+    pub fn take_news(&mut self) -> Option<bool> {
+        self.news.take()
+    }
+
+    /// Wait in the IDLE in flight ([`Pipeline::idle`]) until the server
+    /// announces new mail (an EXISTS: [`IdleOutcome::NewData`], or
+    /// [`IdleOutcome::Announced`] when it had come with an earlier answer),
+    /// `max` passes ([`IdleOutcome::Refresh`]), nothing at all arrives for
+    /// `silent` ([`IdleOutcome::Silent`]: servers send keepalives), or
+    /// `stop` resolves ([`IdleOutcome::Stopped`]). Other responses (the
+    /// answers of commands sent before the IDLE, EXPUNGE, flag changes) are
+    /// filed as they come. The IDLE stays in flight: end it with
+    /// [`Pipeline::end_idle`].
+    pub async fn wait_idle(
+        &mut self,
+        imap: &mut Imap,
+        max: Duration,
+        silent: Duration,
+        stop: impl Future<Output = ()>,
+    ) -> Result<IdleOutcome, ImapError> {
+        if self.idle.is_none() {
+            return Err(err(
+                ErrorKind::Protocol,
+                "waited for new mail without an IDLE in flight",
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + max;
+        tokio::pin!(stop);
+        loop {
+            match self.news.take() {
+                Some(true) => return Ok(IdleOutcome::NewData),
+                Some(false) => return Ok(IdleOutcome::Announced),
+                None => {}
+            }
+            if self
+                .idle
+                .as_ref()
+                .is_some_and(|t| !self.pending.contains_key(t))
+            {
+                // The server ended the IDLE by itself (a NO, or a BYE).
+                let tag = Tag(self.idle.take().unwrap_or_default());
+                self.idling = false;
+                return match self.finished.remove(&tag.0) {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(err(
+                        ErrorKind::Lost,
+                        "the server ended IDLE without being asked",
+                    )),
+                };
+            }
+            tokio::select! {
+                r = tokio::time::timeout(silent, self.read_and_file(imap, "wait for new mail (IDLE)")) => match r {
+                    Ok(r) => r?,
+                    Err(_) => return Ok(IdleOutcome::Silent),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Ok(IdleOutcome::Refresh),
+                _ = &mut stop => return Ok(IdleOutcome::Stopped),
+            }
+        }
     }
 
     async fn send(
@@ -144,15 +331,24 @@ impl Pipeline {
 
     /// Wait for every command in flight; their outcomes stay for
     /// [`Pipeline::take_finished`].
+    /// An IDLE still in flight (not ended by [`Pipeline::end_idle`]) is
+    /// not waited for.
     pub async fn drain(&mut self, imap: &mut Imap) -> Result<(), ImapError> {
-        if self.pending.is_empty() {
+        if !self.waiting() {
             return Ok(());
         }
         ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
-        while !self.pending.is_empty() {
+        while self.waiting() {
             self.read_one(imap).await?;
         }
         Ok(())
+    }
+
+    /// Commands in flight other than an IDLE that has not been ended.
+    fn waiting(&self) -> bool {
+        self.pending
+            .keys()
+            .any(|t| self.idle.as_deref() != Some(t.as_str()))
     }
 
     /// Read and file one response.
@@ -162,30 +358,76 @@ impl Pipeline {
             .values()
             .next()
             .map_or("read the server's answer".to_string(), |(_, w)| w.clone());
-        let lost = || {
-            err(
-                ErrorKind::Lost,
-                format!("the connection was lost while trying to {what}"),
-            )
-        };
-        let r = match tokio::time::timeout(super::command_timeout(), imap.session.read_response())
+        tokio::time::timeout(super::command_timeout(), self.read_and_file(imap, &what))
             .await
-        {
-            Ok(Ok(Some(r))) => r,
-            Ok(Ok(None)) => return Err(lost()),
-            Ok(Err(e)) => return Err(map_err(&what, async_imap::error::Error::Io(e))),
-            Err(_) => {
-                return Err(err(
+            .map_err(|_| {
+                err(
                     ErrorKind::Lost,
                     format!(
                         "the server did not answer within {} s while trying to {what}",
                         super::command_timeout().as_secs()
                     ),
-                ))
-            }
+                )
+            })?
+    }
+
+    /// Read one response (no timeout: the caller's) and file it. Nothing
+    /// is awaited between the two, so a caller that stops waiting loses no
+    /// response.
+    async fn read_and_file(&mut self, imap: &mut Imap, what: &str) -> Result<(), ImapError> {
+        match imap.session.read_response().await {
+            Ok(Some(r)) => self.file(r.parsed()),
+            Ok(None) => Err(err(
+                ErrorKind::Lost,
+                format!("the connection was lost while trying to {what}"),
+            )),
+            Err(e) => Err(map_err(what, async_imap::error::Error::Io(e))),
+        }
+    }
+
+    /// File one response: data by kind, a completion under its tag.
+    fn file(&mut self, r: &Response<'_>) -> Result<(), ImapError> {
+        let lost = || {
+            err(
+                ErrorKind::Lost,
+                "the server ended the session (BYE)".to_string(),
+            )
         };
-        match r.parsed() {
+        match r {
             Response::Fetch(_, attrs) => self.file_fetch(attrs),
+            // The only continuation a pipelined command asks for.
+            Response::Continue(_) if self.pending.values().any(|(c, _)| matches!(c, Cmd::Idle)) => {
+                self.idling = true;
+            }
+            Response::MailboxData(MailboxDatum::Exists(_)) => {
+                let pushed = self.idling || self.news == Some(true);
+                self.news = Some(pushed);
+            }
+            Response::MailboxData(MailboxDatum::Search(uids)) => {
+                self.found.extend(uids.iter().copied());
+            }
+            Response::MailboxData(MailboxDatum::Status { mailbox, status }) => {
+                let name = super::unescape_listed(mailbox).into_owned();
+                let mut v = (0, 0);
+                for a in status {
+                    match a {
+                        StatusAttribute::UidValidity(u) => v.0 = *u,
+                        StatusAttribute::UidNext(u) => v.1 = *u,
+                        _ => {}
+                    }
+                }
+                // Filed under the name as sent (a server may spell INBOX
+                // in another case).
+                let key = self
+                    .pending
+                    .values()
+                    .find_map(|(c, _)| match c {
+                        Cmd::Status(w) if w.eq_ignore_ascii_case(&name) => Some(w.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or(name);
+                self.statuses.insert(key, v);
+            }
             Response::Data {
                 status: Status::Ok,
                 outcome,
@@ -196,7 +438,7 @@ impl Pipeline {
                     .values()
                     .filter_map(|(c, _)| match c {
                         Cmd::Move(u) => Some(u.len()),
-                        Cmd::Fetch => None,
+                        _ => None,
                     })
                     .max()
                     .unwrap_or(0);
@@ -221,9 +463,12 @@ impl Pipeline {
                     return Ok(());
                 };
                 let text = outcome.information.as_deref().unwrap_or("").to_string();
+                if matches!(cmd, Cmd::Idle) {
+                    self.idling = false;
+                }
                 let result = match status {
                     Status::Ok => Ok(match cmd {
-                        Cmd::Fetch => None,
+                        Cmd::Fetch | Cmd::Search | Cmd::Status(_) | Cmd::Idle => None,
                         Cmd::Move(uids) => {
                             // MOVE sends COPYUID untagged before its
                             // expunges; a tagged one is taken too.

@@ -2,7 +2,8 @@
 //! the agent is busy with a batch (announced only in a SELECT reply, which
 //! a server does not repeat once IDLE starts), and mail on a server that
 //! pushes nothing during IDLE (Courier, UW imapd, GNU Mailutils; played by
-//! the quirk proxy in front of Dovecot), found by a timed look.
+//! the quirk proxy in front of Dovecot), found by a timed look. And each
+//! arrival costs two round trips (issue 14), with the classifier's verdict.
 
 use crate::flood::{flood, id_of};
 use crate::harness::Dovecot;
@@ -23,6 +24,11 @@ impl Agent {
     /// `backscatter watch` for alice on `port`, with the timed look every
     /// `check` seconds; returns once it has connected.
     fn start(dir: &std::path::Path, port: u16, check: &str) -> Agent {
+        Agent::start_with(dir, port, check, &[])
+    }
+
+    /// [`Agent::start`] with more arguments after `watch` (`-v`).
+    fn start_with(dir: &std::path::Path, port: u16, check: &str, more: &[&str]) -> Agent {
         let cfg = dir.join("config.toml");
         std::fs::write(
             &cfg,
@@ -31,7 +37,8 @@ impl Agent {
             ),
         )
         .unwrap();
-        let mut child = crate::util::backscatter(dir, &cfg, &["watch"])
+        let args: Vec<&str> = ["watch"].iter().chain(more).copied().collect();
+        let mut child = crate::util::backscatter(dir, &cfg, &args)
             .env("PW", "alicepw")
             .env("BACKSCATTER_IDLE_CHECK", check)
             .stdout(Stdio::null())
@@ -145,4 +152,155 @@ fn a_server_that_never_pushes_during_idle_is_looked_at_on_a_timer() {
         "the proxy withheld no push: the test proves nothing"
     );
     assert!(seen.idles.load(Ordering::SeqCst) >= 2);
+}
+
+/// The round trips of each "new mail handled" line of the agent's debug
+/// log, in order.
+fn round_trips(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("new mail handled"))
+        .filter_map(|l| {
+            let (head, _) = l.split_once(" round trips")?;
+            head.rsplit(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Two of each decision from a flood, shorter than the 64 KB a first
+/// fetch reads (a longer automated one costs one FETCH more),
+/// interleaved; and the flood's Sent folder.
+fn one_of_each(f: &crate::flood::Flood) -> Vec<Vec<u8>> {
+    let of = |d: Decision| -> Vec<Vec<u8>> {
+        f.inbox
+            .iter()
+            .filter(|m| f.expected[&id_of(m)] == d && m.len() < 60_000)
+            .take(2)
+            .cloned()
+            .collect()
+    };
+    let (b, l, n) = (
+        of(Decision::Backscatter),
+        of(Decision::Legitimate),
+        of(Decision::Normal),
+    );
+    assert!(
+        b.len() == 2 && l.len() == 2 && n.len() == 2,
+        "the flood lacks a kind"
+    );
+    vec![
+        b[0].clone(),
+        l[0].clone(),
+        n[0].clone(),
+        b[1].clone(),
+        l[1].clone(),
+        n[1].clone(),
+    ]
+}
+
+/// Append `msgs` one at a time, each once the agent has handled the one
+/// before and is IDLE again; then check that each is where the classifier
+/// says (backscatter in Backscatter, the rest in INBOX). Returns the round
+/// trips the agent logged for each arrival.
+fn arrive_one_by_one(
+    dc: &Dovecot,
+    f: &crate::flood::Flood,
+    agent: &Agent,
+    msgs: &[Vec<u8>],
+) -> Vec<(String, Vec<u64>)> {
+    let mut imap = dc.imap("alice");
+    let mut counts = Vec::new();
+    for m in msgs {
+        let before = round_trips(&agent.log.text()).len();
+        imap.append("INBOX", m);
+        backscatter_testkit::watchlog::wait_for(
+            "the agent to handle the message and IDLE again",
+            Duration::from_secs(60),
+            &|| agent.log.text(),
+            || round_trips(&agent.log.text()).len() > before,
+        );
+        let all = round_trips(&agent.log.text());
+        counts.push((id_of(m), all[before..].to_vec()));
+    }
+    let w = where_is(dc, "alice");
+    for m in msgs {
+        let id = id_of(m);
+        let want = if f.expected[&id] == Decision::Backscatter {
+            "Backscatter"
+        } else {
+            "INBOX"
+        };
+        assert_eq!(
+            w.get(&id).map(Vec::as_slice),
+            Some(&[want.to_string()][..]),
+            "{id} ({:?}) is not (only) in {want}; log:\n{}",
+            f.expected[&id],
+            agent.log.text()
+        );
+    }
+    counts
+}
+
+/// One message at a time arriving during IDLE on Dovecot: the agent
+/// handles each in two round trips, counted by the agent itself (the
+/// process-wide count `clean --json` reports, in its debug log): one
+/// flight ends IDLE, fetches the message and asks whether Sent changed;
+/// one moves it and starts IDLE again (for mail it keeps: starts IDLE).
+/// Backscatter, legitimate bounces (originals in Sent) and ordinary mail,
+/// each placed as the classifier says on the whole message. Counts, not
+/// timings: the deadlines only bound the wait on a loaded machine.
+#[test]
+fn each_arrival_costs_two_round_trips_with_the_same_verdicts() {
+    let Some(dc) = Dovecot::start_or_skip("watch_round_trips") else {
+        return;
+    };
+    let f = flood(300);
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let msgs = one_of_each(&f);
+    let dir = tempdir("watch-round-trips");
+    let agent = Agent::start_with(&dir, dc.imap_port, "600", &["-v"]);
+    let counts = arrive_one_by_one(&dc, &f, &agent, &msgs);
+    for (id, rts) in &counts {
+        assert_eq!(
+            rts.as_slice(),
+            &[2],
+            "{id}: round trips from the wake to IDLE again; log:\n{}",
+            agent.log.text()
+        );
+    }
+}
+
+/// The same on a server without MOVE (Dovecot with MOVE taken out of its
+/// capabilities; UIDPLUS kept): the one flight that fetches, then COPY,
+/// STORE `\Deleted` and UID EXPUNGE of exactly that UID one at a time,
+/// then IDLE: five round trips for backscatter, two for mail it keeps.
+#[test]
+fn without_move_an_arrival_is_copied_and_expunged_alone() {
+    let Some(dc) = Dovecot::start_with_or_skip(
+        "watch_round_trips_no_move",
+        crate::harness::Options {
+            extra_conf: Some(crate::harness::NO_MOVE_CONF.to_string()),
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let f = flood(300);
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let msgs = one_of_each(&f);
+    let dir = tempdir("watch-round-trips-no-move");
+    let agent = Agent::start_with(&dir, dc.imap_port, "600", &["-v"]);
+    let counts = arrive_one_by_one(&dc, &f, &agent, &msgs);
+    for (id, rts) in &counts {
+        let want = if f.expected[id] == Decision::Backscatter {
+            5
+        } else {
+            2
+        };
+        assert_eq!(
+            rts.as_slice(),
+            &[want],
+            "{id}: round trips from the wake to IDLE again; log:\n{}",
+            agent.log.text()
+        );
+    }
 }

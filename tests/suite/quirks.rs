@@ -89,7 +89,10 @@ struct Pending {
     hide_list: Option<String>,
     /// Has a single-mailbox LIST been hidden once already?
     hid_once: bool,
+    /// Between the server's `+` to an IDLE and that IDLE's completion.
     idling: bool,
+    /// The tag of the IDLE in flight.
+    idle_tag: Option<String>,
     /// The mailbox SELECT or EXAMINE named last.
     selected: String,
 }
@@ -184,7 +187,9 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                         "SELECT" | "EXAMINE" => p.selected = arg.clone(),
                         "IDLE" => {
                             seen.idles.fetch_add(1, Ordering::SeqCst);
-                            p.idling = true;
+                            // Idling from the server's `+` on: the answers
+                            // of commands pipelined before it come first.
+                            p.idle_tag = Some(w[0].clone());
                         }
                         _ => {}
                     }
@@ -220,11 +225,19 @@ fn relay(client: TcpStream, server: TcpStream, quirk: Quirk, seen: Arc<Seen>) {
                     seen.dropped.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
-            } else if tag != "+" {
+            } else if tag == "+" {
+                if p.idle_tag.is_some() {
+                    p.idling = true;
+                }
+            } else {
                 if p.hide_list.as_deref() == Some(tag.as_str()) {
                     p.hide_list = None;
                 }
-                p.idling = false;
+                // Only the IDLE's own completion ends it.
+                if p.idle_tag.as_deref() == Some(tag.as_str()) {
+                    p.idling = false;
+                    p.idle_tag = None;
+                }
                 if let Some(i) = p.create_tags.iter().position(|t| *t == tag) {
                     p.create_tags.remove(i);
                     let status = w.get(1).map(|s| s.to_ascii_uppercase());

@@ -90,7 +90,30 @@ pub fn after_structure(prefix: &[u8], structure: Option<&skeleton::Part>) -> Nex
 
 /// The fetch item for step 2.
 pub fn rest_item() -> String {
-    format!("BODY.PEEK[]<{PREFIX}.{}>", WHOLE - PREFIX)
+    rest_item_after(PREFIX)
+}
+
+/// The fetch item for step 2 after a first fetch of `offset` bytes: the
+/// bytes from `offset` up to [`WHOLE`].
+pub fn rest_item_after(offset: u32) -> String {
+    format!("BODY.PEEK[]<{offset}.{}>", WHOLE.saturating_sub(offset))
+}
+
+/// Bytes of each newly arrived message `watch` fetches in its first (and
+/// usually only) FETCH: all of nearly every automated response (the
+/// largest of the corpora's 818 backscatter samples is 72 KB, 3 are over
+/// 64 KB), so that one command gives the classifier its whole input;
+/// [`after_prefix`] decides on these bytes as on [`PREFIX`] ones.
+pub const ARRIVAL_PREFIX: u32 = 64 * 1024;
+
+/// At most this many new messages are fetched with [`ARRIVAL_PREFIX`]
+/// bytes at once (1 MB); more go through the sweep's plan.
+pub const ARRIVAL_BATCH: u32 = 16;
+
+/// The fetch items of `watch`'s first FETCH of new mail: size, flags
+/// (for the message's [`Identity`]) and the first [`ARRIVAL_PREFIX`] bytes.
+pub fn arrival_items() -> String {
+    format!("RFC822.SIZE FLAGS BODY.PEEK[]<0.{ARRIVAL_PREFIX}>")
 }
 
 /// The fetch items for step 1.
@@ -165,6 +188,25 @@ mod tests {
         assert_eq!(after_prefix(&huge_header, Some(100_000)), Next::Rest);
         // Exactly PREFIX bytes long is complete when the size says so.
         assert_eq!(after_prefix(&plain, Some(PREFIX)), Next::Classify);
+    }
+
+    #[test]
+    fn an_arrival_fetch_reads_on_from_where_it_stopped() {
+        // A 20 KB bounce: whole in watch's first fetch, so classified as
+        // read; the sweep's 8 KB prefix would have needed its rest.
+        let mut bounce = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n".to_vec();
+        bounce.resize(20_000, b'x');
+        let size = Some(bounce.len() as u32);
+        assert_eq!(after_prefix(&bounce, size), Next::Classify);
+        assert_eq!(after_prefix(&bounce[..PREFIX as usize], size), Next::Rest);
+        // Longer than the first fetch: the rest starts where it stopped
+        // and ends where the classifier stops reading.
+        assert_eq!(rest_item(), format!("BODY.PEEK[]<8192.{}>", WHOLE - 8192));
+        assert_eq!(
+            rest_item_after(ARRIVAL_PREFIX),
+            format!("BODY.PEEK[]<65536.{}>", WHOLE - 65536)
+        );
+        assert!(arrival_items().ends_with("BODY.PEEK[]<0.65536>"));
     }
 
     #[test]

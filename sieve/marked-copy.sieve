@@ -107,8 +107,8 @@ if allof (
   ),
   # and none of your 3 most recent sent Message-IDs in it
   not anyof (
-    header :contains ["in-reply-to", "references"] ["<20261123101500.4f2a@mail.example.org>", "<CAF=x8Zq1@mail.example.org>", "<5a1b9e0c-77d2-4c1e-9d35@mail.example.org>"],
-    body :raw :contains ["<20261123101500.4f2a@mail.example.org>", "<CAF=x8Zq1@mail.example.org>"]
+    header :contains ["in-reply-to", "references"] ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org", "5a1b9e0c-77d2-4c1e-9d35@mail.example.org"],
+    body :raw :contains ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org"]
   ),
   # and either it names an original Message-ID (not one of yours: that decides),
   # or it names none and nothing in it is from or about your 2 correspondents

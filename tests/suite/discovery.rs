@@ -378,7 +378,9 @@ fn account_add_uses_srv_records_and_says_so() {
     assert_eq!(a.sieve.port, dc.sieve_port);
     let out = text(&o.stdout);
     assert!(
-        out.contains("Everything backscatter needs is there."),
+        // A fresh account has an empty Sent: said, and the rest is there.
+        out.contains("the sent index is empty")
+            && out.contains("Everything else backscatter needs is there."),
         "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -441,7 +443,9 @@ fn account_add_asks_on_a_terminal() {
     p.exp_string("Added account \"srv\"").unwrap();
     let rest = p.exp_eof().unwrap();
     assert!(
-        rest.contains("Everything backscatter needs is there."),
+        // A fresh account has an empty Sent: said, and the rest is there.
+        rest.contains("the sent index is empty")
+            && rest.contains("Everything else backscatter needs is there."),
         "{rest}"
     );
     let written = std::fs::read_to_string(&cfg).unwrap();

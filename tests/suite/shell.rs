@@ -456,7 +456,9 @@ fn account_add_from_flags_writes_a_working_config() {
     assert!(o.status.success(), "{out}{}", text(&o.stderr));
     assert!(out.contains("Added account \"home\""), "{out}");
     assert!(
-        out.contains("Everything backscatter needs is there."),
+        // A fresh account has an empty Sent: said, and the rest is there.
+        out.contains("the sent index is empty")
+            && out.contains("Everything else backscatter needs is there."),
         "{out}"
     );
     let first = std::fs::read_to_string(&cfg).unwrap();

@@ -268,7 +268,7 @@ fn sieve_generate_prints_a_script_pigeonhole_compiles() {
     );
     let script = String::from_utf8(out.stdout).unwrap();
     assert!(script.contains("fileinto \"Junk/Backscatter\""), "{script}");
-    assert!(script.contains("\"<new@example.org>\", \"<old@example.org>\""));
+    assert!(script.contains("\"new@example.org\", \"old@example.org\""));
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 sent Message-IDs"));
     if let Some(sievec) = sievec() {
         let f = dir.join("g.sieve");

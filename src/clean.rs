@@ -1212,19 +1212,34 @@ pub(crate) fn intents(
             kept_by_user.push(r.uid);
             continue;
         }
-        let mut e = Entry::marker(Op::Quarantine, batch, ts, Vec::new());
-        e.account = a.name.clone();
-        e.mailbox = mailbox.to_string();
-        e.uidvalidity = uidvalidity;
-        e.uid = r.uid;
-        e.message_id = r.message_id.clone().or_else(|| id.message_id.clone());
-        e.kind = r.verdict.kind;
-        e.reasons = r.verdict.reasons.clone();
-        e.to = a.quarantine.clone();
-        e.fingerprint = id.fingerprint.clone();
-        out.push(e);
+        out.push(intent(a, mailbox, uidvalidity, r, id, batch, ts));
     }
     (out, kept_by_user)
+}
+
+/// The journal's intent to move row `r` (identified as `id`) of
+/// `mailbox` to the account's quarantine, in batch `batch` at `ts`
+/// (Unix seconds).
+fn intent(
+    a: &Account,
+    mailbox: &str,
+    uidvalidity: u32,
+    r: &Row,
+    id: &Identity,
+    batch: &str,
+    ts: i64,
+) -> Entry {
+    let mut e = Entry::marker(Op::Quarantine, batch, ts, Vec::new());
+    e.account = a.name.clone();
+    e.mailbox = mailbox.to_string();
+    e.uidvalidity = uidvalidity;
+    e.uid = r.uid;
+    e.message_id = r.message_id.clone().or_else(|| id.message_id.clone());
+    e.kind = r.verdict.kind;
+    e.reasons = r.verdict.reasons.clone();
+    e.to = a.quarantine.clone();
+    e.fingerprint = id.fingerprint.clone();
+    e
 }
 
 /// What [`move_batch`] did.
@@ -1324,17 +1339,7 @@ pub(crate) async fn move_batch(
             out.kept_by_user.push(r.uid);
             continue;
         }
-        let mut e = Entry::marker(Op::Quarantine, &batch, ts, Vec::new());
-        e.account = a.name.clone();
-        e.mailbox = mailbox.to_string();
-        e.uidvalidity = uidvalidity;
-        e.uid = r.uid;
-        e.message_id = r.message_id.clone().or_else(|| id.message_id.clone());
-        e.kind = r.verdict.kind;
-        e.reasons = r.verdict.reasons.clone();
-        e.to = a.quarantine.clone();
-        e.fingerprint = id.fingerprint.clone();
-        intents.push(e);
+        intents.push(intent(a, mailbox, uidvalidity, r, id, &batch, ts));
     }
     if intents.is_empty() {
         return Ok(out);

@@ -302,14 +302,10 @@ fn srv_records_then_autoconfig_on_loopback() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn account_add_uses_srv_records_and_says_so() {
-    let Some(dc) = crate::harness::Dovecot::start_or_skip("account_add_srv") else {
-        return;
-    };
-    let dir = crate::sweep::tempdir("account-add-srv");
-    let cfg = dir.join("config.toml");
-    let dns = DnsStub::start(vec![
+/// A DNS stub whose SRV records for `srv.test` point IMAPS and
+/// ManageSieve at the test Dovecot on localhost.
+fn srv_test_dns(dc: &crate::harness::Dovecot) -> DnsStub {
+    DnsStub::start(vec![
         (
             "_imaps._tcp.srv.test.",
             srv(0, 0, dc.imaps_port, "localhost."),
@@ -318,7 +314,17 @@ fn account_add_uses_srv_records_and_says_so() {
             "_sieve._tcp.srv.test.",
             srv(0, 0, dc.sieve_port, "localhost."),
         ),
-    ]);
+    ])
+}
+
+#[test]
+fn account_add_uses_srv_records_and_says_so() {
+    let Some(dc) = crate::harness::Dovecot::start_or_skip("account_add_srv") else {
+        return;
+    };
+    let dir = crate::sweep::tempdir("account-add-srv");
+    let cfg = dir.join("config.toml");
+    let dns = srv_test_dns(&dc);
     let ns = dns.addr.to_string();
     let ca = dc.ca_file.display().to_string();
     let add = |address: &str| {
@@ -398,16 +404,7 @@ fn account_add_asks_on_a_terminal() {
     };
     let dir = crate::sweep::tempdir("account-add-tty");
     let cfg = dir.join("config.toml");
-    let dns = DnsStub::start(vec![
-        (
-            "_imaps._tcp.srv.test.",
-            srv(0, 0, dc.imaps_port, "localhost."),
-        ),
-        (
-            "_sieve._tcp.srv.test.",
-            srv(0, 0, dc.sieve_port, "localhost."),
-        ),
-    ]);
+    let dns = srv_test_dns(&dc);
     let ns = dns.addr.to_string();
     let ca = dc.ca_file.display().to_string();
     let mut cmd = crate::util::backscatter(

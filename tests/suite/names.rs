@@ -334,17 +334,14 @@ fn every_mailbox_command_quotes_and_encodes_the_name() {
     rt.block_on(imap.logout());
 }
 
-/// Every command names the mailboxes as an `INBOX.` server does, through
-/// one resolution (issue: `quarantine list` found nothing, summaries said
-/// "Backscatter", and `filter`'s fileinto names were sent unresolved):
-/// clean (its summary names `INBOX.Backscatter`), quarantine list and
-/// show, report, filter's `fileinto :create "MyBounces"` (into
-/// `INBOX.MyBounces`) and restore, with the default quarantine name.
-#[test]
-fn every_command_resolves_names_in_the_inbox_dot_namespace() {
+/// A Dovecot with the `INBOX.` namespace (separator `.`) holding a
+/// 30-message flood in INBOX and its originals in `INBOX.Sent`, with how
+/// many of the flood are backscatter; `None` (test skipped) without
+/// Dovecot.
+fn inbox_dot_flood(name: &str) -> Option<(Dovecot, crate::flood::Flood, usize)> {
     if !Dovecot::available() {
-        let _ = Dovecot::start_or_skip("names_every_command");
-        return;
+        let _ = Dovecot::start_or_skip(name);
+        return None;
     }
     let dc = Dovecot::start_with(Options {
         namespace: Some(("INBOX.".into(), '.')),
@@ -360,6 +357,20 @@ fn every_command_resolves_names_in_the_inbox_dot_namespace() {
         .values()
         .filter(|d| **d == Decision::Backscatter)
         .count();
+    Some((dc, f, forged))
+}
+
+/// Every command names the mailboxes as an `INBOX.` server does, through
+/// one resolution (issue: `quarantine list` found nothing, summaries said
+/// "Backscatter", and `filter`'s fileinto names were sent unresolved):
+/// clean (its summary names `INBOX.Backscatter`), quarantine list and
+/// show, report, filter's `fileinto :create "MyBounces"` (into
+/// `INBOX.MyBounces`) and restore, with the default quarantine name.
+#[test]
+fn every_command_resolves_names_in_the_inbox_dot_namespace() {
+    let Some((dc, f, forged)) = inbox_dot_flood("names_every_command") else {
+        return;
+    };
     let legit = f
         .expected
         .values()
@@ -474,24 +485,9 @@ fn filter_quotes_a_refused_fileinto_and_exits_1() {
 /// children), so the quarantine is `INBOX.Backscatter` as with NAMESPACE.
 #[test]
 fn without_namespace_the_prefix_is_learnt_from_list() {
-    if !Dovecot::available() {
-        let _ = Dovecot::start_or_skip("names_no_namespace");
+    let Some((dc, _, forged)) = inbox_dot_flood("names_no_namespace") else {
         return;
-    }
-    let dc = Dovecot::start_with(Options {
-        namespace: Some(("INBOX.".into(), '.')),
-        ..Options::default()
-    });
-    let f = crate::flood::flood(30);
-    let mut imap = dc.imap("alice");
-    imap.append_many("INBOX.Sent", &f.sent);
-    imap.append_many("INBOX", &f.inbox);
-    drop(imap);
-    let forged = f
-        .expected
-        .values()
-        .filter(|d| **d == Decision::Backscatter)
-        .count();
+    };
     let (port, _) = crate::quirks::proxy(dc.imap_port, crate::quirks::Quirk::RefuseNamespace);
     let dir = crate::sweep::tempdir("names-no-namespace");
     let cfg = dir.join("config.toml");

@@ -63,15 +63,8 @@ fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
         })
         .collect();
     assert!(names.iter().any(|n| n == "INBOX"), "{names:?}");
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for mb in names {
-        for (_, id) in imap.fetch_message_ids(&mb) {
-            if let Some(id) = id {
-                out.entry(id).or_default().push(mb.clone());
-            }
-        }
-    }
-    out
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    crate::sweep::where_is_in(dc, "alice", &names)
 }
 
 /// Every message of the flood's inbox is in exactly one mailbox; returns

@@ -47,19 +47,7 @@ fn sweep(a: &Account, d: &Dirs, mailbox: &str, full: bool) -> Summary {
 
 /// Message-ID -> the mailboxes (of `source` and Backscatter) holding it.
 fn places(dc: &Dovecot, user: &str, source: &str) -> HashMap<String, Vec<String>> {
-    let mut imap = dc.imap(user);
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for mb in [source, "Backscatter"] {
-        if imap.command(&format!("EXAMINE {mb}")).is_err() {
-            continue;
-        }
-        for (_, id) in imap.fetch_message_ids(mb) {
-            if let Some(id) = id {
-                out.entry(id).or_default().push(mb.to_string());
-            }
-        }
-    }
-    out
+    crate::sweep::where_is_in(dc, user, &[source, "Backscatter"])
 }
 
 /// Each of `ids` is in exactly one place: quarantine when the classifier

@@ -51,9 +51,15 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Outer Message-ID -> mailboxes it is in (with multiplicity).
 pub fn where_is(dc: &Dovecot, user: &str) -> HashMap<String, Vec<String>> {
+    where_is_in(dc, user, &["INBOX", "Backscatter"])
+}
+
+/// [`where_is`] over the given `mailboxes` (one that does not exist is
+/// skipped).
+pub fn where_is_in(dc: &Dovecot, user: &str, mailboxes: &[&str]) -> HashMap<String, Vec<String>> {
     let mut imap = dc.imap(user);
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for mb in ["INBOX", "Backscatter"] {
+    for &mb in mailboxes {
         if imap.command(&format!("EXAMINE {mb}")).is_err() {
             continue;
         }

@@ -22,6 +22,11 @@
 //! message, the rest only where the headers say it may be automated) would
 //! read, raw and deflated, and how long each takes at the link's rate.
 //!
+//! With LEVER=1 (no server needed), the server-search lever: how many
+//! verdicts a plan that reads only headers gets wrong, with and without
+//! the server flagging the messages that mention a sent Message-ID or
+//! recipient; with ITEMS=1 also what those `SEARCH TEXT`es cost Dovecot.
+//!
 //! With RERUN=1, `backscatter clean` (uncompressed) runs twice more after
 //! its cold sweep, as a user cleaning up after a flood does: at once (with
 //! nothing new: the rerun reads only what changed, see `rerun`), and after
@@ -157,6 +162,43 @@ fn imap_process(master: u32) -> u32 {
     found[0]
 }
 
+/// The searches a server-side provenance would ask: one `UID SEARCH` of
+/// `TEXT` for any of the sent Message-IDs, and one for any of the sent
+/// recipients (an `OR` chain each, RFC 3501 6.4.4).
+fn server_searches(f: &Flood<Decision>) -> Vec<(String, String)> {
+    let (mut ids, mut rcpts) = (Vec::new(), Vec::new());
+    for s in &f.sent {
+        let m = SentMessage::from_raw(s).unwrap();
+        ids.extend(m.message_id.map(|i| i.as_str().to_string()));
+        rcpts.extend(m.recipients);
+    }
+    rcpts.sort();
+    rcpts.dedup();
+    let chain = |terms: &[String]| -> String {
+        let quoted: Vec<String> = terms
+            .iter()
+            .filter(|t| !t.contains(['"', '\\']))
+            .map(|t| format!("TEXT \"{t}\""))
+            .collect();
+        let mut out = String::new();
+        for _ in 1..quoted.len() {
+            out.push_str("OR ");
+        }
+        out.push_str(&quoted.join(" "));
+        format!("UID SEARCH {out}")
+    };
+    vec![
+        (
+            format!("SEARCH TEXT, any of {} sent Message-IDs", ids.len()),
+            chain(&ids),
+        ),
+        (
+            format!("SEARCH TEXT, any of {} sent recipients", rcpts.len()),
+            chain(&rcpts),
+        ),
+    ]
+}
+
 /// Dovecot's CPU for one whole-mailbox FETCH per item, each on a cold
 /// cache (server restarted, `dovecot.index.cache` deleted).
 fn item_costs(f: &Flood<Decision>) {
@@ -190,6 +232,7 @@ fn item_costs(f: &Flood<Decision>) {
     ]
     .into_iter()
     .map(|(a, b)| (a.to_string(), b))
+    .chain(server_searches(f))
     .collect();
     let mut dc = Dovecot::start();
     dc.imap("alice").append_many("INBOX", &f.inbox);
@@ -299,6 +342,102 @@ fn bytes_floor(f: &Flood<Decision>, mbit: f64) {
     }
 }
 
+/// Lever "let the server search": could a plan that never downloads a
+/// body, with the server's `SEARCH TEXT` saying which messages mention one
+/// of the user's sent Message-IDs (or sent recipients), reach the
+/// whole-message verdicts? Every message's header is classified alone; the
+/// messages the server would flag are classified whole (their bytes
+/// fetched). Prints how many verdicts each such plan gets wrong against
+/// the whole-message verdict, and the bytes it moves. Raw substring
+/// matching stands in for Dovecot's `TEXT` search (which also decodes
+/// transfer encodings, so it can only flag more).
+fn server_search_lever(f: &Flood<Decision>, mbit: f64) {
+    use aho_corasick::AhoCorasick;
+    let mut index = SentIndex::new();
+    let (mut ids, mut rcpts) = (Vec::new(), Vec::new());
+    for s in &f.sent {
+        let m = SentMessage::from_raw(s).unwrap();
+        if let Some(id) = &m.message_id {
+            ids.push(id.as_str().to_ascii_lowercase());
+        }
+        rcpts.extend(m.recipients.iter().map(|r| r.to_ascii_lowercase()));
+        index.insert(&m);
+    }
+    rcpts.sort();
+    rcpts.dedup();
+    let ctx = Context {
+        sent: &index,
+        own_addresses: &[],
+    };
+    let ac_ids = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&ids)
+        .unwrap();
+    let ac_rcpts = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&rcpts)
+        .unwrap();
+    // plan name -> (wrong verdicts, bytes read)
+    let names = [
+        "headers only, no server search",
+        "headers; whole where a sent Message-ID is mentioned",
+        "headers; whole where a sent Message-ID or recipient is mentioned",
+    ];
+    let mut wrong = [0usize; 3];
+    let mut read: [Vec<u8>; 3] = Default::default();
+    let mut flagged = [0usize; 3];
+    let mut examples: BTreeMap<(usize, &str, &str), usize> = BTreeMap::new();
+    for m in &f.inbox {
+        let end = memchr::memmem::find(m, b"\r\n\r\n")
+            .map(|i| i + 4)
+            .or_else(|| memchr::memmem::find(m, b"\n\n").map(|i| i + 2))
+            .unwrap_or(m.len());
+        let whole = classify(m, &ctx).verdict;
+        let header = classify(&m[..end], &ctx).verdict;
+        let by_id = ac_ids.is_match(m.as_slice());
+        let by_rcpt = ac_rcpts.is_match(m.as_slice());
+        for (i, needs_whole) in [false, by_id, by_id || by_rcpt].into_iter().enumerate() {
+            let got = if needs_whole {
+                flagged[i] += 1;
+                read[i].extend_from_slice(m);
+                whole
+            } else {
+                read[i].extend_from_slice(&m[..end]);
+                header
+            };
+            if got != whole {
+                wrong[i] += 1;
+                *examples
+                    .entry((i, whole.as_str(), got.as_str()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    println!(
+        "server-search lever ({} messages, {} sent Message-IDs, {} sent recipients; a header classified alone unless the server would flag the message):",
+        f.inbox.len(),
+        ids.len(),
+        rcpts.len()
+    );
+    println!("| plan | flagged by the server | verdicts wrong | raw | deflated | deflated at {mbit} Mbit/s |");
+    println!("|---|---|---|---|---|---|");
+    for i in 0..3 {
+        let z = deflated(&read[i]);
+        println!(
+            "| {} | {} | {} | {:.2} MB | {:.2} MB | {:.2} s |",
+            names[i],
+            flagged[i],
+            wrong[i],
+            read[i].len() as f64 / 1e6,
+            z as f64 / 1e6,
+            z as f64 * 8.0 / (mbit * 1e6)
+        );
+    }
+    for ((i, whole, got), n) in examples {
+        println!("  plan {}: {n} whole-message {whole} judged {got}", i + 1);
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -336,6 +475,9 @@ fn main() {
     std::fs::write(&lua, LUA).unwrap();
     // (link, client) -> runs
     bytes_floor(&f, env_num("MBIT", 20.0f64));
+    if std::env::var("LEVER").is_ok_and(|v| v == "1") {
+        server_search_lever(&f, env_num("MBIT", 20.0f64));
+    }
     if std::env::var("ITEMS").is_ok_and(|v| v == "1") {
         item_costs(&f);
     }

@@ -1102,6 +1102,56 @@ impl Sweep<'_, '_> {
     }
 }
 
+/// Below this many messages a round is classified on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// [`classify`] each `(uid, prefix)` on all available cores (scoped
+/// threads, at most [`std::thread::available_parallelism`]); the rows in
+/// any order, and the identity ([`plan::identity`]) of each backscatter
+/// message that its bytes give. The same verdicts as one thread.
+fn judge_parallel(
+    items: &[(u32, pipeline::Prefix)],
+    ctx: &Context<'_>,
+) -> (Vec<Row>, HashMap<u32, Identity>) {
+    let judge = |part: &[(u32, pipeline::Prefix)]| {
+        let mut rows = Vec::with_capacity(part.len());
+        let mut ids = HashMap::new();
+        for (uid, pre) in part {
+            let r = row(*uid, &pre.bytes, classify(&pre.bytes, ctx));
+            if r.verdict.verdict == Decision::Backscatter {
+                if let Some(id) = pre
+                    .size
+                    .and_then(|size| plan::identity(*uid, &pre.bytes, size, pre.flags.clone()))
+                {
+                    ids.insert(*uid, id);
+                }
+            }
+            rows.push(r);
+        }
+        (rows, ids)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return judge(items);
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(per)
+            .skip(1)
+            .map(|part| scope.spawn(move || judge(part)))
+            .collect();
+        let (mut rows, mut ids) = judge(&items[..per.min(items.len())]);
+        for w in workers {
+            // A panic in the classifier is a bug; it is passed on as one.
+            let (r, i) = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            rows.extend(r);
+            ids.extend(i);
+        }
+        (rows, ids)
+    })
+}
+
 /// Classify one round of a pipelined sweep: its prefixes are in `p`
 /// (their FETCH has completed); the structures and rests the plan asks
 /// for are fetched here, the rests in groups of at most [`REST_BYTES`].
@@ -1113,8 +1163,25 @@ async fn classify_round(
     chunk: &[u32],
     ctx: &Context<'_>,
 ) -> Result<(Vec<Row>, HashMap<u32, Identity>), CleanError> {
-    let mut rows: Vec<Row> = Vec::with_capacity(chunk.len());
-    let mut ids: HashMap<u32, Identity> = HashMap::new();
+    let mut later: BTreeMap<u32, (plan::Next, pipeline::Prefix)> = BTreeMap::new();
+    let mut now: Vec<(u32, pipeline::Prefix)> = Vec::new();
+    for uid in chunk {
+        let Some(pre) = p.prefixes.remove(uid) else {
+            continue;
+        };
+        match plan::after_prefix(&pre.bytes, pre.size) {
+            plan::Next::Classify | plan::Next::Settled => now.push((*uid, pre)),
+            n => {
+                later.insert(*uid, (n, pre));
+            }
+        }
+    }
+    // Most of a round is settled by its prefix: those are classified on
+    // every core at once (classification is pure), while the next round's
+    // FETCH, already sent, streams in.
+    let (mut rows, mut ids) = judge_parallel(&now, ctx);
+    rows.reserve(chunk.len() - rows.len());
+    drop(now);
     let mut judge = |uid: u32, bytes: &[u8], pre: &pipeline::Prefix| {
         let r = row(uid, bytes, classify(bytes, ctx));
         if r.verdict.verdict == Decision::Backscatter {
@@ -1126,18 +1193,6 @@ async fn classify_round(
         }
         rows.push(r);
     };
-    let mut later: BTreeMap<u32, (plan::Next, pipeline::Prefix)> = BTreeMap::new();
-    for uid in chunk {
-        let Some(pre) = p.prefixes.remove(uid) else {
-            continue;
-        };
-        match plan::after_prefix(&pre.bytes, pre.size) {
-            plan::Next::Classify | plan::Next::Settled => judge(*uid, &pre.bytes, &pre),
-            n => {
-                later.insert(*uid, (n, pre));
-            }
-        }
-    }
     let structure: Vec<u32> = later
         .iter()
         .filter(|(_, (n, _))| *n == plan::Next::Structure)

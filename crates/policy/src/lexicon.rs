@@ -100,6 +100,11 @@ pub struct LexiconData {
     /// them too).
     #[serde(default)]
     pub helpdesk_header: Vec<HeaderMark>,
+    /// Sentences of help desks' "ticket received" acknowledgements ("a
+    /// new ticket has been created"), matched in the text of mail that
+    /// carries a [`LexiconData::helpdesk_header`] mark only.
+    #[serde(default)]
+    pub ticket_ack_body: Vec<Phrase>,
     /// Header marks found in the *attached* original that only a feedback
     /// loop writes (Microsoft JMRP's `X-HmXmrOriginalRecipient`): a
     /// non-ARF abuse complaint.
@@ -302,6 +307,9 @@ pub struct Lexicon {
     pub virus_notice: PhraseSet,
     pub feedback_report: PhraseSet,
     pub daemon_display_name: PhraseSet,
+    /// Help desks' acknowledgement sentences (see
+    /// [`LexiconData::ticket_ack_body`]).
+    pub ticket_ack_body: PhraseSet,
     /// lowercased local part -> strong (a name no person ever uses)
     daemon_localparts: HashMap<String, bool>,
     /// lowercased header name -> marks for it
@@ -388,6 +396,7 @@ impl Lexicon {
             virus_notice,
             feedback_report,
             daemon_display_name: PhraseSet::new(data.daemon_display_name),
+            ticket_ack_body: PhraseSet::new(data.ticket_ack_body),
             daemon_localparts: data
                 .daemon_localpart
                 .iter()
@@ -643,7 +652,8 @@ mod tests {
             .chain(&data.virus_notice)
             .chain(&data.feedback_report)
             .chain(&data.daemon_localpart)
-            .chain(&data.daemon_display_name);
+            .chain(&data.daemon_display_name)
+            .chain(&data.ticket_ack_body);
         for p in all {
             assert!(
                 !p.source.trim().is_empty(),

@@ -702,6 +702,12 @@ fn machine_prefix<'l>(f: &Facts, lex: &'l Lexicon) -> Option<&'l Phrase> {
     })
 }
 
+/// `text` with every run of white space (line breaks of a wrapped
+/// sentence included) read as one space.
+fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `In-Reply-To` must carry a bracketed ID (free text there is common).
 fn first_message_id_strict(v: &str) -> Option<MessageId> {
     all_message_ids(v).into_iter().next()
@@ -1014,15 +1020,25 @@ impl Evidence {
         // prefix that software writes ("Ticket Received -", "Request
         // received:") it is the second sign that prefix needs: an agent's
         // answer is a "Re:", spam sent through a desk has its own subject.
+        // With the desk's own acknowledgement sentence ("a new ticket has
+        // been created") in the text it is the second sign too: that is
+        // how an acknowledgement whose subject is the desk owner's own
+        // wording shows itself, and agents' answers say other things.
         if let Some((name, value)) = f
             .headers
             .iter()
             .find(|(n, v)| lex.helpdesk_header(n, v).is_some())
         {
             let under_prefix = !forward && machine_prefix(f, lex).is_some();
+            let ack_sentence = if forward {
+                None
+            } else {
+                lex.ticket_ack_body
+                    .find(&collapse_whitespace(&f.text_head_lower))
+            };
             ev.push(
                 Some(Kind::Autoreply),
-                if under_prefix {
+                if under_prefix || ack_sentence.is_some() {
                     Strength::Moderate
                 } else {
                     Strength::Weak
@@ -1040,6 +1056,19 @@ impl Evidence {
             );
             if let Some(last) = ev.signals.last_mut() {
                 last.declared = true;
+            }
+            // The desk's template, not a person's words: the sending
+            // side's evidence.
+            if let Some(p) = ack_sentence {
+                ev.push(
+                    Some(Kind::Autoreply),
+                    Strength::Moderate,
+                    true,
+                    format!(
+                        "the help desk's text acknowledges a new ticket {}",
+                        quote(p, lex)
+                    ),
+                );
             }
         }
         // A complaint that returns the original with a feedback loop's own
@@ -1576,6 +1605,56 @@ mod tests {
                     Recognised::Normal(_)
                 ),
                 "{subject}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_help_desks_acknowledgement_sentence_is_the_second_sign_its_mark_needs() {
+        // Hand-written (marked so): a Zendesk-marked message with the
+        // desk owner's own subject, as the real Polish acknowledgement in
+        // tests/fixtures/extra/list-archives-ack/zendesk-ack-pl.eml has
+        // it, and the texts of the desks' default acknowledgements (the
+        // lexicon's ticket_ack_body sources), one wrapped over two lines.
+        let mail = |mark: &str, text: &str| {
+            format!(
+                "From: Forum Support <support@forum.example.net>\r\n\
+                 To: kim@example.org\r\n\
+                 Subject: Thanks for writing to us!\r\n\
+                 Message-ID: <1E9K6X79E7E_6560_sprut@desk.example.net>\r\n\
+                 In-Reply-To: <kim-1@example.org>\r\n\
+                 {mark}\
+                 \r\n\
+                 Hello Kim,\r\n\r\n{text}\r\n"
+            )
+        };
+        let zendesk = "X-Mailer: Zendesk Mailer\r\n";
+        for text in [
+            "Your request (41174) has been received and is being reviewed\r\nby our support staff.",
+            "Potwierdzamy, że otrzymaliśmy Twoje zgłoszenie, któremu nadaliśmy numer (41174).",
+            "Thanks for your email. A new ticket has been created.",
+        ] {
+            match recognise(mail(zendesk, text).as_bytes(), &LEXICON) {
+                Recognised::Response(r) => assert_eq!(r.kind, Kind::Autoreply, "{text}"),
+                Recognised::Normal(v) => panic!("{text}: {:?}", v.reasons),
+            }
+        }
+        // The same sentence without a desk's mark is a company's or a
+        // person's own mail; the desk's mark with an agent's words is an
+        // answer. Both stay ordinary.
+        for (mark, text) in [
+            ("", "Thanks for your email. A new ticket has been created."),
+            (
+                zendesk,
+                "I looked at the logs you sent: the import failed on line 12.",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    recognise(mail(mark, text).as_bytes(), &LEXICON),
+                    Recognised::Normal(_)
+                ),
+                "{mark:?} {text}"
             );
         }
     }

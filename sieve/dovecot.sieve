@@ -102,17 +102,46 @@ if allof (
   ),
   # and none of your 3 most recent sent Message-IDs in it
   not anyof (
-    header :contains ["in-reply-to", "references"] ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org", "5a1b9e0c-77d2-4c1e-9d35@mail.example.org"],
-    body :raw :contains ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org"]
+    header :contains ["in-reply-to", "references", "message-id"] ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org", "5a1b9e0c-77d2-4c1e-9d35@mail.example.org"],
+    body :raw :contains ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org"],
+    # nor in the decoded base64 or quoted-printable parts, if any:
+    # text parts (RFC 5173 :text) and message/* parts (:content "message")
+    allof (
+      anyof (
+        header :contains "content-transfer-encoding" ["base64", "quoted-printable"],
+        body :raw :contains ["base64", "quoted-printable"]
+      ),
+      anyof (
+        body :text :contains ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org"],
+        body :content "message" :contains ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org"]
+      )
+    )
   ),
   # and either it names an original Message-ID (not one of yours: that decides),
   # or it names none and nothing in it is from or about your 2 correspondents
   anyof (
     exists ["in-reply-to", "references"],
     body :raw :contains "message-id:",
+    allof (
+      anyof (
+        header :contains "content-transfer-encoding" ["base64", "quoted-printable"],
+        body :raw :contains ["base64", "quoted-printable"]
+      ),
+      anyof (body :text :contains "message-id:", body :content "message" :contains "message-id:")
+    ),
     not anyof (
       address :is "from" ["friend@example.net", "shop@example.com"],
-      body :raw :contains ["friend@example.net", "shop@example.com"]
+      body :raw :contains ["friend@example.net", "shop@example.com"],
+      allof (
+        anyof (
+          header :contains "content-transfer-encoding" ["base64", "quoted-printable"],
+          body :raw :contains ["base64", "quoted-printable"]
+        ),
+        anyof (
+          body :text :contains ["friend@example.net", "shop@example.com"],
+          body :content "message" :contains ["friend@example.net", "shop@example.com"]
+        )
+      )
     )
   )
 ) {

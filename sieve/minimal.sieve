@@ -102,7 +102,7 @@ if allof (
   exists ["in-reply-to", "references"],
   # and none of your 3 most recent sent Message-IDs in it
   not anyof (
-    header :contains ["in-reply-to", "references"] ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org", "5a1b9e0c-77d2-4c1e-9d35@mail.example.org"]
+    header :contains ["in-reply-to", "references", "message-id"] ["20261123101500.4f2a@mail.example.org", "CAF=x8Zq1@mail.example.org", "5a1b9e0c-77d2-4c1e-9d35@mail.example.org"]
   )
 ) {
   fileinto "Backscatter";

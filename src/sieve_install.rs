@@ -71,6 +71,9 @@ pub struct InstallReport {
     pub bytes: usize,
     /// How many sent Message-IDs it carries.
     pub sent_ids: usize,
+    /// What the script cannot see on this server, one sentence each
+    /// ([`crate::sieve::Script::limits`]): empty on Dovecot.
+    pub limits: Vec<String>,
     pub activation: Activation,
 }
 
@@ -105,6 +108,9 @@ impl fmt::Display for InstallReport {
             "Uploaded \"{}\" ({} bytes, {} sent Message-IDs).",
             self.script, self.bytes, self.sent_ids
         )?;
+        for limit in &self.limits {
+            writeln!(f, "What it cannot see on this server: {limit}.")?;
+        }
         match &self.activation {
             Activation::WithRules { displaced } => {
                 if let Some(user) = displaced {
@@ -338,6 +344,7 @@ pub async fn install(
         script: SCRIPT.to_string(),
         bytes: script.text.len(),
         sent_ids: script.ids_included,
+        limits: script.limits.clone(),
         activation,
     })
 }
@@ -558,6 +565,7 @@ mod tests {
             script: SCRIPT.into(),
             bytes: 1200,
             sent_ids: 3,
+            limits: Vec::new(),
             activation: Activation::Wrapped {
                 user: "mine".into(),
                 include: true,

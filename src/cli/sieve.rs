@@ -286,6 +286,9 @@ fn generate(
             String::new()
         }
     ));
+    for limit in &script.limits {
+        super::common::info(&format!("What this script cannot see: {limit}."));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -152,6 +152,12 @@ pub struct Script {
     /// How many sent IDs are in it, and how many did not fit.
     pub ids_included: usize,
     pub ids_dropped: usize,
+    /// How many of the IDs searched in bodies are also searched in
+    /// decoded parts (all of them unless the size limit is tight).
+    pub ids_decoded: usize,
+    /// What the script cannot see on this server, one sentence each
+    /// (no `body` extension, decoded search cut short by the size limit).
+    pub limits: Vec<String>,
 }
 
 /// A Sieve quoted string: `"` and `\` escaped; line breaks and other
@@ -193,6 +199,23 @@ enum Part {
     Domain,
 }
 
+/// A body transform (RFC 5173 §5): what of the body a `body` test sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    /// `:raw`: the body as transmitted, undecoded (one cheap pass).
+    Raw,
+    /// `:text`: every text part (text/*, text/rfc822-headers included, at
+    /// any depth), its transfer encoding undone and its charset converted
+    /// to UTF-8, HTML as text.
+    Text,
+    /// `:content "message"`: the message/* parts, decoded: the header of
+    /// a nested message/rfc822, and the whole of a message/global,
+    /// message/global-headers, message/delivery-status or
+    /// message/disposition-notification part (Pigeonhole; sieve-rs does
+    /// not see into an encoded message/global).
+    Message,
+}
+
 /// The Sieve tests the generator writes (RFC 5228 §5, RFC 5173 `body`,
 /// RFC 5232 `hasflag`), rendered by [`fmt::Display`] with every string
 /// through [`quote`]. Addresses and envelope parts are always `"from"`.
@@ -208,8 +231,8 @@ enum Test {
     /// `envelope MATCH "from" KEYS` (RFC 5228 §5.4)
     EnvelopeFrom(Match, Vec<String>),
     Exists(Vec<String>),
-    /// `body :raw MATCH KEYS`
-    BodyRaw(Match, Vec<String>),
+    /// `body TRANSFORM MATCH KEYS` (RFC 5173)
+    Body(Transform, Match, Vec<String>),
     HasFlag(Vec<String>),
     /// The test, after a comment (its lines each get `# `).
     Commented(String, Box<Test>),
@@ -261,7 +284,14 @@ impl Test {
                 format!("envelope {} \"from\" {}", m(mt), strings(keys))
             }
             Test::Exists(names) => format!("exists {}", strings(names)),
-            Test::BodyRaw(mt, keys) => format!("body :raw {} {}", m(mt), strings(keys)),
+            Test::Body(t, mt, keys) => {
+                let t = match t {
+                    Transform::Raw => ":raw",
+                    Transform::Text => ":text",
+                    Transform::Message => ":content \"message\"",
+                };
+                format!("body {t} {} {}", m(mt), strings(keys))
+            }
             Test::HasFlag(flags) => format!("hasflag {}", strings(flags)),
             _ => unreachable!("not a leaf"),
         }
@@ -521,22 +551,60 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
             r.contains('@') && r.len() <= 320 && !r.contains(['"', '\\']) && !r.contains("${")
         })
         .collect();
-    // The whole-body scan, behind a cheap necessary condition when the
+    // A whole-body scan, behind a cheap necessary condition when the
     // strings share few domains: see [`prefilter`].
-    let body = |items: &[String]| -> Test {
-        let scan = Test::BodyRaw(Match::Contains, items.to_vec());
+    let scan = |t: Transform, items: &[String]| -> Test {
+        let all = Test::Body(t, Match::Contains, items.to_vec());
         match prefilter(items) {
-            Some(pre) => Test::AllOf(vec![Test::BodyRaw(Match::Contains, pre), scan]),
-            None => scan,
+            Some(pre) => Test::AllOf(vec![Test::Body(t, Match::Contains, pre), all]),
+            None => all,
         }
     };
-    let ids_blocks = |n: usize, m: usize| -> Vec<Test> {
+    // The same strings in the decoded body: text parts (quoted-printable
+    // soft breaks and `=3D`, base64, charsets) and message/* parts.
+    // Decoding is the dear part, so it is asked only after the raw scan
+    // failed (`anyof` stops at the first true test) and only of a message
+    // that has an encoded part at all: the top-level header or a part's
+    // header in the raw body names the encoding.
+    let decoded = |items: &[String]| -> Test {
+        Test::AllOf(vec![
+            Test::AnyOf(vec![
+                Test::header(Match::Contains, "content-transfer-encoding", encodings()),
+                Test::Body(Transform::Raw, Match::Contains, encodings()),
+            ]),
+            Test::AnyOf(vec![
+                scan(Transform::Text, items),
+                scan(Transform::Message, items),
+            ]),
+        ])
+    };
+    let ids_blocks = |n: usize, d: usize, m: usize| -> Vec<Test> {
         let mut blocks = Vec::new();
         if n > 0 {
-            let mut tests = vec![Test::Header(Match::Contains, in_reply(), ids[..n].to_vec())];
-            let scan = n.min(p.scan_ids);
-            if has("body") && scan > 0 {
-                tests.push(body(&ids[..scan]));
+            // Its own Message-ID too: a response carrying one of yours
+            // there is your mail (and a malformed report whose blank lines
+            // hold white space is all header, the original's ID included).
+            let mut names = in_reply();
+            names.push("message-id".into());
+            let mut tests = vec![Test::Header(Match::Contains, names, ids[..n].to_vec())];
+            let scanned = n.min(p.scan_ids);
+            if has("body") && scanned > 0 {
+                tests.push(scan(Transform::Raw, &ids[..scanned]));
+                let d = d.min(scanned);
+                if d > 0 {
+                    let which = if d < scanned {
+                        format!(" (the newest {d})")
+                    } else {
+                        String::new()
+                    };
+                    tests.push(Test::Commented(
+                        format!(
+                            "nor{which} in the decoded base64 or quoted-printable parts, if any:\n\
+                             text parts (RFC 5173 :text) and message/* parts (:content \"message\")"
+                        ),
+                        Box::new(decoded(&ids[..d])),
+                    ));
+                }
             }
             blocks.push(Test::Commented(
                 format!("and none of your {n} most recent sent Message-IDs in it"),
@@ -547,8 +615,10 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         // Message-ID: a foreign original ID decides, as in the agent,
         // whoever the forged original was addressed to. Without `body`
         // every judged response names its original in a header, so the
-        // rescue could never apply and is left out.
+        // rescue could never apply and is left out. Both are looked for
+        // decoded too, as the agent reads them.
         if m > 0 && has("body") {
+            let message_id = vec!["message-id:".to_string()];
             blocks.push(Test::Commented(
                 format!(
                     "and either it names an original Message-ID (not one of yours: that decides),\n\
@@ -556,60 +626,79 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
                 ),
                 Box::new(Test::AnyOf(vec![
                     Test::Exists(in_reply()),
-                    Test::BodyRaw(Match::Contains, vec!["message-id:".into()]),
+                    Test::Body(Transform::Raw, Match::Contains, message_id.clone()),
+                    decoded(&message_id),
                     Test::Not(Box::new(Test::AnyOf(vec![
                         Test::Address(None, Match::Is, recips[..m].to_vec()),
-                        body(&recips[..m]),
+                        scan(Transform::Raw, &recips[..m]),
+                        decoded(&recips[..m]),
                     ]))),
                 ])),
             ));
         }
         blocks
     };
-    let render = |n: usize, m: usize| -> String {
+    let render = |n: usize, d: usize, m: usize| -> String {
         let mut all = rules.clone();
-        all.extend(ids_blocks(n, m));
+        all.extend(ids_blocks(n, d, m));
         format!(
             "{head}if {} {{\n  {fileinto};\n  stop;\n}}\n",
             Test::AllOf(all)
         )
     };
-    let fixed = render(0, 0).len();
+    let fixed = render(0, 0, 0).len();
     if fixed > p.max_bytes {
         return Err(GenerateError(format!(
             "the server allows scripts of {} bytes; the rules alone take {fixed}",
             p.max_bytes
         )));
     }
-    let fits = |n: usize, m: usize| render(n, m).len() <= p.max_bytes;
-    // Binary searches for the largest prefixes that fit: IDs first.
-    let (mut lo, mut hi) = (0usize, ids.len());
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if fits(mid, 0) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
+    // The largest prefix `0..=hi` for which `fits` holds (it holds for 0).
+    let largest = |hi: usize, fits: &dyn Fn(usize) -> bool| -> usize {
+        let (mut lo, mut hi) = (0usize, hi);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
         }
+        lo
+    };
+    let fits = |n: usize, d: usize, m: usize| render(n, d, m).len() <= p.max_bytes;
+    // As many of the newest as fit: the IDs in headers and the raw body
+    // first, then the same IDs decoded, then the correspondents.
+    let n = largest(ids.len(), &|n| fits(n, 0, 0));
+    let scanned = if has("body") { n.min(p.scan_ids) } else { 0 };
+    let d = largest(scanned, &|d| fits(n, d, 0));
+    let m = largest(recips.len(), &|m| fits(n, d, m));
+    let mut limits = Vec::new();
+    if !has("body") {
+        limits.push(
+            "the server has no \"body\" extension (RFC 5173): only responses naming their original in In-Reply-To or References are judged, bounces are left to the agent".to_string(),
+        );
+    } else if d < scanned {
+        limits.push(format!(
+            "{} of the {scanned} Message-IDs searched in bodies are not also searched in decoded (base64, quoted-printable) parts, to fit {} bytes",
+            scanned - d,
+            p.max_bytes
+        ));
     }
-    let n = lo;
-    let (mut lo, mut hi) = (0usize, recips.len());
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if fits(n, mid) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    let m = lo;
-    let text = render(n, m);
+    let text = render(n, d, m);
     Ok(Script {
         text,
         requires,
         ids_included: n,
         ids_dropped: ids.len() - n,
+        ids_decoded: d,
+        limits,
     })
+}
+
+/// The transfer encodings whose parts the script decodes (RFC 2045 §6).
+fn encodings() -> Vec<String> {
+    vec!["base64".into(), "quoted-printable".into()]
 }
 
 /// A short list of strings at least one of which every message matching
@@ -917,6 +1006,58 @@ mod tests {
         assert!(merge("require text:\nfileinto\n.\n;", &ours).is_err());
         assert!(merge("require \"fileinto", &ours).is_err());
         assert!(merge("/* open", &ours).is_err());
+    }
+
+    #[test]
+    fn decoded_scan_comes_after_the_raw_one_and_yields_to_the_size_limit() {
+        let ids: Vec<String> = (0..400).map(|i| format!("{i}.q=x@example.org")).collect();
+        let s = generate(&policy(&ids, DOVECOT_DEFAULT, 1 << 20)).unwrap();
+        assert_eq!((s.ids_decoded, s.limits.len()), (400, 0));
+        // Inside the ID test: header, then raw, then decoded, only where a
+        // part is encoded.
+        let block = &s.text[s.text.find("# and none of your").unwrap()..];
+        let (h, r, t) = (
+            block.find("header :contains [\"in-reply-to\", \"references\", \"message-id\"]"),
+            block.find("body :raw :contains [\"0.q=x@"),
+            block.find("body :text :contains [\"0.q=x@"),
+        );
+        assert!(h < r && r < t && t.is_some(), "{block}");
+        assert!(block[r.unwrap()..t.unwrap()].contains(
+            "header :contains \"content-transfer-encoding\" [\"base64\", \"quoted-printable\"]"
+        ));
+        assert!(block.contains("body :content \"message\" :contains [\"0.q=x@"));
+        // Hand-written: the ID only behind a quoted-printable soft break
+        // and `=3D`, and only in base64.
+        let qp = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nMessage-ID: <7.q=3Dx@exam=\r\nple.org>\r\n";
+        assert_eq!(run(&s.text, qp, "").unwrap(), None);
+        let b64 = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nTWVzc2FnZS1JRDogPDcucT14QGV4YW1wbGUub3JnPg0K\r\n";
+        assert_eq!(run(&s.text, b64, "").unwrap(), None);
+        let other = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nTWVzc2FnZS1JRDogPDcucT15QGV4YW1wbGUub3JnPg0K\r\n";
+        assert_eq!(
+            run(&s.text, other, "").unwrap().as_deref(),
+            Some("Backscatter")
+        );
+        // A tight limit: every ID in headers and the raw body first, the
+        // decoded scan for as many of the newest as still fit, said so.
+        let raw_only = generate(&policy(&ids, "fileinto body", 32 * 1024)).unwrap();
+        assert!(raw_only.ids_included > raw_only.ids_decoded);
+        assert!(raw_only.text.len() <= 32 * 1024);
+        assert!(
+            raw_only.limits[0].contains("not also searched in decoded"),
+            "{:?}",
+            raw_only.limits
+        );
+        if raw_only.ids_decoded > 0 {
+            assert!(raw_only
+                .text
+                .contains(&format!("nor (the newest {})", raw_only.ids_decoded)));
+        }
+        validate(&raw_only.text, "fileinto body").unwrap();
+        // No body: nothing decoded, and the loss named.
+        let none = generate(&policy(&ids, "fileinto", 1 << 20)).unwrap();
+        assert_eq!(none.ids_decoded, 0);
+        assert!(!none.text.contains("body "));
+        assert!(none.limits[0].contains("no \"body\""));
     }
 
     #[test]

@@ -182,9 +182,15 @@ pub fn envelope_from(raw: &[u8]) -> String {
 
 /// The script's decisions against the agent's over the corpora, with half
 /// of the originals "sent" (as in the provenance test), run by sieve-rs and
-/// by Pigeonhole (`sieve-filter`): neither ever files what the agent keeps
-/// (ordinary mail, or a response to mail the user sent); what the agent
-/// alone quarantines is counted (evidence Sieve cannot express).
+/// by Pigeonhole (`sieve-filter`): neither ever files ordinary mail (as
+/// labelled), a response to mail the user sent (as labelled, or as the
+/// agent finds), and what else the agent alone keeps is named; what the
+/// agent alone quarantines is counted (evidence Sieve cannot express).
+/// One labelled backscatter the agent calls ordinary may be filed:
+/// parsedmarc/forensic-subject.eml, a DMARC failure report whose blank
+/// lines hold a space, so that to the agent it is all header and no
+/// report, while Sieve sees its `multipart/report` Content-Type (when its
+/// original is "sent", the script keeps it by its `Message-ID` fields).
 #[test]
 fn server_side_decisions_compared_with_the_agents() {
     let all: Vec<_> = corpora().iter().flat_map(|d| cases(d)).collect();
@@ -208,11 +214,13 @@ fn server_side_decisions_compared_with_the_agents() {
     let raws: Vec<Vec<u8>> = all.iter().map(|c| std::fs::read(&c.eml).unwrap()).collect();
     let pigeonhole = pigeonhole_decisions(&script.text, &raws);
     let mut wrong = Vec::new();
+    let mut named = std::collections::BTreeSet::new();
     let mut counts = Vec::new();
     for engine in ["sieve-rs", "Pigeonhole"] {
         let (mut agree, mut only_agent, mut only_server) = (0, 0, 0);
         for ((c, raw), ph) in all.iter().zip(&raws).zip(&pigeonhole) {
-            let agent = classify(raw, &ctx).verdict == Decision::Backscatter;
+            let verdict = classify(raw, &ctx).verdict;
+            let agent = verdict == Decision::Backscatter;
             let server = if engine == "sieve-rs" {
                 run(&script.text, raw, &envelope_from(raw))
                     .unwrap_or_else(|e| panic!("{}: {e}", rel(&c.eml)))
@@ -225,7 +233,14 @@ fn server_side_decisions_compared_with_the_agents() {
                 (true, false) => only_agent += 1,
                 (false, true) => {
                     only_server += 1;
-                    wrong.push(format!("{engine}: {}", rel(&c.eml)));
+                    let sent = c.expected.original_message_id.as_ref().is_some_and(|i| {
+                        sent_ids.contains(&i.trim_matches(['<', '>']).to_lowercase())
+                    });
+                    if c.expected.verdict == "normal" || sent || verdict == Decision::Legitimate {
+                        wrong.push(format!("{engine}: {}", rel(&c.eml)));
+                    } else {
+                        named.insert(rel(&c.eml));
+                    }
                 }
                 _ => unreachable!(),
             }
@@ -241,7 +256,13 @@ fn server_side_decisions_compared_with_the_agents() {
     );
     assert!(
         wrong.is_empty(),
-        "the script quarantines what the agent keeps (ordinary mail or the user's own bounces): {wrong:?}"
+        "the script quarantines ordinary mail or the user's own bounces: {wrong:?}"
+    );
+    assert!(
+        named
+            .iter()
+            .all(|n| n == "tests/fixtures/extra/parsedmarc/forensic-subject.eml"),
+        "labelled backscatter the agent keeps and the script files: {named:?}"
     );
 }
 

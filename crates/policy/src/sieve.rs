@@ -679,9 +679,16 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
             "the server has no \"body\" extension (RFC 5173): only responses naming their original in In-Reply-To or References are judged, bounces are left to the agent".to_string(),
         );
     } else if d < scanned {
+        let which = if d == 0 {
+            format!("the {scanned} Message-IDs searched in bodies are not")
+        } else {
+            format!(
+                "{} of the {scanned} Message-IDs searched in bodies are not also",
+                scanned - d
+            )
+        };
         limits.push(format!(
-            "{} of the {scanned} Message-IDs searched in bodies are not also searched in decoded (base64, quoted-printable) parts, to fit {} bytes",
-            scanned - d,
+            "{which} searched in decoded (base64, quoted-printable) parts, to fit {} bytes",
             p.max_bytes
         ));
     }
@@ -1043,7 +1050,7 @@ mod tests {
         assert!(raw_only.ids_included > raw_only.ids_decoded);
         assert!(raw_only.text.len() <= 32 * 1024);
         assert!(
-            raw_only.limits[0].contains("not also searched in decoded"),
+            raw_only.limits[0].contains("searched in decoded (base64, quoted-printable) parts"),
             "{:?}",
             raw_only.limits
         );

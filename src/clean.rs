@@ -6,7 +6,7 @@
 //! I/O orchestration over the pure pieces: `skeleton` plans what to fetch
 //! and rebuilds the message, `classify` decides, `journal` records.
 
-use crate::classify::{classify, Context, Decision, Verdict};
+use crate::classify::{classify_at, Context, Decision, Verdict};
 use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::Identity;
@@ -15,8 +15,9 @@ use crate::journal::{self, Entry, Op};
 use crate::quarantine;
 use crate::rerun::{self, Mark, Plan};
 use crate::secret::Secret;
+use crate::sent::window;
 use crate::sent::SentIndex;
-use crate::sentsync::{self, SyncError};
+use crate::sentsync::{self, Reach, SyncError};
 use crate::{plan, skeleton};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -75,6 +76,8 @@ pub struct CleanOptions {
 #[derive(Debug, Clone)]
 pub struct Row {
     pub uid: u32,
+    /// When it arrived (INTERNALDATE, Unix seconds), where the server said.
+    pub arrived: Option<i64>,
     pub verdict: Verdict,
     pub message_id: Option<String>,
     pub subject: Option<String>,
@@ -111,6 +114,9 @@ pub struct Summary {
     /// Sent messages read from the server this run (the rest came from
     /// the cache).
     pub sent_fetched: usize,
+    /// Round trips spent bringing the sent index up to date (part of
+    /// `round_trips`), a widening for old mail included.
+    pub sent_round_trips: u64,
     /// With `dry_run`: what would move.
     pub would_move: Vec<Row>,
     /// With `dry_run`: the legitimate responses kept (the user's own
@@ -202,7 +208,8 @@ fn io_err(what: &str) -> impl Fn(std::io::Error) -> CleanError + '_ {
 
 /// Fetch and classify a batch of UIDs of the selected mailbox, following
 /// the fetch plan ([`plan`]): the verdict of each message is the one
-/// [`classify`] gives on the message's own bytes. At most three FETCH
+/// [`classify_at`] gives on the message's own bytes and its arrival
+/// (INTERNALDATE). At most three FETCH
 /// commands per batch (prefix, structure of a few, rest of the longer
 /// automated ones), each for the whole batch.
 ///
@@ -223,9 +230,13 @@ pub async fn classify_batch(
         .await?;
     let mut bytes: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut sizes: HashMap<u32, u32> = HashMap::new();
+    let mut arrived: HashMap<u32, i64> = HashMap::new();
     let mut next: BTreeMap<u32, plan::Next> = BTreeMap::new();
     for f in &first {
         let Some(uid) = f.uid else { continue };
+        if let Some(d) = f.internal_date() {
+            arrived.insert(uid, d.timestamp());
+        }
         let prefix = f.body().unwrap_or_default().to_vec();
         next.insert(uid, plan::after_prefix(&prefix, f.size));
         sizes.insert(uid, f.size.unwrap_or(plan::WHOLE));
@@ -307,17 +318,21 @@ pub async fn classify_batch(
         }
         for uid in group.drain(..) {
             if let Some(b) = bytes.remove(&uid) {
-                rows.push(row(uid, &b, classify(&b, ctx)));
+                let at = arrived.get(&uid).copied();
+                rows.push(row(uid, &b, classify_at(&b, ctx, at), at));
             }
         }
         budget = 0;
     }
-    rows.extend(bytes.iter().map(|(uid, b)| row(*uid, b, classify(b, ctx))));
+    rows.extend(bytes.iter().map(|(uid, b)| {
+        let at = arrived.get(uid).copied();
+        row(*uid, b, classify_at(b, ctx, at), at)
+    }));
     rows.sort_by_key(|r| r.uid);
     Ok(rows)
 }
 
-pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
+pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict, arrived: Option<i64>) -> Row {
     // As the classifier does: saved messages may start with blank lines.
     let start = msg
         .iter()
@@ -326,6 +341,7 @@ pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
     let head = crate::classify::PARSER.parse_headers(&msg[start..]);
     Row {
         uid,
+        arrived,
         message_id: head
             .as_ref()
             .and_then(|m| m.message_id())
@@ -502,14 +518,23 @@ pub async fn clean(
             opts.mailbox, a.name
         )));
     }
-    // The sent index covers the period swept (`--since`), at least the
-    // last `sent-days` days.
-    let (sent, stats, _) =
-        sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), opts.since).await?;
+    // The sent index reaches back far enough to judge mail that arrived
+    // since `--since` (each message against the `sent-days` before it
+    // arrived), and as far as the cache already reaches; older mail is
+    // found below and the index widened.
+    let (mut sent, mut stats, _) = sentsync::refresh_covering(
+        &mut imap,
+        a,
+        &dirs.state,
+        now(),
+        Reach::Since(opts.since.unwrap_or_else(now)),
+    )
+    .await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let mut summary = Summary {
         sent_indexed: stats.messages,
         sent_fetched: stats.fetched,
+        sent_round_trips: stats.round_trips,
         mailbox: opts.mailbox.clone(),
         quarantine: a.quarantine.clone(),
         ..Summary::default()
@@ -562,6 +587,35 @@ pub async fn clean(
             (uids, base)
         }
     };
+    // Mail that arrived before the index reaches back far enough to
+    // judge it: the index is widened to cover the oldest (once: the cache
+    // keeps it), and the mailbox selected again. `--since` was covered
+    // above.
+    let t0 = imap::counters().2;
+    if opts.since.is_none() && !uids.is_empty() {
+        if let Some(oldest) = oldest_uncovered(&mut imap, &uids, stats.reach, a.sent_days).await? {
+            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", imap::imap_date(oldest), window::Window::days_before(a.sent_days));
+            let fetched = stats.fetched;
+            (sent, stats, _) =
+                sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), Reach::Since(oldest))
+                    .await?;
+            stats.fetched += fetched;
+            let again = imap.open_named_condstore(&opts.mailbox).await?;
+            summary.sent_indexed = stats.messages;
+            summary.sent_fetched = stats.fetched;
+            if again.uid_validity != sel.uid_validity {
+                return Err(CleanError::Imap(ImapError {
+                    kind: imap::ErrorKind::Protocol,
+                    message: format!(
+                        "mailbox \"{}\" was renumbered (UIDVALIDITY changed) during the sweep: run it again",
+                        imap::shown(&opts.mailbox)
+                    ),
+                }));
+            }
+        }
+    }
+    // The search for old mail, and any widening with the SELECT back.
+    summary.sent_round_trips += imap::counters().2 - t0;
     if !opts.dry_run && !uids.is_empty() {
         imap.ensure_mailbox(&a.quarantine).await?;
     }
@@ -607,6 +661,35 @@ pub async fn clean(
     summary.bytes_inflated = counters.1 - counters0.1;
     summary.round_trips = counters.2 - counters0.2;
     Ok(summary)
+}
+
+/// Of these UIDs of the selected mailbox, when the oldest arrived (Unix
+/// seconds, INTERNALDATE), if an index reaching back to `reach` cannot
+/// judge it ([`window::covers`]); `None` when it can judge them all.
+/// One `UID SEARCH ... BEFORE` (a superset, by date,
+/// [`window::uncovered_before`]); only when it finds some, one `UID
+/// FETCH` of their INTERNALDATE.
+async fn oldest_uncovered(
+    imap: &mut Imap,
+    uids: &[u32],
+    reach: i64,
+    sent_days: u32,
+) -> Result<Option<i64>, ImapError> {
+    let before = imap::imap_date(window::uncovered_before(reach, sent_days));
+    let found = imap
+        .uid_search(&format!("UID {} BEFORE {before}", imap::uid_set(uids)))
+        .await?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let oldest = imap
+        .uid_fetch(&found, "(UID INTERNALDATE)")
+        .await?
+        .iter()
+        .filter_map(|f| f.internal_date())
+        .map(|d| d.timestamp())
+        .min();
+    Ok(oldest.filter(|t| !window::covers(reach, *t, sent_days)))
 }
 
 /// A UID MOVE sent and not yet confirmed: its journal batch and UIDs, and
@@ -1105,7 +1188,7 @@ impl Sweep<'_, '_> {
 /// Below this many messages a round is classified on the calling thread.
 const PARALLEL_FROM: usize = 64;
 
-/// [`classify`] each `(uid, prefix)` on all available cores (scoped
+/// [`classify_at`] each `(uid, prefix)` (at its arrival) on all available cores (scoped
 /// threads, at most [`std::thread::available_parallelism`]); the rows in
 /// any order, and the identity ([`plan::identity`]) of each backscatter
 /// message that its bytes give. The same verdicts as one thread.
@@ -1117,7 +1200,12 @@ fn judge_parallel(
         let mut rows = Vec::with_capacity(part.len());
         let mut ids = HashMap::new();
         for (uid, pre) in part {
-            let r = row(*uid, &pre.bytes, classify(&pre.bytes, ctx));
+            let r = row(
+                *uid,
+                &pre.bytes,
+                classify_at(&pre.bytes, ctx, pre.arrived),
+                pre.arrived,
+            );
             if r.verdict.verdict == Decision::Backscatter {
                 if let Some(id) = pre
                     .size
@@ -1183,7 +1271,12 @@ async fn classify_round(
     rows.reserve(chunk.len() - rows.len());
     drop(now);
     let mut judge = |uid: u32, bytes: &[u8], pre: &pipeline::Prefix| {
-        let r = row(uid, bytes, classify(bytes, ctx));
+        let r = row(
+            uid,
+            bytes,
+            classify_at(bytes, ctx, pre.arrived),
+            pre.arrived,
+        );
         if r.verdict.verdict == Decision::Backscatter {
             if let Some(size) = pre.size {
                 if let Some(id) = plan::identity(uid, bytes, size, pre.flags.clone()) {

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// 2: `date` is the Date header, `saved` the INTERNALDATE (1 kept the
-/// INTERNALDATE in `date`).
-const CACHE_VERSION: u32 = 2;
+/// INTERNALDATE in `date`). 3: each message with its UID, and `since` the
+/// reach of everything read (the cache no longer forgets what ages out).
+const CACHE_VERSION: u32 = 3;
 const FETCH_CHUNK: usize = 1000;
+const DAY: i64 = 86_400;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Cache {
@@ -23,14 +25,25 @@ pub struct Cache {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MailboxCache {
-    /// The start of the window this entry was read for (Unix seconds): a
-    /// wider window reads the mailbox again (older mail lies below
-    /// `last_uid`). Caches written before it: read again once.
+    /// How far back this entry reaches (Unix seconds): it holds every
+    /// message up to `last_uid` saved in Sent (INTERNALDATE) since then.
+    /// It only moves back: a sweep of old mail widens it once
+    /// ([`crate::sent::window::cover_from`]) and later runs read only what
+    /// is new. `i64::MAX` for an entry that has read nothing yet.
     #[serde(default = "unknown_since")]
     pub since: i64,
     pub uidvalidity: u32,
     pub last_uid: u32,
-    pub messages: Vec<SentMessage>,
+    pub messages: Vec<Cached>,
+}
+
+/// One sent message of the cache, with its UID (so that a widening,
+/// which searches the UIDs below `last_uid` again, adds each once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cached {
+    pub uid: u32,
+    #[serde(flatten)]
+    pub message: SentMessage,
 }
 
 pub fn cache_path(state_dir: &Path, account: &str) -> PathBuf {
@@ -99,6 +112,24 @@ pub struct SyncStats {
     /// The Sent mailboxes indexed, with their UIDVALIDITY: what a sweep's
     /// rerun mark depends on (see `rerun`).
     pub sources: Vec<(String, u32)>,
+    /// How far back the index built reaches (Unix seconds): every sent
+    /// message saved since then is in it. A response that arrived at T
+    /// is judged right when [`crate::sent::window::covers`] this and T.
+    pub reach: i64,
+    /// Commands sent and awaited by this refresh (`imap::ROUND_TRIPS`).
+    pub round_trips: u64,
+}
+
+/// How far back a refresh's index must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// To judge mail arriving now (`watch`, the Sieve script, `account
+    /// check`).
+    Now,
+    /// To judge mail that arrived since this moment (Unix seconds), and
+    /// as far back as the cache already reaches (`clean`: a second sweep
+    /// of old mail reads nothing old again).
+    Since(i64),
 }
 
 fn unknown_since() -> i64 {
@@ -133,14 +164,15 @@ impl Marks {
     }
 }
 
-/// Bring the cache up to date and build the index. `now` is Unix seconds.
+/// Bring the cache up to date and build the index, reaching back far
+/// enough to judge mail arriving now. `now` is Unix seconds.
 pub async fn refresh(
     imap: &mut Imap,
     a: &Account,
     state_dir: &Path,
     now: i64,
 ) -> Result<(SentIndex, SyncStats), SyncError> {
-    refresh_covering(imap, a, state_dir, now, None)
+    refresh_covering(imap, a, state_dir, now, Reach::Now)
         .await
         .map(|(index, stats, _)| (index, stats))
 }
@@ -152,30 +184,39 @@ pub async fn refresh_marked(
     state_dir: &Path,
     now: i64,
 ) -> Result<(SentIndex, SyncStats, Marks), SyncError> {
-    refresh_covering(imap, a, state_dir, now, None).await
+    refresh_covering(imap, a, state_dir, now, Reach::Now).await
 }
 
-/// [`refresh_marked`], with the window widened to cover responses
-/// received since `since` (Unix seconds; `clean --since`): their
-/// originals can have been sent up to
-/// [`crate::sent::RESPONSE_WINDOW_SECS`] before.
+/// [`refresh_marked`], with the index reaching back as `reach` says: a
+/// response that arrived at T is judged against the sent mail of the
+/// `sent-days` before T ([`crate::sent::Window`]), so a sweep of mail
+/// that arrived since T needs the sent mail from
+/// [`crate::sent::window::cover_from`] T on.
+///
+/// Incremental: each Sent mailbox is read once per UIDVALIDITY. Per
+/// mailbox one `UID SEARCH` finds the messages above the cache's last UID
+/// and, when the reach is wider than the cache's, those below it saved in
+/// the days it did not cover; only those are fetched (headers only). The
+/// cache then reaches as far as the widest refresh asked for, and keeps
+/// it (its size grows with the Sent mail it covers, never re-read).
 pub async fn refresh_covering(
     imap: &mut Imap,
     a: &Account,
     state_dir: &Path,
     now: i64,
-    since: Option<i64>,
+    reach: Reach,
 ) -> Result<(SentIndex, SyncStats, Marks), SyncError> {
+    let trips0 = crate::imap::counters().2;
     let mailboxes = sent_mailboxes(imap, a).await?;
     let mut marks = Marks::default();
     let path = cache_path(state_dir, &a.name);
     let mut cache = load_cache(&path);
     cache.version = CACHE_VERSION;
-    let days_cutoff = now - i64::from(a.sent_days) * 86_400;
-    let cutoff = since.map_or(days_cutoff, |t| {
-        days_cutoff.min(t - crate::sent::RESPONSE_WINDOW_SECS)
-    });
-    let window_days = u32::try_from(((now - cutoff).max(0) + 86_399) / 86_400).unwrap_or(u32::MAX);
+    let arrived = match reach {
+        Reach::Now => now,
+        Reach::Since(t) => t.min(now),
+    };
+    let want = crate::sent::window::cover_from(arrived, a.sent_days);
     let mut stats = SyncStats::default();
     cache.mailboxes.retain(|k, _| mailboxes.contains(k));
     for mb in &mailboxes {
@@ -185,24 +226,24 @@ pub async fn refresh_covering(
             .mailboxes
             .insert(mb.clone(), (sel.uid_validity, sel.uid_next));
         let entry = cache.mailboxes.entry(mb.clone()).or_default();
-        if entry.uidvalidity != sel.uid_validity || entry.since > cutoff {
+        if entry.uidvalidity != sel.uid_validity || entry.last_uid == 0 {
             *entry = MailboxCache {
+                since: unknown_since(),
                 uidvalidity: sel.uid_validity,
                 ..MailboxCache::default()
             };
         }
-        entry.since = cutoff;
-        let query = if entry.last_uid == 0 {
-            format!("SINCE {}", imap_date(cutoff))
-        } else {
-            format!("UID {}:* SINCE {}", entry.last_uid + 1, imap_date(cutoff))
+        let query = search_query(entry, want, sel.uid_next);
+        let known: std::collections::HashSet<u32> = entry.messages.iter().map(|c| c.uid).collect();
+        let uids: Vec<u32> = match query {
+            Some(q) => imap
+                .uid_search(&q)
+                .await?
+                .into_iter()
+                .filter(|u| !known.contains(u))
+                .collect(),
+            None => Vec::new(),
         };
-        let uids: Vec<u32> = imap
-            .uid_search(&query)
-            .await?
-            .into_iter()
-            .filter(|u| *u > entry.last_uid)
-            .collect();
         for chunk in uids.chunks(FETCH_CHUNK) {
             let fetches = imap
                 .uid_fetch(
@@ -213,22 +254,22 @@ pub async fn refresh_covering(
             for f in &fetches {
                 if let (Some(uid), Some(h)) = (f.uid, f.header()) {
                     if let Some(mut m) = SentMessage::from_raw(h) {
-                        // When it was saved in Sent: what the window means
-                        // (a Date header can be anything). Matching uses
-                        // the Date header, as the file path does: a Sent
-                        // folder imported last week holds older mail.
+                        // When it was saved in Sent: what the cache's
+                        // reach means (a Date header can be anything).
+                        // Windows look at both.
                         m.saved = f.internal_date().map(|d| d.timestamp());
-                        entry.messages.push(m);
+                        entry.messages.push(Cached { uid, message: m });
                     }
-                    entry.last_uid = entry.last_uid.max(uid);
                     stats.fetched += 1;
                 }
             }
         }
-        // Forget what left the window (undated messages are kept).
-        entry
-            .messages
-            .retain(|m| m.saved.or(m.date).is_none_or(|d| d >= cutoff));
+        // Every UID below UIDNEXT was in the search.
+        entry.last_uid = entry
+            .last_uid
+            .max(sel.uid_next.saturating_sub(1))
+            .max(uids.iter().copied().max().unwrap_or(0));
+        entry.since = entry.since.min(want);
     }
     if crate::paths::private_dir(state_dir).is_ok() {
         if let Ok(bytes) = serde_json::to_vec(&cache) {
@@ -236,22 +277,70 @@ pub async fn refresh_covering(
             let _ = crate::paths::write_private_atomic(&path, &bytes);
         }
     }
+    // The index: from `want` on, or all the cache holds for a sweep.
+    let cutoff = match reach {
+        Reach::Now => want,
+        Reach::Since(_) => cache
+            .mailboxes
+            .values()
+            .map(|mc| mc.since)
+            .max()
+            .unwrap_or(want)
+            .min(want),
+    };
     let mut index = SentIndex::new();
-    index.set_window_days(window_days);
+    index.set_window_days(a.sent_days);
+    let held = |m: &SentMessage| m.saved.or(m.date).is_none_or(|d| d >= cutoff);
     for mc in cache.mailboxes.values() {
-        for m in &mc.messages {
-            index.insert(m);
+        for c in mc.messages.iter().filter(|c| held(&c.message)) {
+            index.insert(&c.message);
         }
     }
     stats.messages = index.len();
+    stats.reach = cutoff;
+    // When the oldest message of an index reaching back from now leaves
+    // it (a refresh then builds a smaller one).
     marks.expires = cache
         .mailboxes
         .values()
         .flat_map(|mc| mc.messages.iter())
-        .filter_map(|m| m.saved.or(m.date))
+        .filter(|c| held(&c.message))
+        .filter_map(|c| c.message.saved.or(c.message.date))
         .min()
         .map(|d| d + (now - cutoff));
+    stats.round_trips = crate::imap::counters().2 - trips0;
     Ok((index, stats, marks))
+}
+
+/// The one `UID SEARCH` key that brings the cache `entry` of a Sent
+/// mailbox (now at `uid_next`) to a reach of `want` (Unix seconds):
+/// the messages above its last UID saved since the reach (a day earlier,
+/// for the server's time zone), and, when `want` is earlier than the
+/// entry reaches, those below it saved in the days between (up to two
+/// days past its old reach: the UIDs already held are left out by the
+/// caller). `None`: nothing to search for.
+fn search_query(entry: &MailboxCache, want: i64, uid_next: u32) -> Option<String> {
+    let since = want.min(entry.since);
+    let from = imap_date(since - DAY);
+    let new = (uid_next == 0 || uid_next > entry.last_uid + 1).then(|| {
+        if entry.last_uid == 0 {
+            format!("SINCE {from}")
+        } else {
+            format!("UID {}:* SINCE {from}", entry.last_uid + 1)
+        }
+    });
+    let older = (entry.last_uid > 0 && want < entry.since).then(|| {
+        format!(
+            "UID 1:{} SINCE {} BEFORE {}",
+            entry.last_uid,
+            imap_date(want - DAY),
+            imap_date(entry.since.saturating_add(2 * DAY))
+        )
+    });
+    match (new, older) {
+        (Some(n), Some(o)) => Some(format!("OR ({n}) ({o})")),
+        (n, o) => n.or(o),
+    }
 }
 
 #[cfg(test)]

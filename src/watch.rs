@@ -7,7 +7,7 @@
 //! The decisions are the same pure ones `clean` uses; this module owns the
 //! loop, its state file and its timing.
 
-use crate::classify::{classify, Context, Decision};
+use crate::classify::{classify_at, Context, Decision};
 use crate::clean::{self, classify_batch, move_batch, reconcile, CleanError, Dirs, Row};
 use crate::config::Account;
 use crate::fingerprint::Identity;
@@ -668,45 +668,58 @@ async fn process(
         uidvalidity,
         want_origins,
     } = *here;
-    let (sent, _, marks) =
+    let (sent, stats, marks) =
         sentsync::refresh_marked(imap, a, &dirs.state, crate::clock::now()).await?;
     imap.select(mailbox).await?;
     let ctx = Context {
         sent: &sent,
         own_addresses: &a.addresses,
     };
-    let rows = classify_batch(imap, uids, &ctx).await?;
+    let mut rows = classify_batch(imap, uids, &ctx).await?;
     for uid in uids.iter().filter(|u| !rows.iter().any(|r| r.uid == **u)) {
         warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
     }
-    let mut forged: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.verdict.verdict == Decision::Backscatter)
-        .collect();
-    let fresh;
+    let is_forged = |r: &Row| r.verdict.verdict == Decision::Backscatter;
     let mut latest = None;
-    if !forged.is_empty() {
-        // The sent index again, in case the original was sent just now.
+    if rows.iter().any(is_forged) {
+        // The sent index again, in case the original was sent just now,
+        // and reaching back far enough for the oldest of them (mail that
+        // came while the agent was not running, or was moved in by hand,
+        // is judged against the sent mail of the days before it arrived).
+        let now = crate::clock::now();
+        let oldest = rows
+            .iter()
+            .filter(|r| is_forged(r))
+            .filter_map(|r| r.arrived)
+            .filter(|t| !crate::sent::window::covers(stats.reach, *t, a.sent_days))
+            .min();
+        let reach = oldest.map_or(sentsync::Reach::Now, sentsync::Reach::Since);
         let (sent2, stats, marks2) =
-            sentsync::refresh_marked(imap, a, &dirs.state, crate::clock::now()).await?;
+            sentsync::refresh_covering(imap, a, &dirs.state, now, reach).await?;
         imap.select(mailbox).await?;
-        if stats.fetched > 0 {
+        if stats.fetched > 0 || oldest.is_some() {
             let ctx2 = Context {
                 sent: &sent2,
                 own_addresses: &a.addresses,
             };
-            let again: Vec<u32> = forged.iter().map(|r| r.uid).collect();
-            fresh = classify_batch(imap, &again, &ctx2).await?;
-            forged = fresh
+            let again: Vec<u32> = rows
                 .iter()
-                .filter(|r| r.verdict.verdict == Decision::Backscatter)
+                .filter(|r| is_forged(r))
+                .map(|r| r.uid)
                 .collect();
+            // The second verdicts replace the first (the log says them).
+            for f in classify_batch(imap, &again, &ctx2).await? {
+                if let Some(r) = rows.iter_mut().find(|r| r.uid == f.uid) {
+                    *r = f;
+                }
+            }
         }
         latest = Some(SentView {
             index: sent2,
             marks: marks2,
         });
     }
+    let forged: Vec<&Row> = rows.iter().filter(|r| is_forged(r)).collect();
     let mut moved = Moved {
         account: a.name.clone(),
         count: forged.len(),
@@ -878,9 +891,12 @@ async fn arrival(
     let mut structure: Vec<u32> = Vec::new();
     for (uid, pre) in &held {
         match plan::after_prefix(&pre.bytes, pre.size) {
-            plan::Next::Classify | plan::Next::Settled => {
-                rows.push(clean::row(*uid, &pre.bytes, classify(&pre.bytes, &ctx)))
-            }
+            plan::Next::Classify | plan::Next::Settled => rows.push(clean::row(
+                *uid,
+                &pre.bytes,
+                classify_at(&pre.bytes, &ctx, pre.arrived),
+                pre.arrived,
+            )),
             plan::Next::Rest => rest.push(*uid),
             plan::Next::Structure => structure.push(*uid),
         }
@@ -895,7 +911,12 @@ async fn arrival(
                 if let Some(more) = p.rests.remove(&uid) {
                     pre.bytes.extend_from_slice(&more);
                 }
-                rows.push(clean::row(uid, &pre.bytes, classify(&pre.bytes, &ctx)));
+                rows.push(clean::row(
+                    uid,
+                    &pre.bytes,
+                    classify_at(&pre.bytes, &ctx, pre.arrived),
+                    pre.arrived,
+                ));
             }
         }
     }

@@ -175,6 +175,8 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "full_reason": s.full,
             "skipped_known": s.skipped_known,
             "sent_indexed": s.sent_indexed,
+            "sent_fetched": s.sent_fetched,
+            "sent_round_trips": s.sent_round_trips,
             "interrupted": s.interrupted,
             "refused": s.refused,
         });

@@ -958,6 +958,49 @@ impl Listed {
     }
 }
 
+/// An IMAP `date-time` (RFC 3501 section 9: `"dd-Mon-yyyy hh:mm:ss +zzzz"`,
+/// the day possibly space-padded), as an INTERNALDATE comes, in Unix
+/// seconds; `None` when it is not one.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    const M: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (date, rest) = s.trim().split_once(' ')?;
+    let (time, zone) = rest.trim().split_once(' ')?;
+    let mut d = date.splitn(3, '-');
+    let day: u32 = d.next()?.trim().parse().ok()?;
+    let mon = d.next()?;
+    let month = M.iter().position(|m| m.eq_ignore_ascii_case(mon))? as u32 + 1;
+    let year: u32 = d.next()?.parse().ok()?;
+    let mut t = time.splitn(3, ':');
+    let (hour, minute, second): (u32, u32, u32) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    let zone = zone.trim();
+    if zone.len() != 5 || !zone[1..].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tz_before_gmt = match &zone[..1] {
+        "-" => true,
+        "+" => false,
+        _ => return None,
+    };
+    let dt = mail_parser::DateTime {
+        year: year as u16,
+        month: month as u8,
+        day: day as u8,
+        hour: hour as u8,
+        minute: minute as u8,
+        second: second as u8,
+        tz_before_gmt,
+        tz_hour: zone[1..3].parse().ok()?,
+        tz_minute: zone[3..5].parse().ok()?,
+    };
+    dt.is_valid().then(|| dt.to_timestamp())
+}
+
 /// IMAP `date` for SEARCH SINCE: `1-Feb-2026`.
 pub fn imap_date(ts: i64) -> String {
     let d = mail_parser::DateTime::from_timestamp(ts);
@@ -1648,6 +1691,26 @@ impl Imap {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn internaldates_parse() {
+        // RFC 3501 section 9 examples of date-time, with zones.
+        assert_eq!(
+            super::parse_date_time("17-Jul-1996 02:44:25 -0700"),
+            Some(837_596_665)
+        );
+        assert_eq!(
+            super::parse_date_time(" 1-Jan-2024 00:00:00 +0000"),
+            Some(1_704_067_200)
+        );
+        assert_eq!(
+            super::parse_date_time("01-Jan-2024 01:30:00 +0130"),
+            Some(1_704_067_200)
+        );
+        assert_eq!(super::parse_date_time("30-Nov"), None);
+        assert_eq!(super::parse_date_time("32-Jan-2024 00:00:00 +0000"), None);
+        assert_eq!(super::parse_date_time("1-Jan-2024 00:00:00 0000"), None);
+    }
+
     use super::*;
 
     #[test]

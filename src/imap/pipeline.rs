@@ -48,6 +48,8 @@ pub struct Prefix {
     /// RFC822.SIZE, when the server sent it.
     pub size: Option<u32>,
     pub flags: Vec<String>,
+    /// INTERNALDATE (Unix seconds), when it was asked for and parses.
+    pub arrived: Option<i64>,
 }
 
 /// Commands in flight on an [`Imap`] connection and what their responses
@@ -500,12 +502,14 @@ impl Pipeline {
         let mut uid = None;
         let mut size = None;
         let mut flags = None;
+        let mut arrived = None;
         let mut body: Option<(u32, &[u8])> = None;
         let mut structure_part = None;
         for a in attrs {
             match a {
                 AttributeValue::Uid(u) => uid = Some(*u),
                 AttributeValue::Rfc822Size(s) => size = Some(*s),
+                AttributeValue::InternalDate(d) => arrived = super::parse_date_time(d),
                 AttributeValue::Flags(f) => {
                     flags = Some(f.iter().map(|f| f.to_string()).collect::<Vec<_>>())
                 }
@@ -528,6 +532,7 @@ impl Pipeline {
                         bytes: b.to_vec(),
                         size,
                         flags: flags.unwrap_or_default(),
+                        arrived,
                     },
                 );
             }

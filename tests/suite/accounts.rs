@@ -662,40 +662,50 @@ fn an_empty_sent_index_is_a_warning() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A bounce of mail sent 45 days ago (Sisimai's bsd/lhost-postfix-03.eml,
-/// BSD-2-Clause; its Sent copy hand-written from the original's
-/// Message-ID, both APPENDed 45 and 44 days ago): outside the default 30
-/// days the reason says exactly what was searched ("not among your sent
-/// mail of the last 30 days"), and `clean --since` a day before it widens
-/// the sent index to cover the period swept, so the bounce is the user's.
-#[test]
-fn the_sent_index_covers_the_period_swept() {
-    let Some(dc) = Dovecot::start_or_skip("sent_window") else {
-        return;
+/// Sent mail and an INBOX 44 days old, for the tests of the window each
+/// message is judged against: Sisimai's bsd/lhost-postfix-03.eml
+/// (BSD-2-Clause), a real bounce of a message whose Sent copy (hand-written
+/// from the original's Message-ID) was saved 45 days ago, APPENDed with an
+/// INTERNALDATE 44 days ago; beside it bsd/lhost-postfix-06.eml, a real
+/// bounce of mail this user never sent (its original is not in Sent),
+/// APPENDed 43 days ago; and one recent, unrelated sent message
+/// (hand-written). Returns the bounces' outer Message-IDs (real, forged).
+fn old_bounces(dc: &Dovecot, user: &str) -> (String, String) {
+    let read = |name: &str| {
+        std::fs::read(
+            crate::util::root()
+                .join("tests/corpus/sisimai/bsd")
+                .join(name),
+        )
+        .unwrap()
     };
-    let bounce =
-        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-03.eml"))
-            .unwrap();
-    let v = backscatter::classify(
-        &bounce,
-        &backscatter::Context {
-            sent: &backscatter::SentIndex::new(),
-            own_addresses: &[],
-        },
-    );
-    let id = v
+    let (bounce, forged) = (read("lhost-postfix-03.eml"), read("lhost-postfix-06.eml"));
+    let original = |raw: &[u8]| {
+        backscatter::classify(
+            raw,
+            &backscatter::Context {
+                sent: &backscatter::SentIndex::new(),
+                own_addresses: &[],
+            },
+        )
         .original
         .message_id
-        .clone()
         .expect("the original's ID")
-        .to_string();
+        .to_string()
+    };
+    let id = original(&bounce);
+    assert_ne!(id, original(&forged));
+    let outer = |raw: &[u8]| {
+        let m = backscatter::classify::PARSER.parse_headers(raw).unwrap();
+        format!("<{}>", m.message_id().unwrap())
+    };
     let now = backscatter::clock::now();
     let day = 86_400;
     // Hand-written: the Sent copy of that original.
     let sent = format!(
         "From: sender@example.jp\r\nTo: someone@example.org\r\nSubject: sent long ago\r\nMessage-ID: {id}\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhello\r\n"
     );
-    let mut imap = dc.imap("carol");
+    let mut imap = dc.imap(user);
     // And one recent, unrelated (hand-written too).
     let recent = "From: sender@example.jp\r\nTo: friend@example.org\r\nSubject: lunch tomorrow?\r\nMessage-ID: <recent-1@example.jp>\r\n\r\nhi\r\n";
     crate::report::append_dated(
@@ -706,35 +716,157 @@ fn the_sent_index_covers_the_period_swept() {
             (now - day, recent.as_bytes().to_vec()),
         ],
     );
-    crate::report::append_dated(&mut imap, "INBOX", &[(now - 44 * day, bounce)]);
-    drop(imap);
+    let ids = (outer(&bounce), outer(&forged));
+    crate::report::append_dated(
+        &mut imap,
+        "INBOX",
+        &[(now - 44 * day, bounce), (now - 43 * day, forged)],
+    );
+    ids
+}
+
+/// Where each of these outer Message-IDs is (INBOX, Backscatter).
+fn places(dc: &Dovecot, user: &str, ids: &[&str]) -> Vec<Vec<String>> {
+    let w = crate::sweep::where_is_in(dc, user, &["INBOX", "Backscatter"]);
+    ids.iter()
+        .map(|id| w.get(*id).cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Without `--since`, each message of a sweep is judged against the sent
+/// mail of the `sent-days` before it arrived (its INTERNALDATE), not
+/// before the sweep: the real bounce of mail sent 45 days ago stays, the
+/// forged one beside it goes, and neither moves on a rerun, on a full
+/// sweep after the window moved on, or with another `sent-days` (a full
+/// sweep: the inputs changed) as long as the original stays in its
+/// window. The sent mail is read once: later runs fetch none of it.
+/// (Fixtures: [`old_bounces`].)
+#[test]
+fn each_message_is_judged_against_the_sent_mail_before_it_arrived() {
+    let Some(dc) = Dovecot::start_or_skip("sent_window") else {
+        return;
+    };
+    let (real, forged) = old_bounces(&dc, "carol");
     let dir = tempdir("sent-window");
     let cfg = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\n");
-    let each = |args: &[&str]| -> serde_json::Value {
-        let o = cli(&dir, &cfg, "carolpw", args);
+    let run = |cfg: &Path, args: &[&str]| -> Vec<serde_json::Value> {
+        let o = cli(&dir, cfg, "carolpw", args);
         assert!(o.status.success(), "{}", text(&o.stderr));
-        let out = text(&o.stdout);
-        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+        text(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
-    let row = each(&["clean", "--dry-run", "--json", "--each"]);
-    assert_eq!(row["verdict"], "backscatter", "{row}");
-    let reason = row["reasons"][0].as_str().unwrap();
+    let verdict = |v: &serde_json::Value| v["verdict"].as_str().unwrap_or_default().to_string();
+    let out = run(&cfg, &["clean", "--json", "--each"]);
+    let (rows, summary) = (&out[..2], &out[2]);
+    eprintln!("first sweep: {summary}");
+    assert_eq!(verdict(&rows[0]), "legitimate", "{}", rows[0]);
     assert!(
-        reason.contains("is not among your sent mail of the last 30 days (1 sent message indexed)"),
-        "{reason}"
-    );
-    let since = backscatter::report::utc(now - 46 * day)[..10].to_string();
-    let row = each(&["clean", "--dry-run", "--json", "--each", "--since", &since]);
-    assert_eq!(row["verdict"], "legitimate", "{row}");
-    assert!(
-        row["reasons"][0]
+        rows[0]["reasons"][0]
             .as_str()
             .unwrap()
             .contains("is in your sent mail"),
-        "{row}"
+        "{}",
+        rows[0]
     );
-    // And back to the default window: the cache is not fooled.
-    let row = each(&["clean", "--dry-run", "--json", "--each"]);
-    assert_eq!(row["verdict"], "backscatter", "{row}");
+    assert_eq!(verdict(&rows[1]), "backscatter", "{}", rows[1]);
+    assert_eq!(rows[1]["action"], "moved", "{}", rows[1]);
+    let reason = rows[1]["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("is not among your sent mail of the 30 days before it arrived (2 sent messages indexed)"),
+        "{reason}"
+    );
+    assert_eq!(summary["quarantined"], 1, "{summary}");
+    assert_eq!(summary["sent_fetched"], 2, "{summary}");
+    assert_eq!(
+        places(&dc, "carol", &[&real, &forged]),
+        [["INBOX"], ["Backscatter"]]
+    );
+    // A rerun: nothing new to read, nothing moves, no sent mail fetched.
+    let summary = run(&cfg, &["clean", "--json"]).pop().unwrap();
+    eprintln!("rerun: {summary}");
+    assert_eq!(summary["sweep"], "rerun", "{summary}");
+    assert_eq!(summary["quarantined"], 0, "{summary}");
+    assert_eq!(summary["sent_fetched"], 0, "{summary}");
+    // A full sweep, today or next month, gives the same verdict: the
+    // index reaches back as far as the cache does (nothing read again).
+    let out = run(&cfg, &["clean", "--json", "--each", "--full", "--dry-run"]);
+    eprintln!("full sweep again: {}", out[1]);
+    assert_eq!(verdict(&out[0]), "legitimate", "{}", out[0]);
+    assert_eq!(out[1]["sent_fetched"], 0, "{}", out[1]);
+    // Another sent-days: what verdicts depend on changed, so every
+    // message is read again. The original was sent a day before the
+    // bounce arrived, inside 10 days too: it stays.
+    // (The same config file, rewritten.)
+    let narrow = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\nsent-days = 10\n");
+    let out = run(&narrow, &["clean", "--json", "--each"]);
+    assert_eq!(out[1]["sweep"], "full", "{}", out[1]);
+    assert_eq!(out[1]["full_reason"], "inputs", "{}", out[1]);
+    assert_eq!(verdict(&out[0]), "legitimate", "{}", out[0]);
+    assert_eq!(out[1]["quarantined"], 0, "{}", out[1]);
+    assert_eq!(
+        places(&dc, "carol", &[&real, &forged]),
+        [["INBOX"], ["Backscatter"]]
+    );
+    // `--since` a day before the bounce (every message since then read
+    // with --full): the same verdict.
+    let now = backscatter::clock::now();
+    let since = backscatter::report::utc(now - 45 * 86_400)[..10].to_string();
+    let args = [
+        "clean",
+        "--dry-run",
+        "--full",
+        "--json",
+        "--each",
+        "--since",
+        &since,
+    ];
+    let out = run(&narrow, &args);
+    assert_eq!(verdict(&out[0]), "legitimate", "{}", out[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `watch`'s catch-up on its first start (`catch-up-days = 60`) judges
+/// mail that came while it was not running the same way: the real bounce
+/// of mail sent 45 days ago stays, the forged one goes. (Fixtures:
+/// [`old_bounces`].)
+#[test]
+fn the_catch_up_judges_old_mail_against_the_sent_mail_before_it_arrived() {
+    let Some(dc) = Dovecot::start_or_skip("sent_window_watch") else {
+        return;
+    };
+    let (real, forged) = old_bounces(&dc, "carol");
+    let dir = tempdir("sent-window-watch");
+    let cfg = write_config(
+        &dir,
+        &dc,
+        "carol",
+        "sent = [\"Sent\"]\ncatch-up-days = 60\n",
+    );
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("BS_TEST_PASSWORD", "carolpw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = backscatter_testkit::watchlog::WatchLog::capture(&mut child);
+    log.wait_for(
+        "the forged bounce to be quarantined",
+        std::time::Duration::from_secs(90),
+        || places(&dc, "carol", &[&forged]) == [["Backscatter"]],
+    );
+    // The catch-up handles both in one batch; a moment more for a
+    // (wrong) second move.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(places(&dc, "carol", &[&real]), [["INBOX"]]);
+    backscatter_testkit::cli::stop(&mut child);
+    let log = log.finish();
+    // The log gives the verdict the real bounce was left by.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("keep bounce") && l.contains("is in your sent mail")),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,6 +23,18 @@ pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Verdict {
     classify_with(raw, ctx, &LEXICON)
 }
 
+/// [`classify`] a message that arrived at `arrived` (Unix seconds, its
+/// IMAP INTERNALDATE): an automated response is judged against the sent
+/// mail of the days before it arrived
+/// ([`crate::sent::provenance::decide_at`]), so that its verdict does not
+/// depend on when it is judged.
+pub fn classify_at(raw: &[u8], ctx: &Context<'_>, arrived: Option<i64>) -> Verdict {
+    match recognise(raw, &LEXICON) {
+        Recognised::Normal(v) => v,
+        Recognised::Response(r) => crate::sent::provenance::decide_at(r, ctx, arrived),
+    }
+}
+
 /// Classify with an explicit lexicon (tests use small ones).
 pub fn classify_with(raw: &[u8], ctx: &Context<'_>, lex: &Lexicon) -> Verdict {
     match recognise(raw, lex) {

@@ -29,5 +29,5 @@ pub mod sent;
 pub mod sieve;
 pub mod skeleton;
 
-pub use classify::{classify, Context, Decision, Kind, Original, Verdict};
+pub use classify::{classify, classify_at, Context, Decision, Kind, Original, Verdict};
 pub use sent::{SentIndex, SentMessage};

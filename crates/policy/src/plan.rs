@@ -111,22 +111,26 @@ pub const ARRIVAL_PREFIX: u32 = 64 * 1024;
 pub const ARRIVAL_BATCH: u32 = 16;
 
 /// The fetch items of `watch`'s first FETCH of new mail: size, flags
-/// (for the message's [`Identity`]) and the first [`ARRIVAL_PREFIX`] bytes.
+/// (for the message's [`Identity`]), INTERNALDATE (what the sent mail it
+/// is judged against counts from, [`crate::sent::Window`]) and the first
+/// [`ARRIVAL_PREFIX`] bytes.
 pub fn arrival_items() -> String {
-    format!("RFC822.SIZE FLAGS BODY.PEEK[]<0.{ARRIVAL_PREFIX}>")
+    format!("RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[]<0.{ARRIVAL_PREFIX}>")
 }
 
-/// The fetch items for step 1.
+/// The fetch items for step 1: size, INTERNALDATE (when the message
+/// arrived: the sent mail it is judged against counts back from it,
+/// [`crate::sent::Window`]) and the first [`PREFIX`] bytes.
 pub fn prefix_items() -> String {
-    format!("RFC822.SIZE BODY.PEEK[]<0.{PREFIX}>")
+    format!("RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{PREFIX}>")
 }
 
 /// The fetch items of step 1 in `clean`'s pipelined sweep: those of
-/// [`prefix_items`] and the message's flags, so that what a move needs to
+/// [`prefix_items`] (with INTERNALDATE) and the message's flags, so that what a move needs to
 /// know of a message (its [`Identity`]: fingerprint, Message-ID, From,
 /// List-Id, flags) comes with its bytes, without a fetch of its own.
 pub fn sweep_prefix_items() -> String {
-    format!("RFC822.SIZE FLAGS BODY.PEEK[]<0.{PREFIX}>")
+    format!("RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[]<0.{PREFIX}>")
 }
 
 /// A message's [`Identity`] from the first bytes of it that a sweep read
@@ -243,10 +247,13 @@ mod tests {
 
     #[test]
     fn items() {
-        assert_eq!(prefix_items(), "RFC822.SIZE BODY.PEEK[]<0.8192>");
+        assert_eq!(
+            prefix_items(),
+            "RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.8192>"
+        );
         assert_eq!(
             sweep_prefix_items(),
-            "RFC822.SIZE FLAGS BODY.PEEK[]<0.8192>"
+            "RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[]<0.8192>"
         );
         assert_eq!(
             rest_item(),

@@ -7,12 +7,14 @@
 //! Judging a response against the index is [`provenance`].
 
 pub mod provenance;
+pub mod window;
 
 pub use crate::mail::normalize_subject;
 use crate::mail::{normalize_address, MessageId};
 use mail_parser::Address;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+pub use window::Window;
 
 /// The facts kept about one sent message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,27 +106,47 @@ pub struct Corroboration {
     pub date: Option<i64>,
 }
 
-/// What the index keeps of one sent message for corroboration.
+/// What the index keeps of one sent message: for corroboration, and the
+/// two times a [`Window`] looks at.
 #[derive(Debug, Clone, Default)]
 struct Record {
     /// Normalised subject, when not empty.
     subject: Option<String>,
+    /// Its `Date:` header (Unix seconds).
     date: Option<i64>,
+    /// When it was saved in Sent (INTERNALDATE, Unix seconds).
+    saved: Option<i64>,
+}
+
+impl Record {
+    /// In the window (every record is, without one).
+    fn within(&self, w: Option<&Window>) -> bool {
+        w.is_none_or(|w| w.holds(self.date, self.saved))
+    }
+
+    /// When it left: saved in Sent where known, else its `Date:`.
+    fn when(&self) -> Option<i64> {
+        self.saved.or(self.date)
+    }
 }
 
 /// What the user sent, indexed for matching.
 #[derive(Debug, Clone, Default)]
 pub struct SentIndex {
-    ids: HashMap<MessageId, Option<i64>>,
-    recipients: HashMap<String, Option<i64>>,
-    subjects: HashSet<String>,
-    /// Per sent message, for [`SentIndex::corroborate`].
+    /// Message-ID -> indexes into `records`.
+    ids: HashMap<MessageId, Vec<usize>>,
+    /// Normalised subject (at least [`MIN_SUBJECT_CHARS`]) -> indexes
+    /// into `records`.
+    subjects: HashMap<String, Vec<usize>>,
+    /// Per sent message (or bare Message-ID).
     records: Vec<Record>,
     /// Recipient -> indexes into `records`.
     by_recipient: HashMap<String, Vec<usize>>,
     messages: usize,
-    /// The days of sent mail indexed (read from a Sent mailbox), `None`
-    /// when unknown (files, ID lists): reasons say "of the last N days".
+    /// The account's `sent-days` when the index was read from a Sent
+    /// mailbox: a response with a known arrival is judged against the
+    /// [`Window`] of its arrival. `None` for files and ID lists: the whole
+    /// index counts.
     window_days: Option<u32>,
 }
 
@@ -154,33 +176,25 @@ impl SentIndex {
     /// Add one sent message.
     pub fn insert(&mut self, m: &SentMessage) {
         self.messages += 1;
-        // When it left: saved in Sent where known (what "recent" means to
-        // the Sieve generator), else its Date header. Matching against a
-        // response uses the Date header alone (`records`), as a file does.
-        let when = m.saved.or(m.date);
-        if let Some(id) = &m.message_id {
-            let e = self.ids.entry(id.clone()).or_insert(when);
-            *e = max_date(*e, when);
-        }
-        for r in &m.recipients {
-            let e = self.recipients.entry(normalize_address(r)).or_insert(when);
-            *e = max_date(*e, when);
-        }
         let subject = m
             .subject
             .as_deref()
             .map(normalize_subject)
             .filter(|n| !n.is_empty());
+        let at = self.records.len();
+        if let Some(id) = &m.message_id {
+            self.ids.entry(id.clone()).or_default().push(at);
+        }
         if let Some(n) = subject
             .as_ref()
             .filter(|n| n.chars().count() >= MIN_SUBJECT_CHARS)
         {
-            self.subjects.insert(n.clone());
+            self.subjects.entry(n.clone()).or_default().push(at);
         }
-        let at = self.records.len();
         self.records.push(Record {
             subject,
             date: m.date,
+            saved: m.saved,
         });
         for r in &m.recipients {
             let list = self.by_recipient.entry(normalize_address(r)).or_default();
@@ -190,21 +204,38 @@ impl SentIndex {
         }
     }
 
-    /// Add a bare Message-ID (from a `--sent-ids` list).
+    /// Add a bare Message-ID (from a `--sent-ids` list): undated, so every
+    /// window holds it.
     pub fn insert_id(&mut self, id: &str) {
         if let Some(id) = MessageId::new(id) {
             self.messages += 1;
-            self.ids.entry(id).or_insert(None);
+            let at = self.records.len();
+            self.records.push(Record::default());
+            self.ids.entry(id).or_default().push(at);
         }
     }
 
-    /// Say that the index holds the sent mail of the last `days` days
-    /// (what the reasons name when an original is not found).
+    /// The newest time (saved, else `Date:`) of these records in `w`;
+    /// `Some(None)` when the newest in it is undated; `None` when none is.
+    fn newest(&self, list: &[usize], w: Option<&Window>) -> Option<Option<i64>> {
+        let mut found: Option<Option<i64>> = None;
+        for &i in list {
+            let rec = &self.records[i];
+            if rec.within(w) {
+                found = Some(max_date(found.flatten(), rec.when()));
+            }
+        }
+        found
+    }
+
+    /// Say that the index was read from a Sent mailbox for an account
+    /// with this `sent-days`: a response is judged against the sent mail
+    /// of [`Window::for_arrival`] its arrival.
     pub fn set_window_days(&mut self, days: u32) {
         self.window_days = Some(days);
     }
 
-    /// The days of sent mail indexed, when known.
+    /// The account's `sent-days`, when the index was read from a mailbox.
     pub fn window_days(&self) -> Option<u32> {
         self.window_days
     }
@@ -220,18 +251,28 @@ impl SentIndex {
 
     /// The sent message with this Message-ID, if the user sent it.
     pub fn contains_id(&self, id: &MessageId) -> Option<SentMatch> {
-        self.ids.get(id).map(|d| SentMatch::MessageId {
+        self.contains_id_in(id, None)
+    }
+
+    /// [`SentIndex::contains_id`], among the sent mail of `w` only (all of
+    /// it with `None`).
+    pub fn contains_id_in(&self, id: &MessageId, w: Option<&Window>) -> Option<SentMatch> {
+        let date = self.newest(self.ids.get(id)?, w)?;
+        Some(SentMatch::MessageId {
             id: id.clone(),
-            date: *d,
+            date,
         })
     }
 
     pub fn wrote_to(&self, address: &str) -> Option<SentMatch> {
+        self.wrote_to_in(address, None)
+    }
+
+    /// [`SentIndex::wrote_to`], among the sent mail of `w` only.
+    pub fn wrote_to_in(&self, address: &str, w: Option<&Window>) -> Option<SentMatch> {
         let k = normalize_address(address);
-        self.recipients.get(&k).map(|d| SentMatch::Recipient {
-            address: k.clone(),
-            date: *d,
-        })
+        let date = self.newest(self.by_recipient.get(&k)?, w)?;
+        Some(SentMatch::Recipient { address: k, date })
     }
 
     /// Like [`SentIndex::wrote_to`], for a response dated `at` (Unix
@@ -239,14 +280,16 @@ impl SentIndex {
     /// [`RESPONSE_WINDOW_SECS`] before it (or up to a day after, for clock
     /// skew) can be its original. A message without a date counts, as does
     /// any message when `at` is unknown. `Err` carries the newest date the
-    /// user wrote to `address`, when that was outside the window.
+    /// user wrote to `address`, when that was outside the window. Only
+    /// the sent mail of `w` is looked at.
     pub fn wrote_to_before(
         &self,
         address: &str,
         at: Option<i64>,
+        w: Option<&Window>,
     ) -> Result<Option<SentMatch>, i64> {
         let Some(at) = at else {
-            return Ok(self.wrote_to(address));
+            return Ok(self.wrote_to_in(address, w));
         };
         let k = normalize_address(address);
         let Some(list) = self.by_recipient.get(&k) else {
@@ -254,6 +297,9 @@ impl SentIndex {
         };
         let mut newest: Option<i64> = None;
         for &i in list {
+            if !self.records[i].within(w) {
+                continue;
+            }
             match self.records[i].date {
                 None => {
                     return Ok(Some(SentMatch::Recipient {
@@ -270,21 +316,24 @@ impl SentIndex {
                 Some(d) => newest = Some(newest.map_or(d, |n| n.max(d))),
             }
         }
-        // Addresses added without a record (none today) match as before.
         match newest {
             Some(d) => Err(d),
-            None => Ok(self.wrote_to(&k)),
+            None => Ok(None),
         }
     }
 
     pub fn sent_subject(&self, subject: &str) -> Option<SentMatch> {
+        self.sent_subject_in(subject, None)
+    }
+
+    /// [`SentIndex::sent_subject`], among the sent mail of `w` only.
+    pub fn sent_subject_in(&self, subject: &str, w: Option<&Window>) -> Option<SentMatch> {
         let n = normalize_subject(subject);
         if n.chars().count() < MIN_SUBJECT_CHARS {
             return None;
         }
-        self.subjects
-            .contains(&n)
-            .then_some(SentMatch::Subject { subject: n })
+        self.newest(self.subjects.get(&n)?, w)?;
+        Some(SentMatch::Subject { subject: n })
     }
 
     /// One sent message to one of `recipients` that also has the
@@ -303,6 +352,17 @@ impl SentIndex {
         subject: Option<&str>,
         date: Option<i64>,
     ) -> Option<Corroboration> {
+        self.corroborate_in(recipients, subject, date, None)
+    }
+
+    /// [`SentIndex::corroborate`], among the sent mail of `w` only.
+    pub fn corroborate_in(
+        &self,
+        recipients: &[String],
+        subject: Option<&str>,
+        date: Option<i64>,
+        w: Option<&Window>,
+    ) -> Option<Corroboration> {
         let subject = subject.map(normalize_subject).filter(|n| !n.is_empty());
         let long = subject
             .as_ref()
@@ -311,6 +371,9 @@ impl SentIndex {
             let address = normalize_address(r);
             for &i in self.by_recipient.get(&address).into_iter().flatten() {
                 let rec = &self.records[i];
+                if !rec.within(w) {
+                    continue;
+                }
                 let same_subject = subject.is_some() && rec.subject == subject;
                 // Known dates must agree: a subject reused to the same
                 // person ("Weekly report") is not the same message. A short
@@ -343,7 +406,7 @@ impl SentIndex {
         let mut v: Vec<(String, Option<i64>)> = self
             .ids
             .iter()
-            .map(|(k, d)| (k.key().to_string(), *d))
+            .map(|(k, list)| (k.key().to_string(), self.newest(list, None).flatten()))
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
@@ -352,9 +415,9 @@ impl SentIndex {
     /// Every address the user wrote to, newest first.
     pub fn recipients_newest_first(&self) -> Vec<(String, Option<i64>)> {
         let mut v: Vec<(String, Option<i64>)> = self
-            .recipients
+            .by_recipient
             .iter()
-            .map(|(k, d)| (k.clone(), *d))
+            .map(|(k, list)| (k.clone(), self.newest(list, None).flatten()))
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v

@@ -5,7 +5,7 @@
 //!
 //! Pure. The entry point for a whole message is [`crate::classify`].
 
-use super::{SentIndex, SentMatch};
+use super::{SentIndex, SentMatch, Window};
 use crate::recognise::{Decision, Original, Response, Verdict};
 
 /// What the classifier knows about the user.
@@ -39,7 +39,21 @@ fn fmt_date(ts: Option<i64>) -> String {
 ///    week before the response ([`super::RESPONSE_WINDOW_SECS`]), then
 ///    a subject the user sent, make it `legitimate`.
 /// 3. Otherwise `backscatter`.
+///
+/// Where the index was read from a Sent mailbox (it knows `sent-days`),
+/// only the sent mail of the response's [`Window`] counts: the days before
+/// it arrived, whenever it is judged. This is [`decide_at`] with the
+/// arrival unknown: the response's `Date:` stands in for it.
 pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
+    decide_at(response, ctx, None)
+}
+
+/// [`decide`], for a response that arrived at `arrived` (Unix seconds,
+/// the IMAP INTERNALDATE): it is judged against the sent mail of
+/// [`Window::for_arrival`] that moment, so that the verdict does not
+/// depend on when it is judged. Without `arrived`, the response's `Date:`
+/// stands in (a forger picks it, so only where nothing better is known).
+pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) -> Verdict {
     let Response {
         kind,
         mut original,
@@ -55,17 +69,33 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
     };
     let n = ctx.sent.len();
     let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
-    // "in your sent mail" where the window is unknown (files), else the
-    // exact claim: among the sent mail of the days indexed.
-    let not_in = ctx.sent.window_days().map_or_else(
-        || "is not in your sent mail".to_string(),
-        |d| format!("is not among your sent mail of the last {d} days"),
-    );
+    // The sent mail this response is judged against: the days before it
+    // arrived, where the index was read from a mailbox.
+    let when = arrived.or(dated);
+    let window = ctx
+        .sent
+        .window_days()
+        .zip(when)
+        .map(|(d, t)| Window::for_arrival(t, d));
+    let w = window.as_ref();
+    // "in your sent mail" where there is no window (files), else the
+    // exact claim: among the sent mail of the days before it came.
+    let not_in = match (ctx.sent.window_days(), arrived) {
+        (Some(d), Some(_)) => format!(
+            "is not among your sent mail of the {} days before it arrived",
+            Window::days_before(d)
+        ),
+        (Some(d), None) if dated.is_some() => format!(
+            "is not among your sent mail of the {} days before its date",
+            Window::days_before(d)
+        ),
+        _ => "is not in your sent mail".to_string(),
+    };
 
     // Rule 1: the original's Message-ID.
     if let Some((SentMatch::MessageId { id, date }, src)) = candidate_ids
         .iter()
-        .find_map(|(id, src)| ctx.sent.contains_id(id).map(|m| (m, *src)))
+        .find_map(|(id, src)| ctx.sent.contains_id_in(id, w).map(|m| (m, *src)))
     {
         // The original is the candidate that matched (a report may quote
         // several IDs), so the verdict and its reason name the same one.
@@ -88,7 +118,7 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
             .map(|d| d.to_timestamp());
         if let Some(c) =
             ctx.sent
-                .corroborate(&original.recipients, original.subject.as_deref(), date)
+                .corroborate_in(&original.recipients, original.subject.as_deref(), date, w)
         {
             reasons.insert(
                 0,
@@ -104,7 +134,7 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
         let also = original
             .recipients
             .iter()
-            .find_map(|r| ctx.sent.wrote_to(r))
+            .find_map(|r| ctx.sent.wrote_to_in(r, w))
             .map(|m| match m {
                 SentMatch::Recipient { address, date } => format!(
                     "; you did write to {address}{}, but not this message",
@@ -125,7 +155,7 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
     let mut too_early: Option<(String, i64)> = None;
     let mut matched = None;
     for r in &original.recipients {
-        match ctx.sent.wrote_to_before(r, dated) {
+        match ctx.sent.wrote_to_before(r, dated, w) {
             Ok(Some(m)) => {
                 matched = Some(m);
                 break;
@@ -140,7 +170,7 @@ pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
         original
             .subject
             .as_deref()
-            .and_then(|s| ctx.sent.sent_subject(s))
+            .and_then(|s| ctx.sent.sent_subject_in(s, w))
     });
     if let Some(m) = matched {
         let why = match m {

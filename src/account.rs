@@ -133,9 +133,9 @@ impl std::fmt::Display for CheckReport {
         if let Some(n) = self.sent_index_messages {
             writeln!(
                 f,
-                "  Sent index:  {n} message{} of the last {} days",
+                "  Sent index:  {n} message{} (each response is judged against the {} days before it arrived)",
                 if n == 1 { "" } else { "s" },
-                self.sent_days
+                crate::sent::Window::days_before(self.sent_days)
             )?;
         }
         let m = &self.managesieve;

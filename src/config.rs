@@ -233,6 +233,8 @@ pub struct Account {
     pub quarantine: String,
     /// Configured Sent mailboxes; `None` = those marked `\Sent`.
     pub sent: Option<Vec<String>>,
+    /// `sent-days`: a response is judged against the mail sent in this
+    /// many days before it arrived ([`crate::sent::Window`]; default 30).
     pub sent_days: u32,
     /// Mailboxes `watch` keeps clean (one connection each).
     pub watch: Vec<String>,

@@ -1,7 +1,10 @@
 //! Keeping the sent index from the account's Sent mailbox(es): which
-//! mailboxes (configured, or those marked `\Sent`), the recent window, and
-//! an incremental cache in the state dir (UIDVALIDITY + last UID per
-//! mailbox), so a sweep does not re-read all of Sent each time.
+//! mailboxes (configured, or those marked `\Sent`), how far back the index
+//! reaches (far enough to judge each response against the `sent-days`
+//! before it arrived, [`crate::sent::window`]), and an incremental cache
+//! in the state dir (UIDVALIDITY, last UID and reach per mailbox), so that
+//! a run reads only the Sent mail saved since the last, and a widening
+//! only the days the cache did not reach yet.
 
 use crate::config::Account;
 use crate::imap::{imap_date, Imap, ImapError};
@@ -374,5 +377,44 @@ mod tests {
         assert!(marks.still_fresh(&same, i64::MAX));
         // Nothing read yet: never fresh.
         assert!(!Marks::default().still_fresh(&BTreeMap::new(), 0));
+    }
+
+    #[test]
+    fn the_cache_reads_what_is_new_and_only_the_days_it_did_not_reach() {
+        let day = 86_400;
+        // 2026-11-30 00:00 UTC.
+        let now = 1_795_996_800;
+        let empty = MailboxCache {
+            since: unknown_since(),
+            ..MailboxCache::default()
+        };
+        // First read: everything saved since the reach (a day earlier).
+        assert_eq!(
+            search_query(&empty, now - 36 * day, 10).as_deref(),
+            Some("SINCE 24-Oct-2026")
+        );
+        let read = MailboxCache {
+            since: now - 36 * day,
+            uidvalidity: 7,
+            last_uid: 9,
+            messages: Vec::new(),
+        };
+        // Nothing new, the same reach: no command at all.
+        assert_eq!(search_query(&read, now - 35 * day, 10), None);
+        // New mail: only above the last UID.
+        assert_eq!(
+            search_query(&read, now - 35 * day, 12).as_deref(),
+            Some("UID 10:* SINCE 24-Oct-2026")
+        );
+        // A wider reach: the days not reached yet below the last UID, and
+        // the new mail since the new reach, in one search.
+        assert_eq!(
+            search_query(&read, now - 400 * day, 12).as_deref(),
+            Some("OR (UID 10:* SINCE 25-Oct-2025) (UID 1:9 SINCE 25-Oct-2025 BEFORE 27-Oct-2026)")
+        );
+        assert_eq!(
+            search_query(&read, now - 400 * day, 10).as_deref(),
+            Some("UID 1:9 SINCE 25-Oct-2025 BEFORE 27-Oct-2026")
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 /// Every message of the mailbox (default INBOX) is classified; automated
 /// responses to mail you did not send are moved to the account's
 /// quarantine mailbox (created on demand). Real bounces of your own mail
-/// and ordinary mail stay. Nothing is deleted or sent, every move is
+/// and ordinary mail stay: each response is judged against the mail you
+/// sent in the sent-days (config, default 30) before it arrived, however
+/// old it is. Nothing is deleted or sent, every move is
 /// journaled for `backscatter restore`, and a sweep that is interrupted is
 /// finished by the next one. Ctrl-C finishes the batch in flight (at most
 /// 500 messages), says how many moved, and exits 130.
@@ -51,7 +53,10 @@ pub struct CleanArgs {
     /// The mailbox to sweep.
     #[arg(long, default_value = "INBOX")]
     pub mailbox: String,
-    /// Only messages received on or after this day (YYYY-MM-DD).
+    /// Only messages received on or after this day (YYYY-MM-DD). Each
+    /// message, with or without it, is judged against the mail you sent
+    /// in the sent-days before it arrived; the sent index is widened to
+    /// reach back that far (once: the cache keeps it).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Classify and list what would move, and move nothing.

@@ -292,3 +292,50 @@ fn a_provider_renumbered_original_is_found_by_its_client_id() {
     );
     assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
 }
+
+/// A real bounce (Sisimai's bsd/lhost-postfix-03.eml, BSD-2-Clause) of a
+/// message the user sent (its Sent copy hand-written from the original's
+/// Message-ID) is judged against the sent mail of the `sent-days` before
+/// it arrived: legitimate when it arrived a day after the original was
+/// saved in Sent, however long ago that was; backscatter when it arrived
+/// 60 days after (no MTA bounces that late), with the reason naming the
+/// window; and, with no arrival known, against the whole index as before.
+#[test]
+fn the_window_counts_from_the_arrival() {
+    let bounce =
+        std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-03.eml"))
+            .unwrap();
+    let empty = SentIndex::new();
+    let ctx = |sent| Context {
+        sent,
+        own_addresses: &[],
+    };
+    let id = classify(&bounce, &ctx(&empty))
+        .original
+        .message_id
+        .expect("the original's ID")
+        .to_string();
+    let day = 86_400;
+    let saved = 1_700_000_000;
+    let mut m = SentMessage::from_raw(
+        format!("To: someone@example.org\r\nSubject: hello\r\nMessage-ID: {id}\r\n\r\nhi\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    m.saved = Some(saved);
+    let mut index = SentIndex::new();
+    index.insert(&m);
+    index.set_window_days(30);
+    let at = |t: Option<i64>| backscatter::classify::classify_at(&bounce, &ctx(&index), t);
+    let v = at(Some(saved + day));
+    assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
+    let v = at(Some(saved + 60 * day));
+    assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("is not among your sent mail of the 30 days before it arrived"),
+        "{:?}",
+        v.reasons
+    );
+    let v = at(None);
+    assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
+}

@@ -18,10 +18,11 @@
 //! - The sent index only grows between sweeps (the cache never forgets a
 //!   message within its window, see `sentsync`): a growing index can only
 //!   turn a response into one the user sent (`legitimate`), and a message
-//!   that was moved is no longer in the mailbox. What ages out of the
-//!   window is not re-judged: a response is judged against what the user
-//!   had sent when it was examined (re-judging year-old legitimate bounces
-//!   against a 30-day window would quarantine the user's own bounces).
+//!   that was moved is no longer in the mailbox. Time passing changes no
+//!   verdict: a response is judged against the sent mail of the
+//!   `sent-days` before it arrived ([`crate::sent::Window`]), not before
+//!   the sweep, so a full sweep next year gives the verdicts this one
+//!   gave (the sweep widens the index to reach back that far).
 //!   A Sent mailbox renumbered, added or dropped changes the fingerprint.
 //! - The one per-message input that can change is the keyword
 //!   `$NotBackscatter` (the user's "keep this"): it only matters on a

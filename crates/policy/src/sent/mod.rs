@@ -535,4 +535,50 @@ mod tests {
             .corroborate(&kim, Some("Quarterly report for April"), Some(100 * day))
             .is_none());
     }
+
+    #[test]
+    fn a_window_limits_every_kind_of_match() {
+        // Hand-written: one message sent (and saved) on day 100.
+        let day = 86_400;
+        let mut idx = SentIndex::new();
+        idx.insert(&SentMessage {
+            message_id: "<a@x>".parse().ok(),
+            recipients: vec!["bob@example.net".into()],
+            subject: Some("Quarterly report for April".into()),
+            date: Some(100 * day),
+            saved: Some(100 * day),
+        });
+        idx.insert_id("<listed@x>");
+        let id: MessageId = "<a@x>".parse().unwrap();
+        let bob = ["bob@example.net".to_string()];
+        let subject = "Quarterly report for April";
+        // A response that arrived the next day: its window holds it.
+        let next = Window::for_arrival(101 * day, 30);
+        assert!(idx.contains_id_in(&id, Some(&next)).is_some());
+        assert!(idx.wrote_to_in("bob@example.net", Some(&next)).is_some());
+        assert!(idx.sent_subject_in(subject, Some(&next)).is_some());
+        assert!(idx
+            .corroborate_in(&bob, Some(subject), None, Some(&next))
+            .is_some());
+        // One that arrived 60 days later: nothing of it counts.
+        let late = Window::for_arrival(160 * day, 30);
+        assert!(idx.contains_id_in(&id, Some(&late)).is_none());
+        assert!(idx.wrote_to_in("bob@example.net", Some(&late)).is_none());
+        assert!(idx.sent_subject_in(subject, Some(&late)).is_none());
+        assert!(idx
+            .corroborate_in(&bob, Some(subject), None, Some(&late))
+            .is_none());
+        assert_eq!(
+            idx.wrote_to_before("bob@example.net", Some(160 * day), Some(&late)),
+            Ok(None)
+        );
+        // Nor one that arrived before it was sent.
+        let early = Window::for_arrival(90 * day, 30);
+        assert!(idx.contains_id_in(&id, Some(&early)).is_none());
+        // An undated (listed) ID counts in every window; without a window
+        // everything does.
+        let listed: MessageId = "<listed@x>".parse().unwrap();
+        assert!(idx.contains_id_in(&listed, Some(&late)).is_some());
+        assert!(idx.contains_id(&id).is_some());
+    }
 }

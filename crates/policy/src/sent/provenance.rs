@@ -40,19 +40,19 @@ fn fmt_date(ts: Option<i64>) -> String {
 ///    a subject the user sent, make it `legitimate`.
 /// 3. Otherwise `backscatter`.
 ///
-/// Where the index was read from a Sent mailbox (it knows `sent-days`),
-/// only the sent mail of the response's [`Window`] counts: the days before
-/// it arrived, whenever it is judged. This is [`decide_at`] with the
-/// arrival unknown: the response's `Date:` stands in for it.
+/// This is [`decide_at`] with the arrival unknown (a message file): the
+/// whole index counts.
 pub fn decide(response: Response, ctx: &Context<'_>) -> Verdict {
     decide_at(response, ctx, None)
 }
 
 /// [`decide`], for a response that arrived at `arrived` (Unix seconds,
-/// the IMAP INTERNALDATE): it is judged against the sent mail of
-/// [`Window::for_arrival`] that moment, so that the verdict does not
-/// depend on when it is judged. Without `arrived`, the response's `Date:`
-/// stands in (a forger picks it, so only where nothing better is known).
+/// the IMAP INTERNALDATE): where the index was read from a Sent mailbox
+/// (it knows `sent-days`), only the sent mail of [`Window::for_arrival`]
+/// that moment counts, so that the verdict does not depend on when it is
+/// judged. Without `arrived`, or for an index of files, the whole index
+/// counts. The response's own `Date:` never stands in for the arrival:
+/// its sender writes it.
 pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) -> Verdict {
     let Response {
         kind,
@@ -70,26 +70,23 @@ pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) ->
     let n = ctx.sent.len();
     let indexed = format!("{n} sent message{} indexed", if n == 1 { "" } else { "s" });
     // The sent mail this response is judged against: the days before it
-    // arrived, where the index was read from a mailbox.
-    let when = arrived.or(dated);
+    // arrived, where the index was read from a mailbox and the arrival is
+    // known.
     let window = ctx
         .sent
         .window_days()
-        .zip(when)
+        .zip(arrived)
         .map(|(d, t)| Window::for_arrival(t, d));
     let w = window.as_ref();
-    // "in your sent mail" where there is no window (files), else the
-    // exact claim: among the sent mail of the days before it came.
-    let not_in = match (ctx.sent.window_days(), arrived) {
-        (Some(d), Some(_)) => format!(
+    // "in your sent mail" where there is no window (files, or no
+    // arrival), else the exact claim: among the sent mail of the days
+    // before it arrived.
+    let not_in = match ctx.sent.window_days().filter(|_| w.is_some()) {
+        Some(d) => format!(
             "is not among your sent mail of the {} days before it arrived",
             Window::days_before(d)
         ),
-        (Some(d), None) if dated.is_some() => format!(
-            "is not among your sent mail of the {} days before its date",
-            Window::days_before(d)
-        ),
-        _ => "is not in your sent mail".to_string(),
+        None => "is not in your sent mail".to_string(),
     };
 
     // Rule 1: the original's Message-ID.

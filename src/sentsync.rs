@@ -150,6 +150,8 @@ pub struct Marks {
     /// Unix seconds after which a message leaves the `sent_days` window
     /// (the earliest such moment); `None` when no message is dated.
     pub expires: Option<i64>,
+    /// How far back the index reaches ([`SyncStats::reach`]).
+    pub reach: i64,
 }
 
 impl Marks {
@@ -301,6 +303,7 @@ pub async fn refresh_covering(
     }
     stats.messages = index.len();
     stats.reach = cutoff;
+    marks.reach = cutoff;
     // When the oldest message of an index reaching back from now leaves
     // it (a refresh then builds a smaller one).
     marks.expires = cache
@@ -355,6 +358,7 @@ mod tests {
         let mut marks = Marks {
             mailboxes: BTreeMap::from([("Sent".to_string(), (7, 40))]),
             expires: Some(1_000),
+            reach: 0,
         };
         let same = marks.mailboxes.clone();
         assert!(marks.still_fresh(&same, 1_000));

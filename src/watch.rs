@@ -930,6 +930,17 @@ async fn arrival(
         }
     }
     rows.sort_by_key(|r| r.uid);
+    // Backscatter that arrived before the index reaches back far enough
+    // to judge it (an old message moved in by hand): the batch is left to
+    // the search and [`process`], which widens the index first.
+    if rows.iter().any(|r| {
+        r.verdict.verdict == Decision::Backscatter
+            && r.arrived
+                .is_some_and(|t| !crate::sent::window::covers(v.marks.reach, t, a.sent_days))
+    }) {
+        out.look = true;
+        return Ok(out);
+    }
     out.handled = held.len();
     out.last_uid = held.keys().copied().max().unwrap_or(last);
     // 3. Journal, then move in one flight with IDLE again.

@@ -829,8 +829,8 @@ fn each_message_is_judged_against_the_sent_mail_before_it_arrived() {
 
 /// `watch`'s catch-up on its first start (`catch-up-days = 60`) judges
 /// mail that came while it was not running the same way: the real bounce
-/// of mail sent 45 days ago stays, the forged one goes. (Fixtures:
-/// [`old_bounces`].)
+/// of mail sent 45 days ago stays, the forged one goes. So does older
+/// mail moved into INBOX while it watches. (Fixtures: [`old_bounces`].)
 #[test]
 fn the_catch_up_judges_old_mail_against_the_sent_mail_before_it_arrived() {
     let Some(dc) = Dovecot::start_or_skip("sent_window_watch") else {
@@ -860,6 +860,48 @@ fn the_catch_up_judges_old_mail_against_the_sent_mail_before_it_arrived() {
     // (wrong) second move.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(places(&dc, "carol", &[&real]), [["INBOX"]]);
+    // While it watches, older mail moved in by hand (APPENDed with its old
+    // INTERNALDATE, as a MOVE keeps it): Sisimai's bsd/lhost-postfix-04.eml
+    // (BSD-2-Clause), the bounce of mail saved in Sent 91 days ago (its
+    // Sent copy hand-written), arriving 90 days ago, and beside it
+    // bsd/lhost-postfix-07.eml, of mail never sent, 89 days ago. The
+    // arrival path leaves them to the search, which widens the index.
+    let read = |name: &str| {
+        std::fs::read(
+            crate::util::root()
+                .join("tests/corpus/sisimai/bsd")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let (bounce2, forged2) = (read("lhost-postfix-04.eml"), read("lhost-postfix-07.eml"));
+    let outer = |raw: &[u8]| {
+        let m = backscatter::classify::PARSER.parse_headers(raw).unwrap();
+        format!("<{}>", m.message_id().unwrap())
+    };
+    let (real2, fake2) = (outer(&bounce2), outer(&forged2));
+    let now = backscatter::clock::now();
+    let day = 86_400;
+    let sent2 = "From: sender@example.jp\r\nTo: someone@example.org\r\nSubject: sent in the summer\r\nMessage-ID: <A8F82EDD-E518-4F5C-8C70-BC4EFF24AB9F@example.ne.jp>\r\n\r\nhello\r\n";
+    let mut imap = dc.imap("carol");
+    crate::report::append_dated(
+        &mut imap,
+        "Sent",
+        &[(now - 91 * day, sent2.as_bytes().to_vec())],
+    );
+    crate::report::append_dated(
+        &mut imap,
+        "INBOX",
+        &[(now - 90 * day, bounce2), (now - 89 * day, forged2)],
+    );
+    drop(imap);
+    log.wait_for(
+        "the second forged bounce to be quarantined",
+        std::time::Duration::from_secs(90),
+        || places(&dc, "carol", &[&fake2]) == [["Backscatter"]],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(places(&dc, "carol", &[&real2]), [["INBOX"]]);
     backscatter_testkit::cli::stop(&mut child);
     let log = log.finish();
     // The log gives the verdict the real bounce was left by.

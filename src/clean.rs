@@ -115,8 +115,11 @@ pub struct Summary {
     /// the cache).
     pub sent_fetched: usize,
     /// Round trips spent bringing the sent index up to date (part of
-    /// `round_trips`), a widening for old mail included.
+    /// `round_trips`): the refresh, the search for mail older than it
+    /// reaches and any widening with the SELECT back.
     pub sent_round_trips: u64,
+    /// Bytes received for the same (part of `bytes_fetched`).
+    pub sent_bytes_fetched: u64,
     /// With `dry_run`: what would move.
     pub would_move: Vec<Row>,
     /// With `dry_run`: the legitimate responses kept (the user's own
@@ -535,6 +538,7 @@ pub async fn clean(
         sent_indexed: stats.messages,
         sent_fetched: stats.fetched,
         sent_round_trips: stats.round_trips,
+        sent_bytes_fetched: stats.bytes,
         mailbox: opts.mailbox.clone(),
         quarantine: a.quarantine.clone(),
         ..Summary::default()
@@ -591,7 +595,7 @@ pub async fn clean(
     // judge it: the index is widened to cover the oldest (once: the cache
     // keeps it), and the mailbox selected again. `--since` was covered
     // above.
-    let t0 = imap::counters().2;
+    let t0 = imap::counters();
     if opts.since.is_none() && !uids.is_empty() {
         if let Some(oldest) = oldest_uncovered(&mut imap, &uids, stats.reach, a.sent_days).await? {
             tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", imap::imap_date(oldest), window::Window::days_before(a.sent_days));
@@ -615,7 +619,9 @@ pub async fn clean(
         }
     }
     // The search for old mail, and any widening with the SELECT back.
-    summary.sent_round_trips += imap::counters().2 - t0;
+    let t1 = imap::counters();
+    summary.sent_round_trips += t1.2 - t0.2;
+    summary.sent_bytes_fetched += t1.0 - t0.0;
     if !opts.dry_run && !uids.is_empty() {
         imap.ensure_mailbox(&a.quarantine).await?;
     }

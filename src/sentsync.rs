@@ -121,6 +121,8 @@ pub struct SyncStats {
     pub reach: i64,
     /// Commands sent and awaited by this refresh (`imap::ROUND_TRIPS`).
     pub round_trips: u64,
+    /// Bytes this refresh received, as they came off the connection.
+    pub bytes: u64,
 }
 
 /// How far back a refresh's index must reach.
@@ -211,7 +213,7 @@ pub async fn refresh_covering(
     now: i64,
     reach: Reach,
 ) -> Result<(SentIndex, SyncStats, Marks), SyncError> {
-    let trips0 = crate::imap::counters().2;
+    let counters0 = crate::imap::counters();
     let mailboxes = sent_mailboxes(imap, a).await?;
     let mut marks = Marks::default();
     let path = cache_path(state_dir, &a.name);
@@ -314,7 +316,9 @@ pub async fn refresh_covering(
         .filter_map(|c| c.message.saved.or(c.message.date))
         .min()
         .map(|d| d + (now - cutoff));
-    stats.round_trips = crate::imap::counters().2 - trips0;
+    let counters = crate::imap::counters();
+    stats.round_trips = counters.2 - counters0.2;
+    stats.bytes = counters.0 - counters0.0;
     Ok((index, stats, marks))
 }
 

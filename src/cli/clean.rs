@@ -182,6 +182,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "sent_indexed": s.sent_indexed,
             "sent_fetched": s.sent_fetched,
             "sent_round_trips": s.sent_round_trips,
+            "sent_bytes_fetched": s.sent_bytes_fetched,
             "interrupted": s.interrupted,
             "refused": s.refused,
         });

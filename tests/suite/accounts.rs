@@ -827,6 +827,115 @@ fn each_message_is_judged_against_the_sent_mail_before_it_arrived() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Years of INBOX against years of Sent: the first sweep reads the Sent
+/// mail its oldest message needs, once; a second full sweep reads none of
+/// it again (one EXAMINE and one empty `SEARCH … BEFORE`) and gives every
+/// message the same verdict. The flood of real responses
+/// (`crate::flood`, Sisimai and the other corpora, licences in
+/// tests/corpus) spread over two years by INTERNALDATE, each of its Sent
+/// originals saved a day before the first response to it arrived. `SENT_WINDOW_N=3000` for a measurement; 300 by default.
+#[test]
+fn old_mail_reads_the_sent_mail_it_needs_once() {
+    let Some(dc) = Dovecot::start_or_skip("sent_window_cost") else {
+        return;
+    };
+    let n: usize = crate::util::env_num("SENT_WINDOW_N", 300);
+    let f = crate::flood::flood(n);
+    let now = backscatter::clock::now();
+    let day = 86_400;
+    let spread = |msgs: &[Vec<u8>], days: i64| -> Vec<(i64, Vec<u8>)> {
+        let k = msgs.len().max(1) as i64;
+        msgs.iter()
+            .enumerate()
+            .map(|(i, m)| (now - days * day + days * day * i as i64 / k, m.clone()))
+            .collect()
+    };
+    let inbox = spread(&f.inbox, 700);
+    // Each Sent original saved a day before the first response to it
+    // arrived (the others spread over the two years).
+    let empty = backscatter::SentIndex::new();
+    let ctx = backscatter::Context {
+        sent: &empty,
+        own_addresses: &[],
+    };
+    let mut first_response: std::collections::HashMap<String, i64> = Default::default();
+    for (t, m) in &inbox {
+        if let Some(id) = backscatter::classify(m, &ctx).original.message_id {
+            first_response.entry(id.key().to_string()).or_insert(*t);
+        }
+    }
+    let sent: Vec<(i64, Vec<u8>)> = spread(&f.sent, 730)
+        .into_iter()
+        .map(|(t, m)| {
+            let id = backscatter::SentMessage::from_raw(&m)
+                .and_then(|s| s.message_id)
+                .and_then(|id| first_response.get(id.key()).copied());
+            (id.map_or(t, |r| r - day), m)
+        })
+        .collect();
+    let mut imap = dc.imap("carol");
+    crate::report::append_dated(&mut imap, "Sent", &sent);
+    crate::report::append_dated(&mut imap, "INBOX", &inbox);
+    drop(imap);
+    let dir = tempdir("sent-window-cost");
+    let cfg = write_config(&dir, &dc, "carol", "sent = [\"Sent\"]\n");
+    let sweep = || -> (Vec<(u64, String)>, serde_json::Value) {
+        let o = cli(
+            &dir,
+            &cfg,
+            "carolpw",
+            &["clean", "--dry-run", "--full", "--json", "--each"],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let mut lines: Vec<serde_json::Value> = text(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let summary = lines.pop().unwrap();
+        let rows = lines
+            .iter()
+            .map(|r| {
+                (
+                    r["uid"].as_u64().unwrap(),
+                    r["verdict"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        (rows, summary)
+    };
+    let (first, s1) = sweep();
+    let (second, s2) = sweep();
+    let figures = |s: &serde_json::Value| {
+        format!(
+            "sent: {} fetched, {} round trips, {} bytes; sweep: {} round trips, {} bytes, {} s",
+            s["sent_fetched"],
+            s["sent_round_trips"],
+            s["sent_bytes_fetched"],
+            s["round_trips"],
+            s["bytes_fetched"],
+            s["seconds"]
+        )
+    };
+    eprintln!(
+        "{} in INBOX over 700 days, {} in Sent over 730 days\nfirst sweep:  {}\nsecond sweep: {}",
+        f.inbox.len(),
+        f.sent.len(),
+        figures(&s1),
+        figures(&s2)
+    );
+    assert_eq!(first.len(), f.inbox.len());
+    assert_eq!(first, second, "the same verdict for every message");
+    let legit = first.iter().filter(|(_, v)| v == "legitimate").count();
+    eprintln!("{legit} legitimate, kept");
+    assert!(legit > 0, "some originals are in their window: {s1}");
+    // The oldest message needs the Sent mail of 31 days before it: all
+    // of it here, read once.
+    assert_eq!(s1["sent_fetched"], f.sent.len(), "{s1}");
+    assert_eq!(s2["sent_fetched"], 0, "{s2}");
+    assert!(s2["sent_round_trips"].as_u64().unwrap() <= 2, "{s2}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `watch`'s catch-up on its first start (`catch-up-days = 60`) judges
 /// mail that came while it was not running the same way: the real bounce
 /// of mail sent 45 days ago stays, the forged one goes. So does older

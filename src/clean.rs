@@ -341,7 +341,10 @@ pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
 /// in old journals, its Message-ID) in both mailboxes, never by trusting
 /// one server reply: in the destination only, it moved; in both, the COPY
 /// fallback was cut before its expunge, which is finished now; in the
-/// source only, or nowhere, it did not move. Returns how many messages
+/// source only, or nowhere, it did not move. A `\Deleted` flag the move
+/// set is taken off wherever each message stays (unless the journal says
+/// the user had set it, `deleted_before`); a refusal of that is an error
+/// and leaves the batch open for the next run. Returns how many messages
 /// were found moved or finished.
 pub(crate) async fn reconcile(
     imap: &mut Imap,
@@ -417,13 +420,36 @@ pub(crate) async fn reconcile(
                 mapped.push((e.uid, d.uid));
             }
         }
+        // A `\Deleted` an interrupted move by COPY set (on the copies when
+        // taking them back, on the originals) comes off wherever each
+        // message stays, before anything else: never the only copy left
+        // flagged for some client's EXPUNGE. The user's own (journaled as
+        // `deleted_before`) stays. A refusal leaves the batch open.
+        let ours = |uid: u32| batch.iter().any(|e| e.uid == uid && !e.deleted_before);
+        let dest_ours: Vec<u32> = mapped
+            .iter()
+            .filter(|(s, _)| ours(*s))
+            .map(|(_, d)| *d)
+            .collect();
+        if !dest_ours.is_empty() {
+            // Still selected by the inventory above.
+            imap.uid_undelete(&dest_ours).await?;
+        }
         let doubled: Vec<u32> = mapped
             .iter()
             .map(|(s, _)| *s)
             .filter(|s| in_source.contains(s))
             .collect();
-        if !doubled.is_empty() {
+        let stayed: Vec<u32> = in_source
+            .iter()
+            .copied()
+            .filter(|s| !mapped.iter().any(|(m, _)| m == s) && ours(*s))
+            .collect();
+        if !doubled.is_empty() || !stayed.is_empty() {
             imap.select(&source).await?;
+            imap.uid_undelete(&stayed).await?;
+        }
+        if !doubled.is_empty() {
             imap.uid_delete(&doubled).await?;
         }
         let moved: Vec<u32> = mapped.iter().map(|(s, _)| *s).collect();
@@ -1294,6 +1320,7 @@ fn intent(
     e.reasons = r.verdict.reasons.clone();
     e.to = a.quarantine.clone();
     e.fingerprint = id.fingerprint.clone();
+    e.deleted_before = quarantine::is_deleted(&id.flags);
     e
 }
 

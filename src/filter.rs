@@ -625,6 +625,7 @@ async fn apply(
                 mapped: Vec::new(),
                 flags_before: p.flags.clone(),
                 flags_added: p.plan.added(&p.flags),
+                deleted_before: crate::quarantine::is_deleted(&p.flags),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;

@@ -105,6 +105,12 @@ pub fn attribute(held: &[Entry], items: Vec<Identity>, uidvalidity: u32) -> Attr
     }
 }
 
+/// Does this flag list (as FETCH FLAGS gave it) hold `\Deleted`
+/// (RFC 3501 section 2.3.2; flag names are case-insensitive).
+pub fn is_deleted(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+}
+
 /// A flag as IMAP spells it.
 fn flag_name(f: &async_imap::types::Flag<'_>) -> String {
     use async_imap::types::Flag;

@@ -186,6 +186,15 @@ pub async fn restore_with(
     };
     let complete = items.len() as u32 == sel.exists;
     let att = quarantine::attribute(&held, items, sel.uid_validity);
+    // Batches an interruption left open and a later run finished: only
+    // there can a `\Deleted` of backscatter's (the COPY fallback's) have
+    // stayed on a quarantined message (written by versions before the
+    // flag was always taken off again).
+    let reconciled: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|e| e.op == Op::Reconciled)
+        .map(|e| e.batch.clone())
+        .collect();
     summary.keyword = keywords;
     // Journaled messages certainly gone: said once, then forgotten.
     let gone: Vec<&Entry> = att
@@ -259,6 +268,7 @@ pub async fn restore_with(
                 keywords,
                 dest,
                 chunk,
+                &reconciled,
                 n,
             )
             .await;
@@ -303,9 +313,26 @@ async fn restore_batch(
     keywords: bool,
     dest: &str,
     chunk: &[&Placed],
+    reconciled: &std::collections::HashSet<String>,
     n: usize,
 ) -> Result<(), CleanError> {
     let uids: Vec<u32> = chunk.iter().map(|p| p.item.uid).collect();
+    // A `\Deleted` the journal says backscatter set (an interrupted move
+    // by COPY, the message not `\Deleted` before) comes off before the
+    // message goes back: the user's next EXPUNGE must not remove it. One
+    // the user set stays.
+    let ours = |p: &Placed| {
+        quarantine::is_deleted(&p.item.flags)
+            && p.entry
+                .as_ref()
+                .is_some_and(|q| !q.deleted_before && reconciled.contains(&q.batch))
+    };
+    let undelete: Vec<u32> = chunk
+        .iter()
+        .filter(|p| ours(p))
+        .map(|p| p.item.uid)
+        .collect();
+    imap.uid_undelete(&undelete).await?;
     // The mark goes on before the message leaves quarantine: an agent
     // watching the destination must never see it unmarked.
     if keywords {
@@ -329,6 +356,7 @@ async fn restore_batch(
             e.kind = p.entry.as_ref().and_then(|q| q.kind);
             e.to = dest.to_string();
             e.fingerprint = p.item.fingerprint.clone();
+            e.deleted_before = quarantine::is_deleted(&p.item.flags) && !ours(p);
             e.origin = p
                 .entry
                 .as_ref()

@@ -84,6 +84,10 @@ pub struct FilterSummary {
     pub error_texts: Vec<String>,
     /// Half-done moves of a killed run, finished.
     pub recovered: usize,
+    /// Messages for which the rules computed `\Deleted` at run time (from
+    /// a variable, a match group, an encoded character) and the engine
+    /// dropped it: the other actions were carried out.
+    pub dropped_deleted: usize,
     pub seconds: f64,
     #[serde(skip)]
     pub rows: Vec<FilterRow>,
@@ -398,6 +402,7 @@ impl Runner<'_> {
     ) -> Result<(), CleanError> {
         let fetched = imap.uid_fetch(uids, "(UID FLAGS BODY.PEEK[])").await?;
         let mut plans: Vec<Planned> = Vec::new();
+        let mut dropped = 0;
         for f in &fetched {
             let Some(uid) = f.uid else { continue };
             let raw = f.body().unwrap_or_default();
@@ -420,6 +425,10 @@ impl Runner<'_> {
                 self.existing.contains(&m) || self.created.contains(&m)
             };
             let outcome = rules.run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
+            if outcome.dropped_deleted {
+                summary.dropped_deleted += 1;
+                dropped += 1;
+            }
             let head = crate::classify::PARSER.parse_headers(raw);
             let message_id = head
                 .as_ref()
@@ -497,6 +506,9 @@ impl Runner<'_> {
                 actions,
                 fingerprint,
             });
+        }
+        if dropped > 0 {
+            tracing::warn!(account = %self.a.name, mailbox = %imap::shown(&self.mailbox), "rules: the flag \\Deleted your rules computed (from a variable, a header or an encoded character) was dropped for {dropped} message{}: backscatter never marks mail for deletion", if dropped == 1 { "" } else { "s" });
         }
         if !self.dry_run {
             apply(

@@ -335,6 +335,45 @@ pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict) -> Row {
     }
 }
 
+/// Refuse (exit 2, [`CleanError::Config`]) a quarantine that is one of
+/// the user's own mailboxes with a role (SPECIAL-USE, RFC 6154): `\Sent`
+/// or a configured Sent mailbox (the sent index is read from it, and
+/// `restore --all` would empty it into INBOX), `\Drafts`, `\Trash`
+/// (emptied on their own by clients and servers), or INBOX. `a` is
+/// resolved in the server's namespace. One LIST.
+pub(crate) async fn refuse_unfit_quarantine(
+    imap: &mut Imap,
+    a: &Account,
+) -> Result<(), CleanError> {
+    let q = &a.quarantine;
+    let refuse = |what: &str| {
+        Err(CleanError::Config(format!(
+            "the quarantine \"{}\" of account \"{}\" is {what}: set quarantine to a mailbox of its own (the default is \"Backscatter\")",
+            imap::shown(q),
+            a.name
+        )))
+    };
+    if imap::names::is_inbox(q) {
+        return refuse("INBOX");
+    }
+    if a.sent.iter().flatten().any(|m| m == q) {
+        return refuse("a Sent mailbox (sent), which the sent index is built from");
+    }
+    let list = imap.list().await?;
+    if let Some(m) = list.iter().find(|m| &m.name == q) {
+        for (attr, what) in [
+            ("\\Sent", "the server's Sent mailbox (\\Sent), which the sent index is built from"),
+            ("\\Drafts", "the server's Drafts mailbox (\\Drafts)"),
+            ("\\Trash", "the server's Trash mailbox (\\Trash), which mail clients and servers empty on their own"),
+        ] {
+            if m.special_use.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
+                return refuse(what);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finish batches an earlier run left without a commit (killed between
 /// writing the intent and confirming the move, or a move the server
 /// refused partway). Each message is looked for by its fingerprint (or,
@@ -528,6 +567,7 @@ pub async fn clean(
             opts.mailbox, a.name
         )));
     }
+    refuse_unfit_quarantine(&mut imap, a).await?;
     // The sent index covers the period swept (`--since`), at least the
     // last `sent-days` days.
     let (sent, stats, _) =

@@ -160,6 +160,7 @@ pub async fn restore_with(
     };
     // A dry run too: it would promise moves that restore refuses.
     imap.can_move_safely()?;
+    crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     if !opts.dry_run {
         crate::clean::reconcile(&mut imap, a, &journal_path).await?;
         crate::clean::compact_journal(&journal_path);
@@ -392,6 +393,7 @@ pub struct Listing {
 pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
+    crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
     let held: Vec<Entry> = journal::quarantined(&entries)

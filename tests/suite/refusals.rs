@@ -596,3 +596,62 @@ fn filter_with_refused_expunges_leaves_no_deleted_flag() {
     each_in_one_place(&dc, &ids, "after the rerun and a client's EXPUNGE");
     assert_eq!(dc.imap("alice").status("Filed").0 as usize, ids.len());
 }
+
+/// Newcomer round 3, fault 9: a quarantine that is the Sent mailbox (by
+/// SPECIAL-USE, not configured as `sent`), Drafts or Trash is refused by
+/// every command that uses it, before anything moves: one sentence,
+/// exit 2. Nothing lands in Sent.
+#[test]
+fn every_command_refuses_a_quarantine_with_a_role() {
+    let Some(dc) = Dovecot::start_or_skip("unfit_quarantine") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 20);
+    let sent_before = dc.imap("alice").status("Sent").0;
+    let dir = tempdir("unfit-quarantine");
+    for q in ["Sent", "Drafts", "Trash"] {
+        dc.imap("alice").command(&format!("CREATE {q}")).ok();
+        let cfg = config(&dir, dc.imap_port);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!("quarantine = \"{q}\"\n"));
+        std::fs::write(&cfg, text).unwrap();
+        for args in [
+            &["clean"][..],
+            &["clean", "--dry-run"],
+            &["restore", "--all", "--dry-run"],
+            &["restore", "--all"],
+            &["quarantine", "list"],
+        ] {
+            let (code, out, err) = run(&dir, &cfg, args);
+            assert_eq!(code, 2, "{q} {args:?}: {out}{err}");
+            let err: String = err
+                .lines()
+                .filter(|l| !l.contains(": warning: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            one_sentence(
+                &err,
+                &format!("the quarantine \"{q}\" of account \"alice\" is"),
+            );
+        }
+    }
+    // watch, as the service runs it: stops at once with the same sentence.
+    let cfg = config(&dir, dc.imap_port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("quarantine = \"Sent\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let o = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_TIMEOUT", "60")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the quarantine \"Sent\" of account \"alice\" is the server's Sent mailbox"),
+        "{err}"
+    );
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(dc.imap("alice").status("Sent").0, sent_before);
+    assert_eq!(each_in_one_place(&dc, &ids, "after the refusals"), 0);
+}

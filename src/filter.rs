@@ -777,6 +777,8 @@ pub async fn undo(
     let wanted = |e: &Entry| match filter {
         RestoreFilter::All => true,
         RestoreFilter::Since(t) => e.ts >= *t,
+        // Refused with --rules on the command line (UIDs of which mailbox?).
+        RestoreFilter::Uids { .. } => false,
         RestoreFilter::MessageId(id) => e
             .message_id
             .as_deref()
@@ -848,6 +850,7 @@ pub async fn undo(
             subject: p.item.shown_subject(),
             from: p.item.shown_from(),
             journaled: true,
+            foreign: false,
         };
         if opts.dry_run {
             for (dest, list) in &back {

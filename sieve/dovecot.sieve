@@ -145,6 +145,6 @@ if allof (
     )
   )
 ) {
-  fileinto :create "Backscatter";
+  fileinto :flags "$BackscatterFiled" :create "Backscatter";
   stop;
 }

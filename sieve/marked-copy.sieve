@@ -150,7 +150,7 @@ if allof (
     )
   )
 ) {
-  fileinto :create "Backscatter";
+  fileinto :flags "$BackscatterFiled" :create "Backscatter";
   stop;
 }
 # ---- backscatter: END ----

@@ -274,8 +274,16 @@ pub async fn check(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<CheckRep
             a.quarantine
         ));
     }
+    // What every command refuses (Drafts, Trash, a \\Sent found by SPECIAL-USE).
+    if !absent.iter().any(|x| x.starts_with("the quarantine")) {
+        if let Err(crate::clean::CleanError::Config(m)) =
+            crate::clean::refuse_unfit_quarantine(&mut imap, &a).await
+        {
+            absent.push(m);
+        }
+    }
     if let Some(m) = list.iter().find(|m| m.name == a.quarantine) {
-        for (attr, what) in [("\\Trash", "Trash"), ("\\Junk", "Junk")] {
+        for (attr, what) in [("\\Junk", "Junk")] {
             if m.special_use.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
                 tracing::warn!(
                     "the quarantine \"{}\" is the server's {what} mailbox ({attr}): mail clients and server rules may empty it on their own, so quarantined mail could be lost; set quarantine to a mailbox of its own",

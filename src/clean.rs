@@ -354,13 +354,55 @@ pub(crate) fn row(uid: u32, msg: &[u8], verdict: Verdict, arrived: Option<i64>) 
     }
 }
 
+/// Refuse (exit 2, [`CleanError::Config`]) a quarantine that is one of
+/// the user's own mailboxes with a role (SPECIAL-USE, RFC 6154): `\Sent`
+/// or a configured Sent mailbox (the sent index is read from it, and
+/// `restore --all` would empty it into INBOX), `\Drafts`, `\Trash`
+/// (emptied on their own by clients and servers), or INBOX. `a` is
+/// resolved in the server's namespace. One LIST.
+pub(crate) async fn refuse_unfit_quarantine(
+    imap: &mut Imap,
+    a: &Account,
+) -> Result<(), CleanError> {
+    let q = &a.quarantine;
+    let refuse = |what: &str| {
+        Err(CleanError::Config(format!(
+            "the quarantine \"{}\" of account \"{}\" is {what}: set quarantine to a mailbox of its own (the default is \"Backscatter\")",
+            imap::shown(q),
+            a.name
+        )))
+    };
+    if imap::names::is_inbox(q) {
+        return refuse("INBOX");
+    }
+    if a.sent.iter().flatten().any(|m| m == q) {
+        return refuse("a Sent mailbox (sent), which the sent index is built from");
+    }
+    let list = imap.list().await?;
+    if let Some(m) = list.iter().find(|m| &m.name == q) {
+        for (attr, what) in [
+            ("\\Sent", "the server's Sent mailbox (\\Sent), which the sent index is built from"),
+            ("\\Drafts", "the server's Drafts mailbox (\\Drafts)"),
+            ("\\Trash", "the server's Trash mailbox (\\Trash), which mail clients and servers empty on their own"),
+        ] {
+            if m.special_use.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
+                return refuse(what);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finish batches an earlier run left without a commit (killed between
 /// writing the intent and confirming the move, or a move the server
 /// refused partway). Each message is looked for by its fingerprint (or,
 /// in old journals, its Message-ID) in both mailboxes, never by trusting
 /// one server reply: in the destination only, it moved; in both, the COPY
 /// fallback was cut before its expunge, which is finished now; in the
-/// source only, or nowhere, it did not move. Returns how many messages
+/// source only, or nowhere, it did not move. A `\Deleted` flag the move
+/// set is taken off wherever each message stays (unless the journal says
+/// the user had set it, `deleted_before`); a refusal of that is an error
+/// and leaves the batch open for the next run. Returns how many messages
 /// were found moved or finished.
 pub(crate) async fn reconcile(
     imap: &mut Imap,
@@ -436,13 +478,36 @@ pub(crate) async fn reconcile(
                 mapped.push((e.uid, d.uid));
             }
         }
+        // A `\Deleted` an interrupted move by COPY set (on the copies when
+        // taking them back, on the originals) comes off wherever each
+        // message stays, before anything else: never the only copy left
+        // flagged for some client's EXPUNGE. The user's own (journaled as
+        // `deleted_before`) stays. A refusal leaves the batch open.
+        let ours = |uid: u32| batch.iter().any(|e| e.uid == uid && !e.deleted_before);
+        let dest_ours: Vec<u32> = mapped
+            .iter()
+            .filter(|(s, _)| ours(*s))
+            .map(|(_, d)| *d)
+            .collect();
+        if !dest_ours.is_empty() {
+            // Still selected by the inventory above.
+            imap.uid_undelete(&dest_ours).await?;
+        }
         let doubled: Vec<u32> = mapped
             .iter()
             .map(|(s, _)| *s)
             .filter(|s| in_source.contains(s))
             .collect();
-        if !doubled.is_empty() {
+        let stayed: Vec<u32> = in_source
+            .iter()
+            .copied()
+            .filter(|s| !mapped.iter().any(|(m, _)| m == s) && ours(*s))
+            .collect();
+        if !doubled.is_empty() || !stayed.is_empty() {
             imap.select(&source).await?;
+            imap.uid_undelete(&stayed).await?;
+        }
+        if !doubled.is_empty() {
             imap.uid_delete(&doubled).await?;
         }
         let moved: Vec<u32> = mapped.iter().map(|(s, _)| *s).collect();
@@ -521,6 +586,7 @@ pub async fn clean(
             opts.mailbox, a.name
         )));
     }
+    refuse_unfit_quarantine(&mut imap, a).await?;
     // The sent index reaches back far enough to judge mail that arrived
     // since `--since` (each message against the `sent-days` before it
     // arrived), and as far as the cache already reaches; older mail is
@@ -1393,6 +1459,7 @@ fn intent(
     e.reasons = r.verdict.reasons.clone();
     e.to = a.quarantine.clone();
     e.fingerprint = id.fingerprint.clone();
+    e.deleted_before = quarantine::is_deleted(&id.flags);
     e
 }
 

@@ -84,6 +84,10 @@ pub struct FilterSummary {
     pub error_texts: Vec<String>,
     /// Half-done moves of a killed run, finished.
     pub recovered: usize,
+    /// Messages for which the rules computed `\Deleted` at run time (from
+    /// a variable, a match group, an encoded character) and the engine
+    /// dropped it: the other actions were carried out.
+    pub dropped_deleted: usize,
     pub seconds: f64,
     #[serde(skip)]
     pub rows: Vec<FilterRow>,
@@ -398,6 +402,7 @@ impl Runner<'_> {
     ) -> Result<(), CleanError> {
         let fetched = imap.uid_fetch(uids, "(UID FLAGS BODY.PEEK[])").await?;
         let mut plans: Vec<Planned> = Vec::new();
+        let mut dropped = 0;
         for f in &fetched {
             let Some(uid) = f.uid else { continue };
             let raw = f.body().unwrap_or_default();
@@ -420,6 +425,10 @@ impl Runner<'_> {
                 self.existing.contains(&m) || self.created.contains(&m)
             };
             let outcome = rules.run(raw, &Envelope::of(raw), Some(&v), &self.mailbox, &exists);
+            if outcome.dropped_deleted {
+                summary.dropped_deleted += 1;
+                dropped += 1;
+            }
             let head = crate::classify::PARSER.parse_headers(raw);
             let message_id = head
                 .as_ref()
@@ -497,6 +506,9 @@ impl Runner<'_> {
                 actions,
                 fingerprint,
             });
+        }
+        if dropped > 0 {
+            tracing::warn!(account = %self.a.name, mailbox = %imap::shown(&self.mailbox), "rules: the flag \\Deleted your rules computed (from a variable, a header or an encoded character) was dropped for {dropped} message{}: backscatter never marks mail for deletion", if dropped == 1 { "" } else { "s" });
         }
         if !self.dry_run {
             apply(
@@ -625,6 +637,7 @@ async fn apply(
                 mapped: Vec::new(),
                 flags_before: p.flags.clone(),
                 flags_added: p.plan.added(&p.flags),
+                deleted_before: crate::quarantine::is_deleted(&p.flags),
             })
             .collect();
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
@@ -764,6 +777,8 @@ pub async fn undo(
     let wanted = |e: &Entry| match filter {
         RestoreFilter::All => true,
         RestoreFilter::Since(t) => e.ts >= *t,
+        // Refused with --rules on the command line (UIDs of which mailbox?).
+        RestoreFilter::Uids { .. } => false,
         RestoreFilter::MessageId(id) => e
             .message_id
             .as_deref()
@@ -835,6 +850,7 @@ pub async fn undo(
             subject: p.item.shown_subject(),
             from: p.item.shown_from(),
             journaled: true,
+            foreign: false,
         };
         if opts.dry_run {
             for (dest, list) in &back {

@@ -165,6 +165,7 @@ mod tests {
             mapped: vec![],
             flags_before: vec![],
             flags_added: vec![],
+            deleted_before: false,
         }
     }
 

@@ -13,7 +13,24 @@ use crate::imap::{Imap, ImapError, Selected};
 use crate::journal::Entry;
 use std::collections::{HashMap, HashSet};
 
-pub use backscatter_policy::keep::NOT_BACKSCATTER;
+pub use backscatter_policy::keep::{FILED_BY_SCRIPT, NOT_BACKSCATTER};
+
+/// Did backscatter move this message into quarantine: journaled (a
+/// sweep's or the agent's move), or marked [`FILED_BY_SCRIPT`] by the
+/// server-side script. Anything else there (a folder that held mail
+/// before, a message dragged in by hand) is not backscatter's to restore
+/// unless named.
+pub fn moved_by_backscatter(p: &Placed) -> bool {
+    p.entry.is_some() || filed_by_script(&p.item.flags)
+}
+
+/// Does this flag list carry [`FILED_BY_SCRIPT`] (keywords compare
+/// case-insensitively, RFC 3501 section 2.3.2).
+pub fn filed_by_script(flags: &[String]) -> bool {
+    flags
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(FILED_BY_SCRIPT))
+}
 
 /// A message in quarantine and the journal entry that put it there
 /// (`None`: filed by the server's Sieve script, or by hand).
@@ -103,6 +120,12 @@ pub fn attribute(held: &[Entry], items: Vec<Identity>, uidvalidity: u32) -> Attr
         gone,
         unknown,
     }
+}
+
+/// Does this flag list (as FETCH FLAGS gave it) hold `\Deleted`
+/// (RFC 3501 section 2.3.2; flag names are case-insensitive).
+pub fn is_deleted(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
 }
 
 /// A flag as IMAP spells it.
@@ -247,6 +270,9 @@ pub fn remember_kept(path: &std::path::Path, items: &[&Identity], ts: i64) -> st
 pub struct Listed {
     /// Its UID in the quarantine mailbox.
     pub uid: u32,
+    /// The quarantine mailbox's UIDVALIDITY when listed (RFC 3501
+    /// section 2.3.1.1): what `restore --uid N --uidvalidity V` checks.
+    pub uidvalidity: u32,
     /// The Date header field as written (`None` when missing).
     pub date: Option<String>,
     /// When it arrived in quarantine (INTERNALDATE), Unix seconds.
@@ -263,8 +289,10 @@ pub struct Listed {
     /// Why it was moved: the journal's reasons for backscatter's moves;
     /// for messages the server's script filed, the classifier's now.
     pub reasons: Vec<String>,
-    /// `"journal"` (moved by `clean` or `watch`) or `"server"` (filed by
-    /// the server's Sieve script, or by hand: classified now).
+    /// `"journal"` (moved by `clean` or `watch`), `"server"` (filed by
+    /// the server's Sieve script: marked [`FILED_BY_SCRIPT`]; classified
+    /// now) or `"other"` (neither: put there by hand or by something
+    /// else; classified now, restored only when named).
     pub source: &'static str,
     /// The mailbox it was moved out of (journaled moves).
     pub mailbox: Option<String>,
@@ -280,7 +308,12 @@ impl Listed {
             (Some(e), _) => (e.kind, e.reasons.clone()),
             (None, Some(v)) => {
                 let mut r = vec![format!(
-                    "filed by the server's script; classified now as {}",
+                    "{}; classified now as {}",
+                    if filed_by_script(&p.item.flags) {
+                        "filed by the server's script"
+                    } else {
+                        "not moved by backscatter"
+                    },
                     match v.verdict {
                         crate::Decision::Backscatter => "backscatter",
                         crate::Decision::Legitimate => "legitimate (a response to your own mail)",
@@ -290,10 +323,18 @@ impl Listed {
                 r.extend(v.reasons.iter().cloned());
                 (v.kind, r)
             }
-            (None, None) => (None, vec!["filed by the server's script".into()]),
+            (None, None) => (
+                None,
+                vec![if filed_by_script(&p.item.flags) {
+                    "filed by the server's script".into()
+                } else {
+                    "not moved by backscatter".into()
+                }],
+            ),
         };
         Listed {
             uid: p.item.uid,
+            uidvalidity: 0,
             date: p.item.date.clone(),
             arrived: p.item.arrived,
             kind,
@@ -303,8 +344,10 @@ impl Listed {
             reasons,
             source: if p.entry.is_some() {
                 "journal"
-            } else {
+            } else if filed_by_script(&p.item.flags) {
                 "server"
+            } else {
+                "other"
             },
             mailbox: p.entry.as_ref().map(|e| e.mailbox.clone()),
             moved: p.entry.as_ref().map(|e| e.ts),

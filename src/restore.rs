@@ -36,6 +36,14 @@ pub enum RestoreFilter {
     /// Every message in quarantine whose Message-ID field is this (compared
     /// without angle brackets and case; IDs without `@` work too).
     MessageId(String),
+    /// The messages with these UIDs in the quarantine mailbox (as
+    /// `quarantine list` prints them); with `uidvalidity`, only while the
+    /// mailbox still has that UIDVALIDITY (RFC 3501 section 2.3.1.1: else
+    /// the UIDs may name other messages, and nothing is restored).
+    Uids {
+        uids: Vec<u32>,
+        uidvalidity: Option<u32>,
+    },
 }
 
 /// How to run a restore.
@@ -60,6 +68,9 @@ pub struct Planned {
     /// Journaled by a sweep or agent (`false`: filed by the server's
     /// Sieve script or by hand).
     pub journaled: bool,
+    /// Not journaled and without the server script's mark: backscatter
+    /// did not put it there (restored because it was named).
+    pub foreign: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +87,10 @@ pub struct RestoreSummary {
     pub left_behind: Vec<String>,
     /// The messages restored (or, with `dry_run`, that would be).
     pub planned: Vec<Planned>,
+    /// `--all`/`--since`: messages in quarantine that backscatter did not
+    /// put there (no journal entry, no mark of the server's script), left
+    /// where they are.
+    pub foreign: usize,
     /// Stopped by `stop` before finishing.
     pub interrupted: bool,
     /// The restored messages got `$NotBackscatter` (else: the local list).
@@ -103,13 +118,20 @@ fn describe(e: &Entry) -> String {
     )
 }
 
+/// Is `p` asked for: `--all` and `--since` take only what backscatter
+/// moved ([`quarantine::moved_by_backscatter`]); a message named by its
+/// Message-ID or UID is taken whoever put it there.
 fn wanted(filter: &RestoreFilter, p: &Placed) -> bool {
     match filter {
-        RestoreFilter::All => true,
-        RestoreFilter::Since(t) => match &p.entry {
-            Some(e) => e.ts >= *t,
-            None => p.item.arrived >= *t,
-        },
+        RestoreFilter::All => quarantine::moved_by_backscatter(p),
+        RestoreFilter::Since(t) => {
+            quarantine::moved_by_backscatter(p)
+                && match &p.entry {
+                    Some(e) => e.ts >= *t,
+                    None => p.item.arrived >= *t,
+                }
+        }
+        RestoreFilter::Uids { uids, .. } => uids.contains(&p.item.uid),
         RestoreFilter::MessageId(id) => {
             let k = id_key(id);
             p.item.message_id.as_deref().is_some_and(|m| id_key(m) == k)
@@ -124,6 +146,8 @@ fn wanted(filter: &RestoreFilter, p: &Placed) -> bool {
 fn entry_wanted(filter: &RestoreFilter, e: &Entry) -> bool {
     match filter {
         RestoreFilter::All => true,
+        // A UID names what is in quarantine now, never a journal entry.
+        RestoreFilter::Uids { .. } => false,
         RestoreFilter::Since(t) => e.ts >= *t,
         RestoreFilter::MessageId(id) => e
             .message_id
@@ -160,6 +184,7 @@ pub async fn restore_with(
     };
     // A dry run too: it would promise moves that restore refuses.
     imap.can_move_safely()?;
+    crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     if !opts.dry_run {
         crate::clean::reconcile(&mut imap, a, &journal_path).await?;
         crate::clean::compact_journal(&journal_path);
@@ -184,8 +209,40 @@ pub async fn restore_with(
         ),
         Err(e) => return Err(e.into()),
     };
+    if let RestoreFilter::Uids {
+        uidvalidity: Some(v),
+        ..
+    } = filter
+    {
+        if *v != sel.uid_validity {
+            return Err(CleanError::Config(format!(
+                "the quarantine \"{}\" has UIDVALIDITY {} now, not {v}: its UIDs were renumbered since you listed them, so they may name other messages; list it again (backscatter quarantine list --json) and give the UIDs it shows",
+                imap::shown(&a.quarantine),
+                sel.uid_validity
+            )));
+        }
+    }
     let complete = items.len() as u32 == sel.exists;
+    if let RestoreFilter::Uids { uids, .. } = filter {
+        for u in uids {
+            if !items.iter().any(|i| i.uid == *u) {
+                summary.left_behind.push(format!(
+                    "UID {u}: no message with this UID in \"{}\" (see backscatter quarantine list)",
+                    imap::shown(&a.quarantine)
+                ));
+            }
+        }
+    }
     let att = quarantine::attribute(&held, items, sel.uid_validity);
+    // Batches an interruption left open and a later run finished: only
+    // there can a `\Deleted` of backscatter's (the COPY fallback's) have
+    // stayed on a quarantined message (written by versions before the
+    // flag was always taken off again).
+    let reconciled: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|e| e.op == Op::Reconciled)
+        .map(|e| e.batch.clone())
+        .collect();
     summary.keyword = keywords;
     // Journaled messages certainly gone: said once, then forgotten.
     let gone: Vec<&Entry> = att
@@ -212,6 +269,13 @@ pub async fn restore_with(
             .filter(|e| entry_wanted(filter, e))
             .map(|e| format!("{}: journaled without anything to find it by", describe(e))),
     );
+    if matches!(filter, RestoreFilter::All | RestoreFilter::Since(_)) {
+        summary.foreign = att
+            .placed
+            .iter()
+            .filter(|p| !quarantine::moved_by_backscatter(p))
+            .count();
+    }
     // What goes where.
     let mut by_dest: BTreeMap<String, Vec<&Placed>> = BTreeMap::new();
     for p in att.placed.iter().filter(|p| wanted(filter, p)) {
@@ -228,6 +292,7 @@ pub async fn restore_with(
         subject: p.item.shown_subject(),
         from: p.item.shown_from(),
         journaled: p.entry.is_some(),
+        foreign: !quarantine::moved_by_backscatter(p),
     };
     if opts.dry_run {
         for (dest, items) in &by_dest {
@@ -259,6 +324,7 @@ pub async fn restore_with(
                 keywords,
                 dest,
                 chunk,
+                &reconciled,
                 n,
             )
             .await;
@@ -303,9 +369,26 @@ async fn restore_batch(
     keywords: bool,
     dest: &str,
     chunk: &[&Placed],
+    reconciled: &std::collections::HashSet<String>,
     n: usize,
 ) -> Result<(), CleanError> {
     let uids: Vec<u32> = chunk.iter().map(|p| p.item.uid).collect();
+    // A `\Deleted` the journal says backscatter set (an interrupted move
+    // by COPY, the message not `\Deleted` before) comes off before the
+    // message goes back: the user's next EXPUNGE must not remove it. One
+    // the user set stays.
+    let ours = |p: &Placed| {
+        quarantine::is_deleted(&p.item.flags)
+            && p.entry
+                .as_ref()
+                .is_some_and(|q| !q.deleted_before && reconciled.contains(&q.batch))
+    };
+    let undelete: Vec<u32> = chunk
+        .iter()
+        .filter(|p| ours(p))
+        .map(|p| p.item.uid)
+        .collect();
+    imap.uid_undelete(&undelete).await?;
     // The mark goes on before the message leaves quarantine: an agent
     // watching the destination must never see it unmarked.
     if keywords {
@@ -329,6 +412,7 @@ async fn restore_batch(
             e.kind = p.entry.as_ref().and_then(|q| q.kind);
             e.to = dest.to_string();
             e.fingerprint = p.item.fingerprint.clone();
+            e.deleted_before = quarantine::is_deleted(&p.item.flags) && !ours(p);
             e.origin = p
                 .entry
                 .as_ref()
@@ -364,6 +448,7 @@ pub struct Listing {
 pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
+    crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;
     let held: Vec<Entry> = journal::quarantined(&entries)
@@ -407,7 +492,10 @@ pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, 
     listing.messages = att
         .placed
         .iter()
-        .map(|p| quarantine::Listed::new(p, verdicts.get(&p.item.uid)))
+        .map(|p| quarantine::Listed {
+            uidvalidity: sel.uid_validity,
+            ..quarantine::Listed::new(p, verdicts.get(&p.item.uid))
+        })
         .collect();
     Ok(listing)
 }

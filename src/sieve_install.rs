@@ -284,6 +284,14 @@ pub fn server_rules(a: &Account, config: &Path) -> Result<String, ManageError> {
     crate::filter::load_rules(&p).map_err(ManageError::Config)?;
     let text = std::fs::read_to_string(&p)
         .map_err(|e| ManageError::Config(format!("cannot read {}: {e}", p.display())))?;
+    // The agent drops a computed \Deleted at run time; Pigeonhole would
+    // store it: a flag computed on the server is refused outright.
+    if let Some((line, command)) = crate::rules::variable_flags(&text).into_iter().next() {
+        return Err(ManageError::Config(format!(
+            "{}: line {line}: {command} takes a flag computed when the script runs (a variable, a match or an encoded character), which could become \\Deleted on the server, where nothing can stop it: write the flags out, or leave out --rules",
+            p.display()
+        )));
+    }
     if crate::sieve::requires_of(&text)
         .iter()
         .any(|r| r == "include")

@@ -247,6 +247,7 @@ async fn session(
     info!(account = %a.name, mailbox = %mailbox, "connected to {}", a.imap);
     // Before anything is journaled: retrying cannot make this server safe.
     imap.can_move_safely()?;
+    crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
     let recovered = reconcile(&mut imap, a, &journal_path).await?;
     if recovered > 0 {

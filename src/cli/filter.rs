@@ -120,6 +120,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         v["seconds"] = serde_json::json!((s.seconds * 1000.0).round() / 1000.0);
         v["dry_run"] = serde_json::json!(args.dry_run);
         writeln!(out, "{v}").map_err(w)?;
+        dropped_warning(&s);
         return failed(&s);
     }
     for r in &s.rows {
@@ -137,6 +138,7 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             writeln!(out, "            {}", clean(act)).map_err(w)?;
         }
     }
+    dropped_warning(&s);
     if s.recovered > 0 {
         writeln!(
             out,
@@ -175,6 +177,18 @@ pub fn run(args: FilterArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         .map_err(w)?;
     }
     failed(&s)
+}
+
+/// On stderr: the `\Deleted` flags the rules computed and the engine
+/// dropped (the rest of the rules ran).
+fn dropped_warning(s: &filter::FilterSummary) {
+    if s.dropped_deleted > 0 {
+        eprintln!(
+            "warning: your rules computed the flag \\Deleted (from a variable, a header or an encoded character) for {} message{}; it was dropped, since backscatter never marks mail for deletion (use fileinto \"Trash\")",
+            s.dropped_deleted,
+            if s.dropped_deleted == 1 { "" } else { "s" }
+        );
+    }
 }
 
 /// Exit 1 when a message's rules failed (a dry run too: its errors are

@@ -40,9 +40,12 @@ pub enum QuarantineCommand {
         /// feedback_report.
         #[arg(long, value_name = "K")]
         kind: Option<String>,
-        /// One JSON object per line and message: uid, date, arrived, kind,
-        /// sender, subject, message_id (null when none), reasons, source
-        /// ("journal" or "server"), mailbox, moved.
+        /// One JSON object per line and message: uid, uidvalidity, date,
+        /// arrived, kind, sender, subject, message_id (null when none),
+        /// reasons, source ("journal": moved by clean or watch; "server":
+        /// filed by the server's script, marked $BackscatterFiled; "other":
+        /// not moved by backscatter, left out of restore --all), mailbox,
+        /// moved.
         #[arg(long)]
         json: bool,
     },

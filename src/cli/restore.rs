@@ -17,8 +17,13 @@ use std::sync::Arc;
 /// Every message in the quarantine mailbox is found, with or without a
 /// Message-ID: those a sweep or the agent moved by the UID the server
 /// reported for the move or by a fingerprint of their headers (journal),
-/// those the server's Sieve script filed by searching the quarantine
-/// itself (they go back to INBOX). Restored messages get the keyword
+/// those the server's Sieve script filed by the keyword it gives them,
+/// $BackscatterFiled (they go back to INBOX). Other mail in that mailbox
+/// (put there by hand, or there before) is not backscatter's: --all and
+/// --since leave it, --uid and --message-id restore it to INBOX. A
+/// \Deleted flag that an interrupted move of backscatter's left on a
+/// message (the journal says so) is taken off as it goes back; one you
+/// set stays. Restored messages get the keyword
 /// $NotBackscatter (or, where the server keeps no keywords, go on a local
 /// list), so that `clean`, `watch` and the Sieve script leave them alone
 /// from then on.
@@ -32,10 +37,12 @@ use std::sync::Arc;
 ///
 ///   backscatter restore --message-id '<1234@example.org>'
 ///
+///   backscatter restore --uid 17 --uid 18 --uidvalidity 1764495616
+///
 ///   backscatter restore --since 2026-11-20
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["all", "since", "message_id"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["all", "since", "message_id", "uid"])))]
 pub struct RestoreArgs {
     /// The account (default: the one with default = true, or the only one).
     #[arg(long, value_name = "NAME")]
@@ -50,6 +57,16 @@ pub struct RestoreArgs {
     /// Restore the messages with this Message-ID (with or without <>).
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
+    /// Restore the message with this UID in the quarantine mailbox (as
+    /// `quarantine list` prints it; repeat for several): for messages
+    /// without a Message-ID.
+    #[arg(long, value_name = "UID", conflicts_with = "rules")]
+    pub uid: Vec<u32>,
+    /// With --uid: the quarantine's UIDVALIDITY the UIDs were listed
+    /// under (`quarantine list --json` prints it); if the mailbox was
+    /// renumbered since, nothing is restored (exit 2).
+    #[arg(long, value_name = "N", requires = "uid")]
+    pub uidvalidity: Option<u32>,
     /// Undo what your own rules did (`filter`, `watch` with `rules`)
     /// instead of the quarantine: each message goes back to the mailbox it
     /// was filed from and loses the flags the rules added (flags it had
@@ -72,6 +89,11 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
         RestoreFilter::All
     } else if let Some(d) = &args.since {
         RestoreFilter::Since(parse_date(d)?)
+    } else if !args.uid.is_empty() {
+        RestoreFilter::Uids {
+            uids: args.uid.clone(),
+            uidvalidity: args.uidvalidity,
+        }
     } else {
         RestoreFilter::MessageId(args.message_id.clone().unwrap_or_default())
     };
@@ -127,6 +149,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             "restored": s.restored,
             "unflagged": if args.dry_run { 0 } else { s.unflagged },
             "missing": s.missing,
+            "not_moved_by_backscatter": s.foreign,
             "left_behind": s.left_behind,
             "dry_run": args.dry_run,
             "would_restore": if args.dry_run { s.planned.len() } else { 0 },
@@ -200,6 +223,8 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                     crate::mail::printable(p.subject.as_deref().unwrap_or("")),
                     if p.journaled {
                         ""
+                    } else if p.foreign {
+                        "  [not moved by backscatter]"
                     } else {
                         "  [filed by the server]"
                     }
@@ -230,6 +255,18 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
                 } else {
                     " (remembered locally: they will not be moved again)"
                 }
+            )
+            .map_err(w)?;
+        }
+        if s.foreign > 0 {
+            writeln!(
+                out,
+                "{} message{} in {} {} not moved there by backscatter (no journal entry, no mark of its server script) and {} left alone: restore one with --uid or --message-id.",
+                s.foreign,
+                plural(s.foreign),
+                quarantine,
+                if s.foreign == 1 { "was" } else { "were" },
+                if s.foreign == 1 { "is" } else { "are" },
             )
             .map_err(w)?;
         }

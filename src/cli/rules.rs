@@ -28,6 +28,12 @@ pub fn check(file: &Path) -> Result<ExitCode, Error> {
     match compile(file)? {
         Ok(_) => {
             let text = std::fs::read_to_string(file).unwrap_or_default();
+            for (line, command) in crate::rules::variable_flags(&text) {
+                eprintln!(
+                    "{}: warning: line {line}: {command} takes a flag computed when the script runs; the agent drops \\Deleted from it whatever it becomes, but `sieve install --rules` refuses such a flag (the server cannot be guarded so)",
+                    file.display()
+                );
+            }
             let requires = crate::sieve::requires_of(&text);
             println!(
                 "{}: compiles, and the agent runs all of it{}",
@@ -119,6 +125,13 @@ pub fn test(
             }
             for l in describe(&o, "INBOX") {
                 writeln!(out, "{l}").map_err(write_err)?;
+            }
+            if o.dropped_deleted {
+                writeln!(
+                    out,
+                    "dropped: \\Deleted computed at run time (backscatter never marks mail for deletion)"
+                )
+                .map_err(write_err)?;
             }
             writeln!(out).map_err(write_err)?;
         }

@@ -854,6 +854,15 @@ pub fn temporary_refusal(text: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(code))
 }
 
+/// How far [`Imap::take_back_copies`] got.
+enum TakeBack {
+    /// The copies are gone and the originals carry no `\Deleted` of ours.
+    Done,
+    /// The copies could not be expunged: each message is in both
+    /// mailboxes, and neither carries a `\Deleted` of ours.
+    BothUnflagged,
+}
+
 /// A move's refused second half that could not be undone, as one sentence.
 fn unfinished(e: ImapError, dest: &str) -> ImapError {
     err(
@@ -1479,10 +1488,16 @@ impl Imap {
     /// copies are taken back out of `dest` (found by the COPYUID mapping,
     /// in a `dest` of the same UIDVALIDITY) and the `\Deleted` flag off
     /// the originals, so that every message is in exactly one place: the
-    /// error is then the refusal ([`ErrorKind::No`]). Where that cannot be
-    /// done, the error is [`ErrorKind::Unfinished`]: the journal's batch
-    /// stays open and the next run finishes the move (reconciliation finds
-    /// each message in both mailboxes and expunges the original).
+    /// error is then the refusal ([`ErrorKind::No`]). Where the copies
+    /// cannot be taken back, the error is [`ErrorKind::Unfinished`]: the
+    /// journal's batch stays open and the next run finishes the move
+    /// (reconciliation finds each message in both mailboxes and expunges
+    /// the original). Either way, a `\Deleted` flag this move set is
+    /// taken off again wherever a message stays (copy and original), so
+    /// that no client's EXPUNGE can remove the only copy meanwhile; a
+    /// `\Deleted` the user had set before (found by UID SEARCH DELETED
+    /// first) is left as it was. Where even that is refused, the next
+    /// run's reconciliation takes the flag off before anything else.
     async fn finish_copy(
         &mut self,
         uids: &[u32],
@@ -1490,83 +1505,161 @@ impl Imap {
         mapping: Option<&CopyUid>,
     ) -> Result<(), ImapError> {
         let set = uid_set(uids);
+        // The user's own \Deleted (RFC 3501 section 6.4.4): not ours to take off.
+        let users: HashSet<u32> = match self.uid_search(&format!("UID {set} DELETED")).await {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) if e.kind == ErrorKind::No => {
+                return self
+                    .undo_copy(e, uids, dest, mapping, false, &HashSet::new())
+                    .await
+            }
+            Err(e) => return Err(unfinished(e, dest)),
+        };
         let flagged = self
             .checked(
                 "mark moved messages \\Deleted",
                 &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
             )
             .await;
-        let refused = match flagged {
+        match flagged {
             Ok(()) => match self
                 .checked("expunge moved messages", &format!("UID EXPUNGE {set}"))
                 .await
             {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind == ErrorKind::No => (e, true),
-                Err(e) => return Err(unfinished(e, dest)),
+                Ok(()) => Ok(()),
+                Err(e) if e.kind == ErrorKind::No => {
+                    self.undo_copy(e, uids, dest, mapping, true, &users).await
+                }
+                Err(e) => Err(unfinished(e, dest)),
             },
-            Err(e) if e.kind == ErrorKind::No => (e, false),
-            Err(e) => return Err(unfinished(e, dest)),
-        };
-        let (e, flag_set) = refused;
-        match self.take_back_copies(uids, dest, mapping, flag_set).await {
-            Ok(()) => Err(err(
+            Err(e) if e.kind == ErrorKind::No => {
+                self.undo_copy(e, uids, dest, mapping, false, &users).await
+            }
+            Err(e) => Err(unfinished(e, dest)),
+        }
+    }
+
+    /// After the refusal `e` of a COPY's second half: take the copies
+    /// back ([`Imap::take_back_copies`]) and say in one sentence where the
+    /// messages now are.
+    async fn undo_copy(
+        &mut self,
+        e: ImapError,
+        uids: &[u32],
+        dest: &str,
+        mapping: Option<&CopyUid>,
+        flag_set: bool,
+        users: &HashSet<u32>,
+    ) -> Result<(), ImapError> {
+        let outcome = self
+            .take_back_copies(uids, dest, mapping, flag_set, users)
+            .await;
+        let (kind, tail) = match outcome {
+            Ok(TakeBack::Done) => (
                 ErrorKind::No,
                 format!(
-                    "{}; the copies in \"{}\" were taken back, so these messages stay where they were",
-                    e.message,
+                    "the copies in \"{}\" were taken back, so these messages stay where they were",
                     shown(dest)
                 ),
-            )),
-            Err(_) => Err(unfinished(e, dest)),
-        }
+            ),
+            Ok(TakeBack::BothUnflagged) => (
+                ErrorKind::Unfinished,
+                format!(
+                    "the messages were already copied to \"{}\" and are in both mailboxes, none of them marked \\Deleted by backscatter, until the next run finishes the move (it will not copy them again)",
+                    shown(dest)
+                ),
+            ),
+            Err(_) => (
+                ErrorKind::Unfinished,
+                format!(
+                    "the messages were already copied to \"{}\" and are in both mailboxes, some still marked \\Deleted (do not expunge either mailbox) until the next run takes that flag off and finishes the move",
+                    shown(dest)
+                ),
+            ),
+        };
+        Err(err(kind, format!("{}; {tail}", e.message)))
     }
 
     /// Undo a COPY whose originals could not be expunged: expunge the
     /// copies (exactly the UIDs COPYUID named, in `dest` of that
-    /// UIDVALIDITY), then take `\Deleted` back off the originals
-    /// (`flag_set`) and select the source again.
+    /// UIDVALIDITY); where that is refused, take off the `\Deleted` the
+    /// take-back put on them. Then take `\Deleted` back off the originals
+    /// (`flag_set`) and select the source again. `users`: source UIDs
+    /// whose `\Deleted` the user had set before the move (left alone, on
+    /// the original and on its copy). An error means some flag this
+    /// move set may still be on.
     async fn take_back_copies(
         &mut self,
         uids: &[u32],
         dest: &str,
         mapping: Option<&CopyUid>,
         flag_set: bool,
-    ) -> Result<(), ImapError> {
-        let (Some(m), Some((source, read_only, validity))) = (mapping, self.selected.clone())
-        else {
-            return Err(err(ErrorKind::No, "no COPYUID to find the copies by"));
+        users: &HashSet<u32>,
+    ) -> Result<TakeBack, ImapError> {
+        let Some((source, read_only, validity)) = self.selected.clone() else {
+            return Err(err(ErrorKind::No, "no mailbox is selected"));
         };
-        if read_only || m.pairs.len() != uids.len() {
-            return Err(err(ErrorKind::No, "the copies cannot be told apart"));
+        let ours: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !users.contains(u))
+            .collect();
+        let mut outcome = TakeBack::BothUnflagged;
+        let usable = mapping.filter(|m| !read_only && m.pairs.len() == uids.len());
+        if let Some(m) = usable {
+            let copies: Vec<u32> = m.pairs.iter().map(|(_, d)| *d).collect();
+            let our_copies: Vec<u32> = m
+                .pairs
+                .iter()
+                .filter(|(s, _)| !users.contains(s))
+                .map(|(_, d)| *d)
+                .collect();
+            let copies = uid_set(&copies);
+            let sel = self.select(dest).await?;
+            if sel.uid_validity == m.uidvalidity {
+                let expunged = match self
+                    .checked(
+                        "take back copies",
+                        &format!("UID STORE {copies} +FLAGS.SILENT (\\Deleted)"),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        self.checked("take back copies", &format!("UID EXPUNGE {copies}"))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match expunged {
+                    Ok(()) => outcome = TakeBack::Done,
+                    Err(e) if e.kind == ErrorKind::No => {
+                        if !our_copies.is_empty() {
+                            self.checked(
+                                "take the \\Deleted flag off the copies",
+                                &format!(
+                                    "UID STORE {} -FLAGS.SILENT (\\Deleted)",
+                                    uid_set(&our_copies)
+                                ),
+                            )
+                            .await?;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let back = self.select(&source).await?;
+            if back.uid_validity != validity {
+                return Err(err(ErrorKind::No, "the source was renumbered"));
+            }
         }
-        let copies: Vec<u32> = m.pairs.iter().map(|(_, d)| *d).collect();
-        let copies = uid_set(&copies);
-        let sel = self.select(dest).await?;
-        let undone = if sel.uid_validity == m.uidvalidity {
-            self.checked(
-                "take back copies",
-                &format!("UID STORE {copies} +FLAGS.SILENT (\\Deleted)"),
-            )
-            .await?;
-            self.checked("take back copies", &format!("UID EXPUNGE {copies}"))
-                .await
-        } else {
-            Err(err(ErrorKind::No, "the destination was renumbered"))
-        };
-        let back = self.select(&source).await?;
-        undone?;
-        if back.uid_validity != validity {
-            return Err(err(ErrorKind::No, "the source was renumbered"));
-        }
-        if flag_set {
+        if flag_set && !ours.is_empty() {
             self.checked(
                 "take back the \\Deleted flag",
-                &format!("UID STORE {} -FLAGS.SILENT (\\Deleted)", uid_set(uids)),
+                &format!("UID STORE {} -FLAGS.SILENT (\\Deleted)", uid_set(&ours)),
             )
             .await?;
         }
-        Ok(())
+        Ok(outcome)
     }
 
     /// SELECT a mailbox and also say whether it keeps keywords the client
@@ -1644,16 +1737,51 @@ impl Imap {
 
     /// Mark exactly these UIDs `\Deleted` and expunge exactly them
     /// (UIDPLUS). Used after a COPY, never on its own. A refusal of
-    /// either step is an error ([`ErrorKind::No`]) naming the step.
+    /// either step is an error ([`ErrorKind::No`]) naming the step; after
+    /// a refused EXPUNGE the `\Deleted` this call set is taken off again
+    /// (a `\Deleted` the user had set before stays), so that the
+    /// messages are not left for some client's EXPUNGE to remove.
     pub async fn uid_delete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
         let set = uid_set(uids);
+        let users: HashSet<u32> = self
+            .uid_search(&format!("UID {set} DELETED"))
+            .await?
+            .into_iter()
+            .collect();
         self.checked(
             "mark moved messages \\Deleted",
             &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
         )
         .await?;
-        self.checked("expunge moved messages", &format!("UID EXPUNGE {set}"))
+        match self
+            .checked("expunge moved messages", &format!("UID EXPUNGE {set}"))
             .await
+        {
+            Err(e) if e.kind == ErrorKind::No => {
+                let ours: Vec<u32> = uids
+                    .iter()
+                    .copied()
+                    .filter(|u| !users.contains(u))
+                    .collect();
+                self.uid_undelete(&ours).await?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// UID STORE `-FLAGS.SILENT (\Deleted)` on exactly these UIDs of the
+    /// selected mailbox (RFC 3501 section 6.4.6): the flag a move by COPY
+    /// set, taken off a message that stays.
+    pub async fn uid_undelete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        self.checked(
+            "take the \\Deleted flag off",
+            &format!("UID STORE {} -FLAGS.SILENT (\\Deleted)", uid_set(uids)),
+        )
+        .await
     }
 
     /// Run a command whose answer carries nothing we need, checking that

@@ -428,3 +428,230 @@ fn ctrl_c_during_the_scan_moves_nothing() {
     assert!(!moving(), "a move was sent after Ctrl-C");
     assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
 }
+
+/// UIDs of `mailbox` flagged `\Deleted` (UID SEARCH DELETED).
+fn deleted_in(dc: &Dovecot, mailbox: &str) -> Vec<u32> {
+    let mut imap = dc.imap("alice");
+    if imap.select(mailbox) == 0 {
+        return Vec::new();
+    }
+    let reply = imap.command("UID SEARCH DELETED").unwrap();
+    reply
+        .untagged
+        .iter()
+        .filter(|r| r.kind == "SEARCH")
+        .flat_map(|r| {
+            r.text()
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// EXPUNGE of a whole mailbox, as a mail client's "compact" or "expunge
+/// on exit" does: whatever is flagged `\Deleted` there is gone.
+fn client_expunges(dc: &Dovecot, mailbox: &str) {
+    let mut imap = dc.imap("alice");
+    imap.select(mailbox);
+    imap.command("EXPUNGE").unwrap();
+}
+
+/// Message-IDs of the messages of `mailbox` flagged `\Deleted`.
+fn deleted_ids(dc: &Dovecot, mailbox: &str) -> Vec<String> {
+    let uids = deleted_in(dc, mailbox);
+    dc.imap("alice")
+        .fetch_message_ids(mailbox)
+        .into_iter()
+        .filter(|(u, _)| uids.contains(u))
+        .map(|(u, id)| id.unwrap_or_else(|| format!("uid {u}")))
+        .collect()
+}
+
+/// Newcomer round 3, fault 3: without MOVE, a server refusing every UID
+/// EXPUNGE (for the move and for taking the copies back) must not leave a
+/// `\Deleted` of backscatter's on any copy: the messages sit in both
+/// mailboxes unflagged; the rerun (EXPUNGE allowed) finishes the move and
+/// leaves the quarantined copy unflagged; restore brings it back
+/// unflagged; a client's EXPUNGE of every mailbox then loses nothing. A
+/// `\Deleted` the user had set stays the user's, wherever it goes.
+#[test]
+fn refused_expunge_and_take_back_leave_no_deleted_flag_of_ours() {
+    let Some(dc) = Dovecot::start_or_skip("refused_expunge_flags") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    // One message the user had marked \Deleted before anything ran.
+    let (users, users_id) = dc.imap("alice").fetch_message_ids("INBOX")[0].clone();
+    let users_id = users_id.expect("the flood's messages have Message-IDs");
+    dc.imap("alice")
+        .store("INBOX", &users.to_string(), "+FLAGS (\\Deleted)");
+    let only_users = |when: &str| {
+        for mb in ["INBOX", "Backscatter"] {
+            let d = deleted_ids(&dc, mb);
+            assert!(
+                d.iter().all(|id| *id == users_id),
+                "{when}: {mb} holds {} messages flagged \\Deleted not by the user",
+                d.len()
+            );
+        }
+    };
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("refused-expunge-flags");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[CANNOT] Expunge refused");
+    assert!(err.contains("none of them marked \\Deleted"), "{err}");
+    assert!(dc.imap("alice").status("Backscatter").0 > 0);
+    only_users("after the refusals");
+    assert_eq!(deleted_ids(&dc, "INBOX"), vec![users_id.clone()]);
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), forged);
+    only_users("after the rerun");
+
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    only_users("after restore");
+    assert_eq!(deleted_ids(&dc, "INBOX"), vec![users_id.clone()]);
+    client_expunges(&dc, "INBOX");
+    client_expunges(&dc, "Backscatter");
+    let p = places(&dc);
+    let lost: Vec<&String> = ids.iter().filter(|id| !p.contains_key(*id)).collect();
+    assert_eq!(lost, vec![&users_id], "only the user's own deleted message");
+}
+
+/// What an earlier version left (fault 3): a batch finished by a rerun
+/// whose quarantined copies still carry backscatter's `\Deleted`.
+/// `restore` takes the flag off (the journal says the move was
+/// interrupted and the message was not `\Deleted` before) and a client's
+/// EXPUNGE of INBOX loses nothing.
+#[test]
+fn restore_takes_off_a_deleted_flag_an_interrupted_move_left() {
+    let Some(dc) = Dovecot::start_or_skip("restore_undeletes") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 30);
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("restore-undeletes");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), forged);
+    // As the version before this fix left them.
+    dc.imap("alice")
+        .store("Backscatter", "1:*", "+FLAGS (\\Deleted)");
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(deleted_in(&dc, "INBOX"), Vec::<u32>::new());
+    client_expunges(&dc, "INBOX");
+    assert_eq!(each_in_one_place(&dc, &ids, "after restore and EXPUNGE"), 0);
+}
+
+/// Fault 3 in `filter`: a rules move under the same refusals leaves no
+/// `\Deleted` of ours in the user's folder or INBOX, and the rerun that
+/// finishes it neither.
+#[test]
+fn filter_with_refused_expunges_leaves_no_deleted_flag() {
+    let Some(dc) = Dovecot::start_or_skip("refused_filter_flags") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 20);
+    let dir = tempdir("refused-filter-flags");
+    let rules_file = dir.join("rules.sieve");
+    std::fs::write(
+        &rules_file,
+        "require [\"fileinto\"];\nif header :contains \"message-id\" \"flood\" { fileinto \"Filed\"; }\n",
+    )
+    .unwrap();
+    dc.imap("alice").create("Filed");
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let cfg = config(&dir, proxy.port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("rules = {:?}\n", rules_file.to_str().unwrap()));
+    std::fs::write(&cfg, text).unwrap();
+    let (_, out, err) = run(&dir, &cfg, &["filter"]);
+    assert!(proxy.refused() > 0, "{out}{err}");
+    assert_eq!(deleted_in(&dc, "Filed"), Vec::<u32>::new(), "{out}{err}");
+    assert_eq!(deleted_in(&dc, "INBOX"), Vec::<u32>::new(), "{out}{err}");
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["filter"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(deleted_in(&dc, "Filed"), Vec::<u32>::new(), "{out}{err}");
+    client_expunges(&dc, "Filed");
+    client_expunges(&dc, "INBOX");
+    each_in_one_place(&dc, &ids, "after the rerun and a client's EXPUNGE");
+    assert_eq!(dc.imap("alice").status("Filed").0 as usize, ids.len());
+}
+
+/// Newcomer round 3, fault 9: a quarantine that is the Sent mailbox (by
+/// SPECIAL-USE, not configured as `sent`), Drafts or Trash is refused by
+/// every command that uses it, before anything moves: one sentence,
+/// exit 2. Nothing lands in Sent.
+#[test]
+fn every_command_refuses_a_quarantine_with_a_role() {
+    let Some(dc) = Dovecot::start_or_skip("unfit_quarantine") else {
+        return;
+    };
+    let (ids, _) = flooded(&dc, 20);
+    let sent_before = dc.imap("alice").status("Sent").0;
+    let dir = tempdir("unfit-quarantine");
+    for q in ["Sent", "Drafts", "Trash"] {
+        dc.imap("alice").command(&format!("CREATE {q}")).ok();
+        let cfg = config(&dir, dc.imap_port);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!("quarantine = \"{q}\"\n"));
+        std::fs::write(&cfg, text).unwrap();
+        for args in [
+            &["clean"][..],
+            &["clean", "--dry-run"],
+            &["restore", "--all", "--dry-run"],
+            &["restore", "--all"],
+            &["quarantine", "list"],
+        ] {
+            let (code, out, err) = run(&dir, &cfg, args);
+            assert_eq!(code, 2, "{q} {args:?}: {out}{err}");
+            let err: String = err
+                .lines()
+                .filter(|l| !l.contains(": warning: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            one_sentence(
+                &err,
+                &format!("the quarantine \"{q}\" of account \"alice\" is"),
+            );
+        }
+    }
+    // watch, as the service runs it: stops at once with the same sentence.
+    let cfg = config(&dir, dc.imap_port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("quarantine = \"Sent\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let o = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_TIMEOUT", "60")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the quarantine \"Sent\" of account \"alice\" is the server's Sent mailbox"),
+        "{err}"
+    );
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(dc.imap("alice").status("Sent").0, sent_before);
+    assert_eq!(each_in_one_place(&dc, &ids, "after the refusals"), 0);
+}

@@ -1254,3 +1254,84 @@ fn watch_survives_broken_rules_and_picks_up_edits_without_a_restart() {
     assert!(status.success(), "watch exit {status:?}:\n{said}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Newcomer round 3, fault 13: `\Deleted` built at run time (a variable,
+/// `${hex:..}`, a match group from a header) passes any static check.
+/// `filter` drops it (every message is left without `\Deleted`, the other
+/// flags set, a warning on stderr); `sieve check` warns with the line; and
+/// `sieve install --rules` refuses the file (exit 2), since Pigeonhole
+/// would store the flag. Hand-written scripts.
+#[test]
+fn a_deleted_flag_computed_at_run_time_is_never_stored() {
+    let Some(dc) = Dovecot::start_or_skip("rules_computed_deleted") else {
+        return;
+    };
+    let f = inbox(30);
+    let n = f.len();
+    dc.imap("alice").append_many("INBOX", &f);
+    let base = tempdir("computed-deleted");
+    let rules_path = base.join("rules.sieve");
+    std::fs::write(
+        &rules_path,
+        "require [\"imap4flags\", \"variables\", \"encoded-character\"];\n\
+         set \"f\" \"\\\\Deleted\";\n\
+         addflag \"${f}\";\n\
+         if header :matches \"Message-ID\" \"*\" { addflag \"\\\\Del${hex:65}ted $computed\"; }\n",
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(config(&base, dc.imap_port, "alice", &rules_path)).unwrap();
+    let cfg_path = base.join("config.toml");
+    std::fs::write(
+        &cfg_path,
+        format!("{cfg}[accounts.alice.sieve]\nport = {}\n", dc.sieve_port),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        backscatter(&base, &cfg_path, args)
+            .env("BS_TEST_PASSWORD", "alicepw")
+            .output()
+            .unwrap()
+    };
+    let check = run(&["sieve", "check", rules_path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("line 3: addflag takes a flag computed"),
+        "{err}"
+    );
+
+    let dry = run(&["filter", "--dry-run"]);
+    let out = String::from_utf8_lossy(&dry.stdout);
+    assert!(!out.contains("\\Deleted"), "{out}");
+
+    let o = run(&["filter", "--json"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(err.contains("it was dropped"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["dropped_deleted"], n, "{out}");
+    let mut imap = dc.imap("alice");
+    imap.select("INBOX");
+    let count = |imap: &mut backscatter_testkit::imap_client::Imap, q: &str| {
+        imap.command(&format!("UID SEARCH {q}"))
+            .unwrap()
+            .untagged
+            .iter()
+            .filter(|r| r.kind == "SEARCH")
+            .map(|r| r.text().split_whitespace().count())
+            .sum::<usize>()
+    };
+    assert_eq!(count(&mut imap, "DELETED"), 0);
+    assert_eq!(count(&mut imap, "KEYWORD $computed"), n);
+
+    let o = run(&["sieve", "install", "--rules"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 3: addflag takes a flag computed when the script runs"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -649,14 +649,65 @@ fn quarantine_list_matches_the_mailbox_and_restore_empties_it() {
     let o = cli.run(&["quarantine", "show", "<nothing@nowhere>"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
-    // Everything goes back: journaled ones where they came from, filed
-    // ones to INBOX.
+    // Newcomer round 3, fault 10: ordinary mail put there by hand (two
+    // hand-written messages, no script, no journal) is not backscatter's.
+    let foreign: Vec<Vec<u8>> = (1..=2)
+        .map(|n| {
+            format!(
+                "From: Friend <friend@example.org>\r\nTo: alice@example.test\r\nSubject: lunch {n}\r\nMessage-ID: <lunch-{n}@example.org>\r\nDate: Mon, 30 Nov 2026 09:00:00 +0000\r\n\r\nSee you at noon.\r\n"
+            )
+            .into_bytes()
+        })
+        .collect();
+    imap.append_many("Backscatter", &foreign);
+
+    // Everything backscatter moved goes back: journaled ones where they
+    // came from, filed ones to INBOX; the foreign mail stays.
     let o = cli.run(&["restore", "--all"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(contents(&dc, "Backscatter").is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("2 messages in Backscatter were not moved there by backscatter"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(imap.select("INBOX"), 8);
     let o = cli.run(&["quarantine", "list", "--json"]);
-    assert!(o.status.success() && o.stdout.is_empty(), "{}", text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+    let left: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(left.len(), 2, "{}", text(&o));
+    for v in &left {
+        assert_eq!(v["source"], "other", "{v}");
+        assert!(
+            v["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("not moved by backscatter"),
+            "{v}"
+        );
+    }
+    // Fault 7: one named by UID comes back, with the UIDVALIDITY check.
+    let uid = left[0]["uid"].to_string();
+    let validity = left[0]["uidvalidity"].as_u64().unwrap();
+    let wrong = (validity + 1).to_string();
+    let o = cli.run(&["restore", "--uid", &uid, "--uidvalidity", &wrong]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("renumbered"), "{}", text(&o));
+    let o = cli.run(&["restore", "--uid", "999999"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = cli.run(&[
+        "restore",
+        "--uid",
+        &uid,
+        "--uidvalidity",
+        &validity.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(imap.select("INBOX"), 9);
+    assert_eq!(contents(&dc, "Backscatter").len(), 1);
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
 

@@ -101,6 +101,14 @@ pub struct Entry {
     /// entry: the flags it takes back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags_added: Vec<String>,
+    /// For an intent (`quarantine`, `restore`, a rules move): the message
+    /// already carried `\Deleted` (the user's) before backscatter touched
+    /// it. Without it, any `\Deleted` found on the message after an
+    /// interrupted move is backscatter's own (the COPY fallback's, RFC
+    /// 4315) and is taken off wherever the message stays. Absent (false)
+    /// in journals written before this field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted_before: bool,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -130,6 +138,7 @@ impl Entry {
             mapped: Vec::new(),
             flags_before: Vec::new(),
             flags_added: Vec::new(),
+            deleted_before: false,
         }
     }
 

@@ -16,6 +16,12 @@
 /// 5788 registers `$`-prefixed keywords for such uses; this one is ours.
 pub const NOT_BACKSCATTER: &str = "$NotBackscatter";
 
+/// The keyword the server-side Sieve script gives each message it files
+/// into quarantine (`fileinto :flags`, RFC 5232, where the server has
+/// `imap4flags`): how `quarantine list` and `restore --all` tell what the
+/// script filed from other mail in that mailbox.
+pub const FILED_BY_SCRIPT: &str = "$BackscatterFiled";
+
 /// One parsed entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {

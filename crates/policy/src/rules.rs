@@ -256,6 +256,35 @@ pub struct Outcome {
     /// The runtime error that stopped the script, if one did: the actions
     /// are then the implicit keep alone.
     pub error: Option<String>,
+    /// Set when the script computed `\Deleted` for a flag action (from a
+    /// variable, a match group, an encoded character) and the engine
+    /// dropped it: the agent never marks mail for deletion. The other
+    /// actions stand.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dropped_deleted: bool,
+}
+
+/// `flags` without `\Deleted` (RFC 3501 section 2.3.2, any case; a string
+/// holding several flags is split at spaces as RFC 5232 section 3 does),
+/// and whether one was there.
+fn without_deleted(flags: Vec<String>) -> (Vec<String>, bool) {
+    let mut dropped = false;
+    let mut out = Vec::new();
+    for f in flags {
+        if f.split_ascii_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("\\deleted"))
+        {
+            dropped = true;
+            out.extend(
+                f.split_ascii_whitespace()
+                    .filter(|w| !w.eq_ignore_ascii_case("\\deleted"))
+                    .map(str::to_string),
+            );
+        } else {
+            out.push(f);
+        }
+    }
+    (out, dropped)
 }
 
 impl Outcome {
@@ -293,6 +322,9 @@ struct Scan {
     /// Names in `include` commands (None: not a plain string), and whether
     /// the command has `:optional`.
     includes: Vec<(Option<String>, bool)>,
+    /// Flag arguments computed at run time (a `${...}` in the string:
+    /// a variable, a match group, an encoded character): (line, command).
+    variable_flags: Vec<(usize, String)>,
 }
 
 /// A minimal RFC 5228 §8 lexer: finds commands (identifiers at the start of
@@ -310,6 +342,9 @@ fn scan(script: &str) -> Scan {
     // The action command being read, and its last string argument.
     let mut command: Option<String> = None;
     let mut last_string: Option<String> = None;
+    // After `:flags` of fileinto/keep: the next string, or every string
+    // of the next list, is a flag (`Some(true)`: inside that list).
+    let mut flags_arg: Option<bool> = None;
     while i < b.len() {
         let c = b[i];
         match c {
@@ -347,6 +382,19 @@ fn scan(script: &str) -> Scan {
                 }
                 i += 1;
                 let text = String::from_utf8_lossy(&s).into_owned();
+                let is_flag = match command.as_deref() {
+                    Some("addflag" | "setflag") => true,
+                    Some("fileinto" | "keep") => flags_arg.is_some(),
+                    _ => false,
+                };
+                if flags_arg == Some(false) {
+                    flags_arg = None;
+                }
+                if is_flag && text.contains("${") {
+                    if let Some(c) = command.as_deref() {
+                        out.variable_flags.push((line, c.to_string()));
+                    }
+                }
                 if let Some(c) = command.as_deref() {
                     if matches!(c, "addflag" | "setflag" | "fileinto" | "keep")
                         && text
@@ -383,6 +431,7 @@ fn scan(script: &str) -> Scan {
                 }
                 command = None;
                 last_string = None;
+                flags_arg = None;
                 if let Some(k) = in_keep.take() {
                     out.keeps.push((k, i));
                 }
@@ -436,6 +485,8 @@ fn scan(script: &str) -> Scan {
                     if word == "include" {
                         in_include = Some((Vec::new(), false));
                     }
+                } else if word == "flags" && start > 0 && b[start - 1] == b':' {
+                    flags_arg = Some(false);
                 } else if word == "optional" && start > 0 && b[start - 1] == b':' {
                     if let Some((_, optional)) = in_include.as_mut() {
                         *optional = true;
@@ -445,12 +496,28 @@ fn scan(script: &str) -> Scan {
             }
             b' ' | b'\t' | b'\r' => i += 1,
             _ => {
+                match (c, flags_arg) {
+                    (b'[', Some(false)) => flags_arg = Some(true),
+                    (b']', Some(true)) => flags_arg = None,
+                    _ => {}
+                }
                 at_command = false;
                 i += 1;
             }
         }
     }
     out
+}
+
+/// Flag arguments in one script that are computed when it runs (a
+/// `${...}` in `addflag`/`setflag` or after `:flags`: a variable
+/// (RFC 5229), a match group, an encoded character (RFC 5228 section
+/// 2.4.2.4)), as `(line, command)`: no check before the script runs can
+/// tell they never make `\Deleted`. The agent drops `\Deleted` at run
+/// time whatever its source ([`Rules::run`]); a server cannot be guarded
+/// so, which is why `sieve install --rules` refuses them.
+pub fn variable_flags(script: &str) -> Vec<(usize, String)> {
+    scan(script).variable_flags
 }
 
 /// The refused commands in one script, with their lines.
@@ -633,6 +700,7 @@ impl Rules {
         let mut error = None;
         let mut created: Vec<String> = Vec::new();
         let mut explicit_keep = false;
+        let mut dropped_deleted = false;
         while let Some(r) = ctx.run(input) {
             input = Input::True;
             match r {
@@ -666,6 +734,8 @@ impl Rules {
                 // The implicit keep: an explicit one (see [`rewrite_keeps`])
                 // cancels it (RFC 5228 §2.10.2).
                 Ok(Event::Keep { flags, .. }) => {
+                    let (flags, dropped) = without_deleted(flags);
+                    dropped_deleted |= dropped;
                     if !explicit_keep {
                         keep = Some(flags)
                     }
@@ -676,6 +746,8 @@ impl Rules {
                     create,
                     ..
                 }) => {
+                    let (flags, dropped) = without_deleted(flags);
+                    dropped_deleted |= dropped;
                     if create {
                         created.push(folder.clone());
                     }
@@ -724,6 +796,7 @@ impl Rules {
             return Outcome {
                 actions: vec![Action::Keep { flags: Vec::new() }],
                 error,
+                dropped_deleted,
             };
         }
         let mut actions = Vec::new();
@@ -737,6 +810,7 @@ impl Rules {
         Outcome {
             actions,
             error: None,
+            dropped_deleted,
         }
     }
 }
@@ -894,6 +968,53 @@ mod tests {
             flags: flags.iter().map(|s| s.to_string()).collect(),
             create,
         }
+    }
+
+    /// Newcomer round 3, fault 13: `\Deleted` built at run time (a
+    /// variable, `${hex:...}`, a match group taken from a header, a flag
+    /// list after `:flags`) passes any check before the run; the engine
+    /// drops it and says so, and the other flags stand.
+    #[test]
+    fn deleted_computed_at_run_time_is_dropped() {
+        let msg = "From: a@example.org\r\nX-Flag: \\Deleted\r\nSubject: s\r\n\r\nbody\r\n";
+        let scripts = [
+            "require [\"imap4flags\",\"variables\"];\nset \"f\" \"\\\\Deleted\";\naddflag \"${f}\";\n",
+            "require [\"imap4flags\",\"variables\"];\nset \"a\" \"\\\\Del\";\nset \"b\" \"eted\";\naddflag [\"\\\\Seen\", \"${a}${b}\"];\n",
+            "require [\"imap4flags\",\"encoded-character\"];\naddflag \"\\\\Del${hex:65}ted \\\\Seen\";\n",
+            "require [\"imap4flags\",\"variables\"];\nif header :matches \"X-Flag\" \"*\" { addflag \"${1}\"; }\naddflag \"\\\\Seen\";\n",
+            "require [\"fileinto\",\"imap4flags\",\"variables\"];\nset \"f\" \"\\\\Deleted\";\nfileinto :flags [\"${f}\", \"\\\\Seen\"] \"X\";\n",
+        ];
+        for (n, script) in scripts.iter().enumerate() {
+            assert!(!variable_flags(script).is_empty(), "script {n}: {script}");
+            let o = run(&rules(script), msg);
+            assert!(o.dropped_deleted, "script {n}: {o:?}");
+            let flags: Vec<&String> = o
+                .actions
+                .iter()
+                .flat_map(|a| match a {
+                    Action::Keep { flags } | Action::Fileinto { flags, .. } => flags,
+                })
+                .collect();
+            assert!(
+                flags
+                    .iter()
+                    .all(|f| !f.to_ascii_lowercase().contains("deleted")),
+                "script {n}: {flags:?}"
+            );
+            if script.contains("Seen") {
+                assert!(
+                    flags.iter().any(|f| *f == "\\Seen"),
+                    "script {n}: {flags:?}"
+                );
+            }
+        }
+        // A variable mailbox name is not a flag; constant flags are fine.
+        let named = "require [\"fileinto\",\"imap4flags\",\"variables\"];\nset \"m\" \"Lists\";\nfileinto :flags \"\\\\Seen\" \"${m}\";\n";
+        assert_eq!(variable_flags(named), Vec::new());
+        assert_eq!(
+            variable_flags("require [\"fileinto\",\"imap4flags\",\"variables\"];\nfileinto :flags [\"a\",\n\"${x}\"] \"M\";\n"),
+            vec![(3, "fileinto".to_string())]
+        );
     }
 
     #[test]
@@ -1084,6 +1205,7 @@ mod tests {
         let o = |actions| Outcome {
             actions,
             error: None,
+            dropped_deleted: false,
         };
         let p = Plan::of(&o(vec![into("A", &["x"], true), into("B", &["y"], false)]));
         assert_eq!(p.copies, vec![("A".to_string(), vec!["x".to_string()])]);

@@ -473,10 +473,16 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
         q = quote(p.quarantine),
         req = list(&requires),
     );
-    let fileinto = if has("mailbox") {
-        format!("fileinto :create {}", quote(p.quarantine))
+    // The mark by which `restore --all` tells what the script filed.
+    let mark = if has("imap4flags") {
+        format!(":flags {} ", quote(crate::keep::FILED_BY_SCRIPT))
     } else {
-        format!("fileinto {}", quote(p.quarantine))
+        String::new()
+    };
+    let fileinto = if has("mailbox") {
+        format!("fileinto {mark}:create {}", quote(p.quarantine))
+    } else {
+        format!("fileinto {mark}{}", quote(p.quarantine))
     };
 
     // The conditions, all of which must hold.

@@ -10,7 +10,7 @@ use crate::classify::{classify, Context, Decision, Verdict};
 use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::Identity;
-use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
+use crate::imap::{self, pipeline, pipeline::Pipeline, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
 use crate::quarantine;
 use crate::rerun::{self, Mark, Plan};
@@ -260,7 +260,7 @@ pub async fn classify_batch(
         };
         let roots: HashMap<u32, skeleton::Part> = fetched
             .iter()
-            .filter_map(|f| Some((f.uid?, structure::convert(f.bodystructure()?))))
+            .filter_map(|f| Some((f.uid?, f.structure()?.clone())))
             .collect();
         for uid in structure {
             let prefix = bytes.get(&uid).map(Vec::as_slice).unwrap_or_default();
@@ -403,7 +403,7 @@ pub(crate) async fn reconcile(
                     .collect();
                 (sel.uid_validity, free)
             }
-            Err(e) if e.kind == imap::ErrorKind::No => (0, Vec::new()),
+            Err(e) if e.kind == imap::ErrorKind::Missing => (0, Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut claimed: HashSet<u32> = HashSet::new();

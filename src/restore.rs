@@ -172,7 +172,7 @@ pub async fn restore_with(
     let (sel, keywords, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
         Ok(x) => x,
         // No quarantine mailbox: nothing in it.
-        Err(e) if e.kind == imap::ErrorKind::No => (
+        Err(e) if e.kind == imap::ErrorKind::Missing => (
             imap::Selected {
                 exists: 0,
                 uid_validity: 0,
@@ -376,7 +376,7 @@ pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, 
     };
     let (sel, _, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
         Ok(x) => x,
-        Err(e) if e.kind == imap::ErrorKind::No => {
+        Err(e) if e.kind == imap::ErrorKind::Missing => {
             imap.logout().await;
             return Ok(listing);
         }

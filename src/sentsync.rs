@@ -217,7 +217,7 @@ pub async fn refresh_covering(
                         // (a Date header can be anything). Matching uses
                         // the Date header, as the file path does: a Sent
                         // folder imported last week holds older mail.
-                        m.saved = f.internal_date().map(|d| d.timestamp());
+                        m.saved = f.internal_date;
                         entry.messages.push(m);
                     }
                     entry.last_uid = entry.last_uid.max(uid);

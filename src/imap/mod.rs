@@ -14,8 +14,7 @@ pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, Endpoint, TlsMode};
 use crate::secret::Secret;
-use async_imap::types::{Fetch, NameAttribute};
-use futures::TryStreamExt;
+use async_imap::types::NameAttribute;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io;
@@ -355,21 +354,108 @@ pub fn valid_flag(flag: &str) -> bool {
     }
 }
 
-/// A fetched message's flags as IMAP spells them.
-pub fn flags_of(f: &Fetch) -> Vec<String> {
-    use async_imap::types::Flag;
-    f.flags()
-        .map(|fl| match fl {
-            Flag::Seen => "\\Seen".to_string(),
-            Flag::Answered => "\\Answered".to_string(),
-            Flag::Flagged => "\\Flagged".to_string(),
-            Flag::Deleted => "\\Deleted".to_string(),
-            Flag::Draft => "\\Draft".to_string(),
-            Flag::Recent => "\\Recent".to_string(),
-            Flag::MayCreate => "\\*".to_string(),
-            Flag::Custom(c) => c.to_string(),
-        })
-        .collect()
+/// One message's FETCH response (RFC 3501 section 7.4.2), owned: what
+/// [`Imap::uid_fetch`] read for it. Each item is `None` (or empty) when
+/// the server did not send it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// UID (the command asks for it; an unsolicited FETCH may lack it).
+    pub uid: Option<u32>,
+    /// RFC822.SIZE, in bytes.
+    pub size: Option<u32>,
+    /// FLAGS as IMAP spells them (`\\Seen`, `$NotBackscatter`).
+    pub flags: Vec<String>,
+    /// INTERNALDATE as Unix seconds (RFC 3501 `date-time`).
+    pub internal_date: Option<i64>,
+    header: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+    structure: Option<crate::skeleton::Part>,
+}
+
+impl Fetched {
+    /// From the attributes of one `* n FETCH (...)` response.
+    fn from_attrs(attrs: &[async_imap::imap_proto::AttributeValue<'_>]) -> Fetched {
+        use async_imap::imap_proto::{AttributeValue as A, MessageSection, SectionPath};
+        let mut f = Fetched::default();
+        for a in attrs {
+            match a {
+                A::Uid(u) => f.uid = Some(*u),
+                A::Rfc822Size(s) => f.size = Some(*s),
+                A::Flags(fl) => f.flags = fl.iter().map(|x| x.to_string()).collect(),
+                A::InternalDate(d) => f.internal_date = internal_date(d),
+                A::BodySection {
+                    section: None,
+                    data: Some(b),
+                    ..
+                }
+                | A::Rfc822(Some(b)) => {
+                    f.body.get_or_insert_with(|| b.to_vec());
+                }
+                A::BodySection {
+                    section: Some(SectionPath::Full(MessageSection::Header)),
+                    data: Some(h),
+                    ..
+                }
+                | A::Rfc822Header(Some(h)) => {
+                    f.header.get_or_insert_with(|| h.to_vec());
+                }
+                A::BodyStructure(bs) => f.structure = Some(structure::convert(bs)),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// `BODY[HEADER]` (also `BODY.PEEK[HEADER]`, `RFC822.HEADER`).
+    pub fn header(&self) -> Option<&[u8]> {
+        self.header.as_deref()
+    }
+
+    /// `BODY[]` (also `BODY.PEEK[]`, a partial `BODY.PEEK[]<n.m>`,
+    /// `RFC822`): the bytes from the offset asked for.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// `BODYSTRUCTURE`, as the skeleton's MIME tree.
+    pub fn structure(&self) -> Option<&crate::skeleton::Part> {
+        self.structure.as_ref()
+    }
+}
+
+/// An INTERNALDATE (`30-Nov-2026 09:52:20 +0100`, RFC 3501 section 9
+/// `date-time`; the day may be space-padded) as Unix seconds; `None`
+/// when it is not one.
+fn internal_date(s: &str) -> Option<i64> {
+    const M: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    let (date, rest) = s.trim().split_once(' ')?;
+    let (time, zone) = rest.trim().split_once(' ')?;
+    let mut d = date.split('-');
+    let day: u8 = d.next()?.trim().parse().ok()?;
+    let mon = d.next()?.to_ascii_uppercase();
+    let month = M.iter().position(|m| *m == mon)? as u8 + 1;
+    let year: u16 = d.next()?.parse().ok()?;
+    let mut t = time.split(':').map(|x| x.parse::<u8>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next()??);
+    let zone = zone.trim();
+    let (sign, hhmm) = zone.split_at_checked(1)?;
+    if !matches!(sign, "+" | "-") || hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let dt = mail_parser::DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        tz_before_gmt: sign == "-",
+        tz_hour: hhmm[..2].parse().ok()?,
+        tz_minute: hhmm[2..].parse().ok()?,
+    };
+    dt.is_valid().then(|| dt.to_timestamp())
 }
 
 /// Connect, log in, and compress the connection when the account's
@@ -1273,20 +1359,39 @@ impl Imap {
         Ok(v)
     }
 
-    /// UID FETCH and collect the responses.
-    pub async fn uid_fetch(&mut self, uids: &[u32], items: &str) -> Result<Vec<Fetch>, ImapError> {
+    /// UID FETCH (RFC 3501 section 6.4.8) of `items` for these UIDs of the
+    /// selected mailbox, every response read up to the tagged one. A NO or
+    /// BAD is an error quoting the server ([`ErrorKind::No`]), never "no
+    /// messages": async-imap 0.12's `uid_fetch` stream ends at the tagged
+    /// reply without looking at it, so the command goes through
+    /// [`run_checked`] instead. UIDs the server does not answer for
+    /// (expunged) are absent.
+    pub async fn uid_fetch(
+        &mut self,
+        uids: &[u32],
+        items: &str,
+    ) -> Result<Vec<Fetched>, ImapError> {
+        use async_imap::imap_proto::Response;
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
-        timed("fetch messages", async {
-            self.session
-                .uid_fetch(&set, items)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await
+        let mut out = Vec::new();
+        let announced = timed(
+            "fetch messages",
+            run_checked(
+                &mut self.session,
+                &format!("UID FETCH {set} {items}"),
+                |r| {
+                    if let Response::Fetch(_, attrs) = r {
+                        out.push(Fetched::from_attrs(attrs));
+                    }
+                },
+            ),
+        )
+        .await?;
+        self.announced |= announced;
+        Ok(out)
     }
 
     /// [`Imap::uid_fetch`], with a reply that cannot be parsed contained
@@ -1302,7 +1407,7 @@ impl Imap {
         &mut self,
         uids: &[u32],
         items: &str,
-    ) -> Result<(Vec<Fetch>, Vec<(u32, ImapError)>), ImapError> {
+    ) -> Result<(Vec<Fetched>, Vec<(u32, ImapError)>), ImapError> {
         let mut fetched = Vec::new();
         let mut unreadable = Vec::new();
         let mut todo: Vec<&[u32]> = vec![uids];
@@ -1696,6 +1801,26 @@ mod tests {
     fn uid_sets_use_ranges() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 9, 12, 13, 14, 3]), "1:3,5,9,12:14");
         assert_eq!(uid_set(&[7]), "7");
+    }
+
+    #[test]
+    fn internal_dates_read_as_unix_seconds() {
+        assert_eq!(
+            internal_date("30-Nov-2026 09:52:20 +0000"),
+            Some(1_796_032_340)
+        );
+        assert_eq!(
+            internal_date(" 1-Jan-2026 01:00:00 +0100"),
+            Some(1_767_225_600)
+        );
+        assert_eq!(
+            internal_date("1-jan-2026 00:00:00 -0130"),
+            Some(1_767_231_000)
+        );
+        assert_eq!(internal_date("31-Foo-2026 00:00:00 +0000"), None);
+        assert_eq!(internal_date("1-Jan-2026 00:00 +0000"), None);
+        assert_eq!(internal_date("1-Jan-2026 00:00:00 0000"), None);
+        assert_eq!(internal_date(""), None);
     }
 
     #[test]

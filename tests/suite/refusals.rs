@@ -428,3 +428,63 @@ fn ctrl_c_during_the_scan_moves_nothing() {
     assert!(!moving(), "a move was sent after Ctrl-C");
     assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
 }
+
+/// A NO to UID FETCH is an error, not "no messages": with the quarantine
+/// full, `quarantine list` and `restore --all` whose FETCHes are refused
+/// exit 1 with one sentence quoting the server, and nothing moves (no
+/// message is written off as gone); once the server answers again, the
+/// restore brings every message back, once.
+#[test]
+fn refused_fetch_fails_list_and_restore_and_loses_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("refused_fetch") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("refused-fetch");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    let journal = std::fs::read_to_string(dir.join("data/backscatter/journal-alice.jsonl"))
+        .unwrap_or_default();
+
+    proxy.set(Rules {
+        refuse: vec![Refusal::no(
+            "UID FETCH",
+            "UNAVAILABLE",
+            "Internal error occurred. Refer to server log for more information.",
+        )],
+        ..Rules::default()
+    });
+    for args in [&["quarantine", "list"][..], &["restore", "--all"][..]] {
+        let before = proxy.refused();
+        let (code, out, err) = run(&dir, &cfg, args);
+        assert_eq!(
+            code,
+            1,
+            "{args:?}: {out}{err}{:?}",
+            proxy.seen(|s| s.commands.clone())
+        );
+        assert!(proxy.refused() > before, "{args:?}: no FETCH was refused");
+        one_sentence(&err, "[UNAVAILABLE] Internal error occurred.");
+        assert!(err.contains("refused to fetch messages"), "{err}");
+        assert_eq!(
+            each_in_one_place(&dc, &ids, "after the refusal"),
+            forged,
+            "{args:?}"
+        );
+    }
+    let after = std::fs::read_to_string(dir.join("data/backscatter/journal-alice.jsonl"))
+        .unwrap_or_default();
+    assert!(
+        !after.contains("\"op\":\"gone\""),
+        "a refused FETCH wrote messages off as gone"
+    );
+    assert!(after.starts_with(&journal));
+
+    proxy.set(Rules::default());
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after restore"), 0);
+}

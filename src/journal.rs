@@ -258,6 +258,52 @@ mod tests {
     }
 
     #[test]
+    fn a_message_two_batches_claim_is_in_quarantine_once() {
+        // `clean` (batch c) reconciled its refused move and found UID 10 in
+        // quarantine, where `watch` (batch w) had just moved it, before
+        // watch's commit was written: both claim it.
+        let mut rec = Entry::marker(Op::Reconciled, "c", 3, vec![10]);
+        rec.dest_uidvalidity = 9;
+        rec.mapped = vec![(10, 500)];
+        let mut wc = commit("w");
+        wc.dest_uidvalidity = 9;
+        wc.mapped = vec![(10, 500)];
+        let entries = vec![q("c", 10, "<a@y>"), q("w", 10, "<a@y>"), rec, wc];
+        let held = quarantined(&entries);
+        assert_eq!(held.len(), 1);
+        // The batch the server's COPYUID vouches for keeps it.
+        assert_eq!(held[0].batch, "w");
+        assert_eq!(held[0].dest_uid(), Some((9, 500)));
+        // Both committed without COPYUID (no UIDPLUS): the oldest keeps it.
+        let entries = vec![
+            q("c", 10, "<a@y>"),
+            commit("c"),
+            q("w", 10, "<a@y>"),
+            commit("w"),
+        ];
+        let held = quarantined(&entries);
+        assert_eq!(
+            held.iter().map(|e| e.batch.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        // Restored once (by whichever entry restore matched): gone for both.
+        let mut r = q("r", 500, "<a@y>");
+        r.op = Op::Restore;
+        r.origin = "w/10".into();
+        let mut entries = entries;
+        entries.extend([r, commit("r")]);
+        assert!(quarantined(&entries).is_empty());
+        // Another UID of the same mailbox is another message.
+        let entries = vec![
+            q("c", 10, "<a@y>"),
+            commit("c"),
+            q("w", 11, "<a@y>"),
+            commit("w"),
+        ];
+        assert_eq!(quarantined(&entries).len(), 2);
+    }
+
+    #[test]
     fn compaction_keeps_what_restore_needs() {
         let day = 86_400;
         let mut entries = Vec::new();

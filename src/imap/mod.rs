@@ -808,6 +808,13 @@ impl CopyUid {
     }
 }
 
+/// A search key's string (a Message-ID, say) as an IMAP quoted string
+/// (RFC 3501 section 4.3); `None` for one that cannot be sent as one (a
+/// control character, or anything but ASCII, which would need a CHARSET).
+pub fn quoted(s: &str) -> Option<String> {
+    (s.is_ascii() && !s.chars().any(|c| c.is_ascii_control())).then(|| quote_mailbox(s))
+}
+
 /// A mailbox name as an IMAP quoted string (RFC 3501 section 4.3).
 fn quote_mailbox(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
@@ -938,6 +945,15 @@ pub fn temporary_refusal(text: &str) -> bool {
     ["UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"]
         .iter()
         .any(|c| c.eq_ignore_ascii_case(code))
+}
+
+/// Is this the server's `NO [EXPUNGEISSUED]` (RFC 5530 section 3): some of
+/// the messages the command named were expunged by another session (a
+/// second `watch` or `clean`, a mail client) since this one last heard? The
+/// server has told this session about the expunges with the refusal, so
+/// the same command sent again acts on the messages that remain.
+pub fn expunge_issued(e: &ImapError) -> bool {
+    e.kind == ErrorKind::No && e.message.to_ascii_uppercase().contains("[EXPUNGEISSUED]")
 }
 
 /// A move's refused second half that could not be undone, as one sentence.
@@ -1571,6 +1587,14 @@ impl Imap {
             Err(e) => return Err(unfinished(e, dest)),
         };
         let (e, flag_set) = refused;
+        if expunge_issued(&e) {
+            // Another session expunged some originals (finished the move
+            // itself, or moved them elsewhere): their copies are the only
+            // ones left, so none is taken back. The batch stays open, and
+            // reconciliation finishes it (in both mailboxes: the original
+            // goes; in the destination only: moved).
+            return Err(unfinished(e, dest));
+        }
         match self.take_back_copies(uids, dest, mapping, flag_set).await {
             Ok(()) => Err(err(
                 ErrorKind::No,
@@ -1601,6 +1625,17 @@ impl Imap {
         };
         if read_only || m.pairs.len() != uids.len() {
             return Err(err(ErrorKind::No, "the copies cannot be told apart"));
+        }
+        // A copy is taken back only while its original is still there: an
+        // original another session expunged in between (a concurrent
+        // `watch` or `clean` finishing the move) leaves its copy the only
+        // one.
+        let present = self.uid_search(&format!("UID {}", uid_set(uids))).await?;
+        if uids.iter().any(|u| !present.contains(u)) {
+            return Err(err(
+                ErrorKind::No,
+                "some originals were expunged by another session",
+            ));
         }
         let copies: Vec<u32> = m.pairs.iter().map(|(_, d)| *d).collect();
         let copies = uid_set(&copies);

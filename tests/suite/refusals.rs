@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn config(dir: &Path, port: u16) -> PathBuf {
+pub(crate) fn config(dir: &Path, port: u16) -> PathBuf {
     let cfg = dir.join("config.toml");
     std::fs::write(
         &cfg,
@@ -31,7 +31,7 @@ fn config(dir: &Path, port: u16) -> PathBuf {
 }
 
 /// `backscatter ARGS`: (exit code, stdout, stderr).
-fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
     let o = crate::util::backscatter(dir, cfg, args)
         .env("PW", "alicepw")
         .env("BACKSCATTER_TIMEOUT", "60")
@@ -47,7 +47,7 @@ fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
 /// Message-ID -> the mailboxes holding a message with it, over every
 /// mailbox LIST shows (a message flagged `\Deleted` but not expunged still
 /// counts: it is still there).
-fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
+pub(crate) fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
     let mut imap = dc.imap("alice");
     let listed = imap.command("LIST \"\" \"*\"").unwrap();
     let names: Vec<String> = listed
@@ -69,7 +69,7 @@ fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
 
 /// Every message of the flood's inbox is in exactly one mailbox; returns
 /// how many are in quarantine.
-fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
+pub(crate) fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
     let p = places(dc);
     let doubled: Vec<(&String, &Vec<String>)> = ids
         .iter()
@@ -88,7 +88,7 @@ fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
 }
 
 /// A mailbox with a flood: (its inbox Message-IDs, how many are forged).
-fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
+pub(crate) fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
     let f = flood(n);
     let mut imap = dc.imap("alice");
     imap.append_many("Sent", &f.sent);

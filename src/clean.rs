@@ -361,6 +361,12 @@ pub(crate) async fn reconcile(
     let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
     let mut recovered = 0;
     for batch in journal::unfinished(&entries) {
+        if journal::busy(journal_path, &batch[0].batch) {
+            // Another running `watch`, `clean` or `restore` (or another
+            // task of this one) is moving it: it settles it itself.
+            tracing::debug!(batch = %batch[0].batch, "left to the run moving it");
+            continue;
+        }
         recovered += reconcile_batch(imap, &entries, journal_path, &batch)
             .await?
             .len();
@@ -901,6 +907,8 @@ struct InFlight {
     batch: String,
     intents: Vec<Entry>,
     round: usize,
+    /// Keeps other reconciliations off the batch until it is settled.
+    _busy: journal::InFlight,
 }
 
 /// The rerun mark a real sweep of a whole mailbox keeps up to date
@@ -1068,12 +1076,15 @@ impl Sweep<'_, '_> {
                         // connection: settled from the journal; whether
                         // each moved is not known here, so the mark
                         // leaves them to be examined again.
+                        let lost: Vec<(usize, Vec<u32>)> = std::mem::take(&mut self.moves)
+                            .into_iter()
+                            .map(|m| (m.round, m.intents.iter().map(|e| e.uid).collect()))
+                            .collect();
                         if !self.opts.dry_run {
                             reconcile(imap, self.a, self.journal_path).await?;
                         }
-                        for m in std::mem::take(&mut self.moves) {
-                            let uids: Vec<u32> = m.intents.iter().map(|e| e.uid).collect();
-                            self.unsure(m.round, &uids);
+                        for (round, uids) in lost {
+                            self.unsure(round, &uids);
                         }
                         contained = true;
                         (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
@@ -1299,6 +1310,7 @@ impl Sweep<'_, '_> {
             if intents.is_empty() {
                 continue;
             }
+            let busy = journal::in_flight(self.journal_path, &batch);
             journal::append(self.journal_path, &intents).map_err(io_err("write the journal"))?;
             let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
             if imap.uses_move() {
@@ -1308,6 +1320,7 @@ impl Sweep<'_, '_> {
                     batch,
                     intents,
                     round,
+                    _busy: busy,
                 });
             } else {
                 // COPY + STORE + EXPUNGE: one step at a time, alone on the
@@ -1708,6 +1721,7 @@ pub(crate) async fn move_batch(
     if intents.is_empty() {
         return Ok(out);
     }
+    let _busy = journal::in_flight(journal_path, &batch);
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
     let answer = imap.uid_move_mapped(&uids, &a.quarantine).await;

@@ -336,6 +336,7 @@ async fn restore_batch(
             e
         })
         .collect();
+    let _busy = journal::in_flight(journal_path, &batch);
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let mapping = imap.uid_move_mapped(&uids, dest).await?;
     let mut marker = Entry::marker(Op::Commit, &batch, now(), Vec::new());

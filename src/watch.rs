@@ -973,6 +973,7 @@ async fn arrival(
         .copied()
         .filter(|u| !in_hand(u))
         .collect();
+    let _busy = (!intents.is_empty()).then(|| journal::in_flight(journal_path, &batch));
     if !intents.is_empty() {
         journal::append(journal_path, &intents)
             .map_err(|e| CleanError::Io(format!("cannot write the journal: {e}")))?;

@@ -152,6 +152,74 @@ fn clean_without_move_counts_what_another_client_moved_before_its_copy() {
     clean_loses_a_race("race_clean_copy", true, "UID COPY");
 }
 
+/// The other client moves 3 backscatter messages just before clean's
+/// first FETCH: Dovecot still answers the FETCH for them (mdbox keeps
+/// their bytes) and reports their EXPUNGE with it, so clean schedules
+/// them, and its one UID MOVE succeeds with a COPYUID that names the
+/// others only. Those 3 are counted as already moved, not as this run's.
+#[test]
+fn a_move_whose_copyuid_names_fewer_uids_commits_only_those() {
+    let Some(dc) = Dovecot::start_or_skip("race_partial") else {
+        return;
+    };
+    let f = flood(40);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    let uids = imap.append_many("INBOX", &f.inbox);
+    let ids: Vec<String> = f.inbox.iter().map(|m| id_of(m)).collect();
+    let forged_uids: Vec<u32> = f
+        .inbox
+        .iter()
+        .zip(&uids)
+        .filter(|(m, _)| f.expected[&id_of(m)] == Decision::Backscatter)
+        .map(|(_, u)| *u)
+        .collect();
+    let forged = forged_uids.len();
+    let taken: Vec<String> = forged_uids[..3].iter().map(|u| u.to_string()).collect();
+    let port = dc.imap_port;
+    let action = move |_: &str| {
+        let mut other = Imap::connect(port, "alice", password("alice"));
+        other.select("INBOX");
+        other
+            .command(&format!("UID MOVE {} Backscatter", taken.join(",")))
+            .expect("the other client's move");
+        other.logout();
+    };
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            before: vec![Hook::before("UID FETCH", action)
+                .containing("BODY.PEEK[]<0.")
+                .times(1)],
+            ..Rules::default()
+        },
+    );
+    let dir = tempdir("race-partial");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let s = json(&out);
+    assert_eq!(s["quarantined"], forged - 3, "{out}{err}");
+    assert_eq!(s["already_moved"], 3, "{out}{err}");
+    assert_eq!(s["gone"], 0, "{out}{err}");
+    let moves: Vec<String> = proxy.seen(|s| {
+        s.commands
+            .iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with("UID MOVE"))
+            .cloned()
+            .collect()
+    });
+    // One move, of all the backscatter: no refusal, no retry.
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        uids_of(moves[0].split_whitespace().nth(2).unwrap()),
+        forged_uids
+    );
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    assert_eq!(journal_counts(&dir), (forged - 3, 0));
+    restore_all_once(&dc, &dir, &cfg, &ids, forged);
+}
+
 /// A bounce scheduled by `watch` and moved by another client before
 /// watch's MOVE: logged as already in quarantine, no error, no reconnect;
 /// the next bounce moves as usual, and SIGTERM ends watch with 0.

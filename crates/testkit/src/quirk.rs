@@ -104,6 +104,9 @@ impl Refusal {
 pub struct Hook {
     /// The command's first words after the tag, case-insensitive.
     pub command: String,
+    /// Only commands whose text also contains this, case-insensitive;
+    /// empty: any.
+    pub containing: String,
     /// Run for only this many matching commands; `None`: always.
     pub times: Option<usize>,
     pub action: Arc<dyn Fn(&str) + Send + Sync>,
@@ -114,9 +117,16 @@ impl Hook {
     pub fn before(command: &str, action: impl Fn(&str) + Send + Sync + 'static) -> Hook {
         Hook {
             command: command.to_string(),
+            containing: String::new(),
             times: None,
             action: Arc::new(action),
         }
+    }
+
+    /// Only before commands that also contain `s`.
+    pub fn containing(mut self, s: &str) -> Hook {
+        self.containing = s.to_string();
+        self
     }
 
     /// Only before the first `n` matching commands.
@@ -130,6 +140,7 @@ impl std::fmt::Debug for Hook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hook")
             .field("command", &self.command)
+            .field("containing", &self.containing)
             .field("times", &self.times)
             .finish_non_exhaustive()
     }
@@ -358,7 +369,11 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
                         }
                         let hook = {
                             let mut s = shared.lock().unwrap();
-                            let want = |h: &Hook| Refusal::no(&h.command, "", "").matches(rest);
+                            let want = |h: &Hook| {
+                                Refusal::no(&h.command, "", "")
+                                    .containing(&h.containing)
+                                    .matches(rest)
+                            };
                             let hit = s.rules.before.iter().position(want);
                             let hit = hit.filter(|&i| {
                                 s.rules.before[i].times.is_none_or(|n| s.hooked[i] < n)

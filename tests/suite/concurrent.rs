@@ -326,11 +326,7 @@ fn watch_and_clean_at_once_on_one_flood_move_each_message_once() {
         .spawn()
         .unwrap();
     let log = WatchLog::capture(&mut watch);
-    log.wait_for_text(
-        "the agent to connect",
-        Duration::from_secs(90),
-        "connected to",
-    );
+    // Both start at once: either may reach a message first.
     let clean = crate::util::backscatter(&dir, &cfg, &["clean", "--json"])
         .env("PW", "alicepw")
         .env("BACKSCATTER_TIMEOUT", "120")

@@ -185,7 +185,12 @@ pub fn in_flight(path: &Path, batch: &str) -> InFlight {
     if let Ok(mut live) = LIVE.lock() {
         if !live.iter().any(|(p, _)| p == path) {
             let own = live_path(path, std::process::id());
-            match crate::paths::append_private(&own).and_then(|f| f.lock().map(|()| f)) {
+            let taken = path
+                .parent()
+                .map_or(Ok(()), crate::paths::private_dir)
+                .and_then(|()| crate::paths::append_private(&own))
+                .and_then(|f| f.lock().map(|()| f));
+            match taken {
                 Ok(f) => {
                     forget_stale(path);
                     live.push((path.to_path_buf(), f));

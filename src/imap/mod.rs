@@ -974,7 +974,7 @@ fn unfinished(e: ImapError, dest: &str) -> ImapError {
 /// async-imap 0.12's streaming commands (SEARCH, STORE, EXPUNGE, LIST)
 /// stop at the tagged reply without looking at it, so a refusal read as
 /// an empty success: every such command goes through here instead.
-/// Returns whether an EXISTS or RECENT (new mail) came along.
+/// Returns whether an EXISTS (new mail) came along.
 async fn run_checked(
     session: &mut async_imap::Session<Conn>,
     command: &str,
@@ -1010,7 +1010,9 @@ async fn run_checked(
                     _ => Err(E::Bad(text())),
                 };
             }
-            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+            // New mail shows as EXISTS; a RECENT alone also follows
+            // expunges (Dovecot), which announce nothing.
+            Response::MailboxData(MailboxDatum::Exists(_)) => {
                 announced = true;
             }
             other => each(other),
@@ -1769,11 +1771,13 @@ impl Imap {
     }
 
     /// Did a reply to an earlier command announce new messages (an EXISTS
-    /// or RECENT that async-imap filed among the unsolicited responses)?
-    /// Forgets the rest of them. Ask before IDLE: a server does not repeat
-    /// such news once IDLE starts.
+    /// or RECENT that async-imap filed among the unsolicited responses, or
+    /// that came with a command this layer read itself: SEARCH, FETCH,
+    /// STORE, EXPUNGE, LIST)? Forgets the rest of them. Ask before IDLE: a
+    /// server does not repeat such news once IDLE starts.
     pub fn take_announced(&mut self) -> bool {
-        new_mail_announced(&self.session.unsolicited_responses)
+        let pushed = new_mail_announced(&self.session.unsolicited_responses);
+        std::mem::take(&mut self.announced) || pushed
     }
 
     /// NOOP: is the connection alive?

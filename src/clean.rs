@@ -10,7 +10,7 @@ use crate::classify::{classify_at, Context, Decision, Verdict};
 use crate::clock::now;
 use crate::config::Account;
 use crate::fingerprint::Identity;
-use crate::imap::{self, pipeline, pipeline::Pipeline, structure, Imap, ImapError};
+use crate::imap::{self, pipeline, pipeline::Pipeline, Imap, ImapError};
 use crate::journal::{self, Entry, Op};
 use crate::quarantine;
 use crate::rerun::{self, Mark, Plan};
@@ -93,6 +93,13 @@ pub struct Summary {
     pub seconds: f64,
     /// Messages an interrupted earlier run had left half-done, now finished.
     pub recovered: usize,
+    /// Backscatter that another client (a `watch` running at the same
+    /// time, a second `clean`) moved to quarantine after this sweep
+    /// scheduled it and before its move: found in quarantine.
+    pub already_moved: usize,
+    /// Backscatter that left the mailbox after it was scheduled and is not
+    /// in quarantine either (deleted, or moved elsewhere by a mail client).
+    pub gone: usize,
     /// Backscatter left in place because the user restored it before
     /// (`$NotBackscatter`, or the local list).
     pub kept_by_user: usize,
@@ -150,8 +157,11 @@ pub enum Action {
     Kept,
     /// Backscatter left in place because the user restored it before.
     KeptByUser,
-    /// Backscatter that was gone (expunged) by the time it was to move.
+    /// Backscatter that was gone (expunged) by the time it was to move,
+    /// and is not in quarantine.
     Gone,
+    /// Backscatter another client moved to quarantine first.
+    AlreadyMoved,
     /// Could not be judged (the server returned nothing usable): left.
     Error,
 }
@@ -237,8 +247,8 @@ pub async fn classify_batch(
     let mut next: BTreeMap<u32, plan::Next> = BTreeMap::new();
     for f in &first {
         let Some(uid) = f.uid else { continue };
-        if let Some(d) = f.internal_date() {
-            arrived.insert(uid, d.timestamp());
+        if let Some(d) = f.internal_date {
+            arrived.insert(uid, d);
         }
         let prefix = f.body().unwrap_or_default().to_vec();
         next.insert(uid, plan::after_prefix(&prefix, f.size));
@@ -274,7 +284,7 @@ pub async fn classify_batch(
         };
         let roots: HashMap<u32, skeleton::Part> = fetched
             .iter()
-            .filter_map(|f| Some((f.uid?, structure::convert(f.bodystructure()?))))
+            .filter_map(|f| Some((f.uid?, f.structure()?.clone())))
             .collect();
         for uid in structure {
             let prefix = bytes.get(&uid).map(Vec::as_slice).unwrap_or_default();
@@ -412,6 +422,30 @@ pub(crate) async fn reconcile(
     let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
     let mut recovered = 0;
     for batch in journal::unfinished(&entries) {
+        if journal::busy(journal_path, &batch[0].batch) {
+            // Another running `watch`, `clean` or `restore` (or another
+            // task of this one) is moving it: it settles it itself.
+            tracing::debug!(batch = %batch[0].batch, "left to the run moving it");
+            continue;
+        }
+        recovered += reconcile_batch(imap, &entries, journal_path, &batch)
+            .await?
+            .len();
+    }
+    let _ = a;
+    Ok(recovered)
+}
+
+/// [`reconcile`] of one unfinished batch (its intents, `batch`; `entries`
+/// the whole journal): returns the UIDs found moved, after writing the
+/// batch's `reconciled` marker. Leaves another mailbox selected.
+async fn reconcile_batch(
+    imap: &mut Imap,
+    entries: &[Entry],
+    journal_path: &std::path::Path,
+    batch: &[Entry],
+) -> Result<Vec<u32>, CleanError> {
+    {
         let first = &batch[0];
         let (source, dest) = (first.mailbox.clone(), first.to.clone());
         // The source: which of the batch's UIDs still hold their message.
@@ -437,7 +471,7 @@ pub(crate) async fn reconcile(
         // The destination: messages no earlier move accounts for. Where
         // the server reported where earlier moves landed, only what
         // arrived after the newest of them is read.
-        let held: Vec<Entry> = journal::quarantined(&entries)
+        let held: Vec<Entry> = journal::quarantined(entries)
             .into_iter()
             .filter(|e| e.to == dest)
             .collect();
@@ -464,12 +498,12 @@ pub(crate) async fn reconcile(
                     .collect();
                 (sel.uid_validity, free)
             }
-            Err(e) if e.kind == imap::ErrorKind::No => (0, Vec::new()),
+            Err(e) if e.kind == imap::ErrorKind::Missing => (0, Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut claimed: HashSet<u32> = HashSet::new();
         let mut mapped: Vec<(u32, u32)> = Vec::new();
-        for e in &batch {
+        for e in batch {
             if let Some(d) = in_dest
                 .iter()
                 .find(|i| !claimed.contains(&i.uid) && same_message(e, i))
@@ -511,14 +545,270 @@ pub(crate) async fn reconcile(
             imap.uid_delete(&doubled).await?;
         }
         let moved: Vec<u32> = mapped.iter().map(|(s, _)| *s).collect();
-        recovered += moved.len();
-        let mut marker = Entry::marker(Op::Reconciled, &first.batch, now(), moved);
+        let mut marker = Entry::marker(Op::Reconciled, &first.batch, now(), moved.clone());
         marker.dest_uidvalidity = dest_validity;
         marker.mapped = mapped;
         journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))?;
-        let _ = a;
+        Ok(moved)
     }
-    Ok(recovered)
+}
+
+/// How many times a move refused with `NO [EXPUNGEISSUED]` is sent again
+/// (each time without the messages another session took meanwhile).
+const EXPUNGED_RETRIES: usize = 5;
+
+/// What became of one journaled batch's move.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoveOutcome {
+    /// UIDs this batch moved to quarantine.
+    pub moved: Vec<u32>,
+    /// UIDs gone from the source before the move because another client
+    /// (a concurrent `watch` or `clean`, or a mail client) moved them to
+    /// quarantine: found there, or journaled there by another batch.
+    pub elsewhere: Vec<u32>,
+    /// UIDs gone from the source and not in quarantine (deleted, or moved
+    /// to another mailbox, by another client).
+    pub gone: Vec<u32>,
+}
+
+/// Settle the server's answer to the move of batch `batch` (its intents
+/// `intents`, already journaled, all from one source mailbox): commit it
+/// with the COPYUID mapping, and account for every UID.
+///
+/// A message another session expunged after it was scheduled is not an
+/// error: it is already elsewhere. `NO [EXPUNGEISSUED]` (RFC 5530) is
+/// Dovecot's answer when another session moved part of the set first (the
+/// whole command then moves nothing); the server has told this session
+/// about the expunges with it, so a `UID SEARCH` of the set says which
+/// messages remain, and the move is sent again for those alone (up to
+/// [`EXPUNGED_RETRIES`] times; none left: nothing to move). An OK whose
+/// COPYUID (RFC 4315) names fewer UIDs than were sent (a partial UID MOVE)
+/// commits the UIDs it names; the others are not this batch's. An OK
+/// without COPYUID from a server with UIDPLUS, or refusals that go on, are
+/// read back from both mailboxes ([`reconcile`]'s check, for this batch
+/// only). Each UID that did not move is then looked for: journaled in
+/// quarantine by another batch, or found in quarantine by its Message-ID
+/// and fingerprint, it is [`MoveOutcome::elsewhere`]; otherwise
+/// [`MoveOutcome::gone`]. The source mailbox is selected again afterwards
+/// when anything else was (an error if it was renumbered meanwhile).
+/// Other refusals are reconciled for this batch and returned.
+///
+/// The connection must be free (no pipelined command in flight).
+pub(crate) async fn settle_move(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+    batch: &str,
+    intents: &[Entry],
+    mut answer: Result<Option<imap::CopyUid>, ImapError>,
+) -> Result<MoveOutcome, CleanError> {
+    let Some(first) = intents.first() else {
+        return Ok(MoveOutcome::default());
+    };
+    let (source, validity) = (first.mailbox.clone(), first.uidvalidity);
+    // The UIDs of the last move sent, and those found gone before it.
+    let mut sent: Vec<u32> = intents.iter().map(|e| e.uid).collect();
+    let mut absent: Vec<u32> = Vec::new();
+    let mut tries = 0;
+    while matches!(&answer, Err(e) if imap::expunge_issued(e)) && tries < EXPUNGED_RETRIES {
+        tries += 1;
+        let present = imap
+            .uid_search(&format!("UID {}", imap::uid_set(&sent)))
+            .await?;
+        absent.extend(sent.iter().filter(|u| !present.contains(u)));
+        sent.retain(|u| present.contains(u));
+        tracing::info!(
+            account = %a.name,
+            mailbox = %imap::shown(&source),
+            "{} of the batch were moved or expunged by another client first; moving the other {}",
+            absent.len(),
+            sent.len()
+        );
+        if sent.is_empty() {
+            break;
+        }
+        answer = imap.uid_move_mapped(&sent, &first.to).await;
+    }
+    let mut reselect = false;
+    let moved: Vec<u32> = match answer {
+        // Nothing left to move: the batch is closed, nothing moved by it.
+        _ if sent.is_empty() => {
+            let marker = Entry::marker(Op::Reconciled, batch, now(), Vec::new());
+            journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))?;
+            Vec::new()
+        }
+        Ok(Some(m)) => {
+            let moved: Vec<u32> = m.pairs.iter().map(|(s, _)| *s).collect();
+            commit(journal_path, batch, Some(m))?;
+            moved
+        }
+        Ok(None) if !imap.has("UIDPLUS") => {
+            // The server says all that was sent moved; those found gone
+            // before are not this batch's.
+            let failed: Vec<Entry> = absent
+                .iter()
+                .map(|&uid| {
+                    let mut m = Entry::marker(Op::Failed, batch, now(), Vec::new());
+                    m.uid = uid;
+                    m.reasons = vec!["expunged by another client before the move".into()];
+                    m
+                })
+                .collect();
+            journal::append(journal_path, &failed).map_err(io_err("write the journal"))?;
+            commit(journal_path, batch, None)?;
+            sent.clone()
+        }
+        Ok(None) => {
+            reselect = true;
+            read_back(imap, journal_path, batch, &sent).await?
+        }
+        Err(e) if imap::expunge_issued(&e) => {
+            reselect = true;
+            read_back(imap, journal_path, batch, &sent).await?
+        }
+        Err(e) => {
+            if e.kind == imap::ErrorKind::No {
+                // Part of the set may have moved (RFC 6851 section 4.4):
+                // look, rather than assume.
+                read_back(imap, journal_path, batch, &sent).await?;
+            }
+            return Err(e.into());
+        }
+    };
+    let missing: Vec<&Entry> = intents.iter().filter(|e| !moved.contains(&e.uid)).collect();
+    let mut out = MoveOutcome {
+        moved,
+        ..MoveOutcome::default()
+    };
+    if !missing.is_empty() {
+        reselect = true;
+        let found = in_quarantine(imap, journal_path, batch, &missing).await?;
+        for e in missing {
+            if found.contains(&e.uid) {
+                out.elsewhere.push(e.uid);
+            } else {
+                out.gone.push(e.uid);
+            }
+        }
+        tracing::info!(
+            account = %a.name,
+            mailbox = %imap::shown(&source),
+            "{} moved, {} already moved by another client, {} no longer in the mailbox",
+            out.moved.len(),
+            out.elsewhere.len(),
+            out.gone.len()
+        );
+    }
+    if reselect {
+        let sel = imap.select(&source).await?;
+        if sel.uid_validity != validity {
+            return Err(CleanError::Imap(ImapError {
+                kind: imap::ErrorKind::Protocol,
+                message: format!(
+                    "mailbox \"{}\" was renumbered (UIDVALIDITY changed) during the sweep: run again",
+                    imap::shown(&source)
+                ),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// Read back what batch `batch` moved of the UIDs `sent` ([`reconcile_batch`]),
+/// when the server's answer does not say: the UIDs found moved.
+async fn read_back(
+    imap: &mut Imap,
+    journal_path: &std::path::Path,
+    batch: &str,
+    sent: &[u32],
+) -> Result<Vec<u32>, CleanError> {
+    let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
+    match journal::unfinished(&entries)
+        .into_iter()
+        .find(|b| b.first().is_some_and(|e| e.batch == batch))
+    {
+        // Only the UIDs the last move named: the others were gone before
+        // it, and are not this batch's whatever is found.
+        Some(mut intents) => {
+            intents.retain(|e| sent.contains(&e.uid));
+            if intents.is_empty() {
+                return Ok(Vec::new());
+            }
+            reconcile_batch(imap, &entries, journal_path, &intents).await
+        }
+        // Settled meanwhile (another process reconciled it): as it says.
+        None => Ok(journal::quarantined(&entries)
+            .into_iter()
+            .filter(|e| e.batch == batch)
+            .map(|e| e.uid)
+            .collect()),
+    }
+}
+
+/// Which of these intents of batch `batch`, whose messages left the
+/// source without this batch moving them, are in quarantine: journaled
+/// there by another batch (the same source UID), or found there by
+/// Message-ID (one `UID SEARCH` per 20) and fingerprint. Leaves the
+/// quarantine selected when it looked there.
+async fn in_quarantine(
+    imap: &mut Imap,
+    journal_path: &std::path::Path,
+    batch: &str,
+    missing: &[&Entry],
+) -> Result<HashSet<u32>, CleanError> {
+    let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
+    let held: HashSet<(String, u32, u32)> = journal::quarantined(&entries)
+        .into_iter()
+        .filter(|e| e.batch != batch)
+        .map(|e| (e.mailbox, e.uidvalidity, e.uid))
+        .collect();
+    let mut found: HashSet<u32> = HashSet::new();
+    let mut look: Vec<&Entry> = Vec::new();
+    for e in missing {
+        if held.contains(&(e.mailbox.clone(), e.uidvalidity, e.uid)) {
+            found.insert(e.uid);
+        } else {
+            look.push(e);
+        }
+    }
+    let searchable: Vec<(&Entry, String)> = look
+        .iter()
+        .filter_map(|e| {
+            let id = e.message_id.as_deref()?;
+            Some((*e, imap::quoted(id)?))
+        })
+        .collect();
+    let Some(dest) = searchable.first().map(|(e, _)| e.to.clone()) else {
+        return Ok(found);
+    };
+    match imap.examine(&dest).await {
+        Ok(_) => {}
+        Err(e) if e.kind == imap::ErrorKind::No => return Ok(found),
+        Err(e) => return Err(e.into()),
+    }
+    for chunk in searchable.chunks(20) {
+        // OR k1 OR k2 k3 ... (RFC 3501 section 6.4.4).
+        let mut query = String::new();
+        for (i, (_, id)) in chunk.iter().enumerate() {
+            if i + 1 < chunk.len() {
+                query.push_str("OR ");
+            }
+            query.push_str(&format!("HEADER Message-ID {id} "));
+        }
+        let uids = imap.uid_search(query.trim_end()).await?;
+        let prints: HashSet<String> = quarantine::identities(imap, &uids)
+            .await?
+            .into_iter()
+            .map(|i| i.fingerprint)
+            .collect();
+        found.extend(
+            chunk
+                .iter()
+                .filter(|(e, _)| prints.contains(&e.fingerprint))
+                .map(|(e, _)| e.uid),
+        );
+    }
+    Ok(found)
 }
 
 /// Keep the journal small ([`journal::maybe_compact`]); a failure is
@@ -721,6 +1011,7 @@ pub async fn clean(
         moves: Vec::new(),
         backscatter: Vec::new(),
         moved: HashSet::new(),
+        elsewhere: HashSet::new(),
         kept_by_user: HashSet::new(),
         batches: 0,
         marks,
@@ -758,8 +1049,7 @@ async fn oldest_uncovered(
         .uid_fetch(&found, "(UID INTERNALDATE)")
         .await?
         .iter()
-        .filter_map(|f| f.internal_date())
-        .map(|d| d.timestamp())
+        .filter_map(|f| f.internal_date)
         .min();
     Ok(oldest.filter(|t| !window::covers(reach, *t, sent_days)))
 }
@@ -769,8 +1059,10 @@ async fn oldest_uncovered(
 struct InFlight {
     tag: pipeline::Tag,
     batch: String,
-    uids: Vec<u32>,
+    intents: Vec<Entry>,
     round: usize,
+    /// Keeps other reconciliations off the batch until it is settled.
+    _busy: journal::InFlight,
 }
 
 /// The rerun mark a real sweep of a whole mailbox keeps up to date
@@ -869,6 +1161,8 @@ struct Sweep<'s, 'c> {
     /// Backscatter rows, for `--each` once their moves are settled.
     backscatter: Vec<Row>,
     moved: HashSet<u32>,
+    /// Moved to quarantine by another client first.
+    elsewhere: HashSet<u32>,
     kept_by_user: HashSet<u32>,
     batches: usize,
     /// The rerun mark, on a real sweep of the whole mailbox.
@@ -936,11 +1230,15 @@ impl Sweep<'_, '_> {
                         // connection: settled from the journal; whether
                         // each moved is not known here, so the mark
                         // leaves them to be examined again.
+                        let lost: Vec<(usize, Vec<u32>)> = std::mem::take(&mut self.moves)
+                            .into_iter()
+                            .map(|m| (m.round, m.intents.iter().map(|e| e.uid).collect()))
+                            .collect();
                         if !self.opts.dry_run {
                             reconcile(imap, self.a, self.journal_path).await?;
                         }
-                        for m in std::mem::take(&mut self.moves) {
-                            self.unsure(m.round, &m.uids);
+                        for (round, uids) in lost {
+                            self.unsure(round, &uids);
                         }
                         contained = true;
                         (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
@@ -966,6 +1264,8 @@ impl Sweep<'_, '_> {
                     Action::WouldMove
                 } else if self.moved.contains(&r.uid) {
                     Action::Moved
+                } else if self.elsewhere.contains(&r.uid) {
+                    Action::AlreadyMoved
                 } else if self.kept_by_user.contains(&r.uid) {
                     Action::KeptByUser
                 } else {
@@ -1164,6 +1464,7 @@ impl Sweep<'_, '_> {
             if intents.is_empty() {
                 continue;
             }
+            let busy = journal::in_flight(self.journal_path, &batch);
             journal::append(self.journal_path, &intents).map_err(io_err("write the journal"))?;
             let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
             if imap.uses_move() {
@@ -1171,23 +1472,19 @@ impl Sweep<'_, '_> {
                 self.moves.push(InFlight {
                     tag,
                     batch,
-                    uids,
+                    intents,
                     round,
+                    _busy: busy,
                 });
             } else {
                 // COPY + STORE + EXPUNGE: one step at a time, alone on the
                 // connection.
                 p.drain(imap).await?;
                 self.settle(imap, p, false).await?;
-                match imap.uid_move_mapped(&uids, &self.a.quarantine).await {
-                    Ok(mapping) => self.confirmed(&batch, uids, mapping)?,
-                    Err(e) => {
-                        if e.kind == imap::ErrorKind::No {
-                            reconcile(imap, self.a, self.journal_path).await?;
-                        }
-                        return Err(e.into());
-                    }
-                }
+                let answer = imap.uid_move_mapped(&uids, &self.a.quarantine).await;
+                let o =
+                    settle_move(imap, self.a, self.journal_path, &batch, &intents, answer).await?;
+                self.settled(o);
             }
         }
         if let Some(m) = self.marks.as_mut() {
@@ -1218,42 +1515,59 @@ impl Sweep<'_, '_> {
                 None => break,
             };
             let m = self.moves.remove(0);
-            match outcome {
-                Ok(mapping) => self.confirmed(&m.batch, m.uids, mapping)?,
+            // A complete answer is committed at once; anything else is
+            // looked into alone on the connection.
+            let complete = match &outcome {
+                Ok(Some(map)) => map.pairs.len() == m.intents.len(),
+                Ok(None) => !imap.has("UIDPLUS"),
+                Err(_) => false,
+            };
+            if !complete {
+                p.drain(imap).await?;
+            }
+            let settled = settle_move(
+                imap,
+                self.a,
+                self.journal_path,
+                &m.batch,
+                &m.intents,
+                outcome,
+            )
+            .await;
+            match settled {
+                Ok(o) => self.settled(o),
                 Err(e) => {
-                    if e.kind == imap::ErrorKind::No {
-                        p.drain(imap).await?;
-                        // Commit what did move before looking at the rest.
-                        for later in std::mem::take(&mut self.moves) {
-                            if let Some(Ok(mapping)) = p.take_finished(&later.tag) {
-                                self.confirmed(&later.batch, later.uids, mapping)?;
-                            }
+                    p.drain(imap).await?;
+                    // Commit what did move before stopping; the rest is
+                    // reconciled by the next run.
+                    for later in std::mem::take(&mut self.moves) {
+                        if let Some(Ok(mapping)) = p.take_finished(&later.tag) {
+                            let o = settle_move(
+                                imap,
+                                self.a,
+                                self.journal_path,
+                                &later.batch,
+                                &later.intents,
+                                Ok(mapping),
+                            )
+                            .await?;
+                            self.settled(o);
                         }
-                        reconcile(imap, self.a, self.journal_path).await?;
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
         Ok(())
     }
 
-    /// A move confirmed by the server: commit it. With a COPYUID mapping,
-    /// the UIDs it does not name were gone before the move.
-    fn confirmed(
-        &mut self,
-        batch: &str,
-        uids: Vec<u32>,
-        mapping: Option<imap::CopyUid>,
-    ) -> Result<(), CleanError> {
-        let moved: Vec<u32> = match &mapping {
-            Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
-            None => uids,
-        };
-        commit(self.journal_path, batch, mapping)?;
-        self.summary.quarantined += moved.len();
-        self.moved.extend(moved);
-        Ok(())
+    /// Count a settled move ([`settle_move`]).
+    fn settled(&mut self, o: MoveOutcome) {
+        self.summary.quarantined += o.moved.len();
+        self.summary.already_moved += o.elsewhere.len();
+        self.summary.gone += o.gone.len();
+        self.moved.extend(o.moved);
+        self.elsewhere.extend(o.elsewhere);
     }
 }
 
@@ -1472,6 +1786,12 @@ pub struct Moved {
     /// (keyword [`quarantine::NOT_BACKSCATTER`] or the local list) or the
     /// account's `keep` list matches them.
     pub kept_by_user: Vec<u32>,
+    /// UIDs another client moved to quarantine first
+    /// ([`MoveOutcome::elsewhere`]).
+    pub elsewhere: Vec<u32>,
+    /// UIDs gone from the mailbox, not to quarantine
+    /// ([`MoveOutcome::gone`]).
+    pub gone: Vec<u32>,
 }
 
 /// Read the identities of these rows of the selected mailbox (fingerprint,
@@ -1533,9 +1853,10 @@ fn user_keeps_one(a: &Account, r: &Row, id: &Identity, restored: &HashSet<String
 /// Move these rows of the selected `mailbox` to quarantine, journaled:
 /// refuse first if the server cannot move safely; read each message's
 /// fingerprint and flags; leave the ones the user restored before; write
-/// the intents; move; commit with the server's COPYUID mapping. A move
-/// the server refuses is reconciled at once (it may have moved part of
-/// the set); a lost connection leaves the batch for the next run.
+/// the intents; move; settle the answer ([`settle_move`]: messages another
+/// client moved first are counted, not an error). A move the server
+/// refuses otherwise is reconciled at once (it may have moved part of the
+/// set); a lost connection leaves the batch for the next run.
 pub(crate) async fn move_batch(
     imap: &mut Imap,
     a: &Account,
@@ -1565,30 +1886,14 @@ pub(crate) async fn move_batch(
     if intents.is_empty() {
         return Ok(out);
     }
+    let _busy = journal::in_flight(journal_path, &batch);
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
-    match imap.uid_move_mapped(&uids, &a.quarantine).await {
-        Ok(mapping) => {
-            // With COPYUID, the UIDs it does not name were gone before
-            // the move (moved by another client): not counted.
-            if let Some(m) = &mapping {
-                let moved: HashSet<u32> = m.pairs.iter().map(|(s, _)| *s).collect();
-                out.moved = uids.iter().copied().filter(|u| moved.contains(u)).collect();
-                commit(journal_path, &batch, mapping)?;
-                return Ok(out);
-            }
-            commit(journal_path, &batch, mapping)?
-        }
-        Err(e) => {
-            if e.kind == imap::ErrorKind::No {
-                // Part of the set may have moved (RFC 6851 section 4.4):
-                // look, rather than assume.
-                reconcile(imap, a, journal_path).await?;
-            }
-            return Err(e.into());
-        }
-    }
-    out.moved = uids;
+    let answer = imap.uid_move_mapped(&uids, &a.quarantine).await;
+    let o = settle_move(imap, a, journal_path, &batch, &intents, answer).await?;
+    out.moved = o.moved;
+    out.elsewhere = o.elsewhere;
+    out.gone = o.gone;
     Ok(out)
 }
 

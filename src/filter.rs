@@ -411,7 +411,7 @@ impl Runner<'_> {
             // A message the user restored from quarantine (keyword
             // `$NotBackscatter`) is not backscatter to their rules either.
             if verdict.verdict == crate::Decision::Backscatter
-                && imap::flags_of(f)
+                && f.flags
                     .iter()
                     .any(|x| x.eq_ignore_ascii_case(crate::quarantine::NOT_BACKSCATTER))
             {
@@ -501,7 +501,7 @@ impl Runner<'_> {
             plans.push(Planned {
                 uid,
                 message_id,
-                flags: imap::flags_of(f),
+                flags: f.flags.clone(),
                 plan,
                 actions,
                 fingerprint,
@@ -804,7 +804,7 @@ pub async fn undo(
         }
         let (sel, _, items) = match quarantine::inventory(&mut imap, place).await {
             Ok(x) => x,
-            Err(e) if e.kind == imap::ErrorKind::No => {
+            Err(e) if e.kind == imap::ErrorKind::Missing => {
                 summary.missing += held.iter().filter(|e| wanted(e)).count();
                 continue;
             }

@@ -135,9 +135,118 @@ pub fn maybe_compact(path: &Path, now: i64, max_bytes: u64) -> io::Result<Option
     Ok(Some((entries.len(), kept.len())))
 }
 
-/// A batch identifier: time and a counter, unique within a process.
+/// A batch identifier: time, process ID and a counter, unique within a
+/// process (`1764495140-4242-0`).
 pub fn batch_id(now: i64, n: usize) -> String {
     format!("{now}-{}-{n}", std::process::id())
+}
+
+/// The process ID in a [`batch_id`].
+fn batch_pid(batch: &str) -> Option<u32> {
+    batch.split('-').nth(1)?.parse().ok()
+}
+
+/// Batches of this process whose move is in flight (see [`in_flight`]).
+static IN_FLIGHT: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The live files this process holds, by journal.
+static LIVE: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// `journal-ACCOUNT.PID.live` beside the journal: held locked (`flock`,
+/// exclusive) by process PID from its first move until it ends, so that
+/// another process can tell its unfinished batches are still moving.
+fn live_path(path: &Path, pid: u32) -> PathBuf {
+    path.with_extension(format!("{pid}.live"))
+}
+
+/// A batch whose move is being sent and settled by this process: while the
+/// guard lives, [`busy`] says so to every reconciliation (another task's in
+/// this process, or another process's, through the live file). Dropped
+/// when the move is settled, or abandoned with its connection: then the
+/// batch is any reconciliation's again.
+#[derive(Debug)]
+pub struct InFlight(String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = IN_FLIGHT.lock() {
+            set.remove(&self.0);
+        }
+    }
+}
+
+/// Mark batch `batch` of the journal at `path` as in flight (see
+/// [`InFlight`]); the live file is taken on the first call for a journal.
+/// A live file that cannot be written only means another process may
+/// reconcile the batch early, as before such files: it is logged, never
+/// fatal.
+pub fn in_flight(path: &Path, batch: &str) -> InFlight {
+    if let Ok(mut live) = LIVE.lock() {
+        if !live.iter().any(|(p, _)| p == path) {
+            let own = live_path(path, std::process::id());
+            let taken = path
+                .parent()
+                .map_or(Ok(()), crate::paths::private_dir)
+                .and_then(|()| crate::paths::append_private(&own))
+                .and_then(|f| f.lock().map(|()| f));
+            match taken {
+                Ok(f) => {
+                    forget_stale(path);
+                    live.push((path.to_path_buf(), f));
+                }
+                Err(e) => tracing::warn!("cannot take {}: {e}", own.display()),
+            }
+        }
+    }
+    if let Ok(mut set) = IN_FLIGHT.lock() {
+        set.insert(batch.to_string());
+    }
+    InFlight(batch.to_string())
+}
+
+/// Remove the live files of processes that ended (no one holds them).
+fn forget_stale(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
+        return;
+    };
+    let prefix = format!("{}.", stem.to_string_lossy());
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for f in list.flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".live"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id()) && !held(&f.path()) {
+            let _ = std::fs::remove_file(f.path());
+        }
+    }
+}
+
+/// Does some process hold this live file locked?
+fn held(live: &Path) -> bool {
+    match std::fs::File::open(live) {
+        Ok(f) => matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+/// Is batch `batch` of the journal at `path` being moved right now, by a
+/// task of this process ([`in_flight`]) or by another process that is
+/// still running (its live file is held)? Reconciling such a batch would
+/// race its own move: it is left to the run that sent it, which settles
+/// it (or, if it dies, to the next reconciliation).
+pub fn busy(path: &Path, batch: &str) -> bool {
+    match batch_pid(batch) {
+        Some(pid) if pid == std::process::id() => {
+            IN_FLIGHT.lock().is_ok_and(|set| set.contains(batch))
+        }
+        Some(pid) => held(&live_path(path, pid)),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +364,82 @@ mod tests {
         assert_eq!(held[0].dest_uid(), Some((9, 500)));
         // Without a mapping (no UIDPLUS), the commit is taken at its word.
         let entries = vec![q("b2", 10, "<a@y>"), q("b2", 11, "<b@y>"), commit("b2")];
+        assert_eq!(quarantined(&entries).len(), 2);
+    }
+
+    #[test]
+    fn a_batch_in_flight_is_busy_until_settled_here_or_there() {
+        let dir = std::env::temp_dir().join(format!("bs-live-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal-a.jsonl");
+        // This process: busy while the guard lives.
+        let mine = batch_id(5, 0);
+        let guard = in_flight(&path, &mine);
+        assert!(busy(&path, &mine));
+        assert!(live_path(&path, std::process::id()).exists());
+        drop(guard);
+        assert!(!busy(&path, &mine));
+        // Another process (pid 4242): busy while its live file is held.
+        let theirs = "5-4242-0";
+        assert!(!busy(&path, theirs));
+        let live = live_path(&path, 4242);
+        let f = crate::paths::append_private(&live).unwrap();
+        f.lock().unwrap();
+        assert!(busy(&path, theirs));
+        drop(f);
+        assert!(!busy(&path, theirs));
+        // Its stale file goes when a live file is next taken.
+        LIVE.lock().unwrap().retain(|(p, _)| p != &path);
+        let _g = in_flight(&path, &batch_id(6, 1));
+        assert!(!live.exists());
+        assert!(!busy(&path, "x"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_message_two_batches_claim_is_in_quarantine_once() {
+        // `clean` (batch c) reconciled its refused move and found UID 10 in
+        // quarantine, where `watch` (batch w) had just moved it, before
+        // watch's commit was written: both claim it.
+        let mut rec = Entry::marker(Op::Reconciled, "c", 3, vec![10]);
+        rec.dest_uidvalidity = 9;
+        rec.mapped = vec![(10, 500)];
+        let mut wc = commit("w");
+        wc.dest_uidvalidity = 9;
+        wc.mapped = vec![(10, 500)];
+        let entries = vec![q("c", 10, "<a@y>"), q("w", 10, "<a@y>"), rec, wc];
+        let held = quarantined(&entries);
+        assert_eq!(held.len(), 1);
+        // The batch the server's COPYUID vouches for keeps it.
+        assert_eq!(held[0].batch, "w");
+        assert_eq!(held[0].dest_uid(), Some((9, 500)));
+        // Both committed without COPYUID (no UIDPLUS): the oldest keeps it.
+        let entries = vec![
+            q("c", 10, "<a@y>"),
+            commit("c"),
+            q("w", 10, "<a@y>"),
+            commit("w"),
+        ];
+        let held = quarantined(&entries);
+        assert_eq!(
+            held.iter().map(|e| e.batch.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        // Restored once (by whichever entry restore matched): gone for both.
+        let mut r = q("r", 500, "<a@y>");
+        r.op = Op::Restore;
+        r.origin = "w/10".into();
+        let mut entries = entries;
+        entries.extend([r, commit("r")]);
+        assert!(quarantined(&entries).is_empty());
+        // Another UID of the same mailbox is another message.
+        let entries = vec![
+            q("c", 10, "<a@y>"),
+            commit("c"),
+            q("w", 11, "<a@y>"),
+            commit("w"),
+        ];
         assert_eq!(quarantined(&entries).len(), 2);
     }
 

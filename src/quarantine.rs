@@ -9,7 +9,7 @@
 //! [`attribute`] is pure; [`inventory`] and [`identities`] read the server.
 
 use crate::fingerprint::{id_key, Identity, FETCH_ITEMS};
-use crate::imap::{Imap, ImapError, Selected};
+use crate::imap::{ErrorKind, Imap, ImapError, Selected};
 use crate::journal::Entry;
 use std::collections::{HashMap, HashSet};
 
@@ -128,21 +128,6 @@ pub fn is_deleted(flags: &[String]) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"))
 }
 
-/// A flag as IMAP spells it.
-fn flag_name(f: &async_imap::types::Flag<'_>) -> String {
-    use async_imap::types::Flag;
-    match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent => "\\Recent".into(),
-        Flag::MayCreate => "\\*".into(),
-        Flag::Custom(c) => c.to_string(),
-    }
-}
-
 /// The identities of these UIDs of the selected mailbox (one UID FETCH of
 /// [`FETCH_ITEMS`] per 1000). UIDs the server does not answer for are
 /// absent; a response without a UID is ignored, never guessed.
@@ -158,8 +143,8 @@ pub async fn identities(imap: &mut Imap, uids: &[u32]) -> Result<Vec<Identity>, 
                 uid,
                 f.header().unwrap_or_default(),
                 f.size.unwrap_or(0),
-                f.internal_date().map_or(0, |d| d.timestamp()),
-                f.flags().map(|f| flag_name(&f)).collect(),
+                f.internal_date.unwrap_or(0),
+                f.flags.clone(),
             ));
         }
     }
@@ -179,12 +164,26 @@ pub async fn inventory(
 
 /// [`inventory`] of only the messages whose UID is above `floor(UIDVALIDITY)`
 /// (the newest arrivals, e.g. what an interrupted move may have added).
+///
+/// A mailbox that does not exist (the server refuses to open it and LIST
+/// does not show it) is [`ErrorKind::Missing`]; any other refusal (of the
+/// SELECT, the SEARCH or a FETCH) is the server's error, never an empty
+/// mailbox.
 pub async fn inventory_above(
     imap: &mut Imap,
     mailbox: &str,
     floor: impl FnOnce(u32) -> u32,
 ) -> Result<(Selected, bool, Vec<Identity>), ImapError> {
-    let (sel, keywords) = imap.select_keywords(mailbox, NOT_BACKSCATTER).await?;
+    let (sel, keywords) = match imap.select_keywords(mailbox, NOT_BACKSCATTER).await {
+        Ok(x) => x,
+        Err(e) if e.kind == ErrorKind::No && !imap.mailbox_exists(mailbox).await? => {
+            return Err(ImapError {
+                kind: ErrorKind::Missing,
+                message: format!("mailbox \"{}\" does not exist", crate::imap::shown(mailbox)),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     if sel.exists == 0 {
         return Ok((sel, keywords, Vec::new()));
     }

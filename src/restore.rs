@@ -197,7 +197,7 @@ pub async fn restore_with(
     let (sel, keywords, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
         Ok(x) => x,
         // No quarantine mailbox: nothing in it.
-        Err(e) if e.kind == imap::ErrorKind::No => (
+        Err(e) if e.kind == imap::ErrorKind::Missing => (
             imap::Selected {
                 exists: 0,
                 uid_validity: 0,
@@ -420,6 +420,7 @@ async fn restore_batch(
             e
         })
         .collect();
+    let _busy = journal::in_flight(journal_path, &batch);
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let mapping = imap.uid_move_mapped(&uids, dest).await?;
     let mut marker = Entry::marker(Op::Commit, &batch, now(), Vec::new());
@@ -461,7 +462,7 @@ pub async fn list(a: &Account, secret: &Secret, dirs: &Dirs) -> Result<Listing, 
     };
     let (sel, _, items) = match quarantine::inventory(&mut imap, &a.quarantine).await {
         Ok(x) => x,
-        Err(e) if e.kind == imap::ErrorKind::No => {
+        Err(e) if e.kind == imap::ErrorKind::Missing => {
             imap.logout().await;
             return Ok(listing);
         }

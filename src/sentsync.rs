@@ -264,7 +264,7 @@ pub async fn refresh_covering(
                         // When it was saved in Sent: what the cache's
                         // reach means (a Date header can be anything).
                         // Windows look at both.
-                        m.saved = f.internal_date().map(|d| d.timestamp());
+                        m.saved = f.internal_date;
                         entry.messages.push(Cached { uid, message: m });
                     }
                     stats.fetched += 1;

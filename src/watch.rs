@@ -746,14 +746,13 @@ async fn process(
     };
     moved.count = m.moved.len();
     // One line per message, saying what was done and why.
+    let settled = clean::MoveOutcome {
+        moved: m.moved.clone(),
+        elsewhere: m.elsewhere.clone(),
+        gone: m.gone.clone(),
+    };
     for r in &rows {
-        log_row(
-            a,
-            mailbox,
-            r,
-            m.moved.contains(&r.uid),
-            m.kept_by_user.contains(&r.uid),
-        );
+        log_row(a, mailbox, r, &settled, m.kept_by_user.contains(&r.uid));
     }
     if let Some((runner, rules)) = rules {
         let forged: Vec<u32> = forged.iter().map(|r| r.uid).collect();
@@ -1007,6 +1006,7 @@ async fn arrival(
         .copied()
         .filter(|u| !in_hand(u))
         .collect();
+    let _busy = (!intents.is_empty()).then(|| journal::in_flight(journal_path, &batch));
     if !intents.is_empty() {
         journal::append(journal_path, &intents)
             .map_err(|e| CleanError::Io(format!("cannot write the journal: {e}")))?;
@@ -1015,31 +1015,27 @@ async fn arrival(
         true => None,
         false => Some(p.fetch(imap, &whole, "BODY.PEEK[]").await?),
     };
-    let mut moved: Vec<u32> = Vec::new();
+    let mut settled = clean::MoveOutcome::default();
     if !to_move.is_empty() && imap.uses_move() {
         let tag = p.move_to(imap, &to_move, &a.quarantine).await?;
         if at.pipeline_idle && !out.look && rules.is_none() && !p.has_news() {
             p.idle(imap).await?;
         }
-        match p.wait(imap, &tag).await? {
-            Ok(mapping) => {
-                moved = match &mapping {
-                    Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
-                    None => to_move.clone(),
-                };
-                clean::commit(journal_path, &batch, mapping)?;
-            }
-            Err(e) => {
-                p.end_idle(imap).await?;
-                p.drain(imap).await?;
-                if e.kind == ErrorKind::No {
-                    // Part of the set may have moved (RFC 6851 section
-                    // 4.4): look, rather than assume.
-                    reconcile(imap, a, journal_path).await?;
-                }
-                return Err(e.into());
-            }
+        let answer = p.wait(imap, &tag).await?;
+        // A complete answer is committed at once, IDLE going on; anything
+        // else (another client moved some of them first, a refusal) is
+        // looked into alone on the connection.
+        let complete = match &answer {
+            Ok(Some(m)) => m.pairs.len() == to_move.len(),
+            Ok(None) => !imap.has("UIDPLUS"),
+            Err(_) => false,
+        };
+        if !complete {
+            p.end_idle(imap).await?;
+            p.drain(imap).await?;
+            out.look = true;
         }
+        settled = clean::settle_move(imap, a, journal_path, &batch, &intents, answer).await?;
     }
     if let Some(t) = &whole_tag {
         // Answered before the MOVE: no wait left.
@@ -1050,21 +1046,8 @@ async fn arrival(
     if !to_move.is_empty() && !imap.uses_move() {
         // COPY + STORE + EXPUNGE: one step at a time, alone on the
         // connection.
-        match imap.uid_move_mapped(&to_move, &a.quarantine).await {
-            Ok(mapping) => {
-                moved = match &mapping {
-                    Some(m) => m.pairs.iter().map(|(s, _)| *s).collect(),
-                    None => to_move.clone(),
-                };
-                clean::commit(journal_path, &batch, mapping)?;
-            }
-            Err(e) => {
-                if e.kind == ErrorKind::No {
-                    reconcile(imap, a, journal_path).await?;
-                }
-                return Err(e.into());
-            }
-        }
+        let answer = imap.uid_move_mapped(&to_move, &a.quarantine).await;
+        settled = clean::settle_move(imap, a, journal_path, &batch, &intents, answer).await?;
     }
     let evidence = |uids: &[u32], p: &Pipeline| -> Vec<Evidence> {
         uids.iter()
@@ -1076,15 +1059,9 @@ async fn arrival(
     };
     out.moved.originals = evidence(&sample, p);
     out.moved.own_bounces = evidence(&legit, p);
-    out.moved.count = moved.len();
+    out.moved.count = settled.moved.len();
     for r in &rows {
-        log_row(
-            a,
-            mailbox,
-            r,
-            moved.contains(&r.uid),
-            kept_by_user.contains(&r.uid),
-        );
+        log_row(a, mailbox, r, &settled, kept_by_user.contains(&r.uid));
     }
     if let Some((runner, rules)) = rules {
         let uids: Vec<u32> = held.keys().copied().collect();
@@ -1094,12 +1071,17 @@ async fn arrival(
     Ok(out)
 }
 
-/// One line per message, saying what was done and why.
-fn log_row(a: &Account, mailbox: &str, r: &Row, moved: bool, kept_by_user: bool) {
+/// One line per message, saying what was done and why (`settled`: what
+/// became of the batch's move).
+fn log_row(a: &Account, mailbox: &str, r: &Row, settled: &clean::MoveOutcome, kept_by_user: bool) {
     let subject = crate::mail::printable(r.subject.as_deref().unwrap_or(""));
     let reason = r.verdict.reasons.first().map(String::as_str).unwrap_or("");
-    let action = if moved {
+    let action = if settled.moved.contains(&r.uid) {
         "quarantine"
+    } else if settled.elsewhere.contains(&r.uid) {
+        "already in quarantine (moved by another client)"
+    } else if settled.gone.contains(&r.uid) {
+        "gone (deleted or moved elsewhere by another client)"
     } else if kept_by_user {
         "keep (restored by the user, or on the keep list)"
     } else {

@@ -70,8 +70,8 @@ pub struct CleanArgs {
     #[arg(long)]
     pub json: bool,
     /// Before the summary, print one JSON object per message: uid,
-    /// action (moved, would_move, kept, kept_by_user, gone, error),
-    /// verdict, kind, message_id, subject, reasons.
+    /// action (moved, would_move, kept, kept_by_user, already_moved, gone,
+    /// error), verdict, kind, message_id, subject, reasons.
     #[arg(long)]
     pub each: bool,
 }
@@ -172,6 +172,8 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "seconds": (s.seconds * 1000.0).round() / 1000.0,
             "dry_run": args.dry_run,
             "recovered": s.recovered,
+            "already_moved": s.already_moved,
+            "gone": s.gone,
             "kept_by_user": s.kept_by_user,
             "bytes_fetched": s.bytes_fetched,
             "bytes_inflated": s.bytes_inflated,
@@ -255,9 +257,10 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
                 crate::imap::shown(&s.quarantine)
             ),
             _ => format!(
-                "{} moved to {}",
+                "{} moved to {}{}",
                 s.quarantined,
-                crate::imap::shown(&s.quarantine)
+                crate::imap::shown(&s.quarantine),
+                already(&s)
             ),
         },
         s.legitimate,
@@ -276,6 +279,29 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         .map_err(w)?;
     }
     done(&mut out)
+}
+
+/// What the sweep found moved or gone by another client meanwhile (a
+/// `watch` running at the same time), as a parenthesis; empty when
+/// nothing was.
+fn already(s: &crate::clean::Summary) -> String {
+    let mut parts = Vec::new();
+    if s.already_moved > 0 {
+        parts.push(format!(
+            "{} already moved by another client",
+            s.already_moved
+        ));
+    }
+    if s.gone > 0 {
+        parts.push(format!(
+            "{} no longer in the mailbox (deleted or moved elsewhere meanwhile)",
+            s.gone
+        ));
+    }
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", parts.join(", ")),
+    }
 }
 
 /// One message of the dry run: what would happen, its UID, kind and

@@ -158,7 +158,7 @@ async fn read_whole(
             .await?
         {
             if let Some(body) = f.body() {
-                read(body, f.internal_date().map_or(0, |d| d.timestamp()));
+                read(body, f.internal_date.unwrap_or(0));
             }
         }
     }

@@ -14,8 +14,7 @@ pub mod structure;
 
 use crate::config::{is_loopback, Account, AuthMechanism, Endpoint, TlsMode};
 use crate::secret::Secret;
-use async_imap::types::{Fetch, NameAttribute};
-use futures::TryStreamExt;
+use async_imap::types::NameAttribute;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io;
@@ -355,21 +354,73 @@ pub fn valid_flag(flag: &str) -> bool {
     }
 }
 
-/// A fetched message's flags as IMAP spells them.
-pub fn flags_of(f: &Fetch) -> Vec<String> {
-    use async_imap::types::Flag;
-    f.flags()
-        .map(|fl| match fl {
-            Flag::Seen => "\\Seen".to_string(),
-            Flag::Answered => "\\Answered".to_string(),
-            Flag::Flagged => "\\Flagged".to_string(),
-            Flag::Deleted => "\\Deleted".to_string(),
-            Flag::Draft => "\\Draft".to_string(),
-            Flag::Recent => "\\Recent".to_string(),
-            Flag::MayCreate => "\\*".to_string(),
-            Flag::Custom(c) => c.to_string(),
-        })
-        .collect()
+/// One message's FETCH response (RFC 3501 section 7.4.2), owned: what
+/// [`Imap::uid_fetch`] read for it. Each item is `None` (or empty) when
+/// the server did not send it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// UID (the command asks for it; an unsolicited FETCH may lack it).
+    pub uid: Option<u32>,
+    /// RFC822.SIZE, in bytes.
+    pub size: Option<u32>,
+    /// FLAGS as IMAP spells them (`\\Seen`, `$NotBackscatter`).
+    pub flags: Vec<String>,
+    /// INTERNALDATE as Unix seconds (RFC 3501 `date-time`).
+    pub internal_date: Option<i64>,
+    header: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+    structure: Option<crate::skeleton::Part>,
+}
+
+impl Fetched {
+    /// From the attributes of one `* n FETCH (...)` response.
+    fn from_attrs(attrs: &[async_imap::imap_proto::AttributeValue<'_>]) -> Fetched {
+        use async_imap::imap_proto::{AttributeValue as A, MessageSection, SectionPath};
+        let mut f = Fetched::default();
+        for a in attrs {
+            match a {
+                A::Uid(u) => f.uid = Some(*u),
+                A::Rfc822Size(s) => f.size = Some(*s),
+                A::Flags(fl) => f.flags = fl.iter().map(|x| x.to_string()).collect(),
+                A::InternalDate(d) => f.internal_date = parse_date_time(d),
+                A::BodySection {
+                    section: None,
+                    data: Some(b),
+                    ..
+                }
+                | A::Rfc822(Some(b)) => {
+                    f.body.get_or_insert_with(|| b.to_vec());
+                }
+                A::BodySection {
+                    section: Some(SectionPath::Full(MessageSection::Header)),
+                    data: Some(h),
+                    ..
+                }
+                | A::Rfc822Header(Some(h)) => {
+                    f.header.get_or_insert_with(|| h.to_vec());
+                }
+                A::BodyStructure(bs) => f.structure = Some(structure::convert(bs)),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// `BODY[HEADER]` (also `BODY.PEEK[HEADER]`, `RFC822.HEADER`).
+    pub fn header(&self) -> Option<&[u8]> {
+        self.header.as_deref()
+    }
+
+    /// `BODY[]` (also `BODY.PEEK[]`, a partial `BODY.PEEK[]<n.m>`,
+    /// `RFC822`): the bytes from the offset asked for.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// `BODYSTRUCTURE`, as the skeleton's MIME tree.
+    pub fn structure(&self) -> Option<&crate::skeleton::Part> {
+        self.structure.as_ref()
+    }
 }
 
 /// Connect, log in, and compress the connection when the account's
@@ -722,6 +773,13 @@ impl CopyUid {
     }
 }
 
+/// A search key's string (a Message-ID, say) as an IMAP quoted string
+/// (RFC 3501 section 4.3); `None` for one that cannot be sent as one (a
+/// control character, or anything but ASCII, which would need a CHARSET).
+pub fn quoted(s: &str) -> Option<String> {
+    (s.is_ascii() && !s.chars().any(|c| c.is_ascii_control())).then(|| quote_mailbox(s))
+}
+
 /// A mailbox name as an IMAP quoted string (RFC 3501 section 4.3).
 fn quote_mailbox(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
@@ -863,6 +921,15 @@ enum TakeBack {
     BothUnflagged,
 }
 
+/// Is this the server's `NO [EXPUNGEISSUED]` (RFC 5530 section 3): some of
+/// the messages the command named were expunged by another session (a
+/// second `watch` or `clean`, a mail client) since this one last heard? The
+/// server has told this session about the expunges with the refusal, so
+/// the same command sent again acts on the messages that remain.
+pub fn expunge_issued(e: &ImapError) -> bool {
+    e.kind == ErrorKind::No && e.message.to_ascii_uppercase().contains("[EXPUNGEISSUED]")
+}
+
 /// A move's refused second half that could not be undone, as one sentence.
 fn unfinished(e: ImapError, dest: &str) -> ImapError {
     err(
@@ -881,7 +948,7 @@ fn unfinished(e: ImapError, dest: &str) -> ImapError {
 /// async-imap 0.12's streaming commands (SEARCH, STORE, EXPUNGE, LIST)
 /// stop at the tagged reply without looking at it, so a refusal read as
 /// an empty success: every such command goes through here instead.
-/// Returns whether an EXISTS or RECENT (new mail) came along.
+/// Returns whether an EXISTS (new mail) came along.
 async fn run_checked(
     session: &mut async_imap::Session<Conn>,
     command: &str,
@@ -917,7 +984,9 @@ async fn run_checked(
                     _ => Err(E::Bad(text())),
                 };
             }
-            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+            // New mail shows as EXISTS; a RECENT alone also follows
+            // expunges (Dovecot), which announce nothing.
+            Response::MailboxData(MailboxDatum::Exists(_)) => {
                 announced = true;
             }
             other => each(other),
@@ -972,40 +1041,32 @@ impl Listed {
 /// seconds; `None` when it is not one.
 pub fn parse_date_time(s: &str) -> Option<i64> {
     const M: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
     ];
     let (date, rest) = s.trim().split_once(' ')?;
     let (time, zone) = rest.trim().split_once(' ')?;
-    let mut d = date.splitn(3, '-');
-    let day: u32 = d.next()?.trim().parse().ok()?;
-    let mon = d.next()?;
-    let month = M.iter().position(|m| m.eq_ignore_ascii_case(mon))? as u32 + 1;
-    let year: u32 = d.next()?.parse().ok()?;
-    let mut t = time.splitn(3, ':');
-    let (hour, minute, second): (u32, u32, u32) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
+    let mut d = date.split('-');
+    let day: u8 = d.next()?.trim().parse().ok()?;
+    let mon = d.next()?.to_ascii_uppercase();
+    let month = M.iter().position(|m| *m == mon)? as u8 + 1;
+    let year: u16 = d.next()?.parse().ok()?;
+    let mut t = time.split(':').map(|x| x.parse::<u8>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next()??);
     let zone = zone.trim();
-    if zone.len() != 5 || !zone[1..].bytes().all(|b| b.is_ascii_digit()) {
+    let (sign, hhmm) = zone.split_at_checked(1)?;
+    if !matches!(sign, "+" | "-") || hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let tz_before_gmt = match &zone[..1] {
-        "-" => true,
-        "+" => false,
-        _ => return None,
-    };
     let dt = mail_parser::DateTime {
-        year: year as u16,
-        month: month as u8,
-        day: day as u8,
-        hour: hour as u8,
-        minute: minute as u8,
-        second: second as u8,
-        tz_before_gmt,
-        tz_hour: zone[1..3].parse().ok()?,
-        tz_minute: zone[3..5].parse().ok()?,
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        tz_before_gmt: sign == "-",
+        tz_hour: hhmm[..2].parse().ok()?,
+        tz_minute: hhmm[2..].parse().ok()?,
     };
     dt.is_valid().then(|| dt.to_timestamp())
 }
@@ -1325,20 +1386,39 @@ impl Imap {
         Ok(v)
     }
 
-    /// UID FETCH and collect the responses.
-    pub async fn uid_fetch(&mut self, uids: &[u32], items: &str) -> Result<Vec<Fetch>, ImapError> {
+    /// UID FETCH (RFC 3501 section 6.4.8) of `items` for these UIDs of the
+    /// selected mailbox, every response read up to the tagged one. A NO or
+    /// BAD is an error quoting the server ([`ErrorKind::No`]), never "no
+    /// messages": async-imap 0.12's `uid_fetch` stream ends at the tagged
+    /// reply without looking at it, so the command goes through
+    /// [`run_checked`] instead. UIDs the server does not answer for
+    /// (expunged) are absent.
+    pub async fn uid_fetch(
+        &mut self,
+        uids: &[u32],
+        items: &str,
+    ) -> Result<Vec<Fetched>, ImapError> {
+        use async_imap::imap_proto::Response;
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
-        timed("fetch messages", async {
-            self.session
-                .uid_fetch(&set, items)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await
+        let mut out = Vec::new();
+        let announced = timed(
+            "fetch messages",
+            run_checked(
+                &mut self.session,
+                &format!("UID FETCH {set} {items}"),
+                |r| {
+                    if let Response::Fetch(_, attrs) = r {
+                        out.push(Fetched::from_attrs(attrs));
+                    }
+                },
+            ),
+        )
+        .await?;
+        self.announced |= announced;
+        Ok(out)
     }
 
     /// [`Imap::uid_fetch`], with a reply that cannot be parsed contained
@@ -1354,7 +1434,7 @@ impl Imap {
         &mut self,
         uids: &[u32],
         items: &str,
-    ) -> Result<(Vec<Fetch>, Vec<(u32, ImapError)>), ImapError> {
+    ) -> Result<(Vec<Fetched>, Vec<(u32, ImapError)>), ImapError> {
         let mut fetched = Vec::new();
         let mut unreadable = Vec::new();
         let mut todo: Vec<&[u32]> = vec![uids];
@@ -1551,6 +1631,28 @@ impl Imap {
         flag_set: bool,
         users: &HashSet<u32>,
     ) -> Result<(), ImapError> {
+        if expunge_issued(&e) {
+            // Another session expunged some originals (finished the move
+            // itself, or moved them elsewhere): their copies are the only
+            // ones left, so none is taken back. The `\Deleted` this move
+            // set comes off the originals still there; the batch stays
+            // open, and reconciliation finishes it (in both mailboxes: the
+            // original goes; in the destination only: moved).
+            let ours: Vec<u32> = uids
+                .iter()
+                .copied()
+                .filter(|u| !users.contains(u))
+                .collect();
+            if flag_set && !ours.is_empty() {
+                let _ = self
+                    .checked(
+                        "take back the \\Deleted flag",
+                        &format!("UID STORE {} -FLAGS.SILENT (\\Deleted)", uid_set(&ours)),
+                    )
+                    .await;
+            }
+            return Err(unfinished(e, dest));
+        }
         let outcome = self
             .take_back_copies(uids, dest, mapping, flag_set, users)
             .await;
@@ -1605,7 +1707,13 @@ impl Imap {
             .filter(|u| !users.contains(u))
             .collect();
         let mut outcome = TakeBack::BothUnflagged;
-        let usable = mapping.filter(|m| !read_only && m.pairs.len() == uids.len());
+        // A copy is taken back only while its original is still there: an
+        // original another session expunged in between (a concurrent
+        // `watch` or `clean` finishing the move) leaves its copy the only
+        // one.
+        let present = self.uid_search(&format!("UID {}", uid_set(uids))).await?;
+        let all_present = uids.iter().all(|u| present.contains(u));
+        let usable = mapping.filter(|m| !read_only && all_present && m.pairs.len() == uids.len());
         if let Some(m) = usable {
             let copies: Vec<u32> = m.pairs.iter().map(|(_, d)| *d).collect();
             let our_copies: Vec<u32> = m
@@ -1800,11 +1908,13 @@ impl Imap {
     }
 
     /// Did a reply to an earlier command announce new messages (an EXISTS
-    /// or RECENT that async-imap filed among the unsolicited responses)?
-    /// Forgets the rest of them. Ask before IDLE: a server does not repeat
-    /// such news once IDLE starts.
+    /// or RECENT that async-imap filed among the unsolicited responses, or
+    /// that came with a command this layer read itself: SEARCH, FETCH,
+    /// STORE, EXPUNGE, LIST)? Forgets the rest of them. Ask before IDLE: a
+    /// server does not repeat such news once IDLE starts.
     pub fn take_announced(&mut self) -> bool {
-        new_mail_announced(&self.session.unsolicited_responses)
+        let pushed = new_mail_announced(&self.session.unsolicited_responses);
+        std::mem::take(&mut self.announced) || pushed
     }
 
     /// NOOP: is the connection alive?
@@ -1887,6 +1997,26 @@ mod tests {
     fn uid_sets_use_ranges() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 9, 12, 13, 14, 3]), "1:3,5,9,12:14");
         assert_eq!(uid_set(&[7]), "7");
+    }
+
+    #[test]
+    fn internal_dates_read_as_unix_seconds() {
+        assert_eq!(
+            parse_date_time("30-Nov-2026 09:52:20 +0000"),
+            Some(1_796_032_340)
+        );
+        assert_eq!(
+            parse_date_time(" 1-Jan-2026 01:00:00 +0100"),
+            Some(1_767_225_600)
+        );
+        assert_eq!(
+            parse_date_time("1-jan-2026 00:00:00 -0130"),
+            Some(1_767_231_000)
+        );
+        assert_eq!(parse_date_time("31-Foo-2026 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time("1-Jan-2026 00:00 +0000"), None);
+        assert_eq!(parse_date_time("1-Jan-2026 00:00:00 0000"), None);
+        assert_eq!(parse_date_time(""), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod agent;
 mod arrivals;
 mod cases;
 mod cli;
+mod concurrent;
 mod cyrus;
 mod discovery;
 mod filed;

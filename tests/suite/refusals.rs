@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn config(dir: &Path, port: u16) -> PathBuf {
+pub(crate) fn config(dir: &Path, port: u16) -> PathBuf {
     let cfg = dir.join("config.toml");
     std::fs::write(
         &cfg,
@@ -31,7 +31,7 @@ fn config(dir: &Path, port: u16) -> PathBuf {
 }
 
 /// `backscatter ARGS`: (exit code, stdout, stderr).
-fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
     let o = crate::util::backscatter(dir, cfg, args)
         .env("PW", "alicepw")
         .env("BACKSCATTER_TIMEOUT", "60")
@@ -47,7 +47,7 @@ fn run(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
 /// Message-ID -> the mailboxes holding a message with it, over every
 /// mailbox LIST shows (a message flagged `\Deleted` but not expunged still
 /// counts: it is still there).
-fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
+pub(crate) fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
     let mut imap = dc.imap("alice");
     let listed = imap.command("LIST \"\" \"*\"").unwrap();
     let names: Vec<String> = listed
@@ -69,7 +69,7 @@ fn places(dc: &Dovecot) -> HashMap<String, Vec<String>> {
 
 /// Every message of the flood's inbox is in exactly one mailbox; returns
 /// how many are in quarantine.
-fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
+pub(crate) fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
     let p = places(dc);
     let doubled: Vec<(&String, &Vec<String>)> = ids
         .iter()
@@ -88,7 +88,7 @@ fn each_in_one_place(dc: &Dovecot, ids: &[String], when: &str) -> usize {
 }
 
 /// A mailbox with a flood: (its inbox Message-IDs, how many are forged).
-fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
+pub(crate) fn flooded(dc: &Dovecot, n: usize) -> (Vec<String>, usize) {
     let f = flood(n);
     let mut imap = dc.imap("alice");
     imap.append_many("Sent", &f.sent);
@@ -654,4 +654,63 @@ fn every_command_refuses_a_quarantine_with_a_role() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert_eq!(dc.imap("alice").status("Sent").0, sent_before);
     assert_eq!(each_in_one_place(&dc, &ids, "after the refusals"), 0);
+
+/// A NO to UID FETCH is an error, not "no messages": with the quarantine
+/// full, `quarantine list` and `restore --all` whose FETCHes are refused
+/// exit 1 with one sentence quoting the server, and nothing moves (no
+/// message is written off as gone); once the server answers again, the
+/// restore brings every message back, once.
+#[test]
+fn refused_fetch_fails_list_and_restore_and_loses_nothing() {
+    let Some(dc) = Dovecot::start_or_skip("refused_fetch") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("refused-fetch");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    let journal = std::fs::read_to_string(dir.join("data/backscatter/journal-alice.jsonl"))
+        .unwrap_or_default();
+
+    proxy.set(Rules {
+        refuse: vec![Refusal::no(
+            "UID FETCH",
+            "UNAVAILABLE",
+            "Internal error occurred. Refer to server log for more information.",
+        )],
+        ..Rules::default()
+    });
+    for args in [&["quarantine", "list"][..], &["restore", "--all"][..]] {
+        let before = proxy.refused();
+        let (code, out, err) = run(&dir, &cfg, args);
+        assert_eq!(
+            code,
+            1,
+            "{args:?}: {out}{err}{:?}",
+            proxy.seen(|s| s.commands.clone())
+        );
+        assert!(proxy.refused() > before, "{args:?}: no FETCH was refused");
+        one_sentence(&err, "[UNAVAILABLE] Internal error occurred.");
+        assert!(err.contains("refused to fetch messages"), "{err}");
+        assert_eq!(
+            each_in_one_place(&dc, &ids, "after the refusal"),
+            forged,
+            "{args:?}"
+        );
+    }
+    let after = std::fs::read_to_string(dir.join("data/backscatter/journal-alice.jsonl"))
+        .unwrap_or_default();
+    assert!(
+        !after.contains("\"op\":\"gone\""),
+        "a refused FETCH wrote messages off as gone"
+    );
+    assert!(after.starts_with(&journal));
+
+    proxy.set(Rules::default());
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after restore"), 0);
 }

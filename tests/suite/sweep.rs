@@ -597,7 +597,7 @@ fn identities_from_the_prefix_equal_the_servers() {
             let (Some(uid), Some(size)) = (f.uid, f.size) else {
                 continue;
             };
-            let flags = backscatter::imap::flags_of(&f);
+            let flags = f.flags.clone();
             let bytes = f.body().unwrap_or_default();
             ours.insert(uid, backscatter::plan::identity(uid, bytes, size, flags));
         }

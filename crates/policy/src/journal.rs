@@ -185,7 +185,8 @@ pub const SERVER_ORIGIN: &str = "server";
 /// that happened (committed, or found moved by a reconciliation), not
 /// undone by a restore or marked gone. Each returned entry carries its
 /// UID in quarantine where the server reported one ([`Entry::dest_uid`]).
-/// Oldest first.
+/// A message two batches both claim (the same source UID: two processes
+/// moving it at once) is returned once. Oldest first.
 pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
     // batch -> (destination UIDVALIDITY, source UID -> destination UID)
     let mut maps: HashMap<&str, (u32, HashMap<u32, u32>)> = HashMap::new();
@@ -234,12 +235,26 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
                 .get(e.batch.as_str())
                 .is_some_and(|s| s.contains(&e.uid))
     };
+    // How sure the journal is that this entry's batch moved the message:
+    // the server's COPYUID named it (0), the server confirmed the batch
+    // without naming UIDs (1), a reconciliation found it moved (2).
+    let rank = |e: &Entry| {
+        if committed.contains(e.batch.as_str()) && commit_mapped.contains(e.batch.as_str()) {
+            0
+        } else if committed.contains(e.batch.as_str()) {
+            1
+        } else {
+            2
+        }
+    };
     let mut out: Vec<Entry> = Vec::new();
+    let mut ranks: Vec<u8> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut removed: HashSet<usize> = HashSet::new();
     for e in entries {
         match e.op {
             Op::Quarantine if done(e) => {
+                ranks.push(rank(e));
                 let mut q = e.clone();
                 q.mapped.clear();
                 if let Some((validity, m)) = maps.get(e.batch.as_str()) {
@@ -273,9 +288,32 @@ pub fn quarantined(entries: &[Entry]) -> Vec<Entry> {
             _ => {}
         }
     }
+    // One message, one entry: two batches that both scheduled the same
+    // message (the same UID of the same mailbox and UIDVALIDITY: `watch`
+    // and `clean` at once, or a batch another process reconciled while its
+    // move was in flight) moved it once. The entry the server's answer
+    // vouches for stays (then the oldest); when any of them was restored
+    // or found gone, so are the others.
+    let mut groups: HashMap<(&str, u32, u32, &str), Vec<usize>> = HashMap::new();
+    for (i, e) in out.iter().enumerate() {
+        if e.uidvalidity != 0 && e.uid != 0 {
+            groups
+                .entry((e.mailbox.as_str(), e.uidvalidity, e.uid, e.to.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut twins: HashSet<usize> = HashSet::new();
+    for group in groups.values().filter(|g| g.len() > 1) {
+        if group.iter().any(|i| removed.contains(i)) {
+            twins.extend(group.iter().copied());
+        } else if let Some(&keep) = group.iter().min_by_key(|&&i| (ranks[i], i)) {
+            twins.extend(group.iter().copied().filter(|&i| i != keep));
+        }
+    }
     out.into_iter()
         .enumerate()
-        .filter(|(i, _)| !removed.contains(i))
+        .filter(|(i, _)| !removed.contains(i) && !twins.contains(i))
         .map(|(_, e)| e)
         .collect()
 }

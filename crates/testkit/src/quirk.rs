@@ -13,7 +13,11 @@
 //! - hide capabilities (from `* CAPABILITY` lines and `[CAPABILITY ...]`
 //!   response codes), as servers without MOVE or IDLE;
 //! - drop untagged `EXISTS`/`RECENT` while the client IDLEs (Courier, UW
-//!   imapd, GNU Mailutils push nothing).
+//!   imapd, GNU Mailutils push nothing);
+//! - run a test's action before passing a command on ([`Hook`]): another
+//!   client's move or expunge lands exactly between what the client
+//!   decided and the command it sends, so a race is played without
+//!   depending on timing.
 //!
 //! The proxy runs on a tokio runtime of its own in a background thread,
 //! so tests stay blocking. It is a test tool, not a general IMAP proxy:
@@ -93,11 +97,79 @@ impl Refusal {
     }
 }
 
+/// An action run before a command is passed on to the server (on a
+/// blocking thread; the command waits for it). It gets the command's text
+/// after the tag, e.g. `UID MOVE 4:9 "Backscatter"`.
+#[derive(Clone)]
+pub struct Hook {
+    /// The command's first words after the tag, case-insensitive.
+    pub command: String,
+    /// Only commands whose text also contains this, case-insensitive;
+    /// empty: any.
+    pub containing: String,
+    /// Run for only this many matching commands; `None`: always.
+    pub times: Option<usize>,
+    pub action: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Hook {
+    /// Run `action` before every command starting with `command`.
+    pub fn before(command: &str, action: impl Fn(&str) + Send + Sync + 'static) -> Hook {
+        Hook {
+            command: command.to_string(),
+            containing: String::new(),
+            times: None,
+            action: Arc::new(action),
+        }
+    }
+
+    /// Only before commands that also contain `s`.
+    pub fn containing(mut self, s: &str) -> Hook {
+        self.containing = s.to_string();
+        self
+    }
+
+    /// Only before the first `n` matching commands.
+    pub fn times(mut self, n: usize) -> Hook {
+        self.times = Some(n);
+        self
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("command", &self.command)
+            .field("containing", &self.containing)
+            .field("times", &self.times)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The UIDs of a UID set in IMAP syntax (`1,3:5`), as a command carries
+/// it; `*` and anything unreadable are left out.
+pub fn uids_of(set: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in set.split(',') {
+        match part.split_once(':') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    out.extend(a.min(b)..=a.max(b));
+                }
+            }
+            None => out.extend(part.parse::<u32>().ok()),
+        }
+    }
+    out
+}
+
 /// What the proxy does now; shared with the relays, changeable at any
 /// time through [`QuirkProxy::set`].
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     pub refuse: Vec<Refusal>,
+    /// Actions run before matching commands are passed on.
+    pub before: Vec<Hook>,
     /// Capability names to hide (`MOVE`, `IDLE`), case-insensitive.
     pub hide_capabilities: Vec<String>,
     /// Drop untagged EXISTS/RECENT while the client IDLEs.
@@ -121,6 +193,8 @@ struct Shared {
     rules: Rules,
     /// Refusals made so far, per rule index (for `times`).
     used: Vec<usize>,
+    /// Hooks run so far, per hook index (for `times`).
+    hooked: Vec<usize>,
     seen: Seen,
 }
 
@@ -141,6 +215,7 @@ impl QuirkProxy {
         std_listener.set_nonblocking(true).expect("non-blocking");
         let shared = Arc::new(Mutex::new(Shared {
             used: vec![0; rules.refuse.len()],
+            hooked: vec![0; rules.before.len()],
             rules,
             seen: Seen::default(),
         }));
@@ -170,6 +245,7 @@ impl QuirkProxy {
     pub fn set(&self, rules: Rules) {
         let mut s = self.shared.lock().unwrap();
         s.used = vec![0; rules.refuse.len()];
+        s.hooked = vec![0; rules.before.len()];
         s.rules = rules;
     }
 
@@ -291,6 +367,26 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
                             }
                             continue;
                         }
+                        let hook = {
+                            let mut s = shared.lock().unwrap();
+                            let want = |h: &Hook| {
+                                Refusal::no(&h.command, "", "")
+                                    .containing(&h.containing)
+                                    .matches(rest)
+                            };
+                            let hit = s.rules.before.iter().position(want);
+                            let hit = hit.filter(|&i| {
+                                s.rules.before[i].times.is_none_or(|n| s.hooked[i] < n)
+                            });
+                            hit.map(|i| {
+                                s.hooked[i] += 1;
+                                s.rules.before[i].action.clone()
+                            })
+                        };
+                        if let Some(action) = hook {
+                            let rest = rest.to_string();
+                            let _ = tokio::task::spawn_blocking(move || action(&rest)).await;
+                        }
                         if rest.eq_ignore_ascii_case("IDLE") {
                             idling.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
@@ -387,6 +483,13 @@ mod tests {
         assert!(!r.matches("UID STORE 1 +FLAGS.SILENT (\\Seen)"));
         assert!(!r.matches("UID FETCH 1 (FLAGS)"));
         assert_eq!(r.reply("A7"), "A7 NO [CANNOT] no\r\n");
+    }
+
+    #[test]
+    fn uid_sets_are_read() {
+        assert_eq!(uids_of("1,3:5,9"), vec![1, 3, 4, 5, 9]);
+        assert_eq!(uids_of("7:6"), vec![6, 7]);
+        assert_eq!(uids_of("4:*,x"), Vec::<u32>::new());
     }
 
     #[test]

@@ -1,0 +1,396 @@
+//! `watch` and `clean` on one account at the same time, against the real
+//! Dovecot: a message one of them moves after the other scheduled it is
+//! "already moved by another client", counted, never an error.
+//!
+//! The race itself is played deterministically by the test kit's quirk
+//! proxy (`backscatter_testkit::quirk::Hook`): just before the client's
+//! `UID MOVE` (or, without MOVE, its `UID COPY`) reaches Dovecot, another
+//! connection moves some of the same messages to quarantine, exactly what a
+//! concurrent `watch` does between `clean`'s classification and its move.
+//! Dovecot then answers `NO [EXPUNGEISSUED]` (RFC 5530) as it would to the
+//! loser of a real race. A soak test runs both as processes on one flood,
+//! with mail arriving while they run. After each: every message in exactly
+//! one mailbox (counted by Message-ID in every mailbox), both exit 0, the
+//! journal holds each quarantined message once, and `restore --all` brings
+//! every one back once.
+
+use crate::flood::{flood, id_of};
+use crate::harness::Dovecot;
+use crate::refusals::{config, each_in_one_place, flooded, places, run};
+use crate::sweep::tempdir;
+use backscatter::Decision;
+use backscatter_testkit::dovecot::password;
+use backscatter_testkit::imap_client::Imap;
+use backscatter_testkit::quirk::{uids_of, Hook, QuirkProxy, Rules};
+use backscatter_testkit::watchlog::WatchLog;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A hook action: another client (its own connection, straight to
+/// Dovecot) moves the first `take` UIDs of the command's UID set from
+/// INBOX to Backscatter.
+fn another_client_moves(port: u16, take: usize) -> impl Fn(&str) + Send + Sync + 'static {
+    move |command: &str| {
+        let set = command.split_whitespace().nth(2).unwrap_or("");
+        let uids: Vec<String> = uids_of(set)
+            .into_iter()
+            .take(take)
+            .map(|u| u.to_string())
+            .collect();
+        if uids.is_empty() {
+            return;
+        }
+        let mut other = Imap::connect(port, "alice", password("alice"));
+        other.select("INBOX");
+        other
+            .command(&format!("UID MOVE {} Backscatter", uids.join(",")))
+            .expect("the other client's move");
+        other.logout();
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The account's journal: (messages it holds in quarantine, batches left
+/// unfinished).
+fn journal_counts(dir: &Path) -> (usize, usize) {
+    let entries =
+        backscatter::journal::read(&dir.join("data/backscatter/journal-alice.jsonl")).unwrap();
+    (
+        backscatter::journal::quarantined(&entries).len(),
+        backscatter::journal::unfinished(&entries).len(),
+    )
+}
+
+/// `restore --all` brings every one of `forged` quarantined messages back
+/// once, and nothing is left in quarantine.
+fn restore_all_once(dc: &Dovecot, dir: &Path, cfg: &Path, ids: &[String], forged: usize) {
+    let (code, out, err) = run(dir, cfg, &["restore", "--all", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["restored"], forged, "{out}{err}");
+    assert_eq!(r["missing"], 0, "{out}{err}");
+    assert_eq!(each_in_one_place(dc, ids, "after restore --all"), 0);
+}
+
+/// `clean` whose move (`verb`: `UID MOVE`, or `UID COPY` without MOVE)
+/// finds 3 of its messages moved by another client in between.
+fn clean_loses_a_race(tag: &str, hide_move: bool, verb: &str) {
+    let Some(dc) = Dovecot::start_or_skip(tag) else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    assert!(forged > 3);
+    let rules = Rules {
+        hide_capabilities: if hide_move {
+            vec!["MOVE".into()]
+        } else {
+            Vec::new()
+        },
+        before: vec![Hook::before(verb, another_client_moves(dc.imap_port, 3)).times(1)],
+        ..Rules::default()
+    };
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir(tag);
+    let cfg = config(&dir, proxy.port);
+    if hide_move {
+        // What a person reads.
+        let (code, out, err) = run(&dir, &cfg, &["clean"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.trim().is_empty(), "{err}");
+        let said = format!(
+            "{} moved to Backscatter (3 already moved by another client)",
+            forged - 3
+        );
+        assert!(out.contains(&said), "{out}");
+    } else {
+        let (code, out, err) = run(&dir, &cfg, &["clean", "--json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let s = json(&out);
+        assert_eq!(s["quarantined"], forged - 3, "{out}{err}");
+        assert_eq!(s["already_moved"], 3, "{out}{err}");
+        assert_eq!(s["gone"], 0, "{out}{err}");
+        assert_eq!(s["errors"], 0, "{out}{err}");
+    }
+    // Sent again for the rest, once.
+    let sent: Vec<String> = proxy.seen(|s| {
+        s.commands
+            .iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with(verb))
+            .cloned()
+            .collect()
+    });
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let first = uids_of(sent[0].split_whitespace().nth(2).unwrap());
+    let again = uids_of(sent[1].split_whitespace().nth(2).unwrap());
+    assert_eq!(again, first[3..].to_vec());
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    // The journal holds what this sweep moved, once; nothing unfinished.
+    assert_eq!(journal_counts(&dir), (forged - 3, 0));
+    // A rerun has nothing left to do.
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" 0 moved to Backscatter"), "{out}");
+    restore_all_once(&dc, &dir, &cfg, &ids, forged);
+}
+
+/// UID MOVE: Dovecot refuses the whole move `NO [EXPUNGEISSUED]`; clean
+/// moves the rest and counts the three, exit 0.
+#[test]
+fn clean_counts_what_another_client_moved_between_classifying_and_moving() {
+    clean_loses_a_race("race_clean_move", false, "UID MOVE");
+}
+
+/// The same without MOVE: the refused `UID COPY` is sent again for the
+/// rest, then `\Deleted` and UID EXPUNGE of exactly those; the summary
+/// says what happened, and nothing goes to stderr.
+#[test]
+fn clean_without_move_counts_what_another_client_moved_before_its_copy() {
+    clean_loses_a_race("race_clean_copy", true, "UID COPY");
+}
+
+/// The other client moves 3 backscatter messages just before clean's
+/// first FETCH: Dovecot still answers the FETCH for them (mdbox keeps
+/// their bytes) and reports their EXPUNGE with it, so clean schedules
+/// them, and its one UID MOVE succeeds with a COPYUID that names the
+/// others only. Those 3 are counted as already moved, not as this run's.
+#[test]
+fn a_move_whose_copyuid_names_fewer_uids_commits_only_those() {
+    let Some(dc) = Dovecot::start_or_skip("race_partial") else {
+        return;
+    };
+    let f = flood(40);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    let uids = imap.append_many("INBOX", &f.inbox);
+    let ids: Vec<String> = f.inbox.iter().map(|m| id_of(m)).collect();
+    let forged_uids: Vec<u32> = f
+        .inbox
+        .iter()
+        .zip(&uids)
+        .filter(|(m, _)| f.expected[&id_of(m)] == Decision::Backscatter)
+        .map(|(_, u)| *u)
+        .collect();
+    let forged = forged_uids.len();
+    let taken: Vec<String> = forged_uids[..3].iter().map(|u| u.to_string()).collect();
+    let port = dc.imap_port;
+    let action = move |_: &str| {
+        let mut other = Imap::connect(port, "alice", password("alice"));
+        other.select("INBOX");
+        other
+            .command(&format!("UID MOVE {} Backscatter", taken.join(",")))
+            .expect("the other client's move");
+        other.logout();
+    };
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            before: vec![Hook::before("UID FETCH", action)
+                .containing("BODY.PEEK[]<0.")
+                .times(1)],
+            ..Rules::default()
+        },
+    );
+    let dir = tempdir("race-partial");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let s = json(&out);
+    assert_eq!(s["quarantined"], forged - 3, "{out}{err}");
+    assert_eq!(s["already_moved"], 3, "{out}{err}");
+    assert_eq!(s["gone"], 0, "{out}{err}");
+    let moves: Vec<String> = proxy.seen(|s| {
+        s.commands
+            .iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with("UID MOVE"))
+            .cloned()
+            .collect()
+    });
+    // One move, of all the backscatter: no refusal, no retry.
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        uids_of(moves[0].split_whitespace().nth(2).unwrap()),
+        forged_uids
+    );
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    assert_eq!(journal_counts(&dir), (forged - 3, 0));
+    restore_all_once(&dc, &dir, &cfg, &ids, forged);
+}
+
+/// A bounce scheduled by `watch` and moved by another client before
+/// watch's MOVE: logged as already in quarantine, no error, no reconnect;
+/// the next bounce moves as usual, and SIGTERM ends watch with 0.
+#[test]
+fn watch_logs_a_bounce_another_client_moved_first_and_goes_on() {
+    let Some(dc) = Dovecot::start_or_skip("race_watch") else {
+        return;
+    };
+    let f = flood(60);
+    let bounces: Vec<Vec<u8>> = f
+        .inbox
+        .iter()
+        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .take(2)
+        .cloned()
+        .collect();
+    assert_eq!(bounces.len(), 2);
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
+    let dir = tempdir("race-watch");
+    let cfg = config(&dir, proxy.port);
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_IDLE_CHECK", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut child);
+    log.wait_for_text(
+        "the agent to connect",
+        Duration::from_secs(90),
+        "connected to",
+    );
+    proxy.set(Rules {
+        before: vec![
+            Hook::before("UID MOVE", another_client_moves(dc.imap_port, usize::MAX)).times(1),
+        ],
+        ..Rules::default()
+    });
+    dc.imap("alice").append("INBOX", &bounces[0]);
+    log.wait_for_text(
+        "the race to be logged",
+        Duration::from_secs(120),
+        "already in quarantine (moved by another client)",
+    );
+    let first = id_of(&bounces[0]);
+    assert_eq!(places(&dc)[&first], ["Backscatter"]);
+    dc.imap("alice").append("INBOX", &bounces[1]);
+    let second = id_of(&bounces[1]);
+    log.wait_for("the next bounce to move", Duration::from_secs(120), || {
+        places(&dc)
+            .get(&second)
+            .is_some_and(|m| m == &["Backscatter"])
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let text = log.finish();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(!text.contains("reconnecting in"), "{text}");
+    assert!(!text.contains("EXPUNGEISSUED"), "{text}");
+    // Only watch's own move is journaled; restore brings both back.
+    assert_eq!(journal_counts(&dir), (1, 0));
+    let ids = vec![first, second];
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["restored"], 2, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after restore"), 0);
+}
+
+/// The soak: `watch` (catching up on the flood, then taking what arrives)
+/// and `clean` as two processes at once on one flood of 300 messages, 100
+/// of them arriving while both run. Both exit 0; every message is in
+/// exactly one mailbox, the backscatter in quarantine; the journal holds
+/// each quarantined message once and nothing unfinished; `restore --all`
+/// brings every one back once. How often they collided depends on the
+/// machine: it is printed, not asserted (the tests above play the race
+/// deterministically).
+#[test]
+fn watch_and_clean_at_once_on_one_flood_move_each_message_once() {
+    let Some(dc) = Dovecot::start_or_skip("race_soak") else {
+        return;
+    };
+    let f = flood(300);
+    let ids: Vec<String> = f.expected.keys().cloned().collect();
+    let forged = ids
+        .iter()
+        .filter(|id| f.expected[*id] == Decision::Backscatter)
+        .count();
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    let (early, late) = f.inbox.split_at(200);
+    imap.append_many("INBOX", early);
+    let dir = tempdir("race-soak");
+    let cfg = config(&dir, dc.imap_port);
+    let mut watch = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_IDLE_CHECK", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut watch);
+    // Both start at once: either may reach a message first.
+    let clean = crate::util::backscatter(&dir, &cfg, &["clean", "--json"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_TIMEOUT", "120")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mail keeps arriving while both run.
+    for chunk in late.chunks(10) {
+        imap.append_many("INBOX", chunk);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let o = clean.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "clean: {out}{err}\nwatch: {}",
+        log.text()
+    );
+    let s = json(&out);
+    assert_eq!(s["errors"], 0, "{out}{err}");
+    assert_eq!(s["gone"], 0, "{out}{err}");
+    // Whatever clean did not take, watch does.
+    let start = Instant::now();
+    loop {
+        let p = places(&dc);
+        let done = ids.iter().all(|id| {
+            let want = if f.expected[id] == Decision::Backscatter {
+                "Backscatter"
+            } else {
+                "INBOX"
+            };
+            p.get(id).is_some_and(|m| m == &[want])
+        });
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "not every message in its place after 300 s; watch log:\n{}",
+            log.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let status = watch.wait().unwrap();
+    let text = log.finish();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(!text.contains("reconnecting in"), "{text}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after both"), forged);
+    assert_eq!(journal_counts(&dir), (forged, 0), "{text}");
+    eprintln!(
+        "soak: {forged} backscatter of {}; clean moved {}, found {} already moved; watch logged {} already in quarantine",
+        ids.len(),
+        s["quarantined"],
+        s["already_moved"],
+        text.matches("already in quarantine (moved by another client)").count()
+    );
+    restore_all_once(&dc, &dir, &cfg, &ids, forged);
+}

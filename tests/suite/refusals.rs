@@ -654,6 +654,7 @@ fn every_command_refuses_a_quarantine_with_a_role() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert_eq!(dc.imap("alice").status("Sent").0, sent_before);
     assert_eq!(each_in_one_place(&dc, &ids, "after the refusals"), 0);
+}
 
 /// A NO to UID FETCH is an error, not "no messages": with the quarantine
 /// full, `quarantine list` and `restore --all` whose FETCHes are refused

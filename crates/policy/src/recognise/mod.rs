@@ -448,6 +448,28 @@ fn collapse_ws(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The `message/delivery-status` part of a report whose parts were read as
+/// text (RFC 3464 fields in a multipart the parser could not split): the
+/// fields after that part's header block, up to the next boundary line
+/// (RFC 2046 `--boundary`). `None` when the text holds no such part or it
+/// names no recipient.
+fn embedded_delivery_status(text: &str) -> Option<DeliveryStatus> {
+    let lower = text.to_ascii_lowercase();
+    let at = [
+        "content-type: message/delivery-status",
+        "content-type: message/global-delivery-status",
+    ]
+    .iter()
+    .filter_map(|needle| lower.find(needle))
+    .min()?;
+    let mut lines = text[at..].split_inclusive('\n');
+    // The part's own header block ends at the first empty line.
+    lines.by_ref().find(|l| l.trim().is_empty())?;
+    let body: String = lines.take_while(|l| !l.starts_with("--")).collect();
+    let ds = delivery_status(body.as_bytes());
+    (!ds.recipients.is_empty()).then_some(ds)
+}
+
 fn truncate_at_char(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -632,6 +654,13 @@ impl Facts {
                 ));
                 text.push_str(truncate_at_char(&t, QUOTE_SCAN_BYTES));
             }
+        }
+        // A report whose parts could not be split (an inner multipart that is
+        // never closed, a boundary parameter that does not match the
+        // delimiter lines, a broken Content-Type continuation): the parser
+        // reads the delivery-status part as text, so its fields are read there.
+        if delivery.is_none() && report_type.as_deref() == Some("delivery-status") {
+            delivery = embedded_delivery_status(&text);
         }
         let text_head_lower = truncate_at_char(&text, BODY_SCAN_BYTES).to_lowercase();
 
@@ -1490,6 +1519,33 @@ mod tests {
         Evidence {
             signals: Vec::new(),
         }
+    }
+
+    #[test]
+    fn delivery_status_part_behind_an_unclosed_multipart_is_read() {
+        // The report's first part opens multipart/alternative and never
+        // closes it, so the parser reads the status part as text.
+        let f = facts(concat!(
+            "From: MAILER-DAEMON@mx.example.net\r\n",
+            "Subject: Delivery Status Notification (Delay)\r\n",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"o\"\r\n",
+            "\r\n--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n",
+            "\r\n--i\r\nContent-Type: text/plain\r\n\r\nStill trying.\r\n",
+            "\r\n--o\r\nContent-Type: message/delivery-status\r\n\r\n",
+            "Reporting-MTA: dns; mx.example.net\r\n\r\n",
+            "Final-Recipient: rfc822; bob@example.org\r\nAction: delayed\r\nStatus: 4.4.1\r\n",
+            "\r\n--o--\r\n",
+        ));
+        let ds = f
+            .delivery_status
+            .expect("the status part is read from the text");
+        assert_eq!(ds.recipients.len(), 1);
+        let r = &ds.recipients[0];
+        assert_eq!(r.final_recipient.as_deref(), Some("bob@example.org"));
+        assert_eq!(r.action.as_deref(), Some("delayed"));
+        assert_eq!(r.status.as_deref(), Some("4.4.1"));
+        // Without a status part in the text there is nothing to read.
+        assert!(embedded_delivery_status("Content-Type: text/plain\n\nhello\n").is_none());
     }
 
     #[test]

@@ -319,6 +319,7 @@ async fn session(
     // Search the mailbox before waiting (catch-up, and after any round
     // that may have missed news).
     let mut look = true;
+    let mut idling_said = false;
     // Since the last wake: round trips (the counter then), messages, moves.
     let mut wake: Option<Wake> = None;
     let here = Here {
@@ -412,6 +413,11 @@ async fn session(
                 continue;
             }
             p.idle(&mut imap).await?;
+            if !idling_said {
+                // Once per connection: from here on, new mail is pushed.
+                idling_said = true;
+                info!(account = %a.name, mailbox = %mailbox, "waiting for new mail (IDLE)");
+            }
         }
         if let Some(w) = wake.take() {
             let round_trips = imap::counters().2.saturating_sub(w.round_trips);

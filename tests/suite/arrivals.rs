@@ -22,7 +22,7 @@ struct Agent {
 
 impl Agent {
     /// `backscatter watch` for alice on `port`, with the timed look every
-    /// `check` seconds; returns once it has connected.
+    /// `check` seconds; returns once it waits in IDLE.
     fn start(dir: &std::path::Path, port: u16, check: &str) -> Agent {
         Agent::start_with(dir, port, check, &[])
     }
@@ -46,7 +46,13 @@ impl Agent {
             .spawn()
             .unwrap();
         let log = WatchLog::capture(&mut child);
-        log.wait_for_text("watch to connect", Duration::from_secs(30), "connected to");
+        // Mail appended before the first IDLE would be found by the
+        // catch-up instead of the arrival path these tests measure.
+        log.wait_for_text(
+            "watch to connect and IDLE",
+            Duration::from_secs(60),
+            "waiting for new mail (IDLE)",
+        );
         Agent { child, log }
     }
 }

@@ -1413,7 +1413,7 @@ impl Sweep<'_, '_> {
             // dry run predicts it.
             for r in &to_move {
                 match ids.get(&r.uid) {
-                    Some(id) if user_keeps_one(self.a, r, id, &self.kept) => {
+                    Some(id) if user_keeps_one(self.a, &self.a.keep, r, id, &self.kept) => {
                         self.summary.kept_by_user += 1;
                         self.kept_by_user.insert(r.uid);
                     }
@@ -1738,11 +1738,12 @@ pub(crate) fn intents(
     let ts = now();
     let mut out: Vec<Entry> = Vec::new();
     let mut kept_by_user: Vec<u32> = Vec::new();
+    let keep = crate::config::keep_now(a);
     for r in rows {
         let Some(id) = found.get(&r.uid) else {
             continue;
         };
-        if user_keeps_one(a, r, id, kept) {
+        if user_keeps_one(a, &keep, r, id, kept) {
             kept_by_user.push(r.uid);
             continue;
         }
@@ -1816,12 +1817,14 @@ async fn user_keeps(
             .map_err(io_err("read the list of restored messages"))?,
         None => HashSet::new(),
     };
+    // As the config file says now (a `backscatter keep` while `watch` runs).
+    let list = crate::config::keep_now(a);
     let keep = rows
         .iter()
         .filter(|r| {
             found
                 .get(&r.uid)
-                .is_some_and(|id| user_keeps_one(a, r, id, &kept))
+                .is_some_and(|id| user_keeps_one(a, &list, r, id, &kept))
         })
         .map(|r| r.uid)
         .collect();
@@ -1830,9 +1833,16 @@ async fn user_keeps(
 
 /// Does the user keep this message out of quarantine: marked
 /// [`quarantine::NOT_BACKSCATTER`], restored before (its fingerprint in
-/// `restored`), or on the account's keep list? One check for the sweep,
-/// its dry run and `watch`.
-fn user_keeps_one(a: &Account, r: &Row, id: &Identity, restored: &HashSet<String>) -> bool {
+/// `restored`), or on the account's keep list (`keep`, as
+/// [`crate::config::keep_now`] read it)? One check for the sweep, its dry
+/// run and `watch`.
+fn user_keeps_one(
+    a: &Account,
+    keep: &[String],
+    r: &Row,
+    id: &Identity,
+    restored: &HashSet<String>,
+) -> bool {
     if id.has_flag(quarantine::NOT_BACKSCATTER) || restored.contains(&id.fingerprint) {
         return true;
     }
@@ -1841,7 +1851,7 @@ fn user_keeps_one(a: &Account, r: &Row, id: &Identity, restored: &HashSet<String
         list_id: id.list_id.as_deref(),
         reporting_mta: r.verdict.original.reporting_mta.as_deref(),
     };
-    match crate::keep::matches(&a.keep, &seen) {
+    match crate::keep::matches(keep, &seen) {
         Some(rule) => {
             tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
             true

@@ -225,7 +225,8 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
-    if s.skipped_known > 0 {
+    // A note (what a rerun saved), dropped under -q as notes are.
+    if s.skipped_known > 0 && super::common::verbosity() > super::common::Verbosity::Quiet {
         writeln!(
             out,
             "Skipped {} an earlier sweep judged (--full reads them again).",

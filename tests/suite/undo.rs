@@ -944,6 +944,33 @@ fn the_keep_list_is_honoured_by_clean_and_the_sieve_script() {
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
 
+/// `-q` drops notes (newcomer round 3 #15n: a rerun's `clean -q` still
+/// printed "Skipped N messages an earlier sweep judged"); the result line
+/// stays, and without `-q` the note is there.
+#[test]
+fn clean_q_prints_the_result_without_the_rerun_note() {
+    let Some(dc) = Dovecot::start_or_skip("clean_quiet") else {
+        return;
+    };
+    let f = flood(60);
+    dc.imap("alice").append_many("INBOX", &f.inbox);
+    let cli = Cli::new(&dc, "clean-quiet");
+    let o = cli.run(&["clean"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cli.run(&["clean", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("an earlier sweep judged"),
+        "{}",
+        text(&o)
+    );
+    let o = cli.run(&["clean", "-q", "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("an earlier sweep judged"), "{}", text(&o));
+    assert!(out.contains("Dry run:"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
 /// Ctrl-C (SIGINT) in `restore`: as in `clean`, the batch in flight is
 /// finished, exit 130, nothing in two places, and a rerun finishes.
 #[test]

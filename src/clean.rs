@@ -927,7 +927,10 @@ pub async fn clean(
         uid_next: sel.uid_next,
         highest_modseq: sel.highest_modseq,
     };
-    let who = format!("{}@{}", a.username, a.imap);
+    // Whose mailbox, not how it is reached: the port (an SSH tunnel, a
+    // proxy) decides no verdict, and a different server behind the same
+    // name has other UIDVALIDITYs, which the mark checks.
+    let who = format!("{}@{}", a.username, a.imap.host.to_lowercase());
     let fingerprint = inputs(a, &who, &stats.sources).fingerprint();
     let path = mark_path(&dirs.state, &a.name, &opts.mailbox);
     let stored = load_mark(&path).filter(|m| m.mailbox == opts.mailbox);

@@ -971,6 +971,36 @@ fn clean_q_prints_the_result_without_the_rerun_note() {
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
 
+/// The same server through another port (an SSH tunnel, a proxy): the
+/// next `clean` is a rerun, not a full re-read (newcomer round 3 #15a:
+/// `"full_reason":"inputs"` and every message read again).
+#[test]
+fn a_port_change_alone_does_not_force_a_full_sweep() {
+    let Some(dc) = Dovecot::start_or_skip("clean_port") else {
+        return;
+    };
+    let f = flood(60);
+    dc.imap("alice").append_many("INBOX", &f.inbox);
+    let cli = Cli::new(&dc, "clean-port");
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let proxy = backscatter_testkit::quirk::QuirkProxy::start(
+        dc.imap_port,
+        backscatter_testkit::quirk::Rules::default(),
+    );
+    let cfg = std::fs::read_to_string(&cli.cfg).unwrap().replace(
+        &format!("port = {}\n", dc.imap_port),
+        &format!("port = {}\n", proxy.port),
+    );
+    std::fs::write(&cli.cfg, cfg).unwrap();
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["sweep"], "rerun", "{v}");
+    assert!(v["skipped_known"].as_u64().unwrap() > 0, "{v}");
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
+
 /// Ctrl-C (SIGINT) in `restore`: as in `clean`, the batch in flight is
 /// finished, exit 130, nothing in two places, and a rerun finishes.
 #[test]

@@ -82,6 +82,35 @@ pub async fn run(
     timing: Timing,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let accounts = accounts.into_iter().map(|(a, s)| (a, Ok(s))).collect();
+    run_fetching(accounts, dirs, timing, shutdown).await
+}
+
+/// Can a password source that failed give a password later in this
+/// process? A command (a locked gpg-agent or `pass` store) or the keyring
+/// (locked at session start) can; an environment variable cannot (the
+/// process's environment does not change), nor a missing source.
+pub fn may_recover(a: &Account) -> bool {
+    matches!(
+        a.secret,
+        Some(crate::config::SecretSource::Command(_) | crate::config::SecretSource::Keyring)
+    )
+}
+
+/// [`run`], where an account's secret may have failed to come (`Err`: the
+/// one-sentence reason). Such an account does not stop the others: it is
+/// logged as an ERROR; when its source [`may_recover`] it is asked again
+/// with capped exponential backoff (`timing.backoff` doubling up to
+/// `timing.max_backoff`) and watched as soon as a password comes (a
+/// keyring unlocked later works without a restart); otherwise it counts
+/// as stopped on a configuration error, like a mailbox that does not
+/// exist.
+pub async fn run_fetching(
+    accounts: Vec<(Account, Result<Secret, String>)>,
+    dirs: Dirs,
+    timing: Timing,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
     let _locks = accounts
         .iter()
         .map(|(a, _)| lock(&dirs, &a.name))
@@ -93,7 +122,48 @@ pub async fn run(
         digest.set_own(&a.name, &a.addresses, &a.outbound_hosts);
     }
     let mut set = tokio::task::JoinSet::new();
+    let mut failures = Vec::new();
+    let mut config = true;
     for (a, s) in &accounts {
+        let s = match s {
+            Ok(s) => s.clone(),
+            Err(e) if !may_recover(a) => {
+                error!(account = %a.name, "stopped: {e}");
+                failures.push(e.clone());
+                continue;
+            }
+            Err(e) => {
+                // Asked again with backoff; its mailboxes are watched
+                // from the moment a password comes.
+                let (a, e) = (a.clone(), e.clone());
+                let (dirs, timing, rx, events) =
+                    (dirs.clone(), timing.clone(), rx.clone(), events.clone());
+                set.spawn(async move {
+                    let name = a.name.clone();
+                    let Some(s) = fetch_with_backoff(&a, e, &timing, rx.clone()).await else {
+                        return (name, Ok(()));
+                    };
+                    let runs = a.watch.iter().map(|mb| {
+                        watch_mailbox(
+                            a.clone(),
+                            s.clone(),
+                            mb.clone(),
+                            dirs.clone(),
+                            timing.clone(),
+                            rx.clone(),
+                            Some(events.clone()),
+                        )
+                    });
+                    let r = futures::future::join_all(runs)
+                        .await
+                        .into_iter()
+                        .find(Result::is_err)
+                        .unwrap_or(Ok(()));
+                    (name, r)
+                });
+                continue;
+            }
+        };
         for mb in &a.watch {
             let (a, s, mb) = (a.clone(), s.clone(), mb.clone());
             let (dirs, timing, rx, events) =
@@ -112,8 +182,6 @@ pub async fn run(
         set.len()
     );
     tokio::pin!(shutdown);
-    let mut failures = Vec::new();
-    let mut config = true;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -145,6 +213,50 @@ pub async fn run(
     }
 }
 
+/// Ask for account `a`'s password again until it comes (after `first`,
+/// the reason the first try failed), waiting `timing.backoff` doubling up
+/// to `timing.max_backoff` between tries; `None` when shutdown is asked
+/// for first. Each failure is one ERROR line saying when the next try is.
+async fn fetch_with_backoff(
+    a: &Account,
+    first: String,
+    timing: &Timing,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<Secret> {
+    let mut wait = timing.backoff;
+    let mut why = first;
+    loop {
+        error!(
+            account = %a.name,
+            "{why}; the password is asked for again in {:.0} s (the other accounts are watched meanwhile)",
+            wait.as_secs_f64()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+        if *shutdown.borrow() {
+            return None;
+        }
+        // The command may block on an agent: off the runtime's thread.
+        let b = a.clone();
+        match tokio::task::spawn_blocking(move || crate::secret::fetch(&b)).await {
+            Ok(Ok(s)) => {
+                info!(account = %a.name, "got the password: watching the account now");
+                return Some(s);
+            }
+            Ok(Err(e)) => why = e,
+            Err(e) => {
+                why = format!(
+                    "account \"{}\": the password could not be read: {e}",
+                    a.name
+                )
+            }
+        }
+        wait = (wait * 2).min(timing.max_backoff);
+    }
+}
+
 /// Desktop notifications: the digest's alerts as batches are moved, its
 /// summary when one is due (checked every 15 s).
 async fn notify(
@@ -156,6 +268,9 @@ async fn notify(
         tokio::select! {
             ev = moved.recv() => match ev {
                 Some(m) => {
+                    if let Some(w) = &m.warning {
+                        crate::notify::show(w).await;
+                    }
                     if let Some(alert) = digest.record_moved(
                         &m.account,
                         m.count,

@@ -101,8 +101,15 @@ pub struct Summary {
     /// in quarantine either (deleted, or moved elsewhere by a mail client).
     pub gone: usize,
     /// Backscatter left in place because the user restored it before
-    /// (`$NotBackscatter`, or the local list).
+    /// (`$NotBackscatter`, or the local list) or the keep list matches it
+    /// (those also counted in `kept_by_list`).
     pub kept_by_user: usize,
+    /// Of `kept_by_user`, those kept by the account's keep list, by the
+    /// entry that matched.
+    pub kept_by_list: BTreeMap<String, usize>,
+    /// With `dry_run`: the backscatter the keep list keeps, with the
+    /// reason naming the entry.
+    pub kept_listed: Vec<(Row, String)>,
     /// Bytes received from the server as they came off the connection
     /// (compressed, with `COMPRESS=DEFLATE`).
     pub bytes_fetched: u64,
@@ -920,7 +927,10 @@ pub async fn clean(
         uid_next: sel.uid_next,
         highest_modseq: sel.highest_modseq,
     };
-    let who = format!("{}@{}", a.username, a.imap);
+    // Whose mailbox, not how it is reached: the port (an SSH tunnel, a
+    // proxy) decides no verdict, and a different server behind the same
+    // name has other UIDVALIDITYs, which the mark checks.
+    let who = format!("{}@{}", a.username, a.imap.host.to_lowercase());
     let fingerprint = inputs(a, &who, &stats.sources).fingerprint();
     let path = mark_path(&dirs.state, &a.name, &opts.mailbox);
     let stored = load_mark(&path).filter(|m| m.mailbox == opts.mailbox);
@@ -1013,6 +1023,7 @@ pub async fn clean(
         moved: HashSet::new(),
         elsewhere: HashSet::new(),
         kept_by_user: HashSet::new(),
+        kept_why: HashMap::new(),
         batches: 0,
         marks,
     };
@@ -1164,12 +1175,27 @@ struct Sweep<'s, 'c> {
     /// Moved to quarantine by another client first.
     elsewhere: HashSet<u32>,
     kept_by_user: HashSet<u32>,
+    /// Why the keep list kept a message (for `--each`).
+    kept_why: HashMap<u32, String>,
     batches: usize,
     /// The rerun mark, on a real sweep of the whole mailbox.
     marks: Option<Marks>,
 }
 
 impl Sweep<'_, '_> {
+    /// Count a message kept out of quarantine by the keep list (not by a
+    /// restore) under its entry; returns the reason, naming the entry.
+    fn note_kept(&mut self, r: &Row, id: &Identity) -> Option<String> {
+        if id.has_flag(quarantine::NOT_BACKSCATTER) || self.kept.contains(&id.fingerprint) {
+            return None;
+        }
+        let entry = keep_entry(&self.a.keep, r, id)?.to_string();
+        let why = format!("kept: matches keep entry {entry}");
+        *self.summary.kept_by_list.entry(entry).or_default() += 1;
+        self.kept_why.insert(r.uid, why.clone());
+        Some(why)
+    }
+
     async fn run(
         &mut self,
         imap: &mut Imap,
@@ -1259,15 +1285,19 @@ impl Sweep<'_, '_> {
         let interrupted = self.summary.interrupted;
         self.checkpoint(!interrupted);
         if self.opts.each {
-            for r in std::mem::take(&mut self.backscatter) {
-                let action = if self.opts.dry_run {
+            for mut r in std::mem::take(&mut self.backscatter) {
+                if let Some(why) = self.kept_why.get(&r.uid) {
+                    r.verdict.reasons.insert(0, why.clone());
+                }
+                // The dry run predicts the keep check as well.
+                let action = if self.kept_by_user.contains(&r.uid) {
+                    Action::KeptByUser
+                } else if self.opts.dry_run {
                     Action::WouldMove
                 } else if self.moved.contains(&r.uid) {
                     Action::Moved
                 } else if self.elsewhere.contains(&r.uid) {
                     Action::AlreadyMoved
-                } else if self.kept_by_user.contains(&r.uid) {
-                    Action::KeptByUser
                 } else {
                     Action::Gone
                 };
@@ -1413,9 +1443,12 @@ impl Sweep<'_, '_> {
             // dry run predicts it.
             for r in &to_move {
                 match ids.get(&r.uid) {
-                    Some(id) if user_keeps_one(self.a, r, id, &self.kept) => {
+                    Some(id) if user_keeps_one(self.a, &self.a.keep, r, id, &self.kept) => {
                         self.summary.kept_by_user += 1;
                         self.kept_by_user.insert(r.uid);
+                        if let Some(why) = self.note_kept(r, id) {
+                            self.summary.kept_listed.push(((*r).clone(), why));
+                        }
                     }
                     _ => {
                         self.summary.quarantined += 1;
@@ -1456,6 +1489,11 @@ impl Sweep<'_, '_> {
                 &batch,
             );
             self.summary.kept_by_user += kept.len();
+            for u in &kept {
+                if let (Some(r), Some(id)) = (part.iter().find(|r| r.uid == *u), ids.get(u)) {
+                    self.note_kept(r, id);
+                }
+            }
             kept_by_keyword.extend(kept.iter().copied().filter(|u| {
                 ids.get(u)
                     .is_some_and(|i| i.has_flag(quarantine::NOT_BACKSCATTER))
@@ -1738,11 +1776,12 @@ pub(crate) fn intents(
     let ts = now();
     let mut out: Vec<Entry> = Vec::new();
     let mut kept_by_user: Vec<u32> = Vec::new();
+    let keep = crate::config::keep_now(a);
     for r in rows {
         let Some(id) = found.get(&r.uid) else {
             continue;
         };
-        if user_keeps_one(a, r, id, kept) {
+        if user_keeps_one(a, &keep, r, id, kept) {
             kept_by_user.push(r.uid);
             continue;
         }
@@ -1816,12 +1855,14 @@ async fn user_keeps(
             .map_err(io_err("read the list of restored messages"))?,
         None => HashSet::new(),
     };
+    // As the config file says now (a `backscatter keep` while `watch` runs).
+    let list = crate::config::keep_now(a);
     let keep = rows
         .iter()
         .filter(|r| {
             found
                 .get(&r.uid)
-                .is_some_and(|id| user_keeps_one(a, r, id, &kept))
+                .is_some_and(|id| user_keeps_one(a, &list, r, id, &kept))
         })
         .map(|r| r.uid)
         .collect();
@@ -1830,24 +1871,37 @@ async fn user_keeps(
 
 /// Does the user keep this message out of quarantine: marked
 /// [`quarantine::NOT_BACKSCATTER`], restored before (its fingerprint in
-/// `restored`), or on the account's keep list? One check for the sweep,
-/// its dry run and `watch`.
-fn user_keeps_one(a: &Account, r: &Row, id: &Identity, restored: &HashSet<String>) -> bool {
+/// `restored`), or on the account's keep list (`keep`, as
+/// [`crate::config::keep_now`] read it)? One check for the sweep, its dry
+/// run and `watch`.
+fn user_keeps_one(
+    a: &Account,
+    keep: &[String],
+    r: &Row,
+    id: &Identity,
+    restored: &HashSet<String>,
+) -> bool {
     if id.has_flag(quarantine::NOT_BACKSCATTER) || restored.contains(&id.fingerprint) {
         return true;
     }
-    let seen = crate::keep::Seen {
-        from: id.from.as_deref(),
-        list_id: id.list_id.as_deref(),
-        reporting_mta: r.verdict.original.reporting_mta.as_deref(),
-    };
-    match crate::keep::matches(&a.keep, &seen) {
+    match keep_entry(keep, r, id) {
         Some(rule) => {
             tracing::info!(account = %a.name, uid = r.uid, "kept: matches keep entry \"{rule}\"");
             true
         }
         None => false,
     }
+}
+
+/// The first entry of `keep` that matches row `r` (identified as `id`):
+/// its sender, List-Id or reporting MTA ([`crate::keep::matches`]).
+fn keep_entry<'k>(keep: &'k [String], r: &Row, id: &Identity) -> Option<&'k str> {
+    let seen = crate::keep::Seen {
+        from: id.from.as_deref(),
+        list_id: id.list_id.as_deref(),
+        reporting_mta: r.verdict.original.reporting_mta.as_deref(),
+    };
+    crate::keep::matches(keep, &seen)
 }
 
 /// Move these rows of the selected `mailbox` to quarantine, journaled:

@@ -253,7 +253,12 @@ pub struct Account {
     pub compress: Compression,
     /// The allow-list: automated mail from these senders, domains,
     /// reporting hosts or lists is never quarantined (see [`crate::keep`]).
+    /// As loaded; [`keep_now`] reads the file again when it changed.
     pub keep: Vec<String>,
+    /// The config file the account was read from (`None` for an account
+    /// made in code), so that a long-running agent can pick up a later
+    /// `backscatter keep` ([`keep_now`]).
+    pub config_file: Option<PathBuf>,
 }
 
 /// A configuration error: always names the file.
@@ -326,6 +331,49 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
 /// The documented sample config (`backscatter config sample`): every key,
 /// with comments. A test parses it, so it stays valid.
 pub const SAMPLE: &str = include_str!("../assets/config.sample.toml");
+
+/// The account's keep list as its config file says now: the file is
+/// looked at (one `stat`) on every call and parsed again only when its
+/// modification time or size changed since the last call, so `watch` can
+/// call this before each batch and a `backscatter keep` reaches a running
+/// agent at its next batch. A file that no longer parses (an edit in
+/// progress) or no longer has the account keeps the last list that did,
+/// with one warning per version of the file.
+pub fn keep_now(a: &Account) -> Vec<String> {
+    use std::sync::Mutex;
+    type Seen = BTreeMap<(PathBuf, String), (Option<(std::time::SystemTime, u64)>, Vec<String>)>;
+    static CACHE: Mutex<Seen> = Mutex::new(BTreeMap::new());
+    let Some(path) = &a.config_file else {
+        return a.keep.clone();
+    };
+    let stamp = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (path.clone(), a.name.clone());
+    // The first call reads the file too: it may have changed since the
+    // account was loaded.
+    let entry = cache.entry(key).or_insert_with(|| (None, a.keep.clone()));
+    if entry.0 == stamp || stamp.is_none() {
+        return entry.1.clone();
+    }
+    entry.0 = stamp;
+    match load(path).map(|c| c.accounts.into_iter().find(|x| x.name == a.name)) {
+        Ok(Some(now)) => {
+            if now.keep != entry.1 {
+                tracing::info!(account = %a.name, "keep list: {} changed; {} entr{} from now on", path.display(), now.keep.len(), if now.keep.len() == 1 { "y" } else { "ies" });
+            }
+            entry.1 = now.keep;
+        }
+        Ok(None) => {
+            tracing::warn!(account = %a.name, "keep list: {} no longer has this account; the keep list read before still applies", path.display())
+        }
+        Err(e) => {
+            tracing::warn!(account = %a.name, "keep list: {e}; the keep list read before still applies until the file is fixed")
+        }
+    }
+    entry.1.clone()
+}
 
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -552,6 +600,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             rules,
             compress: a.compress,
             keep: a.keep,
+            config_file: Some(path.to_path_buf()),
         });
     }
     if accounts.iter().filter(|a| a.default).count() > 1 {

@@ -101,6 +101,11 @@ pub struct MailboxState {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
     pub mailboxes: BTreeMap<String, MailboxState>,
+    /// The sent index has held a message at some point: an empty one
+    /// after that means Sent was renamed, archived or emptied, and the
+    /// agent holds its verdicts ([`SentGuard`]).
+    #[serde(default)]
+    pub sent_seen: bool,
 }
 
 fn state_path(dir: &Path, account: &str) -> PathBuf {
@@ -118,10 +123,14 @@ fn save_state(path: &Path, mailbox: &str, st: &MailboxState) -> Result<(), Clean
     // Several mailboxes of one account share the file: read-modify-write.
     let mut all = load_state(path);
     all.mailboxes.insert(mailbox.to_string(), st.clone());
+    write_state(path, &all)
+}
+
+fn write_state(path: &Path, all: &State) -> Result<(), CleanError> {
     if let Some(d) = path.parent() {
         crate::paths::private_dir(d).map_err(|e| CleanError::Io(e.to_string()))?;
     }
-    let bytes = serde_json::to_vec(&all).map_err(|e| CleanError::Io(e.to_string()))?;
+    let bytes = serde_json::to_vec(all).map_err(|e| CleanError::Io(e.to_string()))?;
     crate::paths::write_private_atomic(path, &bytes)
         .map_err(|e| CleanError::Io(format!("cannot save the agent's state: {e}")))
 }
@@ -158,6 +167,92 @@ pub struct Moved {
     /// The same for the legitimate bounces seen (the user's own mail:
     /// their first hosts are the user's outbound hosts).
     pub own_bounces: Vec<Evidence>,
+    /// A warning for the desktop as well as the log (the sent index
+    /// became empty: [`SentGuard`]).
+    pub warning: Option<crate::notify::Notice>,
+}
+
+/// Watches the size of the sent index for one watched mailbox, across
+/// reconnections and restarts (the account's state file remembers that
+/// it once held mail).
+///
+/// The sent index is what tells the user's own bounces from forged ones.
+/// When it becomes empty after having held mail, Sent was renamed,
+/// archived or emptied (or a configured Sent mailbox was recreated empty):
+/// every response would then count as backscatter, the user's own
+/// bounces included. The agent then says so once (log and desktop) and
+/// holds its verdicts: nothing is moved to quarantine until the index
+/// holds a message again (the held mail stays where it is; `backscatter
+/// clean` judges it later). A forged bounce left in INBOX costs a glance;
+/// a real one hidden in quarantine can cost a lost delivery.
+/// An index that never held anything (a new account that has sent
+/// nothing yet) is warned about once and not held, as `clean` does.
+pub(crate) struct SentGuard {
+    state_file: PathBuf,
+    events: Option<Events>,
+    /// The index held a message once (persisted in the state file).
+    seen: std::sync::atomic::AtomicBool,
+    /// The empty index was reported (once until it fills again).
+    said: std::sync::atomic::AtomicBool,
+}
+
+impl SentGuard {
+    fn new(state_file: PathBuf, events: Option<Events>) -> SentGuard {
+        let seen = load_state(&state_file).sent_seen;
+        SentGuard {
+            state_file,
+            events,
+            seen: std::sync::atomic::AtomicBool::new(seen),
+            said: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Given the size of the index just built (`len` messages), say what
+    /// changed and return whether moves are held.
+    fn hold(&self, a: &Account, mailbox: &str, len: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if len > 0 {
+            if self.said.swap(false, Relaxed) && self.seen.load(Relaxed) {
+                info!(account = %a.name, mailbox = %mailbox, "the sent index holds {len} message(s) again: automated responses are judged and moved as before");
+            }
+            if !self.seen.swap(true, Relaxed) {
+                let mut all = load_state(&self.state_file);
+                all.sent_seen = true;
+                if let Err(e) = write_state(&self.state_file, &all) {
+                    warn!(account = %a.name, "{e}");
+                }
+            }
+            return false;
+        }
+        let sent = a
+            .sent
+            .as_ref()
+            .map_or_else(|| "the mailbox marked \\Sent".to_string(), |s| s.join(", "));
+        if self.said.swap(true, Relaxed) {
+            return self.seen.load(Relaxed);
+        }
+        if !self.seen.load(Relaxed) {
+            warn!(account = %a.name, mailbox = %mailbox, "the sent index is empty (nothing in {sent} from the last {} days), so every bounce and auto-reply, including those to mail you did send, counts as backscatter: check sent = [...] names your Sent mailbox", a.sent_days);
+            return false;
+        }
+        let body = format!(
+            "The sent index of account \"{}\" is now empty ({sent} has no mail from the last {} days; was Sent renamed, archived or emptied?). Until it holds a message again, nothing is moved to quarantine: bounces and auto-replies stay in {mailbox}. Point sent = [...] at the mailbox that holds your sent mail, then run `backscatter clean`.",
+            a.name, a.sent_days
+        );
+        warn!(account = %a.name, mailbox = %mailbox, "{body}");
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Moved {
+                account: a.name.clone(),
+                warning: Some(crate::notify::Notice {
+                    title: format!("backscatter: the sent index of \"{}\" is empty", a.name),
+                    body,
+                    urgent: false,
+                }),
+                ..Moved::default()
+            });
+        }
+        true
+    }
 }
 
 /// Reports of messages moved, for notifications.
@@ -178,6 +273,8 @@ pub async fn watch_mailbox(
     let mut backoff = timing.backoff;
     // Kept across reconnections: a broken file is reported once.
     let mut rules = a.rules.clone().map(crate::filter::RulesFile::new);
+    // Likewise an empty sent index.
+    let guard = SentGuard::new(state_path(&dirs.state, &a.name), events.clone());
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -191,6 +288,7 @@ pub async fn watch_mailbox(
             shutdown.clone(),
             &events,
             rules.as_mut(),
+            &guard,
         )
         .await
         {
@@ -232,6 +330,7 @@ async fn session(
     shutdown: watch::Receiver<bool>,
     events: &Option<Events>,
     mut rules_file: Option<&mut crate::filter::RulesFile>,
+    guard: &SentGuard,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     // The state file keeps the configured name; the server gets its own.
@@ -278,7 +377,10 @@ async fn session(
     // is reported where the index is needed.
     let view = match sentsync::refresh_marked(&mut imap, a, &dirs.state, crate::clock::now()).await
     {
-        Ok((index, _, marks)) => Some(SentView { index, marks }),
+        Ok((index, _, marks)) => {
+            guard.hold(a, mailbox, index.len());
+            Some(SentView { index, marks })
+        }
         Err(sentsync::SyncError::Imap(e))
             if matches!(e.kind, ErrorKind::Lost | ErrorKind::Unparsable) =>
         {
@@ -329,6 +431,7 @@ async fn session(
         journal_path: &journal_path,
         uidvalidity: sel.uid_validity,
         want_origins: events.is_some(),
+        guard,
     };
     loop {
         if look {
@@ -519,6 +622,8 @@ struct Here<'a> {
     /// Read the origin of moved responses and legitimate bounces (for
     /// notifications).
     want_origins: bool,
+    /// Holds the moves while the sent index is empty after it held mail.
+    guard: &'a SentGuard,
 }
 
 /// The sent index of a session and what Sent looked like when it was
@@ -674,6 +779,7 @@ async fn process(
         journal_path,
         uidvalidity,
         want_origins,
+        guard,
     } = *here;
     let (sent, stats, marks) =
         sentsync::refresh_marked(imap, a, &dirs.state, crate::clock::now()).await?;
@@ -726,7 +832,12 @@ async fn process(
             marks: marks2,
         });
     }
-    let forged: Vec<&Row> = rows.iter().filter(|r| is_forged(r)).collect();
+    let mut forged: Vec<&Row> = rows.iter().filter(|r| is_forged(r)).collect();
+    let len = latest.as_ref().map_or(sent.len(), |v| v.index.len());
+    let on_hold: Vec<u32> = match guard.hold(a, mailbox, len) {
+        true => forged.drain(..).map(|r| r.uid).collect(),
+        false => Vec::new(),
+    };
     let mut moved = Moved {
         account: a.name.clone(),
         count: forged.len(),
@@ -758,10 +869,15 @@ async fn process(
         gone: m.gone.clone(),
     };
     for r in &rows {
+        if on_hold.contains(&r.uid) {
+            log_held(a, mailbox, r);
+            continue;
+        }
         log_row(a, mailbox, r, &settled, m.kept_by_user.contains(&r.uid));
     }
     if let Some((runner, rules)) = rules {
-        let forged: Vec<u32> = forged.iter().map(|r| r.uid).collect();
+        // Held backscatter is not offered to the rules either.
+        let forged: Vec<u32> = forged.iter().map(|r| r.uid).chain(on_hold).collect();
         run_rules(runner, rules, imap, here, uids, &forged, &ctx, n).await?;
     }
     *view = Some(latest.unwrap_or(SentView { index: sent, marks }));
@@ -806,6 +922,7 @@ async fn arrival(
         journal_path,
         uidvalidity,
         want_origins,
+        guard,
     } = *here;
     let last = at.last_uid;
     let top = last.saturating_add(plan::ARRIVAL_BATCH);
@@ -950,10 +1067,14 @@ async fn arrival(
     out.handled = held.len();
     out.last_uid = held.keys().copied().max().unwrap_or(last);
     // 3. Journal, then move in one flight with IDLE again.
-    let forged: Vec<&Row> = rows
+    let mut forged: Vec<&Row> = rows
         .iter()
         .filter(|r| r.verdict.verdict == Decision::Backscatter)
         .collect();
+    let on_hold: Vec<u32> = match guard.hold(a, mailbox, v.index.len()) {
+        true => forged.drain(..).map(|r| r.uid).collect(),
+        false => Vec::new(),
+    };
     let mut ids: HashMap<u32, Identity> = forged
         .iter()
         .filter_map(|r| {
@@ -1067,14 +1188,30 @@ async fn arrival(
     out.moved.own_bounces = evidence(&legit, p);
     out.moved.count = settled.moved.len();
     for r in &rows {
+        if on_hold.contains(&r.uid) {
+            log_held(a, mailbox, r);
+            continue;
+        }
         log_row(a, mailbox, r, &settled, kept_by_user.contains(&r.uid));
     }
     if let Some((runner, rules)) = rules {
         let uids: Vec<u32> = held.keys().copied().collect();
-        let forged: Vec<u32> = forged.iter().map(|r| r.uid).collect();
+        let forged: Vec<u32> = forged.iter().map(|r| r.uid).chain(on_hold).collect();
         run_rules(runner, rules, imap, here, &uids, &forged, &ctx, at.n).await?;
     }
     Ok(out)
+}
+
+/// One line for a message judged backscatter but held ([`SentGuard`]).
+fn log_held(a: &Account, mailbox: &str, r: &Row) {
+    info!(
+        account = %a.name,
+        mailbox = %mailbox,
+        uid = r.uid,
+        "hold {} \"{}\": the sent index is empty, so it cannot be told from a response to your own mail; left where it is",
+        r.verdict.kind.map_or("normal", |k| k.as_str()),
+        crate::mail::printable(r.subject.as_deref().unwrap_or(""))
+    );
 }
 
 /// One line per message, saying what was done and why (`settled`: what

@@ -37,7 +37,8 @@ pub struct ClassifyArgs {
     #[arg(long, value_name = "PATH")]
     pub sent: Vec<PathBuf>,
 
-    /// A file with one Message-ID of your sent mail per line (repeatable).
+    /// A file with one Message-ID of your sent mail per line (repeatable;
+    /// `# comments`, also after an ID; a line that is not one is refused).
     #[arg(long, value_name = "FILE")]
     pub sent_ids: Vec<PathBuf>,
 
@@ -151,12 +152,15 @@ pub fn load(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Loaded> {
     out
 }
 
-/// Build the sent index from files and ID lists.
+/// Build the sent index from files and ID lists. Errors: an ID list that
+/// cannot be read or holds a line that is not a Message-ID
+/// ([`crate::sent::parse_id_list`]) refuses the command (exit 2); a
+/// message file that cannot be read is added to `errors`.
 pub fn build_sent_index(
     sent: &[PathBuf],
     sent_ids: &[PathBuf],
     errors: &mut Vec<String>,
-) -> SentIndex {
+) -> Result<SentIndex, Error> {
     let mut idx = SentIndex::new();
     let mut with_id = 0usize;
     for m in load(sent, errors) {
@@ -183,19 +187,16 @@ pub fn build_sent_index(
         );
     }
     for f in sent_ids {
-        match std::fs::read(f) {
-            Err(e) => errors.push(format!("cannot read {}: {}", f.display(), e)),
-            Ok(bytes) => {
-                for line in String::from_utf8_lossy(&bytes).lines() {
-                    let line = line.trim();
-                    if !line.is_empty() && !line.starts_with('#') {
-                        idx.insert_id(line);
-                    }
-                }
-            }
+        // One parser and the same refusal as `sieve generate --sent-ids`.
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?;
+        let ids = crate::sent::parse_id_list(&text)
+            .map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?;
+        for id in ids {
+            idx.insert_id(&id);
         }
     }
-    idx
+    Ok(idx)
 }
 
 /// The contract's JSON line, plus the details of the original.
@@ -220,7 +221,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode, Error> {
     }
     crate::lexicon::prefer_speed();
     let mut errors = Vec::new();
-    let sent = build_sent_index(&args.sent, &args.sent_ids, &mut errors);
+    let sent = build_sent_index(&args.sent, &args.sent_ids, &mut errors)?;
     let own: Vec<String> = args
         .addresses
         .iter()

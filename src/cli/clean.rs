@@ -175,6 +175,7 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             "already_moved": s.already_moved,
             "gone": s.gone,
             "kept_by_user": s.kept_by_user,
+            "kept_by_keep_list": s.kept_by_list,
             "bytes_fetched": s.bytes_fetched,
             "bytes_inflated": s.bytes_inflated,
             "round_trips": s.round_trips,
@@ -211,6 +212,9 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             )
             .map_err(w)?;
         }
+        for (r, why) in &s.kept_listed {
+            dry_run_line(&mut out, "would keep", r, &format!("  ({why})")).map_err(w)?;
+        }
     }
     if s.recovered > 0 {
         writeln!(
@@ -221,7 +225,8 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
-    if s.skipped_known > 0 {
+    // A note (what a rerun saved), dropped under -q as notes are.
+    if s.skipped_known > 0 && super::common::verbosity() > super::common::Verbosity::Quiet {
         writeln!(
             out,
             "Skipped {} an earlier sweep judged (--full reads them again).",
@@ -229,12 +234,28 @@ pub fn run(args: CleanArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         )
         .map_err(w)?;
     }
-    if s.kept_by_user > 0 {
+    let by_list: usize = s.kept_by_list.values().sum();
+    let restored = s.kept_by_user.saturating_sub(by_list);
+    if restored > 0 {
         writeln!(
             out,
             "Kept {} message{} you restored before (marked $NotBackscatter or remembered locally).",
-            s.kept_by_user,
-            if s.kept_by_user == 1 { "" } else { "s" }
+            restored,
+            if restored == 1 { "" } else { "s" }
+        )
+        .map_err(w)?;
+    }
+    if by_list > 0 {
+        let entries: Vec<String> = s
+            .kept_by_list
+            .iter()
+            .map(|(e, n)| format!("{e}: {n}"))
+            .collect();
+        writeln!(
+            out,
+            "Kept {} by your keep list ({}).",
+            super::common::plural(by_list, "message"),
+            entries.join(", ")
         )
         .map_err(w)?;
     }

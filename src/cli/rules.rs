@@ -83,7 +83,7 @@ pub fn test(
 ) -> Result<ExitCode, Error> {
     let rules = load(file)?;
     let mut errors = Vec::new();
-    let index = build_sent_index(sent, sent_ids, &mut errors);
+    let index = build_sent_index(sent, sent_ids, &mut errors)?;
     let ctx = crate::Context {
         sent: &index,
         own_addresses: &[],

@@ -234,8 +234,8 @@ fn generate(
         Some(f) => {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))?;
-            let ids =
-                sent_id_lines(&text).map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?;
+            let ids = crate::sent::parse_id_list(&text)
+                .map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?;
             // Offline: the quarantine name as configured (it is not
             // checked against the server's namespace).
             (
@@ -317,43 +317,6 @@ fn extension_list(given: &str) -> Result<String, Error> {
     Ok(names.join(" "))
 }
 
-/// `--sent-ids`: one Message-ID per line (`<id@host>` or `id@host`, RFC
-/// 5322 §3.6.4), `#` comments and empty lines skipped. Error: the first
-/// line that is not a Message-ID, by number.
-fn sent_id_lines(text: &str) -> Result<Vec<String>, String> {
-    let mut ids = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let id = l
-            .strip_prefix('<')
-            .and_then(|r| r.strip_suffix('>'))
-            .unwrap_or(l);
-        let ok = id.split_once('@').is_some_and(|(left, right)| {
-            !left.is_empty() && !right.is_empty() && !right.contains('@')
-        }) && !id.contains(|c: char| {
-            c.is_whitespace()
-                || c.is_control()
-                || matches!(c, '<' | '>' | ',' | '[' | ']' | '{' | '}')
-        });
-        if !ok {
-            let shown: String = l
-                .chars()
-                .take(60)
-                .collect::<String>()
-                .replace(char::is_control, " ");
-            return Err(format!(
-                "line {} (\"{shown}\") is not a Message-ID: give one per line, like <abc123@example.org>",
-                n + 1
-            ));
-        }
-        ids.push(l.to_string());
-    }
-    Ok(ids)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,20 +336,5 @@ mod tests {
             panic!("a JSON list is refused");
         };
         assert!(e.contains("separated by spaces or commas"), "{e}");
-    }
-
-    #[test]
-    fn sent_ids_are_one_message_id_a_line() {
-        assert_eq!(
-            sent_id_lines("# mine\n<a@b.example>\n\n c@d.example \n").unwrap(),
-            ["<a@b.example>", "c@d.example"]
-        );
-        // A JSON array: refused at its first line, in one sentence.
-        let e = sent_id_lines("[\"<a@b.example>\", \"<c@d.example>\"]\n").unwrap_err();
-        assert!(e.starts_with("line 1 ("), "{e}");
-        let e = sent_id_lines("<a@b.example>\n[\n  \"<c@d.example>\"\n]\n").unwrap_err();
-        assert!(e.starts_with("line 2 (\"[\")"), "{e}");
-        assert!(sent_id_lines("no-at-sign\n").is_err());
-        assert!(sent_id_lines("a@b@c\n").is_err());
     }
 }

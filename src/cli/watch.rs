@@ -1,6 +1,6 @@
 //! `backscatter watch`: the background agent.
 
-use super::common::{load_config, runtime, secret};
+use super::common::{load_config, runtime};
 use super::Error;
 use crate::agent::AgentError;
 use crate::clean::Dirs;
@@ -16,7 +16,12 @@ use std::process::ExitCode;
 /// (polling where IDLE is missing), classifies each new message, and moves
 /// backscatter to quarantine. Reconnects by itself after network loss,
 /// server restarts or suspend; an account whose login is refused is stopped
-/// with a message while the others go on. SIGINT/SIGTERM finish the move in
+/// with a message while the others go on. An account whose password command
+/// or keyring fails (locked) is asked again with backoff and watched once
+/// it answers; the others go on meanwhile. The keep list is read again when
+/// the config file changes. When the sent index becomes empty (Sent renamed
+/// or emptied), it says so and moves nothing until Sent holds mail again.
+/// SIGINT/SIGTERM finish the move in
 /// flight and exit 0. Logs one line per action to stderr (journald picks
 /// them up when run as a service).
 ///
@@ -68,12 +73,25 @@ pub fn run(args: WatchArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
             cfg.path.display()
         )));
     }
-    let accounts = accounts
+    // A password that cannot be had stops (or, from a command or the
+    // keyring, delays) that account only; with none at all for a reason
+    // the configuration must fix, nothing starts (exit 2).
+    let accounts: Vec<_> = accounts
         .into_iter()
-        .map(|a| secret(&a).map(|s| (a, s)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|a| {
+            let s = crate::secret::fetch(&a);
+            (a, s)
+        })
+        .collect();
+    if accounts
+        .iter()
+        .all(|(a, s)| s.is_err() && !crate::agent::may_recover(a))
+    {
+        let why: Vec<String> = accounts.into_iter().filter_map(|(_, s)| s.err()).collect();
+        return Err(Error::Usage(why.join("; ")));
+    }
     let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-    let stopped = runtime()?.block_on(crate::agent::run(
+    let stopped = runtime()?.block_on(crate::agent::run_fetching(
         accounts,
         dirs,
         Timing::from_env(),

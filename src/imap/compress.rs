@@ -127,6 +127,12 @@ mod tests {
 
     /// Serve one session; returns the commands received.
     fn serve(listener: TcpListener, refuse_compress: bool) -> Vec<String> {
+        serve_cut(listener, refuse_compress, false)
+    }
+
+    /// [`serve`]; with `cut`, the connection is closed half-way through
+    /// the answer to UID FETCH (a link that drops mid-response).
+    fn serve_cut(listener: TcpListener, refuse_compress: bool, cut: bool) -> Vec<String> {
         let (tcp, _) = listener.accept().unwrap();
         tcp.set_nodelay(true).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -170,6 +176,11 @@ mod tests {
                 let mut r = format!("* 1 FETCH (UID 7 BODY[] {{{}}}\r\n", b.len()).into_bytes();
                 r.extend_from_slice(&b);
                 r.extend_from_slice(format!(")\r\n{tag} OK fetched\r\n").as_bytes());
+                if cut {
+                    p.send(&r[..r.len() / 2]);
+                    let _ = p.tcp.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
                 p.send(&r);
             } else if cmd == "LOGOUT" {
                 p.send(format!("* BYE bye\r\n{tag} OK out\r\n").as_bytes());
@@ -209,6 +220,7 @@ mod tests {
             outbound_hosts: Vec::new(),
             rules: None,
             keep: Vec::new(),
+            config_file: None,
             compress,
         }
     }
@@ -307,6 +319,41 @@ mod tests {
         let (first, second) = server.join().unwrap();
         assert!(first.iter().any(|c| c.ends_with("COMPRESS DEFLATE")));
         assert!(!second.iter().any(|c| c.contains("COMPRESS")), "{second:?}");
+    }
+
+    /// A link cut in the middle of a response reads the same with and
+    /// without compression (a truncated deflate stream at the end of the
+    /// connection is a closed connection, not a zlib status).
+    #[test]
+    fn a_cut_mid_response_reads_the_same_compressed_or_not() {
+        let said = |compress: Compression| -> String {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || serve_cut(listener, false, true));
+            let e = runtime().block_on(async {
+                let a = account(port, compress);
+                let mut imap = imap::connect(&a, &Secret::new("pw".into()))
+                    .await
+                    .expect("connect");
+                let r = tokio::time::timeout(
+                    Duration::from_secs(20),
+                    imap.uid_fetch(&[7], "(UID BODY.PEEK[])"),
+                )
+                .await
+                .expect("the cut noticed in time");
+                r.expect_err("a cut connection")
+            });
+            server.join().unwrap();
+            assert_eq!(e.kind, imap::ErrorKind::Lost, "{e}");
+            e.message
+        };
+        let plain = said(Compression::Never);
+        let deflated = said(Compression::Always);
+        assert!(
+            plain.starts_with("the server closed the connection in the middle of a response"),
+            "{plain}"
+        );
+        assert_eq!(deflated, plain);
     }
 
     #[test]

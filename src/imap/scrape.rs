@@ -61,7 +61,10 @@ fn debug_string(s: &str) -> Option<String> {
 /// failure all as I/O errors, some in Debug form.
 pub(super) fn io_text(io: &std::io::Error) -> String {
     let m = io.to_string();
-    if m.contains("bytes remaining in stream") {
+    // A deflate stream (COMPRESS=DEFLATE) cut off by the end of the
+    // connection: zlib's "buffer error" at the end of input, as
+    // async-compression words it. The same event as the uncompressed case.
+    if m.contains("bytes remaining in stream") || m == "unexpected BufError" {
         "the server closed the connection in the middle of a response".into()
     } else if m.contains("incoming data too large") {
         "the server announced a response larger than 512 MiB (refused)".into()

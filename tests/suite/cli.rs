@@ -99,6 +99,40 @@ fn sent_ids_turn_backscatter_into_legitimate() {
         .contains("is in your sent mail"));
 }
 
+/// Newcomer round 3 #17: a list saved by Notepad (a byte order mark) with
+/// a comment after the ID is read as the user meant; a line that is not
+/// a Message-ID refuses the command (exit 2) with the sentence `sieve
+/// generate --sent-ids` gives, instead of indexing a mangled ID.
+#[test]
+fn sent_ids_with_a_bom_and_comments_read_as_meant_and_bad_lines_refuse() {
+    let dir = tempdir();
+    let eml = "tests/corpus/sisimai/bsd/lhost-postfix-03.eml";
+    let first = run(&["classify", "--json", eml]);
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let id = v["original_message_id"].as_str().unwrap().to_string();
+    for (name, body) in [
+        ("bom.txt", format!("\u{feff}{id}\n<abc@x.org>  # second\n")),
+        ("comment.txt", format!("{id}  # mine\n")),
+    ] {
+        let f = dir.join(name);
+        std::fs::write(&f, body).unwrap();
+        let o = run(&["classify", "--json", "--sent-ids", f.to_str().unwrap(), eml]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["verdict"], "legitimate", "{name}: {v}");
+    }
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, format!("{id}\n{id} mine\n")).unwrap();
+    let o = run(&["classify", "--sent-ids", bad.to_str().unwrap(), eml]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "bad.txt: line 2 (\"{id} mine\") is not a Message-ID"
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn mbox_sent_folder_is_read() {
     let dir = tempdir();

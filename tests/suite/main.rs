@@ -17,6 +17,7 @@ mod golden;
 mod harness;
 mod hostile;
 mod languages;
+mod live_inputs;
 mod mailutils;
 mod names;
 mod on_cyrus;

@@ -51,6 +51,7 @@ pub fn loopback_account(
         rules: None,
         compress: backscatter::config::Compression::Auto,
         keep: Vec::new(),
+        config_file: None,
     }
 }
 

@@ -64,15 +64,27 @@ pub fn parse(entry: &str) -> Result<Rule, String> {
         return Ok(Rule::ListId(inner.to_lowercase()));
     }
     // A domain entry also matches its subdomains: a bare top-level domain
-    // (`com`, `@de`) would keep every bounce from a whole country or
-    // registry, which is never what is meant.
+    // (`com`, `@de`) or any other public suffix (`co.uk`, `co.jp`,
+    // `github.io`: the Public Suffix List, through the `psl` crate) would
+    // keep every bounce from a whole country, registry or hosting service,
+    // which is never what is meant.
     let tld = |d: String| {
-        if d.contains('.') {
-            Ok(Rule::Domain(d))
-        } else {
+        let public =
+            psl::suffix(d.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == d.as_bytes());
+        if public && !d.contains('.') {
             Err(format!(
                 "\"{d}\" cannot be kept: it is a top-level domain, and keeping it would keep mail from every domain under it (give the domain itself, like partner.{d})"
             ))
+        } else if public {
+            Err(format!(
+                "\"{d}\" cannot be kept: it is a public suffix (names under it belong to many unrelated owners), and keeping it would keep mail from every domain under it (give the domain itself, like partner.{d})"
+            ))
+        } else if !d.contains('.') {
+            Err(format!(
+                "\"{d}\" cannot be kept: it is neither a domain nor an address (a name without a dot, like the local part of {d}@partner.example: give the whole address, or the domain)"
+            ))
+        } else {
+            Ok(Rule::Domain(d))
         }
     };
     if let Some(d) = e.strip_prefix('@') {
@@ -214,12 +226,32 @@ mod tests {
     // Hand-written values (not from real messages).
     #[test]
     fn a_bare_top_level_domain_is_refused_with_a_sentence() {
-        for e in ["com", "@de", "COM.", "example"] {
+        for e in ["com", "@de", "COM."] {
             let m = parse(e).unwrap_err();
             assert!(m.contains("top-level domain"), "{e}: {m}");
         }
         assert!(parse("partner.example").is_ok());
         assert!(parse("<announce>").is_ok(), "a List-Id without dots");
+    }
+
+    /// Newcomer round 3 #4: `co.jp` and `co.uk` were accepted and kept
+    /// every bounce from Japanese and British companies. Public suffixes
+    /// come from the Public Suffix List (the `psl` crate).
+    #[test]
+    fn a_public_suffix_is_refused_like_a_top_level_domain() {
+        for e in ["co.uk", "co.jp", "@co.jp", "CO.UK.", "github.io", "com.au"] {
+            let m = parse(e).unwrap_err();
+            assert!(m.contains("is a public suffix"), "{e}: {m}");
+        }
+        for e in ["partner.co.uk", "mx.example.co.jp", "user.github.io"] {
+            assert!(matches!(parse(e), Ok(Rule::Domain(_))), "{e}");
+        }
+        // A local part alone (or any word without a dot that is no
+        // suffix) gets its own sentence.
+        for e in ["MAILER-DAEMON", "postmaster", "example"] {
+            let m = parse(e).unwrap_err();
+            assert!(m.contains("neither a domain nor an address"), "{e}: {m}");
+        }
     }
 
     #[test]

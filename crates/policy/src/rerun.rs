@@ -98,7 +98,8 @@ pub struct Inputs<'a> {
     /// The classifier's identity: the program's version and build (the
     /// lexicon is hashed in by [`Inputs::fingerprint`]).
     pub classifier: &'a str,
-    /// Whose mailbox: `username@host:port`.
+    /// Whose mailbox: `username@host` (the port is not an input: a tunnel
+    /// or proxy to the same server decides no verdict).
     pub server: &'a str,
     /// The user's own addresses.
     pub addresses: &'a [String],

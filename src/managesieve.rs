@@ -453,7 +453,7 @@ pub async fn original_of_wrapper(
     if text.contains(crate::sieve::BLOCK_BEGIN) {
         let theirs = crate::sieve::unmerge(&text);
         for (name, _) in scripts {
-            if name != SCRIPT && name != WRAPPER && s.get(name).await? == theirs {
+            if name != SCRIPT && name != WRAPPER && name != RULES && s.get(name).await? == theirs {
                 return Ok(Some(name.clone()));
             }
         }
@@ -465,7 +465,7 @@ pub async fn original_of_wrapper(
         .map(|rest| rest.trim_end_matches(';').trim())
         .filter_map(|q| q.strip_prefix('"')?.strip_suffix('"'))
         .map(|n| n.replace("\\\"", "\"").replace("\\\\", "\\"))
-        .find(|n| n != SCRIPT && scripts.iter().any(|(x, _)| x == n)))
+        .find(|n| n != SCRIPT && n != RULES && scripts.iter().any(|(x, _)| x == n)))
 }
 
 /// What `sieve install` did, kept (0600) so `sieve uninstall` can undo it

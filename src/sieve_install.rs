@@ -10,7 +10,7 @@
 
 use crate::clean::Dirs;
 use crate::config::Account;
-use crate::managesieve::{wrapper, Installed, Session, RULES, SCRIPT, WRAPPER};
+use crate::managesieve::{wrapper, wrapper_of, Installed, Session, RULES, SCRIPT, WRAPPER};
 use crate::net::NetError;
 use crate::secret::Secret;
 use serde::Serialize;
@@ -82,9 +82,14 @@ pub struct InstallReport {
 #[serde(tag = "how", rename_all = "snake_case")]
 pub enum Activation {
     /// The user's rules were uploaded as [`RULES`] and [`WRAPPER`] runs the
-    /// policy, then them; `displaced` is the user's script that was active
-    /// before and no longer runs.
-    WithRules { displaced: Option<String> },
+    /// policy, then them, then `kept`: the user's own script that was
+    /// active before (through `include`). `displaced` is that script when
+    /// it no longer runs (a server without `include`, where the active
+    /// script is a copy of the rules with the policy's block at the top).
+    WithRules {
+        kept: Option<String>,
+        displaced: Option<String>,
+    },
     /// The policy already ran (through `through`): the script was replaced;
     /// `marked_copy` when the active script is our marked copy of the
     /// user's script, refreshed too.
@@ -112,11 +117,14 @@ impl fmt::Display for InstallReport {
             writeln!(f, "What it cannot see on this server: {limit}.")?;
         }
         match &self.activation {
-            Activation::WithRules { displaced } => {
+            Activation::WithRules { kept, displaced } => {
                 if let Some(user) = displaced {
-                    writeln!(f, "Your previously active script \"{user}\" no longer runs; `backscatter sieve uninstall` re-activates it.")?;
+                    writeln!(f, "Your previously active script \"{user}\" no longer runs (the server has no Sieve \"include\" to run it after your rules); `backscatter sieve uninstall` re-activates it.")?;
                 }
-                writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules.")
+                match kept {
+                    Some(user) => writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules, then your \"{user}\" (unchanged)."),
+                    None => writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules."),
+                }
             }
             Activation::Updated {
                 through,
@@ -331,10 +339,8 @@ pub async fn install(
         None => activate(&mut s, &script, active.as_deref(), &state_path).await?,
     };
     match &activation {
-        Activation::WithRules { displaced } => {
-            if displaced.is_some() {
-                state.original_active.clone_from(displaced);
-            }
+        Activation::WithRules { kept, displaced } => {
+            state.original_active = kept.clone().or_else(|| displaced.clone());
         }
         Activation::Updated { .. } => {}
         Activation::Activated => state.original_active = None,
@@ -387,15 +393,24 @@ async fn activate_with_rules(
     s.check(rules).await?;
     s.have_space(RULES, rules.len()).await?;
     s.put(RULES, rules).await?;
-    let active_text = if crate::sieve::offers(&s.extensions, "include") {
-        wrapper(RULES)
-    } else {
-        crate::sieve::merge(rules, script).map_err(|e| {
-            ManageError::Failed(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
-        })?
-    };
+    if crate::sieve::offers(&s.extensions, "include") {
+        // The user's own script keeps running, after their rules.
+        let mut run = vec![RULES];
+        run.extend(displaced.as_deref());
+        put_active_wrapper(s, &wrapper_of(&run)).await?;
+        return Ok(Activation::WithRules {
+            kept: displaced,
+            displaced: None,
+        });
+    }
+    let active_text = crate::sieve::merge(rules, script).map_err(|e| {
+        ManageError::Failed(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
+    })?;
     put_active_wrapper(s, &active_text).await?;
-    Ok(Activation::WithRules { displaced })
+    Ok(Activation::WithRules {
+        kept: None,
+        displaced,
+    })
 }
 
 /// `install` without rules: the policy alone, or before the user's script.
@@ -503,7 +518,14 @@ pub async fn uninstall(
             let copy = s.get(WRAPPER).await?;
             if copy.contains(crate::sieve::BLOCK_BEGIN) {
                 let edited = crate::sieve::unmerge(&copy);
-                let original = s.get(&back).await?;
+                // The copy was made of the user's rules (`install --rules`)
+                // or of their script.
+                let source = if scripts.iter().any(|(x, _)| x == RULES) {
+                    RULES
+                } else {
+                    back.as_str()
+                };
+                let original = s.get(source).await?;
                 if edited != original {
                     let keep = beside(&state_path, &format!("{back}.edited.sieve"));
                     crate::paths::write_private_atomic(&keep, edited.as_bytes()).map_err(|e| {
@@ -516,8 +538,10 @@ pub async fn uninstall(
         s.set_active(&back).await?;
         report.reactivated = (!back.is_empty()).then_some(back);
     }
-    for n in [WRAPPER, SCRIPT] {
-        if scripts.iter().any(|(x, _)| x == n) {
+    // The user's rules as `install --rules` uploaded them (their own file
+    // is where they came from) go too.
+    for n in [WRAPPER, SCRIPT, RULES] {
+        if scripts.iter().any(|(x, _)| x == n) && Some(n) != report.reactivated.as_deref() {
             s.delete(n).await?;
             report.deleted.push(n.to_string());
         }

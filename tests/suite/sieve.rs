@@ -973,62 +973,118 @@ fn a_users_own_script_named_backscatter_is_never_replaced_or_deleted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `sieve install --rules` after a plain install that wrapped the user's
-/// own active script says that script no longer runs (a newcomer's was
-/// dropped silently), and `uninstall` brings it back.
+/// `sieve install --rules` keeps the user's own active script running
+/// after their rules (a newcomer's webmail filters stopped on the server:
+/// NEWCOMER3 #15l), directly and after a plain install that wrapped it;
+/// `uninstall` re-activates it and deletes every script backscatter
+/// uploaded, `backscatter-rules` included (it was left behind). Checked by
+/// delivering over LMTP to Dovecot/Pigeonhole.
 #[test]
-fn install_with_rules_over_a_wrapped_script_names_what_stops_running() {
-    use crate::harness::Dovecot;
+fn install_with_rules_keeps_the_users_script_and_uninstall_removes_the_rules() {
+    use crate::harness::{lmtp_deliver, Dovecot};
+    use backscatter::managesieve::{RULES, SCRIPT, WRAPPER};
     use backscatter::sieve_install::{self, Activation};
-    let Some(dc) = Dovecot::start_or_skip("sieve_rules_over_wrapper") else {
+    let Some(dc) = Dovecot::start_or_skip("sieve_rules_keep_user") else {
         return;
     };
-    // Hand-written: the user's own script.
-    let mine = "require [\"fileinto\"];\nif header :contains \"subject\" \"invoice\" { fileinto \"Invoices\"; }\n";
+    // Hand-written: the user's own active script and an inactive one.
+    let other = "require [\"fileinto\"];\nif header :contains \"list-id\" \"lists.example\" { fileinto \"Lists\"; }\n";
     let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
         dc.sieve_port,
         "bob",
         "bobpw",
     )
     .unwrap();
-    ms.put("mine", mine).unwrap();
-    ms.set_active("mine").unwrap();
+    ms.put("other", other).unwrap();
+    ms.put("mine", "keep;\n").unwrap();
+    ms.set_active("other").unwrap();
     ms.logout();
-    let dir = crate::sweep::tempdir("sieve-rules-over-wrapper");
+    let mut imap = dc.imap("bob");
+    imap.create("Lists");
+    imap.create("X");
+    let dir = crate::sweep::tempdir("sieve-rules-keep-user");
     let dirs = backscatter::clean::Dirs {
         data: dir.join("data"),
         state: dir.join("state"),
     };
     let a = crate::sweep::account(&dc, "bob");
     let pw = backscatter::secret::Secret::new("bobpw".into());
-    let rules = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"[x]\" { fileinto :create \"X\"; }\n";
+    let rules =
+        "require [\"fileinto\"];\nif header :contains \"subject\" \"[x]\" { fileinto \"X\"; }\n";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let first = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
-        assert!(
-            matches!(first.activation, Activation::Wrapped { .. }),
-            "{first}"
-        );
-        let second = sieve_install::install(&a, &pw, &dirs, Some(rules))
-            .await
+    let listed = || {
+        let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
+            dc.sieve_port,
+            "bob",
+            "bobpw",
+        )
+        .unwrap();
+        let mut l = ms.list().unwrap();
+        ms.logout();
+        l.sort();
+        l
+    };
+    for wrapped_first in [false, true] {
+        rt.block_on(async {
+            if wrapped_first {
+                let first = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
+                assert!(
+                    matches!(first.activation, Activation::Wrapped { .. }),
+                    "{first}"
+                );
+            }
+            let r = sieve_install::install(&a, &pw, &dirs, Some(rules))
+                .await
+                .unwrap();
+            assert_eq!(
+                r.activation,
+                Activation::WithRules {
+                    kept: Some("other".into()),
+                    displaced: None
+                },
+                "{r}"
+            );
+            assert!(
+                r.to_string()
+                    .contains("then your rules, then your \"other\" (unchanged)"),
+                "{r}"
+            );
+        });
+        // Hand-written mails: one for the rules, one for the user's script.
+        for (n, head) in [
+            (1, "Subject: [x] report"),
+            (2, "List-Id: <dev.lists.example>"),
+        ] {
+            let m = format!("From: someone@example.org\r\nTo: bob@example.test\r\n{head}\r\nMessage-ID: <keep-{wrapped_first}-{n}@example.org>\r\n\r\nhello\r\n");
+            lmtp_deliver(
+                dc.lmtp_port,
+                "someone@example.org",
+                "bob@example.test",
+                m.as_bytes(),
+            )
             .unwrap();
+        }
+        let round = 1 + u32::from(wrapped_first);
+        assert_eq!(dc.imap("bob").select("X"), round, "the rules ran");
         assert_eq!(
-            second.activation,
-            Activation::WithRules {
-                displaced: Some("mine".into())
-            },
-            "{second}"
+            dc.imap("bob").select("Lists"),
+            round,
+            "the user's own script ran after the rules"
         );
-        assert!(
-            second.to_string().contains("\"mine\" no longer runs"),
-            "{second}"
+        let u = rt
+            .block_on(sieve_install::uninstall(&a, &pw, &dirs))
+            .unwrap();
+        assert_eq!(u.reactivated.as_deref(), Some("other"), "{u}");
+        assert_eq!(u.deleted, [WRAPPER, SCRIPT, RULES], "{u}");
+        assert_eq!(
+            listed(),
+            [("mine".to_string(), false), ("other".to_string(), true)],
+            "exactly the scripts before install"
         );
-        let u = sieve_install::uninstall(&a, &pw, &dirs).await.unwrap();
-        assert_eq!(u.reactivated.as_deref(), Some("mine"), "{u}");
-    });
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

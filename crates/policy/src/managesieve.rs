@@ -257,14 +257,30 @@ pub const WRAPPER: &str = "backscatter-main";
 /// The wrapper: our script first (it stops after filing into quarantine),
 /// then the user's own, unchanged.
 pub fn wrapper(users: &str) -> String {
+    wrapper_of(&[users])
+}
+
+/// The include wrapper (RFC 6609) that runs [`SCRIPT`] and then each of
+/// `scripts` in order (the user's rules uploaded as [`RULES`], then the
+/// user's own script that was active): a `stop` in one ends them all, as
+/// in one script.
+pub fn wrapper_of(scripts: &[&str]) -> String {
+    let named: Vec<String> = scripts
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace(['\n', '\r'], " ")))
+        .collect();
+    let includes: String = scripts
+        .iter()
+        .map(|n| format!("include :personal {};\n", crate::sieve::quote(n)))
+        .collect();
     format!(
-        "# backscatter: runs the backscatter filter, then your own script \"{}\".\n\
+        "# backscatter: runs the backscatter filter, then your own script{} {}.\n\
          # Remove with `backscatter sieve uninstall`, which re-activates yours.\n\
          require [\"include\"];\n\
          include :personal \"{SCRIPT}\";\n\
-         include :personal {};\n",
-        users.replace(['\n', '\r'], " "),
-        crate::sieve::quote(users)
+         {includes}",
+        if scripts.len() > 1 { "s" } else { "" },
+        named.join(" and "),
     )
 }
 

@@ -74,6 +74,12 @@ pub struct InstallReport {
     /// What the script cannot see on this server, one sentence each
     /// ([`crate::sieve::Script::limits`]): empty on Dovecot.
     pub limits: Vec<String>,
+    /// How many older sent Message-IDs did not fit the size limit.
+    pub ids_left_out: usize,
+    /// The size limit it was generated for, in bytes.
+    pub max_size: usize,
+    /// The server stated that limit (it refused a larger script).
+    pub max_size_from_server: bool,
     pub activation: Activation,
 }
 
@@ -115,6 +121,18 @@ impl fmt::Display for InstallReport {
         )?;
         for limit in &self.limits {
             writeln!(f, "What it cannot see on this server: {limit}.")?;
+        }
+        if self.ids_left_out > 0 {
+            let whose = if self.max_size_from_server {
+                "the server's limit"
+            } else {
+                "the limit"
+            };
+            writeln!(
+                f,
+                "{} older sent Message-IDs were left out to fit {whose} of {} bytes: the server files a bounce or auto-reply to one of those older messages into quarantine, where the agent (clean, watch) would keep it.",
+                self.ids_left_out, self.max_size
+            )?;
         }
         match &self.activation {
             Activation::WithRules { kept, displaced } => {
@@ -258,28 +276,40 @@ fn beside(state_path: &Path, ext: &str) -> PathBuf {
 }
 
 /// The sent lists from the account's Sent mailboxes (through the sent-index
-/// cache), and the account with its mailbox names as the server spells
-/// them (the script files into the same quarantine the agent moves to).
+/// cache), the account with its mailbox names as the server spells them
+/// (the script files into the same quarantine the agent moves to), and the
+/// server's personal namespace (for the names in the user's rules).
 pub async fn sent_lists(
     a: &Account,
     secret: &Secret,
     dirs: &Dirs,
-) -> Result<(crate::sieve::SentLists, Account), ManageError> {
+) -> Result<
+    (
+        crate::sieve::SentLists,
+        Account,
+        backscatter_policy::names::Namespace,
+    ),
+    ManageError,
+> {
     let mut imap = crate::imap::connect(a, secret).await?;
     let a = imap.resolve_account(a);
+    let ns = imap.namespace().clone();
     let (index, _) = crate::clean::sent_index(&mut imap, &a, dirs).await?;
     imap.logout().await;
     Ok((
         crate::sieve::SentLists::from_index(&index, crate::clock::now()),
         a,
+        ns,
     ))
 }
 
 /// The account's own rules, for the server: read from its `rules` file and
 /// checked with the agent's engine (nothing that sends or deletes mail).
 /// Errors ([`ManageError::Config`]) when the account has none (`config`
-/// names the file to add them to), they do not compile or are refused, or
-/// they `include` other scripts (not carried over yet).
+/// names the file to add them to), they do not compile or are refused,
+/// they test an environment item only the agent sets
+/// (`vnd.backscatter.verdict`: see [`backscatter_policy::rules::for_server`]),
+/// or they `include` other scripts (not carried over yet).
 pub fn server_rules(a: &Account, config: &Path) -> Result<String, ManageError> {
     let Some(p) = a.rules.clone() else {
         return Err(ManageError::Config(format!(
@@ -300,6 +330,8 @@ pub fn server_rules(a: &Account, config: &Path) -> Result<String, ManageError> {
             p.display()
         )));
     }
+    backscatter_policy::rules::for_server(&text, &p.display().to_string(), str::to_string)
+        .map_err(ManageError::Config)?;
     if crate::sieve::requires_of(&text)
         .iter()
         .any(|r| r == "include")
@@ -324,19 +356,31 @@ pub async fn install(
     dirs: &Dirs,
     rules: Option<&str>,
 ) -> Result<InstallReport, ManageError> {
-    let (lists, a) = sent_lists(a, secret, dirs).await?;
+    let (lists, a, ns) = sent_lists(a, secret, dirs).await?;
+    // The rules' mailbox names as the server spells them, as `filter`
+    // files them.
+    let rules = rules
+        .map(|r| {
+            backscatter_policy::rules::for_server(r, RULES, |n| {
+                backscatter_policy::names::resolve(n, &ns)
+            })
+        })
+        .transpose()
+        .map_err(ManageError::Config)?;
+    let rules = rules.as_deref();
     let state_path = state_file(dirs, &a);
     let mut s = Session::connect(&a, secret).await?;
     let scripts = s.list().await?;
     refuse_foreign_namesakes(&mut s, &scripts, "install").await?;
     let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
-    let script = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
+    let uploaded = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
+    let script = &uploaded.script;
     let mut state = read_state(&state_path);
     let activation = match rules {
         Some(rules) => {
-            activate_with_rules(&mut s, &script, rules, active.as_deref(), &scripts).await?
+            activate_with_rules(&mut s, script, rules, active.as_deref(), &scripts).await?
         }
-        None => activate(&mut s, &script, active.as_deref(), &state_path).await?,
+        None => activate(&mut s, script, active.as_deref(), &state_path).await?,
     };
     match &activation {
         Activation::WithRules { kept, displaced } => {
@@ -359,6 +403,9 @@ pub async fn install(
         bytes: script.text.len(),
         sent_ids: script.ids_included,
         limits: script.limits.clone(),
+        ids_left_out: script.ids_dropped,
+        max_size: uploaded.limit,
+        max_size_from_server: uploaded.limit_from_server,
         activation,
     })
 }
@@ -598,6 +645,9 @@ mod tests {
             bytes: 1200,
             sent_ids: 3,
             limits: Vec::new(),
+            ids_left_out: 0,
+            max_size: 1 << 20,
+            max_size_from_server: false,
             activation: Activation::Wrapped {
                 user: "mine".into(),
                 include: true,

@@ -1330,3 +1330,104 @@ fn the_script_decodes_what_each_sieve_implementation_can() {
         assert_eq!(run(&bare.text, raw, "").unwrap(), None, "{name}");
     }
 }
+
+/// `n` sent messages of the user's own, sent today, newest last, with
+/// Message-IDs shaped like Gmail's (hand-written: the corpora attach only
+/// about a hundred distinct originals, fewer than a 32 KB script holds).
+pub fn hand_written_sent(n: usize) -> Vec<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (0..n)
+        .map(|i| {
+            let date = mail_parser::DateTime::from_timestamp(now - 3600 + i as i64).to_rfc822();
+            format!(
+                "From: Alice <alice@example.test>\r\nTo: friend{i}@example.org\r\nSubject: note {i}\r\nDate: {date}\r\nMessage-ID: <CAJ{i:06}wW7ghrwjbwmwK3GKRG98qSVTKhGBvnkbVH1Rd@mail.example.test>\r\n\r\nhello {i}\r\n"
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// A server whose script size limit is smaller than the script (Cyrus's
+/// `sieve_maxscriptsize`, 32 KB by default; here Dovecot's
+/// `sieve_max_script_size = 32k`, which answers HAVESPACE the same way,
+/// `NO (QUOTA/MAXSIZE)` with the limit): `sieve install` learns the limit
+/// from HAVESPACE, uploads a script of the most recent sent Message-IDs
+/// that fits and says how many were left out, where it failed before with
+/// the server's words (NEWCOMER3 #8). With `max-size` set below what the
+/// server allows, it uses that; an install whose policy alone cannot fit
+/// says so in one sentence.
+#[test]
+fn install_fits_the_servers_script_size_limit() {
+    use crate::harness::{Dovecot, Options};
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("sieve_max_size");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        extra_conf: Some("plugin {\n  sieve_max_script_size = 32k\n}".to_string()),
+        ..Options::default()
+    });
+    let sent = hand_written_sent(600);
+    dc.imap("alice").append_many("Sent", &sent);
+    let dir = crate::sweep::tempdir("sieve-max-size");
+    let cfg = dir.join("config.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\n{extra}",
+                dc.imap_port, dc.sieve_port
+            ),
+        )
+        .unwrap()
+    };
+    let cli = |args: &[&str]| {
+        let o = crate::util::backscatter(&dir, &cfg, args)
+            .env("PW", "alicepw")
+            .output()
+            .unwrap();
+        (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let uploaded_bytes = |out: &str| -> usize {
+        out.split_once("Uploaded \"backscatter\" (")
+            .and_then(|(_, r)| r.split_once(" bytes"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size: {out}"))
+    };
+    write("");
+    let (st, out, err) = cli(&["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    let sent = sent.len();
+    let left_out: usize = out
+        .lines()
+        .find_map(|l| {
+            l.split_once(
+                " older sent Message-IDs were left out to fit the server's limit of 32768 bytes",
+            )
+        })
+        .map(|(n, _)| n.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no left-out sentence: {out}"));
+    assert!(left_out > 0 && left_out < sent, "{out}");
+    assert!(uploaded_bytes(&out) <= 32 * 1024, "{out}");
+
+    // A smaller limit of the user's own: used as given.
+    write("max-size = 20000\n");
+    let (st, out, err) = cli(&["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("to fit the limit of 20000 bytes"), "{out}");
+    assert!(uploaded_bytes(&out) <= 20000, "{out}");
+    let (st, out, err) = cli(&["sieve", "install", "--max-size", "2000"]);
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("a script may take at most 2000 bytes (the server's limit or max-size), and backscatter's rules alone take"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

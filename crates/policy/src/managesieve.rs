@@ -31,6 +31,38 @@ impl Response {
         self.status == "OK"
     }
 
+    /// The response code of the status line (RFC 5804 §1.3), upper-cased
+    /// and without its parentheses or arguments: `QUOTA/MAXSIZE` for
+    /// `NO (QUOTA/MAXSIZE) "..."`. `None` when there is none.
+    pub fn code(&self) -> Option<String> {
+        self.rest.iter().find_map(|i| match i {
+            Item::Atom(a) if a.starts_with('(') => a[1..]
+                .trim_end_matches(')')
+                .split_whitespace()
+                .next()
+                .map(str::to_ascii_uppercase),
+            _ => None,
+        })
+    }
+
+    /// A refusal because the script is too large (`QUOTA/MAXSIZE`, RFC
+    /// 5804 §1.3, answered to HAVESPACE, CHECKSCRIPT or PUTSCRIPT), with
+    /// the limit in bytes when the text states it, as Dovecot ("Script is
+    /// too large (max 32768 bytes).") and Cyrus ("Max script size is
+    /// 32768 bytes") do: `Some(None)` when it does not, `None` for any
+    /// other response.
+    pub fn too_large(&self) -> Option<Option<usize>> {
+        if self.ok() || self.code().as_deref() != Some("QUOTA/MAXSIZE") {
+            return None;
+        }
+        let text = self.text();
+        Some(
+            text.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<usize>().ok())
+                .rfind(|&n| n > 0),
+        )
+    }
+
     /// The human text of the status line.
     pub fn text(&self) -> String {
         self.rest
@@ -287,6 +319,29 @@ pub fn wrapper_of(scripts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_refusal_and_its_limit_are_read_from_dovecot_and_cyrus() {
+        // As Dovecot 2.3 (sieve_max_script_size = 32k) and Cyrus 3.6
+        // timsieved answered HAVESPACE "x" 81010 in the harness.
+        for (line, limit) in [
+            (&b"NO (QUOTA/MAXSIZE) \"Script is too large (max 32768 bytes).\"\r\n"[..], Some(32768)),
+            (b"NO (QUOTA/MAXSIZE) \"Script size is too large. Max script size is 32768 bytes\"\r\n", Some(32768)),
+            (b"NO (quota/maxsize) \"too large\"\r\n", None),
+        ] {
+            let (r, _) = parse_response(line).unwrap().unwrap();
+            assert_eq!(r.code().as_deref(), Some("QUOTA/MAXSIZE"));
+            assert_eq!(r.too_large(), Some(limit), "{r:?}");
+        }
+        for other in [
+            &b"NO (QUOTA/MAXSCRIPTS) \"Too many scripts (max 5).\"\r\n"[..],
+            b"NO \"Expected script content as second parameter\"\r\n",
+            b"OK\r\n",
+        ] {
+            let (r, _) = parse_response(other).unwrap().unwrap();
+            assert_eq!(r.too_large(), None, "{r:?}");
+        }
+    }
 
     #[test]
     fn parses_greeting_lists_and_literals() {

@@ -670,6 +670,13 @@ mod tests {
         assert!(r.to_string().ends_with(
             "Already active (through \"backscatter-main\", a marked copy of your script): updated.\n"
         ));
+        let r = InstallReport {
+            ids_left_out: 366,
+            max_size: 32768,
+            max_size_from_server: true,
+            ..r
+        };
+        assert!(r.to_string().contains("\n366 older sent Message-IDs were left out to fit the server's limit of 32768 bytes: the server files a bounce or auto-reply to one of those older messages into quarantine, where the agent (clean, watch) would keep it.\n"), "{r}");
     }
 
     #[test]

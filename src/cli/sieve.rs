@@ -29,8 +29,11 @@ pub enum SieveCommand {
         account: Option<String>,
         /// Also install your own rules (the account's `rules` file, as
         /// `filter` and `watch` run them) to run on the server after the
-        /// backscatter policy, so one file works on either side. They are
-        /// checked first (`sieve check`); `include` is not carried over.
+        /// backscatter policy and before your own active script, so one file
+        /// works on either side. They are checked first (`sieve check`);
+        /// mailbox names are written as the server spells them (INBOX.X on
+        /// an INBOX. namespace); rules testing vnd.backscatter.* (set only
+        /// by the agent) are refused; `include` is not carried over.
         #[arg(long)]
         rules: bool,
         /// The server's script size limit in bytes (default: `max-size` in

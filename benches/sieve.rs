@@ -87,7 +87,8 @@ fn main() {
         };
         let script = backscatter::managesieve::upload_script(&mut s, &a, &lists)
             .await
-            .unwrap();
+            .unwrap()
+            .script;
         s.set_active("backscatter").await.unwrap();
         s.logout().await;
         script.text.len()

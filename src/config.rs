@@ -60,6 +60,7 @@ struct FileSieve {
     host: Option<String>,
     port: Option<u16>,
     tls: Option<TlsMode>,
+    max_size: Option<usize>,
 }
 
 fn default_quarantine() -> String {
@@ -225,6 +226,10 @@ pub struct Account {
     /// default), implicit TLS, or plain (only to loopback; the default
     /// when the IMAP connection is plain); the same `tls-ca-file`.
     pub sieve: Endpoint,
+    /// The largest Sieve script the server accepts, in bytes
+    /// (`max-size` in `[accounts.NAME.sieve]`); `None`: learn it from the
+    /// server's HAVESPACE answer (RFC 5804 §2.5), else 1 MiB.
+    pub sieve_max_size: Option<usize>,
     pub username: String,
     /// The user's own addresses, lowercased.
     pub addresses: Vec<String>,
@@ -572,6 +577,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             tls: sieve.and_then(|s| s.tls).unwrap_or(default_sieve_tls),
             ca_file: a.tls_ca_file.clone(),
         };
+        let sieve_max_size = a.sieve.as_ref().and_then(|s| s.max_size);
+        if let Some(m) = sieve_max_size.filter(|&m| m < 1024) {
+            return Err(err(
+                &name,
+                "sieve.max-size",
+                format!("is {m} bytes; no backscatter script fits in less than 1024 (Cyrus allows 32768 by default)"),
+            ));
+        }
         accounts.push(Account {
             name,
             default: a.default,
@@ -582,6 +595,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ca_file: a.tls_ca_file,
             },
             sieve,
+            sieve_max_size,
             username: a.username,
             addresses,
             secret,

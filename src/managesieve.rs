@@ -317,6 +317,8 @@ impl Session {
             .await?;
         if r.ok() {
             Ok(())
+        } else if let Some(limit) = r.too_large() {
+            Err(too_large(script.len(), limit))
         } else {
             Err(NetError::new(
                 No,
@@ -325,35 +327,63 @@ impl Session {
         }
     }
 
-    /// HAVESPACE: may a script of this size be stored under this name?
-    pub async fn have_space(&mut self, name: &str, size: usize) -> Result<(), NetError> {
+    /// HAVESPACE (RFC 5804 §2.5), asked before a script is sent: `Ok(None)`
+    /// when a script of `size` bytes may be stored as `name`,
+    /// `Ok(Some(limit))` when the server refuses it as too large
+    /// (`QUOTA/MAXSIZE`; `limit` in bytes when its text states one). Error:
+    /// any other refusal (too many scripts, the quota), in one sentence.
+    pub async fn space_for(
+        &mut self,
+        name: &str,
+        size: usize,
+    ) -> Result<Option<Option<usize>>, NetError> {
         let r = self
             .command(&format!("HAVESPACE {} {size}", string_arg(name)))
             .await?;
         if r.ok() {
-            Ok(())
-        } else {
-            Err(NetError::new(
+            return Ok(None);
+        }
+        match r.too_large() {
+            Some(limit) => Ok(Some(limit)),
+            None => Err(NetError::new(
                 No,
                 format!(
                     "the server has no room for a {size}-byte script: {}",
                     r.text()
                 ),
-            ))
+            )),
+        }
+    }
+
+    /// HAVESPACE: may a script of this size be stored under this name?
+    pub async fn have_space(&mut self, name: &str, size: usize) -> Result<(), NetError> {
+        match self.space_for(name, size).await? {
+            None => Ok(()),
+            Some(limit) => Err(too_large(size, limit)),
         }
     }
 
     pub async fn put(&mut self, name: &str, script: &str) -> Result<(), NetError> {
-        self.ok(
-            &format!("store script \"{name}\""),
-            &format!(
+        let r = self
+            .command(&format!(
                 "PUTSCRIPT {} {{{}+}}\r\n{script}",
                 string_arg(name),
                 script.len()
-            ),
-        )
-        .await
-        .map(|_| ())
+            ))
+            .await?;
+        if r.ok() {
+            Ok(())
+        } else if let Some(limit) = r.too_large() {
+            Err(too_large(script.len(), limit))
+        } else {
+            Err(NetError::new(
+                No,
+                format!(
+                    "the ManageSieve server refused to store script \"{name}\": {}",
+                    r.text()
+                ),
+            ))
+        }
     }
 
     /// Activate a script; `""` deactivates all.
@@ -380,30 +410,84 @@ impl Session {
     }
 }
 
+/// The server's refusal of a script as too large, in one sentence.
+fn too_large(size: usize, limit: Option<usize>) -> NetError {
+    let allows = match limit {
+        Some(l) => format!("it allows {l} bytes"),
+        None => {
+            "it does not say how large a script may be (Cyrus allows 32768 bytes by default)".into()
+        }
+    };
+    NetError::new(
+        No,
+        format!("the ManageSieve server refused a {size}-byte script as too large: {allows}; set max-size in [accounts.NAME.sieve] (or --max-size) to its limit"),
+    )
+}
+
+/// The default script size limit when neither the account nor the server
+/// gives one: 1 MiB (Dovecot's `sieve_max_script_size` default).
+pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
+
+/// What [`upload_script`] put on the server.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub script: crate::sieve::Script,
+    /// The size limit the script was generated for, in bytes.
+    pub limit: usize,
+    /// The server said that limit (HAVESPACE refused a larger script);
+    /// false: it is the account's `max-size` or [`DEFAULT_MAX_SIZE`].
+    pub limit_from_server: bool,
+}
+
 /// A bounce for the dry run before every upload (hand-written, minimal).
 const SAMPLE_BOUNCE: &[u8] = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\nTo: someone@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n";
 
 /// Generate the script for this server, validate it (sieve-rs compile,
 /// every `require` offered, a dry run on a sample bounce that must land in
 /// quarantine, the server's own CHECKSCRIPT) and upload it as [`SCRIPT`].
+///
+/// Sized to fit: generated for the account's `max-size` (else
+/// [`DEFAULT_MAX_SIZE`]) and offered to HAVESPACE first; when the server
+/// refuses it as too large (`QUOTA/MAXSIZE`), generated again for the
+/// limit the server states (else half the size), keeping the most recent
+/// sent Message-IDs, so an over-sized script is never sent (Cyrus's
+/// timsieved cannot parse one and answers a cryptic error).
 pub async fn upload_script(
     s: &mut Session,
     a: &Account,
     sent: &crate::sieve::SentLists,
-) -> Result<crate::sieve::Script, String> {
+) -> Result<Uploaded, String> {
     let d = mail_parser::DateTime::from_timestamp(crate::clock::now()).to_rfc3339();
-    let script = crate::sieve::generate(&crate::sieve::Policy {
-        account: &a.name,
-        quarantine: &a.quarantine,
-        sent_ids: &sent.ids,
-        scan_ids: sent.scan_ids,
-        recipients: &sent.recipients,
-        extensions: &s.extensions,
-        max_bytes: 1 << 20,
-        generated_at: &d,
-        keep: &a.keep,
-    })
-    .map_err(|e| e.0)?;
+    let mut limit = a.sieve_max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    let mut limit_from_server = false;
+    let script = loop {
+        let script = crate::sieve::generate(&crate::sieve::Policy {
+            account: &a.name,
+            quarantine: &a.quarantine,
+            sent_ids: &sent.ids,
+            scan_ids: sent.scan_ids,
+            recipients: &sent.recipients,
+            extensions: &s.extensions,
+            max_bytes: limit,
+            generated_at: &d,
+            keep: &a.keep,
+        })
+        .map_err(|e| e.0)?;
+        let size = script.text.len();
+        match s.space_for(SCRIPT, size).await? {
+            None => break script,
+            Some(stated) => {
+                // A limit below what was refused, else half of it; never
+                // round again at the same size.
+                let next = stated.filter(|&l| l < size).unwrap_or(size / 2);
+                if next < 1024 || next >= limit {
+                    return Err(too_large(size, stated).to_string());
+                }
+                limit = next;
+                limit_from_server = true;
+            }
+        }
+    };
     crate::sieve::validate(&script.text, &s.extensions)?;
     match crate::sieve::run(&script.text, SAMPLE_BOUNCE, "")? {
         Some(f) if f == a.quarantine => {}
@@ -418,9 +502,12 @@ pub async fn upload_script(
         }
     }
     s.check(&script.text).await?;
-    s.have_space(SCRIPT, script.text.len()).await?;
     s.put(SCRIPT, &script.text).await?;
-    Ok(script)
+    Ok(Uploaded {
+        script,
+        limit,
+        limit_from_server,
+    })
 }
 
 /// If the active script is our marked copy of the user's script (a server
@@ -453,7 +540,7 @@ pub async fn original_of_wrapper(
     if text.contains(crate::sieve::BLOCK_BEGIN) {
         let theirs = crate::sieve::unmerge(&text);
         for (name, _) in scripts {
-            if name != SCRIPT && name != WRAPPER && s.get(name).await? == theirs {
+            if name != SCRIPT && name != WRAPPER && name != RULES && s.get(name).await? == theirs {
                 return Ok(Some(name.clone()));
             }
         }
@@ -465,7 +552,7 @@ pub async fn original_of_wrapper(
         .map(|rest| rest.trim_end_matches(';').trim())
         .filter_map(|q| q.strip_prefix('"')?.strip_suffix('"'))
         .map(|n| n.replace("\\\"", "\"").replace("\\\\", "\\"))
-        .find(|n| n != SCRIPT && scripts.iter().any(|(x, _)| x == n)))
+        .find(|n| n != SCRIPT && n != RULES && scripts.iter().any(|(x, _)| x == n)))
 }
 
 /// What `sieve install` did, kept (0600) so `sieve uninstall` can undo it

@@ -10,7 +10,7 @@
 
 use crate::clean::Dirs;
 use crate::config::Account;
-use crate::managesieve::{wrapper, Installed, Session, RULES, SCRIPT, WRAPPER};
+use crate::managesieve::{wrapper, wrapper_of, Installed, Session, RULES, SCRIPT, WRAPPER};
 use crate::net::NetError;
 use crate::secret::Secret;
 use serde::Serialize;
@@ -74,6 +74,12 @@ pub struct InstallReport {
     /// What the script cannot see on this server, one sentence each
     /// ([`crate::sieve::Script::limits`]): empty on Dovecot.
     pub limits: Vec<String>,
+    /// How many older sent Message-IDs did not fit the size limit.
+    pub ids_left_out: usize,
+    /// The size limit it was generated for, in bytes.
+    pub max_size: usize,
+    /// The server stated that limit (it refused a larger script).
+    pub max_size_from_server: bool,
     pub activation: Activation,
 }
 
@@ -82,9 +88,14 @@ pub struct InstallReport {
 #[serde(tag = "how", rename_all = "snake_case")]
 pub enum Activation {
     /// The user's rules were uploaded as [`RULES`] and [`WRAPPER`] runs the
-    /// policy, then them; `displaced` is the user's script that was active
-    /// before and no longer runs.
-    WithRules { displaced: Option<String> },
+    /// policy, then them, then `kept`: the user's own script that was
+    /// active before (through `include`). `displaced` is that script when
+    /// it no longer runs (a server without `include`, where the active
+    /// script is a copy of the rules with the policy's block at the top).
+    WithRules {
+        kept: Option<String>,
+        displaced: Option<String>,
+    },
     /// The policy already ran (through `through`): the script was replaced;
     /// `marked_copy` when the active script is our marked copy of the
     /// user's script, refreshed too.
@@ -111,12 +122,27 @@ impl fmt::Display for InstallReport {
         for limit in &self.limits {
             writeln!(f, "What it cannot see on this server: {limit}.")?;
         }
+        if self.ids_left_out > 0 {
+            let whose = if self.max_size_from_server {
+                "the server's limit"
+            } else {
+                "the limit"
+            };
+            writeln!(
+                f,
+                "{} older sent Message-IDs were left out to fit {whose} of {} bytes: the server files a bounce or auto-reply to one of those older messages into quarantine, where the agent (clean, watch) would keep it.",
+                self.ids_left_out, self.max_size
+            )?;
+        }
         match &self.activation {
-            Activation::WithRules { displaced } => {
+            Activation::WithRules { kept, displaced } => {
                 if let Some(user) = displaced {
-                    writeln!(f, "Your previously active script \"{user}\" no longer runs; `backscatter sieve uninstall` re-activates it.")?;
+                    writeln!(f, "Your previously active script \"{user}\" no longer runs (the server has no Sieve \"include\" to run it after your rules); `backscatter sieve uninstall` re-activates it.")?;
                 }
-                writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules.")
+                match kept {
+                    Some(user) => writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules, then your \"{user}\" (unchanged)."),
+                    None => writeln!(f, "Uploaded your rules as \"{RULES}\" and activated \"{WRAPPER}\": the backscatter policy first, then your rules."),
+                }
             }
             Activation::Updated {
                 through,
@@ -250,28 +276,40 @@ fn beside(state_path: &Path, ext: &str) -> PathBuf {
 }
 
 /// The sent lists from the account's Sent mailboxes (through the sent-index
-/// cache), and the account with its mailbox names as the server spells
-/// them (the script files into the same quarantine the agent moves to).
+/// cache), the account with its mailbox names as the server spells them
+/// (the script files into the same quarantine the agent moves to), and the
+/// server's personal namespace (for the names in the user's rules).
 pub async fn sent_lists(
     a: &Account,
     secret: &Secret,
     dirs: &Dirs,
-) -> Result<(crate::sieve::SentLists, Account), ManageError> {
+) -> Result<
+    (
+        crate::sieve::SentLists,
+        Account,
+        backscatter_policy::names::Namespace,
+    ),
+    ManageError,
+> {
     let mut imap = crate::imap::connect(a, secret).await?;
     let a = imap.resolve_account(a);
+    let ns = imap.namespace().clone();
     let (index, _) = crate::clean::sent_index(&mut imap, &a, dirs).await?;
     imap.logout().await;
     Ok((
         crate::sieve::SentLists::from_index(&index, crate::clock::now()),
         a,
+        ns,
     ))
 }
 
 /// The account's own rules, for the server: read from its `rules` file and
 /// checked with the agent's engine (nothing that sends or deletes mail).
 /// Errors ([`ManageError::Config`]) when the account has none (`config`
-/// names the file to add them to), they do not compile or are refused, or
-/// they `include` other scripts (not carried over yet).
+/// names the file to add them to), they do not compile or are refused,
+/// they test an environment item only the agent sets
+/// (`vnd.backscatter.verdict`: see [`backscatter_policy::rules::for_server`]),
+/// or they `include` other scripts (not carried over yet).
 pub fn server_rules(a: &Account, config: &Path) -> Result<String, ManageError> {
     let Some(p) = a.rules.clone() else {
         return Err(ManageError::Config(format!(
@@ -292,6 +330,8 @@ pub fn server_rules(a: &Account, config: &Path) -> Result<String, ManageError> {
             p.display()
         )));
     }
+    backscatter_policy::rules::for_server(&text, &p.display().to_string(), str::to_string)
+        .map_err(ManageError::Config)?;
     if crate::sieve::requires_of(&text)
         .iter()
         .any(|r| r == "include")
@@ -316,25 +356,35 @@ pub async fn install(
     dirs: &Dirs,
     rules: Option<&str>,
 ) -> Result<InstallReport, ManageError> {
-    let (lists, a) = sent_lists(a, secret, dirs).await?;
+    let (lists, a, ns) = sent_lists(a, secret, dirs).await?;
+    // The rules' mailbox names as the server spells them, as `filter`
+    // files them.
+    let rules = rules
+        .map(|r| {
+            backscatter_policy::rules::for_server(r, RULES, |n| {
+                backscatter_policy::names::resolve(n, &ns)
+            })
+        })
+        .transpose()
+        .map_err(ManageError::Config)?;
+    let rules = rules.as_deref();
     let state_path = state_file(dirs, &a);
     let mut s = Session::connect(&a, secret).await?;
     let scripts = s.list().await?;
     refuse_foreign_namesakes(&mut s, &scripts, "install").await?;
     let active = scripts.iter().find(|(_, act)| *act).map(|(n, _)| n.clone());
-    let script = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
+    let uploaded = crate::managesieve::upload_script(&mut s, &a, &lists).await?;
+    let script = &uploaded.script;
     let mut state = read_state(&state_path);
     let activation = match rules {
         Some(rules) => {
-            activate_with_rules(&mut s, &script, rules, active.as_deref(), &scripts).await?
+            activate_with_rules(&mut s, script, rules, active.as_deref(), &scripts).await?
         }
-        None => activate(&mut s, &script, active.as_deref(), &state_path).await?,
+        None => activate(&mut s, script, active.as_deref(), &state_path).await?,
     };
     match &activation {
-        Activation::WithRules { displaced } => {
-            if displaced.is_some() {
-                state.original_active.clone_from(displaced);
-            }
+        Activation::WithRules { kept, displaced } => {
+            state.original_active = kept.clone().or_else(|| displaced.clone());
         }
         Activation::Updated { .. } => {}
         Activation::Activated => state.original_active = None,
@@ -353,6 +403,9 @@ pub async fn install(
         bytes: script.text.len(),
         sent_ids: script.ids_included,
         limits: script.limits.clone(),
+        ids_left_out: script.ids_dropped,
+        max_size: uploaded.limit,
+        max_size_from_server: uploaded.limit_from_server,
         activation,
     })
 }
@@ -387,15 +440,24 @@ async fn activate_with_rules(
     s.check(rules).await?;
     s.have_space(RULES, rules.len()).await?;
     s.put(RULES, rules).await?;
-    let active_text = if crate::sieve::offers(&s.extensions, "include") {
-        wrapper(RULES)
-    } else {
-        crate::sieve::merge(rules, script).map_err(|e| {
-            ManageError::Failed(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
-        })?
-    };
+    if crate::sieve::offers(&s.extensions, "include") {
+        // The user's own script keeps running, after their rules.
+        let mut run = vec![RULES];
+        run.extend(displaced.as_deref());
+        put_active_wrapper(s, &wrapper_of(&run)).await?;
+        return Ok(Activation::WithRules {
+            kept: displaced,
+            displaced: None,
+        });
+    }
+    let active_text = crate::sieve::merge(rules, script).map_err(|e| {
+        ManageError::Failed(format!("the server has no Sieve \"include\" and backscatter cannot add its rules to a copy of your rules: {e}"))
+    })?;
     put_active_wrapper(s, &active_text).await?;
-    Ok(Activation::WithRules { displaced })
+    Ok(Activation::WithRules {
+        kept: None,
+        displaced,
+    })
 }
 
 /// `install` without rules: the policy alone, or before the user's script.
@@ -503,7 +565,14 @@ pub async fn uninstall(
             let copy = s.get(WRAPPER).await?;
             if copy.contains(crate::sieve::BLOCK_BEGIN) {
                 let edited = crate::sieve::unmerge(&copy);
-                let original = s.get(&back).await?;
+                // The copy was made of the user's rules (`install --rules`)
+                // or of their script.
+                let source = if scripts.iter().any(|(x, _)| x == RULES) {
+                    RULES
+                } else {
+                    back.as_str()
+                };
+                let original = s.get(source).await?;
                 if edited != original {
                     let keep = beside(&state_path, &format!("{back}.edited.sieve"));
                     crate::paths::write_private_atomic(&keep, edited.as_bytes()).map_err(|e| {
@@ -516,8 +585,10 @@ pub async fn uninstall(
         s.set_active(&back).await?;
         report.reactivated = (!back.is_empty()).then_some(back);
     }
-    for n in [WRAPPER, SCRIPT] {
-        if scripts.iter().any(|(x, _)| x == n) {
+    // The user's rules as `install --rules` uploaded them (their own file
+    // is where they came from) go too.
+    for n in [WRAPPER, SCRIPT, RULES] {
+        if scripts.iter().any(|(x, _)| x == n) && Some(n) != report.reactivated.as_deref() {
             s.delete(n).await?;
             report.deleted.push(n.to_string());
         }
@@ -574,6 +645,9 @@ mod tests {
             bytes: 1200,
             sent_ids: 3,
             limits: Vec::new(),
+            ids_left_out: 0,
+            max_size: 1 << 20,
+            max_size_from_server: false,
             activation: Activation::Wrapped {
                 user: "mine".into(),
                 include: true,
@@ -596,6 +670,13 @@ mod tests {
         assert!(r.to_string().ends_with(
             "Already active (through \"backscatter-main\", a marked copy of your script): updated.\n"
         ));
+        let r = InstallReport {
+            ids_left_out: 366,
+            max_size: 32768,
+            max_size_from_server: true,
+            ..r
+        };
+        assert!(r.to_string().contains("\n366 older sent Message-IDs were left out to fit the server's limit of 32768 bytes: the server files a bounce or auto-reply to one of those older messages into quarantine, where the agent (clean, watch) would keep it.\n"), "{r}");
     }
 
     #[test]

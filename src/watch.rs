@@ -740,7 +740,9 @@ async fn refresh_sieve(
     }
     let upload = async {
         let mut s = crate::managesieve::Session::connect(a, secret).await?;
-        let script = crate::managesieve::upload_script(&mut s, a, &lists).await?;
+        let script = crate::managesieve::upload_script(&mut s, a, &lists)
+            .await?
+            .script;
         crate::managesieve::refresh_copy(&mut s, &script).await?;
         s.logout().await;
         Ok::<_, String>(script)

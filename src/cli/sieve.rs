@@ -29,10 +29,20 @@ pub enum SieveCommand {
         account: Option<String>,
         /// Also install your own rules (the account's `rules` file, as
         /// `filter` and `watch` run them) to run on the server after the
-        /// backscatter policy, so one file works on either side. They are
-        /// checked first (`sieve check`); `include` is not carried over.
+        /// backscatter policy and before your own active script, so one file
+        /// works on either side. They are checked first (`sieve check`);
+        /// mailbox names are written as the server spells them (INBOX.X on
+        /// an INBOX. namespace); rules testing vnd.backscatter.* (set only
+        /// by the agent) are refused; `include` is not carried over.
         #[arg(long)]
         rules: bool,
+        /// The server's script size limit in bytes (default: `max-size` in
+        /// [accounts.NAME.sieve], else what the server answers to
+        /// HAVESPACE, else 1 MiB). Cyrus allows 32768 by default. The
+        /// script carries as many of your most recent sent Message-IDs as
+        /// fit; install says how many were left out.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..))]
+        max_size: Option<u32>,
     },
     /// Remove the script and re-activate what was active before.
     Uninstall {
@@ -65,9 +75,10 @@ pub enum SieveCommand {
         /// Dovecot/Pigeonhole's).
         #[arg(long, value_name = "LIST")]
         extensions: Option<String>,
-        /// The server's script size limit in bytes (default 1 MiB, Dovecot's).
-        #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-        max_size: usize,
+        /// The server's script size limit in bytes (default: `max-size` in
+        /// [accounts.NAME.sieve], else 1 MiB, Dovecot's; Cyrus allows 32768).
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..))]
+        max_size: Option<u32>,
         /// Take the sent Message-IDs from this file (one per line, newest
         /// first, `<id@host>` or `id@host`; empty lines and lines starting
         /// with # are skipped) instead of the account's Sent mailbox. Without dates,
@@ -151,8 +162,16 @@ fn manage_error(e: ManageError) -> Error {
 
 /// `sieve install`: the rules (with `--rules`) are checked before anything
 /// is asked of the server.
-fn install(name: Option<&str>, rules: bool, config: Option<&Path>) -> Result<ExitCode, Error> {
-    let (cfg, a, secret, dirs) = setup(name, config)?;
+fn install(
+    name: Option<&str>,
+    rules: bool,
+    max_size: Option<u32>,
+    config: Option<&Path>,
+) -> Result<ExitCode, Error> {
+    let (cfg, mut a, secret, dirs) = setup(name, config)?;
+    if let Some(m) = max_size {
+        a.sieve_max_size = Some(m as usize);
+    }
     let rules = match rules {
         true => Some(sieve_install::server_rules(&a, &cfg.path).map_err(manage_error)?),
         false => None,
@@ -189,7 +208,11 @@ fn status(name: Option<&str>, json: bool, config: Option<&Path>) -> Result<ExitC
 
 pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     match args.command {
-        SieveCommand::Install { account, rules } => install(account.as_deref(), rules, config),
+        SieveCommand::Install {
+            account,
+            rules,
+            max_size,
+        } => install(account.as_deref(), rules, max_size, config),
         SieveCommand::Uninstall { account } => uninstall(account.as_deref(), config),
         SieveCommand::Status { account, json } => status(account.as_deref(), json, config),
         SieveCommand::Generate {
@@ -219,12 +242,16 @@ pub fn run(args: SieveArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
 fn generate(
     name: Option<&str>,
     extensions: Option<String>,
-    max_size: usize,
+    max_size: Option<u32>,
     sent_ids: Option<&Path>,
     config: Option<&Path>,
 ) -> Result<ExitCode, Error> {
     let cfg = load_config(config)?;
     let a = account(&cfg, name)?.clone();
+    let max_size = max_size
+        .map(|m| m as usize)
+        .or(a.sieve_max_size)
+        .unwrap_or(crate::managesieve::DEFAULT_MAX_SIZE);
     let ext = extensions
         .as_deref()
         .map(extension_list)
@@ -250,9 +277,10 @@ fn generate(
         None => {
             let secret = secret(&a)?;
             let dirs = Dirs::platform().map_err(|e| Error::Runtime(e.to_string()))?;
-            runtime()?
+            let (lists, a, _) = runtime()?
                 .block_on(sieve_install::sent_lists(&a, &secret, &dirs))
-                .map_err(manage_error)?
+                .map_err(manage_error)?;
+            (lists, a)
         }
     };
     let now = crate::clock::now();

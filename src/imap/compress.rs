@@ -208,6 +208,7 @@ mod tests {
                 tls: TlsMode::Plain,
                 ca_file: None,
             },
+            sieve_max_size: None,
             username: "alice".into(),
             addresses: Vec::new(),
             secret: None,

@@ -515,3 +515,88 @@ fn without_namespace_the_prefix_is_learnt_from_list() {
         forged
     );
 }
+
+/// `sieve install --rules` on a server whose personal namespace is
+/// `INBOX.` (Cyrus, Courier; here Dovecot set up so): the uploaded rules
+/// file into `INBOX.Invoices`, where `filter` files, instead of failing
+/// at delivery on `Invoices` ("Mailbox can't be created", then INBOX);
+/// and rules testing `vnd.backscatter.verdict`, which Pigeonhole never
+/// sets, are refused with their line and nothing is uploaded (NEWCOMER3
+/// #5). Delivered over LMTP to Dovecot/Pigeonhole.
+#[test]
+fn installed_rules_file_where_the_agent_files_and_agent_only_tests_are_refused() {
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("names_rules_inbox_dot");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        namespace: Some(("INBOX.".into(), '.')),
+        ..Options::default()
+    });
+    dc.imap("alice").create("INBOX.Sent");
+    let dir = crate::sweep::tempdir("names-rules-inbox-dot");
+    // Hand-written: the newcomer's rules (README's example verdict rule),
+    // then the same without the verdict test.
+    let verdict_rules = dir.join("verdict.sieve");
+    std::fs::write(
+        &verdict_rules,
+        "require [\"environment\",\"fileinto\",\"mailbox\",\"imap4flags\"];\n\
+         if environment :is \"vnd.backscatter.verdict\" \"legitimate\" { fileinto :create :flags \"\\\\Flagged\" \"My bounces\"; stop; }\n\
+         if header :contains \"subject\" \"invoice\" { fileinto :create \"Invoices\"; }\n",
+    )
+    .unwrap();
+    let plain_rules = dir.join("plain.sieve");
+    std::fs::write(
+        &plain_rules,
+        "require [\"fileinto\",\"mailbox\"];\n\
+         # \"Invoices\" in a comment stays as written\n\
+         if header :contains \"subject\" \"invoice\" { fileinto :create \"Invoices\"; }\n\
+         if header :contains \"subject\" \"receipt\" { fileinto :create \"Money/Receipts\"; }\n",
+    )
+    .unwrap();
+
+    let cfg = config(
+        &dir,
+        &dc,
+        &format!("sent = [\"Sent\"]\nrules = \"{}\"", verdict_rules.display()),
+    );
+    let (st, out, err) = cli(&dir, &cfg, &["sieve", "install", "--rules"]);
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains(
+            "line 2 uses \"vnd.backscatter.verdict\", which only the agent (filter, watch) knows"
+        ),
+        "{err}"
+    );
+    let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
+        dc.sieve_port,
+        "alice",
+        "alicepw",
+    )
+    .unwrap();
+    assert_eq!(ms.list().unwrap(), vec![], "nothing uploaded");
+    ms.logout();
+
+    let cfg = config(
+        &dir,
+        &dc,
+        &format!("sent = [\"Sent\"]\nrules = \"{}\"", plain_rules.display()),
+    );
+    let (st, out, err) = cli(&dir, &cfg, &["sieve", "install", "--rules"]);
+    assert!(st.success(), "{out}{err}");
+    for (n, subject) in [(1, "your invoice 42"), (2, "your receipt 7")] {
+        let m = format!("From: shop@example.org\r\nTo: alice@example.test\r\nSubject: {subject}\r\nMessage-ID: <shop-{n}@example.org>\r\n\r\nthanks\r\n");
+        lmtp_deliver(
+            dc.lmtp_port,
+            "shop@example.org",
+            "alice@example.test",
+            m.as_bytes(),
+        )
+        .unwrap();
+    }
+    let mut imap = dc.imap("alice");
+    assert_eq!(imap.select("INBOX.Invoices"), 1, "{:?}", listed(&dc));
+    assert_eq!(imap.select("INBOX.Money.Receipts"), 1, "{:?}", listed(&dc));
+    assert_eq!(imap.select("INBOX"), 0, "nothing fell back to INBOX");
+    let _ = std::fs::remove_dir_all(&dir);
+}

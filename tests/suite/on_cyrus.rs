@@ -685,3 +685,52 @@ fn cyrus_sieve_install_and_deliver_with_the_quarantine_named_inside_inbox() {
 fn cyrus_sieve_install_and_deliver_with_the_default_quarantine() {
     sieve_install_and_deliver(None);
 }
+
+/// Cyrus refuses scripts over `sieve_maxscriptsize` (32 KB by default,
+/// about 240 sent Message-IDs): `sieve install` for a user with more sent
+/// mail failed with timsieved's "Expected script content as second
+/// parameter" (NEWCOMER3 #8). Now it asks HAVESPACE first, learns the
+/// limit from the `NO (QUOTA/MAXSIZE)` answer, uploads the most recent IDs
+/// that fit and says how many were left out; the installed script still
+/// files a forged response at delivery.
+#[test]
+fn cyrus_sieve_install_fits_the_script_size_limit() {
+    let Some(cy) = Cyrus::start_or_skip("sieve_size_on_cyrus") else {
+        return;
+    };
+    let f = stored_flood(&cy, 300);
+    let mut imap = cy.imap("alice");
+    imap.append_many("INBOX.Sent", &crate::sieve::hand_written_sent(600));
+    imap.logout();
+    let dir = tempdir("cyrus-sieve-size");
+    let cfg = write_config(&dir, &cy, None);
+    let out = ok(&dir, &cfg, &["sieve", "install"]);
+    assert!(
+        out.contains(
+            "older sent Message-IDs were left out to fit the server's limit of 32768 bytes"
+        ),
+        "{out}"
+    );
+    let mut sieve = cy.sieve("alice");
+    let scripts = sieve.list().unwrap();
+    sieve.logout();
+    assert!(
+        scripts.iter().any(|(_, active)| *active),
+        "{scripts:?}\n{out}"
+    );
+    let forged = pick(&cy, &f, Decision::Backscatter, 5);
+    for m in &forged {
+        cy.deliver(&envelope_from(m), "alice", m)
+            .unwrap_or_else(|e| panic!("LMTP: {e}"));
+    }
+    let w = cy.where_is("alice");
+    let caught = forged
+        .iter()
+        .filter(|m| w.get(&mid(m)).is_some_and(|p| p == &[QUARANTINE]))
+        .count();
+    assert!(
+        caught > 0,
+        "the sized script filed none of 5 forged responses\n{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -973,62 +973,118 @@ fn a_users_own_script_named_backscatter_is_never_replaced_or_deleted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `sieve install --rules` after a plain install that wrapped the user's
-/// own active script says that script no longer runs (a newcomer's was
-/// dropped silently), and `uninstall` brings it back.
+/// `sieve install --rules` keeps the user's own active script running
+/// after their rules (a newcomer's webmail filters stopped on the server:
+/// NEWCOMER3 #15l), directly and after a plain install that wrapped it;
+/// `uninstall` re-activates it and deletes every script backscatter
+/// uploaded, `backscatter-rules` included (it was left behind). Checked by
+/// delivering over LMTP to Dovecot/Pigeonhole.
 #[test]
-fn install_with_rules_over_a_wrapped_script_names_what_stops_running() {
-    use crate::harness::Dovecot;
+fn install_with_rules_keeps_the_users_script_and_uninstall_removes_the_rules() {
+    use crate::harness::{lmtp_deliver, Dovecot};
+    use backscatter::managesieve::{RULES, SCRIPT, WRAPPER};
     use backscatter::sieve_install::{self, Activation};
-    let Some(dc) = Dovecot::start_or_skip("sieve_rules_over_wrapper") else {
+    let Some(dc) = Dovecot::start_or_skip("sieve_rules_keep_user") else {
         return;
     };
-    // Hand-written: the user's own script.
-    let mine = "require [\"fileinto\"];\nif header :contains \"subject\" \"invoice\" { fileinto \"Invoices\"; }\n";
+    // Hand-written: the user's own active script and an inactive one.
+    let other = "require [\"fileinto\"];\nif header :contains \"list-id\" \"lists.example\" { fileinto \"Lists\"; }\n";
     let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
         dc.sieve_port,
         "bob",
         "bobpw",
     )
     .unwrap();
-    ms.put("mine", mine).unwrap();
-    ms.set_active("mine").unwrap();
+    ms.put("other", other).unwrap();
+    ms.put("mine", "keep;\n").unwrap();
+    ms.set_active("other").unwrap();
     ms.logout();
-    let dir = crate::sweep::tempdir("sieve-rules-over-wrapper");
+    let mut imap = dc.imap("bob");
+    imap.create("Lists");
+    imap.create("X");
+    let dir = crate::sweep::tempdir("sieve-rules-keep-user");
     let dirs = backscatter::clean::Dirs {
         data: dir.join("data"),
         state: dir.join("state"),
     };
     let a = crate::sweep::account(&dc, "bob");
     let pw = backscatter::secret::Secret::new("bobpw".into());
-    let rules = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"[x]\" { fileinto :create \"X\"; }\n";
+    let rules =
+        "require [\"fileinto\"];\nif header :contains \"subject\" \"[x]\" { fileinto \"X\"; }\n";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let first = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
-        assert!(
-            matches!(first.activation, Activation::Wrapped { .. }),
-            "{first}"
-        );
-        let second = sieve_install::install(&a, &pw, &dirs, Some(rules))
-            .await
+    let listed = || {
+        let mut ms = backscatter_testkit::managesieve_client::ManageSieve::connect(
+            dc.sieve_port,
+            "bob",
+            "bobpw",
+        )
+        .unwrap();
+        let mut l = ms.list().unwrap();
+        ms.logout();
+        l.sort();
+        l
+    };
+    for wrapped_first in [false, true] {
+        rt.block_on(async {
+            if wrapped_first {
+                let first = sieve_install::install(&a, &pw, &dirs, None).await.unwrap();
+                assert!(
+                    matches!(first.activation, Activation::Wrapped { .. }),
+                    "{first}"
+                );
+            }
+            let r = sieve_install::install(&a, &pw, &dirs, Some(rules))
+                .await
+                .unwrap();
+            assert_eq!(
+                r.activation,
+                Activation::WithRules {
+                    kept: Some("other".into()),
+                    displaced: None
+                },
+                "{r}"
+            );
+            assert!(
+                r.to_string()
+                    .contains("then your rules, then your \"other\" (unchanged)"),
+                "{r}"
+            );
+        });
+        // Hand-written mails: one for the rules, one for the user's script.
+        for (n, head) in [
+            (1, "Subject: [x] report"),
+            (2, "List-Id: <dev.lists.example>"),
+        ] {
+            let m = format!("From: someone@example.org\r\nTo: bob@example.test\r\n{head}\r\nMessage-ID: <keep-{wrapped_first}-{n}@example.org>\r\n\r\nhello\r\n");
+            lmtp_deliver(
+                dc.lmtp_port,
+                "someone@example.org",
+                "bob@example.test",
+                m.as_bytes(),
+            )
             .unwrap();
+        }
+        let round = 1 + u32::from(wrapped_first);
+        assert_eq!(dc.imap("bob").select("X"), round, "the rules ran");
         assert_eq!(
-            second.activation,
-            Activation::WithRules {
-                displaced: Some("mine".into())
-            },
-            "{second}"
+            dc.imap("bob").select("Lists"),
+            round,
+            "the user's own script ran after the rules"
         );
-        assert!(
-            second.to_string().contains("\"mine\" no longer runs"),
-            "{second}"
+        let u = rt
+            .block_on(sieve_install::uninstall(&a, &pw, &dirs))
+            .unwrap();
+        assert_eq!(u.reactivated.as_deref(), Some("other"), "{u}");
+        assert_eq!(u.deleted, [WRAPPER, SCRIPT, RULES], "{u}");
+        assert_eq!(
+            listed(),
+            [("mine".to_string(), false), ("other".to_string(), true)],
+            "exactly the scripts before install"
         );
-        let u = sieve_install::uninstall(&a, &pw, &dirs).await.unwrap();
-        assert_eq!(u.reactivated.as_deref(), Some("mine"), "{u}");
-    });
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1273,4 +1329,105 @@ fn the_script_decodes_what_each_sieve_implementation_can() {
     for (name, raw) in names.iter().zip(&raws) {
         assert_eq!(run(&bare.text, raw, "").unwrap(), None, "{name}");
     }
+}
+
+/// `n` sent messages of the user's own, sent today, newest last, with
+/// Message-IDs shaped like Gmail's (hand-written: the corpora attach only
+/// about a hundred distinct originals, fewer than a 32 KB script holds).
+pub fn hand_written_sent(n: usize) -> Vec<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (0..n)
+        .map(|i| {
+            let date = mail_parser::DateTime::from_timestamp(now - 3600 + i as i64).to_rfc822();
+            format!(
+                "From: Alice <alice@example.test>\r\nTo: friend{i}@example.org\r\nSubject: note {i}\r\nDate: {date}\r\nMessage-ID: <CAJ{i:06}wW7ghrwjbwmwK3GKRG98qSVTKhGBvnkbVH1Rd@mail.example.test>\r\n\r\nhello {i}\r\n"
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// A server whose script size limit is smaller than the script (Cyrus's
+/// `sieve_maxscriptsize`, 32 KB by default; here Dovecot's
+/// `sieve_max_script_size = 32k`, which answers HAVESPACE the same way,
+/// `NO (QUOTA/MAXSIZE)` with the limit): `sieve install` learns the limit
+/// from HAVESPACE, uploads a script of the most recent sent Message-IDs
+/// that fits and says how many were left out, where it failed before with
+/// the server's words (NEWCOMER3 #8). With `max-size` set below what the
+/// server allows, it uses that; an install whose policy alone cannot fit
+/// says so in one sentence.
+#[test]
+fn install_fits_the_servers_script_size_limit() {
+    use crate::harness::{Dovecot, Options};
+    if !Dovecot::available() {
+        let _ = Dovecot::start_or_skip("sieve_max_size");
+        return;
+    }
+    let dc = Dovecot::start_with(Options {
+        extra_conf: Some("plugin {\n  sieve_max_script_size = 32k\n}".to_string()),
+        ..Options::default()
+    });
+    let sent = hand_written_sent(600);
+    dc.imap("alice").append_many("Sent", &sent);
+    let dir = crate::sweep::tempdir("sieve-max-size");
+    let cfg = dir.join("config.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[accounts.alice]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nusername = \"alice\"\npassword.env = \"PW\"\n[accounts.alice.sieve]\nport = {}\n{extra}",
+                dc.imap_port, dc.sieve_port
+            ),
+        )
+        .unwrap()
+    };
+    let cli = |args: &[&str]| {
+        let o = crate::util::backscatter(&dir, &cfg, args)
+            .env("PW", "alicepw")
+            .output()
+            .unwrap();
+        (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let uploaded_bytes = |out: &str| -> usize {
+        out.split_once("Uploaded \"backscatter\" (")
+            .and_then(|(_, r)| r.split_once(" bytes"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size: {out}"))
+    };
+    write("");
+    let (st, out, err) = cli(&["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    let sent = sent.len();
+    let left_out: usize = out
+        .lines()
+        .find_map(|l| {
+            l.split_once(
+                " older sent Message-IDs were left out to fit the server's limit of 32768 bytes",
+            )
+        })
+        .map(|(n, _)| n.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no left-out sentence: {out}"));
+    assert!(left_out > 0 && left_out < sent, "{out}");
+    assert!(uploaded_bytes(&out) <= 32 * 1024, "{out}");
+
+    // A smaller limit of the user's own: used as given.
+    write("max-size = 20000\n");
+    let (st, out, err) = cli(&["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("to fit the limit of 20000 bytes"), "{out}");
+    assert!(uploaded_bytes(&out) <= 20000, "{out}");
+    let (st, out, err) = cli(&["sieve", "install", "--max-size", "2000"]);
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("a script may take at most 2000 bytes (the server's limit or max-size), and backscatter's rules alone take"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,6 +38,7 @@ pub fn loopback_account(
             tls: TlsMode::Plain,
             ca_file: None,
         },
+        sieve_max_size: None,
         username: user.into(),
         addresses: vec![format!("{user}@example.test")],
         secret: None,

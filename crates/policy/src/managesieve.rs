@@ -31,6 +31,38 @@ impl Response {
         self.status == "OK"
     }
 
+    /// The response code of the status line (RFC 5804 §1.3), upper-cased
+    /// and without its parentheses or arguments: `QUOTA/MAXSIZE` for
+    /// `NO (QUOTA/MAXSIZE) "..."`. `None` when there is none.
+    pub fn code(&self) -> Option<String> {
+        self.rest.iter().find_map(|i| match i {
+            Item::Atom(a) if a.starts_with('(') => a[1..]
+                .trim_end_matches(')')
+                .split_whitespace()
+                .next()
+                .map(str::to_ascii_uppercase),
+            _ => None,
+        })
+    }
+
+    /// A refusal because the script is too large (`QUOTA/MAXSIZE`, RFC
+    /// 5804 §1.3, answered to HAVESPACE, CHECKSCRIPT or PUTSCRIPT), with
+    /// the limit in bytes when the text states it, as Dovecot ("Script is
+    /// too large (max 32768 bytes).") and Cyrus ("Max script size is
+    /// 32768 bytes") do: `Some(None)` when it does not, `None` for any
+    /// other response.
+    pub fn too_large(&self) -> Option<Option<usize>> {
+        if self.ok() || self.code().as_deref() != Some("QUOTA/MAXSIZE") {
+            return None;
+        }
+        let text = self.text();
+        Some(
+            text.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<usize>().ok())
+                .rfind(|&n| n > 0),
+        )
+    }
+
     /// The human text of the status line.
     pub fn text(&self) -> String {
         self.rest
@@ -257,20 +289,59 @@ pub const WRAPPER: &str = "backscatter-main";
 /// The wrapper: our script first (it stops after filing into quarantine),
 /// then the user's own, unchanged.
 pub fn wrapper(users: &str) -> String {
+    wrapper_of(&[users])
+}
+
+/// The include wrapper (RFC 6609) that runs [`SCRIPT`] and then each of
+/// `scripts` in order (the user's rules uploaded as [`RULES`], then the
+/// user's own script that was active): a `stop` in one ends them all, as
+/// in one script.
+pub fn wrapper_of(scripts: &[&str]) -> String {
+    let named: Vec<String> = scripts
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace(['\n', '\r'], " ")))
+        .collect();
+    let includes: String = scripts
+        .iter()
+        .map(|n| format!("include :personal {};\n", crate::sieve::quote(n)))
+        .collect();
     format!(
-        "# backscatter: runs the backscatter filter, then your own script \"{}\".\n\
+        "# backscatter: runs the backscatter filter, then your own script{} {}.\n\
          # Remove with `backscatter sieve uninstall`, which re-activates yours.\n\
          require [\"include\"];\n\
          include :personal \"{SCRIPT}\";\n\
-         include :personal {};\n",
-        users.replace(['\n', '\r'], " "),
-        crate::sieve::quote(users)
+         {includes}",
+        if scripts.len() > 1 { "s" } else { "" },
+        named.join(" and "),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_refusal_and_its_limit_are_read_from_dovecot_and_cyrus() {
+        // As Dovecot 2.3 (sieve_max_script_size = 32k) and Cyrus 3.6
+        // timsieved answered HAVESPACE "x" 81010 in the harness.
+        for (line, limit) in [
+            (&b"NO (QUOTA/MAXSIZE) \"Script is too large (max 32768 bytes).\"\r\n"[..], Some(32768)),
+            (b"NO (QUOTA/MAXSIZE) \"Script size is too large. Max script size is 32768 bytes\"\r\n", Some(32768)),
+            (b"NO (quota/maxsize) \"too large\"\r\n", None),
+        ] {
+            let (r, _) = parse_response(line).unwrap().unwrap();
+            assert_eq!(r.code().as_deref(), Some("QUOTA/MAXSIZE"));
+            assert_eq!(r.too_large(), Some(limit), "{r:?}");
+        }
+        for other in [
+            &b"NO (QUOTA/MAXSCRIPTS) \"Too many scripts (max 5).\"\r\n"[..],
+            b"NO \"Expected script content as second parameter\"\r\n",
+            b"OK\r\n",
+        ] {
+            let (r, _) = parse_response(other).unwrap().unwrap();
+            assert_eq!(r.too_large(), None, "{r:?}");
+        }
+    }
 
     #[test]
     fn parses_greeting_lists_and_literals() {

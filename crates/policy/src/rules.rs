@@ -325,6 +325,12 @@ struct Scan {
     /// Flag arguments computed at run time (a `${...}` in the string:
     /// a variable, a match group, an encoded character): (line, command).
     variable_flags: Vec<(usize, String)>,
+    /// Quoted strings naming an agent-only environment item
+    /// (`vnd.backscatter.…`): (line, the string).
+    agent_env: Vec<(usize, String)>,
+    /// The mailbox argument of each `fileinto` (its last quoted string):
+    /// the byte range of the quoted string, quotes included, and its text.
+    fileinto_names: Vec<(std::ops::Range<usize>, String)>,
 }
 
 /// A minimal RFC 5228 §8 lexer: finds commands (identifiers at the start of
@@ -345,6 +351,7 @@ fn scan(script: &str) -> Scan {
     // After `:flags` of fileinto/keep: the next string, or every string
     // of the next list, is a flag (`Some(true)`: inside that list).
     let mut flags_arg: Option<bool> = None;
+    let mut last_span: Option<std::ops::Range<usize>> = None;
     while i < b.len() {
         let c = b[i];
         match c {
@@ -368,6 +375,7 @@ fn scan(script: &str) -> Scan {
                 i += 2;
             }
             b'"' => {
+                let open = i;
                 i += 1;
                 let mut s = Vec::new();
                 while i < b.len() && b[i] != b'"' {
@@ -408,6 +416,13 @@ fn scan(script: &str) -> Scan {
                         ));
                     }
                 }
+                if text
+                    .get(..16)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("vnd.backscatter."))
+                {
+                    out.agent_env.push((line, text.clone()));
+                }
+                last_span = Some(open..i.min(b.len()));
                 last_string = Some(text.clone());
                 if let Some((args, _)) = in_include.as_mut() {
                     args.push(if text.contains("${") {
@@ -429,9 +444,15 @@ fn scan(script: &str) -> Scan {
                         "an empty name names no mailbox",
                     ));
                 }
+                if c == b';' && command.as_deref() == Some("fileinto") {
+                    if let (Some(span), Some(text)) = (last_span.clone(), last_string.clone()) {
+                        out.fileinto_names.push((span, text));
+                    }
+                }
                 command = None;
                 last_string = None;
                 flags_arg = None;
+                last_span = None;
                 if let Some(k) = in_keep.take() {
                     out.keeps.push((k, i));
                 }
@@ -546,6 +567,46 @@ pub fn refusals(script: &str, name: &str) -> Vec<Refusal> {
                 }),
         )
         .collect()
+}
+
+/// The user's rules as the server should run them (`sieve install
+/// --rules`): every `fileinto` mailbox name written as the server spells
+/// it (`resolve`, the one resolver the agent files with: `Invoices` is
+/// `INBOX.Invoices` on a server whose personal namespace is `INBOX.`),
+/// the rest byte for byte. A name written as a `text:` multi-line string
+/// is left as it is.
+///
+/// Error: one sentence per use of an environment item only the agent
+/// sets (`vnd.backscatter.verdict`, `.kind`, `.original-message-id`):
+/// the server's Sieve has no such item, so a test of it is never true
+/// there, and rules that rely on it would silently not run. `name` is the
+/// file, for the sentence.
+pub fn for_server(
+    script: &str,
+    name: &str,
+    resolve: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    let scan = scan(script);
+    if let Some((line, item)) = scan.agent_env.first() {
+        return Err(format!(
+            "{name}: line {line} uses \"{item}\", which only the agent (filter, watch) knows: the server's Sieve has no such item, so that test would never be true there; install these rules without it, or leave out --rules and let the agent run them",
+            item = item.replace(char::is_control, " ")
+        ));
+    }
+    let mut out = String::with_capacity(script.len() + 16 * scan.fileinto_names.len());
+    let mut at = 0;
+    for (span, mailbox) in scan.fileinto_names {
+        out.push_str(&script[at..span.start]);
+        let server = resolve(&mailbox);
+        if server == mailbox {
+            out.push_str(&script[span.clone()]);
+        } else {
+            out.push_str(&crate::sieve::quote(&server));
+        }
+        at = span.end;
+    }
+    out.push_str(&script[at..]);
+    Ok(out)
 }
 
 /// The mailbox an explicit `keep` is rewritten to file into (a name no
@@ -1090,6 +1151,42 @@ mod tests {
                 "{cmd}"
             );
         }
+    }
+
+    #[test]
+    fn for_the_server_names_are_resolved_and_agent_only_tests_refused() {
+        let ns = |n: &str| {
+            crate::names::resolve(
+                n,
+                &crate::names::Namespace {
+                    prefix: "INBOX.".into(),
+                    delimiter: Some('.'),
+                    others: Vec::new(),
+                },
+            )
+        };
+        let script = "require [\"fileinto\", \"imap4flags\"];\n# fileinto \"Comment\";\nif header :contains \"subject\" \"Invoices\" {\n  fileinto :flags \"\\\\Seen\" \"Invoices\";\n} elsif true { fileinto \"INBOX\"; fileinto \"a/b\"; }\n";
+        let out = for_server(script, "r.sieve", ns).unwrap();
+        assert_eq!(
+            out,
+            "require [\"fileinto\", \"imap4flags\"];\n# fileinto \"Comment\";\nif header :contains \"subject\" \"Invoices\" {\n  fileinto :flags \"\\\\Seen\" \"INBOX.Invoices\";\n} elsif true { fileinto \"INBOX\"; fileinto \"INBOX.a.b\"; }\n"
+        );
+        assert!(Compiler::new().compile(out.as_bytes()).is_ok());
+        // Unchanged where the namespace has no prefix.
+        assert_eq!(
+            for_server(script, "r.sieve", str::to_string).unwrap(),
+            script
+        );
+        let e = for_server(
+            "require \"environment\";\n\nif environment :is \"VND.backscatter.kind\" \"dsn\" { keep; }\n",
+            "r.sieve",
+            str::to_string,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("r.sieve: line 3 uses \"VND.backscatter.kind\", which only the agent"),
+            "{e}"
+        );
     }
 
     #[test]

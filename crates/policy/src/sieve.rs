@@ -655,7 +655,7 @@ pub fn generate(p: &Policy<'_>) -> Result<Script, GenerateError> {
     let fixed = render(0, 0, 0).len();
     if fixed > p.max_bytes {
         return Err(GenerateError(format!(
-            "the server allows scripts of {} bytes; the rules alone take {fixed}",
+            "a script may take at most {} bytes (the server's limit or max-size), and backscatter's rules alone take {fixed}, before any sent Message-ID",
             p.max_bytes
         )));
     }

@@ -17,7 +17,8 @@
 //! `BACKSCATTER_REQUIRE_MAILUTILS=1` they fail instead.
 
 use crate::harness::{free_ports, fresh_dir, Imap};
-use backscatter::{classify, Context, Decision, SentIndex};
+use backscatter::classify::classify_at;
+use backscatter::{Context, Decision, SentIndex};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -258,20 +259,40 @@ fn mailutils_judges_everything_and_refuses_to_move() {
     let inbox: Vec<Vec<u8>> = f.inbox.iter().filter_map(|m| append("INBOX", m)).collect();
     assert!(append("INBOX", &nested).is_some());
     assert!(sent.len() * 2 > f.sent.len() && inbox.len() * 2 > f.inbox.len());
-    // The verdicts the classifier gives the stored messages' files, with
-    // the sent index the agent can build here: imap4d dates every message
-    // by its Date header (it ignores APPEND's date-time too), and the
-    // corpus originals are years old, outside the index's 30 days, so
-    // the index is empty (as `account check` says).
-    let _ = &sent;
-    let index = SentIndex::new();
+    // The verdicts the classifier gives the stored messages' files, each
+    // judged against the sent mail of the days before it arrived: imap4d
+    // dates every message by its Date header (it ignores APPEND's
+    // date-time too), so each bounce "arrived" when its Date says and is
+    // judged against the Sent originals of the 30 days before that. The
+    // originals are years old, so the index of the last 30 days that
+    // `account check` shows is empty.
+    let mut index = SentIndex::new();
+    for m in &sent {
+        index.insert(&backscatter::SentMessage::from_raw(m).unwrap());
+    }
     let ctx = Context {
         sent: &index,
         own_addresses: &[],
     };
+    // A message without a Date is dated when it was stored: now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let date_of = |m: &[u8]| {
+        mail_parser::MessageParser::default()
+            .parse_headers(m)
+            .and_then(|p| p.date().map(|d| d.to_timestamp()))
+            .or(Some(now))
+    };
     let expected: HashMap<String, Decision> = inbox
         .iter()
-        .map(|m| (crate::flood::id_of(m), classify(m, &ctx).verdict))
+        .map(|m| {
+            (
+                crate::flood::id_of(m),
+                classify_at(m, &ctx, date_of(m)).verdict,
+            )
+        })
         .collect();
     // The server's own reply, as the agent will read it.
     imap.select("INBOX");

@@ -589,11 +589,13 @@ fn main() {
                 let load = load.split_whitespace().next().unwrap_or("?").to_string();
                 let ours = run.json.as_ref().map_or(String::new(), |v| {
                     format!(
-                        "; own counters: {} wire bytes ({:.1}% of the mailbox), {} inflated, {} round trips",
+                        "; own counters: {} wire bytes ({:.1}% of the mailbox), {} inflated, {} round trips, {} counted as moved by another client, {} as gone",
                         v["bytes_fetched"],
                         100.0 * v["bytes_fetched"].as_f64().unwrap_or(0.0) / size as f64,
                         v["bytes_inflated"],
-                        v["round_trips"]
+                        v["round_trips"],
+                        v["already_moved"],
+                        v["gone"]
                     )
                 });
                 println!(

@@ -14,8 +14,10 @@
 //! FETCH responses carry no tag: they are filed by UID and by what they
 //! hold (the body from offset 0, the body from a later offset, the
 //! structure), so the commands in flight must ask for disjoint UIDs or
-//! different items. COPYUID codes (RFC 4315) are matched to the MOVE whose
-//! completion follows them, and kept only when they name that MOVE's UIDs.
+//! different items. COPYUID codes (RFC 4315) are matched to a MOVE by the
+//! source UIDs they name, never by the order they arrive in: Dovecot runs
+//! pipelined commands side by side, and the untagged COPYUID of the next
+//! MOVE often comes before the tagged completion of the one before it.
 
 use super::{
     err, map_err, structure, CopyUid, ErrorKind, IdleOutcome, Imap, ImapError, ROUND_TRIPS,
@@ -59,8 +61,8 @@ pub struct Prefix {
 pub struct Pipeline {
     pending: HashMap<String, (Cmd, String)>,
     finished: HashMap<String, Result<Option<CopyUid>, ImapError>>,
-    /// The latest untagged COPYUID, for the MOVE that completes next.
-    copyuid: Option<CopyUid>,
+    /// Untagged COPYUIDs not yet matched to a MOVE's completion.
+    copyuids: Vec<CopyUid>,
     /// Body bytes from offset 0, by UID.
     pub prefixes: HashMap<u32, Prefix>,
     /// Body bytes from a later offset, by UID.
@@ -449,7 +451,7 @@ impl Pipeline {
                     .as_ref()
                     .and_then(|c| CopyUid::from_code(c, max))
                 {
-                    self.copyuid = Some(m);
+                    self.copyuids.push(m);
                 }
             }
             Response::Data {
@@ -474,18 +476,11 @@ impl Pipeline {
                         Cmd::Move(uids) => {
                             // MOVE sends COPYUID untagged before its
                             // expunges; a tagged one is taken too.
-                            self.copyuid
-                                .take()
-                                .or_else(|| {
-                                    outcome
-                                        .code
-                                        .as_ref()
-                                        .and_then(|c| CopyUid::from_code(c, uids.len()))
-                                })
-                                .filter(|m| {
-                                    m.pairs.len() <= uids.len()
-                                        && m.pairs.iter().all(|(s, _)| uids.contains(s))
-                                })
+                            let tagged = outcome
+                                .code
+                                .as_ref()
+                                .and_then(|c| CopyUid::from_code(c, uids.len()));
+                            self.take_copyuid(&uids, tagged)
                         }
                     }),
                     Status::No => Err(map_err(&what, async_imap::error::Error::No(text))),
@@ -496,6 +491,42 @@ impl Pipeline {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The COPYUID mapping of a completed MOVE of `uids`: the untagged
+    /// COPYUIDs whose source UIDs are all among them (Dovecot sends one; a
+    /// server may split a large move into several), merged, or else the
+    /// tagged one. `None` when none names only these UIDs, or when the
+    /// codes disagree on UIDVALIDITY or name a UID twice. COPYUIDs that fit
+    /// no MOVE still in flight are dropped.
+    fn take_copyuid(&mut self, uids: &HashSet<u32>, tagged: Option<CopyUid>) -> Option<CopyUid> {
+        let within = |m: &CopyUid, uids: &HashSet<u32>| {
+            !m.pairs.is_empty() && m.pairs.iter().all(|(s, _)| uids.contains(s))
+        };
+        let (mine, others): (Vec<CopyUid>, Vec<CopyUid>) = std::mem::take(&mut self.copyuids)
+            .into_iter()
+            .partition(|m| within(m, uids));
+        self.copyuids = others
+            .into_iter()
+            .filter(|m| {
+                self.pending.values().any(|(c, _)| match c {
+                    Cmd::Move(u) => within(m, u),
+                    _ => false,
+                })
+            })
+            .collect();
+        let mut parts = mine.into_iter();
+        let Some(mut merged) = parts.next() else {
+            return tagged.filter(|m| within(m, uids));
+        };
+        for m in parts {
+            if m.uidvalidity != merged.uidvalidity {
+                return None;
+            }
+            merged.pairs.extend(m.pairs);
+        }
+        let distinct: HashSet<u32> = merged.pairs.iter().map(|(s, _)| *s).collect();
+        (distinct.len() == merged.pairs.len()).then_some(merged)
     }
 
     fn file_fetch(&mut self, attrs: &[AttributeValue<'_>]) {
@@ -544,5 +575,110 @@ impl Pipeline {
         if let Some(p) = structure_part {
             self.structures.insert(uid, p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copyuid(validity: u32, pairs: &[(u32, u32)]) -> CopyUid {
+        CopyUid {
+            uidvalidity: validity,
+            pairs: pairs.to_vec(),
+        }
+    }
+
+    fn moving(p: &mut Pipeline, tag: &str, uids: &[u32]) -> HashSet<u32> {
+        let set: HashSet<u32> = uids.iter().copied().collect();
+        p.pending
+            .insert(tag.into(), (Cmd::Move(set.clone()), "move".into()));
+        set
+    }
+
+    /// Dovecot runs pipelined MOVEs side by side: the second MOVE's
+    /// untagged COPYUID arrives before the first MOVE's tagged OK. Each
+    /// MOVE must still get its own mapping (seen against Dovecot 2.3.19 in
+    /// `cargo bench --bench sweep`, where half the moves lost theirs).
+    #[test]
+    fn copyuids_arriving_out_of_order_go_to_the_move_whose_uids_they_name() {
+        let mut p = Pipeline::new();
+        let first = moving(&mut p, "A1", &[1, 2, 3]);
+        let second = moving(&mut p, "A2", &[7, 8]);
+        p.copyuids.push(copyuid(9, &[(1, 101), (2, 102), (3, 103)]));
+        p.copyuids.push(copyuid(9, &[(7, 104), (8, 105)]));
+        p.pending.remove("A1");
+        assert_eq!(
+            p.take_copyuid(&first, None),
+            Some(copyuid(9, &[(1, 101), (2, 102), (3, 103)]))
+        );
+        p.pending.remove("A2");
+        assert_eq!(
+            p.take_copyuid(&second, None),
+            Some(copyuid(9, &[(7, 104), (8, 105)]))
+        );
+        assert!(p.copyuids.is_empty());
+    }
+
+    #[test]
+    fn a_move_reported_in_several_copyuids_gets_them_merged() {
+        let mut p = Pipeline::new();
+        let set = moving(&mut p, "A1", &[1, 2, 3, 4]);
+        p.copyuids.push(copyuid(9, &[(1, 11), (2, 12)]));
+        p.copyuids.push(copyuid(9, &[(3, 13), (4, 14)]));
+        p.pending.remove("A1");
+        let m = p.take_copyuid(&set, None).expect("merged");
+        assert_eq!(m.pairs, vec![(1, 11), (2, 12), (3, 13), (4, 14)]);
+    }
+
+    #[test]
+    fn copyuids_naming_other_uids_or_disagreeing_are_not_taken() {
+        let mut p = Pipeline::new();
+        let set = moving(&mut p, "A1", &[1, 2]);
+        // Names a UID this MOVE did not send and no MOVE in flight did.
+        p.copyuids.push(copyuid(9, &[(1, 11), (5, 15)]));
+        p.pending.remove("A1");
+        assert_eq!(p.take_copyuid(&set, None), None);
+        assert!(
+            p.copyuids.is_empty(),
+            "a COPYUID no MOVE in flight fits is dropped"
+        );
+        // Two codes with different UIDVALIDITY: no mapping to trust.
+        let set = moving(&mut p, "A2", &[1, 2]);
+        p.copyuids.push(copyuid(9, &[(1, 11)]));
+        p.copyuids.push(copyuid(10, &[(2, 12)]));
+        p.pending.remove("A2");
+        assert_eq!(p.take_copyuid(&set, None), None);
+        // The same source UID twice.
+        let set = moving(&mut p, "A3", &[1, 2]);
+        p.copyuids.push(copyuid(9, &[(1, 11)]));
+        p.copyuids.push(copyuid(9, &[(1, 12)]));
+        p.pending.remove("A3");
+        assert_eq!(p.take_copyuid(&set, None), None);
+    }
+
+    #[test]
+    fn a_tagged_copyuid_is_taken_when_no_untagged_one_came() {
+        let mut p = Pipeline::new();
+        let set = moving(&mut p, "A1", &[4, 5]);
+        p.pending.remove("A1");
+        let tagged = copyuid(3, &[(4, 1), (5, 2)]);
+        assert_eq!(p.take_copyuid(&set, Some(tagged.clone())), Some(tagged));
+        let set = moving(&mut p, "A2", &[4, 5]);
+        p.pending.remove("A2");
+        assert_eq!(p.take_copyuid(&set, Some(copyuid(3, &[(6, 1)]))), None);
+    }
+
+    /// A COPYUID for a MOVE still in flight stays for it when another MOVE
+    /// completes first.
+    #[test]
+    fn a_copyuid_waits_for_its_own_move() {
+        let mut p = Pipeline::new();
+        let first = moving(&mut p, "A1", &[1]);
+        let _second = moving(&mut p, "A2", &[2]);
+        p.copyuids.push(copyuid(9, &[(2, 22)]));
+        p.pending.remove("A1");
+        assert_eq!(p.take_copyuid(&first, None), None);
+        assert_eq!(p.copyuids.len(), 1);
     }
 }

@@ -17,7 +17,10 @@
 //! - run a test's action before passing a command on ([`Hook`]): another
 //!   client's move or expunge lands exactly between what the client
 //!   decided and the command it sends, so a race is played without
-//!   depending on timing.
+//!   depending on timing;
+//! - hold each `UID MOVE`'s tagged completion until the next MOVE's
+//!   untagged `COPYUID` has passed ([`Rules::late_move_completions`]), as
+//!   Dovecot answers MOVEs sent in one flight: it runs them side by side.
 //!
 //! The proxy runs on a tokio runtime of its own in a background thread,
 //! so tests stay blocking. It is a test tool, not a general IMAP proxy:
@@ -174,6 +177,13 @@ pub struct Rules {
     pub hide_capabilities: Vec<String>,
     /// Drop untagged EXISTS/RECENT while the client IDLEs.
     pub silent_idle: bool,
+    /// Hold the tagged completion of each `UID MOVE` until the next
+    /// untagged `[COPYUID ...]` has been passed on (it is then sent right
+    /// after it), or until another tagged line comes (it is sent before
+    /// it), or the server has been silent for 100 ms. With several MOVEs
+    /// in flight the client thus sees the second MOVE's COPYUID before the
+    /// first MOVE's OK, which is what Dovecot 2.3 does under load.
+    pub late_move_completions: bool,
 }
 
 /// What the proxy saw and did.
@@ -187,6 +197,9 @@ pub struct Seen {
     pub dropped: usize,
     /// Connections accepted.
     pub connections: usize,
+    /// MOVE completions held back and sent after a later MOVE's COPYUID
+    /// ([`Rules::late_move_completions`]).
+    pub reordered: usize,
 }
 
 struct Shared {
@@ -196,6 +209,8 @@ struct Shared {
     /// Hooks run so far, per hook index (for `times`).
     hooked: Vec<usize>,
     seen: Seen,
+    /// Tags of the `UID MOVE` commands passed on.
+    moves: std::collections::HashSet<String>,
 }
 
 /// A running proxy; it stops when dropped.
@@ -218,6 +233,7 @@ impl QuirkProxy {
             hooked: vec![0; rules.before.len()],
             rules,
             seen: Seen::default(),
+            moves: Default::default(),
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
@@ -352,6 +368,9 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
                                 rest.to_string()
                             };
                             s.seen.commands.push(shown.clone());
+                            if rest.to_ascii_uppercase().starts_with("UID MOVE ") {
+                                s.moves.insert(tag.to_string());
+                            }
                             let hit = s.rules.refuse.iter().position(|f| f.matches(rest));
                             let hit = hit
                                 .filter(|&i| s.rules.refuse[i].times.is_none_or(|n| s.used[i] < n));
@@ -411,9 +430,60 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
     let down = async move {
         let mut r = BufReader::new(server_r);
         let mut start = true;
-        while let Some(mut line) = read_line(&mut r).await {
+        // A MOVE's tagged completion held back (`late_move_completions`).
+        let mut held: Option<Vec<u8>> = None;
+        loop {
+            let next = match held {
+                Some(_) => {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_millis(100),
+                        read_line(&mut r),
+                    )
+                    .await
+                    {
+                        Ok(l) => l,
+                        Err(_) => {
+                            let h = held.take().unwrap_or_default();
+                            if write(&client_w, &h).await.is_none() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                None => read_line(&mut r).await,
+            };
+            let Some(mut line) = next else { break };
             let lit = literal_len(&line);
             if start {
+                let late = shared.lock().unwrap().rules.late_move_completions;
+                if late {
+                    let text = String::from_utf8_lossy(&line).to_string();
+                    let tag = text.split(' ').next().unwrap_or("").to_string();
+                    let tagged = !matches!(tag.as_str(), "*" | "+" | "");
+                    if tagged && held.is_none() && shared.lock().unwrap().moves.remove(&tag) {
+                        held = Some(line);
+                        continue;
+                    }
+                    if tagged {
+                        if let Some(h) = held.take() {
+                            if write(&client_w, &h).await.is_none() {
+                                break;
+                            }
+                        }
+                    } else if held.is_some() && text.to_ascii_uppercase().contains("[COPYUID ") {
+                        if write(&client_w, &line).await.is_none() {
+                            break;
+                        }
+                        let h = held.take().unwrap_or_default();
+                        shared.lock().unwrap().seen.reordered += 1;
+                        if write(&client_w, &h).await.is_none() {
+                            break;
+                        }
+                        start = true;
+                        continue;
+                    }
+                }
                 let (hide, silent) = {
                     let s = shared.lock().unwrap();
                     (s.rules.hide_capabilities.clone(), s.rules.silent_idle)
@@ -446,6 +516,9 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
                 }
                 None => start = true,
             }
+        }
+        if let Some(h) = held {
+            let _ = write(&client_w, &h).await;
         }
         let _ = client_w.lock().await.shutdown().await;
     };

@@ -317,8 +317,10 @@ pub struct Lexicon {
     challenge_headers: HashMap<String, Vec<HeaderMark>>,
     helpdesk_headers: HashMap<String, Vec<HeaderMark>>,
     feedback_original_headers: HashMap<String, Vec<HeaderMark>>,
-    /// Lowercased subject prefixes (machine-written), longest first.
+    /// Subject prefixes (machine-written), longest first.
     subject_prefixes: Vec<Phrase>,
+    /// The same, lowercased (`str::to_lowercase`), in the same order.
+    subject_prefixes_lower: Vec<String>,
     noreply: Vec<String>,
     feedback_senders: Vec<String>,
     forward_prefixes: Vec<String>,
@@ -386,7 +388,7 @@ impl Lexicon {
             (TextTable::VirusNotice, &virus_notice),
             (TextTable::FeedbackReport, &feedback_report),
         ]);
-        Lexicon {
+        let mut lex = Lexicon {
             text,
             bounce_subject: PhraseSet::new(data.bounce_subject),
             bounce_body,
@@ -420,6 +422,7 @@ impl Lexicon {
                 v.sort_by_key(|p| std::cmp::Reverse(p.text.chars().count()));
                 v
             },
+            subject_prefixes_lower: Vec::new(),
             noreply: data
                 .noreply_localpart
                 .iter()
@@ -441,7 +444,13 @@ impl Lexicon {
                 .map(|p| p.text.trim_start().to_lowercase())
                 .collect(),
             mta_families: data.mta_family,
-        }
+        };
+        lex.subject_prefixes_lower = lex
+            .subject_prefixes
+            .iter()
+            .map(|p| p.text.to_lowercase())
+            .collect();
+        lex
     }
 
     /// The machine-written subject prefix `subject` starts with (after
@@ -457,18 +466,24 @@ impl Lexicon {
     /// prefix instead and never matches.
     pub fn subject_prefix(&self, subject: &str) -> Option<&Phrase> {
         let lower = subject.trim_start().to_lowercase();
-        let starts = |s: &str, p: &Phrase| s.starts_with(&p.text.to_lowercase());
-        if let Some(p) = self.subject_prefixes.iter().find(|p| starts(&lower, p)) {
+        let pairs = || {
+            self.subject_prefixes
+                .iter()
+                .zip(&self.subject_prefixes_lower)
+        };
+        if let Some((p, _)) = pairs().find(|(_, l)| lower.starts_with(l.as_str())) {
             return Some(p);
         }
         let tagless = without_list_tags(&lower);
         if tagless.len() == lower.len() {
             return None;
         }
-        self.subject_prefixes.iter().find(|p| {
-            (p.strength.as_deref() == Some("strong") || p.needs_subject_phrase)
-                && starts(tagless, p)
-        })
+        pairs()
+            .find(|(p, l)| {
+                (p.strength.as_deref() == Some("strong") || p.needs_subject_phrase)
+                    && tagless.starts_with(l.as_str())
+            })
+            .map(|(p, _)| p)
     }
 
     /// The name of the MTA family with this key (`postfix` → "Postfix").

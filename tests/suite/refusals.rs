@@ -526,6 +526,92 @@ fn refused_expunge_and_take_back_leave_no_deleted_flag_of_ours() {
     assert_eq!(lost, vec![&users_id], "only the user's own deleted message");
 }
 
+/// Fault 3 in `watch`: without MOVE, a server refusing every UID EXPUNGE
+/// while the agent moves an arriving bounce. The agent logs the refusal
+/// and goes on; no copy is left with a `\Deleted` of backscatter's (a
+/// client's EXPUNGE would destroy it), the user's own `\Deleted` stays;
+/// once the server expunges again, the next sweep leaves each message in
+/// one place.
+#[test]
+fn watch_with_refused_expunges_leaves_no_deleted_flag_of_ours() {
+    let Some(dc) = Dovecot::start_or_skip("watch_refused_expunge") else {
+        return;
+    };
+    let f = flood(60);
+    let forged: Vec<Vec<u8>> = f
+        .inbox
+        .iter()
+        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .take(3)
+        .cloned()
+        .collect();
+    assert_eq!(forged.len(), 3);
+    dc.imap("alice").append_many("Sent", &f.sent);
+    // One ordinary message the user marked \Deleted before anything ran.
+    let ham = b"From: Bob <bob@example.org>\r\nTo: alice@example.test\r\nSubject: lunch\r\nMessage-ID: <users-own@example.org>\r\nDate: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\nAt noon?\r\n";
+    dc.imap("alice").append("INBOX", ham);
+    dc.imap("alice").store("INBOX", "1", "+FLAGS (\\Deleted)");
+    let users_id = "<users-own@example.org>".to_string();
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("watch-refused-expunge");
+    let cfg = config(&dir, proxy.port);
+    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
+        .env("PW", "alicepw")
+        .env("BACKSCATTER_TIMEOUT", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WatchLog::capture(&mut child);
+    log.wait_for_text(
+        "the agent to wait for new mail",
+        Duration::from_secs(120),
+        "waiting for new mail (IDLE)",
+    );
+    let before = proxy.refused();
+    dc.imap("alice").append_many("INBOX", &forged);
+    log.wait_for("a refused expunge", Duration::from_secs(120), || {
+        proxy.refused() > before
+    });
+    log.wait_for_text(
+        "the agent to report the refusal",
+        Duration::from_secs(120),
+        "Expunge refused",
+    );
+    // The take-back (and its flag removal) follows the refusal: poll
+    // until no \Deleted but the user's is left, or fail after 60 s.
+    let ours_gone = || {
+        ["INBOX", "Backscatter"]
+            .iter()
+            .all(|mb| deleted_ids(&dc, mb).iter().all(|id| *id == users_id))
+    };
+    log.wait_for("no \\Deleted of ours", Duration::from_secs(60), ours_gone);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch gave up: {}",
+        log.text()
+    );
+    crate::util::stop(&mut child);
+    let text = log.finish();
+    assert!(ours_gone(), "{text}");
+    assert_eq!(deleted_ids(&dc, "INBOX"), vec![users_id.clone()], "{text}");
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ids: Vec<String> = forged.iter().map(|m| id_of(m)).collect();
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), 3);
+    client_expunges(&dc, "INBOX");
+    client_expunges(&dc, "Backscatter");
+    assert_eq!(each_in_one_place(&dc, &ids, "after a client's EXPUNGE"), 3);
+    assert!(
+        !places(&dc).contains_key(&users_id),
+        "the user's own deleted message goes"
+    );
+}
+
 /// What an earlier version left (fault 3): a batch finished by a rerun
 /// whose quarantined copies still carry backscatter's `\Deleted`.
 /// `restore` takes the flag off (the journal says the move was

@@ -953,13 +953,9 @@ fn the_catch_up_judges_old_mail_against_the_sent_mail_before_it_arrived() {
         "carol",
         "sent = [\"Sent\"]\ncatch-up-days = 60\n",
     );
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("BS_TEST_PASSWORD", "carolpw")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = backscatter_testkit::watchlog::WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("BS_TEST_PASSWORD", "carolpw"),
+    );
     log.wait_for(
         "the forged bounce to be quarantined",
         std::time::Duration::from_secs(90),

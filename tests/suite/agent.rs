@@ -7,7 +7,6 @@ use crate::flood::{flood, id_of};
 use crate::harness::Dovecot;
 use crate::sweep::{tempdir, where_is};
 use backscatter::Decision;
-use backscatter_testkit::watchlog::WatchLog;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,14 +54,11 @@ fn watch_moves_new_backscatter_survives_a_restart_and_stops_on_sigterm() {
         ));
     }
     std::fs::write(&cfg, text).unwrap();
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW_alice", "alicepw")
-        .env("PW_bob", "bobpw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("PW_alice", "alicepw")
+            .env("PW_bob", "bobpw"),
+    );
     log.wait_for("both accounts to connect", Duration::from_secs(60), || {
         log.count("connected to") >= 2
     });
@@ -355,13 +351,7 @@ fn agent_run_moves_until_its_shutdown_future_completes() {
         return;
     };
     let f = flood(900);
-    let forged: Vec<Vec<u8>> = f
-        .inbox
-        .iter()
-        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .take(2)
-        .cloned()
-        .collect();
+    let forged = crate::flood::forged(&f, 2);
     dc.imap("alice").append_many("Sent", &f.sent);
     let dir = tempdir("agent-run");
     let dirs = backscatter::clean::Dirs {

@@ -304,26 +304,17 @@ fn watch_logs_a_bounce_another_client_moved_first_and_goes_on() {
         return;
     };
     let f = flood(60);
-    let bounces: Vec<Vec<u8>> = f
-        .inbox
-        .iter()
-        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .take(2)
-        .cloned()
-        .collect();
+    let bounces = crate::flood::forged(&f, 2);
     assert_eq!(bounces.len(), 2);
     dc.imap("alice").append_many("Sent", &f.sent);
     let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
     let dir = tempdir("race-watch");
     let cfg = config(&dir, proxy.port);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .env("BACKSCATTER_IDLE_CHECK", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("PW", "alicepw")
+            .env("BACKSCATTER_IDLE_CHECK", "2"),
+    );
     log.wait_for_text(
         "the agent to connect",
         Duration::from_secs(90),

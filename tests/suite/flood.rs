@@ -26,3 +26,14 @@ pub fn flood(n: usize) -> Flood {
     };
     f.judged(|m| classify(m, &ctx).verdict)
 }
+
+/// The first `n` messages of the flood's inbox expected to be backscatter
+/// (fewer when the flood has fewer).
+pub fn forged(f: &Flood, n: usize) -> Vec<Vec<u8>> {
+    f.inbox
+        .iter()
+        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
+        .take(n)
+        .cloned()
+        .collect()
+}

@@ -8,7 +8,7 @@ use crate::harness::Dovecot;
 use crate::sweep::{tempdir, where_is};
 use backscatter::Decision;
 use backscatter_testkit::watchlog::WatchLog;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 fn place(dc: &Dovecot, user: &str, id: &str) -> Vec<String> {
@@ -99,13 +99,9 @@ fn a_keep_entry_added_while_watch_runs_applies_at_the_next_batch() {
     let who = from_address(&kept).unwrap();
     let dir = tempdir("live-keep");
     let cfg = config(&dc, &dir, &[("alice", "password.env = \"PW\"")]);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("PW", "alicepw"),
+    );
     log.wait_for_text("watch to connect", Duration::from_secs(60), "connected to");
     let out = crate::util::backscatter(&dir, &cfg, &["keep", &who])
         .output()
@@ -146,13 +142,9 @@ fn an_emptied_sent_index_is_said_and_holds_the_moves() {
     let legit = pick(&f, Decision::Legitimate);
     let dir = tempdir("live-sent");
     let cfg = config(&dc, &dir, &[("alice", "password.env = \"PW\"")]);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("PW", "alicepw"),
+    );
     log.wait_for_text("watch to connect", Duration::from_secs(60), "connected to");
     // Judged normally first.
     let mut imap = dc.imap("alice");
@@ -235,13 +227,9 @@ fn a_failing_password_source_delays_only_its_account() {
             ),
         ],
     );
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("PW", "alicepw"),
+    );
     log.wait_for_text("alice to connect", Duration::from_secs(60), "connected to");
     log.wait_for_text(
         "bob's failure to be reported",

@@ -25,10 +25,10 @@ use crate::sieve::envelope_from;
 use crate::sweep::tempdir;
 use backscatter::Decision;
 use backscatter::{classify, Context, SentIndex, SentMessage};
-use backscatter_testkit::watchlog::{wait_for, WatchLog};
+use backscatter_testkit::watchlog::wait_for;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -499,13 +499,9 @@ fn watch(quarantine: Option<&str>, burst: bool) {
     let normal = pick(&cy, &f, Decision::Normal, 1);
     let dir = tempdir("cyrus-watch");
     let cfg = write_config(&dir, &cy, quarantine);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("PW", "alicepw"),
+    );
     let show = || log.text();
     let place = |id: &str| cy.where_is("alice").get(id).cloned().unwrap_or_default();
     wait_for("watch to connect", Duration::from_secs(20), &show, || {

@@ -12,7 +12,6 @@ use crate::harness::Dovecot;
 use crate::sweep::tempdir;
 use backscatter::Decision;
 use backscatter_testkit::quirk::{QuirkProxy, Refusal, Rules};
-use backscatter_testkit::watchlog::WatchLog;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -281,14 +280,11 @@ fn watch_retries_a_refused_search() {
     let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
     let dir = tempdir("watch-refused-search");
     let cfg = config(&dir, proxy.port);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .env("BACKSCATTER_IDLE_CHECK", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("PW", "alicepw")
+            .env("BACKSCATTER_IDLE_CHECK", "2"),
+    );
     log.wait_for_text(
         "the agent to connect",
         Duration::from_secs(60),
@@ -346,13 +342,9 @@ fn login_unavailable_is_temporary() {
     one_sentence(&err, "[UNAVAILABLE] Temporary authentication failure.");
     assert!(err.contains("not a wrong password"), "{err}");
 
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"]).env("PW", "alicepw"),
+    );
     log.wait_for("two refused logins", Duration::from_secs(90), || {
         proxy.refused() >= 3
     });
@@ -538,13 +530,7 @@ fn watch_with_refused_expunges_leaves_no_deleted_flag_of_ours() {
         return;
     };
     let f = flood(60);
-    let forged: Vec<Vec<u8>> = f
-        .inbox
-        .iter()
-        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .take(3)
-        .cloned()
-        .collect();
+    let forged = crate::flood::forged(&f, 3);
     assert_eq!(forged.len(), 3);
     dc.imap("alice").append_many("Sent", &f.sent);
     // One ordinary message the user marked \Deleted before anything ran.
@@ -557,14 +543,11 @@ fn watch_with_refused_expunges_leaves_no_deleted_flag_of_ours() {
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let dir = tempdir("watch-refused-expunge");
     let cfg = config(&dir, proxy.port);
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("PW", "alicepw")
-        .env("BACKSCATTER_TIMEOUT", "60")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("PW", "alicepw")
+            .env("BACKSCATTER_TIMEOUT", "60"),
+    );
     log.wait_for_text(
         "the agent to wait for new mail",
         Duration::from_secs(120),

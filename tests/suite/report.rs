@@ -400,7 +400,6 @@ fn render_in_chromium(html: &Path, dir: &Path) {
 /// the host and the subject (no desktop here: the notification is logged).
 #[test]
 fn watch_alerts_at_once_when_the_own_server_sends_spam() {
-    use backscatter_testkit::watchlog::WatchLog;
     use std::time::Duration;
     let Some(dc) = Dovecot::start_or_skip("watch_alerts_at_once_when_the_own_server_sends_spam")
     else {
@@ -417,14 +416,11 @@ fn watch_alerts_at_once_when_the_own_server_sends_spam() {
         ),
     )
     .unwrap();
-    let mut child = crate::util::backscatter(&dir, &cfg, &["watch"])
-        .env("BS_TEST_PASSWORD", password(user))
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = WatchLog::capture(&mut child);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("BS_TEST_PASSWORD", password(user))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+    );
     let minute = Duration::from_secs(60);
     log.wait_for_text("the agent to connect", minute, "connected to");
     let raw = std::fs::read(crate::util::root().join("tests/corpus/sisimai/bsd/rhost-cox-01.eml"))

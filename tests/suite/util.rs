@@ -158,3 +158,17 @@ pub fn sent_half(labelled: &[&Case]) -> std::collections::BTreeSet<String> {
         .map(|(_, s)| s.clone())
         .collect()
 }
+
+/// Start `watch` as prepared in `cmd` (config, environment): stdout
+/// discarded, stderr captured in a [`WatchLog`] to wait on.
+pub fn spawn_watch(
+    cmd: &mut std::process::Command,
+) -> (std::process::Child, backscatter_testkit::watchlog::WatchLog) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start backscatter watch");
+    let log = backscatter_testkit::watchlog::WatchLog::capture(&mut child);
+    (child, log)
+}

@@ -300,17 +300,27 @@ fn bytes_floor(f: &Flood<Decision>, mbit: f64) {
     for m in &f.inbox {
         let whole = &m[..m.len().min(plan::WHOLE as usize)];
         let prefix = &m[..m.len().min(plan::PREFIX as usize)];
+        let end = memchr::memmem::find(m, b"\r\n\r\n")
+            .map(|i| i + 4)
+            .or_else(|| memchr::memmem::find(m, b"\n\n").map(|i| i + 2))
+            .unwrap_or(m.len());
         match plan::after_prefix(prefix, Some(m.len() as u32)) {
             Next::Rest => {
                 rest += 1;
                 ours.extend_from_slice(whole)
             }
+            // The whole header first, then as it decides.
+            Next::Header => {
+                ours.extend_from_slice(&m[..end]);
+                if plan::after_header(&m[..end]) == Next::Rest {
+                    rest += 1;
+                    ours.extend_from_slice(whole)
+                } else {
+                    ours.extend_from_slice(prefix)
+                }
+            }
             _ => ours.extend_from_slice(prefix),
         }
-        let end = memchr::memmem::find(m, b"\r\n\r\n")
-            .map(|i| i + 4)
-            .or_else(|| memchr::memmem::find(m, b"\n\n").map(|i| i + 2))
-            .unwrap_or(m.len());
         if backscatter::classify::may_be_automated(&m[..end]) {
             automated += 1;
             header_first.extend_from_slice(whole);

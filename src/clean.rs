@@ -263,6 +263,38 @@ pub async fn classify_batch(
         bytes.insert(uid, prefix);
     }
     drop(first);
+    // 1b. The whole header of messages whose header is longer than the
+    //     prefix: it decides, as the prefix's header does for the others.
+    //     A message settled by it is classified on its header alone.
+    let long: Vec<u32> = next
+        .iter()
+        .filter(|(_, n)| **n == plan::Next::Header)
+        .map(|(u, _)| *u)
+        .collect();
+    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
+    if !long.is_empty() {
+        let (fetched, _) = imap
+            .uid_fetch_contained(&long, &format!("(UID {})", plan::HEADER_ITEM))
+            .await?;
+        for f in fetched {
+            if let (Some(uid), Some(h)) = (f.uid, f.header()) {
+                headers.insert(uid, h.to_vec());
+            }
+        }
+        for uid in long {
+            let n = match headers.get(&uid) {
+                Some(h) => plan::after_header(h),
+                // Not returned: read on, rather than guess.
+                None => plan::Next::Rest,
+            };
+            next.insert(uid, n);
+            if n == plan::Next::Settled {
+                if let Some(h) = headers.remove(&uid) {
+                    bytes.insert(uid, h);
+                }
+            }
+        }
+    }
     // 2. The structure of long multipart/mixed messages with no sign from
     //    the sending side in their headers.
     let structure: Vec<u32> = next
@@ -294,8 +326,15 @@ pub async fn classify_batch(
             .filter_map(|f| Some((f.uid?, f.structure()?.clone())))
             .collect();
         for uid in structure {
-            let prefix = bytes.get(&uid).map(Vec::as_slice).unwrap_or_default();
-            next.insert(uid, plan::after_structure(prefix, roots.get(&uid)));
+            let head = headers.get(&uid).or(bytes.get(&uid));
+            let n =
+                plan::after_structure(head.map(Vec::as_slice).unwrap_or_default(), roots.get(&uid));
+            next.insert(uid, n);
+            if n == plan::Next::Settled {
+                if let Some(h) = headers.remove(&uid) {
+                    bytes.insert(uid, h);
+                }
+            }
         }
     }
     // 3. The rest of what the classifier reads, for the long candidates.
@@ -1710,6 +1749,38 @@ async fn classify_round(
         }
         rows.push(r);
     };
+    // Headers longer than the prefix: the whole header decides; a message
+    // it settles is classified on its header alone (one more FETCH, only
+    // when a round has such messages).
+    let long: Vec<u32> = later
+        .iter()
+        .filter(|(_, (n, _))| *n == plan::Next::Header)
+        .map(|(u, _)| *u)
+        .collect();
+    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
+    if !long.is_empty() {
+        let tag = p.fetch(imap, &long, plan::HEADER_ITEM).await?;
+        p.wait(imap, &tag).await??;
+        for uid in long {
+            let header = p.headers.remove(&uid);
+            let Some((n, pre)) = later.get_mut(&uid) else {
+                continue;
+            };
+            *n = match &header {
+                Some(h) => plan::after_header(h),
+                // Not returned: read on, rather than guess.
+                None => plan::Next::Rest,
+            };
+            if let Some(h) = header {
+                if *n == plan::Next::Settled {
+                    judge(uid, &h, pre);
+                } else {
+                    headers.insert(uid, h);
+                }
+            }
+        }
+        later.retain(|_, (n, _)| *n != plan::Next::Settled);
+    }
     let structure: Vec<u32> = later
         .iter()
         .filter(|(_, (n, _))| *n == plan::Next::Structure)
@@ -1721,9 +1792,10 @@ async fn classify_round(
         for uid in structure {
             let root = p.structures.remove(&uid);
             if let Some((n, pre)) = later.get_mut(&uid) {
-                *n = plan::after_structure(&pre.bytes, root.as_ref());
+                let head = headers.get(&uid).unwrap_or(&pre.bytes);
+                *n = plan::after_structure(head, root.as_ref());
                 if *n == plan::Next::Settled {
-                    judge(uid, &pre.bytes, pre);
+                    judge(uid, head, pre);
                 }
             }
         }

@@ -1023,7 +1023,9 @@ async fn arrival(
                 pre.arrived,
             )),
             plan::Next::Rest => rest.push(*uid),
-            plan::Next::Structure => structure.push(*uid),
+            // A header longer than the first fetch, or a structure to
+            // look at: the sweep's plan, which reads either first.
+            plan::Next::Structure | plan::Next::Header => structure.push(*uid),
         }
     }
     if !rest.is_empty() {

@@ -12,8 +12,8 @@
 //! failed.
 //!
 //! FETCH responses carry no tag: they are filed by UID and by what they
-//! hold (the body from offset 0, the body from a later offset, the
-//! structure), so the commands in flight must ask for disjoint UIDs or
+//! hold (the body from offset 0, the body from a later offset, the whole
+//! header, the structure), so the commands in flight must ask for disjoint UIDs or
 //! different items. COPYUID codes (RFC 4315) are matched to a MOVE by the
 //! source UIDs they name, never by the order they arrive in: Dovecot runs
 //! pipelined commands side by side, and the untagged COPYUID of the next
@@ -23,7 +23,9 @@ use super::{
     err, map_err, structure, CopyUid, ErrorKind, IdleOutcome, Imap, ImapError, ROUND_TRIPS,
 };
 use crate::skeleton::Part;
-use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status, StatusAttribute};
+use async_imap::imap_proto::{
+    AttributeValue, MailboxDatum, MessageSection, Response, SectionPath, Status, StatusAttribute,
+};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -69,6 +71,8 @@ pub struct Pipeline {
     pub rests: HashMap<u32, Vec<u8>>,
     /// MIME structures, by UID.
     pub structures: HashMap<u32, Part>,
+    /// Whole headers (`BODY[HEADER]`), by UID.
+    pub headers: HashMap<u32, Vec<u8>>,
     /// UIDs a UID SEARCH in flight returned.
     pub found: Vec<u32>,
     /// STATUS replies (RFC 3501 section 7.2.4), by mailbox name as sent:
@@ -105,6 +109,7 @@ impl Pipeline {
         self.prefixes.clear();
         self.rests.clear();
         self.structures.clear();
+        self.headers.clear();
         self.found.clear();
         self.statuses.clear();
     }
@@ -535,6 +540,7 @@ impl Pipeline {
         let mut flags = None;
         let mut arrived = None;
         let mut body: Option<(u32, &[u8])> = None;
+        let mut header: Option<&[u8]> = None;
         let mut structure_part = None;
         for a in attrs {
             match a {
@@ -549,6 +555,11 @@ impl Pipeline {
                     index,
                     data,
                 } => body = Some((index.unwrap_or(0), data.as_deref().unwrap_or_default())),
+                AttributeValue::BodySection {
+                    section: Some(SectionPath::Full(MessageSection::Header)),
+                    data,
+                    ..
+                } => header = Some(data.as_deref().unwrap_or_default()),
                 AttributeValue::BodyStructure(bs) => structure_part = Some(structure::convert(bs)),
                 _ => {}
             }
@@ -574,6 +585,9 @@ impl Pipeline {
         }
         if let Some(p) = structure_part {
             self.structures.insert(uid, p);
+        }
+        if let Some(h) = header {
+            self.headers.insert(uid, h.to_vec());
         }
     }
 }

@@ -504,6 +504,79 @@ fn empty_mailbox_big_message_and_a_server_that_goes_away() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Microsoft 365 writes 13-15 KB of header (Sisimai's real
+/// `lhost-office365-*` samples), more than the sweep's 8 KB prefix. An
+/// ordinary message with such a header costs its header and its prefix,
+/// not all the classifier could read (it cost up to 516 KB each before the
+/// header was read first); bounces with such headers are still judged on
+/// all the classifier reads, so their verdicts are the whole files'.
+#[test]
+fn a_header_longer_than_the_prefix_costs_the_header_not_the_message() {
+    let Some(dc) = Dovecot::start_or_skip("long_headers") else {
+        return;
+    };
+    let root = crate::util::root();
+    // A person's real list message with a 15 KB header; its body made
+    // 300 KB long by hand (quoted-text lines), as a long letter is.
+    let person = std::fs::read(
+        root.join("tests/fixtures/extra/list-talk/person-quotes-mailman-bounce-notice.eml"),
+    )
+    .unwrap();
+    let mut long = person.clone();
+    while long.len() < person.len() + 300 * 1024 {
+        long.extend_from_slice(b"> and so the thread went on, quoting itself at length\r\n");
+    }
+    let header = long
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| long.windows(2).position(|w| w == b"\n\n"))
+        .expect("a header that ends");
+    assert!(header > backscatter::plan::PREFIX as usize, "{header}");
+    let dir = tempdir("long-headers");
+    let cfg = write_config(&dir, &dc, "bob", "");
+    dc.imap("bob").append("INBOX", &long);
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["normal"], 1, "{v}");
+    let fetched = v["bytes_fetched"].as_u64().unwrap() - v["sent_bytes_fetched"].as_u64().unwrap();
+    // Its header, its prefix, and the commands' own bytes (a few KB).
+    let bound = (header + backscatter::plan::PREFIX as usize + 16 * 1024) as u64;
+    assert!(
+        fetched < bound,
+        "{fetched} bytes read for one message with a {header}-byte header: {v}"
+    );
+
+    // Real Microsoft 365 bounces (no Sent: all forged, by their verdicts).
+    let none = backscatter::SentIndex::new();
+    let ctx = backscatter::Context {
+        sent: &none,
+        own_addresses: &[],
+    };
+    let mut imap = dc.imap("bob");
+    let mut want: Vec<(String, &str)> = Vec::new();
+    for n in 4..=10 {
+        let raw = std::fs::read(root.join(format!(
+            "tests/corpus/sisimai/bsd/lhost-office365-{n:02}.eml"
+        )))
+        .unwrap();
+        let raw = crate::flood::with_message_id(&raw, &format!("<o365-{n}@test.invalid>"));
+        let place = match backscatter::classify(&raw, &ctx).verdict {
+            backscatter::Decision::Backscatter => "Backscatter",
+            _ => "INBOX",
+        };
+        imap.append("INBOX", &raw);
+        want.push((crate::flood::id_of(&raw), place));
+    }
+    assert!(want.iter().any(|(_, p)| *p == "Backscatter"), "{want:?}");
+    let o = cli(&dir, &cfg, "bobpw", &["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for (id, place) in &want {
+        assert_eq!(places(&dc, "bob", &[id]), [[place.to_string()]], "{id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn keyring_without_a_desktop_session_says_what_to_do() {
     let dir = tempdir("keyring");

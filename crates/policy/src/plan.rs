@@ -10,6 +10,11 @@
 //! 1. `RFC822.SIZE BODY.PEEK[]<0.PREFIX>` for every message. Most
 //!    automated responses are smaller than [`PREFIX`]: they are then
 //!    classified from their complete bytes, as a file would be.
+//!    A header that does not end within the prefix (Microsoft 365 writes
+//!    13-15 KB of them, `tests/corpus/sisimai/bsd/lhost-office365-*`) is
+//!    fetched whole first (`BODY.PEEK[HEADER]`, [`after_header`]), so that
+//!    an ordinary message with such a header still costs only its header
+//!    and prefix, not everything the classifier could read.
 //! 2. A longer message whose headers carry a sign from the sending side
 //!    (the only kind [`classify`](crate::classify::classify) can call
 //!    automated) gets the rest of what the classifier reads, up to
@@ -44,6 +49,9 @@ pub enum Next {
     Rest,
     /// Fetch the `BODYSTRUCTURE` and decide with [`after_structure`].
     Structure,
+    /// The header does not end within the bytes read: fetch all of it
+    /// ([`HEADER_ITEM`]) and decide with [`after_header`].
+    Header,
     /// Ordinary mail: classify the prefix (it says `normal`) and fetch no
     /// more.
     Settled,
@@ -60,10 +68,26 @@ pub fn after_prefix(prefix: &[u8], size: Option<u32>) -> Next {
         return Next::Classify;
     }
     let Some(end) = header_end(prefix) else {
-        // Headers longer than the prefix: all of them are needed.
-        return Next::Rest;
+        // Headers longer than the prefix: the whole header decides.
+        return Next::Header;
     };
-    let header = &prefix[..end];
+    by_header(&prefix[..end])
+}
+
+/// The fetch item for [`Next::Header`]: the message's whole header, with
+/// the blank line that ends it (RFC 3501 section 6.4.5, `HEADER`).
+pub const HEADER_ITEM: &str = "BODY.PEEK[HEADER]";
+
+/// Decide after [`Next::Header`]: `header` is the whole header the server
+/// returned for [`HEADER_ITEM`]. [`Next::Rest`] when it carries a sign from
+/// the sending side, [`Next::Structure`] when a report may hide in the
+/// body, else [`Next::Settled`]: the header alone is then what is
+/// classified (it says `normal`, as the whole message would).
+pub fn after_header(header: &[u8]) -> Next {
+    by_header(header)
+}
+
+fn by_header(header: &[u8]) -> Next {
     if may_be_automated(header) {
         Next::Rest
     } else if skeleton::may_hide_a_report(header) {
@@ -189,7 +213,7 @@ mod tests {
         let plain = long("From: Kim <kim@example.net>\r\nSubject: a long letter\r\nContent-Type: text/plain\r\n\r\n");
         assert_eq!(after_prefix(&plain, Some(100_000)), Next::Settled);
         let huge_header = long("X-Long: ");
-        assert_eq!(after_prefix(&huge_header, Some(100_000)), Next::Rest);
+        assert_eq!(after_prefix(&huge_header, Some(100_000)), Next::Header);
         // Exactly PREFIX bytes long is complete when the size says so.
         assert_eq!(after_prefix(&plain, Some(PREFIX)), Next::Classify);
     }
@@ -211,6 +235,42 @@ mod tests {
             format!("BODY.PEEK[]<65536.{}>", WHOLE - 65536)
         );
         assert!(arrival_items().ends_with("BODY.PEEK[]<0.65536>"));
+    }
+
+    /// Real Microsoft 365 headers (Sisimai's `lhost-office365-*`, 13-15 KB
+    /// of header each) and a real person's message with a 15 KB header
+    /// (`extra/list-talk`): longer than the prefix, so the whole header is
+    /// fetched and decides. The bounces then need their rest; the person's
+    /// message is settled by its header, whatever its body's length.
+    #[test]
+    fn a_header_longer_than_the_prefix_is_read_whole_and_decides() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let read = |p: &str| std::fs::read(root.join(p)).expect(p);
+        for (path, want) in [
+            (
+                "tests/corpus/sisimai/bsd/lhost-office365-05.eml",
+                Next::Rest,
+            ),
+            (
+                "tests/corpus/sisimai/bsd/lhost-office365-10.eml",
+                Next::Rest,
+            ),
+            (
+                "tests/fixtures/extra/list-talk/person-quotes-mailman-bounce-notice.eml",
+                Next::Settled,
+            ),
+        ] {
+            let m = read(path);
+            let end = header_end(&m).expect("a header that ends");
+            assert!(end > PREFIX as usize, "{path}: {end}");
+            // As if a 1 MB attachment followed.
+            assert_eq!(
+                after_prefix(&m[..PREFIX as usize], Some(1 << 20)),
+                Next::Header,
+                "{path}"
+            );
+            assert_eq!(after_header(&m[..end]), want, "{path}");
+        }
     }
 
     #[test]

@@ -550,9 +550,24 @@ async fn reconcile_batch(
         let mut claimed: HashSet<u32> = HashSet::new();
         let mut mapped: Vec<(u32, u32)> = Vec::new();
         for e in batch {
+            // A message still in the source moved only if this batch's
+            // COPY made a copy, which has a UID at or above the UIDNEXT the
+            // destination had before it ([`Entry::copy_floor`]). Without
+            // that floor (a MOVE, which never leaves a message in both
+            // mailboxes, RFC 6851 section 3.3, or an older journal) it did
+            // not move: a look-alike in the destination (the same bounce
+            // delivered twice) must never cost the source its message.
+            let floor = if in_source.contains(&e.uid) {
+                match e.copy_floor {
+                    Some((v, next)) if v == dest_validity && next > 0 => next,
+                    _ => continue,
+                }
+            } else {
+                0
+            };
             if let Some(d) = in_dest
                 .iter()
-                .find(|i| !claimed.contains(&i.uid) && same_message(e, i))
+                .find(|i| i.uid >= floor && !claimed.contains(&i.uid) && same_message(e, i))
             {
                 claimed.insert(d.uid);
                 mapped.push((e.uid, d.uid));
@@ -597,6 +612,33 @@ async fn reconcile_batch(
         journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))?;
         Ok(moved)
     }
+}
+
+/// Before a move by COPY + `\Deleted` + UID EXPUNGE (a server without
+/// MOVE), note in each of its intents the destination's UIDVALIDITY and
+/// UIDNEXT ([`Entry::copy_floor`], one STATUS), so that a check after an
+/// interruption tells the COPY's copies from look-alikes already there.
+/// Nothing with MOVE. A destination whose STATUS is refused (it does not
+/// exist yet) gives no floor: such a check then keeps a message in both
+/// mailboxes rather than risk its only copy.
+pub(crate) async fn note_copy_floor(
+    imap: &mut Imap,
+    intents: &mut [Entry],
+    dest: &str,
+) -> Result<(), ImapError> {
+    if imap.uses_move() || intents.is_empty() {
+        return Ok(());
+    }
+    let floor = match imap.status_next(dest).await {
+        Ok((v, next)) if v != 0 && next != 0 => Some((v, next)),
+        Ok(_) => None,
+        Err(e) if e.kind == imap::ErrorKind::No => None,
+        Err(e) => return Err(e),
+    };
+    for e in intents {
+        e.copy_floor = floor;
+    }
+    Ok(())
 }
 
 /// How many times a move refused with `NO [EXPUNGEISSUED]` is sent again
@@ -1542,6 +1584,14 @@ impl Sweep<'_, '_> {
                 continue;
             }
             let busy = journal::in_flight(self.journal_path, &batch);
+            let mut intents = intents;
+            if !imap.uses_move() {
+                // COPY + STORE + EXPUNGE: one step at a time, alone on the
+                // connection, after the destination's UIDNEXT is noted.
+                p.drain(imap).await?;
+                self.settle(imap, p, false).await?;
+                note_copy_floor(imap, &mut intents, &self.a.quarantine).await?;
+            }
             journal::append(self.journal_path, &intents).map_err(io_err("write the journal"))?;
             let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
             if imap.uses_move() {
@@ -1554,10 +1604,6 @@ impl Sweep<'_, '_> {
                     _busy: busy,
                 });
             } else {
-                // COPY + STORE + EXPUNGE: one step at a time, alone on the
-                // connection.
-                p.drain(imap).await?;
-                self.settle(imap, p, false).await?;
                 let answer = imap.uid_move_mapped(&uids, &self.a.quarantine).await;
                 let o =
                     settle_move(imap, self.a, self.journal_path, &batch, &intents, answer).await?;
@@ -2013,6 +2059,7 @@ pub(crate) async fn move_batch(
         return Ok(out);
     }
     let _busy = journal::in_flight(journal_path, &batch);
+    note_copy_floor(imap, &mut intents, &a.quarantine).await?;
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let uids: Vec<u32> = intents.iter().map(|e| e.uid).collect();
     let answer = imap.uid_move_mapped(&uids, &a.quarantine).await;

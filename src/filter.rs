@@ -638,8 +638,13 @@ async fn apply(
                 flags_before: p.flags.clone(),
                 flags_added: p.plan.added(&p.flags),
                 deleted_before: crate::quarantine::is_deleted(&p.flags),
+                copy_floor: None,
             })
             .collect();
+        let mut intents = intents;
+        if let Some(dest) = dest {
+            crate::clean::note_copy_floor(imap, &mut intents, dest).await?;
+        }
         journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
         let mut failed: BTreeMap<u32, String> = BTreeMap::new();
         // Copies, each with its own flags set for the COPY only.
@@ -1003,6 +1008,8 @@ async fn undo_batch(
             r
         })
         .collect();
+    let mut intents = intents;
+    crate::clean::note_copy_floor(imap, &mut intents, dest).await?;
     journal::append(path, &intents).map_err(io_err("write the rules journal"))?;
     let found: Vec<(u32, &Entry)> = list.iter().map(|(p, e)| (p.item.uid, *e)).collect();
     let unflagged = take_back_flags(imap, &found).await?;

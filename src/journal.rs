@@ -275,6 +275,7 @@ mod tests {
             flags_before: vec![],
             flags_added: vec![],
             deleted_before: false,
+            copy_floor: None,
         }
     }
 

@@ -421,6 +421,8 @@ async fn restore_batch(
         })
         .collect();
     let _busy = journal::in_flight(journal_path, &batch);
+    let mut intents = intents;
+    crate::clean::note_copy_floor(imap, &mut intents, dest).await?;
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
     let mapping = imap.uid_move_mapped(&uids, dest).await?;
     let mut marker = Entry::marker(Op::Commit, &batch, now(), Vec::new());

@@ -1106,7 +1106,7 @@ async fn arrival(
         None => Default::default(),
     };
     let batch = journal::batch_id(crate::clock::now(), at.n);
-    let (intents, kept_by_user) =
+    let (mut intents, kept_by_user) =
         clean::intents(a, mailbox, uidvalidity, &forged, &ids, &kept, &batch);
     let to_move: Vec<u32> = intents.iter().map(|e| e.uid).collect();
     // Whole messages for their origin: the moved ones and the legitimate
@@ -1138,6 +1138,15 @@ async fn arrival(
         .filter(|u| !in_hand(u))
         .collect();
     let _busy = (!intents.is_empty()).then(|| journal::in_flight(journal_path, &batch));
+    if !intents.is_empty() && !imap.uses_move() {
+        // The COPY fallback runs alone on the connection, after the
+        // quarantine's UIDNEXT is noted.
+        if p.end_idle(imap).await?.is_some() {
+            out.look = true;
+        }
+        p.drain(imap).await?;
+        clean::note_copy_floor(imap, &mut intents, &a.quarantine).await?;
+    }
     if !intents.is_empty() {
         journal::append(journal_path, &intents)
             .map_err(|e| CleanError::Io(format!("cannot write the journal: {e}")))?;

@@ -1770,6 +1770,20 @@ impl Imap {
         Ok(outcome)
     }
 
+    /// `STATUS mailbox (UIDVALIDITY UIDNEXT)` (RFC 3501 section 6.3.10) of a
+    /// mailbox (a resolved name, UTF-8) other than the selected one:
+    /// (UIDVALIDITY, UIDNEXT), 0 for an item the server left out. An error
+    /// quotes the server when it refuses (a mailbox that does not exist).
+    pub async fn status_next(&mut self, mailbox: &str) -> Result<(u32, u32), ImapError> {
+        let mut p = pipeline::Pipeline::new();
+        let tag = p.status(self, mailbox).await?;
+        p.wait(self, &tag).await??;
+        Ok(p.statuses
+            .get(&pipeline::Pipeline::status_key(mailbox))
+            .copied()
+            .unwrap_or((0, 0)))
+    }
+
     /// SELECT a mailbox and also say whether it keeps keywords the client
     /// invents: PERMANENTFLAGS lists `\*` (RFC 3501 section 7.1).
     pub async fn select_keywords(

@@ -595,6 +595,95 @@ fn watch_with_refused_expunges_leaves_no_deleted_flag_of_ours() {
     );
 }
 
+/// Newcomer round 4, fault 2 (data loss): two bounces of one spam run that
+/// differ only in their text (same Message-ID, Date, From, Subject and
+/// size, so the same fingerprint) — one quarantined, its look-alike then
+/// arriving in INBOX. The server refuses `restore`'s move (with MOVE: the
+/// UID MOVE; without: the UID COPY). The check that follows a refusal
+/// took the look-alike in INBOX for the restored message and removed the
+/// quarantined one from Backscatter. Now a message still in its mailbox
+/// counts as moved only through a copy above the destination's UIDNEXT
+/// from before the COPY; with MOVE, never (RFC 6851 section 3.3). Both
+/// messages survive the refusal, and the next restore brings the
+/// quarantined one back.
+#[test]
+fn a_refused_restore_never_takes_a_look_alike_for_the_message() {
+    for (name, rules, command) in [
+        ("lookalike_move", Rules::default(), "UID MOVE"),
+        ("lookalike_copy", no_move(), "UID COPY"),
+    ] {
+        let Some(dc) = Dovecot::start_or_skip(name) else {
+            return;
+        };
+        // A real Postfix bounce (Sisimai's lhost-postfix-03), and the same
+        // bounce for another recipient of the run: one letter of the
+        // failed address changed, nothing else.
+        let a = crate::flood::with_message_id(
+            &std::fs::read(
+                crate::util::root().join("tests/corpus/sisimai/bsd/lhost-postfix-03.eml"),
+            )
+            .unwrap(),
+            "<run-4711@mx.remote.example>",
+        );
+        // As the server stores it (CRLF), so that what is read back compares.
+        let mut crlf = Vec::with_capacity(a.len() + 200);
+        for (i, &c) in a.iter().enumerate() {
+            if c == b'\n' && (i == 0 || a[i - 1] != b'\r') {
+                crlf.push(b'\r');
+            }
+            crlf.push(c);
+        }
+        let a = crlf;
+        let at = a
+            .windows(10)
+            .position(|w| w == b"<kijitora@")
+            .expect("the failed recipient");
+        let mut b = a.clone();
+        b[at + 1] = b'm';
+        assert_eq!(a.len(), b.len());
+        dc.imap("alice").append("INBOX", &a);
+        let proxy = QuirkProxy::start(dc.imap_port, rules.clone());
+        let dir = tempdir(name);
+        let cfg = config(&dir, proxy.port);
+        let (code, out, err) = run(&dir, &cfg, &["clean", "--json"]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert_eq!(dc.imap("alice").status("Backscatter").0, 1, "{name}: {out}");
+        dc.imap("alice").append("INBOX", &b);
+        let mut refusing = rules.clone();
+        refusing.refuse = vec![Refusal::no(command, "CANNOT", "Move refused").times(1)];
+        proxy.set(refusing);
+        let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(err.contains("Move refused"), "{name}: {err}");
+        // Each mailbox's messages, named: "A", "B", or another's length.
+        let held = |mb: &str| -> Vec<String> {
+            let mut imap = dc.imap("alice");
+            let uids = imap.uids(mb);
+            let mut v: Vec<String> = uids
+                .iter()
+                .map(|u| match imap.fetch_raw(mb, *u) {
+                    r if r == a => "A".to_string(),
+                    r if r == b => "B".to_string(),
+                    r => format!("another message of {} bytes", r.len()),
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            held("Backscatter"),
+            ["A"],
+            "{name}: the quarantined one stays"
+        );
+        assert_eq!(held("INBOX"), ["B"], "{name}: the look-alike is untouched");
+        proxy.set(rules);
+        let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert_eq!(held("INBOX"), ["A", "B"], "{name}: both in INBOX once");
+        assert!(held("Backscatter").is_empty(), "{name}");
+    }
+}
+
 /// What an earlier version left (fault 3): a batch finished by a rerun
 /// whose quarantined copies still carry backscatter's `\Deleted`.
 /// `restore` takes the flag off (the journal says the move was

@@ -109,6 +109,15 @@ pub struct Entry {
     /// in journals written before this field.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted_before: bool,
+    /// For an intent moved by COPY + `\Deleted` + UID EXPUNGE (a server
+    /// without MOVE): the destination's (UIDVALIDITY, UIDNEXT) read just
+    /// before the COPY. A copy the COPY made has a UID at or above it; a
+    /// look-alike below it (an identical bounce delivered twice) is not
+    /// the copy. Absent for MOVE, which never leaves a message in both
+    /// mailboxes (RFC 6851 section 3.3), and in journals written before
+    /// this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_floor: Option<(u32, u32)>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -139,6 +148,7 @@ impl Entry {
             flags_before: Vec::new(),
             flags_added: Vec::new(),
             deleted_before: false,
+            copy_floor: None,
         }
     }
 

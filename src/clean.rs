@@ -614,6 +614,42 @@ async fn reconcile_batch(
     }
 }
 
+/// Take account `account`'s move lock ([`journal::MoveLock`], in
+/// `data_dir`, where its journals are): at once when no other process
+/// holds it; otherwise a warning names the process that does, and this
+/// waits (checking every 200 ms) until it lets go. `clean`, `restore` and
+/// `filter` hold it for their whole run, `watch` for each batch it moves,
+/// so that two processes never move the same message at once.
+pub(crate) async fn hold_moves(
+    data_dir: &std::path::Path,
+    account: &str,
+) -> Result<journal::MoveLock, CleanError> {
+    let path = journal::move_lock_path(data_dir, account);
+    let io = io_err("take the account's move lock");
+    let mut said = false;
+    loop {
+        if let Some(l) = journal::try_move_lock(&path).map_err(&io)? {
+            return Ok(l);
+        }
+        if !said {
+            said = true;
+            let who = journal::move_lock_holder(&path)
+                .map_or_else(|| "another process".to_string(), |p| format!("process {p}"));
+            let msg = format!(
+                "another backscatter run ({who}) is moving mail of this account: waiting for it to finish"
+            );
+            // The agent logs; a command (which sets up no log) says it on
+            // stderr, since it may wait a while.
+            if tracing::dispatcher::has_been_set() {
+                tracing::warn!(account = %account, "{msg}");
+            } else {
+                eprintln!("backscatter: account \"{account}\": {msg}");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Before a move by COPY + `\Deleted` + UID EXPUNGE (a server without
 /// MOVE), note in each of its intents the destination's UIDVALIDITY and
 /// UIDNEXT ([`Entry::copy_floor`], one STATUS), so that a check after an
@@ -950,6 +986,12 @@ pub async fn clean(
     progress: Progress<'_>,
 ) -> Result<Summary, CleanError> {
     let start = Instant::now();
+    // One process moves an account's mail at a time (a dry run moves
+    // nothing, and waits for nobody).
+    let _moving = match opts.dry_run {
+        true => None,
+        false => Some(hold_moves(&dirs.data, &a.name).await?),
+    };
     let counters0 = imap::counters();
     let mut imap = imap::connect(a, secret).await?;
     // Every name as this server spells it (its namespace and delimiter).
@@ -2058,6 +2100,10 @@ pub(crate) async fn move_batch(
     if intents.is_empty() {
         return Ok(out);
     }
+    let _moving = match journal_path.parent() {
+        Some(dir) => Some(hold_moves(dir, &a.name).await?),
+        None => None,
+    };
     let _busy = journal::in_flight(journal_path, &batch);
     note_copy_floor(imap, &mut intents, &a.quarantine).await?;
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;

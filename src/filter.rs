@@ -310,6 +310,10 @@ pub async fn filter(
     progress: Progress<'_>,
 ) -> Result<FilterSummary, CleanError> {
     let start = Instant::now();
+    let _moving = match opts.dry_run {
+        true => None,
+        false => Some(crate::clean::hold_moves(&dirs.data, &a.name).await?),
+    };
     let mut imap = imap::connect(a, secret).await?;
     // Every name as this server spells it (its namespace and delimiter).
     let a = &imap.resolve_account(a);
@@ -773,6 +777,10 @@ pub async fn undo(
     use std::sync::atomic::Ordering;
     let start = Instant::now();
     let path = journal_path(&dirs.data, &a.name);
+    let _moving = match opts.dry_run {
+        true => None,
+        false => Some(crate::clean::hold_moves(&dirs.data, &a.name).await?),
+    };
     let mut imap = imap::connect(a, secret).await?;
     if !opts.dry_run {
         imap.can_move_safely()?;

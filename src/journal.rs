@@ -13,6 +13,94 @@ pub fn path_for(data_dir: &Path, account: &str) -> PathBuf {
     crate::paths::account_file(data_dir, "journal", account, "jsonl")
 }
 
+/// The account's move lock, beside its journals in `data_dir`
+/// (`moves-NAME.lock`).
+pub fn move_lock_path(data_dir: &Path, account: &str) -> PathBuf {
+    crate::paths::account_file(data_dir, "moves", account, "lock")
+}
+
+/// The account's move lock, held: whoever moves messages of the account
+/// holds it (a `clean`, `restore` or `filter` run for its whole length,
+/// `watch` for each batch), so that no two processes move the same
+/// message at once. Dovecot answers two concurrent `UID MOVE`s of one
+/// message OK to both and leaves two copies (newcomer round 4, fault 1).
+/// Within one process it is shared: taking it again while held (`watch`'s
+/// rules run inside its own move) gives another handle on the same lock.
+/// The OS releases it when the last handle is dropped or the process
+/// ends, however it ends. The file holds the holder's process ID, for the
+/// message of whoever waits.
+#[derive(Debug, Clone)]
+pub struct MoveLock(#[allow(dead_code)] std::sync::Arc<std::fs::File>);
+
+/// Move locks this process holds, by path.
+static MOVE_LOCKS: std::sync::Mutex<Vec<(PathBuf, std::sync::Weak<std::fs::File>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn held_here(path: &Path) -> Option<MoveLock> {
+    let mut held = MOVE_LOCKS.lock().ok()?;
+    held.retain(|(_, w)| w.strong_count() > 0);
+    held.iter()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, w)| w.upgrade())
+        .map(MoveLock)
+}
+
+/// Take the move lock at `path` ([`move_lock_path`]) if no other process
+/// holds it; `Ok(None)` when one does (its process ID is in the file).
+pub fn try_move_lock(path: &Path) -> io::Result<Option<MoveLock>> {
+    if let Some(l) = held_here(path) {
+        return Ok(Some(l));
+    }
+    let f = open_move_lock(path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(held_by_us(path, f))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(named(path, e)),
+    }
+}
+
+/// Take the move lock at `path`, waiting as long as another process holds
+/// it (blocking: call from a blocking thread in async code).
+pub fn move_lock(path: &Path) -> io::Result<MoveLock> {
+    if let Some(l) = held_here(path) {
+        return Ok(l);
+    }
+    let f = open_move_lock(path)?;
+    f.lock().map_err(|e| named(path, e))?;
+    Ok(held_by_us(path, f))
+}
+
+/// The process ID written in the move lock at `path` by its holder, if
+/// any.
+pub fn move_lock_holder(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn open_move_lock(path: &Path) -> io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        crate::paths::private_dir(dir).map_err(|e| named(path, e))?;
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).map_err(|e| named(path, e))
+}
+
+fn held_by_us(path: &Path, mut f: std::fs::File) -> MoveLock {
+    // Best effort: the lock itself is what counts.
+    let _ = f.set_len(0);
+    let _ = write!(f, "{}", std::process::id());
+    let f = std::sync::Arc::new(f);
+    if let Ok(mut held) = MOVE_LOCKS.lock() {
+        held.push((path.to_path_buf(), std::sync::Arc::downgrade(&f)));
+    }
+    MoveLock(f)
+}
+
 /// Read every entry; a torn last line (a crash mid-write, cut anywhere,
 /// inside a multi-byte UTF-8 character too) is skipped, as is any line
 /// that is not an entry. Errors name the file and say what to do
@@ -253,6 +341,27 @@ pub fn busy(path: &Path, batch: &str) -> bool {
 mod tests {
     use super::*;
     use crate::classify::Kind;
+
+    /// The move lock is shared within a process (watch's rules run inside
+    /// its own move), written with the holder's process ID, and free again
+    /// once the last handle is gone.
+    #[test]
+    fn the_move_lock_is_shared_within_a_process() {
+        let dir = std::env::temp_dir().join(format!("bs-movelock-{}", std::process::id()));
+        let path = move_lock_path(&dir, "a b");
+        let first = try_move_lock(&path).unwrap().expect("free");
+        let again = try_move_lock(&path)
+            .unwrap()
+            .expect("shared within the process");
+        assert_eq!(move_lock_holder(&path), Some(std::process::id()));
+        drop(first);
+        drop(again);
+        // A new handle in this process: the OS lock was released, so
+        // another open file can take it.
+        let f = open_move_lock(&path).unwrap();
+        assert!(f.try_lock().is_ok(), "released after the last handle");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn q(batch: &str, uid: u32, id: &str) -> Entry {
         Entry {

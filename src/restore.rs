@@ -176,6 +176,10 @@ pub async fn restore_with(
 ) -> Result<RestoreSummary, CleanError> {
     let start = Instant::now();
     let journal_path = journal::path_for(&dirs.data, &a.name);
+    let _moving = match opts.dry_run {
+        true => None,
+        false => Some(crate::clean::hold_moves(&dirs.data, &a.name).await?),
+    };
     let mut imap = imap::connect(a, secret).await?;
     let a = &imap.resolve_account(a);
     let mut summary = RestoreSummary {

@@ -1137,6 +1137,10 @@ async fn arrival(
         .copied()
         .filter(|u| !in_hand(u))
         .collect();
+    let _moving = match (intents.is_empty(), journal_path.parent()) {
+        (false, Some(dir)) => Some(clean::hold_moves(dir, &a.name).await?),
+        _ => None,
+    };
     let _busy = (!intents.is_empty()).then(|| journal::in_flight(journal_path, &batch));
     if !intents.is_empty() && !imap.uses_move() {
         // The COPY fallback runs alone on the connection, after the
@@ -1280,6 +1284,10 @@ async fn run_rules(
         return Ok(());
     }
     let mut summary = crate::filter::FilterSummary::default();
+    let _moving = match runner.path.parent() {
+        Some(dir) => Some(clean::hold_moves(dir, &here.a.name).await?),
+        None => None,
+    };
     runner
         .batch(imap, rules, &rest, ctx, n, &mut summary)
         .await?;

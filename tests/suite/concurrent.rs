@@ -169,6 +169,78 @@ fn clean_without_move_counts_what_another_client_moved_before_its_copy() {
     clean_loses_a_race("race_clean_copy", true, "UID COPY");
 }
 
+/// Newcomer round 4, fault 1: two `clean`s of one account at once (cron
+/// and a person) each had their `UID MOVE` of the same messages answered
+/// OK by Dovecot, which left 500 messages twice in quarantine. Now one
+/// process moves an account's mail at a time. Played deterministically:
+/// just before the first clean's first UID MOVE reaches Dovecot, the proxy
+/// starts the second clean and lets the move go on only once the second
+/// says it waits for the first. Both exit 0, between them they move each
+/// forged message once, the journal holds each once, and every message is
+/// in one place.
+#[test]
+fn two_cleans_at_once_move_each_message_once() {
+    let Some(dc) = Dovecot::start_or_skip("two_cleans") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 600);
+    let dir = tempdir("two-cleans");
+    let cfg = config(&dir, dc.imap_port);
+    let second_err = dir.join("second.err");
+    let second: std::sync::Arc<std::sync::Mutex<Option<std::process::Child>>> = Default::default();
+    let action = {
+        let (dir, cfg, second_err, second) =
+            (dir.clone(), cfg.clone(), second_err.clone(), second.clone());
+        move |_: &str| {
+            let child = crate::util::backscatter(&dir, &cfg, &["clean", "--json"])
+                .env("PW", "alicepw")
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&second_err).unwrap())
+                .spawn()
+                .unwrap();
+            *second.lock().unwrap() = Some(child);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                let err = std::fs::read_to_string(&second_err).unwrap_or_default();
+                if err.contains("waiting for it to finish") {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            before: vec![Hook::before("UID MOVE", action).times(1)],
+            ..Rules::default()
+        },
+    );
+    let cfg_first = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg_first, &["clean", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let first = json(&out);
+    let child = second
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the second clean started");
+    let o = child.wait_with_output().unwrap();
+    let err2 = std::fs::read_to_string(&second_err).unwrap_or_default();
+    assert_eq!(o.status.code(), Some(0), "{err2}");
+    assert!(
+        err2.contains("is moving mail of this account: waiting for it to finish"),
+        "the second clean waited for the first: {err2}"
+    );
+    let second = json(&String::from_utf8_lossy(&o.stdout));
+    let moved = |v: &serde_json::Value| v["quarantined"].as_u64().unwrap() as usize;
+    assert_eq!(moved(&first), forged, "{first}");
+    assert_eq!(moved(&second), 0, "{second}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after both"), forged);
+    assert_eq!(journal_counts(&dir), (forged, 0), "each journaled once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Dovecot runs the MOVEs of one flight side by side: under load the next
 /// MOVE's untagged COPYUID reaches the client before the tagged OK of the
 /// one before it (seen in `cargo bench --bench sweep` on Dovecot 2.3.19,

@@ -149,19 +149,10 @@ pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) ->
 
     // Rule 2: no original Message-ID: a recipient written to shortly
     // before the response, then a subject.
-    // "Shortly before" counts back from when the response arrived
-    // (INTERNALDATE) where that is known: its own `Date:` is the sending
-    // MTA's clock (a year ahead, a week behind, or a forger's), and a DSN
-    // may sit in a queue for days. A file has only its `Date:`.
-    let at = arrived.or(dated);
-    let before_this = match arrived {
-        Some(_) => "before it arrived",
-        None => "before this response",
-    };
     let mut too_early: Option<(String, i64)> = None;
     let mut matched = None;
     for r in &original.recipients {
-        match ctx.sent.wrote_to_before(r, at, w) {
+        match ctx.sent.wrote_to_before(r, dated, w) {
             Ok(Some(m)) => {
                 matched = Some(m);
                 break;
@@ -198,7 +189,7 @@ pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) ->
         reasons.insert(
             0,
             format!(
-                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days {before_this} (last{}) ({indexed})",
+                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response (last{}) ({indexed})",
                 super::RESPONSE_WINDOW_SECS / 86_400,
                 fmt_date(Some(d))
             ),
@@ -235,79 +226,4 @@ fn backscatter(
         }
     }
     verdict(Decision::Backscatter, original, reasons)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::classify::{classify_at, Decision};
-    use crate::sent::{SentIndex, SentMessage};
-    use crate::Context;
-
-    /// Hand-written (marked as such): a Postfix-style DSN for mail the
-    /// user really sent to friend@remote.example at 12:00, quoting only the
-    /// original's From and To (no Message-ID, no subject), so the recipient
-    /// rule decides. It arrived at 13:00 the same day; its own `Date:` is the
-    /// reporting MTA's clock.
-    fn dsn(date: &str) -> Vec<u8> {
-        format!(
-            "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.remote.example (Mail Delivery System)\r\nTo: alice@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nDate: {date}\r\nMessage-ID: <dsn-1@mx.remote.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n<friend@remote.example>: host said: 550 5.1.1 User unknown\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.example\r\n\r\nFinal-Recipient: rfc822; friend@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.test\r\nTo: friend@remote.example\r\n\r\n--b--\r\n"
-        )
-        .into_bytes()
-    }
-
-    /// Newcomer round 4, fault 6: the recipient rule counted its week back
-    /// from the response's `Date:`, so a real bounce from an MTA whose clock
-    /// was a year ahead or eight days behind went to quarantine although
-    /// the user wrote to that recipient an hour before it arrived. Where
-    /// the arrival (INTERNALDATE) is known, the week counts back from it.
-    #[test]
-    fn the_recipient_rule_counts_back_from_the_arrival_not_the_mtas_clock() {
-        let sent_at = 1_796_040_000; // Mon, 30 Nov 2026 12:00:00 +0000
-        let arrived = sent_at + 3600;
-        let mut sent = SentIndex::new();
-        sent.insert(
-            &SentMessage::from_raw(
-                b"From: alice@example.test\r\nTo: friend@remote.example\r\nSubject: Lunch on Friday\r\nDate: Mon, 30 Nov 2026 12:00:00 +0000\r\nMessage-ID: <lunch-1@example.test>\r\n\r\nhi\r\n",
-            )
-            .unwrap(),
-        );
-        sent.set_window_days(30);
-        let ctx = Context {
-            sent: &sent,
-            own_addresses: &[],
-        };
-        for date in [
-            "Mon, 30 Nov 2026 13:00:00 +0000",
-            "Tue, 30 Nov 2027 13:00:00 +0000",
-            "Sun, 22 Nov 2026 13:00:00 +0000",
-        ] {
-            let v = classify_at(&dsn(date), &ctx, Some(arrived));
-            assert_eq!(
-                v.verdict,
-                Decision::Legitimate,
-                "Date {date}: {:?}",
-                v.reasons
-            );
-        }
-        // A file has only its Date: a year off is then too far.
-        let v = classify_at(&dsn("Tue, 30 Nov 2027 13:00:00 +0000"), &ctx, None);
-        assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
-        assert!(
-            v.reasons[0].contains("before this response"),
-            "{:?}",
-            v.reasons
-        );
-        // Arrived a month later: not shortly after the mail, whatever Date says.
-        let v = classify_at(
-            &dsn("Mon, 30 Nov 2026 13:00:00 +0000"),
-            &ctx,
-            Some(sent_at + 20 * 86_400),
-        );
-        assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
-        assert!(
-            v.reasons[0].contains("before it arrived"),
-            "{:?}",
-            v.reasons
-        );
-    }
 }

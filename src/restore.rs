@@ -333,9 +333,18 @@ pub async fn restore_with(
             )
             .await;
             match done {
-                Ok(()) => {
-                    summary.restored += chunk.len();
-                    summary.planned.extend(chunk.iter().map(|p| plan(p, dest)));
+                Ok(o) => {
+                    // Another client may have deleted or moved some of the
+                    // batch meanwhile (`NO [EXPUNGEISSUED]`: the rest was
+                    // moved without them, `clean::settle_move`).
+                    summary.restored += o.moved.len();
+                    summary.missing += o.elsewhere.len() + o.gone.len();
+                    summary.planned.extend(
+                        chunk
+                            .iter()
+                            .filter(|p| o.moved.contains(&p.item.uid))
+                            .map(|p| plan(p, dest)),
+                    );
                 }
                 Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::No => {
                     // Refused (the batch was reconciled): say what stayed.
@@ -375,7 +384,7 @@ async fn restore_batch(
     chunk: &[&Placed],
     reconciled: &std::collections::HashSet<String>,
     n: usize,
-) -> Result<(), CleanError> {
+) -> Result<crate::clean::MoveOutcome, CleanError> {
     let uids: Vec<u32> = chunk.iter().map(|p| p.item.uid).collect();
     // A `\Deleted` the journal says backscatter set (an interrupted move
     // by COPY, the message not `\Deleted` before) comes off before the
@@ -428,13 +437,11 @@ async fn restore_batch(
     let mut intents = intents;
     crate::clean::note_copy_floor(imap, &mut intents, dest).await?;
     journal::append(journal_path, &intents).map_err(io_err("write the journal"))?;
-    let mapping = imap.uid_move_mapped(&uids, dest).await?;
-    let mut marker = Entry::marker(Op::Commit, &batch, now(), Vec::new());
-    if let Some(m) = mapping {
-        marker.dest_uidvalidity = m.uidvalidity;
-        marker.mapped = m.pairs;
-    }
-    journal::append(journal_path, &[marker]).map_err(io_err("write the journal"))
+    // Settled as `clean` settles its moves: a NO [EXPUNGEISSUED] (another
+    // client deleted one of the batch) moves the rest without those, a
+    // short COPYUID commits what it names, other refusals are reconciled.
+    let answer = imap.uid_move_mapped(&uids, dest).await;
+    crate::clean::settle_move(imap, a, journal_path, &batch, &intents, answer).await
 }
 
 /// The quarantine as [`list`] found it.

@@ -791,9 +791,12 @@ async fn process(
         own_addresses: &a.addresses,
     };
     let mut rows = classify_batch(imap, uids, &ctx).await?;
-    for uid in uids.iter().filter(|u| !rows.iter().any(|r| r.uid == **u)) {
-        warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
-    }
+    let missing: Vec<u32> = uids
+        .iter()
+        .copied()
+        .filter(|u| !rows.iter().any(|r| r.uid == *u))
+        .collect();
+    say_unjudged(imap, a, mailbox, &missing).await?;
     let is_forged = |r: &Row| r.verdict.verdict == Decision::Backscatter;
     let mut latest = None;
     if rows.iter().any(is_forged) {
@@ -884,6 +887,33 @@ async fn process(
     }
     *view = Some(latest.unwrap_or(SentView { index: sent, marks }));
     Ok(moved)
+}
+
+/// Say what became of UIDs the server returned nothing readable for (one
+/// `UID SEARCH`, only when there are any): gone since (another client, or
+/// a `clean` beside this agent, moved or deleted them: nothing to warn
+/// about, logged at debug level), or still there and unreadable (left
+/// where they are, a warning each).
+async fn say_unjudged(
+    imap: &mut Imap,
+    a: &Account,
+    mailbox: &str,
+    uids: &[u32],
+) -> Result<(), ImapError> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let present = imap
+        .uid_search(&format!("UID {}", imap::uid_set(uids)))
+        .await?;
+    for &uid in uids {
+        if present.contains(&uid) {
+            warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
+        } else {
+            debug!(account = %a.name, mailbox = %mailbox, uid, "gone before it could be read (moved or deleted by another client)");
+        }
+    }
+    Ok(())
 }
 
 /// Mail that came during IDLE, in as few round trips as the server
@@ -1049,12 +1079,12 @@ async fn arrival(
     }
     if !structure.is_empty() {
         rows.extend(classify_batch(imap, &structure, &ctx).await?);
-        for uid in structure
+        let missing: Vec<u32> = structure
             .iter()
-            .filter(|u| !rows.iter().any(|r| r.uid == **u))
-        {
-            warn!(account = %a.name, mailbox = %mailbox, uid, "could not be judged (the server returned nothing readable for it): left where it is");
-        }
+            .copied()
+            .filter(|u| !rows.iter().any(|r| r.uid == *u))
+            .collect();
+        say_unjudged(imap, a, mailbox, &missing).await?;
     }
     rows.sort_by_key(|r| r.uid);
     // Backscatter that arrived before the index reaches back far enough

@@ -299,7 +299,17 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             } else {
                 quarantine.clone()
             },
-            s.left_behind.join("; ")
+            {
+                // At most three named; `--json` lists them all.
+                let mut shown = s.left_behind[..s.left_behind.len().min(3)].join("; ");
+                if s.left_behind.len() > 3 {
+                    shown.push_str(&format!(
+                        "; and {} more (`--json` lists them all)",
+                        s.left_behind.len() - 3
+                    ));
+                }
+                shown
+            }
         )));
     }
     Ok(ExitCode::SUCCESS)

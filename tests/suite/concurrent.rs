@@ -169,6 +169,73 @@ fn clean_without_move_counts_what_another_client_moved_before_its_copy() {
     clean_loses_a_race("race_clean_copy", true, "UID COPY");
 }
 
+/// Newcomer round 4, fault 4: a mail client deletes one quarantined
+/// message just before `restore`'s UID MOVE reaches Dovecot, which then
+/// refuses the whole move `NO [EXPUNGEISSUED]`. The rest of the batch is
+/// moved without it (as `clean` does), the deleted one is counted as no
+/// longer in quarantine, exit 0; before, all 500 stayed with a 100 KB
+/// error line.
+#[test]
+fn restore_moves_the_rest_when_a_client_deletes_one_meanwhile() {
+    let Some(dc) = Dovecot::start_or_skip("restore_expunged") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 60);
+    let dir = tempdir("restore-expunged");
+    let cfg = config(&dir, dc.imap_port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+    let port = dc.imap_port;
+    let deleted: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let action = {
+        let deleted = deleted.clone();
+        move |command: &str| {
+            let set = command.split_whitespace().nth(2).unwrap_or("");
+            let Some(uid) = uids_of(set).into_iter().next() else {
+                return;
+            };
+            let mut other = Imap::connect(port, "alice", password("alice"));
+            let id = other
+                .fetch_message_ids("Backscatter")
+                .into_iter()
+                .find(|(u, _)| *u == uid)
+                .and_then(|(_, id)| id);
+            other.select("Backscatter");
+            other
+                .command(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
+                .expect("the client's flag");
+            other
+                .command(&format!("UID EXPUNGE {uid}"))
+                .expect("the client's expunge");
+            other.logout();
+            *deleted.lock().unwrap() = id;
+        }
+    };
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            before: vec![Hook::before("UID MOVE", action).times(1)],
+            ..Rules::default()
+        },
+    );
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["restored"], forged - 1, "{out}");
+    assert_eq!(r["missing"], 1, "{out}");
+    let gone = deleted
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the client deleted one");
+    let rest: Vec<String> = ids.iter().filter(|id| **id != gone).cloned().collect();
+    assert_eq!(each_in_one_place(&dc, &rest, "after restore"), 0);
+    assert!(!crate::refusals::places(&dc).contains_key(&gone));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Newcomer round 4, fault 1: two `clean`s of one account at once (cron
 /// and a person) each had their `UID MOVE` of the same messages answered
 /// OK by Dovecot, which left 500 messages twice in quarantine. Now one

@@ -388,11 +388,74 @@ pub fn learn_outbound_hosts<'a>(legitimate: impl IntoIterator<Item = &'a Evidenc
         } else {
             h.by.clone()
         };
-        if let Some(host) = host.filter(|h| is_host_name(h)) {
+        if let Some(host) = host.filter(|h| is_host_name(h) && !is_shared_provider_host(h)) {
             out.insert(host);
         }
     }
     out.into_iter().collect()
+}
+
+/// Domains of mail providers whose submission and outbound servers
+/// millions of senders share (each provider's own documented SMTP hosts:
+/// Gmail/Google Workspace, Microsoft 365/Outlook.com, Yahoo/AOL, Apple
+/// iCloud, Zoho, GMX/WEB.DE, Mail.ru, Yandex, Fastmail, Proton, QQ,
+/// NetEase, Naver, and the sending services Amazon SES, SendGrid,
+/// Mailgun, SparkPost, Mailchimp/Mandrill). That the user's own mail went
+/// through one of them says the user uses that provider, not that another
+/// message through it came from the user's account: spammers send through
+/// the same hosts from stolen and throwaway accounts. Such hosts are never
+/// learned as the user's (newcomer round 4: `report` told a joe-job victim
+/// on Gmail "Act now: change the passwords"); `outbound-hosts` can still
+/// name one.
+pub const SHARED_PROVIDER_DOMAINS: &[&str] = &[
+    "google.com",
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "office365.com",
+    "microsoft.com",
+    "yahoo.com",
+    "yahoodns.net",
+    "yahoo.co.jp",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "zoho.com",
+    "zohomail.com",
+    "zoho.eu",
+    "gmx.net",
+    "gmx.com",
+    "web.de",
+    "mail.ru",
+    "yandex.net",
+    "yandex.ru",
+    "fastmail.com",
+    "messagingengine.com",
+    "protonmail.ch",
+    "proton.me",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "naver.com",
+    "amazonses.com",
+    "sendgrid.net",
+    "mailgun.org",
+    "mailgun.net",
+    "sparkpostmail.com",
+    "mandrillapp.com",
+    "mcsv.net",
+];
+
+/// Is `host` (a host name, any case) one of a shared provider's
+/// ([`SHARED_PROVIDER_DOMAINS`]): the domain itself or a name under it?
+pub fn is_shared_provider_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    SHARED_PROVIDER_DOMAINS
+        .iter()
+        .any(|d| h == *d || h.ends_with(&format!(".{d}")))
 }
 
 /// A name that identifies one host: a domain name with a dot, not
@@ -811,6 +874,21 @@ mod tests {
             Vec::<String>::new(),
             "bay182-w41 is no host name, and bay004-omc1s18.hotmail.com is not the sender's"
         );
+        // Real mail submitted through Gmail (Sisimai lhost-gmail-01: `by
+        // mx.google.com with ESMTPSA`): Gmail's hosts are everyone's, never
+        // learned as the user's.
+        let gmail = sample("tests/corpus/sisimai/bsd/lhost-gmail-01.eml");
+        assert!(
+            gmail
+                .hops
+                .last()
+                .and_then(|h| h.by.as_deref())
+                .is_some_and(is_shared_provider_host),
+            "{gmail:?}"
+        );
+        assert_eq!(learn_outbound_hosts([&gmail]), Vec::<String>::new());
+        assert!(is_shared_provider_host("SMTP.Gmail.com."));
+        assert!(!is_shared_provider_host("notgmail.com"));
         let relayed = sample("tests/corpus/sisimai/bsd/lhost-einsundeins-03.eml");
         assert_eq!(
             learn_outbound_hosts([&relayed]),

@@ -65,7 +65,8 @@ impl Default for Timing {
 
 impl Timing {
     /// The defaults, with `BACKSCATTER_IDLE_CHECK` (seconds) overriding
-    /// `check` and capping `nopush_check` (for tests and impatient users).
+    /// `check` and capping `nopush_check` and `poll` (for tests and
+    /// impatient users).
     pub fn from_env() -> Timing {
         let mut t = Timing::default();
         if let Some(s) = std::env::var("BACKSCATTER_IDLE_CHECK")
@@ -75,6 +76,7 @@ impl Timing {
         {
             t.check = Duration::from_secs_f64(s);
             t.nopush_check = t.nopush_check.min(t.check);
+            t.poll = t.poll.min(t.check);
         }
         t
     }
@@ -275,6 +277,9 @@ pub async fn watch_mailbox(
     let mut rules = a.rules.clone().map(crate::filter::RulesFile::new);
     // Likewise an empty sent index.
     let guard = SentGuard::new(state_path(&dirs.state, &a.name), events.clone());
+    // A server that lists IDLE but refuses it: polled from then on, across
+    // reconnections.
+    let mut idle_refused = false;
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -289,6 +294,7 @@ pub async fn watch_mailbox(
             &events,
             rules.as_mut(),
             &guard,
+            &mut idle_refused,
         )
         .await
         {
@@ -331,6 +337,7 @@ async fn session(
     events: &Option<Events>,
     mut rules_file: Option<&mut crate::filter::RulesFile>,
     guard: &SentGuard,
+    idle_refused: &mut bool,
 ) -> Result<(), CleanError> {
     let mut imap = imap::connect(a, secret).await?;
     // The state file keeps the configured name; the server gets its own.
@@ -496,7 +503,7 @@ async fn session(
                 imap.logout().await;
                 return Ok(());
             }
-            if !imap.has("IDLE") {
+            if !imap.has("IDLE") || *idle_refused {
                 tokio::select! {
                     _ = tokio::time::sleep(timing.poll) => {}
                     _ = stopped(shutdown.clone()) => {
@@ -542,8 +549,31 @@ async fn session(
                     Push::Unknown => timing.check.min(timing.reidle),
                     Push::Silent => timing.nopush_check,
                 };
-                p.wait_idle(&mut imap, max, timing.silent, stopped(shutdown.clone()))
-                    .await?
+                match p
+                    .wait_idle(&mut imap, max, timing.silent, stopped(shutdown.clone()))
+                    .await
+                {
+                    Ok(o) => o,
+                    // The server lists IDLE but answers it NO or BAD: it is
+                    // treated as missing (polled), not as a broken
+                    // connection to log in to again and again.
+                    Err(e)
+                        if matches!(e.kind, ErrorKind::No | ErrorKind::Protocol)
+                            && e.message.contains("start IDLE")
+                            && !p.in_idle() =>
+                    {
+                        *idle_refused = true;
+                        warn!(
+                            account = %a.name,
+                            mailbox = %mailbox,
+                            "{e}: checking for new mail every {} s instead",
+                            timing.poll.as_secs()
+                        );
+                        look = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         if outcome == IdleOutcome::Stopped {

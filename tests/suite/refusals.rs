@@ -310,6 +310,51 @@ fn watch_retries_a_refused_search() {
     assert!(text.contains("reconnecting in"), "{text}");
 }
 
+/// Newcomer round 4, fault 5h: a server that lists IDLE but answers it
+/// `BAD`. `watch` says once that it polls instead and moves new mail at
+/// the next look, on the same connection, instead of logging in again
+/// and again with a growing backoff.
+#[test]
+fn watch_polls_where_the_server_refuses_idle() {
+    let Some(dc) = Dovecot::start_or_skip("watch_idle_refused") else {
+        return;
+    };
+    let f = flood(60);
+    let forged = crate::flood::forged(&f, 1).remove(0);
+    dc.imap("alice").append_many("Sent", &f.sent);
+    let mut idle_bad = Refusal::no("IDLE", "", "Unknown command");
+    idle_bad.status = "BAD".into();
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            refuse: vec![idle_bad],
+            ..Rules::default()
+        },
+    );
+    let dir = tempdir("watch-idle-refused");
+    let cfg = config(&dir, proxy.port);
+    let (mut child, log) = crate::util::spawn_watch(
+        crate::util::backscatter(&dir, &cfg, &["watch"])
+            .env("PW", "alicepw")
+            .env("BACKSCATTER_IDLE_CHECK", "1"),
+    );
+    log.wait_for_text(
+        "the agent to give up IDLE",
+        Duration::from_secs(60),
+        "checking for new mail every 1 s instead",
+    );
+    dc.imap("alice").append("INBOX", &forged);
+    let id = id_of(&forged);
+    log.wait_for("the bounce to move", Duration::from_secs(60), || {
+        places(&dc).get(&id).is_some_and(|m| m == &["Backscatter"])
+    });
+    crate::util::stop(&mut child);
+    let text = log.finish();
+    assert_eq!(text.matches("instead").count(), 1, "said once: {text}");
+    assert!(!text.contains("reconnecting"), "{text}");
+    assert_eq!(proxy.seen(|s| s.connections), 1, "{text}");
+}
+
 /// `NO [UNAVAILABLE]` at LOGIN is not a wrong password: clean says it is
 /// temporary (exit 1), and watch keeps retrying until the login works,
 /// then moves the bounce.

@@ -1793,6 +1793,8 @@ impl Imap {
     ) -> Result<(Selected, bool), ImapError> {
         let what = format!("open mailbox \"{}\"", shown(mailbox));
         let m = timed(&what, self.session.select(wire_name(mailbox, &what)?)).await?;
+        // What a COPY's take-back selects again (`take_back_copies`).
+        self.selected = Some((mailbox.to_string(), false, m.uid_validity.unwrap_or(0)));
         let allowed = m.permanent_flags.iter().any(|f| match f {
             async_imap::types::Flag::MayCreate => true,
             async_imap::types::Flag::Custom(c) => c.eq_ignore_ascii_case(keyword),

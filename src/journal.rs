@@ -187,10 +187,12 @@ fn append_unnamed(path: &Path, entries: &[Entry]) -> io::Result<()> {
     f.sync_data()
 }
 
-/// Compact the journal when it is larger than `max_bytes`: the dropped
-/// lines go to `journal-ACCOUNT.old.jsonl` (replacing the previous one),
-/// the rest replaces the journal atomically. Returns (lines before,
-/// lines after) when it compacted.
+/// Compact the journal when it is larger than `max_bytes` and holds
+/// something old enough to drop: the dropped lines go to
+/// `journal-ACCOUNT.old.jsonl` (replacing the previous one), the rest
+/// replaces the journal atomically. Returns (lines before, lines after)
+/// when it compacted; a journal with nothing to drop is left untouched
+/// (not rewritten on every run).
 pub fn maybe_compact(path: &Path, now: i64, max_bytes: u64) -> io::Result<Option<(usize, usize)>> {
     match std::fs::metadata(path) {
         Ok(m) if m.len() > max_bytes => {}
@@ -201,6 +203,11 @@ pub fn maybe_compact(path: &Path, now: i64, max_bytes: u64) -> io::Result<Option
     let _lock = lock(path, true)?;
     let entries = read(path)?;
     let kept = compact(&entries, now, KEEP_DAYS);
+    if kept.len() == entries.len() {
+        // Nothing old enough to drop: the file stays as it is (rewriting
+        // it unchanged on every run of a busy account cost a full copy).
+        return Ok(None);
+    }
     let kept_set: HashSet<String> = kept
         .iter()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
@@ -608,6 +615,10 @@ mod tests {
         let _ = std::fs::remove_file(&p);
         append(&p, &entries).unwrap();
         assert_eq!(maybe_compact(&p, 100 * day, u64::MAX).unwrap(), None);
+        // Too large, but nothing old enough to drop yet: left untouched.
+        let untouched = std::fs::metadata(&p).unwrap().modified().unwrap();
+        assert_eq!(maybe_compact(&p, 0, 1).unwrap(), None);
+        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), untouched);
         let (before, after) = maybe_compact(&p, 100 * day, 1).unwrap().unwrap();
         assert_eq!((before, after), (entries.len(), small.len()));
         assert_eq!(read(&p).unwrap(), small);

@@ -618,7 +618,10 @@ mod tests {
         // Too large, but nothing old enough to drop yet: left untouched.
         let untouched = std::fs::metadata(&p).unwrap().modified().unwrap();
         assert_eq!(maybe_compact(&p, 0, 1).unwrap(), None);
-        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), untouched);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().modified().unwrap(),
+            untouched
+        );
         let (before, after) = maybe_compact(&p, 100 * day, 1).unwrap().unwrap();
         assert_eq!((before, after), (entries.len(), small.len()));
         assert_eq!(read(&p).unwrap(), small);

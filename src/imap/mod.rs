@@ -1725,13 +1725,14 @@ impl Imap {
             let copies = uid_set(&copies);
             let sel = self.select(dest).await?;
             if sel.uid_validity == m.uidvalidity {
-                let expunged = match self
+                let marked = self
                     .checked(
                         "take back copies",
                         &format!("UID STORE {copies} +FLAGS.SILENT (\\Deleted)"),
                     )
-                    .await
-                {
+                    .await;
+                let flagged = marked.is_ok();
+                let expunged = match marked {
                     Ok(()) => {
                         self.checked("take back copies", &format!("UID EXPUNGE {copies}"))
                             .await
@@ -1741,7 +1742,9 @@ impl Imap {
                 match expunged {
                     Ok(()) => outcome = TakeBack::Done,
                     Err(e) if e.kind == ErrorKind::No => {
-                        if !our_copies.is_empty() {
+                        // Only a flag this take-back set comes off (a
+                        // refused STORE set none).
+                        if flagged && !our_copies.is_empty() {
                             self.checked(
                                 "take the \\Deleted flag off the copies",
                                 &format!(

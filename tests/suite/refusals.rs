@@ -764,6 +764,33 @@ fn restore_with_refused_expunges_leaves_no_deleted_flag() {
     assert_eq!(each_in_one_place(&dc, &ids, "after the second restore"), 0);
 }
 
+/// Newcomer round 4, fault 5b: a server without MOVE that refuses every
+/// `UID STORE`: nothing gets flagged, and the error says so ("none of
+/// them marked \Deleted"), not "some still marked \Deleted (do not expunge
+/// either mailbox)". The next run, with STORE allowed, finishes the move.
+#[test]
+fn refused_stores_say_nothing_is_flagged() {
+    let Some(dc) = Dovecot::start_or_skip("refused_all_stores") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 30);
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID STORE", "CANNOT", "Flags refused")];
+    let proxy = QuirkProxy::start(dc.imap_port, rules);
+    let dir = tempdir("refused-all-stores");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("none of them marked \\Deleted"), "{err}");
+    for mb in ["INBOX", "Backscatter"] {
+        assert_eq!(deleted_ids(&dc, mb), Vec::<String>::new(), "{mb}");
+    }
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after the rerun"), forged);
+}
+
 /// What an earlier version left (fault 3): a batch finished by a rerun
 /// whose quarantined copies still carry backscatter's `\Deleted`.
 /// `restore` takes the flag off (the journal says the move was

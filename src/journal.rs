@@ -560,6 +560,35 @@ mod tests {
         assert_eq!(quarantined(&entries).len(), 2);
     }
 
+    /// Newcomer round 4, fault 5e: `watch` against a server that refuses
+    /// UID MOVE journals the same moves again after every reconnection,
+    /// each batch then checked and found not moved. Those intents carry
+    /// nothing to undo: compaction drops them at once, recent or not; a
+    /// checked batch that did move a message keeps that one.
+    #[test]
+    fn compaction_drops_intents_a_check_found_not_moved() {
+        let mut entries = Vec::new();
+        for b in 0..50u32 {
+            let batch = format!("refused{b}");
+            entries.push(q(&batch, 7, "<7@x>"));
+            entries.push(q(&batch, 8, "<8@x>"));
+            entries.push(Entry::marker(Op::Reconciled, &batch, 2, vec![]));
+        }
+        entries.push(q("partly", 9, "<9@x>"));
+        entries.push(q("partly", 10, "<10@x>"));
+        entries.push(Entry::marker(Op::Reconciled, "partly", 2, vec![10]));
+        entries.push(q("open", 11, "<11@x>"));
+        let kept = compact(&entries, 3, 30);
+        let keys: Vec<String> = kept
+            .iter()
+            .filter(|e| e.op == Op::Quarantine)
+            .map(Entry::key)
+            .collect();
+        assert_eq!(keys, ["partly/10", "open/11"]);
+        assert_eq!(quarantined(&kept), quarantined(&entries));
+        assert_eq!(unfinished(&kept), unfinished(&entries));
+    }
+
     #[test]
     fn compaction_keeps_what_restore_needs() {
         let day = 86_400;

@@ -337,9 +337,12 @@ pub const COMPACT_BYTES: u64 = 8 << 20;
 
 /// The journal without what neither `restore` nor a report can need: lines
 /// older than `keep_days` are dropped unless they are a message still in
-/// quarantine or part of an unfinished batch; batch markers stay with the
-/// entries they close (their UID mappings trimmed to them). Folding the
-/// result gives the same [`quarantined`] and [`unfinished`] as the input.
+/// quarantine or part of an unfinished batch; the intents of a batch that
+/// was checked and found not to have moved them (a refused move, retried
+/// by `watch` after each reconnection) are dropped at once, whatever
+/// their age; batch markers stay with the entries they close (their UID
+/// mappings trimmed to them). Folding the result gives the same
+/// [`quarantined`] and [`unfinished`] as the input.
 pub fn compact(entries: &[Entry], now: i64, keep_days: i64) -> Vec<Entry> {
     let cutoff = now - keep_days * 86_400;
     let held: HashSet<String> = quarantined(entries).iter().map(Entry::key).collect();
@@ -347,7 +350,30 @@ pub fn compact(entries: &[Entry], now: i64, keep_days: i64) -> Vec<Entry> {
         .iter()
         .filter_map(|b| b.first().map(|e| e.batch.clone()))
         .collect();
+    // Batches closed by a check (no commit) and the UIDs the check found
+    // moved.
+    let committed: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.op == Op::Commit)
+        .map(|e| e.batch.as_str())
+        .collect();
+    let mut checked: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for e in entries.iter().filter(|e| e.op == Op::Reconciled) {
+        if !committed.contains(e.batch.as_str()) {
+            checked
+                .entry(e.batch.as_str())
+                .or_default()
+                .extend(e.moved.iter().copied());
+        }
+    }
+    let never_moved = |e: &Entry| {
+        !open.contains(&e.batch)
+            && checked
+                .get(e.batch.as_str())
+                .is_some_and(|moved| !moved.contains(&e.uid))
+    };
     let keep = |e: &Entry| match e.op {
+        Op::Quarantine | Op::Restore if never_moved(e) => false,
         Op::Quarantine => e.ts >= cutoff || held.contains(&e.key()) || open.contains(&e.batch),
         Op::Restore => e.ts >= cutoff || open.contains(&e.batch),
         Op::Gone | Op::Failed => e.ts >= cutoff,

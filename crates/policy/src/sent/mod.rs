@@ -327,17 +327,22 @@ impl SentIndex {
         Some(SentMatch::Recipient { address: k, date })
     }
 
-    /// Like [`SentIndex::wrote_to`], for a response dated `at` (Unix
+    /// Like [`SentIndex::wrote_to`], for a response of time `at` (Unix
     /// seconds): only a message to `address` sent at most
     /// [`RESPONSE_WINDOW_SECS`] before it (or up to a day after, for clock
-    /// skew) can be its original. A message without a date counts, as does
-    /// any message when `at` is unknown. `Err` carries the newest date the
-    /// user wrote to `address`, when that was outside the window. Only
-    /// the sent mail of `w` is looked at.
+    /// skew) can be its original. `arrived`: `at` is when the response
+    /// arrived (the server's INTERNALDATE), compared with when each sent
+    /// message was saved in Sent (its INTERNALDATE, else its `Date:`);
+    /// otherwise `at` is the response's `Date:`, compared with each sent
+    /// message's `Date:`. A message without a date counts, as does any
+    /// message when `at` is unknown. `Err` carries the newest time the
+    /// user wrote to `address`, when that was outside the window. Only the
+    /// sent mail of `w` is looked at.
     pub fn wrote_to_before(
         &self,
         address: &str,
         at: Option<i64>,
+        arrived: bool,
         w: Option<&Window>,
     ) -> Result<Option<SentMatch>, i64> {
         let Some(at) = at else {
@@ -352,7 +357,9 @@ impl SentIndex {
             if !self.records[i].within(w) {
                 continue;
             }
-            match self.records[i].date {
+            let r = &self.records[i];
+            let when = if arrived { r.when() } else { r.date };
+            match when {
                 None => {
                     return Ok(Some(SentMatch::Recipient {
                         address: k,
@@ -657,7 +664,7 @@ mod tests {
             .corroborate_in(&bob, Some(subject), None, Some(&late))
             .is_none());
         assert_eq!(
-            idx.wrote_to_before("bob@example.net", Some(160 * day), Some(&late)),
+            idx.wrote_to_before("bob@example.net", Some(160 * day), true, Some(&late)),
             Ok(None)
         );
         // Nor one that arrived before it was sent.

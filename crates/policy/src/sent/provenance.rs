@@ -149,10 +149,19 @@ pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) ->
 
     // Rule 2: no original Message-ID: a recipient written to shortly
     // before the response, then a subject.
+    // "Shortly before" counts back from the response's own `Date:`, except
+    // where that is impossible: a response cannot be written more than a
+    // day after it arrived (INTERNALDATE), so such a `Date:` is the
+    // reporting MTA's clock running ahead, and the arrival counts instead,
+    // against when the user's mail was saved in Sent.
+    let (at, by_arrival) = match (dated, arrived) {
+        (Some(d), Some(t)) if d > t + super::window::SKEW_SECS => (Some(t), true),
+        _ => (dated, false),
+    };
     let mut too_early: Option<(String, i64)> = None;
     let mut matched = None;
     for r in &original.recipients {
-        match ctx.sent.wrote_to_before(r, dated, w) {
+        match ctx.sent.wrote_to_before(r, at, by_arrival, w) {
             Ok(Some(m)) => {
                 matched = Some(m);
                 break;
@@ -189,8 +198,9 @@ pub fn decide_at(response: Response, ctx: &Context<'_>, arrived: Option<i64>) ->
         reasons.insert(
             0,
             format!(
-                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response (last{}) ({indexed})",
+                "decided by the recipient (no original Message-ID found): you wrote to {r}, but not in the {} days before this response {} (last{}) ({indexed})",
                 super::RESPONSE_WINDOW_SECS / 86_400,
+                if by_arrival { "arrived" } else { "was dated" },
                 fmt_date(Some(d))
             ),
         );
@@ -226,4 +236,69 @@ fn backscatter(
         }
     }
     verdict(Decision::Backscatter, original, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::classify::{classify_at, Decision};
+    use crate::sent::{SentIndex, SentMessage};
+    use crate::Context;
+
+    /// Hand-written (marked as such): a Postfix-style DSN for mail the user
+    /// really sent to friend@remote.example, quoting only the original's
+    /// From and To (no Message-ID, no subject), so the recipient rule
+    /// decides; its own `Date:` is the reporting MTA's clock.
+    fn dsn(date: &str) -> Vec<u8> {
+        format!(
+            "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.remote.example (Mail Delivery System)\r\nTo: alice@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nDate: {date}\r\nMessage-ID: <dsn-1@mx.remote.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n<friend@remote.example>: host said: 550 5.1.1 User unknown\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.example\r\n\r\nFinal-Recipient: rfc822; friend@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.test\r\nTo: friend@remote.example\r\n\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// Newcomer round 4, fault 6 (in part): a real bounce from an MTA
+    /// whose clock runs a year ahead went to quarantine although the user
+    /// wrote to that recipient an hour before it arrived. A `Date:` more
+    /// than a day after the arrival (INTERNALDATE) cannot be right, so the
+    /// week then counts back from the arrival, against when the user's
+    /// mail was saved in Sent. A `Date:` in the past is still used as it
+    /// is (a clock running behind is not told apart from a response that
+    /// sat in a queue).
+    #[test]
+    fn a_date_after_the_arrival_gives_way_to_the_arrival() {
+        let sent_at = 1_796_040_000; // Mon, 30 Nov 2026 12:00:00 +0000
+        let arrived = sent_at + 3600;
+        let mut m = SentMessage::from_raw(
+            b"From: alice@example.test\r\nTo: friend@remote.example\r\nSubject: Lunch on Friday\r\nDate: Mon, 30 Nov 2026 12:00:00 +0000\r\nMessage-ID: <lunch-1@example.test>\r\n\r\nhi\r\n",
+        )
+        .unwrap();
+        m.saved = Some(sent_at + 5);
+        let mut sent = SentIndex::new();
+        sent.insert(&m);
+        sent.set_window_days(30);
+        let ctx = Context {
+            sent: &sent,
+            own_addresses: &[],
+        };
+        let judge = |date: &str, at: Option<i64>| classify_at(&dsn(date), &ctx, at);
+        let v = judge("Mon, 30 Nov 2026 13:00:00 +0000", Some(arrived));
+        assert_eq!(v.verdict, Decision::Legitimate, "{:?}", v.reasons);
+        let v = judge("Tue, 30 Nov 2027 13:00:00 +0000", Some(arrived));
+        assert_eq!(
+            v.verdict,
+            Decision::Legitimate,
+            "a year ahead: {:?}",
+            v.reasons
+        );
+        // A file has only its Date: a year off is then too far.
+        let v = judge("Tue, 30 Nov 2027 13:00:00 +0000", None);
+        assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("was dated"), "{:?}", v.reasons);
+        // Dated ahead and arrived a month after the mail: still too late.
+        let v = judge(
+            "Tue, 30 Nov 2027 13:00:00 +0000",
+            Some(sent_at + 30 * 86_400),
+        );
+        assert_eq!(v.verdict, Decision::Backscatter, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("arrived"), "{:?}", v.reasons);
+    }
 }

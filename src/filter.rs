@@ -40,6 +40,9 @@ pub fn journal_path(data_dir: &Path, account: &str) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct FilterOptions {
     pub mailbox: String,
+    /// Only messages received since this Unix time, as for
+    /// [`crate::clean::CleanOptions::since`]: the server is asked for
+    /// `SINCE` a day early ([`crate::day::search_since`]).
     pub since: Option<i64>,
     pub dry_run: bool,
     /// Run the rules over messages an earlier run handled too (after the
@@ -343,8 +346,11 @@ pub async fn filter(
     } else {
         match opts.since {
             Some(t) => {
-                imap.uid_search(&format!("SINCE {}", imap::imap_date(t)))
-                    .await?
+                imap.uid_search(&format!(
+                    "SINCE {}",
+                    imap::imap_date(crate::day::search_since(t))
+                ))
+                .await?
             }
             None => imap.uid_search("ALL").await?,
         }

@@ -1094,7 +1094,7 @@ pub async fn clean(
     let t0 = imap::counters();
     if opts.since.is_none() && !uids.is_empty() {
         if let Some(oldest) = oldest_uncovered(&mut imap, &uids, stats.reach, a.sent_days).await? {
-            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", imap::imap_date(oldest), window::Window::days_before(a.sent_days));
+            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", crate::day::time(oldest, crate::clock::zone()), window::Window::days_before(a.sent_days));
             let fetched = stats.fetched;
             (sent, stats, _) =
                 sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), Reach::Since(oldest))

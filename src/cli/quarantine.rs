@@ -226,7 +226,7 @@ fn show_one(out: &mut impl Write, l: &Listed, v: &crate::Verdict) -> std::io::Re
         field("Subject", l.subject.as_deref()),
         field("Date", l.date.as_deref()),
         match (&l.mailbox, l.moved) {
-            (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} at {}", when(t)))),
+            (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", when(t)))),
             _ => field(
                 "Filed",
                 Some(&format!(

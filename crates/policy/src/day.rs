@@ -117,6 +117,17 @@ pub fn time(ts: i64, tz: &TimeZone) -> String {
         .to_string()
 }
 
+/// A log line's time stamp: RFC 3339 in `tz` with milliseconds and the
+/// offset, `2026-12-01T08:20:05.123+09:00`, of `secs` Unix seconds and
+/// `nanos` nanoseconds past them.
+pub fn log_stamp(secs: i64, nanos: u32, tz: &TimeZone) -> String {
+    Timestamp::new(secs, i32::try_from(nanos.min(999_999_999)).unwrap_or(0))
+        .unwrap_or_else(|_| instant(secs))
+        .to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
 /// The start of the local hour holding `ts`, Unix seconds (with the
 /// offset in force at `ts`, so the repeated hour of a DST change is two
 /// hours, and a `+05:30` zone's hours start at :30 UTC).
@@ -253,6 +264,19 @@ mod tests {
             let e = parse(s, FLOOD, &TimeZone::UTC).unwrap_err();
             assert!(e.starts_with(&format!("\"{s}\" is not a date")), "{e}");
         }
+    }
+
+    #[test]
+    fn log_stamps() {
+        let k = tz("Pacific/Kiritimati");
+        assert_eq!(
+            log_stamp(FLOOD + 5, 123_456_789, &k),
+            "2026-12-01T00:20:05.123+14:00"
+        );
+        assert_eq!(
+            log_stamp(FLOOD, 0, &TimeZone::UTC),
+            "2026-11-30T10:20:00.000+00:00"
+        );
     }
 
     #[test]

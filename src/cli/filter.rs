@@ -44,10 +44,8 @@ pub struct FilterArgs {
     #[arg(long, default_value = "INBOX")]
     pub mailbox: String,
     /// Only messages received on or after this day: YYYY-MM-DD, today or
-    /// yesterday, a day of your time zone (TZ, else the system's). The
-    /// server compares days in its own zone (IMAP SEARCH SINCE), so one
-    /// day more is asked for: messages up to two days older may be
-    /// filtered too, none of the day is missed.
+    /// yesterday, a day of your time zone (TZ, else the system's), from
+    /// its local midnight (by the time each message arrived).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// List each message's actions, and change nothing; the summary

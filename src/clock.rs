@@ -22,7 +22,7 @@ pub fn zone() -> &'static TimeZone {
         TimeZone::try_system().unwrap_or_else(|_| {
             let tz = std::env::var("TZ").unwrap_or_default();
             eprintln!(
-                "warning: the time zone TZ=\"{}\" is not known here; days and times are taken as UTC",
+                "backscatter: warning: the time zone TZ=\"{}\" is not known here; days and times are taken as UTC",
                 tz.replace(char::is_control, " ")
             );
             TimeZone::UTC

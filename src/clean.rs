@@ -63,7 +63,7 @@ pub struct CleanOptions {
     pub mailbox: String,
     /// Only messages received since this Unix time: the first instant of
     /// the user's day (`--since`, [`crate::day::parse`]). The server
-    /// compares days in its own zone, so it is asked for `SINCE` the day
+    /// compares days in a zone of its choosing, so it is asked for `SINCE` the day
     /// before that instant's UTC date ([`crate::day::search_since`]): a
     /// sweep may read up to two days more than asked, never less than a
     /// `SINCE` of the typed day did.

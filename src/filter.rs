@@ -42,7 +42,7 @@ pub struct FilterOptions {
     pub mailbox: String,
     /// Only messages received since this Unix time (the first instant of
     /// the user's day): the server is asked for `SINCE` a day early, since
-    /// it compares dates in its own zone ([`crate::day::search_since`]),
+    /// it compares dates in a zone of its choosing ([`crate::day::search_since`]),
     /// and what arrived before is dropped by its INTERNALDATE.
     pub since: Option<i64>,
     pub dry_run: bool,

@@ -55,7 +55,7 @@ pub struct CleanArgs {
     pub mailbox: String,
     /// Only messages received on or after this day: YYYY-MM-DD, today or
     /// yesterday, a day of your time zone (TZ, else the system's). The
-    /// server compares days in its own zone (IMAP SEARCH SINCE), so the
+    /// server compares days in a zone of its choosing (IMAP SEARCH SINCE), so the
     /// sweep asks it for one day more, to be sure it misses nothing of
     /// yours: it may judge mail up to two days older. Each message, with
     /// or without it, is judged against the mail you sent in the

@@ -133,7 +133,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
 }
 
 /// The search for `--since` (the first instant of the user's day): the
-/// server compares days in its own zone, so it is asked for a day early
+/// server compares days in a zone of its choosing, so it is asked for a day early
 /// ([`crate::day::search_since`]) and [`wanted`] drops what came before.
 fn search_query(since: Option<i64>) -> String {
     since.map_or_else(

@@ -1303,14 +1303,7 @@ fn restore_since_a_day_east_of_utc_is_the_users_day() {
     };
     const ZONE: &str = "Pacific/Kiritimati";
     let tz = backscatter::day::TimeZone::get(ZONE).expect("tzdata (scripts/test installs it)");
-    let f = flood(60);
-    let forged: Vec<Vec<u8>> = f
-        .inbox
-        .iter()
-        .filter(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .take(6)
-        .cloned()
-        .collect();
+    let forged = crate::flood::forged(&flood(60), 6);
     assert_eq!(forged.len(), 6);
     let (before, rest) = forged.split_at(2);
     let (after, swept) = rest.split_at(2);

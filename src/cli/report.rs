@@ -27,8 +27,9 @@ const CHUNK: usize = 200;
 /// adds the kind recorded at the move) and the automated responses kept in
 /// the mailbox (default INBOX) as legitimate, then shows:
 ///
-///   - messages per hour as a bar chart, when the flood began and whether
-///     it is still going on;
+///   - messages per hour (or day) of your time zone as a bar chart, when
+///     the flood began (the surge's first message) and whether it is still
+///     going on; times are local, with their offset from UTC;
 ///
 ///   - counts per kind, language and reporting MTA family; the top
 ///     failed-recipient domains and the subjects of the forged originals;

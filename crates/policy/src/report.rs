@@ -128,20 +128,26 @@ pub struct Timeline {
     pub start: i64,
     /// Width of a bin in seconds: 3600, or 86400 for spans over a week
     /// (bin `i` is the `i`-th local day after `start`, which lasts 23 or
-    /// 25 hours on a DST change: [`Timeline::bin_start`]).
+    /// 25 hours on a DST change: [`Timeline::bin_starts`]).
     pub bin_seconds: i64,
     pub counts: Vec<usize>,
 }
 
 impl Timeline {
-    /// The start of bin `i`, Unix seconds, in the zone the timeline was
-    /// built in.
-    pub fn bin_start(&self, i: usize, tz: &TimeZone) -> i64 {
-        if self.bin_seconds == 3600 {
-            self.start + 3600 * i as i64
-        } else {
-            (0..i).fold(self.start, |t, _| day::next_day(t, tz))
+    /// The start of each bin, Unix seconds, in the zone the timeline was
+    /// built in (one per count).
+    pub fn bin_starts(&self, tz: &TimeZone) -> Vec<i64> {
+        let mut v = Vec::with_capacity(self.counts.len());
+        let mut t = self.start;
+        for _ in 0..self.counts.len() {
+            v.push(t);
+            t = if self.bin_seconds == 3600 {
+                t + 3600
+            } else {
+                day::next_day(t, tz)
+            };
         }
+        v
     }
 }
 
@@ -511,8 +517,9 @@ impl fmt::Display for Report {
             let max = t.counts.iter().copied().max().unwrap_or(0);
             // Hours with their offset (a DST change repeats one); days
             // as dates.
+            let starts = t.bin_starts(&self.tz);
             let label = |i: usize| {
-                let ts = t.bin_start(i, &self.tz);
+                let ts = starts[i];
                 if t.bin_seconds == 3600 {
                     day::time(ts, &self.tz)
                 } else {
@@ -729,9 +736,11 @@ impl Report {
         ));
         if let Some(t) = &self.timeline {
             let hourly = t.bin_seconds == 3600;
-            let labels: Vec<String> = (0..t.counts.len())
-                .map(|i| {
-                    let u = day::time(t.bin_start(i, &self.tz), &self.tz);
+            let labels: Vec<String> = t
+                .bin_starts(&self.tz)
+                .into_iter()
+                .map(|ts| {
+                    let u = day::time(ts, &self.tz);
                     if hourly {
                         u[5..16].to_string()
                     } else {
@@ -1051,8 +1060,10 @@ mod tests {
         let t = r.timeline.as_ref().unwrap();
         assert_eq!((t.start, t.bin_seconds), (day_start, 86_400));
         assert_eq!(t.counts[0], 34, "{:?}", t.counts);
-        assert_eq!(t.bin_start(1, &la), day_start + 25 * 3600);
-        assert_eq!(day::date(t.bin_start(2, &la), &la), "2025-11-04");
+        let starts = t.bin_starts(&la);
+        assert_eq!(starts.len(), t.counts.len());
+        assert_eq!(starts[1], day_start + 25 * 3600);
+        assert_eq!(day::date(starts[2], &la), "2025-11-04");
     }
 
     #[test]

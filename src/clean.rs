@@ -61,7 +61,12 @@ impl Dirs {
 #[derive(Debug, Clone, Default)]
 pub struct CleanOptions {
     pub mailbox: String,
-    /// Only messages received since this Unix time (IMAP SINCE, by day).
+    /// Only messages received since this Unix time: the first instant of
+    /// the user's day (`--since`, [`crate::day::parse`]). The server
+    /// compares days in a zone of its choosing, so it is asked for `SINCE` the day
+    /// before that instant's UTC date ([`crate::day::search_since`]): a
+    /// sweep may read up to two days more than asked, never less than a
+    /// `SINCE` of the typed day did.
     pub since: Option<i64>,
     pub dry_run: bool,
     /// Read every message, ignoring what earlier sweeps recorded (`--full`).
@@ -1016,7 +1021,7 @@ pub async fn clean(
         a,
         &dirs.state,
         now(),
-        Reach::Since(opts.since.unwrap_or_else(now)),
+        Reach::Since(opts.since.map_or_else(now, crate::day::search_since)),
     )
     .await?;
     let journal_path = journal::path_for(&dirs.data, &a.name);
@@ -1057,7 +1062,9 @@ pub async fn clean(
     let fingerprint = inputs(a, &who, &stats.sources).fingerprint();
     let path = mark_path(&dirs.state, &a.name, &opts.mailbox);
     let stored = load_mark(&path).filter(|m| m.mailbox == opts.mailbox);
-    let since = opts.since.map(imap::imap_date);
+    let since = opts
+        .since
+        .map(|t| imap::imap_date(crate::day::search_since(t)));
     let (uids, base) = match rerun::decide(stored.as_ref(), &fingerprint, &server, opts.full) {
         Plan::Full(why) => {
             tracing::info!(account = %a.name, mailbox = %opts.mailbox, "reading every message: {}", why.describe());
@@ -1087,7 +1094,7 @@ pub async fn clean(
     let t0 = imap::counters();
     if opts.since.is_none() && !uids.is_empty() {
         if let Some(oldest) = oldest_uncovered(&mut imap, &uids, stats.reach, a.sent_days).await? {
-            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", imap::imap_date(oldest), window::Window::days_before(a.sent_days));
+            tracing::info!(account = %a.name, mailbox = %opts.mailbox, "the oldest message arrived {}: reading the sent mail from {} days before it", crate::day::time(oldest, crate::clock::zone()), window::Window::days_before(a.sent_days));
             let fetched = stats.fetched;
             (sent, stats, _) =
                 sentsync::refresh_covering(&mut imap, a, &dirs.state, now(), Reach::Since(oldest))

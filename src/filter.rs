@@ -40,6 +40,10 @@ pub fn journal_path(data_dir: &Path, account: &str) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct FilterOptions {
     pub mailbox: String,
+    /// Only messages received since this Unix time (the first instant of
+    /// the user's day): the server is asked for `SINCE` a day early, since
+    /// it compares dates in a zone of its choosing ([`crate::day::search_since`]),
+    /// and what arrived before is dropped by its INTERNALDATE.
     pub since: Option<i64>,
     pub dry_run: bool,
     /// Run the rules over messages an earlier run handled too (after the
@@ -343,8 +347,13 @@ pub async fn filter(
     } else {
         match opts.since {
             Some(t) => {
-                imap.uid_search(&format!("SINCE {}", imap::imap_date(t)))
-                    .await?
+                let found = imap
+                    .uid_search(&format!(
+                        "SINCE {}",
+                        imap::imap_date(crate::day::search_since(t))
+                    ))
+                    .await?;
+                arrived_since(&mut imap, found, t).await?
             }
             None => imap.uid_search("ALL").await?,
         }
@@ -390,6 +399,29 @@ pub(crate) struct Runner<'r> {
     /// Mailboxes created by `:create` so far.
     pub created: HashSet<String>,
     pub dry_run: bool,
+}
+
+/// Of `uids` (found by a `SEARCH SINCE` a day early), those that arrived
+/// at or after `since` (INTERNALDATE, Unix seconds; one `UID FETCH`):
+/// the user's rules run over the day they named, not the days before
+/// (with `--again`, what the rules copy would be copied again). A message
+/// whose INTERNALDATE the server does not give is kept.
+async fn arrived_since(
+    imap: &mut Imap,
+    uids: Vec<u32>,
+    since: i64,
+) -> Result<Vec<u32>, CleanError> {
+    if uids.is_empty() {
+        return Ok(uids);
+    }
+    let before: HashSet<u32> = imap
+        .uid_fetch(&uids, "(UID INTERNALDATE)")
+        .await?
+        .iter()
+        .filter(|f| f.internal_date.is_some_and(|t| t < since))
+        .filter_map(|f| f.uid)
+        .collect();
+    Ok(uids.into_iter().filter(|u| !before.contains(u)).collect())
 }
 
 impl Runner<'_> {

@@ -8,7 +8,7 @@
 //! `src/cli/`) is private to the binary.
 
 pub use backscatter_policy::{
-    classify, digest, fingerprint, keep, lexicon, mail, mbox, origin, plan, recognise, report,
+    classify, day, digest, fingerprint, keep, lexicon, mail, mbox, origin, plan, recognise, report,
     rerun, rules, sent, sieve, skeleton,
 };
 

@@ -114,7 +114,7 @@ fn describe(e: &Entry) -> String {
             .unwrap_or("a message without Message-ID"),
         e.uid,
         e.mailbox,
-        crate::imap::imap_date(e.ts)
+        crate::day::time(e.ts, crate::clock::zone())
     )
 }
 

@@ -53,10 +53,14 @@ pub struct CleanArgs {
     /// The mailbox to sweep.
     #[arg(long, default_value = "INBOX")]
     pub mailbox: String,
-    /// Only messages received on or after this day (YYYY-MM-DD). Each
-    /// message, with or without it, is judged against the mail you sent
-    /// in the sent-days before it arrived; the sent index is widened to
-    /// reach back that far (once: the cache keeps it).
+    /// Only messages received on or after this day: YYYY-MM-DD, today or
+    /// yesterday, a day of your time zone (TZ, else the system's). The
+    /// server compares days in a zone of its choosing (IMAP SEARCH SINCE), so the
+    /// sweep asks it for one day more, to be sure it misses nothing of
+    /// yours: it may judge mail up to two days older. Each message, with
+    /// or without it, is judged against the mail you sent in the
+    /// sent-days before it arrived; the sent index is widened to reach
+    /// back that far (once: the cache keeps it).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Classify and list what would move, and move nothing.

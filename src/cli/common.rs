@@ -166,32 +166,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-/// `YYYY-MM-DD` (midnight UTC) as Unix seconds.
+pub use crate::clock::zone;
+
+/// A day the user typed (`YYYY-MM-DD`, `today`, `yesterday`), a day of
+/// their time zone ([`zone`]): the Unix seconds of its local midnight
+/// ([`crate::day::parse`]). A usage error otherwise.
 pub fn parse_date(s: &str) -> Result<i64, Error> {
-    let bad = || {
-        Error::Usage(format!(
-            "\"{s}\" is not a date: write YYYY-MM-DD, e.g. 2026-11-20"
-        ))
-    };
-    let mut it = s.trim().split('-');
-    let (y, m, d) = (it.next(), it.next(), it.next());
-    if it.next().is_some() {
-        return Err(bad());
-    }
-    let y: i64 = y.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let m: i64 = m.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let d: i64 = d.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok((era * 146_097 + doe - 719_468) * 86_400)
+    crate::day::parse(s, crate::clock::now(), zone()).map_err(Error::Usage)
 }
 
 pub fn clean_error(e: crate::clean::CleanError) -> Error {
@@ -228,10 +209,10 @@ mod tests {
     }
 
     #[test]
-    fn dates() {
-        assert_eq!(parse_date("1970-01-01").unwrap(), 0);
-        assert_eq!(parse_date("2026-01-01").unwrap(), 1_767_225_600);
-        assert!(parse_date("2026-13-01").is_err());
-        assert!(parse_date("yesterday").is_err());
+    fn dates_are_usage_errors() {
+        // The day itself is tested with explicit zones in policy::day.
+        assert!(matches!(parse_date("2026-13-01"), Err(Error::Usage(_))));
+        assert!(matches!(parse_date("tomorrow"), Err(Error::Usage(_))));
+        assert!(parse_date("today").is_ok());
     }
 }

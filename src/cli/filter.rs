@@ -43,7 +43,9 @@ pub struct FilterArgs {
     /// The mailbox to filter.
     #[arg(long, default_value = "INBOX")]
     pub mailbox: String,
-    /// Only messages received on or after this day (YYYY-MM-DD).
+    /// Only messages received on or after this day: YYYY-MM-DD, today or
+    /// yesterday, a day of your time zone (TZ, else the system's), from
+    /// its local midnight (by the time each message arrived).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// List each message's actions, and change nothing; the summary

@@ -1,6 +1,6 @@
 //! `backscatter quarantine list|show`: what is in quarantine, and why.
 
-use super::common::{account, clean_error, load_config, parse_date, runtime, secret};
+use super::common::{account, clean_error, load_config, parse_date, runtime, secret, zone};
 use super::Error;
 use crate::clean::Dirs;
 use crate::quarantine::Listed;
@@ -17,8 +17,9 @@ pub struct QuarantineArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
-    /// One line per message in quarantine: date, kind, sender, subject and
-    /// the reason it was moved.
+    /// One line per message in quarantine: when it entered quarantine (your
+    /// local time, with its offset from UTC), kind, sender, subject and the
+    /// reason it was moved.
     ///
     /// Messages the server's Sieve script filed are listed too; their
     /// reason is worked out by classifying them now.
@@ -33,7 +34,9 @@ pub enum QuarantineCommand {
         /// The account (default: the one with default = true, or the only one).
         #[arg(long)]
         account: Option<String>,
-        /// Only what entered quarantine on or after this day (YYYY-MM-DD).
+        /// Only what entered quarantine on or after this day: YYYY-MM-DD,
+        /// today or yesterday, a day of your time zone (TZ, else the
+        /// system's), from local midnight.
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
         /// Only this kind: bounce, autoreply, challenge, virus_notice,
@@ -45,7 +48,7 @@ pub enum QuarantineCommand {
         /// reasons, source ("journal": moved by clean or watch; "server":
         /// filed by the server's script, marked $BackscatterFiled; "other":
         /// not moved by backscatter, left out of restore --all), mailbox,
-        /// moved.
+        /// moved (arrived and moved in Unix seconds, zone-free).
         #[arg(long)]
         json: bool,
     },
@@ -85,9 +88,10 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-fn day(ts: i64) -> String {
-    let d = mail_parser::DateTime::from_timestamp(ts);
-    format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+/// When it entered quarantine, for people: local time with the offset
+/// (`2026-12-01 08:20 +09:00`), in the user's zone.
+fn when(ts: i64) -> String {
+    crate::day::time(ts, zone())
 }
 
 pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
@@ -135,7 +139,7 @@ pub fn run(args: QuarantineArgs, config: Option<&Path>) -> Result<ExitCode, Erro
                         out,
                         "{:>6}  {}  {:<15} {:<30} {:<40} {}",
                         l.uid,
-                        day(l.since_key()),
+                        when(l.since_key()),
                         l.kind.map_or("-", |k| k.as_str()),
                         cut(l.sender.as_deref().unwrap_or("(no sender)"), 30),
                         cut(l.subject.as_deref().unwrap_or("(no subject)"), 40),
@@ -222,12 +226,12 @@ fn show_one(out: &mut impl Write, l: &Listed, v: &crate::Verdict) -> std::io::Re
         field("Subject", l.subject.as_deref()),
         field("Date", l.date.as_deref()),
         match (&l.mailbox, l.moved) {
-            (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", day(t)))),
+            (Some(m), Some(t)) => field("Moved", Some(&format!("from {m} on {}", when(t)))),
             _ => field(
                 "Filed",
                 Some(&format!(
                     "by the server's script, arrived {}",
-                    day(l.arrived)
+                    when(l.arrived)
                 )),
             ),
         },

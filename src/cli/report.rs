@@ -27,8 +27,9 @@ const CHUNK: usize = 200;
 /// adds the kind recorded at the move) and the automated responses kept in
 /// the mailbox (default INBOX) as legitimate, then shows:
 ///
-///   - messages per hour as a bar chart, when the flood began and whether
-///     it is still going on;
+///   - messages per hour (or day) of your time zone as a bar chart, when
+///     the flood began (the surge's first message) and whether it is still
+///     going on; times are local, with their offset from UTC;
 ///
 ///   - counts per kind, language and reporting MTA family; the top
 ///     failed-recipient domains and the subjects of the forged originals;
@@ -60,7 +61,10 @@ pub struct ReportArgs {
     /// The mailbox whose legitimate automated responses are listed.
     #[arg(long, default_value = "INBOX")]
     pub mailbox: String,
-    /// Only messages received on or after this day (YYYY-MM-DD).
+    /// Only messages received on or after this day: YYYY-MM-DD, today or
+    /// yesterday, a day of your time zone (TZ, else the system's), from
+    /// its local midnight. Times in the text and HTML report are in that
+    /// zone too, with its offset; --json gives Unix seconds.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Print the report as one JSON object (quarantined, by_kind, timeline,
@@ -105,6 +109,7 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         &a.addresses,
         &a.outbound_hosts,
         crate::clock::now(),
+        crate::clock::zone(),
     );
     if let Some(path) = &args.html {
         let page = r.html().map_err(Error::Runtime)?;
@@ -128,11 +133,20 @@ pub fn run(args: ReportArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The search for `--since` (the first instant of the user's day): the
+/// server compares days in a zone of its choosing, so it is asked for a day early
+/// ([`crate::day::search_since`]) and [`wanted`] drops what came before.
 fn search_query(since: Option<i64>) -> String {
     since.map_or_else(
         || "ALL".to_string(),
-        |s| format!("SINCE {}", imap::imap_date(s)),
+        |s| format!("SINCE {}", imap::imap_date(crate::day::search_since(s))),
     )
+}
+
+/// Did a message that arrived at `ts` (INTERNALDATE, Unix seconds; 0 when
+/// the server gave none, kept) come on or after `since`?
+fn wanted(since: Option<i64>, ts: i64) -> bool {
+    ts == 0 || since.is_none_or(|s| ts >= s)
 }
 
 fn message_id(raw: &[u8]) -> Option<String> {
@@ -195,6 +209,9 @@ async fn gather(
             own_addresses: &a.addresses,
         };
         read_whole(&mut imap, &uids, |raw, ts| {
+            if !wanted(since, ts) {
+                return;
+            }
             let kind = message_id(raw).and_then(|id| kinds.get(&id).copied());
             quarantined.push(Record::read(raw, ts, &plain, kind));
         })
@@ -216,6 +233,9 @@ async fn gather(
     }
     let mut legitimate = Vec::new();
     read_whole(&mut imap, &candidates, |raw, ts| {
+        if !wanted(since, ts) {
+            return;
+        }
         let r = Record::read(raw, ts, &ctx, None);
         if r.decision == Decision::Legitimate {
             legitimate.push(r);

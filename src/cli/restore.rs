@@ -40,6 +40,8 @@ use std::sync::Arc;
 ///   backscatter restore --uid 17 --uid 18 --uidvalidity 1764495616
 ///
 ///   backscatter restore --since 2026-11-20
+///
+///   backscatter restore --since today --dry-run
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "since", "message_id", "uid"])))]
@@ -50,8 +52,10 @@ pub struct RestoreArgs {
     /// Restore everything in quarantine.
     #[arg(long)]
     pub all: bool,
-    /// Restore what was quarantined on or after this day (YYYY-MM-DD;
-    /// messages the server filed: arrived on or after it).
+    /// Restore what was quarantined on or after this day (messages the
+    /// server filed: arrived on or after it): YYYY-MM-DD, today or
+    /// yesterday, a day of your time zone (TZ, else the system's), from
+    /// its local midnight.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Restore the messages with this Message-ID (with or without <>).

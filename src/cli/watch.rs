@@ -38,8 +38,28 @@ pub struct WatchArgs {
     pub account: Vec<String>,
 }
 
+/// Log time stamps in the user's time zone, with the offset (RFC 3339:
+/// `2026-12-01T08:20:05.123+09:00`), as the rest of the output shows
+/// times.
+struct LocalTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LocalTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        w.write_str(&crate::day::log_stamp(
+            secs,
+            d.subsec_nanos(),
+            crate::clock::zone(),
+        ))
+    }
+}
+
 /// The log on stderr: info level (`-v`: debug; `-q`: warnings and errors
 /// only), coloured only on a terminal and without `NO_COLOR`.
+/// Time stamps are local ([`LocalTime`]).
 fn init_logging() {
     use super::common::{verbosity, Verbosity};
     use std::io::IsTerminal;
@@ -53,6 +73,7 @@ fn init_logging() {
         .with_ansi(super::common::color(std::io::stderr().is_terminal()))
         .with_max_level(level)
         .with_target(false)
+        .with_timer(LocalTime)
         .try_init();
 }
 

@@ -1335,3 +1335,76 @@ fn a_deleted_flag_computed_at_run_time_is_never_stored() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `filter --since DAY` west of UTC (TZ=America/Los_Angeles on the child
+/// process): DAY starts at local midnight (08:00 UTC in January), and the
+/// rules run over what arrived from then on (INTERNALDATE), not over the
+/// evening before, which the server's `SEARCH SINCE` (asked a day early,
+/// as the server compares dates in its own zone) also returns.
+#[test]
+fn filter_since_a_day_runs_the_rules_over_the_users_day() {
+    let Some(dc) = Dovecot::start_or_skip("filter_since_local_day") else {
+        return;
+    };
+    let la = backscatter::day::TimeZone::get("America/Los_Angeles")
+        .expect("tzdata (scripts/test installs it)");
+    let midnight = backscatter::day::parse("2026-01-15", 0, &la).unwrap();
+    assert_eq!(
+        backscatter::day::time(midnight, &backscatter::day::TimeZone::UTC),
+        "2026-01-15 08:00 +00:00"
+    );
+    let msgs = inbox(12);
+    assert!(msgs.len() >= 6);
+    // Three the evening before (23:30 local, 07:30 UTC: the UTC day of
+    // DAY already), three after midnight.
+    let dated: Vec<(i64, Vec<u8>)> = msgs[..6]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let ts = if i < 3 {
+                midnight - 1800
+            } else {
+                midnight + 1800
+            };
+            (ts + i as i64, m.clone())
+        })
+        .collect();
+    let mut imap = dc.imap("alice");
+    crate::report::append_dated(&mut imap, "INBOX", &dated);
+    let base = tempdir("filter-since-local");
+    let rules_path = base.join("rules.sieve");
+    // Hand-written rules: everything into one folder.
+    std::fs::write(
+        &rules_path,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Filed\";\n",
+    )
+    .unwrap();
+    let cfg = config(&base, dc.imap_port, "alice", &rules_path);
+    let out = backscatter(&base, &cfg, &["filter", "--since", "2026-01-15", "--json"])
+        .env("BS_TEST_PASSWORD", "alicepw")
+        .env("TZ", "America/Los_Angeles")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(done["scanned"], 3, "{done}");
+    assert_eq!(done["moved"], 3, "{done}");
+    let ids = |mailbox: &str| -> BTreeSet<String> {
+        dc.imap("alice")
+            .fetch_message_ids(mailbox)
+            .into_iter()
+            .filter_map(|(_, id)| id)
+            .collect()
+    };
+    let want = |r: std::ops::Range<usize>| -> BTreeSet<String> {
+        msgs[r].iter().map(|m| crate::flood::id_of(m)).collect()
+    };
+    assert_eq!(ids("Filed"), want(3..6), "after local midnight");
+    assert_eq!(ids("INBOX"), want(0..3), "the evening before");
+    let _ = std::fs::remove_dir_all(&base);
+}

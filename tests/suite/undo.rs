@@ -1288,3 +1288,96 @@ fn clean_dry_run_honours_the_local_list_of_restored_messages() {
     assert_eq!(imap.select("INBOX"), 1);
     let _ = std::fs::remove_dir_all(cli.data());
 }
+
+/// `restore --since DAY` east of UTC (TZ=Pacific/Kiritimati, +14:00 on
+/// the child process): DAY is the user's day, from local midnight. What
+/// entered quarantine after local midnight (moved by `clean` just now, or
+/// filed by the server's script with an INTERNALDATE half an hour after
+/// it: 13.5 hours before that date's UTC midnight, which the old reading
+/// of DAY used) is restored; what came half an hour before local midnight
+/// stays. `quarantine list` prints the local times with their offset.
+#[test]
+fn restore_since_a_day_east_of_utc_is_the_users_day() {
+    let Some(dc) = Dovecot::start_or_skip("restore_since_local_day") else {
+        return;
+    };
+    const ZONE: &str = "Pacific/Kiritimati";
+    let tz = backscatter::day::TimeZone::get(ZONE).expect("tzdata (scripts/test installs it)");
+    let forged = crate::flood::forged(&flood(60), 6);
+    assert_eq!(forged.len(), 6);
+    let (before, rest) = forged.split_at(2);
+    let (after, swept) = rest.split_at(2);
+    // The user's day, and its local midnight (computed once: the CLI
+    // gets the date, not "today", so a midnight passing meanwhile changes
+    // nothing).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let today = backscatter::day::date(now, &tz);
+    let midnight = backscatter::day::parse(&today, now, &tz).unwrap();
+    assert_eq!(
+        backscatter::day::time(midnight, &tz),
+        format!("{today} 00:00 +14:00")
+    );
+    let cli = Cli::new(&dc, "restore-since-local");
+    let mut imap = dc.imap("alice");
+    // Moved by a sweep now: after local midnight.
+    imap.append_many("INBOX", swept);
+    let o = cli.run(&["clean", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(contents(&dc, "Backscatter"), count(swept), "{}", text(&o));
+    // Filed by the server's script half an hour before and after local
+    // midnight (INTERNALDATE, in UTC).
+    for (ts, msgs) in [(midnight - 1800, before), (midnight + 1800, after)] {
+        for m in msgs {
+            let mut cmd = format!(
+                "APPEND Backscatter ({}) \"{}\" {{{}+}}\r\n",
+                backscatter::quarantine::FILED_BY_SCRIPT,
+                crate::report::imap_datetime(ts),
+                m.len()
+            )
+            .into_bytes();
+            cmd.extend_from_slice(m);
+            imap.command_bytes(&cmd).unwrap();
+        }
+    }
+    let tz_run = |args: &[&str]| cli.command(args).env("TZ", ZONE).output().unwrap();
+
+    // The listing: local times with the offset, and --since counts the
+    // user's day.
+    let o = tz_run(&["quarantine", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("{today} 00:30 +14:00")),
+        "the filed message after midnight, in local time: {out}"
+    );
+    assert_eq!(out.matches(" +14:00 ").count(), 6, "{out}");
+    let o = tz_run(&["quarantine", "list", "--since", &today]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with("4 messages in Backscatter shown of 6.\n"),
+        "{}",
+        text(&o)
+    );
+
+    // The restore.
+    let o = tz_run(&["restore", "--since", &today, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut want: Vec<Vec<u8>> = after.to_vec();
+    want.extend_from_slice(swept);
+    assert_eq!(
+        contents(&dc, "INBOX"),
+        count(&want),
+        "after local midnight: {}",
+        text(&o)
+    );
+    assert_eq!(
+        contents(&dc, "Backscatter"),
+        count(before),
+        "before local midnight, left: {}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}

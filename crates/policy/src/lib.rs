@@ -6,10 +6,12 @@
 //! Module layers, each using only those before it:
 //! `mail` ← `lexicon` ← `recognise` ← `sent` (index and provenance) ←
 //! `classify`; then `plan`/`skeleton`, `rerun`, `fingerprint`, `journal`, `keep`,
-//! `sieve`, `rules`, `origin`, `digest`, `report`, and the codecs `names`
-//! (modified UTF-7, namespaces), `managesieve` and `mbox`.
+//! `sieve`, `rules`, `origin`, `digest`, `day` (the user's calendar days),
+//! `report`, and the codecs `names` (modified UTF-7, namespaces),
+//! `managesieve` and `mbox`.
 
 pub mod classify;
+pub mod day;
 pub mod digest;
 pub mod fingerprint;
 pub mod journal;

@@ -5,9 +5,13 @@
 //! ([`Report::html`], charts as inline SVG drawn with plotters). The IMAP
 //! side that gathers the records is `cli::report`.
 //!
-//! Times are Unix seconds, shown in UTC.
+//! Times are Unix seconds. The timeline's hours and days are those of the
+//! user's time zone (an argument, [`crate::day`]), and the text and HTML
+//! show local times with their offset; the JSON keeps Unix seconds and
+//! names the zone.
 
 use crate::classify::{self, Context, Decision, Kind, PARSER};
+use crate::day::{self, TimeZone};
 use crate::lexicon::{Phrase, LEXICON};
 use crate::origin::{self, clean_text, Assessment, Evidence, Own};
 use serde::Serialize;
@@ -116,14 +120,35 @@ fn wording(raw: &[u8]) -> (Option<String>, Option<String>) {
     (lang, mta)
 }
 
-/// Messages per time bin.
+/// Messages per time bin: the local hours or days of the report's zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timeline {
-    /// Start of the first bin, Unix seconds (a whole hour or day, UTC).
+    /// Start of the first bin, Unix seconds: the start of a local hour or
+    /// day ([`day::hour_floor`], [`day::day_floor`]).
     pub start: i64,
-    /// Width of a bin in seconds: 3600, or 86400 for spans over a week.
+    /// Width of a bin in seconds: 3600, or 86400 for spans over a week
+    /// (bin `i` is the `i`-th local day after `start`, which lasts 23 or
+    /// 25 hours on a DST change: [`Timeline::bin_starts`]).
     pub bin_seconds: i64,
     pub counts: Vec<usize>,
+}
+
+impl Timeline {
+    /// The start of each bin, Unix seconds, in the zone the timeline was
+    /// built in (one per count).
+    pub fn bin_starts(&self, tz: &TimeZone) -> Vec<i64> {
+        let mut v = Vec::with_capacity(self.counts.len());
+        let mut t = self.start;
+        for _ in 0..self.counts.len() {
+            v.push(t);
+            t = if self.bin_seconds == 3600 {
+                t + 3600
+            } else {
+                day::next_day(t, tz)
+            };
+        }
+        v
+    }
 }
 
 /// Is the flood still going on?
@@ -131,8 +156,9 @@ pub struct Timeline {
 pub struct Activity {
     /// The first quarantined message.
     pub first: i64,
-    /// The start of the first hour with a real surge (at least a tenth of
-    /// the peak hour, and at least 3): the onset.
+    /// The first message of the first local hour with a real surge (at
+    /// least a tenth of the peak hour, and at least 3): the onset. Never
+    /// before `first`.
     pub onset: i64,
     pub last: i64,
     pub peak_hour: i64,
@@ -157,6 +183,11 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub account: String,
+    /// The time zone of the timeline's hours and days and of the times in
+    /// the text and HTML: an IANA name (`Asia/Tokyo`) or an offset.
+    pub zone: String,
+    #[serde(skip)]
+    pub tz: TimeZone,
     /// When the report was made, Unix seconds.
     pub generated: i64,
     /// Messages in quarantine (within `--since`).
@@ -202,7 +233,8 @@ fn tally<'a>(it: impl Iterator<Item = Option<&'a str>>) -> BTreeMap<String, usiz
 /// Build the report. `quarantined`: the responses in quarantine;
 /// `legitimate`: the legitimate responses kept in the mailbox;
 /// `addresses` and `outbound_hosts`: the account's configuration; `now`:
-/// Unix seconds.
+/// Unix seconds; `tz`: the user's time zone, whose hours and days the
+/// timeline counts.
 pub fn build(
     account: &str,
     quarantined: &[Record],
@@ -210,6 +242,7 @@ pub fn build(
     addresses: &[String],
     outbound_hosts: &[String],
     now: i64,
+    tz: &TimeZone,
 ) -> Report {
     let by_kind = tally(quarantined.iter().map(|r| r.kind.map(Kind::as_str)));
     let by_language = tally(quarantined.iter().map(|r| r.language.as_deref()));
@@ -242,7 +275,7 @@ pub fn build(
         .filter_map(|r| r.origin.clone())
         .collect();
     let assessment = origin::assess(&evidence, &own, quarantined.len());
-    let (timeline, activity) = timeline(quarantined, now);
+    let (timeline, activity) = timeline(quarantined, now, tz);
     let mut problems: Vec<Problem> = legitimate
         .iter()
         .filter(|r| r.kind == Some(Kind::Bounce))
@@ -262,9 +295,11 @@ pub fn build(
         })
         .collect();
     problems.sort_by_key(|p| std::cmp::Reverse(p.ts));
-    let summary = activity_words(quarantined.len(), activity.as_ref(), now);
+    let summary = activity_words(quarantined.len(), activity.as_ref(), now, tz);
     Report {
         account: account.to_string(),
+        zone: day::zone_name(tz, now),
+        tz: tz.clone(),
         generated: now,
         quarantined: quarantined.len(),
         by_kind,
@@ -287,44 +322,65 @@ pub fn build(
     }
 }
 
-fn timeline(records: &[Record], now: i64) -> (Option<Timeline>, Option<Activity>) {
+fn timeline(records: &[Record], now: i64, tz: &TimeZone) -> (Option<Timeline>, Option<Activity>) {
     let (Some(first), Some(last)) = (
         records.iter().map(|r| r.ts).min(),
         records.iter().map(|r| r.ts).max(),
     ) else {
         return (None, None);
     };
-    // Hourly counts for the activity.
-    let mut hours: BTreeMap<i64, usize> = BTreeMap::new();
+    // Local hours for the activity: the count and the first message of
+    // each.
+    let mut hours: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
     for r in records {
-        *hours.entry(r.ts.div_euclid(3600) * 3600).or_default() += 1;
+        let h = hours.entry(day::hour_floor(r.ts, tz)).or_insert((0, r.ts));
+        h.0 += 1;
+        h.1 = h.1.min(r.ts);
     }
     let (peak_hour, peak_count) = hours
         .iter()
-        .max_by_key(|(h, n)| (**n, std::cmp::Reverse(**h)))
-        .map(|(h, n)| (*h, *n))
+        .max_by_key(|(h, (n, _))| (*n, std::cmp::Reverse(**h)))
+        .map(|(h, (n, _))| (*h, *n))
         .unwrap_or((first, 0));
     let threshold = (peak_count / 10).max(3).min(peak_count);
+    // The surge's first message, not the start of its hour: a flood whose
+    // first message came at 09:59 did not begin "around 09:00".
     let onset = hours
-        .iter()
-        .find(|(_, n)| **n >= threshold)
-        .map_or(first, |(h, _)| *h);
+        .values()
+        .find(|(n, _)| *n >= threshold)
+        .map_or(first, |(_, t)| *t);
     let last_hour = records
         .iter()
         .filter(|r| r.ts > now - 3600 && r.ts <= now)
         .count();
     let end = last.max(now);
     let span_hours = (end.div_euclid(3600) - first.div_euclid(3600)) + 1;
-    let bin = if span_hours > MAX_HOURLY_BINS {
-        86_400
+    let (start, bin) = if span_hours > MAX_HOURLY_BINS {
+        (day::day_floor(first, tz), 86_400)
     } else {
-        3600
+        (day::hour_floor(first, tz), 3600)
     };
-    let start = first.div_euclid(bin) * bin;
-    let n = (end.div_euclid(bin) - first.div_euclid(bin) + 1) as usize;
-    let mut counts = vec![0usize; n];
+    let floor = |t: i64| {
+        if bin == 3600 {
+            day::hour_floor(t, tz)
+        } else {
+            day::day_floor(t, tz)
+        }
+    };
+    // Each bin's start, up to the one holding `end`.
+    let mut starts = vec![start];
+    let last_bin = floor(end);
+    while let Some(&b) = starts.last().filter(|b| **b < last_bin) {
+        starts.push(if bin == 3600 {
+            b + 3600
+        } else {
+            day::next_day(b, tz)
+        });
+    }
+    let mut counts = vec![0usize; starts.len()];
     for r in records {
-        counts[((r.ts.div_euclid(bin) * bin - start) / bin) as usize] += 1;
+        let i = starts.partition_point(|b| *b <= r.ts).saturating_sub(1);
+        counts[i] += 1;
     }
     (
         Some(Timeline {
@@ -355,17 +411,24 @@ fn ago(secs: i64) -> String {
     }
 }
 
-fn activity_words(total: usize, a: Option<&Activity>, now: i64) -> String {
+fn activity_words(total: usize, a: Option<&Activity>, now: i64, tz: &TimeZone) -> String {
     let Some(a) = a else {
         return "The quarantine is empty.".into();
     };
+    let began = if a.onset == a.first {
+        format!("The flood began at {}", day::time(a.onset, tz))
+    } else {
+        format!(
+            "The flood began around {} (a first one at {})",
+            day::time(a.onset, tz),
+            day::time(a.first, tz)
+        )
+    };
     let mut s = format!(
-        "{total} message{} in quarantine. The flood began around {} (the first at {}); the peak was {} in the hour from {}. ",
+        "{total} message{} in quarantine. {began}; the peak was {} in the hour from {}. ",
         if total == 1 { "" } else { "s" },
-        utc(a.onset),
-        utc(a.first),
         a.peak_count,
-        utc(a.peak_hour),
+        day::time(a.peak_hour, tz),
     );
     if a.ongoing {
         s.push_str(&format!(
@@ -377,7 +440,7 @@ fn activity_words(total: usize, a: Option<&Activity>, now: i64) -> String {
         s.push_str(&format!(
             "It looks over: nothing in the last hour, the latest arrived {} ({}).",
             ago(now - a.last),
-            utc(a.last)
+            day::time(a.last, tz)
         ));
     }
     s
@@ -437,9 +500,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Backscatter report for account \"{}\", {}",
+            "Backscatter report for account \"{}\", {} (times in {})",
             self.account,
-            utc(self.generated)
+            day::time(self.generated, &self.tz),
+            self.zone
         )?;
         writeln!(f)?;
         writeln!(f, "{}", self.summary)?;
@@ -451,10 +515,21 @@ impl fmt::Display for Report {
                 if t.bin_seconds == 3600 { "hour" } else { "day" }
             )?;
             let max = t.counts.iter().copied().max().unwrap_or(0);
+            // Hours with their offset (a DST change repeats one); days
+            // as dates.
+            let starts = t.bin_starts(&self.tz);
+            let label = |i: usize| {
+                let ts = starts[i];
+                if t.bin_seconds == 3600 {
+                    day::time(ts, &self.tz)
+                } else {
+                    day::date(ts, &self.tz)
+                }
+            };
             let mut empty_run = 0usize;
             let flush = |f: &mut fmt::Formatter<'_>, run: &mut usize| -> fmt::Result {
                 if *run > 0 {
-                    writeln!(f, "  {:<20} ({} empty)", "…", *run)?;
+                    writeln!(f, "  {:<23} ({} empty)", "…", *run)?;
                     *run = 0;
                 }
                 Ok(())
@@ -467,15 +542,13 @@ impl fmt::Display for Report {
                 }
                 if empty_run <= 2 {
                     for j in (i - empty_run)..i {
-                        let ts = t.start + j as i64 * t.bin_seconds;
-                        writeln!(f, "  {:<20} {:>6}", &utc(ts)[..16], 0)?;
+                        writeln!(f, "  {:<23} {:>6}", label(j), 0)?;
                     }
                     empty_run = 0;
                 } else {
                     flush(f, &mut empty_run)?;
                 }
-                let ts = t.start + i as i64 * t.bin_seconds;
-                writeln!(f, "  {:<20} {:>6} {}", &utc(ts)[..16], n, bar(*n, max, 50))?;
+                writeln!(f, "  {:<23} {:>6} {}", label(i), n, bar(*n, max, 50))?;
             }
         }
         writeln!(f)?;
@@ -532,7 +605,7 @@ impl fmt::Display for Report {
                 writeln!(
                     f,
                     "  {}  {:<32} {:<7} {}",
-                    &utc(p.ts)[..16],
+                    day::time(p.ts, &self.tz),
                     p.recipient.as_deref().unwrap_or("(recipient unknown)"),
                     p.status.as_deref().unwrap_or("-"),
                     p.diagnostic
@@ -645,7 +718,11 @@ impl Report {
         body.push_str(&format!(
             "<h1>Backscatter report: {}</h1>\n<p class=\"when\">{}</p>\n<p class=\"summary\">{}</p>\n",
             esc(&self.account),
-            esc(&utc(self.generated)),
+            esc(&format!(
+                "{} (times in {})",
+                day::time(self.generated, &self.tz),
+                self.zone
+            )),
             esc(&self.summary)
         ));
         let alert = if self.origin.is_own_server() {
@@ -659,9 +736,11 @@ impl Report {
         ));
         if let Some(t) = &self.timeline {
             let hourly = t.bin_seconds == 3600;
-            let labels: Vec<String> = (0..t.counts.len())
-                .map(|i| {
-                    let u = utc(t.start + i as i64 * t.bin_seconds);
+            let labels: Vec<String> = t
+                .bin_starts(&self.tz)
+                .into_iter()
+                .map(|ts| {
+                    let u = day::time(ts, &self.tz);
                     if hourly {
                         u[5..16].to_string()
                     } else {
@@ -669,13 +748,14 @@ impl Report {
                     }
                 })
                 .collect();
+            let title = format!(
+                "Messages per {} ({})",
+                if hourly { "hour" } else { "day" },
+                self.zone
+            );
             let every = t.counts.len().div_ceil(8);
             body.push_str(&bar_chart_svg(
-                if hourly {
-                    "Messages per hour (UTC)"
-                } else {
-                    "Messages per day (UTC)"
-                },
+                &title,
                 &labels,
                 &t.counts,
                 every,
@@ -719,7 +799,7 @@ impl Report {
             for p in &self.delivery_problems {
                 body.push_str(&format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                    esc(&utc(p.ts)),
+                    esc(&day::time(p.ts, &self.tz)),
                     esc(p.recipient.as_deref().unwrap_or("(unknown)")),
                     esc(p.status.as_deref().unwrap_or("-")),
                     esc(p
@@ -815,6 +895,7 @@ mod tests {
             &["me@example.jp".into()],
             &[],
             T0 + 3 * 3600 + 600,
+            &TimeZone::UTC,
         );
         assert_eq!(r.quarantined, 34);
         assert_eq!(r.by_kind.values().sum::<usize>(), 34);
@@ -828,7 +909,18 @@ mod tests {
         assert_eq!((t.start, t.bin_seconds), (T0, 3600));
         assert_eq!(t.counts, vec![3, 0, 30, 1]);
         let a = r.activity.as_ref().unwrap();
-        assert_eq!((a.onset, a.peak_hour, a.peak_count), (T0, T0 + 7200, 30));
+        // The onset is the surge's first message, not its hour's start.
+        assert_eq!(
+            (a.onset, a.peak_hour, a.peak_count),
+            (T0 + 10, T0 + 7200, 30)
+        );
+        assert!(
+            r.summary.contains(
+                "The flood began at 2025-11-30 00:00 +00:00; the peak was 30 in the hour from 2025-11-30 02:00 +00:00."
+            ),
+            "{}",
+            r.summary
+        );
         assert!(a.ongoing && a.last_hour == 1, "{a:?}");
         assert!(
             r.summary.contains("still going on: 1 in the last hour"),
@@ -851,7 +943,7 @@ mod tests {
         assert_eq!(r.delivery_problems.len(), legit[0].recipients.len().max(1));
         assert_eq!(r.delivery_problems[0].status.as_deref(), Some("5.1.1"));
         // A day later it is over.
-        let later = build("work", &q, &legit, &[], &[], T0 + 30 * 3600);
+        let later = build("work", &q, &legit, &[], &[], T0 + 30 * 3600, &TimeZone::UTC);
         assert!(later.summary.contains("It looks over"), "{}", later.summary);
         assert_eq!(later.timeline.unwrap().counts.len(), 31);
         // The text shows the bars and the real problem.
@@ -867,16 +959,123 @@ mod tests {
         assert_eq!(j["by_kind"]["bounce"], 33);
     }
 
+    /// The newcomer's flood: the first message at 09:59, the surge in the
+    /// hours after. It began at 09:59, not "around 09:00".
+    #[test]
+    fn the_flood_never_begins_before_its_first_message() {
+        let (q, _) = records();
+        let nine = T0 + 9 * 3600;
+        let q: Vec<Record> = q
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.ts = nine + 59 * 60 + 7 * i as i64;
+                r
+            })
+            .collect();
+        let r = build("a", &q, &[], &[], &[], nine + 2 * 3600, &TimeZone::UTC);
+        let a = r.activity.unwrap();
+        assert_eq!((a.first, a.onset), (nine + 59 * 60, nine + 59 * 60));
+        assert!(
+            r.summary
+                .contains("The flood began at 2025-11-30 09:59 +00:00;"),
+            "{}",
+            r.summary
+        );
+        // A stray message hours before the surge: the surge's first
+        // message is the onset, and the stray one is named.
+        let mut q2 = q.clone();
+        q2[0].ts = nine - 5 * 3600;
+        let r = build("a", &q2, &[], &[], &[], nine + 2 * 3600, &TimeZone::UTC);
+        let a = r.activity.unwrap();
+        assert_eq!(a.onset, q2[1].ts);
+        assert!(a.onset >= a.first);
+        assert!(
+            r.summary.contains(
+                "The flood began around 2025-11-30 09:59 +00:00 (a first one at 2025-11-30 04:00 +00:00)"
+            ),
+            "{}",
+            r.summary
+        );
+    }
+
+    /// The timeline counts the user's hours and days: east of UTC a
+    /// night's flood that spans two UTC days is one local day.
+    #[test]
+    fn hours_and_days_are_the_users() {
+        let (q, _) = records();
+        let k = TimeZone::get("Pacific/Kiritimati").expect("tzdata");
+        // T0 = 2025-11-30 00:00 UTC = 14:00 +14:00; shift the records to
+        // 2025-11-29 10:20 UTC (= 11-30 00:20 local) onwards.
+        let base = T0 - 13 * 3600 - 40 * 60;
+        let q: Vec<Record> = q
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.ts = base + 1800 * i as i64; // 34 messages over 17 hours
+                r
+            })
+            .collect();
+        let now = base + 20 * 86_400;
+        let r = build("a", &q, &[], &[], &[], now, &k);
+        assert_eq!(r.zone, "Pacific/Kiritimati");
+        let t = r.timeline.as_ref().unwrap();
+        assert_eq!(t.bin_seconds, 86_400);
+        // All 34 on local day 2025-11-30 (UTC: 11-29 and 11-30).
+        assert_eq!(t.counts[0], 34);
+        assert_eq!(day::time(t.start, &k), "2025-11-30 00:00 +14:00");
+        let text = r.to_string();
+        assert!(text.contains("(times in Pacific/Kiritimati)"), "{text}");
+        assert!(text.contains("  2025-11-30 "), "{text}");
+        // In UTC the same messages fall on two days.
+        let u = build("a", &q, &[], &[], &[], now, &TimeZone::UTC);
+        assert_eq!(&u.timeline.unwrap().counts[..2], &[28, 6]);
+        // Hourly, in a half-hour zone: bins start at :30 UTC, labelled
+        // as local whole hours.
+        let kolkata = TimeZone::get("Asia/Kolkata").expect("tzdata");
+        let r = build("a", &q, &[], &[], &[], base + 18 * 3600, &kolkata);
+        let t = r.timeline.as_ref().unwrap();
+        assert_eq!(t.bin_seconds, 3600);
+        assert_eq!(t.start.rem_euclid(3600), 1800);
+        assert_eq!(t.counts.iter().sum::<usize>(), 34);
+        assert!(r.to_string().contains(":00 +05:30"), "{r}");
+    }
+
+    /// Daily bins across a DST change: the 25-hour day is one bin.
+    #[test]
+    fn a_dst_day_is_one_bin() {
+        let (q, _) = records();
+        let la = TimeZone::get("America/Los_Angeles").expect("tzdata");
+        // 2025-11-02 00:00 -07:00 = 07:00 UTC; the day lasts 25 hours.
+        let day_start = 1_762_066_800;
+        let q: Vec<Record> = q
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.ts = day_start + 2700 * i as i64 % (25 * 3600);
+                r
+            })
+            .collect();
+        let r = build("a", &q, &[], &[], &[], day_start + 10 * 86_400, &la);
+        let t = r.timeline.as_ref().unwrap();
+        assert_eq!((t.start, t.bin_seconds), (day_start, 86_400));
+        assert_eq!(t.counts[0], 34, "{:?}", t.counts);
+        let starts = t.bin_starts(&la);
+        assert_eq!(starts.len(), t.counts.len());
+        assert_eq!(starts[1], day_start + 25 * 3600);
+        assert_eq!(day::date(starts[2], &la), "2025-11-04");
+    }
+
     #[test]
     fn empty_quarantine_and_long_spans() {
-        let r = build("a", &[], &[], &[], &[], T0);
+        let r = build("a", &[], &[], &[], &[], T0, &TimeZone::UTC);
         assert_eq!(r.quarantined, 0);
         assert!(r.by_kind.is_empty() && r.timeline.is_none());
         assert_eq!(r.summary, "The quarantine is empty.");
         assert!(r.to_string().contains("Origin: nothing in quarantine"));
         // Over a week: daily bins.
         let (q, _) = records();
-        let r = build("a", &q, &[], &[], &[], T0 + 20 * 86_400);
+        let r = build("a", &q, &[], &[], &[], T0 + 20 * 86_400, &TimeZone::UTC);
         let t = r.timeline.unwrap();
         assert_eq!((t.bin_seconds, t.counts.len()), (86_400, 21));
         assert_eq!(t.counts[0], 34);
@@ -885,7 +1084,15 @@ mod tests {
     #[test]
     fn html_is_self_contained() {
         let (q, legit) = records();
-        let r = build("work <&>", &q, &legit, &[], &[], T0 + 4 * 3600);
+        let r = build(
+            "work <&>",
+            &q,
+            &legit,
+            &[],
+            &[],
+            T0 + 4 * 3600,
+            &TimeZone::UTC,
+        );
         let h = r.html().unwrap();
         assert!(h.starts_with("<!DOCTYPE html>"));
         assert_eq!(h.matches("<svg").count(), 2, "timeline and kinds");

@@ -465,8 +465,20 @@ pub(crate) async fn reconcile(
     a: &Account,
     journal_path: &std::path::Path,
 ) -> Result<usize, CleanError> {
+    let (into, out_of) = reconcile_counted(imap, a, journal_path).await?;
+    Ok(into + out_of)
+}
+
+/// [`reconcile`], counting apart the messages found moved or finished
+/// into quarantine and those moved back out of it (by `restore`):
+/// `(quarantined, restored)`.
+pub(crate) async fn reconcile_counted(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+) -> Result<(usize, usize), CleanError> {
     let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
-    let mut recovered = 0;
+    let (mut into, mut out_of) = (0, 0);
     for batch in journal::unfinished(&entries) {
         if journal::busy(journal_path, &batch[0].batch) {
             // Another running `watch`, `clean` or `restore` (or another
@@ -474,12 +486,17 @@ pub(crate) async fn reconcile(
             tracing::debug!(batch = %batch[0].batch, "left to the run moving it");
             continue;
         }
-        recovered += reconcile_batch(imap, &entries, journal_path, &batch)
+        let n = reconcile_batch(imap, &entries, journal_path, &batch)
             .await?
             .len();
+        if batch[0].op == Op::Restore {
+            out_of += n;
+        } else {
+            into += n;
+        }
     }
     let _ = a;
-    Ok(recovered)
+    Ok((into, out_of))
 }
 
 /// [`reconcile`] of one unfinished batch (its intents, `batch`; `entries`

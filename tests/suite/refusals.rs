@@ -191,6 +191,43 @@ fn refused_expunge_leaves_the_batch_for_the_next_run_which_copies_nothing_again(
     );
 }
 
+/// A `restore` that finishes one an earlier run left half-done (the
+/// COPY fallback, its UID EXPUNGE refused: exit 1, the messages in both
+/// mailboxes) says it finished them, not "Restored 0 messages"
+/// (newcomer round 3, 15h).
+#[test]
+fn restore_that_finishes_a_half_done_one_counts_them() {
+    let Some(dc) = Dovecot::start_or_skip("restore_finishes") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let proxy = QuirkProxy::start(dc.imap_port, no_move());
+    let dir = tempdir("restore-finishes");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    proxy.set(rules);
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[CANNOT] Expunge refused");
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("Restored 0"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Finished restoring {forged} messages from Backscatter that an interrupted run had left half-done."
+        )),
+        "{out}"
+    );
+    assert_eq!(each_in_one_place(&dc, &ids, "after the restores"), 0);
+}
+
 /// `filter` (fileinto under the COPY fallback) with the `\Deleted` flag
 /// refused: exit 1, nothing doubled, and the next run files them once.
 #[test]

@@ -287,20 +287,81 @@ pub struct Config {
 
 impl Config {
     /// Accounts whose password is written in the file itself: a
-    /// `password.command` that only echoes it (`echo`, `printf`).
+    /// `password.command` that echoes it ([`echoes_literal`]).
     pub fn literal_passwords(&self) -> Vec<&str> {
         self.accounts
             .iter()
             .filter(|a| match &a.secret {
-                Some(SecretSource::Command(c)) => c.first().is_some_and(|p| {
-                    let prog = p.rsplit('/').next().unwrap_or(p);
-                    prog == "echo" || prog == "printf"
-                }),
+                Some(SecretSource::Command(c)) => echoes_literal(c),
                 _ => false,
             })
             .map(|a| a.name.as_str())
             .collect()
     }
+}
+
+/// Shells whose `-c` script [`echoes_literal`] reads.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
+
+/// Does this `password.command` print a password written in it: `echo`
+/// or `printf` itself (`["printf", "pw"]`), or a shell's `-c` script
+/// (`["sh", "-c", "echo pw"]`) one of whose commands is `echo` or
+/// `printf` with an argument that expands nothing (no `$`, no backquote;
+/// a `printf` format with `%` aside). Scripts that print a variable or a
+/// command's output (`echo "$PW"`, `printf %s "$(pass show mail)"`) are
+/// not counted, nor are scripts that do not split as shell words.
+pub fn echoes_literal(argv: &[String]) -> bool {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let Some(prog) = argv.first().map(|p| base(p)) else {
+        return false;
+    };
+    if prog == "echo" || prog == "printf" {
+        return true;
+    }
+    if !SHELLS.contains(&prog.as_str()) {
+        return false;
+    }
+    // The script follows `-c` (or an option cluster with c: `-ec`).
+    let script = argv
+        .iter()
+        .skip(1)
+        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'));
+    let Some(script) = script.and_then(|i| argv.get(i + 2)) else {
+        return false;
+    };
+    let Some(words) = shlex::split(script) else {
+        return false;
+    };
+    let mut at_start = true;
+    let mut printing: Option<String> = None;
+    let mut format_seen = false;
+    for w in &words {
+        let ends = w.ends_with(';') || ["&&", "||", "|", "&"].contains(&w.as_str());
+        let word = w.trim_end_matches(';');
+        if at_start {
+            if !["exec", "command", "builtin"].contains(&word) {
+                let b = base(word);
+                printing = (b == "echo" || b == "printf").then_some(b);
+                format_seen = false;
+                at_start = false;
+            }
+        } else if let Some(p) = &printing {
+            let expands = word.contains('$') || word.contains('`');
+            let option = word.starts_with('-');
+            let format = p == "printf" && !format_seen && word.contains('%');
+            if p == "printf" && !option {
+                format_seen = true;
+            }
+            if !word.is_empty() && !expands && !option && !format {
+                return true;
+            }
+        }
+        if ends {
+            at_start = true;
+            printing = None;
+        }
+    }
+    false
 }
 
 /// Is `host` a loopback address or `localhost`?
@@ -693,6 +754,33 @@ mod tests {
         assert_eq!(endpoint("2001:db8::5", 993), "[2001:db8::5]:993");
         assert_eq!(endpoint("127.0.0.1", 143), "127.0.0.1:143");
         assert_eq!(endpoint("imap.example.org", 993), "imap.example.org:993");
+    }
+
+    #[test]
+    fn commands_that_echo_a_written_password_are_told_apart() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for yes in [
+            &["printf", "pw"][..],
+            &["/bin/echo", "pw"],
+            &["sh", "-c", "echo carolpw"],
+            &["/bin/bash", "-ec", "printf '%s' 'carol pw'"],
+            &["sh", "-c", "set -e; exec printf %s\\n carolpw"],
+            &["zsh", "-c", "true && echo -n carolpw"],
+        ] {
+            assert!(super::echoes_literal(&argv(yes)), "{yes:?}");
+        }
+        for no in [
+            &["pass", "show", "mail"][..],
+            &["sh", "-c", "echo \"$MAILPW\""],
+            &["sh", "-c", "printf %s \"$(pass show mail)\""],
+            &["sh", "-c", "pass show mail | head -n 1"],
+            &["bash", "-c", "secret-tool lookup service mail; echo $?"],
+            &["sh", "-c", "echo 'unbalanced"],
+            &["sh", "script.sh"],
+            &["python3", "-c", "print('pw')"],
+        ] {
+            assert!(!super::echoes_literal(&argv(no)), "{no:?}");
+        }
     }
 
     fn p(text: &str) -> Result<Config, ConfigError> {

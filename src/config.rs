@@ -172,6 +172,26 @@ pub fn is_variable_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Is `s` an address as `addresses` lists them: an RFC 5322 addr-spec
+/// `local-part@domain`, bare (no display name, angle brackets, spaces or
+/// commas), with a domain of letters, digits, `-` and `.` (or an address
+/// literal in brackets).
+pub fn is_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>,;()\\".contains(c);
+    !local.is_empty()
+        && !local.chars().any(bad)
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && (domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+            || (domain.starts_with('[') && domain.ends_with(']') && !domain.chars().any(bad)))
+}
+
 /// The `password` table as written: exactly one key, validated into a
 /// [`SecretSource`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -609,6 +629,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 return Err(err(&name, "keep", e));
             }
         }
+        if let Some(bad) = a.addresses.iter().find(|s| !is_address(s.trim())) {
+            return Err(err(
+                &name,
+                "addresses",
+                format!(
+                    "\"{}\" is not an email address (local-part@domain, such as \"me@example.org\")",
+                    bad.replace(char::is_control, " ")
+                ),
+            ));
+        }
         let addresses = if a.addresses.is_empty() {
             if a.username.contains('@') {
                 vec![a.username.to_lowercase()]
@@ -754,6 +784,38 @@ mod tests {
         assert_eq!(endpoint("2001:db8::5", 993), "[2001:db8::5]:993");
         assert_eq!(endpoint("127.0.0.1", 143), "127.0.0.1:143");
         assert_eq!(endpoint("imap.example.org", 993), "imap.example.org:993");
+    }
+
+    /// Newcomer round 3, 15j: an entry that is no address is refused,
+    /// named, in one sentence.
+    #[test]
+    fn addresses_must_be_addresses() {
+        let with = |list: &str| {
+            p(&format!(
+                "[accounts.a]\nhost = \"h\"\nusername = \"u\"\naddresses = {list}\n"
+            ))
+        };
+        let e = with("[\"me@example.org\", \"not an address\"]").unwrap_err();
+        assert_eq!(
+            e.0,
+            "/cfg.toml: accounts.a.addresses: \"not an address\" is not an email address (local-part@domain, such as \"me@example.org\")"
+        );
+        for bad in [
+            "me",
+            "@example.org",
+            "me@",
+            "Me <me@example.org>",
+            "a@b,c@d",
+            "me@exa mple.org",
+            "me@.org",
+        ] {
+            assert!(with(&format!("[\"{bad}\"]")).is_err(), "{bad}");
+        }
+        let ok = with(
+            "[\" Me@Example.ORG \", \"ich@bücher.example\", \"root@localhost\", \"x@[192.0.2.1]\"]",
+        )
+        .unwrap();
+        assert_eq!(ok.accounts[0].addresses[0], "me@example.org");
     }
 
     #[test]

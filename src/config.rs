@@ -786,6 +786,29 @@ mod tests {
         assert_eq!(endpoint("imap.example.org", 993), "imap.example.org:993");
     }
 
+    /// Newcomer round 3, 15m: a double quote (escaped in every IMAP
+    /// command and in the Sieve script) is a usable quarantine name; a
+    /// backslash, `${` or a control character is refused, saying why.
+    #[test]
+    fn quarantine_names_the_sieve_script_can_file_into() {
+        let with = |q: &str| {
+            p(&format!(
+                "[accounts.a]\nhost = \"h\"\nusername = \"u\"\nquarantine = '{q}'\n"
+            ))
+        };
+        assert_eq!(
+            with("Qü\"ar/Spam").unwrap().accounts[0].quarantine,
+            "Qü\"ar/Spam"
+        );
+        for bad in ["Back\\slash", "Spam${x}"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.0.contains("accounts.a.quarantine: must not contain a backslash"),
+                "{e}"
+            );
+        }
+    }
+
     /// Newcomer round 3, 15j: an entry that is no address is refused,
     /// named, in one sentence.
     #[test]

@@ -326,10 +326,11 @@ const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "bu
 /// Does this `password.command` print a password written in it: `echo`
 /// or `printf` itself (`["printf", "pw"]`), or a shell's `-c` script
 /// (`["sh", "-c", "echo pw"]`) one of whose commands is `echo` or
-/// `printf` with an argument that expands nothing (no `$`, no backquote;
-/// a `printf` format with `%` aside). Scripts that print a variable or a
-/// command's output (`echo "$PW"`, `printf %s "$(pass show mail)"`) are
-/// not counted, nor are scripts that do not split as shell words.
+/// `printf` with a written argument (not an option, nor a `printf` format
+/// with `%`) and none that expands (`$`, a backquote). Scripts that print
+/// a variable or a command's output (`echo "$PW"`, `printf %s "$(pass
+/// show mail)"`) are not counted, nor are scripts that do not split as
+/// shell words: a false alarm would teach users to ignore the warning.
 pub fn echoes_literal(argv: &[String]) -> bool {
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     let Some(prog) = argv.first().map(|p| base(p)) else {
@@ -352,31 +353,41 @@ pub fn echoes_literal(argv: &[String]) -> bool {
     let Some(words) = shlex::split(script) else {
         return false;
     };
+    // Per command: is it echo/printf, has it a literal argument, does
+    // any argument expand (then what it prints is computed: not counted,
+    // `$(cat ~/.pw)` splitting into words of its own included).
     let mut at_start = true;
     let mut printing: Option<String> = None;
-    let mut format_seen = false;
-    for w in &words {
-        let ends = w.ends_with(';') || ["&&", "||", "|", "&"].contains(&w.as_str());
-        let word = w.trim_end_matches(';');
+    let (mut format_seen, mut literal, mut expands) = (false, false, false);
+    for (i, w) in words.iter().enumerate() {
+        let separator = ["&&", "||", "|", "&"].contains(&w.as_str());
+        let ends = i + 1 == words.len() || w.ends_with(';') || separator;
+        let word = if separator {
+            ""
+        } else {
+            w.trim_end_matches(';')
+        };
         if at_start {
-            if !["exec", "command", "builtin"].contains(&word) {
+            let word = word.trim_start_matches(['(', '{']);
+            if !["exec", "command", "builtin", ""].contains(&word) {
                 let b = base(word);
                 printing = (b == "echo" || b == "printf").then_some(b);
-                format_seen = false;
+                (format_seen, literal, expands) = (false, false, false);
                 at_start = false;
             }
         } else if let Some(p) = &printing {
-            let expands = word.contains('$') || word.contains('`');
             let option = word.starts_with('-');
             let format = p == "printf" && !format_seen && word.contains('%');
             if p == "printf" && !option {
                 format_seen = true;
             }
-            if !word.is_empty() && !expands && !option && !format {
-                return true;
-            }
+            expands |= word.contains('$') || word.contains('`');
+            literal |= !word.is_empty() && !option && !format;
         }
         if ends {
+            if printing.is_some() && literal && !expands {
+                return true;
+            }
             at_start = true;
             printing = None;
         }
@@ -851,6 +862,8 @@ mod tests {
             &["/bin/bash", "-ec", "printf '%s' 'carol pw'"],
             &["sh", "-c", "set -e; exec printf %s\\n carolpw"],
             &["zsh", "-c", "true && echo -n carolpw"],
+            &["sh", "-c", "(echo carolpw)"],
+            &["sh", "-c", "echo carolpw | tr -d '\\n'"],
         ] {
             assert!(super::echoes_literal(&argv(yes)), "{yes:?}");
         }
@@ -863,6 +876,9 @@ mod tests {
             &["sh", "-c", "echo 'unbalanced"],
             &["sh", "script.sh"],
             &["python3", "-c", "print('pw')"],
+            &["sh", "-c", "echo -n $(cat ~/.mailpw)"],
+            &["sh", "-c", "printf '%s' `cat ~/.mailpw`"],
+            &["sh", "-c", "echo -n && pass show mail"],
         ] {
             assert!(!super::echoes_literal(&argv(no)), "{no:?}");
         }

@@ -555,6 +555,10 @@ fn ctrl_c_on_a_slow_link_stops_downloading() {
     // Well into the FETCH's answer (a tenth of it, 2 s of the link).
     let at_fetch = proxy.seen(|s| s.down_bytes);
     while proxy.seen(|s| s.down_bytes) < at_fetch + total / 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the prefix FETCH's answer did not come"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let at_signal = proxy.seen(|s| s.down_bytes);

@@ -1888,8 +1888,13 @@ async fn classify_round(
         .collect();
     let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
     if !long.is_empty() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let tag = p.fetch(imap, &long, plan::HEADER_ITEM).await?;
-        p.wait(imap, &tag).await??;
+        if !fetched(imap, p, &tag, stop, abandon).await? {
+            return Ok(None);
+        }
         for uid in long {
             let header = p.headers.remove(&uid);
             let Some((n, pre)) = later.get_mut(&uid) else {

@@ -21,7 +21,7 @@ use crate::sentsync::{self, Reach, SyncError};
 use crate::{plan, skeleton};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Messages fetched and moved per batch: bounds memory (at most
@@ -470,8 +470,20 @@ pub(crate) async fn reconcile(
     a: &Account,
     journal_path: &std::path::Path,
 ) -> Result<usize, CleanError> {
+    let (into, out_of) = reconcile_counted(imap, a, journal_path).await?;
+    Ok(into + out_of)
+}
+
+/// [`reconcile`], counting apart the messages found moved or finished
+/// into quarantine and those moved back out of it (by `restore`):
+/// `(quarantined, restored)`.
+pub(crate) async fn reconcile_counted(
+    imap: &mut Imap,
+    a: &Account,
+    journal_path: &std::path::Path,
+) -> Result<(usize, usize), CleanError> {
     let entries = journal::read(journal_path).map_err(io_err("read the journal"))?;
-    let mut recovered = 0;
+    let (mut into, mut out_of) = (0, 0);
     for batch in journal::unfinished(&entries) {
         if journal::busy(journal_path, &batch[0].batch) {
             // Another running `watch`, `clean` or `restore` (or another
@@ -479,12 +491,17 @@ pub(crate) async fn reconcile(
             tracing::debug!(batch = %batch[0].batch, "left to the run moving it");
             continue;
         }
-        recovered += reconcile_batch(imap, &entries, journal_path, &batch)
+        let n = reconcile_batch(imap, &entries, journal_path, &batch)
             .await?
             .len();
+        if batch[0].op == Op::Restore {
+            out_of += n;
+        } else {
+            into += n;
+        }
     }
     let _ = a;
-    Ok(recovered)
+    Ok((into, out_of))
 }
 
 /// [`reconcile`] of one unfinished batch (its intents, `batch`; `entries`
@@ -1157,8 +1174,9 @@ pub async fn clean(
         batches: 0,
         marks,
     };
-    sweep.run(&mut imap, &uids, progress).await?;
-    imap.logout().await;
+    if sweep.run(&mut imap, &uids, progress).await? {
+        imap.logout().await;
+    }
     summary.seconds = start.elapsed().as_secs_f64();
     let counters = imap::counters();
     summary.bytes_fetched = counters.0 - counters0.0;
@@ -1326,12 +1344,14 @@ impl Sweep<'_, '_> {
         Some(why)
     }
 
+    /// Sweep `uids`; `false` when stopped with a FETCH left unread on the
+    /// connection (no MOVE in flight), which must then be dropped.
     async fn run(
         &mut self,
         imap: &mut Imap,
         uids: &[u32],
         progress: Progress<'_>,
-    ) -> Result<(), CleanError> {
+    ) -> Result<bool, CleanError> {
         // The dry run too: its keep check must be the run's.
         if let Some(dir) = self.journal_path.parent() {
             self.kept = quarantine::load_kept(&quarantine::kept_path(dir, &self.a.name))
@@ -1350,12 +1370,18 @@ impl Sweep<'_, '_> {
         // through the FETCH that contains such faults to the messages
         // concerned ([`classify_batch`]).
         let mut contained = false;
+        // Ctrl-C: no FETCH is sent after it, and a FETCH whose data no
+        // move will use is not waited for while no MOVE is in flight (the
+        // connection is then dropped, not logged out of: its answer would
+        // have to be read through first). With MOVEs in flight, their
+        // answers come after the FETCH sent before them: it is read to its
+        // end (at most one round), the moves settled, and the sweep ends.
+        let flag = self.opts.stop.clone().unwrap_or_default();
         for (n, chunk) in rounds.iter().enumerate() {
-            let stop = self
-                .opts
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::SeqCst));
+            if self.stopped() {
+                self.summary.interrupted = true;
+                break;
+            }
             let (rows, ids) = if contained {
                 (classify_batch(imap, chunk, self.ctx).await?, HashMap::new())
             } else {
@@ -1363,20 +1389,24 @@ impl Sweep<'_, '_> {
                     let Some(tag) = next.take() else {
                         return Ok(None);
                     };
-                    p.wait(imap, &tag).await??;
+                    if !fetched(imap, &mut p, &tag, &flag, self.moves.is_empty()).await? {
+                        return Ok(None);
+                    }
                     self.settle(imap, &mut p, false).await?;
-                    if !stop {
+                    if !self.stopped() {
                         if let Some(r) = rounds.get(n + 1) {
                             next = Some(p.fetch(imap, r, &items).await?);
                         }
                     }
-                    classify_round(imap, &mut p, chunk, self.ctx)
-                        .await
-                        .map(Some)
+                    let abandon = self.moves.is_empty();
+                    classify_round(imap, &mut p, chunk, self.ctx, &flag, abandon).await
                 };
                 match round.await {
                     Ok(Some(r)) => r,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        self.summary.interrupted |= self.stopped();
+                        break;
+                    }
                     Err(CleanError::Imap(e)) if e.kind == imap::ErrorKind::Unparsable => {
                         tracing::warn!(account = %self.a.name, "{e}: reading the rest one command at a time");
                         imap.reconnect().await?;
@@ -1405,13 +1435,18 @@ impl Sweep<'_, '_> {
             self.account(imap, &mut p, n, chunk, rows, ids).await?;
             self.checkpoint(false);
             progress(self.summary.scanned, uids.len());
-            if stop || self.summary.interrupted {
+            if self.stopped() || self.summary.interrupted {
                 self.summary.interrupted = true;
                 break;
             }
         }
-        p.drain(imap).await?;
-        self.settle(imap, &mut p, true).await?;
+        // Stopped with no MOVE in flight: what is still in flight is data
+        // nobody will use, and the journal is settled.
+        let in_step = !(self.summary.interrupted && self.moves.is_empty() && p.busy());
+        if in_step {
+            p.drain(imap).await?;
+            self.settle(imap, &mut p, true).await?;
+        }
         let interrupted = self.summary.interrupted;
         self.checkpoint(!interrupted);
         if self.opts.each {
@@ -1439,7 +1474,7 @@ impl Sweep<'_, '_> {
             }
             self.summary.each.sort_by_key(|o| o.uid);
         }
-        Ok(())
+        Ok(in_step)
     }
 
     /// Record on the mark the rounds whose moves are all confirmed (and,
@@ -1558,7 +1593,9 @@ impl Sweep<'_, '_> {
             .map(|r| r.uid)
             .filter(|u| !ids.contains_key(u))
             .collect();
-        if !missing.is_empty() {
+        // Stopped: nothing will move, and the drain would read the next
+        // round's FETCH through.
+        if !missing.is_empty() && !self.stopped() {
             p.drain(imap).await?;
             self.settle(imap, p, false).await?;
             ids.extend(
@@ -1802,13 +1839,17 @@ fn judge_parallel(
 /// (their FETCH has completed); the structures and rests the plan asks
 /// for are fetched here, the rests in groups of at most [`REST_BYTES`].
 /// Returns the rows, sorted by UID, and the identity of each backscatter
-/// message that its bytes could give ([`plan::identity`]).
+/// message that its bytes could give ([`plan::identity`]); `None` once
+/// `stop` is set (no further FETCH is sent, and with `abandon` the one in
+/// flight is not waited for: [`fetched`]).
 async fn classify_round(
     imap: &mut Imap,
     p: &mut Pipeline,
     chunk: &[u32],
     ctx: &Context<'_>,
-) -> Result<(Vec<Row>, HashMap<u32, Identity>), CleanError> {
+    stop: &AtomicBool,
+    abandon: bool,
+) -> Result<Option<(Vec<Row>, HashMap<u32, Identity>)>, CleanError> {
     let mut later: BTreeMap<u32, (plan::Next, pipeline::Prefix)> = BTreeMap::new();
     let mut now: Vec<(u32, pipeline::Prefix)> = Vec::new();
     for uid in chunk {
@@ -1854,8 +1895,13 @@ async fn classify_round(
         .collect();
     let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
     if !long.is_empty() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let tag = p.fetch(imap, &long, plan::HEADER_ITEM).await?;
-        p.wait(imap, &tag).await??;
+        if !fetched(imap, p, &tag, stop, abandon).await? {
+            return Ok(None);
+        }
         for uid in long {
             let header = p.headers.remove(&uid);
             let Some((n, pre)) = later.get_mut(&uid) else {
@@ -1882,8 +1928,13 @@ async fn classify_round(
         .map(|(u, _)| *u)
         .collect();
     if !structure.is_empty() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let tag = p.fetch(imap, &structure, "BODYSTRUCTURE").await?;
-        p.wait(imap, &tag).await??;
+        if !fetched(imap, p, &tag, stop, abandon).await? {
+            return Ok(None);
+        }
         for uid in structure {
             let root = p.structures.remove(&uid);
             if let Some((n, pre)) = later.get_mut(&uid) {
@@ -1909,8 +1960,13 @@ async fn classify_round(
         if budget < REST_BYTES && i + 1 < rest.len() {
             continue;
         }
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let tag = p.fetch(imap, &group, &item).await?;
-        p.wait(imap, &tag).await??;
+        if !fetched(imap, p, &tag, stop, abandon).await? {
+            return Ok(None);
+        }
         for uid in group.drain(..) {
             if let Some((_, mut pre)) = later.remove(&uid) {
                 if let Some(more) = p.rests.remove(&uid) {
@@ -1923,7 +1979,27 @@ async fn classify_round(
         budget = 0;
     }
     rows.sort_by_key(|r| r.uid);
-    Ok((rows, ids))
+    Ok(Some((rows, ids)))
+}
+
+/// Wait for the FETCH `tag` of a sweep; with `abandon` (no MOVE in
+/// flight), `false` as soon as `stop` is set, its answer left unread.
+async fn fetched(
+    imap: &mut Imap,
+    p: &mut Pipeline,
+    tag: &pipeline::Tag,
+    stop: &AtomicBool,
+    abandon: bool,
+) -> Result<bool, CleanError> {
+    if abandon {
+        match p.wait_unless(imap, tag, stop).await? {
+            Some(done) => done?,
+            None => return Ok(false),
+        };
+    } else {
+        p.wait(imap, tag).await??;
+    }
+    Ok(true)
 }
 
 /// The journal intents for moving these backscatter rows of `mailbox`

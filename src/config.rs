@@ -172,6 +172,26 @@ pub fn is_variable_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Is `s` an address as `addresses` lists them: an RFC 5322 addr-spec
+/// `local-part@domain`, bare (no display name, angle brackets, spaces or
+/// commas), with a domain of letters, digits, `-` and `.` (or an address
+/// literal in brackets).
+pub fn is_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>,;()\\".contains(c);
+    !local.is_empty()
+        && !local.chars().any(bad)
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && (domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+            || (domain.starts_with('[') && domain.ends_with(']') && !domain.chars().any(bad)))
+}
+
 /// The `password` table as written: exactly one key, validated into a
 /// [`SecretSource`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -287,20 +307,92 @@ pub struct Config {
 
 impl Config {
     /// Accounts whose password is written in the file itself: a
-    /// `password.command` that only echoes it (`echo`, `printf`).
+    /// `password.command` that echoes it ([`echoes_literal`]).
     pub fn literal_passwords(&self) -> Vec<&str> {
         self.accounts
             .iter()
             .filter(|a| match &a.secret {
-                Some(SecretSource::Command(c)) => c.first().is_some_and(|p| {
-                    let prog = p.rsplit('/').next().unwrap_or(p);
-                    prog == "echo" || prog == "printf"
-                }),
+                Some(SecretSource::Command(c)) => echoes_literal(c),
                 _ => false,
             })
             .map(|a| a.name.as_str())
             .collect()
     }
+}
+
+/// Shells whose `-c` script [`echoes_literal`] reads.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
+
+/// Does this `password.command` print a password written in it: `echo`
+/// or `printf` itself (`["printf", "pw"]`), or a shell's `-c` script
+/// (`["sh", "-c", "echo pw"]`) one of whose commands is `echo` or
+/// `printf` with a written argument (not an option, nor a `printf` format
+/// with `%`) and none that expands (`$`, a backquote). Scripts that print
+/// a variable or a command's output (`echo "$PW"`, `printf %s "$(pass
+/// show mail)"`) are not counted, nor are scripts that do not split as
+/// shell words: a false alarm would teach users to ignore the warning.
+pub fn echoes_literal(argv: &[String]) -> bool {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let Some(prog) = argv.first().map(|p| base(p)) else {
+        return false;
+    };
+    if prog == "echo" || prog == "printf" {
+        return true;
+    }
+    if !SHELLS.contains(&prog.as_str()) {
+        return false;
+    }
+    // The script follows `-c` (or an option cluster with c: `-ec`).
+    let script = argv
+        .iter()
+        .skip(1)
+        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'));
+    let Some(script) = script.and_then(|i| argv.get(i + 2)) else {
+        return false;
+    };
+    let Some(words) = shlex::split(script) else {
+        return false;
+    };
+    // Per command: is it echo/printf, has it a literal argument, does
+    // any argument expand (then what it prints is computed: not counted,
+    // `$(cat ~/.pw)` splitting into words of its own included).
+    let mut at_start = true;
+    let mut printing: Option<String> = None;
+    let (mut format_seen, mut literal, mut expands) = (false, false, false);
+    for (i, w) in words.iter().enumerate() {
+        let separator = ["&&", "||", "|", "&"].contains(&w.as_str());
+        let ends = i + 1 == words.len() || w.ends_with(';') || separator;
+        let word = if separator {
+            ""
+        } else {
+            w.trim_end_matches(';')
+        };
+        if at_start {
+            let word = word.trim_start_matches(['(', '{']);
+            if !["exec", "command", "builtin", ""].contains(&word) {
+                let b = base(word);
+                printing = (b == "echo" || b == "printf").then_some(b);
+                (format_seen, literal, expands) = (false, false, false);
+                at_start = false;
+            }
+        } else if let Some(p) = &printing {
+            let option = word.starts_with('-');
+            let format = p == "printf" && !format_seen && word.contains('%');
+            if p == "printf" && !option {
+                format_seen = true;
+            }
+            expands |= word.contains('$') || word.contains('`');
+            literal |= !word.is_empty() && !option && !format;
+        }
+        if ends {
+            if printing.is_some() && literal && !expands {
+                return true;
+            }
+            at_start = true;
+            printing = None;
+        }
+    }
+    false
 }
 
 /// Is `host` a loopback address or `localhost`?
@@ -548,6 +640,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 return Err(err(&name, "keep", e));
             }
         }
+        if let Some(bad) = a.addresses.iter().find(|s| !is_address(s.trim())) {
+            return Err(err(
+                &name,
+                "addresses",
+                format!(
+                    "\"{}\" is not an email address (local-part@domain, such as \"me@example.org\")",
+                    bad.replace(char::is_control, " ")
+                ),
+            ));
+        }
         let addresses = if a.addresses.is_empty() {
             if a.username.contains('@') {
                 vec![a.username.to_lowercase()]
@@ -693,6 +795,93 @@ mod tests {
         assert_eq!(endpoint("2001:db8::5", 993), "[2001:db8::5]:993");
         assert_eq!(endpoint("127.0.0.1", 143), "127.0.0.1:143");
         assert_eq!(endpoint("imap.example.org", 993), "imap.example.org:993");
+    }
+
+    /// Newcomer round 3, 15m: a double quote (escaped in every IMAP
+    /// command and in the Sieve script) is a usable quarantine name; a
+    /// backslash, `${` or a control character is refused, saying why.
+    #[test]
+    fn quarantine_names_the_sieve_script_can_file_into() {
+        let with = |q: &str| {
+            p(&format!(
+                "[accounts.a]\nhost = \"h\"\nusername = \"u\"\nquarantine = '{q}'\n"
+            ))
+        };
+        assert_eq!(
+            with("Qü\"ar/Spam").unwrap().accounts[0].quarantine,
+            "Qü\"ar/Spam"
+        );
+        for bad in ["Back\\slash", "Spam${x}"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.0.contains("accounts.a.quarantine: must not contain a backslash"),
+                "{e}"
+            );
+        }
+    }
+
+    /// Newcomer round 3, 15j: an entry that is no address is refused,
+    /// named, in one sentence.
+    #[test]
+    fn addresses_must_be_addresses() {
+        let with = |list: &str| {
+            p(&format!(
+                "[accounts.a]\nhost = \"h\"\nusername = \"u\"\naddresses = {list}\n"
+            ))
+        };
+        let e = with("[\"me@example.org\", \"not an address\"]").unwrap_err();
+        assert_eq!(
+            e.0,
+            "/cfg.toml: accounts.a.addresses: \"not an address\" is not an email address (local-part@domain, such as \"me@example.org\")"
+        );
+        for bad in [
+            "me",
+            "@example.org",
+            "me@",
+            "Me <me@example.org>",
+            "a@b,c@d",
+            "me@exa mple.org",
+            "me@.org",
+        ] {
+            assert!(with(&format!("[\"{bad}\"]")).is_err(), "{bad}");
+        }
+        let ok = with(
+            "[\" Me@Example.ORG \", \"ich@bücher.example\", \"root@localhost\", \"x@[192.0.2.1]\"]",
+        )
+        .unwrap();
+        assert_eq!(ok.accounts[0].addresses[0], "me@example.org");
+    }
+
+    #[test]
+    fn commands_that_echo_a_written_password_are_told_apart() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for yes in [
+            &["printf", "pw"][..],
+            &["/bin/echo", "pw"],
+            &["sh", "-c", "echo carolpw"],
+            &["/bin/bash", "-ec", "printf '%s' 'carol pw'"],
+            &["sh", "-c", "set -e; exec printf %s\\n carolpw"],
+            &["zsh", "-c", "true && echo -n carolpw"],
+            &["sh", "-c", "(echo carolpw)"],
+            &["sh", "-c", "echo carolpw | tr -d '\\n'"],
+        ] {
+            assert!(super::echoes_literal(&argv(yes)), "{yes:?}");
+        }
+        for no in [
+            &["pass", "show", "mail"][..],
+            &["sh", "-c", "echo \"$MAILPW\""],
+            &["sh", "-c", "printf %s \"$(pass show mail)\""],
+            &["sh", "-c", "pass show mail | head -n 1"],
+            &["bash", "-c", "secret-tool lookup service mail; echo $?"],
+            &["sh", "-c", "echo 'unbalanced"],
+            &["sh", "script.sh"],
+            &["python3", "-c", "print('pw')"],
+            &["sh", "-c", "echo -n $(cat ~/.mailpw)"],
+            &["sh", "-c", "printf '%s' `cat ~/.mailpw`"],
+            &["sh", "-c", "echo -n && pass show mail"],
+        ] {
+            assert!(!super::echoes_literal(&argv(no)), "{no:?}");
+        }
     }
 
     fn p(text: &str) -> Result<Config, ConfigError> {

@@ -76,6 +76,9 @@ pub struct Planned {
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSummary {
     pub restored: usize,
+    /// Messages whose restore an interrupted earlier run had left
+    /// half-done, found moved back or finished now (not in `restored`).
+    pub recovered: usize,
     /// `restore --rules`: messages whose flags added by the rules were
     /// taken back (or, with `dry_run`, would be).
     pub unflagged: usize,
@@ -190,7 +193,9 @@ pub async fn restore_with(
     imap.can_move_safely()?;
     crate::clean::refuse_unfit_quarantine(&mut imap, a).await?;
     if !opts.dry_run {
-        crate::clean::reconcile(&mut imap, a, &journal_path).await?;
+        summary.recovered = crate::clean::reconcile_counted(&mut imap, a, &journal_path)
+            .await?
+            .1;
         crate::clean::compact_journal(&journal_path);
     }
     let entries = journal::read(&journal_path).map_err(io_err("read the journal"))?;

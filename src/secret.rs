@@ -43,6 +43,32 @@ fn keyring_user(a: &Account) -> String {
     format!("{}:{}", a.name, a.username)
 }
 
+/// A `password.env` variable name as it may be shown: a conventional one
+/// (upper-case letters, digits and `_`, with at least one letter, such as
+/// `MAIL_PASSWORD`) as it is; anything else may be the password typed
+/// where the name goes, so only its first and last characters and its
+/// length are shown (`"c…w" (7 characters)`; `"…" (2 characters)` for
+/// two or fewer).
+pub fn shown_env_name(var: &str) -> String {
+    let conventional = var.chars().any(|c| c.is_ascii_uppercase())
+        && !var.starts_with(|c: char| c.is_ascii_digit())
+        && var
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if conventional {
+        return var.to_string();
+    }
+    let n = var.chars().count();
+    let shown = match (var.chars().next(), var.chars().last()) {
+        (Some(first), Some(last)) if n > 2 => format!("{first}…{last}"),
+        _ => "…".to_string(),
+    };
+    format!(
+        "\"{shown}\" ({n} character{})",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 /// Fetch the account's secret.
 pub fn fetch(a: &Account) -> Result<Secret, String> {
     let Some(src) = &a.secret else {
@@ -63,6 +89,11 @@ pub fn fetch(a: &Account) -> Result<Secret, String> {
                     a.name
                 )
             }),
+            None if shown_env_name(var) != *var => Err(format!(
+                "account \"{}\": the environment variable {} (password.env) is not set, and its name looks like a password: password.env takes the NAME of a variable that holds the password (such as \"MAIL_PASSWORD\"), not the password itself",
+                a.name,
+                shown_env_name(var)
+            )),
             None => Err(format!(
                 "account \"{}\": the environment variable {var} (password.env) is not set",
                 a.name
@@ -247,5 +278,31 @@ mod tests {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn an_env_name_that_may_be_the_password_is_masked() {
+        assert_eq!(shown_env_name("MAIL_PASSWORD"), "MAIL_PASSWORD");
+        assert_eq!(shown_env_name("PW2"), "PW2");
+        assert_eq!(shown_env_name("carolpw"), "\"c…w\" (7 characters)");
+        assert_eq!(shown_env_name("Hunter2"), "\"H…2\" (7 characters)");
+        assert_eq!(shown_env_name("2ABC"), "\"2…C\" (4 characters)");
+        assert_eq!(shown_env_name("ab"), "\"…\" (2 characters)");
+        assert_eq!(shown_env_name("_"), "\"…\" (1 character)");
+    }
+
+    /// Newcomer round 3, 15e: the password written where the variable's
+    /// name goes (unset as a variable) is not printed.
+    #[test]
+    fn an_unset_env_password_is_not_printed() {
+        let cfg = crate::config::parse(
+            "[accounts.c]\nhost = \"imap.example.org\"\nusername = \"carol\"\npassword.env = \"carolpw\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let e = fetch(&cfg.accounts[0]).unwrap_err();
+        assert!(!e.contains("carolpw"), "{e}");
+        assert!(e.contains("\"c…w\" (7 characters)"), "{e}");
+        assert!(e.contains("NAME of a variable"), "{e}");
     }
 }

@@ -107,6 +107,8 @@ fn login(name: Option<&str>, config: Option<&Path>) -> Result<ExitCode, Error> {
     let table = format!("[accounts.{}] in {}", a.name, cfg.path.display());
     match &a.secret {
         Some(SecretSource::Env(var)) => {
+            // Not echoed when it may be the password itself.
+            let var = crate::secret::shown_env_name(var);
             return Err(Error::Usage(format!(
                 "account \"{}\" reads its password from the environment variable {var} (password.env), not from the keyring: set {var} where backscatter runs, or replace password.env with password.keyring = true in {table} and run account login again",
                 a.name

@@ -350,6 +350,14 @@ pub fn run(args: AddArgs, config: Option<&Path>) -> Result<ExitCode, Error> {
         (None, Some(e)) => e.tls,
         _ => TlsMode::Implicit,
     };
+    // An option's fault is told as the option, not as the config key it
+    // would have become.
+    if args.tls.is_some() && tls == TlsMode::Plain && !crate::config::is_loopback(&host) {
+        return Err(Error::Usage(format!(
+            "--tls plain sends your password unencrypted and is allowed only to a loopback address, not {}: use --tls implicit or --tls starttls; nothing written",
+            host.replace(char::is_control, " ")
+        )));
+    }
     let port = match (args.port, auto) {
         (Some(p), _) => p,
         (None, Some(e)) => e.port,

@@ -137,7 +137,7 @@ fn warn_if_exposed(cfg: &Config) {
         let literal = cfg.literal_passwords();
         if mode & 0o077 != 0 && !literal.is_empty() {
             warn(&format!(
-                "{} can be read by other users (mode {:o}) and holds the password of {} (an echo command); run `chmod 600 {}`, or better, use password.keyring",
+                "{} can be read by other users (mode {:o}) and holds the password of {} (a command that echoes it); run `chmod 600 {}`, or better, use password.keyring",
                 cfg.path.display(),
                 mode & 0o777,
                 literal

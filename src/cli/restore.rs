@@ -122,7 +122,12 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     // A Message-ID that names nothing: an error, as `quarantine show`
     // says for one it cannot find (not "Restored 0 messages").
     if let (Some(id), false) = (&args.message_id, s.interrupted) {
-        if s.restored == 0 && s.planned.is_empty() && s.missing == 0 && s.left_behind.is_empty() {
+        if s.restored == 0
+            && s.recovered == 0
+            && s.planned.is_empty()
+            && s.missing == 0
+            && s.left_behind.is_empty()
+        {
             return Err(Error::Runtime(if args.rules {
                 format!(
                     "no message with Message-ID \"{}\" was filed or flagged by your rules on account \"{}\": nothing to undo",
@@ -151,6 +156,7 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
     if args.json {
         let v = serde_json::json!({
             "restored": s.restored,
+            "recovered": s.recovered,
             "unflagged": if args.dry_run { 0 } else { s.unflagged },
             "missing": s.missing,
             "not_moved_by_backscatter": s.foreign,
@@ -246,21 +252,34 @@ pub fn run(args: RestoreArgs, config: Option<&Path>) -> Result<ExitCode, Error> 
             )
             .map_err(w)?;
         } else {
-            writeln!(
-                out,
-                "Restored {} message{} from {}{}.",
-                s.restored,
-                plural(s.restored),
-                quarantine,
-                if s.restored == 0 {
-                    ""
-                } else if s.keyword {
-                    " (marked $NotBackscatter: they will not be moved again)"
-                } else {
-                    " (remembered locally: they will not be moved again)"
-                }
-            )
-            .map_err(w)?;
+            // Not "Restored 0" when the run finished an earlier one's.
+            if s.restored > 0 || s.recovered == 0 {
+                writeln!(
+                    out,
+                    "Restored {} message{} from {}{}.",
+                    s.restored,
+                    plural(s.restored),
+                    quarantine,
+                    if s.restored == 0 {
+                        ""
+                    } else if s.keyword {
+                        " (marked $NotBackscatter: they will not be moved again)"
+                    } else {
+                        " (remembered locally: they will not be moved again)"
+                    }
+                )
+                .map_err(w)?;
+            }
+            if s.recovered > 0 {
+                writeln!(
+                    out,
+                    "Finished restoring {} message{} from {} that an interrupted run had left half-done.",
+                    s.recovered,
+                    plural(s.recovered),
+                    quarantine
+                )
+                .map_err(w)?;
+            }
         }
         if s.foreign > 0 {
             writeln!(

@@ -401,6 +401,22 @@ pub fn run_service(args: ServiceArgs, config: Option<&Path>) -> Result<ExitCode,
             }
         }
         ServiceCommand::Uninstall => {
+            // Only what `install` wrote is ours to stop and remove: with
+            // none of it there, the service manager is not asked.
+            let ours = if macos {
+                vec![home()?
+                    .join("Library/LaunchAgents")
+                    .join(format!("{LAUNCHD_LABEL}.plist"))]
+            } else {
+                vec![unit_path()?, wants_link()?]
+            };
+            if !ours.iter().any(|p| std::fs::symlink_metadata(p).is_ok()) {
+                println!(
+                    "Nothing to uninstall: no backscatter service is installed ({} does not exist).",
+                    ours[0].display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if macos {
                 let path = home()?
                     .join("Library/LaunchAgents")

@@ -333,6 +333,29 @@ impl Pipeline {
         Ok(self.finished.remove(&tag.0).unwrap_or(Ok(None)))
     }
 
+    /// [`Pipeline::wait`], unless `stop` is set first (it is looked at
+    /// every 50 ms while the answer streams in): then `None`, with the
+    /// command still in flight and part of its answer perhaps read, so
+    /// that the connection is out of step and may only be dropped. For a
+    /// FETCH whose data nobody will use once the user asked to stop.
+    pub async fn wait_unless(
+        &mut self,
+        imap: &mut Imap,
+        tag: &Tag,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Result<Option<CopyUid>, ImapError>>, ImapError> {
+        let stopped = async {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = stopped => Ok(None),
+            r = self.wait(imap, tag) => r.map(Some),
+        }
+    }
+
     /// Outcomes of commands that completed, without waiting.
     pub fn take_finished(&mut self, tag: &Tag) -> Option<Result<Option<CopyUid>, ImapError>> {
         self.finished.remove(&tag.0)

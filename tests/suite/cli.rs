@@ -421,6 +421,30 @@ fn account_login_and_password_env_teach_where_the_password_comes_from() {
         assert!(err.contains(says) && !err.contains(&value), "{err}");
         assert!(!new_cfg.exists(), "{err}");
     }
+    // --tls plain to a host that is not loopback: the option is named,
+    // not a config file and key (newcomer round 3, 15g).
+    let o = bin()
+        .args([
+            "--config",
+            new_cfg.to_str().unwrap(),
+            "account",
+            "add",
+            "w5",
+        ])
+        .args(["--address", "me@example.org", "--host", "192.0.2.1"])
+        .args(["--tls", "plain", "--password-env", "MAIL_PW", "--no-check"])
+        .env("NO_COLOR", "1")
+        .env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "backscatter: --tls plain sends your password unencrypted and is allowed only to a loopback address, not 192.0.2.1: use --tls implicit or --tls starttls; nothing written"
+    );
+    assert!(!new_cfg.exists(), "{err}");
     // A config that holds the password there: the key is named, the
     // value never printed.
     std::fs::write(

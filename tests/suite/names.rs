@@ -600,3 +600,57 @@ fn installed_rules_file_where_the_agent_files_and_agent_only_tests_are_refused()
     assert_eq!(imap.select("INBOX"), 0, "nothing fell back to INBOX");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A quarantine named `Qü"ar/Spam` (newcomer round 3, 15m): `clean` moves
+/// into it, the installed Sieve script files LMTP deliveries into the same
+/// folder (Dovecot's log shows no failed fileinto), and `restore --all`
+/// brings every message back.
+#[test]
+fn a_quarantine_with_a_double_quote_works_everywhere() {
+    let Some(dc) = Dovecot::start_or_skip("names_quote") else {
+        return;
+    };
+    let f = crate::flood::flood(40);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    drop(imap);
+    let dir = crate::sweep::tempdir("names-quote");
+    let cfg = config(&dir, &dc, "quarantine = 'Qü\"ar/Spam'\n");
+    let (st, out, err) = cli(&dir, &cfg, &["clean", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    let moved = json_field(&out, "quarantined");
+    assert!(moved > 0, "{out}");
+    assert_eq!(dc.imap("alice").status("Qü\"ar/Spam").0 as u64, moved);
+
+    let (st, out, err) = cli(&dir, &cfg, &["sieve", "install"]);
+    assert!(st.success(), "{out}{err}");
+    let mut delivered = 0;
+    for m in f
+        .inbox
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| f.expected[&format!("<flood-{i}@test.invalid>")] == Decision::Backscatter)
+        .map(|(_, m)| m)
+        .take(10)
+    {
+        lmtp_deliver(dc.lmtp_port, "", "alice@example.test", m).unwrap();
+        delivered += 1;
+    }
+    let filed = dc.imap("alice").status("Qü\"ar/Spam").0 as u64 - moved;
+    eprintln!("LMTP: {filed} of {delivered} forged responses filed into Qü\"ar/Spam");
+    assert!(
+        filed > 0,
+        "the installed script filed nothing into quarantine"
+    );
+    let log = std::fs::read_to_string(&dc.log_file).unwrap_or_default();
+    assert!(
+        !log.contains("Mailbox doesn't exist") && !log.contains("fileinto action: failed"),
+        "a Sieve delivery failed: {log}"
+    );
+
+    let (st, out, err) = cli(&dir, &cfg, &["restore", "--all", "--json"]);
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(json_field(&out, "restored"), moved + filed, "{out}");
+    assert_eq!(dc.imap("alice").status("Qü\"ar/Spam").0, 0);
+}

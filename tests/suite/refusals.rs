@@ -191,6 +191,43 @@ fn refused_expunge_leaves_the_batch_for_the_next_run_which_copies_nothing_again(
     );
 }
 
+/// A `restore` that finishes one an earlier run left half-done (the
+/// COPY fallback, its UID EXPUNGE refused: exit 1, the messages in both
+/// mailboxes) says it finished them, not "Restored 0 messages"
+/// (newcomer round 3, 15h).
+#[test]
+fn restore_that_finishes_a_half_done_one_counts_them() {
+    let Some(dc) = Dovecot::start_or_skip("restore_finishes") else {
+        return;
+    };
+    let (ids, forged) = flooded(&dc, 40);
+    let proxy = QuirkProxy::start(dc.imap_port, no_move());
+    let dir = tempdir("restore-finishes");
+    let cfg = config(&dir, proxy.port);
+    let (code, out, err) = run(&dir, &cfg, &["clean"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
+
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    proxy.set(rules);
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 1, "{out}{err}");
+    one_sentence(&err, "[CANNOT] Expunge refused");
+
+    proxy.set(no_move());
+    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("Restored 0"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Finished restoring {forged} messages from Backscatter that an interrupted run had left half-done."
+        )),
+        "{out}"
+    );
+    assert_eq!(each_in_one_place(&dc, &ids, "after the restores"), 0);
+}
+
 /// `filter` (fileinto under the COPY fallback) with the `\Deleted` flag
 /// refused: exit 1, nothing doubled, and the next run files them once.
 #[test]
@@ -463,6 +500,94 @@ fn ctrl_c_during_the_scan_moves_nothing() {
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted: 0 moved"), "{err}");
     assert!(!moving(), "a move was sent after Ctrl-C");
+    assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
+}
+
+/// Ctrl-C during the scan over a slow link (the proxy passes the
+/// server's answers at a rate that makes the sweep's prefix FETCH take
+/// 20 s): the FETCH in flight is not read on (no MOVE is in flight, so
+/// the connection is dropped), nothing is judged or moved, exit 130. The
+/// measure is the bytes the proxy passed on after the signal: at most a
+/// third of that FETCH (about 7 s of the link for the signal to be acted
+/// on; before, the whole rest of it came, and was judged).
+#[test]
+fn ctrl_c_on_a_slow_link_stops_downloading() {
+    let Some(dc) = Dovecot::start_or_skip("ctrl_c_slow") else {
+        return;
+    };
+    let f = flood(900);
+    let mut imap = dc.imap("alice");
+    imap.append_many("Sent", &f.sent);
+    imap.append_many("INBOX", &f.inbox);
+    let prefix = u64::from(backscatter::plan::PREFIX);
+    let total: u64 = f.inbox.iter().map(|m| (m.len() as u64).min(prefix)).sum();
+    let proxy = QuirkProxy::start(
+        dc.imap_port,
+        Rules {
+            down_rate: Some(total / 20),
+            ..Rules::default()
+        },
+    );
+    let dir = tempdir("ctrl-c-slow");
+    let cfg = config(&dir, proxy.port);
+    let child = crate::util::backscatter(&dir, &cfg, &["clean", "--json"])
+        .env("PW", "alicepw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = format!("BODY.PEEK[]<0.{prefix}>");
+    let sweeping = || {
+        proxy.seen(|s| {
+            s.commands
+                .iter()
+                .any(|c| c.to_ascii_uppercase().contains(&marker))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !sweeping() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no prefix FETCH"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Well into the FETCH's answer (a tenth of it, 2 s of the link).
+    let at_fetch = proxy.seen(|s| s.down_bytes);
+    while proxy.seen(|s| s.down_bytes) < at_fetch + total / 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the prefix FETCH's answer did not come"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let at_signal = proxy.seen(|s| s.down_bytes);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let after = proxy.seen(|s| s.down_bytes) - at_signal;
+    eprintln!(
+        "after SIGINT: {after} bytes of a {total}-byte FETCH passed on; exit in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(v["interrupted"], true, "{out}");
+    assert_eq!(v["scanned"], 0, "a round was judged after Ctrl-C: {out}");
+    assert_eq!(v["quarantined"], 0, "{out}");
+    assert!(
+        after < total / 3,
+        "{after} bytes of the {total}-byte FETCH were downloaded after Ctrl-C"
+    );
+    assert!(!proxy.seen(|s| s
+        .commands
+        .iter()
+        .any(|c| c.to_ascii_uppercase().starts_with("UID MOVE"))));
+    let ids: Vec<String> = f.expected.keys().cloned().collect();
     assert_eq!(each_in_one_place(&dc, &ids, "after Ctrl-C"), 0);
 }
 

@@ -168,6 +168,14 @@ fn passwords_never_appear_and_state_files_are_private() {
         "{out}"
     );
     assert!(!out.contains(right), "{out}");
+    // The same password echoed by a shell script (newcomer round 3, 15f).
+    write_cfg(&format!(
+        "password.command = [\"sh\", \"-c\", \"echo {right}\"]"
+    ));
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&dir, &cfg, "", &["account", "check"]);
+    assert!(out.contains("can be read by other users"), "{out}");
+    assert!(!out.contains(right), "{out}");
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = run(&dir, &cfg, "", &["account", "check"]);
     assert!(!out.contains("can be read by other users"), "{out}");

@@ -343,6 +343,28 @@ fn service_install_uses_the_config_and_uninstall_removes_everything() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!unit.exists(), "unit removed");
     assert!(std::fs::symlink_metadata(&wants).is_err(), "link removed");
+    // Again, with nothing installed (newcomer round 3, 15d): said plainly,
+    // and no systemctl run whose failure would be shown.
+    let calls_before = std::fs::read_to_string(dir.join("calls")).unwrap();
+    let o = service(&dir, &no_bus, Some(&cfg), &["service", "uninstall"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!(
+            "Nothing to uninstall: no backscatter service is installed ({} does not exist).",
+            unit.display()
+        )
+    );
+    assert!(
+        !text(&o.stderr).contains("systemctl"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("calls")).unwrap(),
+        calls_before,
+        "systemctl was run"
+    );
 
     // No user session bus at install: explained, nothing written.
     let o = service(&dir, &no_bus, Some(&cfg), &["service", "install"]);

@@ -1431,3 +1431,48 @@ fn install_fits_the_servers_script_size_limit() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A quarantine name with a double quote and a non-ASCII letter
+/// (`Qü"ar/Spam`, newcomer round 3, 15m): the generated script compiles
+/// with Pigeonhole's `sievec` and sieve-rs, and both file a forged bounce
+/// into exactly that folder (the `"` escaped as `\"`, RFC 5228 §2.4.2).
+/// The bounces are the hand-written encoded fixtures, judged with no sent
+/// Message-IDs (so each is someone else's).
+#[test]
+fn a_quarantine_with_a_double_quote_is_filed_into_exactly() {
+    let name = "Qü\"ar/Spam";
+    let ids: Vec<String> = Vec::new();
+    let p = Policy {
+        quarantine: name,
+        ..policy(&ids, DOVECOT_DEFAULT, 1 << 20)
+    };
+    let script = generate(&p).unwrap();
+    validate(&script.text, DOVECOT_DEFAULT).unwrap();
+    assert!(script.text.contains("\"Qü\\\"ar/Spam\""), "{}", script.text);
+    if let Some(sievec) = sievec() {
+        let dir = crate::sweep::tempdir("sieve-quote");
+        let file = dir.join("q.sieve");
+        std::fs::write(&file, &script.text).unwrap();
+        let out = Command::new(&sievec)
+            .arg(&file)
+            .arg(dir.join("q.svbin"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sievec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = crate::util::root().join("tests/fixtures/handwritten-encoded");
+    let raws: Vec<Vec<u8>> = ["dsn-base64.eml", "html-base64.eml"]
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect();
+    let pigeonhole = pigeonhole_decisions(&script.text, &raws);
+    for (raw, ph) in raws.iter().zip(&pigeonhole) {
+        let rs = run(&script.text, raw, "").unwrap();
+        assert_eq!(rs.as_deref(), Some(name), "sieve-rs");
+        assert_eq!(ph.as_deref(), Some(name), "Pigeonhole");
+    }
+}

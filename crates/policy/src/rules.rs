@@ -639,6 +639,15 @@ fn rewrite_keeps(text: &str) -> String {
     out
 }
 
+/// The refusals found so far, if any, else the compile error `e`.
+fn refused_or(refused: &[Refusal], e: RulesError) -> RulesError {
+    if refused.is_empty() {
+        e
+    } else {
+        RulesError::Refused(refused.to_vec())
+    }
+}
+
 fn compile_one(text: &str, name: &str) -> Result<Arc<Sieve>, RulesError> {
     Compiler::new()
         .compile(rewrite_keeps(text).as_bytes())
@@ -661,8 +670,11 @@ impl Rules {
         script: &str,
         mut load: impl FnMut(&str) -> Result<Option<String>, String>,
     ) -> Result<Rules, RulesError> {
-        let main = compile_one(script, "")?;
+        // The refusals first: a refused command can also be what keeps the
+        // script from compiling (`vacation` under `ihave "vacation"`,
+        // RFC 5463, which sieve-rs calls an undeclared capability).
         let mut refused = refusals(script, "");
+        let main = compile_one(script, "").map_err(|e| refused_or(&refused, e))?;
         let mut includes = BTreeMap::new();
         let mut pending: Vec<(Option<String>, bool)> = scan(script).includes;
         // A name is required when one of its includes is not :optional.
@@ -696,8 +708,11 @@ impl Rules {
                 missing.push(name);
                 continue;
             };
-            includes.insert(name.clone(), compile_one(&text, &name)?);
             refused.extend(refusals(&text, &name));
+            includes.insert(
+                name.clone(),
+                compile_one(&text, &name).map_err(|e| refused_or(&refused, e))?,
+            );
             pending.extend(scan(&text).includes);
         }
         // As Pigeonhole, a missing script that is not :optional everywhere
@@ -1125,6 +1140,36 @@ mod tests {
             ]
         );
         assert!(r[0].to_string().contains("never deletes"), "{}", r[0]);
+    }
+
+    /// Newcomer round 3, 15k: `vacation` under `ihave` (RFC 5463), which
+    /// sieve-rs does not compile, is refused like any `vacation`, in the
+    /// main script and in an included one.
+    #[test]
+    fn vacation_under_ihave_is_refused_not_a_compile_error() {
+        let script = "require [\"ihave\"];\nif ihave \"vacation\" { vacation \"x\"; }\n";
+        let Err(RulesError::Refused(r)) = Rules::compile(script, |_| Ok(None)) else {
+            panic!("not refused")
+        };
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].to_string(), refusals(script, "")[0].to_string());
+        assert!(
+            r[0].to_string()
+                .starts_with("line 2: \"vacation\" is refused"),
+            "{}",
+            r[0]
+        );
+        let main = "require \"include\";\ninclude \"away\";\n";
+        let Err(RulesError::Refused(r)) = Rules::compile(main, |_| Ok(Some(script.to_string())))
+        else {
+            panic!("not refused")
+        };
+        assert!(
+            r[0].to_string()
+                .starts_with("included script \"away\", line 2: \"vacation\" is refused"),
+            "{}",
+            r[0]
+        );
     }
 
     #[test]

@@ -362,14 +362,17 @@ impl std::fmt::Display for GenerateError {
 
 impl std::error::Error for GenerateError {}
 
-/// Why a mailbox name cannot be the quarantine, if it cannot: a double
-/// quote, a backslash, `${` or a control character. RFC 5228 allows the
-/// first two escaped, but implementations disagree on them (sieve-rs, our
-/// validator, reads `\\` differently from Pigeonhole: FUZZING.md), and no
-/// one needs them in a folder name.
+/// Why a mailbox name cannot be the quarantine, if it cannot: a
+/// backslash, `${` or a control character. RFC 5228 allows a backslash
+/// escaped, but implementations disagree on it (sieve-rs, our validator,
+/// reads `\\` differently from Pigeonhole: FUZZING.md); sieve-rs expands
+/// `${...}` even without the `variables` extension; a control character
+/// cannot be in a string of the script ([`quote`] makes it a space). A
+/// double quote is fine: [`quote`] escapes it as `\"`, which Pigeonhole
+/// and sieve-rs both read back as `"`.
 pub fn unsafe_mailbox_name(name: &str) -> Option<&'static str> {
-    if name.contains(['"', '\\']) || name.contains("${") || name.chars().any(char::is_control) {
-        Some("must not contain a double quote, a backslash, \"${\" or control characters")
+    if name.contains('\\') || name.contains("${") || name.chars().any(char::is_control) {
+        Some("must not contain a backslash, \"${\" or control characters (the server's Sieve script could not file into it reliably)")
     } else {
         None
     }

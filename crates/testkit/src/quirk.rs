@@ -184,6 +184,9 @@ pub struct Rules {
     /// in flight the client thus sees the second MOVE's COPYUID before the
     /// first MOVE's OK, which is what Dovecot 2.3 does under load.
     pub late_move_completions: bool,
+    /// Pass the server's responses on at most this many bytes a second
+    /// (a slow link); `None`: as fast as they come.
+    pub down_rate: Option<u64>,
 }
 
 /// What the proxy saw and did.
@@ -200,6 +203,8 @@ pub struct Seen {
     /// MOVE completions held back and sent after a later MOVE's COPYUID
     /// ([`Rules::late_move_completions`]).
     pub reordered: usize,
+    /// Bytes of the server's responses passed on to clients.
+    pub down_bytes: u64,
 }
 
 struct Shared {
@@ -324,6 +329,43 @@ async fn write(w: &Half, bytes: &[u8]) -> Option<()> {
     w.lock().await.write_all(bytes).await.ok()
 }
 
+/// Count `n` bytes passed on to the client and, under
+/// [`Rules::down_rate`], sleep as long as the link would take to carry
+/// them after what it carries already (`busy_until`; idle time earns no
+/// credit).
+async fn pace(shared: &Mutex<Shared>, busy_until: &mut tokio::time::Instant, n: usize) {
+    let rate = {
+        let mut s = shared.lock().unwrap();
+        s.seen.down_bytes += n as u64;
+        s.rules.down_rate
+    };
+    if let Some(rate) = rate.filter(|r| *r > 0) {
+        let start = (*busy_until).max(tokio::time::Instant::now());
+        *busy_until = start + std::time::Duration::from_secs_f64(n as f64 / rate as f64);
+        tokio::time::sleep_until(*busy_until).await;
+    }
+}
+
+/// Copy `n` bytes of a server's literal to the client, paced ([`pace`]).
+async fn pass_literal_down<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    w: &Half,
+    n: usize,
+    shared: &Mutex<Shared>,
+    busy_until: &mut tokio::time::Instant,
+) -> Option<()> {
+    let mut left = n;
+    let mut buf = vec![0u8; 16 * 1024];
+    while left > 0 {
+        let k = left.min(buf.len());
+        r.read_exact(&mut buf[..k]).await.ok()?;
+        write(w, &buf[..k]).await?;
+        pace(shared, busy_until, k).await;
+        left -= k;
+    }
+    Some(())
+}
+
 /// Copy `n` bytes of a literal from `r` to `w`.
 async fn pass_literal<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
@@ -430,6 +472,7 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
     let down = async move {
         let mut r = BufReader::new(server_r);
         let mut start = true;
+        let mut busy_until = tokio::time::Instant::now();
         // A MOVE's tagged completion held back (`late_move_completions`).
         let mut held: Option<Vec<u8>> = None;
         loop {
@@ -507,9 +550,13 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
             if write(&client_w, &line).await.is_none() {
                 break;
             }
+            pace(&shared, &mut busy_until, line.len()).await;
             match lit {
                 Some(n) => {
-                    if pass_literal(&mut r, &client_w, n).await.is_none() {
+                    if pass_literal_down(&mut r, &client_w, n, &shared, &mut busy_until)
+                        .await
+                        .is_none()
+                    {
                         break;
                     }
                     start = false;

@@ -1963,16 +1963,38 @@ async fn classify_round(
         if stop.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let tag = p.fetch(imap, &group, &item).await?;
-        if !fetched(imap, p, &tag, stop, abandon).await? {
-            return Ok(None);
+        // Where the whole header is in hand (longer than the prefix), the
+        // text after it; else the bytes after the prefix. Both in one
+        // flight.
+        let (texts, plain): (Vec<u32>, Vec<u32>) =
+            group.iter().partition(|u| headers.contains_key(u));
+        let mut tags = Vec::new();
+        if !plain.is_empty() {
+            tags.push(p.fetch(imap, &plain, &item).await?);
+        }
+        if !texts.is_empty() {
+            tags.push(p.fetch(imap, &texts, plan::TEXT_ITEM).await?);
+        }
+        for tag in &tags {
+            if !fetched(imap, p, tag, stop, abandon).await? {
+                return Ok(None);
+            }
         }
         for uid in group.drain(..) {
             if let Some((_, mut pre)) = later.remove(&uid) {
-                if let Some(more) = p.rests.remove(&uid) {
-                    pre.bytes.extend_from_slice(&more);
-                }
-                let bytes = std::mem::take(&mut pre.bytes);
+                let bytes = match headers.remove(&uid) {
+                    Some(mut whole) => {
+                        whole.extend_from_slice(&p.texts.remove(&uid).unwrap_or_default());
+                        whole.truncate(plan::WHOLE as usize);
+                        whole
+                    }
+                    None => {
+                        if let Some(more) = p.rests.remove(&uid) {
+                            pre.bytes.extend_from_slice(&more);
+                        }
+                        std::mem::take(&mut pre.bytes)
+                    }
+                };
                 judge(uid, &bytes, &pre);
             }
         }

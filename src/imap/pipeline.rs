@@ -73,6 +73,8 @@ pub struct Pipeline {
     pub structures: HashMap<u32, Part>,
     /// Whole headers (`BODY[HEADER]`), by UID.
     pub headers: HashMap<u32, Vec<u8>>,
+    /// Texts after the header (`BODY[TEXT]`), by UID.
+    pub texts: HashMap<u32, Vec<u8>>,
     /// UIDs a UID SEARCH in flight returned.
     pub found: Vec<u32>,
     /// STATUS replies (RFC 3501 section 7.2.4), by mailbox name as sent:
@@ -110,6 +112,7 @@ impl Pipeline {
         self.rests.clear();
         self.structures.clear();
         self.headers.clear();
+        self.texts.clear();
         self.found.clear();
         self.statuses.clear();
     }
@@ -564,6 +567,7 @@ impl Pipeline {
         let mut arrived = None;
         let mut body: Option<(u32, &[u8])> = None;
         let mut header: Option<&[u8]> = None;
+        let mut text: Option<&[u8]> = None;
         let mut structure_part = None;
         for a in attrs {
             match a {
@@ -583,6 +587,11 @@ impl Pipeline {
                     data,
                     ..
                 } => header = Some(data.as_deref().unwrap_or_default()),
+                AttributeValue::BodySection {
+                    section: Some(SectionPath::Full(MessageSection::Text)),
+                    data,
+                    ..
+                } => text = Some(data.as_deref().unwrap_or_default()),
                 AttributeValue::BodyStructure(bs) => structure_part = Some(structure::convert(bs)),
                 _ => {}
             }
@@ -611,6 +620,9 @@ impl Pipeline {
         }
         if let Some(h) = header {
             self.headers.insert(uid, h.to_vec());
+        }
+        if let Some(t) = text {
+            self.texts.insert(uid, t.to_vec());
         }
     }
 }

@@ -11,10 +11,12 @@
 //!    automated responses are smaller than [`PREFIX`]: they are then
 //!    classified from their complete bytes, as a file would be.
 //!    A header that does not end within the prefix (Microsoft 365 writes
-//!    13-15 KB of them, `tests/corpus/sisimai/bsd/lhost-office365-*`) is
-//!    fetched whole first (`BODY.PEEK[HEADER]`, [`after_header`]), so that
-//!    an ordinary message with such a header still costs only its header
-//!    and prefix, not everything the classifier could read.
+//!    13-15 KB of them, `tests/corpus/sisimai/bsd/lhost-office365-*`) and
+//!    shows no sign from the sending side in it is fetched whole first
+//!    (`BODY.PEEK[HEADER]`, [`after_header`]), so that an ordinary message
+//!    with such a header still costs only its header and prefix, not
+//!    everything the classifier could read; its rest, if needed, is its
+//!    text ([`TEXT_ITEM`]), so the header is not read twice.
 //! 2. A longer message whose headers carry a sign from the sending side
 //!    (the only kind [`classify`](crate::classify::classify) can call
 //!    automated) gets the rest of what the classifier reads, up to
@@ -68,8 +70,14 @@ pub fn after_prefix(prefix: &[u8], size: Option<u32>) -> Next {
         return Next::Classify;
     }
     let Some(end) = header_end(prefix) else {
-        // Headers longer than the prefix: the whole header decides.
-        return Next::Header;
+        // Headers longer than the prefix: a sign from the sending side in
+        // the part already read asks for the rest at once; otherwise the
+        // whole header decides.
+        return if may_be_automated(prefix) {
+            Next::Rest
+        } else {
+            Next::Header
+        };
     };
     by_header(&prefix[..end])
 }
@@ -77,6 +85,13 @@ pub fn after_prefix(prefix: &[u8], size: Option<u32>) -> Next {
 /// The fetch item for [`Next::Header`]: the message's whole header, with
 /// the blank line that ends it (RFC 3501 section 6.4.5, `HEADER`).
 pub const HEADER_ITEM: &str = "BODY.PEEK[HEADER]";
+
+/// The fetch item for the rest of a message whose whole header was read
+/// ([`HEADER_ITEM`]): its text, up to [`WHOLE`] bytes (RFC 3501 section
+/// 6.4.5, `TEXT`: everything after the header's blank line). The header
+/// and this text, cut at [`WHOLE`], are the message's first bytes as
+/// `BODY[]<0.WHOLE>` gives them, without reading the header twice.
+pub const TEXT_ITEM: &str = "BODY.PEEK[TEXT]<0.528384>";
 
 /// Decide after [`Next::Header`]: `header` is the whole header the server
 /// returned for [`HEADER_ITEM`]. [`Next::Rest`] when it carries a sign from
@@ -239,24 +254,29 @@ mod tests {
 
     /// Real Microsoft 365 headers (Sisimai's `lhost-office365-*`, 13-15 KB
     /// of header each) and a real person's message with a 15 KB header
-    /// (`extra/list-talk`): longer than the prefix, so the whole header is
-    /// fetched and decides. The bounces then need their rest; the person's
-    /// message is settled by its header, whatever its body's length.
+    /// (`extra/list-talk`), all longer than the prefix. The bounces show a
+    /// sign from the sending side within the prefix, so they ask for their
+    /// rest at once (their whole header would say the same); the person's
+    /// message shows none, so its whole header is fetched and settles it,
+    /// whatever its body's length.
     #[test]
     fn a_header_longer_than_the_prefix_is_read_whole_and_decides() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let read = |p: &str| std::fs::read(root.join(p)).expect(p);
-        for (path, want) in [
+        for (path, first, then) in [
             (
                 "tests/corpus/sisimai/bsd/lhost-office365-05.eml",
+                Next::Rest,
                 Next::Rest,
             ),
             (
                 "tests/corpus/sisimai/bsd/lhost-office365-10.eml",
                 Next::Rest,
+                Next::Rest,
             ),
             (
                 "tests/fixtures/extra/list-talk/person-quotes-mailman-bounce-notice.eml",
+                Next::Header,
                 Next::Settled,
             ),
         ] {
@@ -266,11 +286,16 @@ mod tests {
             // As if a 1 MB attachment followed.
             assert_eq!(
                 after_prefix(&m[..PREFIX as usize], Some(1 << 20)),
-                Next::Header,
+                first,
                 "{path}"
             );
-            assert_eq!(after_header(&m[..end]), want, "{path}");
+            assert_eq!(after_header(&m[..end]), then, "{path}");
         }
+    }
+
+    #[test]
+    fn the_text_item_reads_as_far_as_the_classifier() {
+        assert_eq!(TEXT_ITEM, format!("BODY.PEEK[TEXT]<0.{WHOLE}>"));
     }
 
     #[test]

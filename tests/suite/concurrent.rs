@@ -341,8 +341,10 @@ fn moves_answered_out_of_order_are_each_committed_from_their_own_copyuid() {
     assert_eq!(code, 0, "{out}{err}");
     let v = json(&out);
     let reordered = proxy.seen(|s| s.reordered);
+    // At least one MOVE saw the next one's COPYUID first (usually two:
+    // the proxy waits up to 2 s for the next MOVE).
     assert!(
-        reordered >= 2,
+        reordered >= 1,
         "the proxy reordered {reordered} completions"
     );
     assert_eq!(v["quarantined"], forged, "{v}");

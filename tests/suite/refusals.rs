@@ -214,6 +214,17 @@ fn restore_that_finishes_a_half_done_one_counts_them() {
     let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
     assert_eq!(code, 1, "{out}{err}");
     one_sentence(&err, "[CANNOT] Expunge refused");
+    // Its own \Deleted is taken off again, as clean does: no message sits
+    // flagged for some client's EXPUNGE (newcomer round 4, fault 5a: the
+    // quarantine opened by select_keywords was not recorded as selected,
+    // so the take-back failed and left every original flagged).
+    for mb in ["INBOX", "Backscatter"] {
+        assert_eq!(
+            deleted_ids(&dc, mb),
+            Vec::<String>::new(),
+            "{mb}: flagged \\Deleted after the refusals: {err}"
+        );
+    }
 
     proxy.set(no_move());
     let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
@@ -852,41 +863,6 @@ fn a_refused_restore_never_takes_a_look_alike_for_the_message() {
         assert_eq!(held("INBOX"), ["A", "B"], "{name}: both in INBOX once");
         assert!(held("Backscatter").is_empty(), "{name}");
     }
-}
-
-/// Newcomer round 4, fault 5a: `restore` on a server without MOVE whose
-/// UID EXPUNGEs are refused must take its own `\Deleted` off again, as
-/// `clean` does: no message may sit flagged for some client's EXPUNGE.
-/// The next restore, with EXPUNGE allowed, brings every message back once.
-#[test]
-fn restore_with_refused_expunges_leaves_no_deleted_flag() {
-    let Some(dc) = Dovecot::start_or_skip("restore_refused_expunge") else {
-        return;
-    };
-    let (ids, forged) = flooded(&dc, 40);
-    let proxy = QuirkProxy::start(dc.imap_port, no_move());
-    let dir = tempdir("restore-refused-expunge");
-    let cfg = config(&dir, proxy.port);
-    let (code, out, err) = run(&dir, &cfg, &["clean"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
-    proxy.set(rules);
-    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("Expunge refused"), "{err}");
-    for mb in ["INBOX", "Backscatter"] {
-        assert_eq!(
-            deleted_ids(&dc, mb),
-            Vec::<String>::new(),
-            "{mb}: flagged \\Deleted after the refusals: {err}"
-        );
-    }
-    proxy.set(no_move());
-    let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(each_in_one_place(&dc, &ids, "after the second restore"), 0);
 }
 
 /// Newcomer round 4, fault 5b: a server without MOVE that refuses every

@@ -180,7 +180,7 @@ pub struct Rules {
     /// Hold the tagged completion of each `UID MOVE` until the next
     /// untagged `[COPYUID ...]` has been passed on (it is then sent right
     /// after it), or until another tagged line comes (it is sent before
-    /// it), or the server has been silent for 100 ms. With several MOVEs
+    /// it), or the server has been silent for 2 s. With several MOVEs
     /// in flight the client thus sees the second MOVE's COPYUID before the
     /// first MOVE's OK, which is what Dovecot 2.3 does under load.
     pub late_move_completions: bool,
@@ -478,11 +478,10 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Mutex<Shared>>)
         loop {
             let next = match held {
                 Some(_) => {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_millis(100),
-                        read_line(&mut r),
-                    )
-                    .await
+                    // Long enough for a client on a loaded machine to
+                    // journal (fsync) and send its next MOVE.
+                    match tokio::time::timeout(std::time::Duration::from_secs(2), read_line(&mut r))
+                        .await
                     {
                         Ok(l) => l,
                         Err(_) => {

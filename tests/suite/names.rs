@@ -133,14 +133,7 @@ fn names_follow_the_inbox_dot_namespace_of_cyrus_and_courier() {
     let (st, out, err) = cli(&dir, &cfg, &["sieve", "install"]);
     assert!(st.success(), "{out}{err}");
     let mut delivered = 0;
-    for m in f
-        .inbox
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| f.expected[&format!("<flood-{i}@test.invalid>")] == Decision::Backscatter)
-        .map(|(_, m)| m)
-        .take(15)
-    {
+    for m in &crate::flood::forged(&f, 15) {
         lmtp_deliver(dc.lmtp_port, "", "alice@example.test", m).unwrap();
         delivered += 1;
     }
@@ -626,14 +619,7 @@ fn a_quarantine_with_a_double_quote_works_everywhere() {
     let (st, out, err) = cli(&dir, &cfg, &["sieve", "install"]);
     assert!(st.success(), "{out}{err}");
     let mut delivered = 0;
-    for m in f
-        .inbox
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| f.expected[&format!("<flood-{i}@test.invalid>")] == Decision::Backscatter)
-        .map(|(_, m)| m)
-        .take(10)
-    {
+    for m in &crate::flood::forged(&f, 10) {
         lmtp_deliver(dc.lmtp_port, "", "alice@example.test", m).unwrap();
         delivered += 1;
     }

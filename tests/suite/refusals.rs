@@ -108,6 +108,26 @@ fn no_move() -> Rules {
     }
 }
 
+/// A server without MOVE whose every UID EXPUNGE is refused.
+fn no_move_expunge_refused() -> Rules {
+    let mut rules = no_move();
+    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    rules
+}
+
+/// The user's rules for the `filter` tests (written into `dir`): every
+/// flood message into the folder `Filed`, created here.
+fn flood_into_filed(dc: &Dovecot, dir: &Path) -> PathBuf {
+    let rules_file = dir.join("rules.sieve");
+    std::fs::write(
+        &rules_file,
+        "require [\"fileinto\"];\nif header :contains \"message-id\" \"flood\" { fileinto \"Filed\"; }\n",
+    )
+    .unwrap();
+    dc.imap("alice").create("Filed");
+    rules_file
+}
+
 /// One line on stderr (tracing's warnings aside) that quotes the server.
 fn one_sentence(err: &str, quoting: &str) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -158,8 +178,7 @@ fn refused_expunge_leaves_the_batch_for_the_next_run_which_copies_nothing_again(
         return;
     };
     let (ids, forged) = flooded(&dc, 40);
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules = no_move_expunge_refused();
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let dir = tempdir("refused-expunge");
     let cfg = config(&dir, proxy.port);
@@ -208,8 +227,7 @@ fn restore_that_finishes_a_half_done_one_counts_them() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(each_in_one_place(&dc, &ids, "after clean"), forged);
 
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules = no_move_expunge_refused();
     proxy.set(rules);
     let (code, out, err) = run(&dir, &cfg, &["restore", "--all"]);
     assert_eq!(code, 1, "{out}{err}");
@@ -248,13 +266,7 @@ fn filter_fileinto_with_a_refused_deleted_flag_doubles_nothing() {
     };
     let (ids, _) = flooded(&dc, 20);
     let dir = tempdir("refused-filter");
-    let rules_file = dir.join("rules.sieve");
-    std::fs::write(
-        &rules_file,
-        "require [\"fileinto\"];\nif header :contains \"message-id\" \"flood\" { fileinto \"Filed\"; }\n",
-    )
-    .unwrap();
-    dc.imap("alice").create("Filed");
+    let rules_file = flood_into_filed(&dc, &dir);
     let mut rules = no_move();
     // (filter's exit status with errors counted is another issue's: not
     // asserted here.)
@@ -318,12 +330,7 @@ fn watch_retries_a_refused_search() {
         return;
     };
     let f = flood(60);
-    let forged: Vec<u8> = f
-        .inbox
-        .iter()
-        .find(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .unwrap()
-        .clone();
+    let forged = crate::flood::forged(&f, 1).remove(0);
     dc.imap("alice").append_many("Sent", &f.sent);
     let proxy = QuirkProxy::start(dc.imap_port, Rules::default());
     let dir = tempdir("watch-refused-search");
@@ -412,12 +419,7 @@ fn login_unavailable_is_temporary() {
         return;
     };
     let f = flood(60);
-    let forged: Vec<u8> = f
-        .inbox
-        .iter()
-        .find(|m| f.expected[&id_of(m)] == Decision::Backscatter)
-        .unwrap()
-        .clone();
+    let forged = crate::flood::forged(&f, 1).remove(0);
     dc.imap("alice").append_many("Sent", &f.sent);
     let unavailable = || Rules {
         refuse: vec![Refusal::no(
@@ -669,8 +671,7 @@ fn refused_expunge_and_take_back_leave_no_deleted_flag_of_ours() {
             );
         }
     };
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules = no_move_expunge_refused();
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let dir = tempdir("refused-expunge-flags");
     let cfg = config(&dir, proxy.port);
@@ -719,8 +720,7 @@ fn watch_with_refused_expunges_leaves_no_deleted_flag_of_ours() {
     dc.imap("alice").append("INBOX", ham);
     dc.imap("alice").store("INBOX", "1", "+FLAGS (\\Deleted)");
     let users_id = "<users-own@example.org>".to_string();
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules = no_move_expunge_refused();
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let dir = tempdir("watch-refused-expunge");
     let cfg = config(&dir, proxy.port);
@@ -903,8 +903,7 @@ fn restore_takes_off_a_deleted_flag_an_interrupted_move_left() {
         return;
     };
     let (ids, forged) = flooded(&dc, 30);
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules = no_move_expunge_refused();
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let dir = tempdir("restore-undeletes");
     let cfg = config(&dir, proxy.port);
@@ -934,15 +933,8 @@ fn filter_with_refused_expunges_leaves_no_deleted_flag() {
     };
     let (ids, _) = flooded(&dc, 20);
     let dir = tempdir("refused-filter-flags");
-    let rules_file = dir.join("rules.sieve");
-    std::fs::write(
-        &rules_file,
-        "require [\"fileinto\"];\nif header :contains \"message-id\" \"flood\" { fileinto \"Filed\"; }\n",
-    )
-    .unwrap();
-    dc.imap("alice").create("Filed");
-    let mut rules = no_move();
-    rules.refuse = vec![Refusal::no("UID EXPUNGE", "CANNOT", "Expunge refused")];
+    let rules_file = flood_into_filed(&dc, &dir);
+    let rules = no_move_expunge_refused();
     let proxy = QuirkProxy::start(dc.imap_port, rules);
     let cfg = config(&dir, proxy.port);
     let mut text = std::fs::read_to_string(&cfg).unwrap();

@@ -15,6 +15,28 @@ fn sievec() -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Compile `text` with Pigeonhole's `sievec` when it is installed: a
+/// refusal fails the test, naming `what` and sievec's words.
+fn sievec_compiles(text: &str, what: &str) {
+    let Some(sievec) = sievec() else {
+        return;
+    };
+    let dir = crate::sweep::tempdir("sievec");
+    let file = dir.join("s.sieve");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(&sievec)
+        .arg(&file)
+        .arg(dir.join("s.svbin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sievec rejects {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn policy<'a>(ids: &'a [String], ext: &'a str, max: usize) -> Policy<'a> {
     Policy {
         account: "test",
@@ -141,22 +163,7 @@ fn hostile_ids_stay_literal() {
         run(&s.text, other, "").unwrap().as_deref(),
         Some("Backscatter")
     );
-    if let Some(sievec) = sievec() {
-        let dir = crate::sweep::tempdir("sieve-nasty");
-        let f = dir.join("nasty.sieve");
-        std::fs::write(&f, &s.text).unwrap();
-        let out = Command::new(&sievec)
-            .arg(&f)
-            .arg(dir.join("nasty.svbin"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sievec: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    sievec_compiles(&s.text, "the script for hostile IDs");
 }
 
 /// The envelope sender a delivering server would have seen: `Return-Path`
@@ -293,16 +300,7 @@ fn sieve_generate_prints_a_script_pigeonhole_compiles() {
     assert!(script.contains("fileinto \"Junk/Backscatter\""), "{script}");
     assert!(script.contains("\"new@example.org\", \"old@example.org\""));
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 sent Message-IDs"));
-    if let Some(sievec) = sievec() {
-        let f = dir.join("g.sieve");
-        std::fs::write(&f, &script).unwrap();
-        let st = Command::new(sievec)
-            .arg(&f)
-            .arg(dir.join("g.svbin"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    sievec_compiles(&script, "the generated script");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1449,21 +1447,8 @@ fn a_quarantine_with_a_double_quote_is_filed_into_exactly() {
     let script = generate(&p).unwrap();
     validate(&script.text, DOVECOT_DEFAULT).unwrap();
     assert!(script.text.contains("\"Qü\\\"ar/Spam\""), "{}", script.text);
-    if let Some(sievec) = sievec() {
-        let dir = crate::sweep::tempdir("sieve-quote");
-        let file = dir.join("q.sieve");
-        std::fs::write(&file, &script.text).unwrap();
-        let out = Command::new(&sievec)
-            .arg(&file)
-            .arg(dir.join("q.svbin"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sievec: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    sievec_compiles(&script.text, "a quarantine named Qü\"ar/Spam");
+
     let dir = crate::util::root().join("tests/fixtures/handwritten-encoded");
     let raws: Vec<Vec<u8>> = ["dsn-base64.eml", "html-base64.eml"]
         .iter()
